@@ -271,7 +271,7 @@ impl Store {
             push("status", s.as_str().to_owned());
         }
         sql.push_str(&format!(
-            " ORDER BY created DESC, id LIMIT {}",
+            " ORDER BY created DESC, rowid DESC LIMIT {}",
             filter.limit.unwrap_or(1000)
         ));
         self.read(|conn| {
@@ -391,7 +391,7 @@ impl Store {
             let mut stmt = conn.prepare(
                 "SELECT id, account_id, to_number_normalized, due_at FROM faxes
                  WHERE status = 'pending' AND due_at <= ?1
-                 ORDER BY due_at, created, id LIMIT ?2",
+                 ORDER BY due_at, rowid LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![at, limit], |r| {
                 Ok(DueJob {
