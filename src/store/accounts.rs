@@ -124,7 +124,7 @@ impl Store {
     pub fn accounts(&self) -> Result<Vec<Account>> {
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created, name"
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY rowid"
             ))?;
             let rows = stmt.query_map([], account_from_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -273,7 +273,7 @@ impl Store {
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, account_id, label, created, revoked FROM api_keys
-                 WHERE account_id = ?1 ORDER BY created",
+                 WHERE account_id = ?1 ORDER BY rowid",
             )?;
             let rows = stmt.query_map([account.as_str()], key_from_row)?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)

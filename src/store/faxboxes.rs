@@ -225,7 +225,7 @@ impl Store {
         self.account(account)?;
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!(
-                "SELECT {FAXBOX_COLUMNS} FROM faxboxes WHERE account_id = ?1 ORDER BY created, name"
+                "SELECT {FAXBOX_COLUMNS} FROM faxboxes WHERE account_id = ?1 ORDER BY rowid"
             ))?;
             let mut list = stmt
                 .query_map([account.as_str()], faxbox_from_row)?

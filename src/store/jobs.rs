@@ -613,7 +613,7 @@ impl Store {
             let mut report = RecoveryReport::default();
             let ids: Vec<String> = {
                 let mut stmt = tx
-                    .prepare("SELECT id FROM faxes WHERE status = 'processing' ORDER BY created")?;
+                    .prepare("SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid")?;
                 let rows = stmt.query_map([], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };
@@ -659,7 +659,7 @@ impl Store {
             }
             {
                 let mut stmt = tx.prepare(
-                    "SELECT id FROM faxes WHERE status = 'attaching_files' ORDER BY created",
+                    "SELECT id FROM faxes WHERE status = 'attaching_files' ORDER BY rowid",
                 )?;
                 let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
                 for id in rows {
