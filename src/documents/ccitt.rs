@@ -9,8 +9,8 @@
 //! data yields zero bits that no code accepts, so a hostile stream ends in an
 //! error, never a hang or a panic.
 
-use fax::maps::{Mode, black, mode, white};
 use fax::BitReader;
+use fax::maps::{Mode, black, mode, white};
 
 /// Which CCITT scheme a strip uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,11 +169,21 @@ fn skip_eol(r: &mut SliceBits) {
 fn read_run(r: &mut SliceBits, black_run: bool) -> Result<u32, String> {
     let mut total = 0u32;
     loop {
-        let code = if black_run { black::decode(r) } else { white::decode(r) };
+        let code = if black_run {
+            black::decode(r)
+        } else {
+            white::decode(r)
+        };
         let n = code.ok_or_else(|| {
-            format!("invalid {} run code at bit {}", if black_run { "black" } else { "white" }, r.pos)
+            format!(
+                "invalid {} run code at bit {}",
+                if black_run { "black" } else { "white" },
+                r.pos
+            )
         })?;
-        total = total.checked_add(u32::from(n)).ok_or("run length overflow")?;
+        total = total
+            .checked_add(u32::from(n))
+            .ok_or("run length overflow")?;
         if n < 64 {
             return Ok(total);
         }
@@ -237,7 +247,7 @@ fn decode_2d_row(
         while i < reference.len() && i64::from(reference[i]) <= a0 {
             i += 1;
         }
-        if i < reference.len() && (i % 2 == 0) != white_now {
+        if i < reference.len() && i.is_multiple_of(2) != white_now {
             i += 1;
         }
         let b1 = reference.get(i).map_or(w, |&b| i64::from(b));
@@ -256,7 +266,10 @@ fn decode_2d_row(
             Mode::Vertical(d) => {
                 let a1 = b1 + i64::from(d);
                 if a1 < a0.max(0) || a1 > w {
-                    return Err(format!("vertical code points outside the row at bit {}", r.pos));
+                    return Err(format!(
+                        "vertical code points outside the row at bit {}",
+                        r.pos
+                    ));
                 }
                 push(current, a1);
                 a0 = a1;
@@ -309,7 +322,7 @@ pub(crate) fn row_transitions(row: &[u8], width: u32, out: &mut Vec<u32>) {
     let mut x = 0u32;
     while x < width {
         let byte = row[(x / 8) as usize];
-        if x % 8 == 0 && x + 8 <= width {
+        if x.is_multiple_of(8) && x + 8 <= width {
             let same = if black_now { 0xFF } else { 0x00 };
             if byte == same {
                 x += 8;

@@ -21,11 +21,19 @@ pub enum DocumentError {
 
     /// The file says it is one kind but its bytes are another.
     #[error("'{name}' is named or labelled as {claimed} but its contents are {actual}")]
-    WrongKind { name: String, claimed: String, actual: String },
+    WrongKind {
+        name: String,
+        claimed: String,
+        actual: String,
+    },
 
     /// The bytes are damaged or not what the format requires.
     #[error("'{name}' could not be read as {kind}: {reason}")]
-    Corrupt { name: String, kind: &'static str, reason: String },
+    Corrupt {
+        name: String,
+        kind: &'static str,
+        reason: String,
+    },
 
     /// A password-protected PDF.
     #[error("'{name}' is password-protected; save it without a password and send it again")]
@@ -37,7 +45,11 @@ pub enum DocumentError {
 
     /// More pages than a fax may carry.
     #[error("'{name}' has {pages} pages; a fax may have at most {limit}")]
-    TooManyPages { name: String, pages: usize, limit: usize },
+    TooManyPages {
+        name: String,
+        pages: usize,
+        limit: usize,
+    },
 
     /// An image or page whose pixel count would exhaust memory (a
     /// decompression bomb or a wildly oversized scan).
@@ -59,7 +71,9 @@ pub enum DocumentError {
     OfficeFailed { name: String, reason: String },
 
     /// The renderer gave up in a way it should not (a panic, caught).
-    #[error("'{name}' could not be rendered (the renderer failed on page {page}); save it again as PDF and resend")]
+    #[error(
+        "'{name}' could not be rendered (the renderer failed on page {page}); save it again as PDF and resend"
+    )]
     RendererFailed { name: String, page: usize },
 
     /// A fax TIFF that cannot be read.
@@ -78,6 +92,8 @@ pub enum DocumentError {
 
 impl DocumentError {
     pub(crate) fn bad_tiff(reason: impl Into<String>) -> Self {
-        DocumentError::BadFaxTiff { reason: reason.into() }
+        DocumentError::BadFaxTiff {
+            reason: reason.into(),
+        }
     }
 }

@@ -53,7 +53,13 @@ impl BitPage {
     /// An all-white page.
     pub fn new(width: u32, height: u32, x_dpi: f32, y_dpi: f32) -> Self {
         let stride = width.div_ceil(8) as usize;
-        BitPage { width, height, x_dpi, y_dpi, rows: vec![0; stride * height as usize] }
+        BitPage {
+            width,
+            height,
+            x_dpi,
+            y_dpi,
+            rows: vec![0; stride * height as usize],
+        }
     }
 
     /// Bytes per row.
@@ -133,16 +139,27 @@ impl BitPage {
     }
 
     fn check(&self, index: usize) -> Result<(), DocumentError> {
-        let bad = |reason: String| DocumentError::InvalidPage { reason: format!("page {}: {reason}", index + 1) };
+        let bad = |reason: String| DocumentError::InvalidPage {
+            reason: format!("page {}: {reason}", index + 1),
+        };
         if self.width == 0 || self.height == 0 {
-            return Err(bad(format!("size {}x{} has no pixels", self.width, self.height)));
+            return Err(bad(format!(
+                "size {}x{} has no pixels",
+                self.width, self.height
+            )));
         }
         if self.width > MAX_WIDTH || self.height > MAX_HEIGHT {
-            return Err(bad(format!("size {}x{} is larger than a fax page", self.width, self.height)));
+            return Err(bad(format!(
+                "size {}x{} is larger than a fax page",
+                self.width, self.height
+            )));
         }
         let want = self.stride() * self.height as usize;
         if self.rows.len() != want {
-            return Err(bad(format!("{} bytes of rows, {want} expected", self.rows.len())));
+            return Err(bad(format!(
+                "{} bytes of rows, {want} expected",
+                self.rows.len()
+            )));
         }
         for dpi in [self.x_dpi, self.y_dpi] {
             if !(dpi.is_finite() && dpi > 0.0 && dpi < 100_000.0) {
@@ -187,13 +204,18 @@ const SOFTWARE_NAME: &[u8] = b"Faxbox\0";
 /// resolution in inches, page numbers `n of total`.
 pub fn encode_fax_tiff(pages: &[BitPage]) -> Result<Vec<u8>, DocumentError> {
     if pages.is_empty() {
-        return Err(DocumentError::InvalidPage { reason: "a fax needs at least one page".into() });
+        return Err(DocumentError::InvalidPage {
+            reason: "a fax needs at least one page".into(),
+        });
     }
     for (i, p) in pages.iter().enumerate() {
         p.check(i)?;
     }
-    let strips: Vec<Vec<u8>> = pages.iter().map(|p| ccitt::encode_g4(&p.rows, p.width, p.height)).collect();
-    Ok(write_tiff(pages, &strips)?)
+    let strips: Vec<Vec<u8>> = pages
+        .iter()
+        .map(|p| ccitt::encode_g4(&p.rows, p.width, p.height))
+        .collect();
+    write_tiff(pages, &strips)
 }
 
 /// Assembles the container around already-encoded G4 strips.
@@ -218,18 +240,43 @@ fn write_tiff(pages: &[BitPage], strips: &[Vec<u8>]) -> Result<Vec<u8>, Document
             (COMPRESSION, SHORT, 1, Value::Inline(4)),
             (PHOTOMETRIC, SHORT, 1, Value::Inline(0)), // min-is-white
             (FILL_ORDER, SHORT, 1, Value::Inline(1)),
-            (STRIP_OFFSETS, LONG, 1, Value::Inline(offset32(strip_offset)?)),
+            (
+                STRIP_OFFSETS,
+                LONG,
+                1,
+                Value::Inline(offset32(strip_offset)?),
+            ),
             (ORIENTATION, SHORT, 1, Value::Inline(1)),
             (SAMPLES_PER_PIXEL, SHORT, 1, Value::Inline(1)),
             (ROWS_PER_STRIP, LONG, 1, Value::Inline(page.height)),
-            (STRIP_BYTE_COUNTS, LONG, 1, Value::Inline(offset32(strip.len())?)),
-            (X_RESOLUTION, RATIONAL, 1, Value::Rational(rational(page.x_dpi))),
-            (Y_RESOLUTION, RATIONAL, 1, Value::Rational(rational(page.y_dpi))),
+            (
+                STRIP_BYTE_COUNTS,
+                LONG,
+                1,
+                Value::Inline(offset32(strip.len())?),
+            ),
+            (
+                X_RESOLUTION,
+                RATIONAL,
+                1,
+                Value::Rational(rational(page.x_dpi)),
+            ),
+            (
+                Y_RESOLUTION,
+                RATIONAL,
+                1,
+                Value::Rational(rational(page.y_dpi)),
+            ),
             (PLANAR_CONFIG, SHORT, 1, Value::Inline(1)),
             (T6_OPTIONS, LONG, 1, Value::Inline(0)),
             (RESOLUTION_UNIT, SHORT, 1, Value::Inline(2)), // inch
             (PAGE_NUMBER, SHORT, 2, Value::Shorts(index as u16, total)),
-            (SOFTWARE, ASCII, SOFTWARE_NAME.len() as u32, Value::Bytes(SOFTWARE_NAME)),
+            (
+                SOFTWARE,
+                ASCII,
+                SOFTWARE_NAME.len() as u32,
+                Value::Bytes(SOFTWARE_NAME),
+            ),
             // Class F: 0 = no lines were damaged in transmission.
             (327, SHORT, 1, Value::Inline(0)),
         ];
@@ -289,7 +336,11 @@ fn offset32(n: usize) -> Result<u32, DocumentError> {
 
 /// Resolution as a TIFF RATIONAL: exact for whole numbers, 1/1000 otherwise.
 fn rational(dpi: f32) -> (u32, u32) {
-    if dpi.fract() == 0.0 { (dpi as u32, 1) } else { ((dpi * 1000.0).round() as u32, 1000) }
+    if dpi.fract() == 0.0 {
+        (dpi as u32, 1)
+    } else {
+        ((dpi * 1000.0).round() as u32, 1000)
+    }
 }
 
 /// Reads every page of a bi-level TIFF. Accepted: compression none, CCITT
@@ -362,15 +413,21 @@ pub fn tiff_page_info(bytes: &[u8]) -> Result<Vec<TiffPageInfo>, DocumentError> 
 
 fn decode_page(tiff: &Tiff, dir: &Directory, number: usize) -> Result<BitPage, DocumentError> {
     let bad = |why: String| DocumentError::bad_tiff(format!("page {number}: {why}"));
-    let width = dir.uint(IMAGE_WIDTH).ok_or_else(|| bad("no image width".into()))?;
-    let height = dir.uint(IMAGE_LENGTH).ok_or_else(|| bad("no image length".into()))?;
+    let width = dir
+        .uint(IMAGE_WIDTH)
+        .ok_or_else(|| bad("no image width".into()))?;
+    let height = dir
+        .uint(IMAGE_LENGTH)
+        .ok_or_else(|| bad("no image length".into()))?;
     if width == 0 || height == 0 || width > MAX_WIDTH || height > MAX_HEIGHT {
         return Err(bad(format!("size {width}x{height} is not a fax page")));
     }
     let bits = dir.uint(BITS_PER_SAMPLE).unwrap_or(1);
     let samples = dir.uint(SAMPLES_PER_PIXEL).unwrap_or(1);
     if bits != 1 || samples != 1 {
-        return Err(bad(format!("{samples} sample(s) of {bits} bits per pixel; a fax image has one 1-bit sample")));
+        return Err(bad(format!(
+            "{samples} sample(s) of {bits} bits per pixel; a fax image has one 1-bit sample"
+        )));
     }
     let compression = dir.uint(COMPRESSION).unwrap_or(1);
     let coding = match compression {
@@ -381,7 +438,9 @@ fn decode_page(tiff: &Tiff, dir: &Directory, number: usize) -> Result<BitPage, D
             if options & 2 != 0 {
                 return Err(bad("G3 with uncompressed mode is not supported".into()));
             }
-            Some(Coding::Group3 { two_d: options & 1 != 0 })
+            Some(Coding::Group3 {
+                two_d: options & 1 != 0,
+            })
         }
         4 => Some(Coding::Group4),
         other => return Err(bad(format!("compression {other} is not a fax compression"))),
@@ -390,24 +449,37 @@ fn decode_page(tiff: &Tiff, dir: &Directory, number: usize) -> Result<BitPage, D
     let min_is_black = match dir.uint(PHOTOMETRIC).unwrap_or(0) {
         0 => false,
         1 => true,
-        other => return Err(bad(format!("photometric interpretation {other} is not black and white"))),
+        other => {
+            return Err(bad(format!(
+                "photometric interpretation {other} is not black and white"
+            )));
+        }
     };
-    let offsets = dir.uints(STRIP_OFFSETS).ok_or_else(|| bad("no strip offsets".into()))?;
-    let counts = dir.uints(STRIP_BYTE_COUNTS).ok_or_else(|| bad("no strip byte counts".into()))?;
+    let offsets = dir
+        .uints(STRIP_OFFSETS)
+        .ok_or_else(|| bad("no strip offsets".into()))?;
+    let counts = dir
+        .uints(STRIP_BYTE_COUNTS)
+        .ok_or_else(|| bad("no strip byte counts".into()))?;
     if offsets.len() != counts.len() {
         return Err(bad("strip offsets and byte counts disagree".into()));
     }
     let rows_per_strip = dir.uint(ROWS_PER_STRIP).unwrap_or(height).clamp(1, height);
     let strips_needed = height.div_ceil(rows_per_strip) as usize;
     if offsets.len() < strips_needed {
-        return Err(bad(format!("{} strips for {strips_needed} needed", offsets.len())));
+        return Err(bad(format!(
+            "{} strips for {strips_needed} needed",
+            offsets.len()
+        )));
     }
     let (x_dpi, y_dpi) = resolution(dir);
     let mut page = BitPage::new(width, height, x_dpi, y_dpi);
     let stride = page.stride();
     let mut reversed = Vec::new();
     for (s, (&off, &len)) in offsets.iter().zip(&counts).take(strips_needed).enumerate() {
-        let mut data = tiff.slice(off, len).ok_or_else(|| bad(format!("strip {} lies outside the file", s + 1)))?;
+        let mut data = tiff
+            .slice(off, len)
+            .ok_or_else(|| bad(format!("strip {} lies outside the file", s + 1)))?;
         if reverse_bits {
             reversed.clear();
             reversed.extend(data.iter().map(|b| b.reverse_bits()));
@@ -417,7 +489,8 @@ fn decode_page(tiff: &Tiff, dir: &Directory, number: usize) -> Result<BitPage, D
         let rows = rows_per_strip.min(height - first_row);
         match coding {
             None => {
-                let region = &mut page.rows[first_row as usize * stride..(first_row + rows) as usize * stride];
+                let region = &mut page.rows
+                    [first_row as usize * stride..(first_row + rows) as usize * stride];
                 let n = region.len().min(data.len());
                 region[..n].copy_from_slice(&data[..n]);
             }
@@ -443,8 +516,14 @@ fn resolution(dir: &Directory) -> (f32, f32) {
         3 => 2.54, // centimetres
         _ => 1.0,
     };
-    let x = dir.rational(X_RESOLUTION).filter(|v| *v > 0.0).map(|v| (v * scale) as f32);
-    let y = dir.rational(Y_RESOLUTION).filter(|v| *v > 0.0).map(|v| (v * scale) as f32);
+    let x = dir
+        .rational(X_RESOLUTION)
+        .filter(|v| *v > 0.0)
+        .map(|v| (v * scale) as f32);
+    let y = dir
+        .rational(Y_RESOLUTION)
+        .filter(|v| *v > 0.0)
+        .map(|v| (v * scale) as f32);
     match (x, y) {
         (Some(x), Some(y)) => (x, y),
         (Some(x), None) => (x, x),
@@ -470,7 +549,11 @@ impl<'a> Tiff<'a> {
             b"MM" => false,
             _ => return Err(DocumentError::bad_tiff("it is not a TIFF file")),
         };
-        let t = Tiff { bytes, little, first_ifd: 0 };
+        let t = Tiff {
+            bytes,
+            little,
+            first_ifd: 0,
+        };
         match t.u16_at(2) {
             Some(42) => {}
             Some(43) => return Err(DocumentError::bad_tiff("BigTIFF files are not supported")),
@@ -490,12 +573,18 @@ impl<'a> Tiff<'a> {
                 return Err(DocumentError::bad_tiff("its directories form a loop"));
             }
             if out.len() >= MAX_PAGES {
-                return Err(DocumentError::bad_tiff(format!("it has more than {MAX_PAGES} pages")));
+                return Err(DocumentError::bad_tiff(format!(
+                    "it has more than {MAX_PAGES} pages"
+                )));
             }
-            let count = self.u16_at(next as usize).ok_or_else(|| DocumentError::bad_tiff("a directory lies outside the file"))?;
+            let count = self
+                .u16_at(next as usize)
+                .ok_or_else(|| DocumentError::bad_tiff("a directory lies outside the file"))?;
             out.push(next);
             let link = next as usize + 2 + usize::from(count) * 12;
-            next = self.u32_at(link).ok_or_else(|| DocumentError::bad_tiff("a directory is cut short"))?;
+            next = self
+                .u32_at(link)
+                .ok_or_else(|| DocumentError::bad_tiff("a directory is cut short"))?;
         }
         Ok(out)
     }
@@ -508,12 +597,20 @@ impl<'a> Tiff<'a> {
 
     fn u16_at(&self, at: usize) -> Option<u16> {
         let b: [u8; 2] = self.bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
-        Some(if self.little { u16::from_le_bytes(b) } else { u16::from_be_bytes(b) })
+        Some(if self.little {
+            u16::from_le_bytes(b)
+        } else {
+            u16::from_be_bytes(b)
+        })
     }
 
     fn u32_at(&self, at: usize) -> Option<u32> {
         let b: [u8; 4] = self.bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-        Some(if self.little { u32::from_le_bytes(b) } else { u32::from_be_bytes(b) })
+        Some(if self.little {
+            u32::from_le_bytes(b)
+        } else {
+            u32::from_be_bytes(b)
+        })
     }
 }
 
@@ -546,15 +643,22 @@ impl Directory {
                 continue;
             }
             if n > 1_000_000 {
-                return Err(DocumentError::bad_tiff(format!("tag {tag} claims {n} values")));
+                return Err(DocumentError::bad_tiff(format!(
+                    "tag {tag} claims {n} values"
+                )));
             }
             let total = n * size;
-            let data_at = if total <= 4 { e + 8 } else { tiff.u32_at(e + 8).ok_or_else(cut)? as usize };
+            let data_at = if total <= 4 {
+                e + 8
+            } else {
+                tiff.u32_at(e + 8).ok_or_else(cut)? as usize
+            };
             let mut ints = Vec::new();
             let mut reals = Vec::new();
             for k in 0..n {
                 let p = data_at + k * size;
-                let missing = || DocumentError::bad_tiff(format!("tag {tag} points outside the file"));
+                let missing =
+                    || DocumentError::bad_tiff(format!("tag {tag} points outside the file"));
                 match size {
                     1 => ints.push(u64::from(*tiff.bytes.get(p).ok_or_else(missing)?)),
                     2 => ints.push(u64::from(tiff.u16_at(p).ok_or_else(missing)?)),
@@ -562,7 +666,11 @@ impl Directory {
                     _ => {
                         let num = tiff.u32_at(p).ok_or_else(missing)?;
                         let den = tiff.u32_at(p + 4).ok_or_else(missing)?;
-                        reals.push(if den == 0 { 0.0 } else { f64::from(num) / f64::from(den) });
+                        reals.push(if den == 0 {
+                            0.0
+                        } else {
+                            f64::from(num) / f64::from(den)
+                        });
                     }
                 }
             }
@@ -572,15 +680,26 @@ impl Directory {
     }
 
     fn uints(&self, tag: u16) -> Option<Vec<u64>> {
-        self.entries.iter().find(|e| e.0 == tag).map(|e| e.1.clone()).filter(|v| !v.is_empty())
+        self.entries
+            .iter()
+            .find(|e| e.0 == tag)
+            .map(|e| e.1.clone())
+            .filter(|v| !v.is_empty())
     }
 
     fn uint(&self, tag: u16) -> Option<u32> {
-        self.entries.iter().find(|e| e.0 == tag).and_then(|e| e.1.first()).map(|&v| v.min(u64::from(u32::MAX)) as u32)
+        self.entries
+            .iter()
+            .find(|e| e.0 == tag)
+            .and_then(|e| e.1.first())
+            .map(|&v| v.min(u64::from(u32::MAX)) as u32)
     }
 
     fn rational(&self, tag: u16) -> Option<f64> {
-        self.entries.iter().find(|e| e.0 == tag).and_then(|e| e.2.first().copied())
+        self.entries
+            .iter()
+            .find(|e| e.0 == tag)
+            .and_then(|e| e.2.first().copied())
     }
 }
 
@@ -593,8 +712,8 @@ mod tests {
         let mut p = BitPage::new(width, height, 204.0, 196.0);
         for y in 0..height {
             match y % 7 {
-                0 => {} // blank row
-                1 => (0..width).for_each(|x| p.set(x, y, true)), // all-black row
+                0 => {}                                                          // blank row
+                1 => (0..width).for_each(|x| p.set(x, y, true)),                 // all-black row
                 2 => (0..width).for_each(|x| p.set(x, y, rng.random_bool(0.5))), // noise
                 _ => {
                     // runs of random length, like text strokes
@@ -617,7 +736,15 @@ mod tests {
     #[test]
     fn round_trip_random_pages_of_odd_widths() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
-        for &(w, h) in &[(1728, 60), (1, 5), (7, 9), (9, 3), (1000, 31), (2431, 40), (64, 64)] {
+        for &(w, h) in &[
+            (1728, 60),
+            (1, 5),
+            (7, 9),
+            (9, 3),
+            (1000, 31),
+            (2431, 40),
+            (64, 64),
+        ] {
             let pages = vec![random_page(&mut rng, w, h), BitPage::new(w, h, 204.0, 98.0)];
             let tiff = encode_fax_tiff(&pages).unwrap();
             let back = decode_fax_tiff(&tiff).unwrap();
@@ -630,7 +757,8 @@ mod tests {
         let mut black = BitPage::new(1728, 20, 204.0, 196.0);
         black.rows.fill(0xFF);
         let white = BitPage::new(1728, 20, 204.0, 196.0);
-        let back = decode_fax_tiff(&encode_fax_tiff(&[black.clone(), white.clone()]).unwrap()).unwrap();
+        let back =
+            decode_fax_tiff(&encode_fax_tiff(&[black.clone(), white.clone()]).unwrap()).unwrap();
         assert_eq!(back[0].black_pixels(), 1728 * 20);
         assert_eq!(back, vec![black, white]);
     }
@@ -639,8 +767,14 @@ mod tests {
     fn wrong_rows_length_is_an_error_not_a_panic() {
         let mut p = BitPage::new(10, 10, 204.0, 196.0);
         p.rows.pop();
-        assert!(matches!(encode_fax_tiff(&[p]), Err(DocumentError::InvalidPage { .. })));
-        assert!(matches!(encode_fax_tiff(&[]), Err(DocumentError::InvalidPage { .. })));
+        assert!(matches!(
+            encode_fax_tiff(&[p]),
+            Err(DocumentError::InvalidPage { .. })
+        ));
+        assert!(matches!(
+            encode_fax_tiff(&[]),
+            Err(DocumentError::InvalidPage { .. })
+        ));
     }
 
     #[test]
