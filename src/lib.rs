@@ -6,5 +6,6 @@
 
 pub mod cli;
 pub mod config;
+pub mod documents;
 pub mod model;
 pub mod store;
