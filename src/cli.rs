@@ -594,12 +594,13 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
                 #[serde(flatten)]
                 fax: crate::model::Fax,
                 documents: Vec<crate::model::DocumentInfo>,
-                attempts: Vec<crate::model::Attempt>,
+                /// Every attempt; `attempts` (Kazoo's field) is their count.
+                history: Vec<crate::model::Attempt>,
             }
             out.show(&Detail {
                 fax: store.fax(&id)?,
                 documents: store.documents(&id)?,
-                attempts: store.attempts(&id)?,
+                history: store.attempts(&id)?,
             })
         }
         JobsCommand::Retry { id } => {

@@ -266,3 +266,70 @@ fn configuration_files_are_checked() {
         assert!(!data.exists(), "{name}: nothing may be written");
     }
 }
+
+#[test]
+fn jobs_list_show_cancel_and_retry() {
+    use faxbox::model::{DocumentKind, JobStatus, NewDocument, NewFax};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (waiting, sent) = {
+        let store = faxbox::store::Store::open_data_dir(&data).unwrap();
+        let account = store.create_account("Acme", None).unwrap().id;
+        let job = |number: &str| NewFax {
+            account_id: account.clone(),
+            to_number: number.into(),
+            to_number_normalized: format!("+1{number}"),
+            retries: 3,
+            ..Default::default()
+        };
+        let doc = NewDocument {
+            kind: DocumentKind::Original,
+            content_type: "application/pdf".into(),
+            filename: "letter.pdf".into(),
+            pages: None,
+            bytes: b"%PDF-1.4 pretend".to_vec(),
+        };
+        let waiting = store
+            .create_job(job("5550001"), vec![doc.clone()], JobStatus::Pending)
+            .unwrap();
+        let sent = store
+            .create_job(job("5550002"), vec![doc], JobStatus::Pending)
+            .unwrap();
+        (waiting.id.to_string(), sent.id.to_string())
+    };
+
+    let listed = ok(&data, &["jobs", "list", "--status", "pending"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(fails(&data, &["jobs", "list", "--status", "locked"]).contains("not a job status"));
+
+    ok(&data, &["jobs", "cancel", &sent]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["jobs", "show", &sent])).unwrap();
+    assert_eq!(shown["status"], "cancelled");
+    assert_eq!(shown["documents"][0]["filename"], "letter.pdf");
+    // Cancelling twice is refused with the reason.
+    assert!(fails(&data, &["jobs", "cancel", &sent]).contains("cancelled"));
+
+    // A finished fax is sent again as a new job with its document.
+    let again = ok(&data, &["jobs", "retry", &sent]);
+    assert!(is_id(&again) && again != sent);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["jobs", "show", &again])).unwrap();
+    assert_eq!(
+        (
+            shown["status"].as_str(),
+            shown["attempts"].as_u64(),
+            shown["history"].as_array().map(Vec::len)
+        ),
+        (Some("pending"), Some(0), Some(0))
+    );
+    assert_eq!(shown["documents"].as_array().unwrap().len(), 1);
+    // A pending one is just made due now.
+    assert_eq!(ok(&data, &["jobs", "retry", &waiting]), "");
+    assert_eq!(
+        ok(&data, &["jobs", "list", "--status", "pending"])
+            .lines()
+            .count(),
+        2
+    );
+}
