@@ -9,4 +9,5 @@ pub mod cli;
 pub mod config;
 pub mod documents;
 pub mod model;
+pub mod scheduler;
 pub mod store;
