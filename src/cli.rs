@@ -12,7 +12,11 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Debug, Parser)]
-#[command(name = "faxbox", version, about = "A virtual fax machine for small offices")]
+#[command(
+    name = "faxbox",
+    version,
+    about = "A virtual fax machine for small offices"
+)]
 pub struct Cli {
     /// The configuration file (default: ./faxbox.toml when present, else built-in defaults).
     #[arg(long, global = true, value_name = "PATH")]

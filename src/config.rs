@@ -103,7 +103,9 @@ pub enum FarEnd {
     /// The call is cut after this long.
     DropsAfter(Duration),
     /// White noise at this level (dBm0) on the line.
-    Noise { db: f32 },
+    Noise {
+        db: f32,
+    },
 }
 
 /// The mail server that carries outgoing email (receipts, received faxes).
@@ -268,7 +270,9 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         problem: problem.to_owned(),
     };
     let listener = |section: &str, raw: Option<RawListener>, default: &str| {
-        let text = raw.and_then(|l| l.listen).unwrap_or_else(|| default.to_owned());
+        let text = raw
+            .and_then(|l| l.listen)
+            .unwrap_or_else(|| default.to_owned());
         text.parse::<SocketAddr>()
             .map(|listen| Listener { listen })
             .map_err(|_| {
@@ -284,7 +288,11 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         .data_dir
         .unwrap_or_else(|| PathBuf::from("./faxbox-data"));
     if data_dir.as_os_str().is_empty() {
-        return Err(bad("data_dir", &"\"\"", "give a folder for the faxbox data"));
+        return Err(bad(
+            "data_dir",
+            &"\"\"",
+            "give a folder for the faxbox data",
+        ));
     }
     // Kazoo's ports: crossbar 8000, fax_smtp 19025, fax_file_proxy 30950.
     let http = listener("http", raw.http, "127.0.0.1:8000")?;
@@ -450,7 +458,11 @@ fn resolve_far_end(
             if s.is_finite() && s > 0.0 && s < 86_400.0 {
                 Ok(FarEnd::DropsAfter(Duration::from_secs_f64(s)))
             } else {
-                Err(bad(key, &s, "drops_after_s must be a number of seconds above 0"))
+                Err(bad(
+                    key,
+                    &s,
+                    "drops_after_s must be a number of seconds above 0",
+                ))
             }
         }
         RawFarEnd::Table(RawFarEndTable {
@@ -525,8 +537,14 @@ mod tests {
     fn errors_name_the_key_and_value() {
         let cases: &[(&str, &[&str])] = &[
             ("colour = \"blue\"", &["unknown field", "colour"]),
-            ("[http]\nlisten = \"nowhere\"", &["http.listen", "\"nowhere\""]),
-            ("[smtp]\nlisten = \"127.0.0.1:99999\"", &["smtp.listen", "99999"]),
+            (
+                "[http]\nlisten = \"nowhere\"",
+                &["http.listen", "\"nowhere\""],
+            ),
+            (
+                "[smtp]\nlisten = \"127.0.0.1:99999\"",
+                &["smtp.listen", "99999"],
+            ),
             (
                 "[[line]]\nname = \"a\"\ntype = \"isdn\"",
                 &["line[0].type", "\"isdn\""],

@@ -6,4 +6,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod documents;
 pub mod fax;
+pub mod model;
+pub mod store;

@@ -1,0 +1,5 @@
+//! The one integration-test binary (STYLE.md): each module tests one part
+//! the way it is used, through real files, sockets and processes.
+
+mod documents;
+mod harness;
