@@ -32,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
+    /// Send a 3-page test fax over a private loopback line with each modem,
+    /// check every page arrived intact, and print a table.
+    Selftest,
 }
 
 /// Runs one command and turns its outcome into an exit status.
@@ -56,5 +59,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("data_dir = {}", config.data_dir.display());
             Ok(())
         }
+        Command::Selftest => crate::lines::selftest::run(),
     }
 }

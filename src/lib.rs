@@ -8,5 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod documents;
 pub mod fax;
+pub mod lines;
 pub mod model;
 pub mod store;
