@@ -68,6 +68,10 @@ impl Modems {
         Modems(self.0 | Self::bit(modem))
     }
 
+    pub fn without(self, modem: Modem) -> Modems {
+        Modems(self.0 & !Self::bit(modem))
+    }
+
     pub fn contains(self, modem: Modem) -> bool {
         self.0 & Self::bit(modem) != 0
     }

@@ -3,3 +3,4 @@
 
 mod documents;
 mod harness;
+mod loopback;
