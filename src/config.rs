@@ -601,6 +601,46 @@ mod tests {
         }
     }
 
+    /// The fixture files: every valid one resolves; every invalid one fails
+    /// with an error containing what its `# expect:` line lists.
+    #[test]
+    fn fixture_files() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/config");
+        let files = |dir: &str| {
+            let mut v: Vec<PathBuf> = std::fs::read_dir(root.join(dir))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            v.sort();
+            v
+        };
+        let valid = files("valid");
+        assert!(valid.len() >= 2);
+        for path in valid {
+            Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+        let invalid = files("invalid");
+        assert!(invalid.len() >= 8);
+        for path in invalid {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let expect = text
+                .lines()
+                .next()
+                .and_then(|l| l.strip_prefix("# expect: "))
+                .unwrap_or_else(|| panic!("{} lacks an # expect: line", path.display()));
+            let err = Config::load(&path)
+                .expect_err(&path.display().to_string())
+                .to_string();
+            for needle in expect.split(", ") {
+                assert!(
+                    err.contains(needle),
+                    "{}: {err:?} lacks {needle:?}",
+                    path.display()
+                );
+            }
+        }
+    }
+
     #[test]
     fn example_config_parses() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/faxbox.example.toml");

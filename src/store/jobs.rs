@@ -612,8 +612,8 @@ impl Store {
             let t = now();
             let mut report = RecoveryReport::default();
             let ids: Vec<String> = {
-                let mut stmt = tx
-                    .prepare("SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid")?;
+                let mut stmt =
+                    tx.prepare("SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid")?;
                 let rows = stmt.query_map([], |r| r.get(0))?;
                 rows.collect::<rusqlite::Result<_>>()?
             };

@@ -22,8 +22,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+pub use faxboxes::UpdateMode;
 pub use jobs::{AttemptEnd, DueJob, JobFilter, NextStep, RecoveryReport};
-pub use settings::{SETTINGS, Setting, SettingScope, SettingValue};
+pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
 
 use crate::model::{AccountId, FieldError};
 
