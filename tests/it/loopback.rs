@@ -510,7 +510,8 @@ fn bad_documents_are_refused_before_any_call() {
     std::fs::write(&wide, encode_fax_tiff(&[wide_page]).unwrap()).unwrap();
     let missing = b.root.join("missing.tiff");
 
-    let cases: [(&Path, fn(&DocumentProblem) -> bool); 4] = [
+    type Expect = fn(&DocumentProblem) -> bool;
+    let cases: [(&Path, Expect); 4] = [
         (&not_tiff, |p| matches!(p, DocumentProblem::NotTiff { .. })),
         (&missing, |p| {
             matches!(p, DocumentProblem::Unreadable { .. })
@@ -560,7 +561,8 @@ fn bad_documents_are_refused_before_any_call() {
 #[test]
 fn bad_settings_are_refused_before_any_call() {
     let b = bench(4, false);
-    let cases: [(&str, fn(&mut OutgoingFax)); 5] = [
+    type Spoil = fn(&mut OutgoingFax);
+    let cases: [(&str, Spoil); 5] = [
         ("ident", |f| {
             f.settings.ident = "123456789012345678901".into()
         }),
