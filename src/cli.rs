@@ -44,6 +44,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
+    /// Send a 3-page test fax over a private loopback line with each modem,
+    /// check every page arrived intact, and print a table.
+    Selftest,
     /// Accounts: one per office or tenant.
     #[command(subcommand)]
     Account(AccountCommand),
@@ -330,6 +333,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Selftest => crate::lines::selftest::run(),
         Command::Account(cmd) => account(&open()?, &out, cmd),
         Command::User(cmd) => user(&open()?, &out, cmd),
         Command::Faxbox(cmd) => faxbox(&open()?, &out, *cmd),

@@ -8,6 +8,8 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod documents;
+pub mod fax;
+pub mod lines;
 pub mod model;
 pub mod scheduler;
 pub mod store;

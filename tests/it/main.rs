@@ -4,4 +4,5 @@
 mod cli;
 mod documents;
 mod harness;
+mod loopback;
 mod serve;
