@@ -13,9 +13,7 @@ use std::time::{Duration, Instant};
 use faxbox::config::LoopbackConfig;
 use faxbox::documents::faxtiff::encode_fax_tiff;
 use faxbox::lines::selftest::test_pages;
-use faxbox::lines::{
-    ErrorCorrection, FaxSettings, Line, LoopbackLine, Modem, Modems, OutgoingFax,
-};
+use faxbox::lines::{ErrorCorrection, FaxSettings, Line, LoopbackLine, Modem, Modems, OutgoingFax};
 
 const TARGET: f64 = 500.0;
 
@@ -23,8 +21,11 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("faxbox-bench-loopback-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("a scratch folder");
     let document = dir.join("three-pages.tiff");
-    std::fs::write(&document, encode_fax_tiff(&test_pages(3)).expect("test pages encode"))
-        .expect("the document is written");
+    std::fs::write(
+        &document,
+        encode_fax_tiff(&test_pages(3)).expect("test pages encode"),
+    )
+    .expect("the document is written");
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
     let line = LoopbackLine::new(
         "bench",
@@ -49,12 +50,31 @@ fn main() {
     };
 
     println!("loopback T.30, 3 pages, one call at a time (median of 9 rounds):");
-    println!("{:<22} {:>8} {:>9} {:>10}", "case", "audio s", "wall ms", "x realtime");
+    println!(
+        "{:<22} {:>8} {:>9} {:>10}",
+        "case", "audio s", "wall ms", "x realtime"
+    );
     let cases = [
-        ("V.17 14400 with ECM", Modems::only(Modem::V17), ErrorCorrection::Enabled),
-        ("V.17 14400 no ECM", Modems::only(Modem::V17), ErrorCorrection::Disabled),
-        ("V.29 9600 with ECM", Modems::only(Modem::V29), ErrorCorrection::Enabled),
-        ("V.27ter 4800 no ECM", Modems::only(Modem::V27ter), ErrorCorrection::Disabled),
+        (
+            "V.17 14400 with ECM",
+            Modems::only(Modem::V17),
+            ErrorCorrection::Enabled,
+        ),
+        (
+            "V.17 14400 no ECM",
+            Modems::only(Modem::V17),
+            ErrorCorrection::Disabled,
+        ),
+        (
+            "V.29 9600 with ECM",
+            Modems::only(Modem::V29),
+            ErrorCorrection::Enabled,
+        ),
+        (
+            "V.27ter 4800 no ECM",
+            Modems::only(Modem::V27ter),
+            ErrorCorrection::Disabled,
+        ),
     ];
     let mut worst = f64::INFINITY;
     for (n, (name, modems, ecm)) in cases.into_iter().enumerate() {
@@ -106,7 +126,11 @@ fn main() {
     );
     println!(
         "slowest case: {worst:.0}x real time (target {TARGET:.0}x): {}",
-        if worst >= TARGET { "ok" } else { "BELOW TARGET" }
+        if worst >= TARGET {
+            "ok"
+        } else {
+            "BELOW TARGET"
+        }
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
