@@ -21,7 +21,10 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
         .thread_name("faxbox")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(config, shutdown_signal()))
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        run(config, shutdown).await
+    })
 }
 
 /// What the first start of a new box created.
@@ -123,28 +126,20 @@ fn print_banner(config: &Config, store: &Store, first: Option<&FirstRun>) {
     print!("{text}");
 }
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM (systemd stop).
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// Listens for SIGINT (Ctrl-C) and SIGTERM (systemd stop) from now on and
+/// returns a future that completes on the first of them. The handlers are
+/// installed before this returns, so a signal that arrives while the
+/// appliance is still starting is not lost (nor does it kill the process).
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    })
 }
 
 /// Human logs on a terminal, JSON lines for log shippers; `RUST_LOG`

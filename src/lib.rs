@@ -11,4 +11,5 @@ pub mod documents;
 pub mod fax;
 pub mod lines;
 pub mod model;
+pub mod scheduler;
 pub mod store;

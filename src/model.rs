@@ -304,6 +304,69 @@ pub fn digits_of(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// A destination number as the scheduler dials and serializes it.
+///
+/// Kazoo's default E.164 converters (reference 11.3): a NANP number of 10
+/// digits starting 2-9 (or 11 with the leading 1) becomes `+1...` (Kazoo
+/// also wants the exchange to start 2-9, else it reads the number as
+/// international; test numbers like 555-1234 are common, so Faxbox does not); `011...` and `00...`
+/// become `+...`; a `+` number of 8 or more digits starting 2-9 stays
+/// international. Kazoo refuses everything else; an office fax box also
+/// dials local numbers and extensions, so any other 3 to 20 digits are kept
+/// as dialled (Faxbox's choice). Spaces, dashes, dots and brackets are
+/// ignored; letters or an empty number are an error.
+pub fn normalize_number(raw: &str) -> Result<String, FieldError> {
+    let trimmed = raw.trim();
+    let invalid = |why: &str| {
+        FieldError::new(
+            "to_number",
+            "format",
+            format!(
+                "invalid fax number: {}: {why}",
+                if trimmed.is_empty() {
+                    "(empty)"
+                } else {
+                    trimmed
+                }
+            ),
+        )
+    };
+    if trimmed
+        .chars()
+        .any(|c| !(c.is_ascii_digit() || " -.()+".contains(c)))
+    {
+        return Err(invalid(
+            "a fax number has only digits, spaces, dashes and a leading +",
+        ));
+    }
+    let plus = trimmed.starts_with('+');
+    let digits = digits_of(trimmed);
+    if digits.len() < 3 || digits.len() > 20 {
+        return Err(invalid("a fax number has 3 to 20 digits"));
+    }
+    let nanp = |d: &str| {
+        let b = d.as_bytes();
+        d.len() == 10 && (b'2'..=b'9').contains(&b[0])
+    };
+    Ok(if plus {
+        format!("+{digits}")
+    } else if nanp(&digits) {
+        format!("+1{digits}")
+    } else if digits.len() == 11 && digits.starts_with('1') && nanp(&digits[1..]) {
+        format!("+{digits}")
+    } else if let Some(rest) = digits
+        .strip_prefix("011")
+        .or_else(|| digits.strip_prefix("00"))
+    {
+        if rest.is_empty() {
+            return Err(invalid("an international prefix needs a number after it"));
+        }
+        format!("+{rest}")
+    } else {
+        digits
+    })
+}
+
 /// Kazoo's job states (reference 3.1), one word each; `cancelled` is ours.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -729,6 +792,38 @@ mod tests {
         }
         // An update need not repeat the name.
         assert!(FaxboxFields::default().validate(false).is_ok());
+    }
+
+    #[test]
+    fn numbers_normalize_as_kazoo_and_keep_local_ones() {
+        let cases = [
+            ("5551234567", "+15551234567"),
+            ("+1 (555) 123-4567", "+15551234567"),
+            ("1-555-123-4567", "+15551234567"),
+            ("011 44 20 7946 0958", "+442079460958"),
+            ("0033 1 23 45 67 89", "+33123456789"),
+            ("+44 20 7946 0958", "+442079460958"),
+            ("5550001", "5550001"),
+            ("204", "204"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize_number(raw).unwrap(), want, "{raw}");
+        }
+        for bad in [
+            "",
+            "  ",
+            "12",
+            "fax me",
+            "555-CALL-NOW",
+            "00",
+            "123456789012345678901",
+        ] {
+            let err = normalize_number(bad).unwrap_err();
+            assert!(
+                err.message.starts_with("invalid fax number"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]

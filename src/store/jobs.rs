@@ -151,6 +151,9 @@ pub struct AttemptEnd {
     pub stage: AttemptStage,
     pub report: AttemptReport,
     pub next: NextStep,
+    /// A new attempt budget for the job (a reschedule rule's
+    /// `new-retry-count`), applied before deciding on a retry.
+    pub retries: Option<u8>,
 }
 
 /// Which faxes a listing shows.
@@ -519,14 +522,15 @@ impl Store {
                 end.outcome,
                 AttemptOutcome::Success | AttemptOutcome::Failure
             );
-            let attempts = fax.attempts + u8::from(counts);
+            let attempts = fax.attempts.saturating_add(u8::from(counts));
+            let retries = end.retries.unwrap_or(fax.retries);
             tx.execute(
-                "UPDATE faxes SET attempts = ?2 WHERE id = ?1",
-                params![fax.id.as_str(), attempts],
+                "UPDATE faxes SET attempts = ?2, retries = ?3 WHERE id = ?1",
+                params![fax.id.as_str(), attempts, retries],
             )?;
             match end.next {
                 NextStep::Complete => transition(tx, &fax.id, JobStatus::Completed, None),
-                NextStep::Retry { after_s } if attempts < fax.retries.max(1) => {
+                NextStep::Retry { after_s } if attempts < retries.max(1) => {
                     tx.execute(
                         "UPDATE faxes SET retry_after = ?2, due_at = ?3 WHERE id = ?1",
                         params![fax.id.as_str(), after_s.max(0), t + after_s.max(0)],
@@ -869,6 +873,7 @@ mod tests {
                 ..Default::default()
             },
             next,
+            retries: None,
         }
     }
 
