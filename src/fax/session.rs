@@ -735,3 +735,221 @@ unsafe extern "C" fn on_log(user: *mut c_void, _level: c_int, text: *const c_cha
 pub fn check_receive_path(path: &Path) -> Result<(), FaxError> {
     check_engine_path(path).map_err(FaxError::from)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::super::wire::{LineModel, Wire};
+    use super::*;
+
+    fn receiver(dir: &Path, settings: &FaxSettings) -> Result<FaxSession, FaxError> {
+        FaxSession::new(
+            "rx",
+            Role::Answerer,
+            &Transfer::Receive(dir.join("rx.tiff")),
+            settings,
+        )
+    }
+
+    #[test]
+    fn settings_are_checked_before_the_engine_sees_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases: [(&str, FaxSettings); 5] = [
+            (
+                "ident",
+                FaxSettings {
+                    ident: "x".repeat(21),
+                    ..FaxSettings::default()
+                },
+            ),
+            (
+                "ident",
+                FaxSettings {
+                    ident: "tab\there".into(),
+                    ..FaxSettings::default()
+                },
+            ),
+            (
+                "header",
+                FaxSettings {
+                    header: "h".repeat(51),
+                    ..FaxSettings::default()
+                },
+            ),
+            (
+                "timezone",
+                FaxSettings {
+                    timezone: Some("Europe/Zürich".into()),
+                    ..FaxSettings::default()
+                },
+            ),
+            (
+                "modems",
+                FaxSettings {
+                    modems: Modems::only(Modem::V29).without(Modem::V29),
+                    ..FaxSettings::default()
+                },
+            ),
+        ];
+        for (setting, settings) in cases {
+            match receiver(dir.path(), &settings) {
+                Err(FaxError::Setting { setting: s, .. }) => assert_eq!(s, setting),
+                other => panic!("{setting}: {other:?}"),
+            }
+        }
+        let fine = FaxSettings {
+            ident: "+41 44 123 45 67".into(),
+            header: "ACME Ltd, Zurich".into(),
+            timezone: Some("CET-1CEST,M3.5.0,M10.5.0/3".into()),
+            ..FaxSettings::default()
+        };
+        receiver(dir.path(), &fine).unwrap();
+    }
+
+    #[test]
+    fn a_file_name_longer_than_the_engine_buffer_is_refused() {
+        let long = PathBuf::from(format!("/tmp/{}.tiff", "a".repeat(300)));
+        let err = FaxSession::new(
+            "rx",
+            Role::Answerer,
+            &Transfer::Receive(long),
+            &FaxSettings::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(
+            err,
+            FaxError::Document(DocumentProblem::BadPath { .. })
+        ));
+    }
+
+    #[test]
+    fn modem_sets() {
+        let v17 = Modems::only(Modem::V17);
+        assert!(v17.contains(Modem::V17) && !v17.contains(Modem::V29));
+        assert_eq!(v17.with(Modem::V29).with(Modem::V27ter), Modems::ALL);
+        assert!(Modems::ALL.without(Modem::V17).contains(Modem::V29));
+        assert!(v17.without(Modem::V17).is_empty());
+        assert_eq!(
+            Modems::ALL.to_spandsp(),
+            ffi::SUPPORT_V17 | ffi::SUPPORT_V29 | ffi::SUPPORT_V27TER
+        );
+    }
+
+    /// Hanging up before anything was exchanged ends the call as dropped
+    /// (49), with exactly one Finished event.
+    #[test]
+    fn hang_up_before_any_audio_reports_call_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rx = receiver(dir.path(), &FaxSettings::default()).unwrap();
+        assert!(!rx.is_finished());
+        rx.hang_up();
+        assert!(rx.is_finished());
+        let events = rx.take_events();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let FaxEvent::Finished(outcome) = &events[0] else {
+            panic!("{events:?}");
+        };
+        assert_eq!(outcome.code, T30Code::CallDropped);
+        assert_eq!(outcome.pages, 0);
+        rx.hang_up();
+        assert!(rx.take_events().is_empty(), "a second hang-up is a no-op");
+    }
+
+    /// A panic inside a callback must not unwind into C: it is caught and
+    /// recorded, and the session then ends the call.
+    #[test]
+    fn callback_panics_are_caught() {
+        let hooks = Hooks {
+            call_id: "p".into(),
+            role: Role::Caller,
+            sending: true,
+            t30: Cell::new(std::ptr::null_mut()),
+            events: RefCell::new(Vec::new()),
+            negotiated: RefCell::new(None),
+            bad_rows: Cell::new(0),
+            longest_bad_row_run: Cell::new(0),
+            outcome: RefCell::new(None),
+            panicked: Cell::new(false),
+        };
+        let user = (&hooks as *const Hooks).cast_mut().cast::<c_void>();
+        // SAFETY: `user` points at `hooks`, alive for the whole call.
+        unsafe { with_hooks(user, |_| panic!("boom")) };
+        assert!(hooks.panicked.get());
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// SpanDSP's own log reaches `tracing` at debug, tagged with the call.
+    #[test]
+    fn spandsp_log_goes_to_tracing_with_the_call_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let captured = Captured::default();
+        let sink = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut rx = receiver(dir.path(), &FaxSettings::default()).unwrap();
+            let mut silence = vec![0i16; CHUNK_SAMPLES];
+            // Past the 2.6 s of CED, when the answerer starts sending DIS.
+            for _ in 0..300 {
+                rx.transmit(&mut silence);
+                rx.receive(&[0; CHUNK_SAMPLES]);
+            }
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("faxbox::fax::spandsp"), "{text}");
+        assert!(text.contains("call=rx"), "{text}");
+        assert!(text.contains("T.30"), "{text}");
+    }
+
+    /// Two sessions over a clean wire with a document made here: the
+    /// answerer's file holds what was sent, and both ends agree on the
+    /// result (the loopback tests cover this in depth).
+    #[test]
+    fn caller_and_answerer_complete_a_call_over_the_wire() {
+        use crate::documents::faxtiff::{BitPage, decode_fax_tiff, encode_fax_tiff};
+        let dir = tempfile::tempdir().unwrap();
+        let mut page = BitPage::new(1728, 400, 204.0, 98.0);
+        for x in 100..900 {
+            page.set(x, 200, true);
+        }
+        let doc = dir.path().join("tx.tiff");
+        std::fs::write(&doc, encode_fax_tiff(std::slice::from_ref(&page)).unwrap()).unwrap();
+        let doc = FaxDocument::open(&doc).unwrap();
+        assert_eq!(doc.pages(), 1);
+        let settings = FaxSettings {
+            ident: "111".into(),
+            ..FaxSettings::default()
+        };
+        let mut tx = FaxSession::new("tx", Role::Caller, &Transfer::Send(doc), &settings).unwrap();
+        let mut rx = receiver(dir.path(), &FaxSettings::default()).unwrap();
+        let mut wire = Wire::new(LineModel::clean());
+        while !(tx.is_finished() && rx.is_finished()) {
+            wire.step(&mut tx, &mut rx);
+            assert!(wire.elapsed() < Duration::from_secs(120), "no end");
+        }
+        assert_eq!(tx.outcome().unwrap().code, T30Code::Ok);
+        let far = rx.outcome().unwrap();
+        assert_eq!((far.code, far.pages), (T30Code::Ok, 1));
+        assert_eq!(far.remote_ident, "111");
+        let got = decode_fax_tiff(&std::fs::read(dir.path().join("rx.tiff")).unwrap()).unwrap();
+        assert_eq!(got, vec![page]);
+        assert!(rx.audio_time() >= wire.elapsed() - Duration::from_millis(20));
+    }
+}

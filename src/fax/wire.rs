@@ -194,3 +194,101 @@ impl Wire {
         Duration::from_micros(self.samples * 1_000_000 / SAMPLE_RATE as u64)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sends a fixed tone one way and records what arrives.
+    struct Probe {
+        level: i16,
+        heard: Vec<i16>,
+    }
+
+    impl Terminal for Probe {
+        fn transmit(&mut self, out: &mut [i16]) {
+            out.fill(self.level);
+        }
+        fn receive(&mut self, audio: &[i16]) {
+            self.heard.extend_from_slice(audio);
+        }
+        fn is_finished(&self) -> bool {
+            false
+        }
+        fn hang_up(&mut self) {}
+    }
+
+    fn rms(samples: &[i16]) -> f64 {
+        (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn attenuation_scales_and_a_cut_line_goes_silent() {
+        let mut a = Probe {
+            level: 10_000,
+            heard: vec![],
+        };
+        let mut b = Probe {
+            level: 0,
+            heard: vec![],
+        };
+        let mut wire = Wire::new(LineModel {
+            attenuation_db: 20.0,
+            cut_after: Some(Duration::from_millis(100)),
+            ..LineModel::clean()
+        });
+        for _ in 0..10 {
+            wire.step(&mut a, &mut b);
+        }
+        assert_eq!(wire.elapsed(), Duration::from_millis(200));
+        // 20 dB is a factor of 10 in amplitude.
+        assert!(
+            b.heard[..800].iter().all(|&s| s == 1000),
+            "{:?}",
+            &b.heard[..4]
+        );
+        assert!(b.heard[800..].iter().all(|&s| s == 0));
+        assert!(wire.is_cut());
+    }
+
+    #[test]
+    fn noise_level_follows_dbm0_and_is_reproducible() {
+        let hear = |db: f32, seed: i32| {
+            let mut a = Probe {
+                level: 0,
+                heard: vec![],
+            };
+            let mut b = Probe {
+                level: 0,
+                heard: vec![],
+            };
+            let mut wire = Wire::new(LineModel {
+                noise_dbm0: Some(db),
+                seed,
+                ..LineModel::clean()
+            });
+            for _ in 0..100 {
+                wire.step(&mut a, &mut b);
+            }
+            b.heard
+        };
+        let quiet = rms(&hear(-60.0, 1));
+        let loud = rms(&hear(-40.0, 1));
+        // 20 dB apart: ten times the RMS, within the noise of noise.
+        assert!((loud / quiet - 10.0).abs() < 1.0, "{quiet} {loud}");
+        assert_eq!(hear(-50.0, 7), hear(-50.0, 7));
+        assert_ne!(hear(-50.0, 7), hear(-50.0, 8));
+    }
+
+    #[test]
+    fn a_voice_is_never_a_fax() {
+        let mut voice = VoiceAnswer::default();
+        let mut out = vec![0i16; 16_000];
+        voice.transmit(&mut out);
+        assert!(rms(&out[..4800]) > 1000.0, "speaks for 0.6 s");
+        assert_eq!(rms(&out[4800..16_000]), 0.0, "then listens");
+        assert!(!voice.is_finished());
+        voice.hang_up();
+        assert!(voice.is_finished());
+    }
+}

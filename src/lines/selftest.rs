@@ -217,3 +217,64 @@ pub fn run() -> anyhow::Result<()> {
     println!("selftest: all {} calls passed", rows.len());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lines::{LineError, T30Code};
+
+    #[test]
+    fn test_pages_are_distinct_fax_pages() {
+        let pages = test_pages(3);
+        assert_eq!(pages.len(), 3);
+        for p in &pages {
+            assert_eq!((p.width, p.height), (1728, 2200));
+            assert!(p.black_pixels() > 10_000);
+        }
+        assert_ne!(pages[0], pages[1]);
+        assert_eq!(test_pages(3), pages, "deterministic");
+    }
+
+    #[test]
+    fn a_failed_or_damaged_call_fails_the_selftest() {
+        let attempt = |outcome| AttemptResult {
+            call_id: "c".into(),
+            line: "selftest".into(),
+            to_number: "1".into(),
+            answered: true,
+            outcome,
+            fax: None,
+            document_pages: 3,
+            duration: Duration::from_secs(30),
+            wall_time: Duration::from_millis(30),
+        };
+        let rows = [
+            SelftestRow {
+                name: "good",
+                attempt: attempt(Ok(())),
+                identical: true,
+            },
+            SelftestRow {
+                name: "damaged",
+                attempt: attempt(Ok(())),
+                identical: false,
+            },
+            SelftestRow {
+                name: "failed",
+                attempt: attempt(Err(LineError::Fax(T30Code::TxPhaseBDead))),
+                identical: false,
+            },
+        ];
+        assert!(rows[0].passed() && !rows[1].passed() && !rows[2].passed());
+        assert!((rows[0].real_time_factor() - 1000.0).abs() < 1e-6);
+        let table = render(&rows);
+        assert!(table.lines().nth(1).unwrap().ends_with(" ok"), "{table}");
+        assert!(table.contains("FAILED: pages differ"), "{table}");
+        assert!(
+            table.contains(
+                "FAILED: the fax failed: Received no response to DCS, training or TCF (20)"
+            ),
+            "{table}"
+        );
+    }
+}

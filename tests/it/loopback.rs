@@ -592,3 +592,32 @@ fn bad_settings_are_refused_before_any_call() {
     }
     assert_eq!(b.line.calls_in_progress(), 0);
 }
+
+#[test]
+fn selftest_command_prints_the_table_and_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = crate::harness::faxbox(dir.path(), &["selftest"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "V.17 with ECM",
+        "V.17 without ECM",
+        "V.29 with ECM",
+        "V.27ter without ECM",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(row))
+            .unwrap_or_else(|| panic!("no {row:?} row in\n{stdout}"));
+        assert!(line.ends_with(" ok"), "{line}");
+        assert!(line.contains(" 3 "), "3 pages: {line}");
+    }
+    assert!(stdout.contains("x real"), "{stdout}");
+    assert!(stdout.contains("selftest: all 4 calls passed"), "{stdout}");
+    // It works in a temporary folder of its own, not the data dir.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
