@@ -323,6 +323,38 @@ impl Store {
         })
     }
 
+    /// An operator's cancel: a job not on a line is cancelled at once
+    /// (returned `true`); a job on a line is marked, and the scheduler hangs
+    /// up the call and records the attempt (returned `false`).
+    pub fn request_cancel(&self, id: &FaxId, reason: &str) -> Result<bool> {
+        self.write(|tx| {
+            let fax = load_fax(tx, id)?;
+            if fax.status == Some(JobStatus::Processing) {
+                tx.execute(
+                    "UPDATE faxes SET cancel_requested = 1, error = ?2 WHERE id = ?1",
+                    params![id.as_str(), reason],
+                )?;
+                Ok(false)
+            } else {
+                transition(tx, id, JobStatus::Cancelled, Some(reason))?;
+                Ok(true)
+            }
+        })
+    }
+
+    /// Whether an operator asked to cancel this job while it is on a line.
+    pub fn cancel_requested(&self, id: &FaxId) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT cancel_requested FROM faxes WHERE id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
+                .found("fax", id.as_str())?)
+        })
+    }
+
     /// Makes a pending job due now (an operator's "retry now").
     pub fn retry_now(&self, id: &FaxId) -> Result<Fax> {
         self.write(|tx| {
@@ -723,7 +755,8 @@ fn transition(tx: &Transaction<'_>, id: &FaxId, to: JobStatus, error: Option<&st
         _ => return Err(illegal(&fax, to)),
     }
     tx.execute(
-        "UPDATE faxes SET status = ?2, error = coalesce(?3, error), modified = ?4 WHERE id = ?1",
+        "UPDATE faxes SET status = ?2, error = coalesce(?3, error), modified = ?4,
+             cancel_requested = 0 WHERE id = ?1",
         params![id.as_str(), to.as_str(), error, now()],
     )?;
     load_fax(tx, id)
@@ -1010,6 +1043,45 @@ mod tests {
             )
             .unwrap();
         assert_eq!((c.status, c.attempts), (Some(JobStatus::Cancelled), 0));
+    }
+
+    #[test]
+    fn cancel_of_a_job_on_a_line_is_requested_then_recorded() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap().id;
+        let waiting = store
+            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        assert!(store.request_cancel(&waiting.id, "by operator").unwrap());
+        assert_eq!(
+            store.fax(&waiting.id).unwrap().status,
+            Some(JobStatus::Cancelled)
+        );
+
+        let busy = store
+            .create_job(new_fax(&a, "2", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        let (_, at) = store.claim(&busy.id, "l").unwrap().unwrap();
+        assert!(!store.cancel_requested(&busy.id).unwrap());
+        assert!(!store.request_cancel(&busy.id, "by operator").unwrap());
+        assert!(store.cancel_requested(&busy.id).unwrap());
+        assert_eq!(
+            store.fax(&busy.id).unwrap().status,
+            Some(JobStatus::Processing)
+        );
+        let done = store
+            .finish_attempt(
+                at.id,
+                end(
+                    AttemptOutcome::Cancelled,
+                    NextStep::Cancel {
+                        reason: "by operator".into(),
+                    },
+                ),
+            )
+            .unwrap();
+        assert_eq!(done.status, Some(JobStatus::Cancelled));
+        assert!(!store.cancel_requested(&busy.id).unwrap());
     }
 
     #[test]

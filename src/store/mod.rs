@@ -13,6 +13,7 @@
 mod accounts;
 mod faxboxes;
 mod jobs;
+mod lines;
 mod mail;
 mod schema;
 mod settings;

@@ -135,6 +135,17 @@ const MIGRATIONS: &[&str] = &[
         created    INTEGER NOT NULL
     );
     "#,
+    // 2: operator control that works across processes: the CLI asks, the
+    // running scheduler acts.
+    r#"
+    ALTER TABLE faxes ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE line_state (
+        name     TEXT PRIMARY KEY,
+        paused   INTEGER NOT NULL DEFAULT 0,
+        reason   TEXT,
+        modified INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -180,6 +180,27 @@ pub static SETTINGS: &[Setting] = &[
         "faxes an account may have on the lines at once"
     ),
     setting!(
+        "negotiate_timeout_s",
+        "180",
+        int(10, 3600),
+        System,
+        "seconds from answer until the fax machines agree (Faxbox; Kazoo used 2 minutes)"
+    ),
+    setting!(
+        "originate_timeout_s",
+        "180",
+        int(10, 3600),
+        System,
+        "seconds from dialling until the far end answers (Faxbox; Kazoo used 2 minutes)"
+    ),
+    setting!(
+        "page_timeout_s",
+        "720",
+        int(30, 7200),
+        System,
+        "seconds allowed between pages (Faxbox; Kazoo used 5 minutes)"
+    ),
+    setting!(
         "report_smtp_errors",
         "true",
         SettingKind::Bool,
