@@ -20,7 +20,7 @@ use crate::fax::{
 };
 
 use super::{
-    AttemptResult, Call, CallProgress, Inbound, Line, LineError, OutgoingFax, ProgressSink,
+    AttemptResult, Call, CallProgress, HangUp, Inbound, Line, LineError, OutgoingFax, ProgressSink,
     ReceivedFax,
 };
 
@@ -162,9 +162,11 @@ impl Line for LoopbackLine {
             received,
             document,
             fax,
+            hang_up: HangUp::default(),
         };
         let call_id = call.fax.call_id.clone();
         let to_number = call.fax.to_number.clone();
+        let hang_up = call.hang_up.clone();
         let thread = std::thread::Builder::new()
             .name(format!("loopback-{call_id}"))
             .spawn(move || {
@@ -177,6 +179,7 @@ impl Line for LoopbackLine {
             thread,
             line: self.name.clone(),
             to_number,
+            hang_up,
         })
     }
 
@@ -196,6 +199,7 @@ struct PlannedCall {
     received: PathBuf,
     document: FaxDocument,
     fax: OutgoingFax,
+    hang_up: HangUp,
 }
 
 impl PlannedCall {
@@ -290,6 +294,10 @@ impl PlannedCall {
             }
             if wire.elapsed() >= limit {
                 tracing::warn!(limit = ?limit, "call exceeded its time limit; hanging up");
+                caller.hang_up();
+            }
+            if self.hang_up.is_requested() && !caller.is_finished() {
+                tracing::info!("hanging up on request");
                 caller.hang_up();
             }
             if self.realtime

@@ -127,6 +127,22 @@ impl AttemptResult {
     }
 }
 
+/// A request to end a call early, shared between whoever holds the
+/// [`Call`] and the thread running it; the line checks it between audio
+/// chunks and hangs up (a stage timeout, an operator's cancel).
+#[derive(Debug, Clone, Default)]
+pub struct HangUp(Arc<std::sync::atomic::AtomicBool>);
+
+impl HangUp {
+    pub fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// A call in progress. Dropping it does not stop the call.
 #[derive(Debug)]
 pub struct Call {
@@ -134,9 +150,16 @@ pub struct Call {
     thread: JoinHandle<AttemptResult>,
     line: String,
     to_number: String,
+    hang_up: HangUp,
 }
 
 impl Call {
+    /// Asks the line to hang up; the call then ends as soon as the line
+    /// notices, with whatever result T.30 gives for a cut call.
+    pub fn hang_up(&self) {
+        self.hang_up.request();
+    }
+
     pub fn call_id(&self) -> &str {
         &self.call_id
     }
