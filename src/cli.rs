@@ -65,6 +65,24 @@ pub enum Command {
     /// Fax jobs: list, inspect, retry, cancel.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Lines: list them, pause one (it takes no new calls) or resume it.
+    #[command(subcommand)]
+    Line(LineCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LineCommand {
+    /// The configured lines and whether they are paused.
+    List,
+    /// Take no new calls on this line; calls in progress finish.
+    Pause {
+        name: String,
+        #[arg(long, default_value = "paused by the operator")]
+        reason: String,
+    },
+    Resume {
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -340,6 +358,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(cmd) => apikey(&open()?, &out, cmd),
         Command::Config(cmd) => settings(&open()?, &out, cmd),
         Command::Jobs(cmd) => jobs(&open()?, &out, cmd),
+        Command::Line(cmd) => line(&config, &open()?, &out, cmd),
     }
 }
 
@@ -619,8 +638,66 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             }
         }
         JobsCommand::Cancel { id } => {
-            store.cancel_job(&FaxId(id), "cancelled by the operator")?;
+            if !store.request_cancel(&FaxId(id), "cancelled by the operator")? {
+                eprintln!(
+                    "The fax is on a line now: the call will be hung up and the fax cancelled."
+                );
+            }
             Ok(())
+        }
+    }
+}
+
+fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyhow::Result<()> {
+    let known = |name: &str| -> anyhow::Result<()> {
+        if config.lines.iter().any(|l| l.name == name) {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "there is no line {name:?}; the lines are: {}",
+                config
+                    .lines
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
+    match cmd {
+        LineCommand::List => {
+            let paused = store.paused_lines()?;
+            #[derive(Serialize)]
+            struct LineRow {
+                name: String,
+                channels: u32,
+                paused: bool,
+            }
+            let rows: Vec<LineRow> = config
+                .lines
+                .iter()
+                .map(|l| LineRow {
+                    name: l.name.clone(),
+                    channels: l.channels(),
+                    paused: paused.contains(&l.name),
+                })
+                .collect();
+            out.list(&rows, |r| {
+                format!(
+                    "{}  {} channels{}",
+                    r.name,
+                    r.channels,
+                    if r.paused { "  (paused)" } else { "" }
+                )
+            })
+        }
+        LineCommand::Pause { name, reason } => {
+            known(&name)?;
+            Ok(store.set_line_paused(&name, true, &reason)?)
+        }
+        LineCommand::Resume { name } => {
+            known(&name)?;
+            Ok(store.set_line_paused(&name, false, "")?)
         }
     }
 }

@@ -345,13 +345,12 @@ impl Store {
     /// Whether an operator asked to cancel this job while it is on a line.
     pub fn cancel_requested(&self, id: &FaxId) -> Result<bool> {
         self.read(|conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT cancel_requested FROM faxes WHERE id = ?1",
-                    [id.as_str()],
-                    |r| r.get(0),
-                )
-                .found("fax", id.as_str())?)
+            conn.query_row(
+                "SELECT cancel_requested FROM faxes WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .found("fax", id.as_str())
         })
     }
 

@@ -6,4 +6,5 @@ mod documents;
 mod harness;
 mod loopback;
 mod notify;
+mod scheduler;
 mod serve;
