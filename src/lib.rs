@@ -11,5 +11,6 @@ pub mod documents;
 pub mod fax;
 pub mod lines;
 pub mod model;
+pub mod notify;
 pub mod scheduler;
 pub mod store;

@@ -25,7 +25,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use faxboxes::UpdateMode;
 pub use jobs::{AttemptEnd, DueJob, JobFilter, NextStep, RecoveryReport};
-pub use mail::{QueuedMail, mail_retry_delay};
+pub use mail::QueuedMail;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
 
 use crate::model::{AccountId, FieldError};

@@ -5,4 +5,5 @@ mod cli;
 mod documents;
 mod harness;
 mod loopback;
+mod notify;
 mod serve;
