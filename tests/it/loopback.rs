@@ -23,6 +23,7 @@ const CUT_AT_15S: &str = "5550004";
 const NOISY: &str = "5550005";
 const HOPELESS: &str = "5550006";
 const NO_ECM: &str = "5550007";
+const DEAFENING: &str = "5550008";
 
 struct Bench {
     _dir: tempfile::TempDir,
@@ -58,6 +59,14 @@ fn bench(channels: u32, realtime: bool) -> Bench {
             },
         ),
         (NO_ECM, FarEnd::RejectsEcm),
+        // So loud that T.30's timers never run (a carrier is always "up").
+        (
+            DEAFENING,
+            FarEnd::Noise {
+                db: -30.0,
+                loss_db: 0.0,
+            },
+        ),
     ]
     .into_iter()
     .map(|(n, f)| (n.to_owned(), f))
@@ -302,6 +311,26 @@ fn hopeless_noise_fails_with_no_response_to_dcs_in_bounded_time() {
     assert_eq!(r.fax.as_ref().unwrap().pages, 0);
     assert!(r.duration < Duration::from_secs(60), "{:?}", r.duration);
     assert!(r.outcome.as_ref().unwrap_err().retry_may_help());
+}
+
+/// Constant loud noise keeps the V.21 carrier detectors on, which suspends
+/// the T.30 response timers (clause 5.4.3), so only the line's own limit
+/// ends the call: it hangs up, and the call counts as dropped (49).
+#[test]
+fn endless_noise_is_hung_up_at_the_call_time_limit() {
+    let b = bench(4, false);
+    let (r, _) = call(
+        &b,
+        request(
+            &b,
+            "deafening",
+            DEAFENING,
+            settings(Modems::ALL, ErrorCorrection::Enabled),
+        ),
+    );
+    assert_eq!(r.outcome, Err(LineError::Fax(T30Code::CallDropped)));
+    // 5 minutes plus 2 per page of the 3-page document.
+    assert_eq!(r.duration, Duration::from_secs(300 + 3 * 120));
 }
 
 #[test]
