@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use faxbox::config::{FarEnd, LoopbackConfig};
@@ -80,16 +80,27 @@ fn bench(channels: u32, realtime: bool) -> Bench {
         },
         &root,
     );
-    let pages = test_pages(3);
+    let (pages, tiff) = three_pages();
     let document = root.join("three-pages.tiff");
-    std::fs::write(&document, encode_fax_tiff(&pages).unwrap()).unwrap();
+    std::fs::write(&document, tiff).unwrap();
     Bench {
         _dir: dir,
         root,
         line,
-        pages,
+        pages: pages.clone(),
         document,
     }
+}
+
+/// The selftest's 3 pages and their fax TIFF, made once per test run
+/// (drawing and encoding them in a debug build takes a moment).
+fn three_pages() -> &'static (Vec<BitPage>, Vec<u8>) {
+    static PAGES: OnceLock<(Vec<BitPage>, Vec<u8>)> = OnceLock::new();
+    PAGES.get_or_init(|| {
+        let pages = test_pages(3);
+        let tiff = encode_fax_tiff(&pages).unwrap();
+        (pages, tiff)
+    })
 }
 
 fn settings(modems: Modems, ecm: ErrorCorrection) -> FaxSettings {
@@ -523,6 +534,40 @@ fn a_line_never_carries_more_calls_than_it_has_channels() {
     assert_eq!(r.outcome, Err(LineError::Busy));
     assert!(r.wall_time >= Duration::from_secs(3), "{:?}", r.wall_time);
     assert_eq!(b.line.calls_in_progress(), 0);
+}
+
+/// In real time the audio is paced at 8 kHz, and an operator (or shutdown)
+/// can hang up a call in progress: it ends at once as dropped (49).
+#[test]
+fn a_real_time_call_is_paced_and_can_be_hung_up() {
+    let b = bench(2, true);
+    let call = b
+        .line
+        .send(
+            request(
+                &b,
+                "hang-up",
+                HEALTHY,
+                settings(Modems::ALL, ErrorCorrection::Enabled),
+            ),
+            Box::new(|_| {}),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!call.is_finished());
+    call.hang_up();
+    let r = call.wait();
+    assert_eq!(r.outcome, Err(LineError::Fax(T30Code::CallDropped)));
+    assert!(r.answered);
+    // Paced: no more audio than wall-clock time (plus one 20 ms chunk).
+    assert!(
+        r.duration >= Duration::from_millis(400)
+            && r.duration <= r.wall_time + Duration::from_millis(20),
+        "{:?} of audio in {:?}",
+        r.duration,
+        r.wall_time
+    );
+    assert!(r.wall_time < Duration::from_secs(3), "{:?}", r.wall_time);
 }
 
 #[test]
