@@ -635,6 +635,9 @@ fn dpi(per_metre: c_int) -> u32 {
     ((per_metre.max(0) as f64) * 0.0254).round() as u32
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new`, while the session is alive.
 unsafe extern "C" fn on_phase_b(user: *mut c_void, _frame: c_int) -> c_int {
     // SAFETY: registered with this Hooks pointer in FaxSession::new.
     unsafe {
@@ -660,6 +663,9 @@ unsafe extern "C" fn on_phase_b(user: *mut c_void, _frame: c_int) -> c_int {
     sys::t30_err_e::T30_ERR_OK as c_int
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new`, while the session is alive.
 unsafe extern "C" fn on_phase_d(user: *mut c_void, _frame: c_int) -> c_int {
     // SAFETY: registered with this Hooks pointer in FaxSession::new.
     unsafe {
@@ -687,6 +693,9 @@ unsafe extern "C" fn on_phase_d(user: *mut c_void, _frame: c_int) -> c_int {
     sys::t30_err_e::T30_ERR_OK as c_int
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new`, while the session is alive.
 unsafe extern "C" fn on_phase_e(user: *mut c_void, completion_code: c_int) {
     // SAFETY: registered with this Hooks pointer in FaxSession::new.
     unsafe {
@@ -717,6 +726,9 @@ unsafe extern "C" fn on_phase_e(user: *mut c_void, completion_code: c_int) {
     }
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new`, while the session is alive.
 unsafe extern "C" fn on_log(user: *mut c_void, _level: c_int, text: *const c_char) {
     // SAFETY: registered with this Hooks pointer in FaxSession::new; `text`
     // is a NUL-terminated string valid for the duration of the call.

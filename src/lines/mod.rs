@@ -14,6 +14,7 @@ pub mod selftest;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -127,22 +128,6 @@ impl AttemptResult {
     }
 }
 
-/// A request to end a call early, shared between whoever holds the
-/// [`Call`] and the thread running it; the line checks it between audio
-/// chunks and hangs up (a stage timeout, an operator's cancel).
-#[derive(Debug, Clone, Default)]
-pub struct HangUp(Arc<std::sync::atomic::AtomicBool>);
-
-impl HangUp {
-    pub fn request(&self) {
-        self.0.store(true, std::sync::atomic::Ordering::Release);
-    }
-
-    pub fn is_requested(&self) -> bool {
-        self.0.load(std::sync::atomic::Ordering::Acquire)
-    }
-}
-
 /// A call in progress. Dropping it does not stop the call.
 #[derive(Debug)]
 pub struct Call {
@@ -150,14 +135,41 @@ pub struct Call {
     thread: JoinHandle<AttemptResult>,
     line: String,
     to_number: String,
-    hang_up: HangUp,
+    hang_up: Arc<AtomicBool>,
+}
+
+/// The flag a line's call thread watches to end a call early.
+#[derive(Debug, Clone, Default)]
+pub struct HangUp(Arc<AtomicBool>);
+
+impl HangUp {
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl Call {
-    /// Asks the line to hang up; the call then ends as soon as the line
-    /// notices, with whatever result T.30 gives for a cut call.
+    /// Wraps a call thread started by a line.
+    pub fn new(
+        call_id: String,
+        line: String,
+        to_number: String,
+        thread: JoinHandle<AttemptResult>,
+        hang_up: HangUp,
+    ) -> Call {
+        Call {
+            call_id,
+            thread,
+            line,
+            to_number,
+            hang_up: hang_up.0,
+        }
+    }
+
+    /// Ends the call as soon as the line can (operator cancel, shutdown
+    /// deadline). A fax in progress ends as dropped (T.30 code 49).
     pub fn hang_up(&self) {
-        self.hang_up.request();
+        self.hang_up.store(true, Ordering::Release);
     }
 
     pub fn call_id(&self) -> &str {
