@@ -12,7 +12,7 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # back, Ghostscript counts pages of the PDF corpus.
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript
 
-.PHONY: run test build-deps test-deps release toolchain
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback
 
 run: build-deps
 	$(CARGO) build --release
@@ -39,3 +39,11 @@ toolchain:
 	    rustup component list --installed 2>/dev/null | grep -q "^$$c" || rustup component add $$c; \
 	  done; \
 	fi
+
+# Benchmarks print their numbers (and a ratio against a peer where there is
+# one); they are never timed tests.
+bench-dispatch: build-deps
+	$(CARGO) bench --bench dispatch
+
+bench-loopback: build-deps
+	$(CARGO) bench --bench loopback

@@ -237,8 +237,9 @@ impl CallRun<'_> {
             settings: fax_settings(self.fax),
         };
         let timeouts = StageTimeouts::read(store);
+        // The line reports `Dialling` itself; recording it here too would put
+        // a second disk sync between the claim and the seized line.
         *stage = AttemptStage::Originate;
-        self.record(*stage, report, "dialling");
         let call = match self
             .line
             .send(outgoing, Box::new(move |p| drop(tx.send(p))))

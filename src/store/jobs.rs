@@ -477,7 +477,7 @@ impl Store {
     /// attempt row, atomically. `None` when someone else claimed it first or
     /// it is no longer pending.
     pub fn claim(&self, id: &FaxId, line: &str) -> Result<Option<(Fax, Attempt)>> {
-        self.write(|tx| {
+        self.write_fast(|tx| {
             let t = now();
             let won = tx.execute(
                 "UPDATE faxes SET status = 'processing', modified = ?2 WHERE id = ?1 AND status = 'pending'",
@@ -507,7 +507,7 @@ impl Store {
         stage: AttemptStage,
         report: &AttemptReport,
     ) -> Result<()> {
-        self.write(|tx| {
+        self.write_fast(|tx| {
             let n = tx.execute(
                 "UPDATE attempts SET stage = ?2, result_code = ?3, result_text = ?4, hangup_cause = ?5,
                      pages_sent = ?6, pages_total = ?7, bit_rate = ?8, ecm = ?9, remote_station_id = ?10
