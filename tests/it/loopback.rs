@@ -11,8 +11,8 @@ use faxbox::config::{FarEnd, LoopbackConfig};
 use faxbox::documents::faxtiff::{BitPage, decode_fax_tiff, encode_fax_tiff};
 use faxbox::lines::selftest::test_pages;
 use faxbox::lines::{
-    AttemptResult, CallProgress, DocumentProblem, ErrorCorrection, FaxSettings, Inbound, Line,
-    LineError, LoopbackLine, Modem, Modems, OutgoingFax, ReceivedFax, T30Code,
+    Answer, AttemptResult, CallProgress, DocumentProblem, ErrorCorrection, FaxSettings, Inbound,
+    IncomingCall, Line, LineError, LoopbackLine, Modem, Modems, OutgoingFax, ReceivedFax, T30Code,
 };
 
 const HEALTHY: &str = "5550100";
@@ -225,12 +225,20 @@ fn three_pages_arrive_pixel_identical_with_and_without_ecm_on_every_modem() {
 #[derive(Default)]
 struct Inbox {
     numbers: Vec<String>,
+    /// Where answered calls write their pages.
+    files: PathBuf,
     got: Mutex<Vec<ReceivedFax>>,
 }
 
 impl Inbound for Inbox {
     fn owns_number(&self, number: &str) -> bool {
         self.numbers.iter().any(|n| n == number)
+    }
+    fn answer(&self, call: &IncomingCall) -> Option<Answer> {
+        Some(Answer {
+            ident: call.to_number.clone(),
+            tiff: self.files.join(format!("{}.tiff", call.call_id)),
+        })
     }
     fn deliver(&self, fax: ReceivedFax) {
         self.got.lock().unwrap().push(fax);
@@ -253,6 +261,7 @@ fn noisy_line_costs_non_ecm_rows_but_ecm_delivers_identical_pages() {
     let b = bench(4, false);
     let inbox = Arc::new(Inbox {
         numbers: vec![NOISY.into()],
+        files: b.line.received_file("x").parent().unwrap().to_owned(),
         ..Inbox::default()
     });
     b.line.set_inbound(inbox.clone());
