@@ -9,8 +9,8 @@ CARGO ?= cargo
 # needs bindgen (libclang), libtiff and libjpeg.
 BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-dev
 # What the tests use as independent checkers: libtiff's tools read our TIFFs
-# back, Ghostscript counts pages of the PDF corpus.
-TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript
+# back, Ghostscript counts pages of the PDF corpus, poppler reads our PDFs.
+TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils
 
 .PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback
 

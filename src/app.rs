@@ -12,8 +12,9 @@ use anyhow::Context;
 use tracing::{info, warn};
 
 use crate::config::{Config, LogConfig, LogFormat};
+use crate::inbound::Receiver;
 use crate::lines::{self, Line};
-use crate::model::{Account, Faxbox, FaxboxFields};
+use crate::model::{Account, Faxbox, FaxboxFields, FaxboxId};
 use crate::notify::{Backoff, Postman};
 use crate::scheduler::{Scheduler, SchedulerOptions};
 use crate::store::Store;
@@ -72,6 +73,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         let postman = postman.clone();
         Arc::new(move || postman.wake())
     };
+    let receiver = Arc::new(
+        Receiver::new(
+            store.clone(),
+            config.data_dir.join("incoming"),
+            config
+                .lines
+                .iter()
+                .filter_map(|l| Some((l.name.clone(), FaxboxId(l.default_faxbox.clone()?))))
+                .collect(),
+            config.smarthost.from.clone(),
+            options.mail_queued.clone(),
+        )
+        .context("cannot prepare the folder for incoming faxes")?,
+    );
+    // Pages that arrived before the last stop go to their inbox first.
+    {
+        let receiver = receiver.clone();
+        let delivered = tokio::task::spawn_blocking(move || receiver.recover()).await??;
+        if delivered > 0 {
+            warn!(
+                faxes = delivered,
+                "delivered faxes received just before the last stop"
+            );
+        }
+    }
+    for line in &lines {
+        line.set_inbound(receiver.clone());
+    }
     let scheduler =
         Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?;
 

@@ -32,6 +32,8 @@ struct FaxDoc {
     fax_timezone: Option<String>,
     notify_email: Vec<String>,
     subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rx_result: Option<crate::model::RxResult>,
 }
 
 const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
@@ -64,6 +66,7 @@ fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
         fax_timezone: doc.fax_timezone,
         notify_email: doc.notify_email,
         subject: doc.subject,
+        rx_result: doc.rx_result,
         created: r.get(13)?,
         modified: r.get(14)?,
     })
@@ -224,6 +227,7 @@ impl Store {
             notify_email: new.notify_email,
             subject: new.subject,
             error: None,
+            rx_result: None,
             created: t,
             modified: t,
         };
@@ -792,7 +796,7 @@ fn close_attempt(
     Ok(())
 }
 
-fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
+pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
     let doc = FaxDoc {
         to_name: fax.to_name.clone(),
         from_number: fax.from_number.clone(),
@@ -802,6 +806,7 @@ fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
         fax_timezone: fax.fax_timezone.clone(),
         notify_email: fax.notify_email.clone(),
         subject: fax.subject.clone(),
+        rx_result: fax.rx_result.clone(),
     };
     tx.execute(
         &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
@@ -826,7 +831,11 @@ fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
     Ok(())
 }
 
-fn insert_document(tx: &Transaction<'_>, fax: &FaxId, doc: &NewDocument) -> Result<String> {
+pub(super) fn insert_document(
+    tx: &Transaction<'_>,
+    fax: &FaxId,
+    doc: &NewDocument,
+) -> Result<String> {
     let id = crate::model::new_id();
     let seq: u32 = tx.query_row(
         "SELECT count(*) FROM documents WHERE fax_id = ?1 AND kind = ?2",

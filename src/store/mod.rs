@@ -12,6 +12,7 @@
 
 mod accounts;
 mod faxboxes;
+mod inbox;
 mod jobs;
 mod lines;
 mod mail;
@@ -25,6 +26,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use faxboxes::UpdateMode;
+pub use inbox::MailToQueue;
 pub use jobs::{AttemptEnd, DueJob, JobFilter, NextStep, RecoveryReport};
 pub use mail::QueuedMail;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};

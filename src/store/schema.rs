@@ -146,6 +146,19 @@ const MIGRATIONS: &[&str] = &[
         modified INTEGER NOT NULL
     );
     "#,
+    // 3: calls being received, recorded before the line answers.
+    r#"
+    CREATE TABLE receptions (
+        call_id     TEXT PRIMARY KEY,
+        line        TEXT NOT NULL,
+        account_id  TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        faxbox_id   TEXT NOT NULL REFERENCES faxboxes(id) ON DELETE CASCADE,
+        from_number TEXT NOT NULL,
+        to_number   TEXT NOT NULL,
+        tiff        TEXT NOT NULL,
+        started     INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

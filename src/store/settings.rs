@@ -159,6 +159,13 @@ pub static SETTINGS: &[Setting] = &[
         "seconds a call may ring before it counts as not answered"
     ),
     setting!(
+        "filter_error_codes",
+        r#"["0","49"]"#,
+        SettingKind::Json,
+        Account,
+        "T.30 codes of failed receives that send no error mail (Kazoo's teletype filter)"
+    ),
+    setting!(
         "image_min_size",
         "\"700x10\"",
         SettingKind::Text,
