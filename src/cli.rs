@@ -32,6 +32,8 @@ pub struct Cli {
 pub enum Command {
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
+    /// Convert documents into a fax TIFF, or a fax TIFF into a PDF.
+    Convert(crate::documents::cli::ConvertArgs),
 }
 
 /// Runs one command and turns its outcome into an exit status.
@@ -56,5 +58,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("data_dir = {}", config.data_dir.display());
             Ok(())
         }
+        Command::Convert(args) => crate::documents::cli::run(args),
     }
 }
