@@ -1,21 +1,28 @@
 //! The `faxbox` command line: argument parsing and one function per command.
 //!
-//! Output is scriptable: a `create` prints the new id alone on stdout,
-//! `--json` prints whole objects, and errors go to stderr with a non-zero
-//! exit status, phrased for the person at the keyboard.
+//! Output is scriptable: a `create` prints the new id (for `apikey create`,
+//! the key) alone on stdout, `--json` prints whole objects, and errors go to
+//! stderr with a non-zero exit status, phrased for the person at the
+//! keyboard. Admin commands work directly on the data dir: whoever can read
+//! it is the administrator (local trust).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
 
-use crate::config::Config;
+use crate::config::{Config, LogFormat};
+use crate::model::{AccountId, FaxId, FaxboxFields, FaxboxId, Folder, JobStatus, UserId};
+use crate::store::{JobFilter, SETTINGS, Store};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "faxbox",
     version,
-    about = "A virtual fax machine for small offices"
+    about = "A virtual fax machine for small offices",
+    after_help = "Start with `faxbox serve`; it prints how to send the first fax."
 )]
 pub struct Cli {
     /// The configuration file (default: ./faxbox.toml when present, else built-in defaults).
@@ -24,16 +31,265 @@ pub struct Cli {
     /// Overrides `data_dir` from the configuration.
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Print whole objects as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the fax box: lines, scheduler and intake, until Ctrl-C or SIGTERM.
+    Serve(ServeArgs),
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
     /// Convert documents into a fax TIFF, or a fax TIFF into a PDF.
     Convert(crate::documents::cli::ConvertArgs),
+    /// Send a 3-page test fax over a private loopback line with each modem,
+    /// check every page arrived intact, and print a table.
+    Selftest,
+    /// Accounts: one per office or tenant.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Users of an account (they own faxboxes and may send by email).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Faxboxes: virtual fax machines with a mail address and numbers.
+    #[command(subcommand)]
+    Faxbox(Box<FaxboxCommand>),
+    /// API keys for the HTTP API.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+    /// Runtime settings (Kazoo's `system_config.fax` keys), per box or account.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Fax jobs: list, inspect, retry, cancel.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Log as text for a terminal or JSON for log shippers (overrides the config).
+    #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account; prints its id.
+    Create {
+        name: String,
+        /// Mail domain whose `<number>@realm` addresses reach this account.
+        #[arg(long)]
+        realm: Option<String>,
+    },
+    List,
+    Show {
+        id: String,
+    },
+    /// Delete an account and everything in it.
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user; prints its id.
+    Create {
+        #[arg(long)]
+        account: String,
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+/// Faxbox fields settable from the command line (Kazoo names).
+#[derive(Debug, Args, Default)]
+pub struct FaxboxArgs {
+    /// Outbound caller id number.
+    #[arg(long)]
+    caller_id: Option<String>,
+    #[arg(long)]
+    caller_name: Option<String>,
+    /// Page header text.
+    #[arg(long)]
+    fax_header: Option<String>,
+    /// Station id sent to the far machine (TSI/CSI).
+    #[arg(long)]
+    fax_identity: Option<String>,
+    #[arg(long)]
+    fax_timezone: Option<String>,
+    /// Total attempts for each fax (0 to 4).
+    #[arg(long)]
+    retries: Option<i64>,
+    /// The user who owns the faxbox (may send from their email address).
+    #[arg(long)]
+    owner: Option<String>,
+    /// A mail domain of your own for this faxbox, e.g. fax.example.com.
+    #[arg(long)]
+    custom_smtp_email_address: Option<String>,
+    /// A sender allowed to fax by email: an address or an anchored pattern (repeat).
+    #[arg(long = "permit", value_name = "PATTERN")]
+    permit: Vec<String>,
+    /// An inbound number (DID) that rings this faxbox (repeat).
+    #[arg(long = "number", value_name = "NUMBER")]
+    numbers: Vec<String>,
+    /// Email a copy of every received fax to this address (repeat).
+    #[arg(long = "notify-inbound", value_name = "EMAIL")]
+    notify_inbound: Vec<String>,
+    /// Email receipts of sent faxes to this address (repeat).
+    #[arg(long = "notify-outbound", value_name = "EMAIL")]
+    notify_outbound: Vec<String>,
+}
+
+impl FaxboxArgs {
+    fn into_fields(self, name: Option<String>) -> FaxboxFields {
+        let list = |v: Vec<String>| (!v.is_empty()).then_some(v);
+        let notifications = if self.notify_inbound.is_empty() && self.notify_outbound.is_empty() {
+            None
+        } else {
+            Some(crate::model::FaxboxNotifications {
+                inbound: crate::model::EmailTargets {
+                    send_to: self.notify_inbound,
+                },
+                outbound: crate::model::EmailTargets {
+                    send_to: self.notify_outbound,
+                },
+            })
+        };
+        FaxboxFields {
+            name,
+            caller_id: self.caller_id,
+            caller_name: self.caller_name,
+            fax_header: self.fax_header,
+            fax_identity: self.fax_identity,
+            fax_timezone: self.fax_timezone,
+            retries: self.retries,
+            owner_id: self.owner.map(UserId),
+            custom_smtp_email_address: self.custom_smtp_email_address,
+            smtp_permission_list: list(self.permit),
+            notifications,
+            numbers: list(self.numbers),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FaxboxCommand {
+    /// Create a faxbox; prints its id.
+    Create {
+        #[arg(long)]
+        account: String,
+        name: String,
+        #[command(flatten)]
+        fields: FaxboxArgs,
+    },
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    Show {
+        id: String,
+    },
+    /// Change the fields given; the others stay as they are.
+    Update {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        fields: FaxboxArgs,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create an API key; prints the key (shown only this once).
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    Revoke {
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print a setting's effective value (`faxbox config get fax max_outbound`).
+    Get {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(value_parser = ["fax"])]
+        category: String,
+        /// The key; omit to list every setting.
+        key: Option<String>,
+    },
+    /// Set a setting for the box, or with --account for one account.
+    Set {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(value_parser = ["fax"])]
+        category: String,
+        key: String,
+        /// The value: a number, true/false, text, or JSON.
+        value: String,
+    },
+    /// Remove a value so the box-wide value or the default applies again.
+    Unset {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(value_parser = ["fax"])]
+        category: String,
+        key: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        /// attaching_files, pending, processing, completed, failed or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// inbox or outbox.
+        #[arg(long)]
+        folder: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// A job with its documents and every attempt.
+    Show {
+        id: String,
+    },
+    /// A pending job: try now. A finished one: send again as a new job (prints its id).
+    Retry {
+        id: String,
+    },
+    Cancel {
+        id: String,
+    },
 }
 
 /// Runs one command and turns its outcome into an exit status.
@@ -52,12 +308,322 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if let Some(dir) = cli.data_dir {
         config.data_dir = dir;
     }
+    let out = Output { json: cli.json };
+    let open = || {
+        Store::open_data_dir(&config.data_dir)
+            .with_context(|| format!("cannot open the fax store in {}", config.data_dir.display()))
+    };
     match cli.command {
+        Command::Serve(args) => {
+            if let Some(format) = args.log_format {
+                config.log.format = if format == "json" {
+                    LogFormat::Json
+                } else {
+                    LogFormat::Text
+                };
+            }
+            crate::app::serve(config)
+        }
         Command::CheckConfig => {
             println!("{}: ok", config.source);
             println!("data_dir = {}", config.data_dir.display());
+            println!("http     = {}", config.http.listen);
+            println!("smtp     = {}", config.smtp.listen);
+            println!("proxy    = {}", config.file_proxy.listen);
+            for line in &config.lines {
+                println!("line {:?}: {} channels", line.name, line.channels());
+            }
             Ok(())
         }
+        Command::Selftest => crate::lines::selftest::run(),
         Command::Convert(args) => crate::documents::cli::run(args),
+        Command::Account(cmd) => account(&open()?, &out, cmd),
+        Command::User(cmd) => user(&open()?, &out, cmd),
+        Command::Faxbox(cmd) => faxbox(&open()?, &out, *cmd),
+        Command::Apikey(cmd) => apikey(&open()?, &out, cmd),
+        Command::Config(cmd) => settings(&open()?, &out, cmd),
+        Command::Jobs(cmd) => jobs(&open()?, &out, cmd),
+    }
+}
+
+/// How a command prints: an id or a line per item, or JSON.
+struct Output {
+    json: bool,
+}
+
+impl Output {
+    /// A created object: its id alone, or the whole object with `--json`.
+    fn created<T: Serialize>(&self, id: &str, value: &T) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(value)?);
+        } else {
+            println!("{id}");
+        }
+        Ok(())
+    }
+
+    fn list<T: Serialize>(&self, items: &[T], line: impl Fn(&T) -> String) -> anyhow::Result<()> {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(items)?);
+        } else {
+            for item in items {
+                println!("{}", line(item));
+            }
+        }
+        Ok(())
+    }
+
+    fn show<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
+        // One object reads best as indented JSON either way.
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+}
+
+fn account(store: &Store, out: &Output, cmd: AccountCommand) -> anyhow::Result<()> {
+    match cmd {
+        AccountCommand::Create { name, realm } => {
+            let a = store.create_account(&name, realm.as_deref())?;
+            out.created(a.id.as_str(), &a)
+        }
+        AccountCommand::List => out.list(&store.accounts()?, |a| {
+            format!(
+                "{}  {}{}{}",
+                a.id,
+                a.name,
+                a.realm
+                    .as_deref()
+                    .map(|r| format!("  realm {r}"))
+                    .unwrap_or_default(),
+                if a.is_admin { "  (admin)" } else { "" }
+            )
+        }),
+        AccountCommand::Show { id } => out.show(&store.account(&AccountId(id))?),
+        AccountCommand::Delete { id } => Ok(store.delete_account(&AccountId(id))?),
+    }
+}
+
+fn user(store: &Store, out: &Output, cmd: UserCommand) -> anyhow::Result<()> {
+    match cmd {
+        UserCommand::Create {
+            account,
+            email,
+            name,
+        } => {
+            let u = store.create_user(&AccountId(account), &email, &name)?;
+            out.created(u.id.as_str(), &u)
+        }
+        UserCommand::List { account } => out.list(&store.users(&AccountId(account))?, |u| {
+            format!("{}  {}  {}", u.id, u.email, u.name)
+        }),
+        UserCommand::Delete { id } => Ok(store.delete_user(&UserId(id))?),
+    }
+}
+
+fn faxbox(store: &Store, out: &Output, cmd: FaxboxCommand) -> anyhow::Result<()> {
+    match cmd {
+        FaxboxCommand::Create {
+            account,
+            name,
+            fields,
+        } => {
+            let f = store.create_faxbox(&AccountId(account), fields.into_fields(Some(name)))?;
+            if out.json {
+                out.show(&f)
+            } else {
+                // The id for scripts, then the address people will use.
+                println!("{}", f.id);
+                eprintln!(
+                    "Fax by email: <number>@{}{}",
+                    f.smtp_email_address,
+                    f.custom_smtp_email_address
+                        .as_deref()
+                        .map(|c| format!(" or <number>@{c}"))
+                        .unwrap_or_default()
+                );
+                Ok(())
+            }
+        }
+        FaxboxCommand::List { account } => out.list(&store.faxboxes(&AccountId(account))?, |f| {
+            format!(
+                "{}  {}  <number>@{}{}",
+                f.id,
+                f.name,
+                f.smtp_email_address,
+                if f.numbers.is_empty() {
+                    String::new()
+                } else {
+                    format!("  rings on {}", f.numbers.join(", "))
+                }
+            )
+        }),
+        FaxboxCommand::Show { id } => out.show(&store.faxbox(&FaxboxId(id))?),
+        FaxboxCommand::Update { id, name, fields } => {
+            let f = store.update_faxbox(
+                &FaxboxId(id),
+                fields.into_fields(name),
+                crate::store::UpdateMode::Merge,
+            )?;
+            if out.json { out.show(&f) } else { Ok(()) }
+        }
+        FaxboxCommand::Delete { id } => Ok(store.delete_faxbox(&FaxboxId(id))?),
+    }
+}
+
+fn apikey(store: &Store, out: &Output, cmd: ApikeyCommand) -> anyhow::Result<()> {
+    match cmd {
+        ApikeyCommand::Create { account, label } => {
+            let (key, secret) = store.create_api_key(&AccountId(account), &label)?;
+            if out.json {
+                #[derive(Serialize)]
+                struct Created<'a> {
+                    #[serde(flatten)]
+                    key: &'a crate::model::ApiKey,
+                    api_key: &'a str,
+                }
+                out.show(&Created {
+                    key: &key,
+                    api_key: &secret,
+                })
+            } else {
+                println!("{secret}");
+                Ok(())
+            }
+        }
+        ApikeyCommand::List { account } => out.list(&store.api_keys(&AccountId(account))?, |k| {
+            format!(
+                "{}  {}{}",
+                k.id,
+                if k.label.is_empty() { "-" } else { &k.label },
+                if k.revoked.is_some() {
+                    "  (revoked)"
+                } else {
+                    ""
+                }
+            )
+        }),
+        ApikeyCommand::Revoke { id } => Ok(store.revoke_api_key(&id)?),
+    }
+}
+
+fn settings(store: &Store, out: &Output, cmd: ConfigCommand) -> anyhow::Result<()> {
+    let account_of = |a: Option<String>| -> anyhow::Result<Option<AccountId>> {
+        match a {
+            Some(id) => Ok(Some(store.account(&AccountId(id))?.id)),
+            None => Ok(None),
+        }
+    };
+    match cmd {
+        ConfigCommand::Get { account, key, .. } => {
+            let account = account_of(account)?;
+            let keys: Vec<&str> = match &key {
+                Some(k) => vec![k.as_str()],
+                None => SETTINGS.iter().map(|s| s.key).collect(),
+            };
+            let values = keys
+                .iter()
+                .map(|k| store.setting(account.as_ref(), k))
+                .collect::<Result<Vec<_>, _>>()?;
+            if out.json {
+                let map: serde_json::Map<String, serde_json::Value> = values
+                    .into_iter()
+                    .map(|v| (v.key.to_owned(), v.value))
+                    .collect();
+                out.show(&map)
+            } else if key.is_some() {
+                println!("{}", values[0].value);
+                Ok(())
+            } else {
+                for v in values {
+                    println!("{} = {}  ({})", v.key, v.value, v.source);
+                }
+                Ok(())
+            }
+        }
+        ConfigCommand::Set {
+            account,
+            key,
+            value,
+            ..
+        } => {
+            let account = account_of(account)?;
+            let setting = crate::store::find_setting(&key)?;
+            store.set_setting(account.as_ref(), &key, setting.parse_word(&value))?;
+            Ok(())
+        }
+        ConfigCommand::Unset { account, key, .. } => {
+            let account = account_of(account)?;
+            Ok(store.unset_setting(account.as_ref(), &key)?)
+        }
+    }
+}
+
+fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
+    match cmd {
+        JobsCommand::List {
+            account,
+            status,
+            folder,
+            limit,
+        } => {
+            let filter = JobFilter {
+                account: account.map(AccountId),
+                status: status
+                    .map(|s| s.parse::<JobStatus>())
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                folder: folder
+                    .map(|f| f.parse::<Folder>())
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                limit: Some(limit),
+                ..Default::default()
+            };
+            out.list(&store.faxes(&filter)?, |f| {
+                format!(
+                    "{}  {:<15} to {:<16} attempts {}/{}{}",
+                    f.id,
+                    f.status.map_or("received", JobStatus::as_str),
+                    f.to_number,
+                    f.attempts,
+                    f.retries.max(1),
+                    f.error
+                        .as_deref()
+                        .map(|e| format!("  {e}"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+        JobsCommand::Show { id } => {
+            let id = FaxId(id);
+            #[derive(Serialize)]
+            struct Detail {
+                #[serde(flatten)]
+                fax: crate::model::Fax,
+                documents: Vec<crate::model::DocumentInfo>,
+                /// Every attempt; `attempts` (Kazoo's field) is their count.
+                history: Vec<crate::model::Attempt>,
+            }
+            out.show(&Detail {
+                fax: store.fax(&id)?,
+                documents: store.documents(&id)?,
+                history: store.attempts(&id)?,
+            })
+        }
+        JobsCommand::Retry { id } => {
+            let id = FaxId(id);
+            let fax = store.fax(&id)?;
+            if fax.status.is_some_and(JobStatus::is_terminal) {
+                let again = store.resubmit(&id)?;
+                out.created(again.id.as_str(), &again)
+            } else {
+                store.retry_now(&id)?;
+                Ok(())
+            }
+        }
+        JobsCommand::Cancel { id } => {
+            store.cancel_job(&FaxId(id), "cancelled by the operator")?;
+            Ok(())
+        }
     }
 }

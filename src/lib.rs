@@ -4,6 +4,13 @@
 //! the design card; each module's doc says what it owns.
 #![deny(unsafe_code)]
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod documents;
+pub mod fax;
+pub mod lines;
+pub mod model;
+pub mod notify;
+pub mod scheduler;
+pub mod store;

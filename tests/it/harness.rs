@@ -26,3 +26,90 @@ pub fn shared_corpus() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/pdf");
     dir.is_dir().then_some(dir)
 }
+
+/// A mail a test SMTP server received.
+#[derive(Debug, Clone)]
+pub struct ReceivedMail {
+    pub from: String,
+    pub to: Vec<String>,
+    pub data: Vec<u8>,
+}
+
+impl ReceivedMail {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.data).into_owned()
+    }
+}
+
+/// A real SMTP server on loopback (mailin-embedded) that keeps every mail.
+#[derive(Clone, Default)]
+pub struct MailSink {
+    received: std::sync::Arc<std::sync::Mutex<Vec<ReceivedMail>>>,
+    current: Option<ReceivedMail>,
+}
+
+impl mailin_embedded::Handler for MailSink {
+    fn data_start(
+        &mut self,
+        _domain: &str,
+        from: &str,
+        _is8bit: bool,
+        to: &[String],
+    ) -> mailin_embedded::Response {
+        self.current = Some(ReceivedMail {
+            from: from.to_owned(),
+            to: to.to_vec(),
+            data: Vec::new(),
+        });
+        mailin_embedded::response::OK
+    }
+
+    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if let Some(m) = &mut self.current {
+            m.data.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> mailin_embedded::Response {
+        if let Some(m) = self.current.take() {
+            self.received.lock().unwrap().push(m);
+        }
+        mailin_embedded::response::OK
+    }
+}
+
+impl MailSink {
+    /// Serves SMTP on `listener` from a background thread, for the rest of
+    /// the test process.
+    pub fn start(listener: std::net::TcpListener) -> MailSink {
+        let sink = MailSink::default();
+        let mut server = mailin_embedded::Server::new(sink.clone());
+        server.with_name("sink.test").with_tcp_listener(listener);
+        std::thread::spawn(move || {
+            let _ = server.serve();
+        });
+        sink
+    }
+
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits until `n` mails have arrived, or panics after `within`.
+    pub fn wait_for(&self, n: usize, within: std::time::Duration) -> Vec<ReceivedMail> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let got = self.received();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "expected {n} mails, got {}",
+                got.len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

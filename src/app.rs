@@ -1,0 +1,157 @@
+//! The running appliance: open the store, recover from the last stop, make
+//! the first account on a new box, run until asked to stop, stop in order.
+//!
+//! `run` takes any shutdown future so that tests start the whole appliance
+//! in-process and stop it when they like (STYLE.md, after mini-redis).
+
+use std::future::Future;
+
+use anyhow::Context;
+use tracing::{info, warn};
+
+use crate::config::{Config, LogConfig, LogFormat};
+use crate::model::{Account, Faxbox, FaxboxFields};
+use crate::store::Store;
+
+/// `faxbox serve`: logging, a runtime, and `run` until SIGINT or SIGTERM.
+pub fn serve(config: Config) -> anyhow::Result<()> {
+    init_logging(&config.log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("faxbox")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = shutdown_signal()?;
+        run(config, shutdown).await
+    })
+}
+
+/// What the first start of a new box created.
+#[derive(Debug, Clone)]
+pub struct FirstRun {
+    pub account: Account,
+    pub api_key: String,
+    pub faxbox: Faxbox,
+}
+
+/// Runs the appliance until `shutdown` completes.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    // Opening and recovery touch the disk: keep them off the async workers.
+    let (store, first_run) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let store = Store::open_data_dir(&data_dir)?;
+        let report = store.recover()?;
+        if !report.requeued.is_empty() {
+            warn!(
+                jobs = report.requeued.len(),
+                "faxes that were on a line when Faxbox stopped are queued again"
+            );
+        }
+        if !report.failed.is_empty() {
+            warn!(
+                jobs = report.failed.len(),
+                "faxes interrupted too many times were marked failed"
+            );
+        }
+        let first_run = bootstrap(&store)?;
+        Ok((store, first_run))
+    })
+    .await??;
+
+    print_banner(&config, &store, first_run.as_ref());
+    info!(data_dir = %config.data_dir.display(), "faxbox is running");
+
+    shutdown.await;
+    info!("stopping");
+    drop(store);
+    Ok(())
+}
+
+/// On a box with no account yet: an admin account, an API key and a
+/// default faxbox, so the box can fax at once.
+pub fn bootstrap(store: &Store) -> anyhow::Result<Option<FirstRun>> {
+    if !store.accounts()?.is_empty() {
+        return Ok(None);
+    }
+    let account = store.create_admin_account("Admin")?;
+    let (_, api_key) = store.create_api_key(&account.id, "created at first start")?;
+    let faxbox = store.create_faxbox(
+        &account.id,
+        FaxboxFields {
+            name: Some("Default faxbox".into()),
+            ..Default::default()
+        },
+    )?;
+    info!(account = %account.id, faxbox = %faxbox.id, "first start: created the admin account");
+    Ok(Some(FirstRun {
+        account,
+        api_key,
+        faxbox,
+    }))
+}
+
+fn print_banner(config: &Config, store: &Store, first: Option<&FirstRun>) {
+    let mut text = format!(
+        "Faxbox {} is running.\n  data:  {} (from {})\n",
+        env!("CARGO_PKG_VERSION"),
+        store.path().display(),
+        config.source
+    );
+    for line in &config.lines {
+        text.push_str(&format!(
+            "  line:  {} ({} channels)\n",
+            line.name,
+            line.channels()
+        ));
+    }
+    if let Some(first) = first {
+        text.push_str(&format!(
+            "\nFirst start: created the account \"{}\" ({}).\n  \
+             API key:  {}\n            (shown once: keep it somewhere safe)\n  \
+             faxbox:   {} ({}), fax by email to <number>@{}\n",
+            first.account.name,
+            first.account.id,
+            first.api_key,
+            first.faxbox.name,
+            first.faxbox.id,
+            first.faxbox.smtp_email_address,
+        ));
+    }
+    text.push_str(
+        "\nNext:\n  faxbox jobs list      the faxes and their state\n  \
+         faxbox faxbox list --account <id>   faxboxes and their addresses\n\
+         Press Ctrl-C to stop.\n",
+    );
+    print!("{text}");
+}
+
+/// Listens for SIGINT (Ctrl-C) and SIGTERM (systemd stop) from now on and
+/// returns a future that completes on the first of them. The handlers are
+/// installed before this returns, so a signal that arrives while the
+/// appliance is still starting is not lost (nor does it kill the process).
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+/// Human logs on a terminal, JSON lines for log shippers; `RUST_LOG`
+/// overrides the configured level.
+pub fn init_logging(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}

@@ -1,0 +1,31 @@
+//! The fax engine: safe owners of SpanDSP objects, and the only module in
+//! Faxbox allowed `unsafe` code (STYLE.md principle 9).
+//!
+//! It owns: the audio T.30 session ([`FaxSession`], caller or answerer,
+//! sending a TIFF or receiving into one), the check that a TIFF can be faxed
+//! ([`FaxDocument`]), the T.30 completion codes ([`T30Code`]) and a
+//! simulated telephone line ([`Wire`], [`LineModel`]) for the loopback line
+//! and tests. It must not know about jobs, accounts or the store: `lines`
+//! turns its results into attempt results.
+//!
+//! Every `unsafe` block says why it is sound in a `// SAFETY:` comment. The
+//! rules followed throughout: one owning type per C object, null-checked at
+//! creation and freed in `Drop`; callback state boxed so its address never
+//! moves; callbacks catch panics; SpanDSP's log goes to `tracing` at debug
+//! level (target `faxbox::fax::spandsp`) with the call id.
+#![allow(unsafe_code)]
+
+mod code;
+mod document;
+mod ffi;
+mod session;
+mod wire;
+
+pub use code::{CodeGroup, T30Code};
+pub use document::{DocumentProblem, FAX_WIDTH, FaxDocument, MAX_PAGES};
+pub use session::{
+    CHUNK_SAMPLES, ErrorCorrection, FaxError, FaxEvent, FaxOutcome, FaxSession, FaxSettings, Modem,
+    Modems, Negotiation, PageLength, PageReport, Resolution, Role, SAMPLE_RATE, Transfer,
+    check_receive_path,
+};
+pub use wire::{LineModel, Terminal, VoiceAnswer, Wire};

@@ -1,0 +1,210 @@
+//! Lines: where fax calls are placed and taken.
+//!
+//! This module owns the [`Line`] trait every kind of line implements
+//! (`loopback` now; `freeswitch` and `modem` later), the values a call
+//! reports (progress, the attempt result, typed [`LineError`]s that drive
+//! retry decisions) and the [`Inbound`] interface through which a line hands
+//! over faxes it receives. It must not touch the store or know about jobs:
+//! the scheduler turns an [`AttemptResult`] into an attempt row.
+//!
+//! T.30 vocabulary stops here: callers see [`T30Code`] and plain numbers.
+
+pub mod loopback;
+pub mod selftest;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::{LineConfig, LineKind};
+pub use crate::fax::{
+    DocumentProblem, ErrorCorrection, FaxOutcome, FaxSettings, Modem, Modems, Negotiation,
+    PageLength, PageReport, Resolution, T30Code,
+};
+
+pub use loopback::LoopbackLine;
+
+/// One fax to send: a prepared fax TIFF and the settings of its job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingFax {
+    /// Names the call in logs and files: letters, digits, `-`, `_`, `.`
+    /// (the scheduler uses the attempt id).
+    pub call_id: String,
+    pub to_number: String,
+    pub from_number: String,
+    /// A fax TIFF (1728 pixels wide, bi-level), as `documents` prepares it.
+    pub document: PathBuf,
+    pub settings: FaxSettings,
+}
+
+/// What a call reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallProgress {
+    Dialling,
+    /// The far end picked up (a fax machine or not).
+    Answered,
+    /// The fax machines agreed on speed and error correction.
+    Negotiated(Negotiation),
+    /// A page was sent and confirmed.
+    PageDone(PageReport),
+}
+
+/// Receives a call's progress, on the call's own thread.
+pub type ProgressSink = Box<dyn FnMut(CallProgress) + Send>;
+
+/// Why a call did not deliver the fax. The scheduler decides on retries
+/// with [`LineError::retry_may_help`].
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LineError {
+    /// The document cannot be faxed; no call was placed.
+    #[error("{0}")]
+    Document(#[from] DocumentProblem),
+    /// A per-job setting is invalid; no call was placed.
+    #[error("{0}")]
+    Settings(String),
+    #[error("all {channels} channels of line {line} are in use")]
+    NoFreeChannel { line: String, channels: u32 },
+    #[error("the number is busy")]
+    Busy,
+    #[error("no answer")]
+    NoAnswer,
+    /// The network or the far end refused the call.
+    #[error("the call was rejected: {0}")]
+    Rejected(String),
+    /// The far end answered but the fax failed (or was never a fax).
+    #[error("the fax failed: {0}")]
+    Fax(T30Code),
+    /// Faxbox itself failed (a bug or resource exhaustion).
+    #[error("line failure: {0}")]
+    Internal(String),
+}
+
+impl LineError {
+    /// Whether calling again later could succeed.
+    pub fn retry_may_help(&self) -> bool {
+        match self {
+            LineError::Document(_) | LineError::Settings(_) => false,
+            LineError::Fax(code) => code.retry_may_help(),
+            LineError::NoFreeChannel { .. }
+            | LineError::Busy
+            | LineError::NoAnswer
+            | LineError::Rejected(_)
+            | LineError::Internal(_) => true,
+        }
+    }
+}
+
+/// How one call attempt ended: what the scheduler records per attempt
+/// (reference section 3.4, one consistent shape).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptResult {
+    pub call_id: String,
+    pub line: String,
+    pub to_number: String,
+    /// Whether anything picked up.
+    pub answered: bool,
+    pub outcome: Result<(), LineError>,
+    /// What T.30 reported, when a fax session ran: completion code, pages,
+    /// bit rate, ECM, remote ident.
+    pub fax: Option<FaxOutcome>,
+    /// Pages in the document that was to be sent.
+    pub document_pages: u32,
+    /// How long the call lasted on the line (audio time).
+    pub duration: Duration,
+    /// How long it took here (shorter than `duration` on a fast loopback).
+    pub wall_time: Duration,
+}
+
+impl AttemptResult {
+    pub fn succeeded(&self) -> bool {
+        self.outcome.is_ok()
+    }
+
+    /// The T.30 completion code, when the call got as far as T.30.
+    pub fn code(&self) -> Option<T30Code> {
+        self.fax.as_ref().map(|f| f.code)
+    }
+}
+
+/// A call in progress. Dropping it does not stop the call.
+#[derive(Debug)]
+pub struct Call {
+    call_id: String,
+    thread: JoinHandle<AttemptResult>,
+    line: String,
+    to_number: String,
+}
+
+impl Call {
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.thread.is_finished()
+    }
+
+    /// Blocks until the call has ended.
+    pub fn wait(self) -> AttemptResult {
+        match self.thread.join() {
+            Ok(result) => result,
+            Err(_) => AttemptResult {
+                call_id: self.call_id,
+                line: self.line,
+                to_number: self.to_number,
+                answered: false,
+                outcome: Err(LineError::Internal("the call's thread panicked".into())),
+                fax: None,
+                document_pages: 0,
+                duration: Duration::ZERO,
+                wall_time: Duration::ZERO,
+            },
+        }
+    }
+}
+
+/// A fax a line received, handed to the receive path.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceivedFax {
+    pub line: String,
+    pub call_id: String,
+    pub from_number: String,
+    pub to_number: String,
+    /// The received pages (TIFF, T.6). The receiver may move or delete it.
+    pub tiff: PathBuf,
+    /// How the receiving side of the call ended (pages, code, remote ident).
+    pub outcome: FaxOutcome,
+    pub duration: Duration,
+}
+
+/// Where received faxes go (filled in by the inbound issue).
+pub trait Inbound: Send + Sync {
+    /// Whether a number rings one of this box's own faxboxes; the loopback
+    /// line then delivers to it instead of its simulated far end.
+    fn owns_number(&self, number: &str) -> bool;
+    /// Called on the line's thread once the call has ended.
+    fn deliver(&self, fax: ReceivedFax);
+}
+
+/// A source of channels that can place fax calls and take them.
+pub trait Line: Send + Sync {
+    fn name(&self) -> &str;
+    /// Calls it can carry at once.
+    fn channels(&self) -> u32;
+    /// Calls it is carrying now.
+    fn calls_in_progress(&self) -> u32;
+    /// Checks the fax and places a call on a thread of its own. Errors
+    /// returned here (bad document, bad settings, no free channel) mean no
+    /// call was placed; everything later is in the [`AttemptResult`].
+    fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError>;
+    /// Where faxes this line receives are delivered.
+    fn set_inbound(&self, inbound: Arc<dyn Inbound>);
+}
+
+/// Builds the line a `[[line]]` section describes.
+pub fn from_config(config: &LineConfig, data_dir: &std::path::Path) -> Arc<dyn Line> {
+    match &config.kind {
+        LineKind::Loopback(l) => Arc::new(LoopbackLine::new(&config.name, l.clone(), data_dir)),
+    }
+}

@@ -1,0 +1,834 @@
+//! The domain types every part shares: ids, accounts, faxboxes, fax jobs and
+//! their attempts, with the validation rules that make a value legal.
+//!
+//! Nothing here touches SQL, HTTP or SpanDSP: the store persists these types,
+//! the protocol edges convert to and from them. Field names follow Kazoo
+//! (reference section 1) so that the API can speak Kazoo's JSON unchanged.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+/// Seconds since the Unix epoch; the store's clock.
+pub type UnixTime = i64;
+
+/// Kazoo timestamps are Gregorian seconds (reference 1.1).
+pub const GREGORIAN_UNIX_OFFSET: i64 = 62_167_219_200;
+
+pub fn now() -> UnixTime {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+pub fn to_gregorian(t: UnixTime) -> i64 {
+    t + GREGORIAN_UNIX_OFFSET
+}
+
+/// A random id of 32 lowercase hex characters, Kazoo's `rand_hex(16)`.
+pub fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub String);
+
+        impl $name {
+            pub fn new() -> Self {
+                Self(new_id())
+            }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(s: &str) -> Self {
+                Self(s.to_owned())
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An account: one office, one tenant. Nothing crosses between accounts.
+    AccountId
+);
+id_type!(
+    /// A person in an account who may own faxboxes and send by email.
+    UserId
+);
+id_type!(
+    /// A faxbox: a virtual fax machine with its own address and numbers.
+    FaxboxId
+);
+id_type!(
+    /// A fax: an outbound job (outbox) or a received fax (inbox).
+    FaxId
+);
+
+/// A validation problem with one field, phrased for the person who sent it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    /// Kazoo's validation code (`required`, `unique`, `maxLength`, ...).
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    /// The mail domain whose `<number>@realm` addresses reach this account
+    /// (reference 6.3 step 2).
+    pub realm: Option<String>,
+    /// An admin account may manage other accounts.
+    pub is_admin: bool,
+    pub created: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: UserId,
+    pub account_id: AccountId,
+    pub email: String,
+    pub name: String,
+    pub created: UnixTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: String,
+    pub account_id: AccountId,
+    pub label: String,
+    pub created: UnixTime,
+    pub revoked: Option<UnixTime>,
+}
+
+/// Email recipients of one kind of notification.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailTargets {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub send_to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaxboxNotifications {
+    #[serde(default)]
+    pub inbound: EmailTargets,
+    #[serde(default)]
+    pub outbound: EmailTargets,
+}
+
+/// Kazoo's faxbox (reference 1.2), with the inbound numbers that ring it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Faxbox {
+    pub id: FaxboxId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub caller_id: Option<String>,
+    pub caller_name: String,
+    pub fax_header: String,
+    pub fax_identity: Option<String>,
+    pub fax_timezone: Option<String>,
+    /// Total attempts a job from this faxbox gets (reference 5.1).
+    pub retries: u8,
+    pub owner_id: Option<UserId>,
+    /// Generated `<8 hex>.<default_smtp_domain>`, read-only.
+    pub smtp_email_address: String,
+    pub custom_smtp_email_address: Option<String>,
+    pub smtp_permission_list: Vec<String>,
+    pub notifications: FaxboxNotifications,
+    /// T.38 preference for inbound calls (`media.fax_option`).
+    pub fax_option: Option<bool>,
+    pub flags: Vec<String>,
+    pub log_errors: Option<bool>,
+    /// The called numbers (DIDs) that ring this faxbox, unique on the box.
+    pub numbers: Vec<String>,
+    pub created: UnixTime,
+    pub modified: UnixTime,
+}
+
+/// Kazoo's defaults for a new faxbox's identity, re-branded.
+pub const DEFAULT_CALLER_NAME: &str = "Faxbox";
+/// Kazoo's code uses 3 attempts when a faxbox sets none (reference 1.2).
+pub const DEFAULT_FAXBOX_RETRIES: u8 = 3;
+
+/// Fields of a faxbox as a client gives them: `None` means "not given".
+/// Used for create (missing fields take defaults) and for update/patch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaxboxFields {
+    pub name: Option<String>,
+    pub caller_id: Option<String>,
+    pub caller_name: Option<String>,
+    pub fax_header: Option<String>,
+    pub fax_identity: Option<String>,
+    pub fax_timezone: Option<String>,
+    pub retries: Option<i64>,
+    pub owner_id: Option<UserId>,
+    pub custom_smtp_email_address: Option<String>,
+    pub smtp_permission_list: Option<Vec<String>>,
+    pub notifications: Option<FaxboxNotifications>,
+    pub fax_option: Option<bool>,
+    pub flags: Option<Vec<String>>,
+    pub log_errors: Option<bool>,
+    pub numbers: Option<Vec<String>>,
+}
+
+impl FaxboxFields {
+    /// Checks what can be checked without the store (uniqueness needs it).
+    pub fn validate(&self, creating: bool) -> Result<(), FieldError> {
+        match &self.name {
+            None if creating => {
+                return Err(FieldError::new("name", "required", "a faxbox needs a name"));
+            }
+            Some(n) if n.trim().is_empty() || n.chars().count() > 128 => {
+                return Err(FieldError::new(
+                    "name",
+                    "maxLength",
+                    "the name must be 1 to 128 characters",
+                ));
+            }
+            _ => {}
+        }
+        if let Some(r) = self.retries
+            && !(0..=4).contains(&r)
+        {
+            return Err(FieldError::new(
+                "retries",
+                "maximum",
+                format!("retries is the total number of attempts, 0 to 4; {r} is out of range"),
+            ));
+        }
+        if let Some(domain) = &self.custom_smtp_email_address
+            && !is_domain(domain)
+        {
+            return Err(FieldError::new(
+                "custom_smtp_email_address",
+                "format",
+                format!("{domain:?} is not a mail domain such as fax.example.com"),
+            ));
+        }
+        for pattern in self.smtp_permission_list.iter().flatten() {
+            if let Err(e) = regex::Regex::new(pattern) {
+                return Err(FieldError::new(
+                    "smtp_permission_list",
+                    "format",
+                    format!("{pattern:?} is not a valid pattern: {e}"),
+                ));
+            }
+        }
+        for number in self.numbers.iter().flatten() {
+            if digits_of(number).is_empty() {
+                return Err(FieldError::new(
+                    "numbers",
+                    "format",
+                    format!("{number:?} is not a phone number"),
+                ));
+            }
+        }
+        for email in self
+            .notifications
+            .iter()
+            .flat_map(|n| n.inbound.send_to.iter().chain(&n.outbound.send_to))
+        {
+            if !is_email(email) {
+                return Err(FieldError::new(
+                    "notifications",
+                    "format",
+                    format!("{email:?} is not an email address"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A bare mail domain: labels of letters, digits and hyphens.
+pub fn is_domain(s: &str) -> bool {
+    let labels: Vec<&str> = s.split('.').collect();
+    labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+pub fn is_email(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && !local.contains(char::is_whitespace) && is_domain(domain)
+        }
+        None => false,
+    }
+}
+
+/// The digits of a dialled number, as Kazoo's email path keeps them
+/// (reference 6.4): `+1 (555) 123-4567` -> `15551234567`.
+pub fn digits_of(number: &str) -> String {
+    number.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// A destination number as the scheduler dials and serializes it.
+///
+/// Kazoo's default E.164 converters (reference 11.3): a NANP number of 10
+/// digits starting 2-9 (or 11 with the leading 1) becomes `+1...` (Kazoo
+/// also wants the exchange to start 2-9, else it reads the number as
+/// international; test numbers like 555-1234 are common, so Faxbox does not); `011...` and `00...`
+/// become `+...`; a `+` number of 8 or more digits starting 2-9 stays
+/// international. Kazoo refuses everything else; an office fax box also
+/// dials local numbers and extensions, so any other 3 to 20 digits are kept
+/// as dialled (Faxbox's choice). Spaces, dashes, dots and brackets are
+/// ignored; letters or an empty number are an error.
+pub fn normalize_number(raw: &str) -> Result<String, FieldError> {
+    let trimmed = raw.trim();
+    let invalid = |why: &str| {
+        FieldError::new(
+            "to_number",
+            "format",
+            format!(
+                "invalid fax number: {}: {why}",
+                if trimmed.is_empty() {
+                    "(empty)"
+                } else {
+                    trimmed
+                }
+            ),
+        )
+    };
+    if trimmed
+        .chars()
+        .any(|c| !(c.is_ascii_digit() || " -.()+".contains(c)))
+    {
+        return Err(invalid(
+            "a fax number has only digits, spaces, dashes and a leading +",
+        ));
+    }
+    let plus = trimmed.starts_with('+');
+    let digits = digits_of(trimmed);
+    if digits.len() < 3 || digits.len() > 20 {
+        return Err(invalid("a fax number has 3 to 20 digits"));
+    }
+    let nanp = |d: &str| {
+        let b = d.as_bytes();
+        d.len() == 10 && (b'2'..=b'9').contains(&b[0])
+    };
+    Ok(if plus {
+        format!("+{digits}")
+    } else if nanp(&digits) {
+        format!("+1{digits}")
+    } else if digits.len() == 11 && digits.starts_with('1') && nanp(&digits[1..]) {
+        format!("+{digits}")
+    } else if let Some(rest) = digits
+        .strip_prefix("011")
+        .or_else(|| digits.strip_prefix("00"))
+    {
+        if rest.is_empty() {
+            return Err(invalid("an international prefix needs a number after it"));
+        }
+        format!("+{rest}")
+    } else {
+        digits
+    })
+}
+
+/// Kazoo's job states (reference 3.1), one word each; `cancelled` is ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    /// Accepted; the documents are still being converted.
+    AttachingFiles,
+    /// Waiting for its due time and a free line.
+    Pending,
+    /// On a line now.
+    Processing,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStatus {
+    pub const ALL: [JobStatus; 6] = [
+        JobStatus::AttachingFiles,
+        JobStatus::Pending,
+        JobStatus::Processing,
+        JobStatus::Completed,
+        JobStatus::Failed,
+        JobStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::AttachingFiles => "attaching_files",
+            JobStatus::Pending => "pending",
+            JobStatus::Processing => "processing",
+            JobStatus::Completed => "completed",
+            JobStatus::Failed => "failed",
+            JobStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            JobStatus::Completed | JobStatus::Failed | JobStatus::Cancelled
+        )
+    }
+
+    /// The job state machine's edges (reference 3.2, without Kazoo's
+    /// `locked`: a claim moves `pending` straight to `processing` in one
+    /// transaction, so there is no state to leak).
+    pub fn may_become(self, next: JobStatus) -> bool {
+        use JobStatus::*;
+        matches!(
+            (self, next),
+            (AttachingFiles, Pending)
+                | (AttachingFiles, Failed)
+                | (AttachingFiles, Cancelled)
+                | (Pending, Processing)
+                | (Pending, Cancelled)
+                | (Processing, Pending)
+                | (Processing, Completed)
+                | (Processing, Failed)
+                | (Processing, Cancelled)
+        )
+    }
+}
+
+impl fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JobStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        JobStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("{s:?} is not a job status"))
+    }
+}
+
+/// Where a fax lives: sent and to-send faxes in the outbox, received ones in
+/// the inbox (Kazoo's `folder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Folder {
+    Inbox,
+    Outbox,
+}
+
+impl Folder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Folder::Inbox => "inbox",
+            Folder::Outbox => "outbox",
+        }
+    }
+}
+
+impl FromStr for Folder {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "inbox" => Ok(Folder::Inbox),
+            "outbox" => Ok(Folder::Outbox),
+            _ => Err(format!("{s:?} is not a folder (inbox or outbox)")),
+        }
+    }
+}
+
+/// An outbound job or a received fax.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fax {
+    pub id: FaxId,
+    pub account_id: AccountId,
+    pub faxbox_id: Option<FaxboxId>,
+    pub folder: Folder,
+    /// `None` for received faxes (Kazoo writes no status on inbox docs).
+    pub status: Option<JobStatus>,
+    pub to_number: String,
+    /// The number the scheduler serializes on (E.164 when it normalizes).
+    pub to_number_normalized: String,
+    pub to_name: Option<String>,
+    pub from_number: Option<String>,
+    pub from_name: Option<String>,
+    pub fax_identity_number: Option<String>,
+    pub fax_identity_name: Option<String>,
+    pub fax_timezone: Option<String>,
+    /// Total attempts allowed (reference 5.1; 0 behaves like 1).
+    pub retries: u8,
+    /// Attempts made that count against `retries`.
+    pub attempts: u8,
+    /// Seconds to wait before the next attempt, as last decided.
+    pub retry_after: i64,
+    /// When the job may next be put on a line.
+    pub due_at: UnixTime,
+    pub notify_email: Vec<String>,
+    pub subject: Option<String>,
+    /// Why the job failed or was cancelled, when it did.
+    pub error: Option<String>,
+    pub created: UnixTime,
+    pub modified: UnixTime,
+}
+
+/// What a client submits to create an outbound job.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NewFax {
+    pub account_id: AccountId,
+    pub faxbox_id: Option<FaxboxId>,
+    pub to_number: String,
+    pub to_number_normalized: String,
+    pub to_name: Option<String>,
+    pub from_number: Option<String>,
+    pub from_name: Option<String>,
+    pub fax_identity_number: Option<String>,
+    pub fax_identity_name: Option<String>,
+    pub fax_timezone: Option<String>,
+    pub retries: u8,
+    pub notify_email: Vec<String>,
+    pub subject: Option<String>,
+}
+
+/// Which form of a fax's document a stored blob is (reference 1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentKind {
+    /// As submitted (`original_file.<ext>`); a job may have several, in order.
+    Original,
+    /// The fax-ready TIFF (`fax_file.tiff`).
+    FaxTiff,
+    /// A PDF rendering (`pdf_file.pdf`).
+    Pdf,
+    /// What a line received (`received_file_<id>.tiff`).
+    ReceivedTiff,
+}
+
+impl DocumentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentKind::Original => "original",
+            DocumentKind::FaxTiff => "fax_tiff",
+            DocumentKind::Pdf => "pdf",
+            DocumentKind::ReceivedTiff => "received_tiff",
+        }
+    }
+}
+
+impl FromStr for DocumentKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            DocumentKind::Original,
+            DocumentKind::FaxTiff,
+            DocumentKind::Pdf,
+            DocumentKind::ReceivedTiff,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("{s:?} is not a document kind"))
+    }
+}
+
+/// A document to store with a fax.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDocument {
+    pub kind: DocumentKind,
+    pub content_type: String,
+    pub filename: String,
+    pub pages: Option<u32>,
+    pub bytes: Vec<u8>,
+}
+
+/// A stored document's description (its bytes are read separately).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentInfo {
+    pub id: String,
+    pub fax_id: FaxId,
+    pub kind: DocumentKind,
+    pub seq: u32,
+    pub content_type: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+    pub pages: Option<u32>,
+    pub created: UnixTime,
+}
+
+/// How far an attempt got before it ended: the stage names of Kazoo's
+/// worker (reference 3.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStage {
+    Prepare,
+    Originate,
+    Negotiate,
+    Send,
+    End,
+}
+
+impl AttemptStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStage::Prepare => "prepare",
+            AttemptStage::Originate => "originate",
+            AttemptStage::Negotiate => "negotiate",
+            AttemptStage::Send => "send",
+            AttemptStage::End => "end",
+        }
+    }
+}
+
+impl FromStr for AttemptStage {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            AttemptStage::Prepare,
+            AttemptStage::Originate,
+            AttemptStage::Negotiate,
+            AttemptStage::Send,
+            AttemptStage::End,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("{s:?} is not an attempt stage"))
+    }
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Success,
+    Failure,
+    /// The process stopped during the call (crash, power loss, kill -9);
+    /// recorded at the next start (invariant 2).
+    Interrupted,
+    Cancelled,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Success => "success",
+            AttemptOutcome::Failure => "failure",
+            AttemptOutcome::Interrupted => "interrupted",
+            AttemptOutcome::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for AttemptOutcome {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            AttemptOutcome::Success,
+            AttemptOutcome::Failure,
+            AttemptOutcome::Interrupted,
+            AttemptOutcome::Cancelled,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+        .ok_or_else(|| format!("{s:?} is not an attempt outcome"))
+    }
+}
+
+/// One try at sending a job: a row per attempt, never overwritten.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub id: i64,
+    pub fax_id: FaxId,
+    /// 1 for the first attempt of the job.
+    pub number: u32,
+    pub line: String,
+    pub started: UnixTime,
+    pub ended: Option<UnixTime>,
+    pub stage: AttemptStage,
+    pub outcome: Option<AttemptOutcome>,
+    pub report: AttemptReport,
+}
+
+/// What the line reported about an attempt; filled as far as it got.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptReport {
+    /// T.30 completion code (FreeSWITCH `fax_result_code`), or a SIP-style
+    /// code for failures before T.30 started (reference 3.4).
+    pub result_code: Option<i64>,
+    pub result_text: Option<String>,
+    /// Telephony hangup cause, e.g. `USER_BUSY`, `NO_ANSWER`.
+    pub hangup_cause: Option<String>,
+    pub pages_sent: u32,
+    pub pages_total: u32,
+    pub bit_rate: Option<u32>,
+    pub ecm: Option<bool>,
+    pub remote_station_id: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_state_machine_edges_are_legal() {
+        use JobStatus::*;
+        let legal = [
+            (AttachingFiles, Pending),
+            (AttachingFiles, Failed),
+            (AttachingFiles, Cancelled),
+            (Pending, Processing),
+            (Pending, Cancelled),
+            (Processing, Pending),
+            (Processing, Completed),
+            (Processing, Failed),
+            (Processing, Cancelled),
+        ];
+        for from in JobStatus::ALL {
+            for to in JobStatus::ALL {
+                assert_eq!(
+                    from.may_become(to),
+                    legal.contains(&(from, to)),
+                    "{from} -> {to}"
+                );
+            }
+            // A terminal state has no way out (invariant 2).
+            if from.is_terminal() {
+                assert!(JobStatus::ALL.iter().all(|to| !from.may_become(*to)));
+            }
+        }
+    }
+
+    #[test]
+    fn status_words_round_trip() {
+        for st in JobStatus::ALL {
+            assert_eq!(st.as_str().parse::<JobStatus>().unwrap(), st);
+        }
+        assert!("locked".parse::<JobStatus>().is_err());
+    }
+
+    #[test]
+    fn faxbox_fields_are_checked() {
+        let ok = FaxboxFields {
+            name: Some("Front desk".into()),
+            ..Default::default()
+        };
+        assert!(ok.validate(true).is_ok());
+        let cases = [
+            (FaxboxFields::default(), "name"),
+            (
+                FaxboxFields {
+                    name: Some("".into()),
+                    ..Default::default()
+                },
+                "name",
+            ),
+            (
+                FaxboxFields {
+                    retries: Some(5),
+                    ..ok.clone()
+                },
+                "retries",
+            ),
+            (
+                FaxboxFields {
+                    custom_smtp_email_address: Some("not a domain".into()),
+                    ..ok.clone()
+                },
+                "custom_smtp_email_address",
+            ),
+            (
+                FaxboxFields {
+                    smtp_permission_list: Some(vec!["(unclosed".into()]),
+                    ..ok.clone()
+                },
+                "smtp_permission_list",
+            ),
+            (
+                FaxboxFields {
+                    numbers: Some(vec!["reception".into()]),
+                    ..ok.clone()
+                },
+                "numbers",
+            ),
+        ];
+        for (fields, field) in cases {
+            assert_eq!(fields.validate(true).unwrap_err().field, field);
+        }
+        // An update need not repeat the name.
+        assert!(FaxboxFields::default().validate(false).is_ok());
+    }
+
+    #[test]
+    fn numbers_normalize_as_kazoo_and_keep_local_ones() {
+        let cases = [
+            ("5551234567", "+15551234567"),
+            ("+1 (555) 123-4567", "+15551234567"),
+            ("1-555-123-4567", "+15551234567"),
+            ("011 44 20 7946 0958", "+442079460958"),
+            ("0033 1 23 45 67 89", "+33123456789"),
+            ("+44 20 7946 0958", "+442079460958"),
+            ("5550001", "5550001"),
+            ("204", "204"),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(normalize_number(raw).unwrap(), want, "{raw}");
+        }
+        for bad in [
+            "",
+            "  ",
+            "12",
+            "fax me",
+            "555-CALL-NOW",
+            "00",
+            "123456789012345678901",
+        ] {
+            let err = normalize_number(bad).unwrap_err();
+            assert!(
+                err.message.starts_with("invalid fax number"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn gregorian_matches_kazoo_docs() {
+        // 63626410973 = 2016-03-28T19:02:53Z (reference 1.1).
+        assert_eq!(to_gregorian(1_459_191_773), 63_626_410_973);
+    }
+}

@@ -1,0 +1,432 @@
+//! Outgoing email: receipts for sent faxes, error reports for failed ones
+//! (and, with the inbound issue, received faxes).
+//!
+//! Composing a mail is a pure function of committed facts; the mail then
+//! goes into the store's queue, and the `Postman` thread delivers the queue
+//! to the configured smarthost, retrying with backoff. So a smarthost outage
+//! delays mail but never loses it, and nothing here blocks a fax.
+
+mod postman;
+
+pub use postman::{Backoff, Postman};
+
+use chrono::{DateTime, Utc};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
+
+use crate::model::{Attempt, AttemptOutcome, Fax, Faxbox, UnixTime};
+
+/// A message ready for the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mail {
+    pub recipients: Vec<String>,
+    /// The whole RFC 5322 message.
+    pub message: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error("{address:?} is not an email address Faxbox can send to: {reason}")]
+    Address { address: String, reason: String },
+    #[error("cannot build the mail: {0}")]
+    Build(String),
+}
+
+const OUTBOUND_FAX: &str = include_str!("../../assets/templates/outbound_fax.txt");
+const OUTBOUND_FAX_ERROR: &str = include_str!("../../assets/templates/outbound_fax_error.txt");
+
+/// What a notification about an outbound fax is made of.
+pub struct OutboundFacts<'a> {
+    pub fax: &'a Fax,
+    pub faxbox: Option<&'a Faxbox>,
+    /// The faxbox owner's address, when it has an owner.
+    pub owner_email: Option<&'a str>,
+    pub history: &'a [Attempt],
+    /// The fax as sent, as a PDF, when one can be made.
+    pub pdf: Option<&'a [u8]>,
+}
+
+/// Who hears about an outbound fax: the first non-empty of the job's own
+/// list, the faxbox's outbound list, the faxbox owner (reference 10.2).
+pub fn outbound_recipients(facts: &OutboundFacts<'_>) -> Vec<String> {
+    let mut list = if !facts.fax.notify_email.is_empty() {
+        facts.fax.notify_email.clone()
+    } else if let Some(f) = facts
+        .faxbox
+        .filter(|f| !f.notifications.outbound.send_to.is_empty())
+    {
+        f.notifications.outbound.send_to.clone()
+    } else {
+        facts
+            .owner_email
+            .map(|e| vec![e.to_owned()])
+            .unwrap_or_default()
+    };
+    for address in &mut list {
+        *address = address.trim().to_ascii_lowercase();
+    }
+    list.sort();
+    list.dedup();
+    list
+}
+
+/// The receipt for a completed fax; `None` when nobody is to be told.
+pub fn outbound_receipt(
+    from: &str,
+    facts: &OutboundFacts<'_>,
+) -> Result<Option<Mail>, NotifyError> {
+    let last = facts
+        .history
+        .iter()
+        .rev()
+        .find(|a| a.outcome == Some(AttemptOutcome::Success));
+    let report = last.map(|a| a.report.clone()).unwrap_or_default();
+    let fields = common_fields(facts)
+        .into_iter()
+        .chain([
+            ("pages", report.pages_sent.to_string()),
+            (
+                "transfer_rate",
+                report.bit_rate.map_or("unknown".into(), |r| r.to_string()),
+            ),
+            (
+                "ecm",
+                match report.ecm {
+                    Some(true) => "on",
+                    Some(false) => "off",
+                    None => "unknown",
+                }
+                .to_owned(),
+            ),
+            (
+                "remote_station_id",
+                report
+                    .remote_station_id
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or_else(|| "(did not identify itself)".into()),
+            ),
+            (
+                "date",
+                date(last.and_then(|a| a.ended).unwrap_or(facts.fax.modified)),
+            ),
+        ])
+        .collect::<Vec<_>>();
+    compose(from, facts, OUTBOUND_FAX, &fields)
+}
+
+/// The error report for a failed fax; `None` when nobody is to be told.
+pub fn outbound_error(from: &str, facts: &OutboundFacts<'_>) -> Result<Option<Mail>, NotifyError> {
+    let attachment_note = if facts.pdf.is_some() {
+        "\n\nThe fax that could not be sent is attached."
+    } else {
+        ""
+    };
+    let fields = common_fields(facts)
+        .into_iter()
+        .chain([
+            (
+                "error",
+                facts
+                    .fax
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "Unknown Error".into()),
+            ),
+            ("history", history(facts.history)),
+            ("date", date(facts.fax.modified)),
+            ("attachment_note", attachment_note.to_owned()),
+        ])
+        .collect::<Vec<_>>();
+    compose(from, facts, OUTBOUND_FAX_ERROR, &fields)
+}
+
+fn common_fields(facts: &OutboundFacts<'_>) -> Vec<(&'static str, String)> {
+    let fax = facts.fax;
+    vec![
+        ("callee", callee(fax)),
+        (
+            "caller",
+            fax.from_name
+                .clone()
+                .or_else(|| fax.from_number.clone())
+                .unwrap_or_else(|| "(no caller id)".into()),
+        ),
+        (
+            "attempts",
+            format!("{} of {}", fax.attempts, fax.retries.max(1)),
+        ),
+        (
+            "faxbox",
+            facts.faxbox.map_or("(none)".into(), |f| f.name.clone()),
+        ),
+        ("fax_id", fax.id.to_string()),
+    ]
+}
+
+fn callee(fax: &Fax) -> String {
+    match &fax.to_name {
+        Some(name) if name != &fax.to_number => format!("{name} ({})", fax.to_number),
+        _ => fax.to_number.clone(),
+    }
+}
+
+/// One line per attempt: when, how it ended, the codes and texts.
+fn history(attempts: &[Attempt]) -> String {
+    if attempts.is_empty() {
+        return "  (the fax never reached a line)".into();
+    }
+    attempts
+        .iter()
+        .map(|a| {
+            let r = &a.report;
+            format!(
+                "  {}. {} on {}: {}{}{} - {} of {} pages",
+                a.number,
+                date(a.started),
+                a.line,
+                a.outcome.map_or("still running", AttemptOutcome::as_str),
+                r.result_code
+                    .map(|c| format!(", code {c}"))
+                    .unwrap_or_default(),
+                r.result_text
+                    .as_deref()
+                    .map(|t| format!(", {t}"))
+                    .unwrap_or_default(),
+                r.pages_sent,
+                r.pages_total,
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Dates in mails are UTC: Faxbox carries no time-zone database.
+fn date(t: UnixTime) -> String {
+    DateTime::<Utc>::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| t.to_string())
+}
+
+/// Kazoo's attachment name (reference 10.3): `<name or number>_<date>.pdf`,
+/// lower-case, spaces as `_`, and no colons, which Windows cannot open
+/// (KTEL-10).
+pub fn attachment_name(name_or_number: &str, t: UnixTime) -> String {
+    let when = DateTime::<Utc>::from_timestamp(t, 0)
+        .map(|d| d.format("%Y-%m-%d_%H-%M-%S").to_string())
+        .unwrap_or_default();
+    let base: String = format!("{name_or_number}_{when}")
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            c if c.is_whitespace() => '_',
+            ':' | '/' | '\\' | '"' | '<' | '>' | '|' | '?' | '*' => '-',
+            c => c,
+        })
+        .collect();
+    format!("{base}.pdf")
+}
+
+/// Fills a template: its first line is `Subject: ...`, the rest the body;
+/// `{{name}}` takes the field's value.
+fn render(template: &str, fields: &[(&str, String)]) -> (String, String) {
+    let mut text = template.to_owned();
+    for (name, value) in fields {
+        text = text.replace(&format!("{{{{{name}}}}}"), value);
+    }
+    let (first, body) = text.split_once('\n').unwrap_or((&text, ""));
+    let subject = first
+        .strip_prefix("Subject:")
+        .unwrap_or(first)
+        .trim()
+        .to_owned();
+    (subject, body.trim_start_matches('\n').to_owned())
+}
+
+fn mailbox(address: &str) -> Result<Mailbox, NotifyError> {
+    address
+        .parse()
+        .map_err(|e: lettre::address::AddressError| NotifyError::Address {
+            address: address.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+fn compose(
+    from: &str,
+    facts: &OutboundFacts<'_>,
+    template: &str,
+    fields: &[(&str, String)],
+) -> Result<Option<Mail>, NotifyError> {
+    let recipients = outbound_recipients(facts);
+    if recipients.is_empty() {
+        return Ok(None);
+    }
+    let (subject, body) = render(template, fields);
+    let mut builder = lettre::Message::builder()
+        .from(mailbox(from)?)
+        .subject(subject)
+        .date_now();
+    for r in &recipients {
+        builder = builder.to(mailbox(r)?);
+    }
+    let text = SinglePart::plain(body);
+    let message = match facts.pdf {
+        Some(pdf) => {
+            let name = attachment_name(
+                facts.fax.to_name.as_deref().unwrap_or(&facts.fax.to_number),
+                facts.fax.modified,
+            );
+            let attachment = Attachment::new(name).body(
+                pdf.to_vec(),
+                ContentType::parse("application/pdf").expect("a valid content type"),
+            );
+            builder.multipart(MultiPart::mixed().singlepart(text).singlepart(attachment))
+        }
+        None => builder.singlepart(text),
+    }
+    .map_err(|e| NotifyError::Build(e.to_string()))?;
+    Ok(Some(Mail {
+        recipients,
+        message: message.formatted(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{AccountId, AttemptReport, AttemptStage, FaxId, Folder, JobStatus};
+
+    fn fax() -> Fax {
+        Fax {
+            id: FaxId::from("0123456789abcdef0123456789abcdef"),
+            account_id: AccountId::from("a"),
+            faxbox_id: None,
+            folder: Folder::Outbox,
+            status: Some(JobStatus::Completed),
+            to_number: "+15552345678".into(),
+            to_number_normalized: "+15552345678".into(),
+            to_name: Some("Dr. Who: Clinic".into()),
+            from_number: Some("15550001111".into()),
+            from_name: Some("Acme".into()),
+            fax_identity_number: None,
+            fax_identity_name: None,
+            fax_timezone: None,
+            retries: 3,
+            attempts: 1,
+            retry_after: 0,
+            due_at: 0,
+            notify_email: vec!["Bob@Example.com".into(), "bob@example.com".into()],
+            subject: None,
+            error: None,
+            created: 1_700_000_000,
+            modified: 1_700_000_060,
+        }
+    }
+
+    fn attempt(outcome: AttemptOutcome, text: &str) -> Attempt {
+        Attempt {
+            id: 1,
+            fax_id: fax().id,
+            number: 1,
+            line: "loopback".into(),
+            started: 1_700_000_000,
+            ended: Some(1_700_000_050),
+            stage: AttemptStage::End,
+            outcome: Some(outcome),
+            report: AttemptReport {
+                result_code: Some(0),
+                result_text: Some(text.into()),
+                pages_sent: 2,
+                pages_total: 2,
+                bit_rate: Some(14_400),
+                ecm: Some(true),
+                remote_station_id: Some("+1 555 234 5678".into()),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn attachment_names_have_no_colons() {
+        let n = attachment_name("Dr. Who: Clinic", 1_700_000_060);
+        assert_eq!(n, "dr._who-_clinic_2023-11-14_22-14-20.pdf");
+        assert!(!n.contains(':') && !n.contains(' '));
+    }
+
+    #[test]
+    fn recipients_follow_kazoo_order_without_duplicates() {
+        let f = fax();
+        let facts = OutboundFacts {
+            fax: &f,
+            faxbox: None,
+            owner_email: Some("owner@example.com"),
+            history: &[],
+            pdf: None,
+        };
+        assert_eq!(outbound_recipients(&facts), vec!["bob@example.com"]);
+        let mut g = fax();
+        g.notify_email.clear();
+        let facts = OutboundFacts { fax: &g, ..facts };
+        assert_eq!(outbound_recipients(&facts), vec!["owner@example.com"]);
+        let facts = OutboundFacts {
+            owner_email: None,
+            ..facts
+        };
+        assert!(
+            outbound_receipt("faxbox@localhost", &facts)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn receipt_carries_the_facts_and_the_pdf() {
+        let f = fax();
+        let history = [attempt(AttemptOutcome::Success, "OK")];
+        let facts = OutboundFacts {
+            fax: &f,
+            faxbox: None,
+            owner_email: None,
+            history: &history,
+            pdf: Some(b"%PDF-1.4 test"),
+        };
+        let mail = outbound_receipt("faxbox@localhost", &facts)
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&mail.message);
+        assert!(
+            text.contains("Subject: Fax has been sent to Dr. Who: Clinic (+15552345678)"),
+            "{text}"
+        );
+        assert!(text.contains("14400 bit/s"), "{text}");
+        assert!(text.contains("application/pdf"));
+        assert!(text.contains("dr._who-_clinic_2023-11-14_22-14-20.pdf"));
+        assert_eq!(mail.recipients, vec!["bob@example.com"]);
+    }
+
+    #[test]
+    fn error_report_lists_every_attempt() {
+        let mut f = fax();
+        f.status = Some(JobStatus::Failed);
+        f.error = Some("the number was busy (after 2 attempts)".into());
+        let mut second = attempt(AttemptOutcome::Failure, "busy");
+        second.number = 2;
+        let history = [attempt(AttemptOutcome::Failure, "no answer"), second];
+        let facts = OutboundFacts {
+            fax: &f,
+            faxbox: None,
+            owner_email: None,
+            history: &history,
+            pdf: None,
+        };
+        let mail = outbound_error("faxbox@localhost", &facts).unwrap().unwrap();
+        let text = String::from_utf8_lossy(&mail.message);
+        assert!(text.contains("Subject: Error sending Fax to"), "{text}");
+        assert!(text.contains("the number was busy (after 2 attempts)"));
+        assert!(
+            text.contains("1. 2023-11-14") && text.contains("2. 2023-11-14"),
+            "{text}"
+        );
+        assert!(text.contains("no answer") && text.contains("busy"));
+        assert!(!text.contains("{{"), "every field is filled: {text}");
+    }
+}

@@ -1,0 +1,230 @@
+//! The postman: a thread that delivers the store's mail queue to the
+//! smarthost. SMTP is blocking I/O, so it runs on its own named thread
+//! (STYLE.md principle 8), wakes when mail is queued, and otherwise sleeps
+//! until the next retry falls due.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use lettre::Transport;
+use lettre::address::Envelope;
+use lettre::transport::smtp::SmtpTransport;
+use lettre::transport::smtp::authentication::Credentials;
+use tracing::{debug, info, warn};
+
+use crate::config::{Smarthost, SmarthostServer, TlsMode};
+use crate::model::now;
+use crate::store::Store;
+
+/// The longest the postman sleeps without being woken.
+const IDLE_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a mail waits after a failed delivery: `first`, doubling with
+/// each failure, never more than `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+}
+
+impl Default for Backoff {
+    /// 30 s doubling to an hour: a smarthost restart costs half a minute, a
+    /// day-long outage about 24 tries per mail.
+    fn default() -> Self {
+        Backoff {
+            first: Duration::from_secs(30),
+            max: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl Backoff {
+    /// The wait after the `failures`-th failed delivery (1 for the first).
+    pub fn delay(&self, failures: u32) -> Duration {
+        let factor = 1u32 << failures.saturating_sub(1).min(16);
+        (self.first * factor).min(self.max)
+    }
+}
+
+#[derive(Default)]
+struct Bell {
+    rung: bool,
+    stop: bool,
+}
+
+/// Handle on the delivery thread.
+pub struct Postman {
+    bell: Arc<(Mutex<Bell>, Condvar)>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Postman {
+    pub fn start(
+        store: Arc<Store>,
+        smarthost: Smarthost,
+        backoff: Backoff,
+    ) -> std::io::Result<Postman> {
+        let bell = Arc::new((Mutex::new(Bell::default()), Condvar::new()));
+        let thread = std::thread::Builder::new().name("postman".into()).spawn({
+            let bell = bell.clone();
+            move || deliver_until_stopped(&store, &smarthost, backoff, &bell)
+        })?;
+        Ok(Postman {
+            bell,
+            thread: Some(thread),
+        })
+    }
+
+    /// Mail was queued: deliver it now rather than at the next timeout.
+    pub fn wake(&self) {
+        let (lock, cv) = &*self.bell;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).rung = true;
+        cv.notify_one();
+    }
+
+    /// Finishes the message in hand and stops; queued mail stays queued.
+    pub fn stop(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        let (lock, cv) = &*self.bell;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+        cv.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Postman {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+fn deliver_until_stopped(
+    store: &Store,
+    smarthost: &Smarthost,
+    backoff: Backoff,
+    bell: &(Mutex<Bell>, Condvar),
+) {
+    let transport = smarthost.server.as_ref().map(transport_for);
+    let mut warned = false;
+    loop {
+        match &transport {
+            Some(Ok(transport)) => deliver_due(store, transport, &smarthost.from, backoff, bell),
+            Some(Err(e)) if !warned => {
+                warn!("outgoing mail waits in the queue: the smarthost setting is unusable: {e}");
+                warned = true;
+            }
+            None if !warned && store.unsent_mail_count().unwrap_or(0) > 0 => {
+                warn!("outgoing mail waits in the queue: no [smarthost] host is configured");
+                warned = true;
+            }
+            _ => {}
+        }
+        let wait = match store.next_mail_due() {
+            Ok(Some(due)) if transport.as_ref().is_some_and(|t| t.is_ok()) => {
+                Duration::from_secs((due - now()).clamp(0, IDLE_WAIT.as_secs() as i64) as u64)
+            }
+            _ => IDLE_WAIT,
+        };
+        let (lock, cv) = bell;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = cv
+            .wait_timeout_while(guard, wait, |b| !b.rung && !b.stop)
+            .unwrap_or_else(|e| e.into_inner());
+        if guard.stop {
+            return;
+        }
+        guard.rung = false;
+    }
+}
+
+fn deliver_due(
+    store: &Store,
+    transport: &SmtpTransport,
+    from: &str,
+    backoff: Backoff,
+    bell: &(Mutex<Bell>, Condvar),
+) {
+    let due = match store.due_mail(now(), 50) {
+        Ok(d) => d,
+        Err(e) => {
+            warn!("cannot read the mail queue: {e}");
+            return;
+        }
+    };
+    for mail in due {
+        if bell.0.lock().unwrap_or_else(|e| e.into_inner()).stop {
+            return;
+        }
+        let result = envelope(from, &mail.recipients).and_then(|env| {
+            transport
+                .send_raw(&env, &mail.message)
+                .map_err(|e| e.to_string())
+        });
+        let recorded = match result {
+            Ok(_) => {
+                info!(mail = mail.id, to = ?mail.recipients, "mail delivered to the smarthost");
+                store.mail_sent(mail.id)
+            }
+            Err(e) => {
+                warn!(
+                    mail = mail.id,
+                    attempts = mail.attempts + 1,
+                    "mail not delivered, will retry: {e}"
+                );
+                let wait = backoff.delay(mail.attempts + 1);
+                store.mail_failed(mail.id, &e, wait.as_secs().max(1) as i64)
+            }
+        };
+        if let Err(e) = recorded {
+            warn!(mail = mail.id, "cannot record the delivery: {e}");
+        }
+    }
+}
+
+fn envelope(from: &str, to: &[String]) -> Result<Envelope, String> {
+    let parse = |a: &str| {
+        a.parse::<lettre::Address>()
+            .map_err(|e| format!("{a}: {e}"))
+    };
+    let to = to.iter().map(|a| parse(a)).collect::<Result<Vec<_>, _>>()?;
+    Envelope::new(Some(parse(from)?), to).map_err(|e| e.to_string())
+}
+
+fn transport_for(server: &SmarthostServer) -> Result<SmtpTransport, String> {
+    let builder = match server.tls {
+        TlsMode::None => SmtpTransport::builder_dangerous(&server.host),
+        TlsMode::StartTls => {
+            SmtpTransport::starttls_relay(&server.host).map_err(|e| e.to_string())?
+        }
+        TlsMode::Tls => SmtpTransport::relay(&server.host).map_err(|e| e.to_string())?,
+    };
+    let mut builder = builder
+        .port(server.port)
+        .timeout(Some(Duration::from_secs(30)));
+    if !server.username.is_empty() {
+        builder = builder.credentials(Credentials::new(
+            server.username.clone(),
+            server.password.clone(),
+        ));
+    }
+    debug!(host = %server.host, port = server.port, "smarthost transport ready");
+    Ok(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let b = Backoff::default();
+        let secs: Vec<u64> = (1..=9).map(|n| b.delay(n).as_secs()).collect();
+        assert_eq!(secs, vec![30, 60, 120, 240, 480, 960, 1920, 3600, 3600]);
+    }
+}

@@ -1,0 +1,1292 @@
+//! Faxes, their documents and attempts, and the job state machine.
+//!
+//! Every status change is one function here, one transaction each, checked
+//! against `JobStatus::may_become`. The claim that puts a job on a line is an
+//! `UPDATE ... WHERE status = 'pending'`, so two schedulers (or threads)
+//! racing for a job cannot both win. Start-up recovery is an ordinary
+//! function, tested like any other (STYLE.md principle 6).
+
+use rusqlite::{Connection, Transaction, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{OptionalRow, Result, Store, StoreError, parse_column, to_json};
+use crate::model::{
+    AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, DocumentInfo, DocumentKind,
+    Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, UnixTime, now,
+};
+
+/// After this many interrupted attempts a job is failed instead of being
+/// re-queued again: a document that crashes the process each time must not
+/// crash it forever.
+pub const MAX_INTERRUPTED_ATTEMPTS: u32 = 3;
+
+/// The fax fields kept as one JSON column.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct FaxDoc {
+    to_name: Option<String>,
+    from_number: Option<String>,
+    from_name: Option<String>,
+    fax_identity_number: Option<String>,
+    fax_identity_name: Option<String>,
+    fax_timezone: Option<String>,
+    notify_email: Vec<String>,
+    subject: Option<String>,
+}
+
+const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
+     to_number_normalized, retries, attempts, retry_after, due_at, error, doc, created, modified";
+
+fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
+    let doc: FaxDoc = super::json_column(r, 12)?;
+    let status: Option<String> = r.get(4)?;
+    Ok(Fax {
+        id: FaxId(r.get(0)?),
+        account_id: AccountId(r.get(1)?),
+        faxbox_id: r.get::<_, Option<String>>(2)?.map(FaxboxId),
+        folder: parse_column(r, 3)?,
+        status: match status {
+            Some(_) => Some(parse_column(r, 4)?),
+            None => None,
+        },
+        to_number: r.get(5)?,
+        to_number_normalized: r.get(6)?,
+        retries: r.get(7)?,
+        attempts: r.get(8)?,
+        retry_after: r.get(9)?,
+        due_at: r.get(10)?,
+        error: r.get(11)?,
+        to_name: doc.to_name,
+        from_number: doc.from_number,
+        from_name: doc.from_name,
+        fax_identity_number: doc.fax_identity_number,
+        fax_identity_name: doc.fax_identity_name,
+        fax_timezone: doc.fax_timezone,
+        notify_email: doc.notify_email,
+        subject: doc.subject,
+        created: r.get(13)?,
+        modified: r.get(14)?,
+    })
+}
+
+const ATTEMPT_COLUMNS: &str = "id, fax_id, number, line, started, ended, stage, outcome, \
+     result_code, result_text, hangup_cause, pages_sent, pages_total, bit_rate, ecm, remote_station_id";
+
+fn attempt_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
+    let outcome: Option<String> = r.get(7)?;
+    Ok(Attempt {
+        id: r.get(0)?,
+        fax_id: FaxId(r.get(1)?),
+        number: r.get(2)?,
+        line: r.get(3)?,
+        started: r.get(4)?,
+        ended: r.get(5)?,
+        stage: parse_column(r, 6)?,
+        outcome: match outcome {
+            Some(_) => Some(parse_column(r, 7)?),
+            None => None,
+        },
+        report: AttemptReport {
+            result_code: r.get(8)?,
+            result_text: r.get(9)?,
+            hangup_cause: r.get(10)?,
+            pages_sent: r.get(11)?,
+            pages_total: r.get(12)?,
+            bit_rate: r.get(13)?,
+            ecm: r.get(14)?,
+            remote_station_id: r.get(15)?,
+        },
+    })
+}
+
+const DOCUMENT_COLUMNS: &str =
+    "id, fax_id, kind, seq, content_type, filename, size, sha256, pages, created";
+
+fn document_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentInfo> {
+    Ok(DocumentInfo {
+        id: r.get(0)?,
+        fax_id: FaxId(r.get(1)?),
+        kind: parse_column(r, 2)?,
+        seq: r.get(3)?,
+        content_type: r.get(4)?,
+        filename: r.get(5)?,
+        size: r.get(6)?,
+        sha256: r.get(7)?,
+        pages: r.get(8)?,
+        created: r.get(9)?,
+    })
+}
+
+/// A job the scheduler may start now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueJob {
+    pub id: FaxId,
+    pub account_id: AccountId,
+    pub to_number_normalized: String,
+    pub due_at: UnixTime,
+}
+
+/// What happens to a job when its attempt ends; the scheduler's retry
+/// policy decides, the store enforces the attempt budget.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NextStep {
+    Complete,
+    /// Try again after this many seconds, if the budget allows; a job whose
+    /// attempts are used up fails instead.
+    Retry {
+        after_s: i64,
+    },
+    /// No retry can fix this (bad document, invalid number).
+    Fail {
+        reason: String,
+    },
+    Cancel {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptEnd {
+    pub outcome: AttemptOutcome,
+    pub stage: AttemptStage,
+    pub report: AttemptReport,
+    pub next: NextStep,
+    /// A new attempt budget for the job (a reschedule rule's
+    /// `new-retry-count`), applied before deciding on a retry.
+    pub retries: Option<u8>,
+}
+
+/// Which faxes a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    pub account: Option<AccountId>,
+    pub faxbox: Option<FaxboxId>,
+    pub folder: Option<Folder>,
+    pub status: Option<JobStatus>,
+    pub limit: Option<u32>,
+}
+
+/// What start-up recovery found and did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Jobs that were on a line when the process stopped, now pending again.
+    pub requeued: Vec<FaxId>,
+    /// Jobs interrupted too often, now failed.
+    pub failed: Vec<FaxId>,
+    /// Jobs still waiting for their documents to be converted.
+    pub attaching: Vec<FaxId>,
+    /// Document rows whose fax no longer exists, removed.
+    pub orphan_documents: usize,
+}
+
+impl Store {
+    /// Creates an outbound job with its documents in one transaction, so an
+    /// acknowledged job always has them (invariant 1). `status` is
+    /// `AttachingFiles` while conversion is still to come, else `Pending`.
+    pub fn create_job(
+        &self,
+        new: NewFax,
+        documents: Vec<NewDocument>,
+        status: JobStatus,
+    ) -> Result<Fax> {
+        if !matches!(status, JobStatus::AttachingFiles | JobStatus::Pending) {
+            return Err(StoreError::Conflict(format!(
+                "a new job cannot start as {status}"
+            )));
+        }
+        if new.to_number_normalized.is_empty() {
+            return Err(crate::model::FieldError::new(
+                "to_number",
+                "required",
+                "a fax needs a number to send to",
+            )
+            .into());
+        }
+        let t = now();
+        let fax = Fax {
+            id: FaxId::new(),
+            account_id: new.account_id,
+            faxbox_id: new.faxbox_id,
+            folder: Folder::Outbox,
+            status: Some(status),
+            to_number: new.to_number,
+            to_number_normalized: new.to_number_normalized,
+            to_name: new.to_name,
+            from_number: new.from_number,
+            from_name: new.from_name,
+            fax_identity_number: new.fax_identity_number,
+            fax_identity_name: new.fax_identity_name,
+            fax_timezone: new.fax_timezone,
+            retries: new.retries.min(4),
+            attempts: 0,
+            retry_after: 0,
+            due_at: t,
+            notify_email: new.notify_email,
+            subject: new.subject,
+            error: None,
+            created: t,
+            modified: t,
+        };
+        self.write(|tx| {
+            super::ensure_account(tx, &fax.account_id)?;
+            insert_fax(tx, &fax)?;
+            for doc in &documents {
+                insert_document(tx, &fax.id, doc)?;
+            }
+            Ok(())
+        })?;
+        Ok(fax)
+    }
+
+    pub fn fax(&self, id: &FaxId) -> Result<Fax> {
+        self.read(|conn| load_fax(conn, id))
+    }
+
+    /// A fax of one account; another account's fax is "not found".
+    pub fn fax_in(&self, account: &AccountId, id: &FaxId) -> Result<Fax> {
+        match self.fax(id) {
+            Ok(f) if &f.account_id == account => Ok(f),
+            Ok(_) => Err(StoreError::NotFound {
+                kind: "fax",
+                id: id.to_string(),
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn faxes(&self, filter: &JobFilter) -> Result<Vec<Fax>> {
+        let mut sql = format!("SELECT {FAX_COLUMNS} FROM faxes WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |clause: &str, value: String| {
+            args.push(value);
+            sql.push_str(&format!(" AND {clause} = ?{}", args.len()));
+        };
+        if let Some(a) = &filter.account {
+            push("account_id", a.to_string());
+        }
+        if let Some(f) = &filter.faxbox {
+            push("faxbox_id", f.to_string());
+        }
+        if let Some(f) = filter.folder {
+            push("folder", f.as_str().to_owned());
+        }
+        if let Some(s) = filter.status {
+            push("status", s.as_str().to_owned());
+        }
+        sql.push_str(&format!(
+            " ORDER BY created DESC, rowid DESC LIMIT {}",
+            filter.limit.unwrap_or(1000)
+        ));
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), fax_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Stores the converted documents of an `attaching_files` job and makes
+    /// it pending, in one step.
+    pub fn attach_documents(&self, id: &FaxId, documents: Vec<NewDocument>) -> Result<Fax> {
+        self.write(|tx| {
+            let fax = transition(tx, id, JobStatus::Pending, None)?;
+            for doc in &documents {
+                insert_document(tx, id, doc)?;
+            }
+            Ok(fax)
+        })
+    }
+
+    /// Ends a job that never reached a line (its document could not be
+    /// converted): `attaching_files` -> `failed` with the reason. Kazoo left
+    /// such jobs stuck (reference 13 item 6).
+    pub fn fail_unsent_job(&self, id: &FaxId, reason: &str) -> Result<Fax> {
+        self.write(|tx| {
+            let fax = load_fax(tx, id)?;
+            if fax.status != Some(JobStatus::AttachingFiles) {
+                return Err(illegal(&fax, JobStatus::Failed));
+            }
+            transition(tx, id, JobStatus::Failed, Some(reason))
+        })
+    }
+
+    /// Cancels a job that is not on a line. A job on a line is cancelled by
+    /// ending its attempt with `NextStep::Cancel`.
+    pub fn cancel_job(&self, id: &FaxId, reason: &str) -> Result<Fax> {
+        self.write(|tx| {
+            let fax = load_fax(tx, id)?;
+            if fax.status == Some(JobStatus::Processing) {
+                return Err(StoreError::Conflict(format!(
+                    "fax {id} is being sent right now; it is cancelled when the call is stopped"
+                )));
+            }
+            transition(tx, id, JobStatus::Cancelled, Some(reason))
+        })
+    }
+
+    /// Makes a pending job due now (an operator's "retry now").
+    pub fn retry_now(&self, id: &FaxId) -> Result<Fax> {
+        self.write(|tx| {
+            let fax = load_fax(tx, id)?;
+            if fax.status != Some(JobStatus::Pending) {
+                return Err(StoreError::Conflict(format!(
+                    "fax {id} is {}; only a pending fax can be retried now (resubmit a finished one)",
+                    status_word(&fax)
+                )));
+            }
+            tx.execute("UPDATE faxes SET due_at = ?2, modified = ?2 WHERE id = ?1", params![id.as_str(), now()])?;
+            load_fax(tx, id)
+        })
+    }
+
+    /// Sends a finished job again as a new job with the same documents and a
+    /// fresh attempt budget (Kazoo's `resubmit`, reference 2.4).
+    pub fn resubmit(&self, id: &FaxId) -> Result<Fax> {
+        self.write(|tx| {
+            let old = load_fax(tx, id)?;
+            if old.folder != Folder::Outbox || !old.status.is_some_and(JobStatus::is_terminal) {
+                return Err(StoreError::Conflict(format!(
+                    "fax {id} is {}; only a completed, failed or cancelled fax can be resubmitted",
+                    status_word(&old)
+                )));
+            }
+            let t = now();
+            let fax = Fax {
+                id: FaxId::new(),
+                status: Some(JobStatus::Pending),
+                attempts: 0,
+                retry_after: 0,
+                due_at: t,
+                error: None,
+                created: t,
+                modified: t,
+                ..old
+            };
+            insert_fax(tx, &fax)?;
+            tx.execute(
+                "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created)
+                 SELECT lower(hex(randomblob(16))), ?2, kind, seq, content_type, filename, size, sha256, pages, data, ?3
+                 FROM documents WHERE fax_id = ?1",
+                params![id.as_str(), fax.id.as_str(), t],
+            )?;
+            Ok(fax)
+        })
+    }
+
+    /// Deletes a fax with its documents and attempts, for real.
+    pub fn delete_fax(&self, id: &FaxId) -> Result<()> {
+        self.write(|tx| {
+            let fax = load_fax(tx, id)?;
+            if fax.status == Some(JobStatus::Processing) {
+                return Err(StoreError::Conflict(format!(
+                    "fax {id} is being sent right now; cancel it first"
+                )));
+            }
+            tx.execute("DELETE FROM faxes WHERE id = ?1", [id.as_str()])?;
+            Ok(())
+        })
+    }
+
+    // --- scheduling ---------------------------------------------------------
+
+    /// Pending jobs whose due time has come, oldest due first.
+    pub fn due_jobs(&self, at: UnixTime, limit: u32) -> Result<Vec<DueJob>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, account_id, to_number_normalized, due_at FROM faxes
+                 WHERE status = 'pending' AND due_at <= ?1
+                 ORDER BY due_at, rowid LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![at, limit], |r| {
+                Ok(DueJob {
+                    id: FaxId(r.get(0)?),
+                    account_id: AccountId(r.get(1)?),
+                    to_number_normalized: r.get(2)?,
+                    due_at: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// When the next pending job falls due (the scheduler sleeps until then).
+    pub fn next_due_at(&self) -> Result<Option<UnixTime>> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT min(due_at) FROM faxes WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// How many of an account's jobs are on a line now (for `max_outbound`).
+    pub fn active_jobs(&self, account: &AccountId) -> Result<u32> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM faxes WHERE status = 'processing' AND account_id = ?1",
+                [account.as_str()],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Whether a call to this number is on a line now, in any account
+    /// (`serialize_outbound_numbers` is box-wide).
+    pub fn number_is_active(&self, normalized: &str) -> Result<bool> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM faxes WHERE status = 'processing' AND to_number_normalized = ?1)",
+                [normalized],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    /// Puts a pending job on a line: `pending` -> `processing` and a new
+    /// attempt row, atomically. `None` when someone else claimed it first or
+    /// it is no longer pending.
+    pub fn claim(&self, id: &FaxId, line: &str) -> Result<Option<(Fax, Attempt)>> {
+        self.write(|tx| {
+            let t = now();
+            let won = tx.execute(
+                "UPDATE faxes SET status = 'processing', modified = ?2 WHERE id = ?1 AND status = 'pending'",
+                params![id.as_str(), t],
+            )?;
+            if won == 0 {
+                return Ok(None);
+            }
+            let number: u32 = tx.query_row(
+                "SELECT count(*) + 1 FROM attempts WHERE fax_id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO attempts (fax_id, number, line, started, stage) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id.as_str(), number, line, t, AttemptStage::Prepare.as_str()],
+            )?;
+            let attempt = load_attempt(tx, tx.last_insert_rowid())?;
+            Ok(Some((load_fax(tx, id)?, attempt)))
+        })
+    }
+
+    /// Records how far an open attempt has got (for live status).
+    pub fn update_attempt(
+        &self,
+        attempt_id: i64,
+        stage: AttemptStage,
+        report: &AttemptReport,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE attempts SET stage = ?2, result_code = ?3, result_text = ?4, hangup_cause = ?5,
+                     pages_sent = ?6, pages_total = ?7, bit_rate = ?8, ecm = ?9, remote_station_id = ?10
+                 WHERE id = ?1 AND ended IS NULL",
+                params![
+                    attempt_id,
+                    stage.as_str(),
+                    report.result_code,
+                    report.result_text,
+                    report.hangup_cause,
+                    report.pages_sent,
+                    report.pages_total,
+                    report.bit_rate,
+                    report.ecm,
+                    report.remote_station_id
+                ],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound { kind: "open attempt", id: attempt_id.to_string() });
+            }
+            Ok(())
+        })
+    }
+
+    /// Closes an attempt and moves its job on, in one transaction: success
+    /// completes it; a retry goes back to `pending` with its due time unless
+    /// the attempts are used up (then `failed`); fail and cancel end it.
+    pub fn finish_attempt(&self, attempt_id: i64, end: AttemptEnd) -> Result<Fax> {
+        self.write(|tx| {
+            let attempt = load_attempt(tx, attempt_id)?;
+            if attempt.ended.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "attempt {attempt_id} has already ended"
+                )));
+            }
+            let fax = load_fax(tx, &attempt.fax_id)?;
+            if fax.status != Some(JobStatus::Processing) {
+                return Err(illegal(&fax, JobStatus::Pending));
+            }
+            let t = now();
+            close_attempt(tx, attempt_id, t, end.stage, end.outcome, &end.report)?;
+            let counts = matches!(
+                end.outcome,
+                AttemptOutcome::Success | AttemptOutcome::Failure
+            );
+            let attempts = fax.attempts.saturating_add(u8::from(counts));
+            let retries = end.retries.unwrap_or(fax.retries);
+            tx.execute(
+                "UPDATE faxes SET attempts = ?2, retries = ?3 WHERE id = ?1",
+                params![fax.id.as_str(), attempts, retries],
+            )?;
+            match end.next {
+                NextStep::Complete => transition(tx, &fax.id, JobStatus::Completed, None),
+                NextStep::Retry { after_s } if attempts < retries.max(1) => {
+                    tx.execute(
+                        "UPDATE faxes SET retry_after = ?2, due_at = ?3 WHERE id = ?1",
+                        params![fax.id.as_str(), after_s.max(0), t + after_s.max(0)],
+                    )?;
+                    transition(tx, &fax.id, JobStatus::Pending, None)
+                }
+                NextStep::Retry { .. } => {
+                    let reason = end
+                        .report
+                        .result_text
+                        .clone()
+                        .unwrap_or_else(|| "the fax could not be sent".into());
+                    transition(
+                        tx,
+                        &fax.id,
+                        JobStatus::Failed,
+                        Some(&format!("{reason} (after {attempts} attempts)")),
+                    )
+                }
+                NextStep::Fail { reason } => {
+                    transition(tx, &fax.id, JobStatus::Failed, Some(&reason))
+                }
+                NextStep::Cancel { reason } => {
+                    transition(tx, &fax.id, JobStatus::Cancelled, Some(&reason))
+                }
+            }
+        })
+    }
+
+    pub fn attempts(&self, fax: &FaxId) -> Result<Vec<Attempt>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE fax_id = ?1 ORDER BY number"
+            ))?;
+            let rows = stmt.query_map([fax.as_str()], attempt_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    // --- documents ----------------------------------------------------------
+
+    pub fn documents(&self, fax: &FaxId) -> Result<Vec<DocumentInfo>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE fax_id = ?1 ORDER BY kind, seq"
+            ))?;
+            let rows = stmt.query_map([fax.as_str()], document_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    pub fn document_bytes(&self, document_id: &str) -> Result<Vec<u8>> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT data FROM documents WHERE id = ?1",
+                [document_id],
+                |r| r.get(0),
+            )
+            .found("document", document_id)
+        })
+    }
+
+    /// Adds a document to an existing fax (a PDF made on demand, say).
+    pub fn add_document(&self, fax: &FaxId, doc: NewDocument) -> Result<DocumentInfo> {
+        self.write(|tx| {
+            load_fax(tx, fax)?;
+            let id = insert_document(tx, fax, &doc)?;
+            Ok(tx.query_row(
+                &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"),
+                [&id],
+                document_from_row,
+            )?)
+        })
+    }
+
+    // --- recovery -----------------------------------------------------------
+
+    /// Run once at start, before any line is used: a job left `processing`
+    /// had its call cut by the stop, so its open attempt is closed as
+    /// `interrupted` and the job is pending again, due now (invariant 2).
+    pub fn recover(&self) -> Result<RecoveryReport> {
+        self.write(|tx| {
+            let t = now();
+            let mut report = RecoveryReport::default();
+            let ids: Vec<String> = {
+                let mut stmt =
+                    tx.prepare("SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid")?;
+                let rows = stmt.query_map([], |r| r.get(0))?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            for id in ids {
+                let id = FaxId(id);
+                let open: Vec<Attempt> = {
+                    let mut stmt = tx.prepare(&format!(
+                        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE fax_id = ?1 AND ended IS NULL"
+                    ))?;
+                    let rows = stmt.query_map([id.as_str()], attempt_from_row)?;
+                    rows.collect::<rusqlite::Result<_>>()?
+                };
+                for a in open {
+                    let report = AttemptReport {
+                        result_text: Some("interrupted: Faxbox stopped during the call".into()),
+                        ..a.report.clone()
+                    };
+                    close_attempt(tx, a.id, t, a.stage, AttemptOutcome::Interrupted, &report)?;
+                }
+                let interrupted: u32 = tx.query_row(
+                    "SELECT count(*) FROM attempts WHERE fax_id = ?1 AND outcome = 'interrupted'",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )?;
+                if interrupted >= MAX_INTERRUPTED_ATTEMPTS {
+                    transition(
+                        tx,
+                        &id,
+                        JobStatus::Failed,
+                        Some(&format!(
+                            "Faxbox stopped during {interrupted} attempts to send this fax"
+                        )),
+                    )?;
+                    report.failed.push(id);
+                } else {
+                    tx.execute(
+                        "UPDATE faxes SET due_at = ?2 WHERE id = ?1",
+                        params![id.as_str(), t],
+                    )?;
+                    transition(tx, &id, JobStatus::Pending, None)?;
+                    report.requeued.push(id);
+                }
+            }
+            {
+                let mut stmt = tx.prepare(
+                    "SELECT id FROM faxes WHERE status = 'attaching_files' ORDER BY rowid",
+                )?;
+                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+                for id in rows {
+                    report.attaching.push(FaxId(id?));
+                }
+            }
+            // With foreign keys on there are none; a database edited with
+            // them off could have some.
+            report.orphan_documents = tx.execute(
+                "DELETE FROM documents WHERE fax_id NOT IN (SELECT id FROM faxes)",
+                [],
+            )?;
+            tx.execute(
+                "DELETE FROM attempts WHERE fax_id NOT IN (SELECT id FROM faxes)",
+                [],
+            )?;
+            Ok(report)
+        })
+    }
+}
+
+fn status_word(fax: &Fax) -> &'static str {
+    fax.status.map_or("a received fax", JobStatus::as_str)
+}
+
+fn illegal(fax: &Fax, to: JobStatus) -> StoreError {
+    StoreError::IllegalTransition {
+        id: fax.id.to_string(),
+        from: status_word(fax).to_owned(),
+        to: to.as_str().to_owned(),
+    }
+}
+
+fn load_fax(conn: &Connection, id: &FaxId) -> Result<Fax> {
+    conn.query_row(
+        &format!("SELECT {FAX_COLUMNS} FROM faxes WHERE id = ?1"),
+        [id.as_str()],
+        fax_from_row,
+    )
+    .found("fax", id.as_str())
+}
+
+fn load_attempt(conn: &Connection, id: i64) -> Result<Attempt> {
+    conn.query_row(
+        &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ?1"),
+        [id],
+        attempt_from_row,
+    )
+    .found("attempt", &id.to_string())
+}
+
+/// The one place a job's status changes.
+fn transition(tx: &Transaction<'_>, id: &FaxId, to: JobStatus, error: Option<&str>) -> Result<Fax> {
+    let fax = load_fax(tx, id)?;
+    match fax.status {
+        Some(from) if from.may_become(to) => {}
+        _ => return Err(illegal(&fax, to)),
+    }
+    tx.execute(
+        "UPDATE faxes SET status = ?2, error = coalesce(?3, error), modified = ?4 WHERE id = ?1",
+        params![id.as_str(), to.as_str(), error, now()],
+    )?;
+    load_fax(tx, id)
+}
+
+fn close_attempt(
+    tx: &Transaction<'_>,
+    id: i64,
+    at: UnixTime,
+    stage: AttemptStage,
+    outcome: AttemptOutcome,
+    report: &AttemptReport,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE attempts SET ended = ?2, stage = ?3, outcome = ?4, result_code = ?5, result_text = ?6,
+             hangup_cause = ?7, pages_sent = ?8, pages_total = ?9, bit_rate = ?10, ecm = ?11,
+             remote_station_id = ?12
+         WHERE id = ?1",
+        params![
+            id,
+            at,
+            stage.as_str(),
+            outcome.as_str(),
+            report.result_code,
+            report.result_text,
+            report.hangup_cause,
+            report.pages_sent,
+            report.pages_total,
+            report.bit_rate,
+            report.ecm,
+            report.remote_station_id
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
+    let doc = FaxDoc {
+        to_name: fax.to_name.clone(),
+        from_number: fax.from_number.clone(),
+        from_name: fax.from_name.clone(),
+        fax_identity_number: fax.fax_identity_number.clone(),
+        fax_identity_name: fax.fax_identity_name.clone(),
+        fax_timezone: fax.fax_timezone.clone(),
+        notify_email: fax.notify_email.clone(),
+        subject: fax.subject.clone(),
+    };
+    tx.execute(
+        &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        params![
+            fax.id.as_str(),
+            fax.account_id.as_str(),
+            fax.faxbox_id.as_ref().map(FaxboxId::as_str),
+            fax.folder.as_str(),
+            fax.status.map(JobStatus::as_str),
+            fax.to_number,
+            fax.to_number_normalized,
+            fax.retries,
+            fax.attempts,
+            fax.retry_after,
+            fax.due_at,
+            fax.error,
+            to_json(&doc),
+            fax.created,
+            fax.modified
+        ],
+    )?;
+    Ok(())
+}
+
+fn insert_document(tx: &Transaction<'_>, fax: &FaxId, doc: &NewDocument) -> Result<String> {
+    let id = crate::model::new_id();
+    let seq: u32 = tx.query_row(
+        "SELECT count(*) FROM documents WHERE fax_id = ?1 AND kind = ?2",
+        params![fax.as_str(), doc.kind.as_str()],
+        |r| r.get(0),
+    )?;
+    // A fax has one converted TIFF and one PDF; a new one replaces the old.
+    if doc.kind != DocumentKind::Original && seq > 0 {
+        tx.execute(
+            "DELETE FROM documents WHERE fax_id = ?1 AND kind = ?2",
+            params![fax.as_str(), doc.kind.as_str()],
+        )?;
+    }
+    let seq = if doc.kind == DocumentKind::Original {
+        seq
+    } else {
+        0
+    };
+    tx.execute(
+        "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        params![
+            id,
+            fax.as_str(),
+            doc.kind.as_str(),
+            seq,
+            doc.content_type,
+            doc.filename,
+            doc.bytes.len() as i64,
+            hex::encode(Sha256::digest(&doc.bytes)),
+            doc.pages,
+            doc.bytes,
+            now()
+        ],
+    )?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::temp_store;
+    use std::sync::{Arc, Barrier};
+
+    fn new_fax(account: &AccountId, number: &str, retries: u8) -> NewFax {
+        NewFax {
+            account_id: account.clone(),
+            to_number: number.into(),
+            to_number_normalized: format!("+1{number}"),
+            retries,
+            ..Default::default()
+        }
+    }
+
+    fn tiff_doc() -> NewDocument {
+        NewDocument {
+            kind: DocumentKind::FaxTiff,
+            content_type: "image/tiff".into(),
+            filename: "fax_file.tiff".into(),
+            pages: Some(2),
+            bytes: b"II*\0 pretend".to_vec(),
+        }
+    }
+
+    fn end(outcome: AttemptOutcome, next: NextStep) -> AttemptEnd {
+        AttemptEnd {
+            outcome,
+            stage: AttemptStage::End,
+            report: AttemptReport {
+                result_code: Some(if outcome == AttemptOutcome::Success {
+                    0
+                } else {
+                    48
+                }),
+                result_text: Some("test".into()),
+                ..Default::default()
+            },
+            next,
+            retries: None,
+        }
+    }
+
+    #[test]
+    fn a_job_and_its_documents_are_stored_together() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap().id;
+        let fax = store
+            .create_job(
+                new_fax(&a, "5551230000", 3),
+                vec![tiff_doc()],
+                JobStatus::Pending,
+            )
+            .unwrap();
+        let docs = store.documents(&fax.id).unwrap();
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0].size, 12);
+        assert_eq!(store.document_bytes(&docs[0].id).unwrap(), b"II*\0 pretend");
+        // A job for an unknown account writes nothing at all.
+        let ghost = AccountId::from("ghost");
+        assert!(
+            store
+                .create_job(
+                    new_fax(&ghost, "1", 1),
+                    vec![tiff_doc()],
+                    JobStatus::Pending
+                )
+                .is_err()
+        );
+        assert_eq!(store.faxes(&JobFilter::default()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn each_legal_transition_works() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap().id;
+
+        // attaching_files -> pending -> processing -> completed
+        let f = store
+            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::AttachingFiles)
+            .unwrap();
+        assert_eq!(
+            store
+                .attach_documents(&f.id, vec![tiff_doc()])
+                .unwrap()
+                .status,
+            Some(JobStatus::Pending)
+        );
+        let (_, attempt) = store.claim(&f.id, "loopback").unwrap().unwrap();
+        assert_eq!(attempt.number, 1);
+        let done = store
+            .finish_attempt(attempt.id, end(AttemptOutcome::Success, NextStep::Complete))
+            .unwrap();
+        assert_eq!(
+            (done.status, done.attempts),
+            (Some(JobStatus::Completed), 1)
+        );
+
+        // attaching_files -> failed; attaching_files -> cancelled
+        let f = store
+            .create_job(new_fax(&a, "2", 3), vec![], JobStatus::AttachingFiles)
+            .unwrap();
+        let failed = store.fail_unsent_job(&f.id, "this PDF is damaged").unwrap();
+        assert_eq!(
+            (failed.status, failed.error.as_deref()),
+            (Some(JobStatus::Failed), Some("this PDF is damaged"))
+        );
+        let f = store
+            .create_job(new_fax(&a, "3", 3), vec![], JobStatus::AttachingFiles)
+            .unwrap();
+        assert_eq!(
+            store.cancel_job(&f.id, "by user").unwrap().status,
+            Some(JobStatus::Cancelled)
+        );
+
+        // pending -> cancelled
+        let f = store
+            .create_job(new_fax(&a, "4", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        assert_eq!(
+            store.cancel_job(&f.id, "by user").unwrap().status,
+            Some(JobStatus::Cancelled)
+        );
+
+        // processing -> pending (retry) -> processing -> failed (no retry can fix)
+        let f = store
+            .create_job(new_fax(&a, "5", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
+        let retry = store
+            .finish_attempt(
+                at.id,
+                end(AttemptOutcome::Failure, NextStep::Retry { after_s: 120 }),
+            )
+            .unwrap();
+        assert_eq!(
+            (retry.status, retry.attempts, retry.retry_after),
+            (Some(JobStatus::Pending), 1, 120)
+        );
+        assert!(retry.due_at >= now() + 119);
+        // Not due yet: nobody may start it.
+        assert!(store.due_jobs(now(), 10).unwrap().is_empty());
+        store.retry_now(&f.id).unwrap();
+        let (_, at2) = store.claim(&f.id, "loopback").unwrap().unwrap();
+        assert_eq!(at2.number, 2);
+        let failed = store
+            .finish_attempt(
+                at2.id,
+                end(
+                    AttemptOutcome::Failure,
+                    NextStep::Fail {
+                        reason: "invalid number".into(),
+                    },
+                ),
+            )
+            .unwrap();
+        assert_eq!(failed.status, Some(JobStatus::Failed));
+        assert_eq!(store.attempts(&f.id).unwrap().len(), 2);
+
+        // processing -> cancelled
+        let f = store
+            .create_job(new_fax(&a, "6", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
+        let c = store
+            .finish_attempt(
+                at.id,
+                end(
+                    AttemptOutcome::Cancelled,
+                    NextStep::Cancel {
+                        reason: "operator".into(),
+                    },
+                ),
+            )
+            .unwrap();
+        assert_eq!((c.status, c.attempts), (Some(JobStatus::Cancelled), 0));
+    }
+
+    #[test]
+    fn retries_are_a_total_attempt_budget() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap().id;
+        let f = store
+            .create_job(new_fax(&a, "1", 2), vec![], JobStatus::Pending)
+            .unwrap();
+        for expected in [JobStatus::Pending, JobStatus::Failed] {
+            store.retry_now(&f.id).ok();
+            let (_, at) = store.claim(&f.id, "l").unwrap().unwrap();
+            let after = store
+                .finish_attempt(
+                    at.id,
+                    end(AttemptOutcome::Failure, NextStep::Retry { after_s: 0 }),
+                )
+                .unwrap();
+            assert_eq!(after.status, Some(expected));
+        }
+        let f = store.fax(&f.id).unwrap();
+        assert_eq!(f.attempts, 2);
+        assert!(f.error.unwrap().contains("after 2 attempts"));
+        // retries 0 behaves like 1 (reference 5.1).
+        let g = store
+            .create_job(new_fax(&a, "2", 0), vec![], JobStatus::Pending)
+            .unwrap();
+        let (_, at) = store.claim(&g.id, "l").unwrap().unwrap();
+        let after = store
+            .finish_attempt(
+                at.id,
+                end(AttemptOutcome::Failure, NextStep::Retry { after_s: 0 }),
+            )
+            .unwrap();
+        assert_eq!(after.status, Some(JobStatus::Failed));
+    }
+
+    #[test]
+    fn illegal_transitions_are_refused_and_change_nothing() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap().id;
+        let f = store
+            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        // pending cannot take documents as if attaching, nor fail unsent.
+        assert!(matches!(
+            store.attach_documents(&f.id, vec![tiff_doc()]),
+            Err(StoreError::IllegalTransition { .. })
+        ));
+        assert!(store.documents(&f.id).unwrap().is_empty());
+        assert!(matches!(
+            store.fail_unsent_job(&f.id, "x"),
+            Err(StoreError::IllegalTransition { .. })
+        ));
+        // A job cannot be created already processing or completed.
+        assert!(
+            store
+                .create_job(new_fax(&a, "2", 3), vec![], JobStatus::Completed)
+                .is_err()
+        );
+        // Once terminal, nothing moves it.
+        let (_, at) = store.claim(&f.id, "l").unwrap().unwrap();
+        assert!(matches!(
+            store.cancel_job(&f.id, "x"),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.delete_fax(&f.id),
+            Err(StoreError::Conflict(_))
+        ));
+        store
+            .finish_attempt(at.id, end(AttemptOutcome::Success, NextStep::Complete))
+            .unwrap();
+        assert!(store.claim(&f.id, "l").unwrap().is_none());
+        assert!(matches!(
+            store.cancel_job(&f.id, "x"),
+            Err(StoreError::IllegalTransition { .. })
+        ));
+        assert!(matches!(
+            store.retry_now(&f.id),
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.finish_attempt(at.id, end(AttemptOutcome::Success, NextStep::Complete)),
+            Err(StoreError::Conflict(_))
+        ));
+        assert_eq!(store.fax(&f.id).unwrap().status, Some(JobStatus::Completed));
+        // A finished job can be resubmitted as a new one with its documents.
+        let g = store
+            .create_job(new_fax(&a, "3", 3), vec![tiff_doc()], JobStatus::Pending)
+            .unwrap();
+        assert!(store.resubmit(&g.id).is_err());
+        store.cancel_job(&g.id, "x").unwrap();
+        let again = store.resubmit(&g.id).unwrap();
+        assert_ne!(again.id, g.id);
+        assert_eq!(
+            (again.status, again.attempts),
+            (Some(JobStatus::Pending), 0)
+        );
+        assert_eq!(store.documents(&again.id).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn two_threads_claiming_one_job_exactly_one_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_data_dir(dir.path()).unwrap();
+        let a = store.create_account("Acme", None).unwrap().id;
+        for round in 0..20 {
+            let f = store
+                .create_job(
+                    new_fax(&a, &round.to_string(), 3),
+                    vec![],
+                    JobStatus::Pending,
+                )
+                .unwrap();
+            let barrier = Arc::new(Barrier::new(2));
+            let winners: Vec<bool> = (0..2)
+                .map(|i| {
+                    // Each thread has its own connection to the same file.
+                    let other = Store::open_data_dir(dir.path()).unwrap();
+                    let (barrier, id) = (barrier.clone(), f.id.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        other.claim(&id, &format!("line{i}")).unwrap().is_some()
+                    })
+                })
+                .collect::<Vec<_>>()
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect();
+            assert_eq!(
+                winners.iter().filter(|w| **w).count(),
+                1,
+                "round {round}: {winners:?}"
+            );
+            assert_eq!(store.attempts(&f.id).unwrap().len(), 1);
+        }
+    }
+
+    #[test]
+    fn eligibility_by_due_time_account_and_number() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap().id;
+        let b = store.create_account("Other", None).unwrap().id;
+        let f1 = store
+            .create_job(new_fax(&a, "5550001", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        let f2 = store
+            .create_job(new_fax(&b, "5550001", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        let f3 = store
+            .create_job(new_fax(&a, "5550002", 3), vec![], JobStatus::AttachingFiles)
+            .unwrap();
+        let due: Vec<FaxId> = store
+            .due_jobs(now(), 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(due, vec![f1.id.clone(), f2.id.clone()]);
+        assert_eq!(store.due_jobs(now(), 1).unwrap().len(), 1);
+        assert_eq!(store.next_due_at().unwrap(), Some(f1.due_at.min(f2.due_at)));
+
+        let (_, at) = store.claim(&f1.id, "l").unwrap().unwrap();
+        assert_eq!(store.active_jobs(&a).unwrap(), 1);
+        assert_eq!(store.active_jobs(&b).unwrap(), 0);
+        assert!(store.number_is_active("+15550001").unwrap());
+        assert!(!store.number_is_active("+15550002").unwrap());
+        // A retry due in an hour is not eligible now, and sets the wake-up.
+        store
+            .finish_attempt(
+                at.id,
+                end(AttemptOutcome::Failure, NextStep::Retry { after_s: 3600 }),
+            )
+            .unwrap();
+        let due: Vec<FaxId> = store
+            .due_jobs(now(), 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
+        assert_eq!(due, vec![f2.id.clone()]);
+        assert!(
+            store
+                .due_jobs(now() + 3601, 10)
+                .unwrap()
+                .iter()
+                .any(|d| d.id == f1.id)
+        );
+        assert!(!store.number_is_active("+15550001").unwrap());
+        assert!(
+            !store
+                .due_jobs(now() + 3601, 10)
+                .unwrap()
+                .iter()
+                .any(|d| d.id == f3.id)
+        );
+    }
+
+    #[test]
+    fn recovery_after_a_crash_requeues_and_records_the_interruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (fax_id, other_id) = {
+            let store = Store::open_data_dir(dir.path()).unwrap();
+            let a = store.create_account("Acme", None).unwrap().id;
+            let f = store
+                .create_job(new_fax(&a, "1", 3), vec![tiff_doc()], JobStatus::Pending)
+                .unwrap();
+            let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
+            store
+                .update_attempt(
+                    at.id,
+                    AttemptStage::Send,
+                    &AttemptReport {
+                        pages_sent: 1,
+                        pages_total: 2,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+            let g = store
+                .create_job(new_fax(&a, "2", 3), vec![], JobStatus::AttachingFiles)
+                .unwrap();
+            // The process dies here: the store is dropped mid-call.
+            (f.id, g.id)
+        };
+        let store = Store::open_data_dir(dir.path()).unwrap();
+        let report = store.recover().unwrap();
+        assert_eq!(report.requeued, vec![fax_id.clone()]);
+        assert_eq!(report.attaching, vec![other_id]);
+        let fax = store.fax(&fax_id).unwrap();
+        assert_eq!((fax.status, fax.attempts), (Some(JobStatus::Pending), 0));
+        let attempts = store.attempts(&fax_id).unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Interrupted));
+        assert_eq!(attempts[0].stage, AttemptStage::Send);
+        assert_eq!(attempts[0].report.pages_sent, 1);
+        assert!(attempts[0].ended.is_some());
+        assert_eq!(store.due_jobs(now(), 10).unwrap().len(), 1);
+        // Recovery twice is harmless.
+        assert_eq!(store.recover().unwrap().requeued, Vec::<FaxId>::new());
+        // A job interrupted again and again ends failed instead of looping.
+        for _ in 1..MAX_INTERRUPTED_ATTEMPTS {
+            store.claim(&fax_id, "loopback").unwrap().unwrap();
+            store.recover().unwrap();
+        }
+        let fax = store.fax(&fax_id).unwrap();
+        assert_eq!(fax.status, Some(JobStatus::Failed));
+        assert_eq!(
+            store.attempts(&fax_id).unwrap().len(),
+            MAX_INTERRUPTED_ATTEMPTS as usize
+        );
+    }
+
+    #[test]
+    fn recovery_removes_documents_without_a_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(crate::store::DATABASE_FILE);
+        {
+            let store = Store::open(&path).unwrap();
+            let a = store.create_account("Acme", None).unwrap().id;
+            store
+                .create_job(new_fax(&a, "1", 3), vec![tiff_doc()], JobStatus::Pending)
+                .unwrap();
+        }
+        {
+            // Someone deletes the job with foreign keys off.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch("PRAGMA foreign_keys = OFF; DELETE FROM faxes;")
+                .unwrap();
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.recover().unwrap().orphan_documents, 1);
+        let n: i64 = Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM documents", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 0);
+    }
+}

@@ -1,0 +1,146 @@
+//! The outgoing mail queue: messages wait here until the smarthost takes
+//! them, so an outage delays mail but never loses it.
+
+use rusqlite::params;
+
+use super::{Result, Store, StoreError};
+use crate::model::{AccountId, UnixTime, now};
+
+/// A message waiting to be delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedMail {
+    pub id: i64,
+    pub account_id: Option<AccountId>,
+    /// Envelope recipients.
+    pub recipients: Vec<String>,
+    /// The whole RFC 5322 message.
+    pub message: Vec<u8>,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    pub fn enqueue_mail(
+        &self,
+        account: Option<&AccountId>,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<i64> {
+        if recipients.is_empty() {
+            return Err(StoreError::Conflict(
+                "a mail needs at least one recipient".into(),
+            ));
+        }
+        self.write(|tx| {
+            let t = now();
+            tx.execute(
+                "INSERT INTO mail_queue (account_id, recipients, message, due_at, created)
+                 VALUES (?1, ?2, ?3, ?4, ?4)",
+                params![
+                    account.map(AccountId::as_str),
+                    serde_json::to_string(recipients).expect("strings serialize"),
+                    message,
+                    t
+                ],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// Mails due for a delivery attempt, oldest first.
+    pub fn due_mail(&self, at: UnixTime, limit: u32) -> Result<Vec<QueuedMail>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, account_id, recipients, message, attempts, last_error FROM mail_queue
+                 WHERE sent_at IS NULL AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![at, limit], |r| {
+                Ok(QueuedMail {
+                    id: r.get(0)?,
+                    account_id: r.get::<_, Option<String>>(1)?.map(AccountId),
+                    recipients: super::json_column(r, 2)?,
+                    message: r.get(3)?,
+                    attempts: r.get(4)?,
+                    last_error: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// When the next unsent mail falls due.
+    pub fn next_mail_due(&self) -> Result<Option<UnixTime>> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT min(due_at) FROM mail_queue WHERE sent_at IS NULL",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+
+    pub fn mail_sent(&self, id: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE mail_queue SET sent_at = ?2, attempts = attempts + 1, last_error = NULL
+                 WHERE id = ?1",
+                params![id, now()],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Records a failed delivery; the next try is `retry_in_s` from now.
+    pub fn mail_failed(&self, id: i64, error: &str, retry_in_s: i64) -> Result<()> {
+        self.write(|tx| {
+            let attempts: u32 =
+                tx.query_row("SELECT attempts FROM mail_queue WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })?;
+            tx.execute(
+                "UPDATE mail_queue SET attempts = ?2, last_error = ?3, due_at = ?4 WHERE id = ?1",
+                params![id, attempts + 1, error, now() + retry_in_s.max(0)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Mails not yet delivered (for status pages and tests).
+    pub fn unsent_mail_count(&self) -> Result<u32> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT count(*) FROM mail_queue WHERE sent_at IS NULL",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::temp_store;
+
+    #[test]
+    fn a_failed_mail_waits_and_is_not_lost() {
+        let (_dir, store) = temp_store();
+        let id = store
+            .enqueue_mail(None, &["a@example.com".into()], b"Subject: hi\r\n\r\nhello")
+            .unwrap();
+        let due = store.due_mail(now(), 10).unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].recipients, vec!["a@example.com"]);
+        store.mail_failed(id, "connection refused", 30).unwrap();
+        assert!(store.due_mail(now(), 10).unwrap().is_empty());
+        assert!(store.next_mail_due().unwrap().unwrap() >= now() + 29);
+        let later = store.due_mail(now() + 31, 10).unwrap();
+        assert_eq!(
+            (later[0].attempts, later[0].last_error.as_deref()),
+            (1, Some("connection refused"))
+        );
+        store.mail_sent(id).unwrap();
+        assert_eq!(store.unsent_mail_count().unwrap(), 0);
+        assert!(store.enqueue_mail(None, &[], b"x").is_err());
+    }
+}

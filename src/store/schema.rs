@@ -1,0 +1,159 @@
+//! The schema, versioned by `PRAGMA user_version`: migration N takes a
+//! database from version N-1 to N, in one transaction. Never edit a shipped
+//! migration; add the next one.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the data model of a fax server.
+    r#"
+    CREATE TABLE accounts (
+        id        TEXT PRIMARY KEY,
+        name      TEXT NOT NULL,
+        realm     TEXT UNIQUE COLLATE NOCASE,
+        is_admin  INTEGER NOT NULL DEFAULT 0,
+        created   INTEGER NOT NULL
+    );
+    CREATE TABLE users (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        email      TEXT NOT NULL COLLATE NOCASE,
+        name       TEXT NOT NULL DEFAULT '',
+        created    INTEGER NOT NULL,
+        UNIQUE (account_id, email)
+    );
+    CREATE TABLE api_keys (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        key_hash   TEXT NOT NULL UNIQUE,
+        label      TEXT NOT NULL DEFAULT '',
+        created    INTEGER NOT NULL,
+        revoked    INTEGER
+    );
+    CREATE TABLE faxboxes (
+        id                        TEXT PRIMARY KEY,
+        account_id                TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name                      TEXT NOT NULL,
+        owner_id                  TEXT REFERENCES users(id) ON DELETE SET NULL,
+        smtp_email_address        TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        custom_smtp_email_address TEXT UNIQUE COLLATE NOCASE,
+        -- The remaining Kazoo fields (reference 1.2) as one JSON object.
+        doc                       TEXT NOT NULL,
+        created                   INTEGER NOT NULL,
+        modified                  INTEGER NOT NULL
+    );
+    CREATE INDEX faxboxes_account ON faxboxes(account_id);
+    CREATE TABLE faxbox_numbers (
+        number    TEXT PRIMARY KEY,
+        faxbox_id TEXT NOT NULL REFERENCES faxboxes(id) ON DELETE CASCADE
+    );
+    CREATE TABLE faxes (
+        id                   TEXT PRIMARY KEY,
+        account_id           TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        faxbox_id            TEXT REFERENCES faxboxes(id) ON DELETE SET NULL,
+        folder               TEXT NOT NULL CHECK (folder IN ('inbox', 'outbox')),
+        status               TEXT CHECK (status IN ('attaching_files', 'pending',
+                               'processing', 'completed', 'failed', 'cancelled')),
+        to_number            TEXT NOT NULL,
+        to_number_normalized TEXT NOT NULL,
+        retries              INTEGER NOT NULL,
+        attempts             INTEGER NOT NULL DEFAULT 0,
+        retry_after          INTEGER NOT NULL DEFAULT 0,
+        due_at               INTEGER NOT NULL,
+        error                TEXT,
+        -- The other Kazoo fields (names, identity, notifications, ...).
+        doc                  TEXT NOT NULL,
+        created              INTEGER NOT NULL,
+        modified             INTEGER NOT NULL
+    );
+    CREATE INDEX faxes_due ON faxes(due_at) WHERE status = 'pending';
+    CREATE INDEX faxes_active ON faxes(account_id, to_number_normalized)
+        WHERE status = 'processing';
+    CREATE INDEX faxes_account ON faxes(account_id, folder, created);
+    CREATE TABLE attempts (
+        id                INTEGER PRIMARY KEY,
+        fax_id            TEXT NOT NULL REFERENCES faxes(id) ON DELETE CASCADE,
+        number            INTEGER NOT NULL,
+        line              TEXT NOT NULL,
+        started           INTEGER NOT NULL,
+        ended             INTEGER,
+        stage             TEXT NOT NULL,
+        outcome           TEXT,
+        result_code       INTEGER,
+        result_text       TEXT,
+        hangup_cause      TEXT,
+        pages_sent        INTEGER NOT NULL DEFAULT 0,
+        pages_total       INTEGER NOT NULL DEFAULT 0,
+        bit_rate          INTEGER,
+        ecm               INTEGER,
+        remote_station_id TEXT,
+        UNIQUE (fax_id, number)
+    );
+    CREATE INDEX attempts_open ON attempts(fax_id) WHERE ended IS NULL;
+    CREATE TABLE documents (
+        id           TEXT PRIMARY KEY,
+        fax_id       TEXT NOT NULL REFERENCES faxes(id) ON DELETE CASCADE,
+        kind         TEXT NOT NULL,
+        seq          INTEGER NOT NULL,
+        content_type TEXT NOT NULL,
+        filename     TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        sha256       TEXT NOT NULL,
+        pages        INTEGER,
+        data         BLOB NOT NULL,
+        created      INTEGER NOT NULL,
+        UNIQUE (fax_id, kind, seq)
+    );
+    CREATE TABLE settings (
+        -- 'system', or an account id.
+        scope      TEXT NOT NULL,
+        key        TEXT NOT NULL,
+        value      TEXT NOT NULL,
+        modified   INTEGER NOT NULL,
+        PRIMARY KEY (scope, key)
+    );
+    CREATE TABLE smtp_log (
+        id         TEXT PRIMARY KEY,
+        account_id TEXT REFERENCES accounts(id) ON DELETE CASCADE,
+        faxbox_id  TEXT,
+        doc        TEXT NOT NULL,
+        created    INTEGER NOT NULL
+    );
+    CREATE TABLE mail_queue (
+        id         INTEGER PRIMARY KEY,
+        account_id TEXT REFERENCES accounts(id) ON DELETE CASCADE,
+        recipients TEXT NOT NULL,
+        message    BLOB NOT NULL,
+        attempts   INTEGER NOT NULL DEFAULT 0,
+        due_at     INTEGER NOT NULL,
+        last_error TEXT,
+        sent_at    INTEGER,
+        created    INTEGER NOT NULL
+    );
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_owned(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

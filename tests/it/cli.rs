@@ -1,0 +1,335 @@
+//! The `faxbox` command as an administrator uses it: the real binary on a
+//! real data dir.
+
+use crate::harness::faxbox;
+
+fn ok(data: &std::path::Path, args: &[&str]) -> String {
+    let out = faxbox(data, args);
+    assert!(
+        out.status.success(),
+        "faxbox {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// Runs a command that must fail; returns its stderr.
+fn fails(data: &std::path::Path, args: &[&str]) -> String {
+    let out = faxbox(data, args);
+    assert!(!out.status.success(), "faxbox {args:?} should have failed");
+    assert!(
+        out.stdout.is_empty(),
+        "a failed command prints nothing on stdout"
+    );
+    String::from_utf8(out.stderr).unwrap()
+}
+
+fn is_id(s: &str) -> bool {
+    s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[test]
+fn account_user_faxbox_and_the_generated_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+
+    let account = ok(
+        &data,
+        &[
+            "account",
+            "create",
+            "Acme Dental",
+            "--realm",
+            "acme.example",
+        ],
+    );
+    assert!(is_id(&account), "{account:?}");
+    let user = ok(
+        &data,
+        &[
+            "user",
+            "create",
+            "--account",
+            &account,
+            "Bob@Acme.example",
+            "--name",
+            "Bob",
+        ],
+    );
+    assert!(is_id(&user));
+
+    let out = faxbox(
+        &data,
+        &[
+            "faxbox",
+            "create",
+            "--account",
+            &account,
+            "Front desk",
+            "--owner",
+            &user,
+        ],
+    );
+    assert!(out.status.success());
+    let first = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(is_id(&first), "only the id goes to stdout: {first:?}");
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["faxbox", "show", &first])).unwrap();
+    let address = shown["smtp_email_address"].as_str().unwrap();
+    assert!(
+        address.ends_with(".fax.kazoo.io"),
+        "Kazoo's default domain: {address}"
+    );
+    // The generated address is printed for people too.
+    assert!(String::from_utf8_lossy(&out.stderr).contains(address));
+
+    // The box-wide domain, then the account's, decide the next address.
+    ok(
+        &data,
+        &[
+            "config",
+            "set",
+            "fax",
+            "default_smtp_domain",
+            "fax.box.example",
+        ],
+    );
+    let second: serde_json::Value = serde_json::from_str(&ok(
+        &data,
+        &[
+            "--json",
+            "faxbox",
+            "create",
+            "--account",
+            &account,
+            "Back office",
+        ],
+    ))
+    .unwrap();
+    assert!(
+        second["smtp_email_address"]
+            .as_str()
+            .unwrap()
+            .ends_with(".fax.box.example")
+    );
+    ok(
+        &data,
+        &[
+            "config",
+            "set",
+            "--account",
+            &account,
+            "fax",
+            "default_smtp_domain",
+            "acme-fax.example",
+        ],
+    );
+    assert_eq!(
+        ok(
+            &data,
+            &[
+                "config",
+                "get",
+                "--account",
+                &account,
+                "fax",
+                "default_smtp_domain"
+            ]
+        ),
+        "\"acme-fax.example\""
+    );
+    let third: serde_json::Value = serde_json::from_str(&ok(
+        &data,
+        &["--json", "faxbox", "create", "--account", &account, "Lab"],
+    ))
+    .unwrap();
+    assert!(
+        third["smtp_email_address"]
+            .as_str()
+            .unwrap()
+            .ends_with(".acme-fax.example")
+    );
+    // Another account still follows the box-wide value.
+    let other = ok(&data, &["account", "create", "Other"]);
+    assert_eq!(
+        ok(
+            &data,
+            &[
+                "config",
+                "get",
+                "--account",
+                &other,
+                "fax",
+                "default_smtp_domain"
+            ]
+        ),
+        "\"fax.box.example\""
+    );
+
+    let listed = ok(&data, &["faxbox", "list", "--account", &account]);
+    assert_eq!(listed.lines().count(), 3);
+    let key = ok(
+        &data,
+        &[
+            "apikey",
+            "create",
+            "--account",
+            &account,
+            "--label",
+            "billing",
+        ],
+    );
+    assert_eq!(key.len(), 64);
+    assert!(ok(&data, &["apikey", "list", "--account", &account]).contains("billing"));
+}
+
+#[test]
+fn bad_input_is_named_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let account = ok(&data, &["account", "create", "Acme"]);
+    let mut create = vec!["faxbox", "create", "--account", &account, "One"];
+    create.extend(["--custom-smtp-email-address", "fax.acme.example"]);
+    ok(&data, &create);
+
+    let err = fails(
+        &data,
+        &[
+            "faxbox",
+            "create",
+            "--account",
+            &account,
+            "Two",
+            "--custom-smtp-email-address",
+            "FAX.acme.example",
+        ],
+    );
+    assert!(err.contains("must be unique"), "{err}");
+    let err = fails(&data, &["faxbox", "create", "--account", &account, ""]);
+    assert!(err.contains("name"), "{err}");
+    let err = fails(
+        &data,
+        &[
+            "faxbox",
+            "create",
+            "--account",
+            "0123456789abcdef0123456789abcdef",
+            "Three",
+        ],
+    );
+    assert!(
+        err.contains("no account with id 0123456789abcdef0123456789abcdef"),
+        "{err}"
+    );
+    let err = fails(&data, &["config", "set", "fax", "max_outbound", "lots"]);
+    assert!(
+        err.contains("max_outbound") && err.contains("lots"),
+        "{err}"
+    );
+    let err = fails(&data, &["config", "set", "fax", "max_outbund", "3"]);
+    assert!(err.contains("not a fax setting"), "{err}");
+    let err = fails(&data, &["jobs", "show", "nope"]);
+    assert!(err.contains("no fax with id nope"), "{err}");
+
+    assert_eq!(
+        ok(&data, &["faxbox", "list", "--account", &account])
+            .lines()
+            .count(),
+        1
+    );
+    assert_eq!(ok(&data, &["config", "get", "fax", "max_outbound"]), "10");
+}
+
+#[test]
+fn configuration_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/faxbox.example.toml");
+    assert!(ok(&data, &["--config", example, "check-config"]).contains("ok"));
+
+    let cases = [
+        ("unknown.toml", "colour = \"blue\"\n", "colour"),
+        ("malformed.toml", "[http\nlisten = 1\n", "malformed.toml"),
+        (
+            "badvalue.toml",
+            "[http]\nlisten = \"everywhere\"\n",
+            "http.listen",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let err = fails(&data, &["--config", path.to_str().unwrap(), "check-config"]);
+        assert!(err.contains(needle), "{name}: {err}");
+        // A bad file stops `serve` before it touches the data dir.
+        fails(&data, &["--config", path.to_str().unwrap(), "serve"]);
+        assert!(!data.exists(), "{name}: nothing may be written");
+    }
+}
+
+#[test]
+fn jobs_list_show_cancel_and_retry() {
+    use faxbox::model::{DocumentKind, JobStatus, NewDocument, NewFax};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (waiting, sent) = {
+        let store = faxbox::store::Store::open_data_dir(&data).unwrap();
+        let account = store.create_account("Acme", None).unwrap().id;
+        let job = |number: &str| NewFax {
+            account_id: account.clone(),
+            to_number: number.into(),
+            to_number_normalized: format!("+1{number}"),
+            retries: 3,
+            ..Default::default()
+        };
+        let doc = NewDocument {
+            kind: DocumentKind::Original,
+            content_type: "application/pdf".into(),
+            filename: "letter.pdf".into(),
+            pages: None,
+            bytes: b"%PDF-1.4 pretend".to_vec(),
+        };
+        let waiting = store
+            .create_job(job("5550001"), vec![doc.clone()], JobStatus::Pending)
+            .unwrap();
+        let sent = store
+            .create_job(job("5550002"), vec![doc], JobStatus::Pending)
+            .unwrap();
+        (waiting.id.to_string(), sent.id.to_string())
+    };
+
+    let listed = ok(&data, &["jobs", "list", "--status", "pending"]);
+    assert_eq!(listed.lines().count(), 2, "{listed}");
+    assert!(fails(&data, &["jobs", "list", "--status", "locked"]).contains("not a job status"));
+
+    ok(&data, &["jobs", "cancel", &sent]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["jobs", "show", &sent])).unwrap();
+    assert_eq!(shown["status"], "cancelled");
+    assert_eq!(shown["documents"][0]["filename"], "letter.pdf");
+    // Cancelling twice is refused with the reason.
+    assert!(fails(&data, &["jobs", "cancel", &sent]).contains("cancelled"));
+
+    // A finished fax is sent again as a new job with its document.
+    let again = ok(&data, &["jobs", "retry", &sent]);
+    assert!(is_id(&again) && again != sent);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["jobs", "show", &again])).unwrap();
+    assert_eq!(
+        (
+            shown["status"].as_str(),
+            shown["attempts"].as_u64(),
+            shown["history"].as_array().map(Vec::len)
+        ),
+        (Some("pending"), Some(0), Some(0))
+    );
+    assert_eq!(shown["documents"].as_array().unwrap().len(), 1);
+    // A pending one is just made due now.
+    assert_eq!(ok(&data, &["jobs", "retry", &waiting]), "");
+    assert_eq!(
+        ok(&data, &["jobs", "list", "--status", "pending"])
+            .lines()
+            .count(),
+        2
+    );
+}

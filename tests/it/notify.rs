@@ -1,0 +1,97 @@
+//! Outgoing mail through a real SMTP server on loopback: delivered when the
+//! smarthost is up, kept and retried while it is down.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use faxbox::config::{Smarthost, SmarthostServer, TlsMode};
+use faxbox::notify::{Backoff, Postman};
+use faxbox::store::Store;
+
+use crate::harness::MailSink;
+
+fn smarthost(port: u16) -> Smarthost {
+    Smarthost {
+        server: Some(SmarthostServer {
+            host: "127.0.0.1".into(),
+            port,
+            username: String::new(),
+            password: String::new(),
+            tls: TlsMode::None,
+        }),
+        from: "faxbox@box.test".into(),
+    }
+}
+
+fn quick() -> Backoff {
+    Backoff {
+        first: Duration::from_secs(1),
+        max: Duration::from_secs(1),
+    }
+}
+
+#[test]
+fn queued_mail_is_delivered_to_the_smarthost() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = MailSink::start(listener);
+
+    let postman = Postman::start(store.clone(), smarthost(port), quick()).unwrap();
+    let message = b"From: faxbox@box.test\r\nTo: bob@example.com\r\nSubject: test\r\n\r\nhello\r\n";
+    store
+        .enqueue_mail(None, &["bob@example.com".into()], message)
+        .unwrap();
+    postman.wake();
+    let got = sink.wait_for(1, Duration::from_secs(10));
+    assert_eq!(got[0].from, "faxbox@box.test");
+    assert_eq!(got[0].to, vec!["bob@example.com"]);
+    assert!(got[0].text().contains("Subject: test"));
+    // The queue knows it was delivered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while store.unsent_mail_count().unwrap() > 0 {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    postman.stop();
+}
+
+#[test]
+fn mail_waits_while_the_smarthost_is_down_and_arrives_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).unwrap());
+    // A port with nothing listening: the smarthost is down.
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let postman = Postman::start(store.clone(), smarthost(port), quick()).unwrap();
+    store
+        .enqueue_mail(
+            None,
+            &["carol@example.com".into()],
+            b"Subject: late\r\n\r\nbody\r\n",
+        )
+        .unwrap();
+    postman.wake();
+    // The failed delivery is recorded and the mail stays queued.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let queued = store.due_mail(i64::MAX, 10).unwrap();
+        assert_eq!(queued.len(), 1, "the mail is never lost");
+        if queued[0].attempts >= 1 {
+            assert!(queued[0].last_error.is_some());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no delivery attempt");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The smarthost comes back on the same port.
+    let sink = MailSink::start(TcpListener::bind(("127.0.0.1", port)).unwrap());
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got[0].to, vec!["carol@example.com"]);
+    assert!(got[0].text().contains("Subject: late"));
+    postman.stop();
+}
