@@ -18,6 +18,9 @@ use super::ffi;
 pub const FAX_WIDTH: u32 = 1728;
 /// More pages than any office fax; also bounds a TIFF whose IFD chain loops.
 pub const MAX_PAGES: u32 = 1000;
+/// A fax TIFF is a few kilobytes a page; anything this big is a mistake,
+/// and reading it whole would only waste memory.
+pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
 
 /// Why a document cannot be faxed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +41,8 @@ pub enum DocumentProblem {
     NotBilevel { path: PathBuf, page: u32 },
     #[error("{path}: more than {MAX_PAGES} pages")]
     TooManyPages { path: PathBuf },
+    #[error("{path}: {bytes} bytes is far too large for a fax document")]
+    TooLarge { path: PathBuf, bytes: u64 },
     #[error("{path}: the file name is too long or not valid for the fax engine")]
     BadPath { path: PathBuf },
 }
@@ -54,10 +59,27 @@ impl FaxDocument {
     pub fn open(path: &Path) -> Result<FaxDocument, DocumentProblem> {
         let p = || path.to_owned();
         check_engine_path(path)?;
-        let bytes = std::fs::read(path).map_err(|e| DocumentProblem::Unreadable {
+        let unreadable = |e: std::io::Error| DocumentProblem::Unreadable {
             path: p(),
             reason: e.to_string(),
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(unreadable)?;
+        // A folder, a pipe or a device is no document (and reading a pipe
+        // could block the caller for ever).
+        if !meta.is_file() {
+            return Err(DocumentProblem::Unreadable {
+                path: p(),
+                reason: "not a regular file".into(),
+            });
+        }
+        let size = meta.len();
+        if size > MAX_BYTES {
+            return Err(DocumentProblem::TooLarge {
+                path: p(),
+                bytes: size,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(unreadable)?;
         // A well-formed header whose first directory offset is 0 (TIFF 6.0
         // section 2: "an offset of 0 ends the list") is a file with no pages.
         let first_ifd = match bytes.get(..8) {
@@ -140,5 +162,47 @@ pub(crate) fn check_engine_path(path: &Path) -> Result<(), DocumentProblem> {
         Err(DocumentProblem::BadPath {
             path: path.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::documents::faxtiff::{BitPage, encode_fax_tiff};
+
+    /// No input may panic: every truncation and a sprinkling of corrupted
+    /// bytes of a valid two-page fax give an answer, never a crash.
+    #[test]
+    fn damaged_files_give_errors_not_panics() {
+        let mut page = BitPage::new(1728, 300, 204.0, 196.0);
+        for x in 0..1728 {
+            page.set(x, 150, x % 3 == 0);
+        }
+        let good = encode_fax_tiff(&[page.clone(), page]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.tiff");
+        std::fs::write(&path, &good).unwrap();
+        assert_eq!(FaxDocument::open(&path).unwrap().pages(), 2);
+        let mut refused = 0;
+        for cut in (0..good.len()).step_by(13) {
+            std::fs::write(&path, &good[..cut]).unwrap();
+            refused += usize::from(FaxDocument::open(&path).is_err());
+        }
+        assert!(refused > 0);
+        for i in (0..good.len()).step_by(11) {
+            let mut bad = good.clone();
+            bad[i] ^= 0xa5;
+            std::fs::write(&path, &bad).unwrap();
+            let _ = FaxDocument::open(&path);
+        }
+    }
+
+    #[test]
+    fn a_folder_is_not_a_document() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            FaxDocument::open(dir.path()),
+            Err(DocumentProblem::Unreadable { .. })
+        ));
     }
 }

@@ -635,6 +635,9 @@ fn dpi(per_metre: c_int) -> u32 {
     ((per_metre.max(0) as f64) * 0.0254).round() as u32
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new`, while the session is alive.
 unsafe extern "C" fn on_phase_b(user: *mut c_void, _frame: c_int) -> c_int {
     // SAFETY: registered with this Hooks pointer in FaxSession::new.
     unsafe {
@@ -660,6 +663,9 @@ unsafe extern "C" fn on_phase_b(user: *mut c_void, _frame: c_int) -> c_int {
     sys::t30_err_e::T30_ERR_OK as c_int
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new`, while the session is alive.
 unsafe extern "C" fn on_phase_d(user: *mut c_void, _frame: c_int) -> c_int {
     // SAFETY: registered with this Hooks pointer in FaxSession::new.
     unsafe {
@@ -687,6 +693,9 @@ unsafe extern "C" fn on_phase_d(user: *mut c_void, _frame: c_int) -> c_int {
     sys::t30_err_e::T30_ERR_OK as c_int
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new`, while the session is alive.
 unsafe extern "C" fn on_phase_e(user: *mut c_void, completion_code: c_int) {
     // SAFETY: registered with this Hooks pointer in FaxSession::new.
     unsafe {
@@ -717,6 +726,9 @@ unsafe extern "C" fn on_phase_e(user: *mut c_void, completion_code: c_int) {
     }
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new`, while the session is alive.
 unsafe extern "C" fn on_log(user: *mut c_void, _level: c_int, text: *const c_char) {
     // SAFETY: registered with this Hooks pointer in FaxSession::new; `text`
     // is a NUL-terminated string valid for the duration of the call.
@@ -951,5 +963,52 @@ mod tests {
         let got = decode_fax_tiff(&std::fs::read(dir.path().join("rx.tiff")).unwrap()).unwrap();
         assert_eq!(got, vec![page]);
         assert!(rx.audio_time() >= wire.elapsed() - Duration::from_millis(20));
+    }
+    /// A receiver that only offers standard resolution (98 dpi) gets a fine
+    /// page sent at half the rows: SpanDSP rescales rather than failing
+    /// with code 11, and the page report says so.
+    #[test]
+    fn max_resolution_limits_what_is_exchanged() {
+        use crate::documents::faxtiff::{BitPage, decode_fax_tiff, encode_fax_tiff};
+        let dir = tempfile::tempdir().unwrap();
+        let mut page = BitPage::new(1728, 400, 204.0, 196.0);
+        for x in 100..900 {
+            page.set(x, 200, true);
+            page.set(x, 201, true);
+        }
+        let doc = dir.path().join("tx.tiff");
+        std::fs::write(&doc, encode_fax_tiff(&[page]).unwrap()).unwrap();
+        let doc = FaxDocument::open(&doc).unwrap();
+        let mut tx = FaxSession::new(
+            "tx",
+            Role::Caller,
+            &Transfer::Send(doc),
+            &FaxSettings::default(),
+        )
+        .unwrap();
+        let standard = FaxSettings {
+            max_resolution: Resolution::Standard,
+            max_length: PageLength::A4,
+            ..FaxSettings::default()
+        };
+        let mut rx = receiver(dir.path(), &standard).unwrap();
+        let mut wire = Wire::new(LineModel::clean());
+        while !(tx.is_finished() && rx.is_finished()) {
+            wire.step(&mut tx, &mut rx);
+            assert!(wire.elapsed() < Duration::from_secs(120), "no end");
+        }
+        assert_eq!(rx.outcome().unwrap().code, T30Code::Ok);
+        let reports: Vec<_> = rx
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                FaxEvent::PageDone(p) => Some((p.x_dpi, p.y_dpi)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reports, [(204, 98)]);
+        let got = decode_fax_tiff(&std::fs::read(dir.path().join("rx.tiff")).unwrap()).unwrap();
+        assert_eq!((got[0].height, got[0].y_dpi), (200, 98.0));
+        assert_eq!(got[0].black_pixels(), 800, "the two rows became one");
     }
 }

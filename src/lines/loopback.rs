@@ -20,7 +20,7 @@ use crate::fax::{
 };
 
 use super::{
-    AttemptResult, Call, CallProgress, Inbound, Line, LineError, OutgoingFax, ProgressSink,
+    AttemptResult, Call, CallProgress, HangUp, Inbound, Line, LineError, OutgoingFax, ProgressSink,
     ReceivedFax,
 };
 
@@ -165,19 +165,22 @@ impl Line for LoopbackLine {
         };
         let call_id = call.fax.call_id.clone();
         let to_number = call.fax.to_number.clone();
+        let hang_up = HangUp::default();
+        let requested = hang_up.clone();
         let thread = std::thread::Builder::new()
             .name(format!("loopback-{call_id}"))
             .spawn(move || {
                 let _guard = guard;
-                call.run(progress)
+                call.run(progress, requested)
             })
             .map_err(|e| LineError::Internal(format!("cannot start the call's thread: {e}")))?;
-        Ok(Call {
+        Ok(Call::new(
             call_id,
-            thread,
-            line: self.name.clone(),
+            self.name.clone(),
             to_number,
-        })
+            thread,
+            hang_up,
+        ))
     }
 
     fn set_inbound(&self, inbound: Arc<dyn Inbound>) {
@@ -199,14 +202,20 @@ struct PlannedCall {
 }
 
 impl PlannedCall {
-    fn run(self, mut progress: ProgressSink) -> AttemptResult {
+    fn run(self, mut progress: ProgressSink, hang_up: HangUp) -> AttemptResult {
         let started = Instant::now();
         let span = tracing::info_span!("call", line = %self.line, call = %self.fax.call_id);
         let _enter = span.enter();
         progress(CallProgress::Dialling);
         let unanswered = |outcome, after: Duration| {
             if self.realtime {
-                std::thread::sleep(after);
+                let until = Instant::now() + after;
+                while !hang_up.requested() {
+                    let Some(left) = until.checked_duration_since(Instant::now()) else {
+                        break;
+                    };
+                    std::thread::sleep(left.min(Duration::from_millis(50)));
+                }
             }
             self.result(false, Err(outcome), None, after, started)
         };
@@ -279,6 +288,7 @@ impl PlannedCall {
         let mut wire = Wire::new(model);
         let limit = longest_call(self.document.pages());
         let paced_from = Instant::now();
+        let mut hung_up = false;
         while !caller.is_finished() {
             wire.step(&mut caller, far.as_terminal());
             for event in caller.take_events() {
@@ -291,6 +301,12 @@ impl PlannedCall {
             if wire.elapsed() >= limit {
                 tracing::warn!(limit = ?limit, "call exceeded its time limit; hanging up");
                 caller.hang_up();
+                hung_up = true;
+            }
+            if hang_up.requested() {
+                tracing::info!("hanging up on request");
+                caller.hang_up();
+                hung_up = true;
             }
             if self.realtime
                 && let Some(ahead) = wire.elapsed().checked_sub(paced_from.elapsed())
@@ -299,9 +315,10 @@ impl PlannedCall {
             }
         }
         let duration = wire.elapsed();
-        // The far end hears the rest of the call (our DCN, then silence).
+        // The far end hears the rest of the call (our DCN, then silence),
+        // unless we hung up: then the line is gone for it too.
         let grace_end = duration + FAR_END_GRACE;
-        while !far.as_terminal().is_finished() && wire.elapsed() < grace_end {
+        while !hung_up && !far.as_terminal().is_finished() && wire.elapsed() < grace_end {
             wire.step(&mut caller, far.as_terminal());
         }
         far.as_terminal().hang_up();

@@ -14,6 +14,7 @@ pub mod selftest;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -134,9 +135,43 @@ pub struct Call {
     thread: JoinHandle<AttemptResult>,
     line: String,
     to_number: String,
+    hang_up: Arc<AtomicBool>,
+}
+
+/// The flag a line's call thread watches to end a call early.
+#[derive(Debug, Clone, Default)]
+pub struct HangUp(Arc<AtomicBool>);
+
+impl HangUp {
+    pub fn requested(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
 }
 
 impl Call {
+    /// Wraps a call thread started by a line.
+    pub fn new(
+        call_id: String,
+        line: String,
+        to_number: String,
+        thread: JoinHandle<AttemptResult>,
+        hang_up: HangUp,
+    ) -> Call {
+        Call {
+            call_id,
+            thread,
+            line,
+            to_number,
+            hang_up: hang_up.0,
+        }
+    }
+
+    /// Ends the call as soon as the line can (operator cancel, shutdown
+    /// deadline). A fax in progress ends as dropped (T.30 code 49).
+    pub fn hang_up(&self) {
+        self.hang_up.store(true, Ordering::Release);
+    }
+
     pub fn call_id(&self) -> &str {
         &self.call_id
     }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use faxbox::config::{FarEnd, LoopbackConfig};
@@ -23,6 +23,7 @@ const CUT_AT_15S: &str = "5550004";
 const NOISY: &str = "5550005";
 const HOPELESS: &str = "5550006";
 const NO_ECM: &str = "5550007";
+const DEAFENING: &str = "5550008";
 
 struct Bench {
     _dir: tempfile::TempDir,
@@ -58,6 +59,14 @@ fn bench(channels: u32, realtime: bool) -> Bench {
             },
         ),
         (NO_ECM, FarEnd::RejectsEcm),
+        // So loud that T.30's timers never run (a carrier is always "up").
+        (
+            DEAFENING,
+            FarEnd::Noise {
+                db: -30.0,
+                loss_db: 0.0,
+            },
+        ),
     ]
     .into_iter()
     .map(|(n, f)| (n.to_owned(), f))
@@ -71,16 +80,27 @@ fn bench(channels: u32, realtime: bool) -> Bench {
         },
         &root,
     );
-    let pages = test_pages(3);
+    let (pages, tiff) = three_pages();
     let document = root.join("three-pages.tiff");
-    std::fs::write(&document, encode_fax_tiff(&pages).unwrap()).unwrap();
+    std::fs::write(&document, tiff).unwrap();
     Bench {
         _dir: dir,
         root,
         line,
-        pages,
+        pages: pages.clone(),
         document,
     }
+}
+
+/// The selftest's 3 pages and their fax TIFF, made once per test run
+/// (drawing and encoding them in a debug build takes a moment).
+fn three_pages() -> &'static (Vec<BitPage>, Vec<u8>) {
+    static PAGES: OnceLock<(Vec<BitPage>, Vec<u8>)> = OnceLock::new();
+    PAGES.get_or_init(|| {
+        let pages = test_pages(3);
+        let tiff = encode_fax_tiff(&pages).unwrap();
+        (pages, tiff)
+    })
 }
 
 fn settings(modems: Modems, ecm: ErrorCorrection) -> FaxSettings {
@@ -304,6 +324,26 @@ fn hopeless_noise_fails_with_no_response_to_dcs_in_bounded_time() {
     assert!(r.outcome.as_ref().unwrap_err().retry_may_help());
 }
 
+/// Constant loud noise keeps the V.21 carrier detectors on, which suspends
+/// the T.30 response timers (clause 5.4.3), so only the line's own limit
+/// ends the call: it hangs up, and the call counts as dropped (49).
+#[test]
+fn endless_noise_is_hung_up_at_the_call_time_limit() {
+    let b = bench(4, false);
+    let (r, _) = call(
+        &b,
+        request(
+            &b,
+            "deafening",
+            DEAFENING,
+            settings(Modems::ALL, ErrorCorrection::Enabled),
+        ),
+    );
+    assert_eq!(r.outcome, Err(LineError::Fax(T30Code::CallDropped)));
+    // 5 minutes plus 2 per page of the 3-page document.
+    assert_eq!(r.duration, Duration::from_secs(300 + 3 * 120));
+}
+
 #[test]
 fn line_cut_mid_page_fails_within_the_t30_timers() {
     let b = bench(4, false);
@@ -494,6 +534,40 @@ fn a_line_never_carries_more_calls_than_it_has_channels() {
     assert_eq!(r.outcome, Err(LineError::Busy));
     assert!(r.wall_time >= Duration::from_secs(3), "{:?}", r.wall_time);
     assert_eq!(b.line.calls_in_progress(), 0);
+}
+
+/// In real time the audio is paced at 8 kHz, and an operator (or shutdown)
+/// can hang up a call in progress: it ends at once as dropped (49).
+#[test]
+fn a_real_time_call_is_paced_and_can_be_hung_up() {
+    let b = bench(2, true);
+    let call = b
+        .line
+        .send(
+            request(
+                &b,
+                "hang-up",
+                HEALTHY,
+                settings(Modems::ALL, ErrorCorrection::Enabled),
+            ),
+            Box::new(|_| {}),
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!call.is_finished());
+    call.hang_up();
+    let r = call.wait();
+    assert_eq!(r.outcome, Err(LineError::Fax(T30Code::CallDropped)));
+    assert!(r.answered);
+    // Paced: no more audio than wall-clock time (plus one 20 ms chunk).
+    assert!(
+        r.duration >= Duration::from_millis(400)
+            && r.duration <= r.wall_time + Duration::from_millis(20),
+        "{:?} of audio in {:?}",
+        r.duration,
+        r.wall_time
+    );
+    assert!(r.wall_time < Duration::from_secs(3), "{:?}", r.wall_time);
 }
 
 #[test]
