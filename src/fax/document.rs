@@ -63,7 +63,16 @@ impl FaxDocument {
             path: p(),
             reason: e.to_string(),
         };
-        let size = std::fs::metadata(path).map_err(unreadable)?.len();
+        let meta = std::fs::metadata(path).map_err(unreadable)?;
+        // A folder, a pipe or a device is no document (and reading a pipe
+        // could block the caller for ever).
+        if !meta.is_file() {
+            return Err(DocumentProblem::Unreadable {
+                path: p(),
+                reason: "not a regular file".into(),
+            });
+        }
+        let size = meta.len();
         if size > MAX_BYTES {
             return Err(DocumentProblem::TooLarge {
                 path: p(),

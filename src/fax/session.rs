@@ -964,4 +964,51 @@ mod tests {
         assert_eq!(got, vec![page]);
         assert!(rx.audio_time() >= wire.elapsed() - Duration::from_millis(20));
     }
+    /// A receiver that only offers standard resolution (98 dpi) gets a fine
+    /// page sent at half the rows: SpanDSP rescales rather than failing
+    /// with code 11, and the page report says so.
+    #[test]
+    fn max_resolution_limits_what_is_exchanged() {
+        use crate::documents::faxtiff::{BitPage, decode_fax_tiff, encode_fax_tiff};
+        let dir = tempfile::tempdir().unwrap();
+        let mut page = BitPage::new(1728, 400, 204.0, 196.0);
+        for x in 100..900 {
+            page.set(x, 200, true);
+            page.set(x, 201, true);
+        }
+        let doc = dir.path().join("tx.tiff");
+        std::fs::write(&doc, encode_fax_tiff(&[page]).unwrap()).unwrap();
+        let doc = FaxDocument::open(&doc).unwrap();
+        let mut tx = FaxSession::new(
+            "tx",
+            Role::Caller,
+            &Transfer::Send(doc),
+            &FaxSettings::default(),
+        )
+        .unwrap();
+        let standard = FaxSettings {
+            max_resolution: Resolution::Standard,
+            max_length: PageLength::A4,
+            ..FaxSettings::default()
+        };
+        let mut rx = receiver(dir.path(), &standard).unwrap();
+        let mut wire = Wire::new(LineModel::clean());
+        while !(tx.is_finished() && rx.is_finished()) {
+            wire.step(&mut tx, &mut rx);
+            assert!(wire.elapsed() < Duration::from_secs(120), "no end");
+        }
+        assert_eq!(rx.outcome().unwrap().code, T30Code::Ok);
+        let reports: Vec<_> = rx
+            .take_events()
+            .into_iter()
+            .filter_map(|e| match e {
+                FaxEvent::PageDone(p) => Some((p.x_dpi, p.y_dpi)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reports, [(204, 98)]);
+        let got = decode_fax_tiff(&std::fs::read(dir.path().join("rx.tiff")).unwrap()).unwrap();
+        assert_eq!((got[0].height, got[0].y_dpi), (200, 98.0));
+        assert_eq!(got[0].black_pixels(), 800, "the two rows became one");
+    }
 }
