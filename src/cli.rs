@@ -44,6 +44,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
+    /// Convert documents into a fax TIFF, or a fax TIFF into a PDF.
+    Convert(crate::documents::cli::ConvertArgs),
     /// Send a 3-page test fax over a private loopback line with each modem,
     /// check every page arrived intact, and print a table.
     Selftest,
@@ -334,6 +336,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Selftest => crate::lines::selftest::run(),
+        Command::Convert(args) => crate::documents::cli::run(args),
         Command::Account(cmd) => account(&open()?, &out, cmd),
         Command::User(cmd) => user(&open()?, &out, cmd),
         Command::Faxbox(cmd) => faxbox(&open()?, &out, *cmd),

@@ -338,18 +338,117 @@ pub(crate) fn row_transitions(row: &[u8], width: u32, out: &mut Vec<u32>) {
     }
 }
 
-/// Encodes rows as T.6 (G4) with the `fax` crate's encoder, ending with EOFB.
+/// Bits accumulated most significant first.
+struct BitSink {
+    out: Vec<u8>,
+    acc: u64,
+    used: u32,
+}
+
+impl BitSink {
+    fn put(&mut self, code: fax::Bits) {
+        self.acc = (self.acc << code.len) | u64::from(code.data);
+        self.used += u32::from(code.len);
+        while self.used >= 8 {
+            self.used -= 8;
+            self.out.push((self.acc >> self.used) as u8);
+        }
+    }
+    fn finish(mut self) -> Vec<u8> {
+        if self.used > 0 {
+            self.out.push((self.acc << (8 - self.used)) as u8);
+        }
+        self.out
+    }
+}
+
+/// Writes one run length: make-up codes (2560 repeated, then a multiple of
+/// 64) and a terminating code (T.4 4.1.1, Tables 2 and 3).
+fn put_run(sink: &mut BitSink, black_run: bool, mut n: u32) {
+    let table = if black_run {
+        &black::ENTRIES
+    } else {
+        &white::ENTRIES
+    };
+    let code = |n: u32| table[if n >= 64 { 63 + n / 64 } else { n } as usize].1;
+    while n >= 2560 {
+        sink.put(code(2560));
+        n -= 2560;
+    }
+    if n >= 64 {
+        sink.put(code(n & !63));
+        n &= 63;
+    }
+    sink.put(code(n));
+}
+
+fn put_mode(sink: &mut BitSink, m: Mode) {
+    if let Some(bits) = mode::encode(m) {
+        sink.put(bits);
+    }
+}
+
+/// Codes one row against `reference` (T.6 2.2, the same two-dimensional
+/// scheme the decoder above reads). Works on changing elements only, so an
+/// empty row costs one code.
+fn encode_2d_row(sink: &mut BitSink, reference: &[u32], current: &[u32], width: u32) {
+    let w = i64::from(width);
+    let at = |list: &[u32], i: usize| list.get(i).map_or(w, |&v| i64::from(v));
+    let mut a0: i64 = -1;
+    let mut white_now = true;
+    let mut j = 0usize; // index of a1 in `current`
+    let mut i = 0usize;
+    while a0 < w {
+        while j < current.len() && i64::from(current[j]) <= a0 {
+            j += 1;
+        }
+        let a1 = at(current, j);
+        while i > 0 && i64::from(reference[i - 1]) > a0 {
+            i -= 1;
+        }
+        while i < reference.len() && i64::from(reference[i]) <= a0 {
+            i += 1;
+        }
+        if i < reference.len() && i.is_multiple_of(2) != white_now {
+            i += 1;
+        }
+        let b1 = at(reference, i);
+        let b2 = at(reference, i + 1);
+        if b2 < a1 {
+            put_mode(sink, Mode::Pass);
+            a0 = b2;
+        } else if (a1 - b1).abs() <= 3 {
+            put_mode(sink, Mode::Vertical((a1 - b1) as i8));
+            a0 = a1;
+            white_now = !white_now;
+        } else {
+            let a2 = at(current, j + 1);
+            put_mode(sink, Mode::Horizontal);
+            put_run(sink, !white_now, (a1 - a0.max(0)) as u32);
+            put_run(sink, white_now, (a2 - a1) as u32);
+            a0 = a2;
+        }
+    }
+}
+
+/// Encodes rows as T.6 (G4), ending with EOFB (T.6 2.4).
 pub(crate) fn encode_g4(rows: &[u8], width: u32, height: u32) -> Vec<u8> {
     let stride = width.div_ceil(8) as usize;
-    let mut encoder = fax::encoder::Encoder::new(fax::VecWriter::with_capacity(rows.len() / 4));
-    let mut transitions = Vec::new();
+    let mut sink = BitSink {
+        out: Vec::with_capacity(rows.len() / 16 + 64),
+        acc: 0,
+        used: 0,
+    };
+    let mut reference: Vec<u32> = Vec::new();
+    let mut current: Vec<u32> = Vec::new();
     for y in 0..height as usize {
-        row_transitions(&rows[y * stride..(y + 1) * stride], width, &mut transitions);
-        // VecWriter's error type is Infallible.
-        let Ok(()) = encoder.encode_line(fax::decoder::pels(&transitions, width), width);
+        row_transitions(&rows[y * stride..(y + 1) * stride], width, &mut current);
+        encode_2d_row(&mut sink, &reference, &current, width);
+        std::mem::swap(&mut reference, &mut current);
     }
-    let Ok(writer) = encoder.finish();
-    writer.finish()
+    sink.put(fax::Bits { data: EOL, len: 12 });
+    sink.put(fax::Bits { data: EOL, len: 12 });
+    sink.finish()
 }
 
 #[cfg(test)]
@@ -375,6 +474,39 @@ mod tests {
         let mut back = [0u8; 4];
         fill_row(&mut back, &t, 30);
         assert_eq!(back, row);
+    }
+
+    /// Our G4 coder read by the `fax` crate's decoder (a third party).
+    #[test]
+    fn fax_crate_decodes_our_g4() {
+        let (w, h) = (301u32, 40u32);
+        let stride = w.div_ceil(8) as usize;
+        let mut rows = vec![0u8; stride * h as usize];
+        let mut seed = 7u32;
+        for y in 0..h as usize {
+            for x in 0..w as usize {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                let black = match y % 4 {
+                    0 => false,
+                    1 => true,
+                    2 => (seed >> 16).is_multiple_of(2),
+                    _ => (x / (1 + y % 17)) % 2 == 0,
+                };
+                if black {
+                    rows[y * stride + x / 8] |= 0x80 >> (x % 8);
+                }
+            }
+        }
+        let coded = encode_g4(&rows, w, h);
+        let mut back = vec![0u8; rows.len()];
+        let mut y = 0usize;
+        fax::decoder::decode_g4(coded.into_iter(), w, Some(h), |t| {
+            fill_row(&mut back[y * stride..(y + 1) * stride], t, w);
+            y += 1;
+        })
+        .expect("fax crate decodes");
+        assert_eq!(y, h as usize);
+        assert_eq!(back, rows);
     }
 
     #[test]

@@ -211,22 +211,42 @@ pub fn encode_fax_tiff(pages: &[BitPage]) -> Result<Vec<u8>, DocumentError> {
     for (i, p) in pages.iter().enumerate() {
         p.check(i)?;
     }
-    let strips: Vec<Vec<u8>> = pages
-        .iter()
-        .map(|p| ccitt::encode_g4(&p.rows, p.width, p.height))
-        .collect();
-    write_tiff(pages, &strips)
+    let encoded: Vec<EncodedPage> = pages.iter().map(EncodedPage::encode).collect();
+    write_tiff(&encoded)
+}
+
+/// A page already coded as one G4 strip, ready for the container (pages are
+/// coded on the conversion workers, in parallel).
+pub(crate) struct EncodedPage {
+    pub width: u32,
+    pub height: u32,
+    pub x_dpi: f32,
+    pub y_dpi: f32,
+    pub g4: Vec<u8>,
+}
+
+impl EncodedPage {
+    pub(crate) fn encode(page: &BitPage) -> Self {
+        EncodedPage {
+            width: page.width,
+            height: page.height,
+            x_dpi: page.x_dpi,
+            y_dpi: page.y_dpi,
+            g4: ccitt::encode_g4(&page.rows, page.width, page.height),
+        }
+    }
 }
 
 /// Assembles the container around already-encoded G4 strips.
-fn write_tiff(pages: &[BitPage], strips: &[Vec<u8>]) -> Result<Vec<u8>, DocumentError> {
-    let total_strip: usize = strips.iter().map(Vec::len).sum();
+pub(crate) fn write_tiff(pages: &[EncodedPage]) -> Result<Vec<u8>, DocumentError> {
+    let total_strip: usize = pages.iter().map(|p| p.g4.len()).sum();
     let mut out = Vec::with_capacity(total_strip + pages.len() * 300 + 8);
     out.extend_from_slice(b"II\x2a\x00");
     out.extend_from_slice(&[0; 4]); // first IFD offset, patched below
     let mut link_at = 4usize; // where the pointer to the next IFD goes
     let total = u16::try_from(pages.len()).unwrap_or(u16::MAX);
-    for (index, (page, strip)) in pages.iter().zip(strips).enumerate() {
+    for (index, page) in pages.iter().enumerate() {
+        let strip = &page.g4;
         let strip_offset = out.len();
         out.extend_from_slice(strip);
         if out.len() % 2 == 1 {
@@ -406,6 +426,64 @@ pub fn tiff_page_info(bytes: &[u8]) -> Result<Vec<TiffPageInfo>, DocumentError> 
             bits_per_sample: dir.uint(BITS_PER_SAMPLE).unwrap_or(1),
             samples_per_pixel: dir.uint(SAMPLES_PER_PIXEL).unwrap_or(1),
             compression: dir.uint(COMPRESSION).unwrap_or(1),
+        });
+    }
+    Ok(out)
+}
+
+/// One page of a TIFF as stored, for copying its coded data into a PDF
+/// without decoding it (see `topdf`).
+pub(crate) struct StoredPage<'a> {
+    pub width: u32,
+    pub height: u32,
+    pub x_dpi: f32,
+    pub y_dpi: f32,
+    /// TIFF compression: 2 MH, 3 G3, 4 G4.
+    pub compression: u32,
+    pub t4_options: u32,
+    pub reversed_fill: bool,
+    pub min_is_black: bool,
+    /// The coded data when the page is one strip; `None` otherwise.
+    pub single_strip: Option<&'a [u8]>,
+}
+
+/// Describes each page as stored. Pages that are not CCITT-coded in one
+/// strip come back with `single_strip: None`.
+pub(crate) fn stored_pages(bytes: &[u8]) -> Result<Vec<StoredPage<'_>>, DocumentError> {
+    let tiff = Tiff::parse_header(bytes)?;
+    let mut out = Vec::new();
+    for ifd in tiff.directories()? {
+        let dir = Directory::read(&tiff, ifd)?;
+        if dir.uint(NEW_SUBFILE_TYPE).unwrap_or(0) & 1 == 1 {
+            continue;
+        }
+        let width = dir.uint(IMAGE_WIDTH).unwrap_or(0);
+        let height = dir.uint(IMAGE_LENGTH).unwrap_or(0);
+        let compression = dir.uint(COMPRESSION).unwrap_or(1);
+        let offsets = dir.uints(STRIP_OFFSETS).unwrap_or_default();
+        let counts = dir.uints(STRIP_BYTE_COUNTS).unwrap_or_default();
+        let one_strip = offsets.len() == 1
+            && counts.len() == 1
+            && dir.uint(ROWS_PER_STRIP).unwrap_or(height) >= height;
+        let bilevel = dir.uint(BITS_PER_SAMPLE).unwrap_or(1) == 1
+            && dir.uint(SAMPLES_PER_PIXEL).unwrap_or(1) == 1;
+        let coded = matches!(compression, 2..=4) && bilevel;
+        let single_strip = if one_strip && coded {
+            tiff.slice(offsets[0], counts[0])
+        } else {
+            None
+        };
+        let (x_dpi, y_dpi) = resolution(&dir);
+        out.push(StoredPage {
+            width,
+            height,
+            x_dpi,
+            y_dpi,
+            compression,
+            t4_options: dir.uint(T4_OPTIONS).unwrap_or(0),
+            reversed_fill: dir.uint(FILL_ORDER).unwrap_or(1) == 2,
+            min_is_black: dir.uint(PHOTOMETRIC).unwrap_or(0) == 1,
+            single_strip,
         });
     }
     Ok(out)

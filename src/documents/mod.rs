@@ -1,11 +1,243 @@
 //! Documents: turning any accepted input into a fax-ready TIFF, and a fax
 //! TIFF into a PDF. Pure functions over bytes; the only external process is
-//! the optional LibreOffice helper for office formats. Knows nothing of jobs,
-//! storage or lines (DESIGN.md).
+//! the optional LibreOffice helper for office formats (run in a private
+//! temporary directory that is removed whatever happens). Knows nothing of
+//! jobs, storage or lines (DESIGN.md).
+//!
+//! Conversions are CPU-bound and may take seconds: call them from a blocking
+//! thread (`spawn_blocking`), never on an async worker. Each input runs on
+//! its own thread under a time budget; a renderer panic or a pathological
+//! file ends as a `DocumentError`, never as a crash.
 
 mod ccitt;
+pub mod cli;
+mod detect;
 mod error;
 pub mod faxtiff;
+mod images;
+mod office;
+mod pdf;
+mod raster;
+mod text;
+mod topdf;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub use detect::{Kind, detect};
 pub use error::DocumentError;
 pub use faxtiff::{BitPage, decode_fax_tiff, encode_fax_tiff};
+pub use office::office_available;
+pub use topdf::tiff_to_pdf;
+
+use faxtiff::EncodedPage;
+use raster::Geometry;
+
+/// One document to fax: its bytes and what the sender called it.
+#[derive(Debug, Clone)]
+pub struct Input {
+    pub bytes: Vec<u8>,
+    /// The file name as sent (used for its extension and in messages).
+    pub name: String,
+    /// The MIME type as sent, if any (used when the name has no extension).
+    pub content_type: Option<String>,
+}
+
+impl Input {
+    pub fn new(name: impl Into<String>, bytes: Vec<u8>) -> Self {
+        Input {
+            bytes,
+            name: name.into(),
+            content_type: None,
+        }
+    }
+}
+
+/// Vertical resolution of the fax (T.30 "standard" or "fine").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resolution {
+    /// 204 x 196 dpi.
+    #[default]
+    Fine,
+    /// 204 x 98 dpi: half the lines, half the time on the wire.
+    Standard,
+}
+
+/// The page length of the fax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PaperSize {
+    /// 11 inches.
+    #[default]
+    Letter,
+    /// 297 mm.
+    A4,
+}
+
+/// How to convert, and the guards that keep one document from hurting the box.
+#[derive(Debug, Clone)]
+pub struct ConvertOptions {
+    pub resolution: Resolution,
+    pub paper: PaperSize,
+    /// Most pages in one fax (all inputs together).
+    pub max_pages: usize,
+    /// Most pixels in one decoded image (decompression bombs stop here).
+    pub max_image_pixels: u64,
+    /// Longest one input may take to convert.
+    pub time_budget: Duration,
+    /// Worker threads for multi-page documents (at least 1).
+    pub threads: usize,
+    /// The LibreOffice program (`soffice`); `None` looks it up on PATH.
+    pub libreoffice: Option<std::path::PathBuf>,
+}
+
+impl Default for ConvertOptions {
+    fn default() -> Self {
+        ConvertOptions {
+            resolution: Resolution::Fine,
+            paper: PaperSize::Letter,
+            max_pages: 500,
+            max_image_pixels: 100_000_000,
+            time_budget: Duration::from_secs(120),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            libreoffice: None,
+        }
+    }
+}
+
+impl ConvertOptions {
+    pub(crate) fn geometry(&self) -> Geometry {
+        let (x, y) = match self.resolution {
+            Resolution::Fine => faxtiff::FINE_DPI,
+            Resolution::Standard => faxtiff::STANDARD_DPI,
+        };
+        let length = match self.paper {
+            PaperSize::Letter => 11.0,
+            PaperSize::A4 => 297.0 / 25.4,
+        };
+        Geometry::new(x, y, length)
+    }
+}
+
+/// A converted fax: the TIFF Class F bytes and its page count.
+#[derive(Debug, Clone)]
+pub struct FaxDocument {
+    pub tiff: Vec<u8>,
+    pub pages: usize,
+}
+
+/// Converts the inputs, in order, into one fax document.
+pub fn convert(inputs: &[Input], options: &ConvertOptions) -> Result<FaxDocument, DocumentError> {
+    let mut pages: Vec<EncodedPage> = Vec::new();
+    for input in inputs {
+        let kind = detect(&input.bytes, &input.name, input.content_type.as_deref())?;
+        let remaining = options.max_pages.saturating_sub(pages.len());
+        let mut got = convert_with_budget(input, kind, options, remaining)?;
+        pages.append(&mut got);
+    }
+    if pages.is_empty() {
+        return Err(DocumentError::NoPages {
+            name: "the fax".into(),
+        });
+    }
+    let tiff = faxtiff::write_tiff(&pages)?;
+    Ok(FaxDocument {
+        tiff,
+        pages: pages.len(),
+    })
+}
+
+/// Runs one input's conversion on its own thread and waits at most the time
+/// budget. On time-out the thread is told to stop at its next page boundary
+/// (and LibreOffice is killed) and the caller gets `TimedOut` at once.
+fn convert_with_budget(
+    input: &Input,
+    kind: Kind,
+    options: &ConvertOptions,
+    max_pages: usize,
+) -> Result<Vec<EncodedPage>, DocumentError> {
+    let bytes = Arc::new(input.bytes.clone());
+    let name = input.name.clone();
+    let opts = options.clone();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let flag = cancel.clone();
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("faxbox-convert".into())
+        .spawn(move || {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                convert_kind(bytes, &name, kind, &opts, max_pages, &flag)
+            }))
+            .unwrap_or_else(|_| {
+                Err(DocumentError::RendererFailed {
+                    name: name.clone(),
+                    page: 0,
+                })
+            });
+            let _ = tx.send(result);
+        });
+    if spawned.is_err() {
+        return Err(DocumentError::RendererFailed {
+            name: input.name.clone(),
+            page: 0,
+        });
+    }
+    match rx.recv_timeout(options.time_budget) {
+        Ok(result) => result,
+        Err(_) => {
+            cancel.store(true, Ordering::Relaxed);
+            Err(DocumentError::TimedOut {
+                name: input.name.clone(),
+                limit: options.time_budget,
+            })
+        }
+    }
+}
+
+fn convert_kind(
+    bytes: Arc<Vec<u8>>,
+    name: &str,
+    kind: Kind,
+    opts: &ConvertOptions,
+    max_pages: usize,
+    cancel: &AtomicBool,
+) -> Result<Vec<EncodedPage>, DocumentError> {
+    let geom = opts.geometry();
+    match kind {
+        Kind::Pdf => pdf::convert(bytes, name, &geom, max_pages, opts.threads, cancel),
+        Kind::Image => images::convert_image(&bytes, name, &geom, opts.max_image_pixels),
+        Kind::Tiff => images::convert_tiff(
+            &bytes,
+            name,
+            &geom,
+            max_pages,
+            opts.max_image_pixels,
+            cancel,
+        ),
+        Kind::Text => text::convert(&bytes, name, &geom, max_pages),
+        Kind::Office => {
+            let pdf_bytes = office::to_pdf(
+                &bytes,
+                name,
+                opts.libreoffice.as_deref(),
+                opts.time_budget,
+                cancel,
+            )?;
+            pdf::convert(
+                Arc::new(pdf_bytes),
+                name,
+                &geom,
+                max_pages,
+                opts.threads,
+                cancel,
+            )
+        }
+    }
+}
+
+/// The number of pages a PDF has (without rendering), for intake checks.
+pub fn pdf_page_count(bytes: &[u8], name: &str) -> Result<usize, DocumentError> {
+    pdf::page_count(Arc::new(bytes.to_vec()), name)
+}
+
+pub use faxtiff::count_tiff_pages;

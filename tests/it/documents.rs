@@ -1,9 +1,15 @@
 //! Documents: fax TIFFs read back by libtiff's own tools and by our decoder,
 //! every kind of input converted, bad input refused with a specific error.
 
+use std::io::Cursor;
 use std::process::Command;
+use std::time::Duration;
 
-use faxbox::documents::{BitPage, decode_fax_tiff, encode_fax_tiff};
+use faxbox::documents::{
+    BitPage, ConvertOptions, DocumentError, FaxDocument, Input, PaperSize, Resolution, convert,
+    decode_fax_tiff, encode_fax_tiff, tiff_to_pdf,
+};
+use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 
 /// Whether a command-line tool is installed; prints why a check is skipped.
 fn have_tool(tool: &str, for_what: &str) -> bool {
@@ -161,4 +167,865 @@ fn odd_width_page_survives_libtiff_g3_with_reversed_fill_order() {
     );
     let back = decode_fax_tiff(&std::fs::read(&g3).unwrap()).unwrap();
     assert_eq!(back, vec![page]);
+}
+
+// ---------------------------------------------------------------------------
+// Inputs the tests make.
+
+/// What goes on one generated PDF page.
+struct PdfPage {
+    size: (f32, f32),
+    rotate: Option<i32>,
+    content: Vec<u8>,
+}
+
+/// Builds a PDF with Helvetica as /F1 and, when given, an RGB image as /Im1.
+fn make_pdf(pages: &[PdfPage], image: Option<(u32, u32, Vec<u8>)>) -> Vec<u8> {
+    let mut pdf = Pdf::new();
+    let (catalog, tree, font, img) = (Ref::new(1), Ref::new(2), Ref::new(3), Ref::new(4));
+    pdf.catalog(catalog).pages(tree);
+    let ids: Vec<Ref> = (0..pages.len())
+        .map(|i| Ref::new(10 + 2 * i as i32))
+        .collect();
+    pdf.pages(tree)
+        .kids(ids.iter().copied())
+        .count(pages.len() as i32);
+    pdf.type1_font(font).base_font(Name(b"Helvetica"));
+    for (i, spec) in pages.iter().enumerate() {
+        let content_id = Ref::new(11 + 2 * i as i32);
+        let mut page = pdf.page(ids[i]);
+        page.media_box(Rect::new(0.0, 0.0, spec.size.0, spec.size.1))
+            .parent(tree)
+            .contents(content_id);
+        if let Some(r) = spec.rotate {
+            page.rotate(r);
+        }
+        let mut res = page.resources();
+        res.fonts().pair(Name(b"F1"), font);
+        if image.is_some() {
+            res.x_objects().pair(Name(b"Im1"), img);
+        }
+        res.finish();
+        page.finish();
+        pdf.stream(content_id, &spec.content);
+    }
+    if let Some((w, h, rgb)) = &image {
+        let mut x = pdf.image_xobject(img, rgb);
+        x.width(*w as i32).height(*h as i32).bits_per_component(8);
+        x.color_space().device_rgb();
+        x.finish();
+    }
+    pdf.finish()
+}
+
+fn text_content(lines: &[(f32, f32, &str)], size: f32) -> Content {
+    let mut c = Content::new();
+    for (x, y, t) in lines {
+        c.begin_text()
+            .set_font(Name(b"F1"), size)
+            .next_line(*x, *y)
+            .show(Str(t.as_bytes()))
+            .end_text();
+    }
+    c
+}
+
+/// A smooth colour photo-like picture: gradients and a disc.
+fn photo(w: u32, h: u32) -> Vec<u8> {
+    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            let (fx, fy) = (x as f32 / w as f32, y as f32 / h as f32);
+            let disc = ((fx - 0.5).powi(2) + (fy - 0.5).powi(2)).sqrt() < 0.25;
+            let r = if disc { 200 } else { (fx * 255.0) as u8 };
+            rgb.extend_from_slice(&[r, (fy * 200.0) as u8 + 30, 120]);
+        }
+    }
+    rgb
+}
+
+fn doc(name: &str, bytes: Vec<u8>) -> Input {
+    Input::new(name, bytes)
+}
+
+fn convert_one(name: &str, bytes: Vec<u8>) -> Result<FaxDocument, DocumentError> {
+    convert(&[doc(name, bytes)], &ConvertOptions::default())
+}
+
+/// Black pixels inside a rectangle of a page.
+fn black_in(p: &BitPage, x0: u32, y0: u32, x1: u32, y1: u32) -> u64 {
+    let mut n = 0;
+    for y in y0..y1.min(p.height) {
+        for x in x0..x1.min(p.width) {
+            n += u64::from(p.get(x, y));
+        }
+    }
+    n
+}
+
+/// Checks the things every converted fax must be: 1728 wide, fine
+/// resolution, Letter length, as many pages as claimed.
+fn assert_fax_pages(doc: &FaxDocument, pages: usize) -> Vec<BitPage> {
+    let decoded = decode_fax_tiff(&doc.tiff).expect("our TIFF decodes");
+    assert_eq!(doc.pages, pages);
+    assert_eq!(decoded.len(), pages);
+    for p in &decoded {
+        assert_eq!(
+            (p.width, p.height, p.x_dpi, p.y_dpi),
+            (1728, 2156, 204.0, 196.0)
+        );
+    }
+    decoded
+}
+
+// ---------------------------------------------------------------------------
+// Each kind of input.
+
+#[test]
+fn pdf_with_text_and_photo_keeps_text_solid_and_screens_the_photo() {
+    let mut c = text_content(
+        &[(72.0, 700.0, "Invoice 4711 - please pay by Friday")],
+        24.0,
+    );
+    c.save_state()
+        .transform([300.0, 0.0, 0.0, 225.0, 150.0, 250.0])
+        .x_object(Name(b"Im1"))
+        .restore_state();
+    let pdf = make_pdf(
+        &[PdfPage {
+            size: (612.0, 792.0),
+            rotate: None,
+            content: c.finish().to_vec(),
+        }],
+        Some((160, 120, photo(160, 120))),
+    );
+    let fax = convert_one("invoice.pdf", pdf).unwrap();
+    let page = &assert_fax_pages(&fax, 1)[0];
+    // Text line: baseline at y=700pt from the bottom, 24pt type; on the fax
+    // (scale 1728/1734) that is around row (792-700)*196/72 = 250.
+    let text_black = black_in(page, 190, 180, 1500, 260);
+    assert!(text_black > 3000, "text should be inked: {text_black}");
+    // Text is crisp: inside the text band, black pixels come in runs (no
+    // isolated screen dots), measured as few black pixels with both
+    // horizontal neighbours white.
+    let mut lonely = 0;
+    for y in 180..260 {
+        for x in 191..1499 {
+            if page.get(x, y) && !page.get(x - 1, y) && !page.get(x + 1, y) {
+                lonely += 1;
+            }
+        }
+    }
+    assert!(
+        lonely * 20 < text_black,
+        "text edges should not be dithered: {lonely} of {text_black}"
+    );
+    // The photo (x 150..450pt, y 317..542pt from the top) is screened: a
+    // real mix of black and white, not solid.
+    let (x0, x1) = (
+        (150.0 * 204.0 / 72.0) as u32 + 10,
+        (450.0 * 204.0 / 72.0) as u32 - 10,
+    );
+    let (y0, y1) = (
+        (317.0 * 196.0 / 72.0) as u32 + 10,
+        (542.0 * 196.0 / 72.0) as u32 - 10,
+    );
+    let area = u64::from((x1 - x0) * (y1 - y0));
+    let photo_black = black_in(page, x0, y0, x1, y1);
+    assert!(
+        photo_black > area / 10 && photo_black < area * 9 / 10,
+        "photo {photo_black} of {area}"
+    );
+    // Nothing outside the page content: the bottom inch is blank.
+    assert_eq!(black_in(page, 0, 2156 - 196, 1728, 2156), 0);
+}
+
+#[test]
+fn landscape_pdf_page_is_turned_to_fit_with_its_top_on_the_right() {
+    // A landscape page with a thick bar along its top edge.
+    let mut c = Content::new();
+    c.set_fill_gray(0.0)
+        .rect(0.0, 562.0, 792.0, 50.0)
+        .fill_nonzero();
+    let pdf = make_pdf(
+        &[PdfPage {
+            size: (792.0, 612.0),
+            rotate: None,
+            content: c.finish().to_vec(),
+        }],
+        None,
+    );
+    let page = &assert_fax_pages(&convert_one("wide.pdf", pdf).unwrap(), 1)[0];
+    let right = black_in(page, 1600, 0, 1728, 2156);
+    let left = black_in(page, 0, 0, 128, 2156);
+    let top = black_in(page, 0, 0, 1728, 100);
+    assert!(
+        right > 100_000,
+        "bar should run down the right edge: {right}"
+    );
+    assert_eq!(left, 0);
+    assert!(top < right / 10);
+}
+
+#[test]
+fn page_rotate_attribute_is_honoured() {
+    // A portrait page with /Rotate 90 displays as landscape, its left edge
+    // on top; turned to fit, that displayed top goes to the right edge. (If
+    // /Rotate were ignored the page would stay portrait, bar on the left.)
+    let mut c = Content::new();
+    c.set_fill_gray(0.0)
+        .rect(0.0, 0.0, 50.0, 792.0)
+        .fill_nonzero();
+    let pdf = make_pdf(
+        &[PdfPage {
+            size: (612.0, 792.0),
+            rotate: Some(90),
+            content: c.finish().to_vec(),
+        }],
+        None,
+    );
+    let page = &assert_fax_pages(&convert_one("rotated.pdf", pdf).unwrap(), 1)[0];
+    let right = black_in(page, 1600, 0, 1728, 2156);
+    let left = black_in(page, 0, 0, 128, 2156);
+    assert!(right > 100_000, "{right}");
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn colour_png_becomes_one_fitted_page() {
+    let (w, h) = (600u32, 800u32);
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        if y < 100 {
+            image::Rgb([200, 0, 0])
+        } else if x < 300 {
+            image::Rgb([0, 0, 180])
+        } else {
+            image::Rgb([255, 255, 255])
+        }
+    });
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let page = &assert_fax_pages(&convert_one("scan.png", png).unwrap(), 1)[0];
+    // Portrait picture, fitted by height with 0.2 in margins: a blue left
+    // half prints dark, the right half white, the red top band in between.
+    let mid = 2156 / 2;
+    let left = black_in(page, 500, mid, 800, mid + 100);
+    let right = black_in(page, 1000, mid, 1200, mid + 100);
+    assert!(
+        left > 300 * 100 * 9 / 10,
+        "dark blue should print nearly solid: {left}"
+    );
+    assert_eq!(right, 0);
+    assert_eq!(black_in(page, 0, 0, 1728, 30), 0, "top margin stays white");
+}
+
+/// A JPEG whose EXIF says "turn 90 degrees anticlockwise to view": the
+/// marked top row must end up on the left, as a viewer shows it.
+#[test]
+fn jpeg_exif_orientation_is_honoured() {
+    let (w, h) = (300u32, 100u32);
+    let img = image::GrayImage::from_fn(w, h, |_, y| image::Luma([if y < 15 { 0 } else { 255 }]));
+    let mut jpeg = Vec::new();
+    img.write_to(&mut Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+        .unwrap();
+    // APP1 Exif with one IFD entry: Orientation (0x0112) = 8.
+    let mut tiff = b"MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+    tiff.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 8, 0, 0, 0, 0, 0, 0]);
+    let mut app1 = vec![0xFF, 0xE1];
+    app1.extend_from_slice(&((tiff.len() + 8) as u16).to_be_bytes());
+    app1.extend_from_slice(b"Exif\0\0");
+    app1.extend_from_slice(&tiff);
+    let mut with_exif = jpeg[..2].to_vec();
+    with_exif.extend_from_slice(&app1);
+    with_exif.extend_from_slice(&jpeg[2..]);
+    let page = &assert_fax_pages(&convert_one("phone.jpg", with_exif).unwrap(), 1)[0];
+    let left_half = black_in(page, 0, 0, 864, 2156);
+    let right_half = black_in(page, 864, 0, 1728, 2156);
+    assert!(
+        left_half > 10_000 && right_half < left_half / 20,
+        "left {left_half} right {right_half}"
+    );
+}
+
+#[test]
+fn grey_lzw_tiff_at_300_dpi_converts_page_by_page() {
+    use tiff::encoder::{Compression, Rational, TiffEncoder, colortype};
+    use tiff::tags::ResolutionUnit;
+    let (w, h) = (2550u32, 3300u32); // Letter at 300 dpi
+    let mut bytes = Vec::new();
+    {
+        let mut enc = TiffEncoder::new(Cursor::new(&mut bytes))
+            .unwrap()
+            .with_compression(Compression::Lzw);
+        for page in 0..2u32 {
+            let data: Vec<u8> = (0..w * h)
+                .map(|i| {
+                    let (x, y) = (i % w, i / w);
+                    if y > 300 + page * 100 && y < 360 + page * 100 && x > 300 && x < 2250 {
+                        0 // a black rule
+                    } else if (1500..2500).contains(&y) && (600..1900).contains(&x) {
+                        128 // a grey box
+                    } else {
+                        255
+                    }
+                })
+                .collect();
+            let mut img = enc.new_image::<colortype::Gray8>(w, h).unwrap();
+            img.resolution(ResolutionUnit::Inch, Rational { n: 300, d: 1 });
+            img.write_data(&data).unwrap();
+        }
+    }
+    let pages = assert_fax_pages(&convert_one("scan300.tif", bytes).unwrap(), 2);
+    for (i, page) in pages.iter().enumerate() {
+        // Letter fitted within 0.2 in margins: scale 8.07/8.5, centred, so
+        // the page's top is at row 54. The rule's middle row:
+        let scale = (1728.0 / 204.0 - 0.4) / 8.5;
+        let rule_y = 54 + ((330 + i as u32 * 100) as f32 / 300.0 * scale * 196.0) as u32;
+        let rule = black_in(page, 700, rule_y - 3, 1000, rule_y + 3);
+        assert!(
+            rule > 300 * 6 * 95 / 100,
+            "page {i}: rule {rule} at row {rule_y}"
+        );
+        // The mid-grey box is screened to roughly half black.
+        let box_black = black_in(page, 600, 1100, 1100, 1500);
+        assert!(
+            (50_000..150_000).contains(&box_black),
+            "page {i}: grey box {box_black}"
+        );
+    }
+}
+
+/// A received fax (G3 2-D, reversed fill order, as SpanDSP may write it) is
+/// already fax-shaped: its pages pass through pixel for pixel.
+#[test]
+fn fax_shaped_g3_tiff_passes_through_unchanged() {
+    if !have_tool("tiffcp", "making a G3 TIFF") {
+        return;
+    }
+    let pages = vec![test_page(1728, 300, 5), test_page(1728, 200, 6)];
+    let dir = tempfile::tempdir().unwrap();
+    let (g4, g3) = (dir.path().join("in.tif"), dir.path().join("g3.tif"));
+    std::fs::write(&g4, encode_fax_tiff(&pages).unwrap()).unwrap();
+    run_clean(
+        Command::new("tiffcp")
+            .args(["-c", "g3:2d", "-f", "lsb2msb"])
+            .arg(&g4)
+            .arg(&g3),
+    );
+    let fax = convert_one("received.tif", std::fs::read(&g3).unwrap()).unwrap();
+    assert_eq!(decode_fax_tiff(&fax.tiff).unwrap(), pages);
+}
+
+#[test]
+fn text_file_with_long_lines_wraps_inside_the_margins() {
+    let mut text = String::new();
+    text.push_str(&"This line is far too long for one fax line and has to wrap. ".repeat(10));
+    text.push('\n');
+    text.push_str(&"x".repeat(400));
+    text.push('\n');
+    for i in 0..150 {
+        text.push_str(&format!(
+            "line {i}: the quick brown fox jumps over the lazy dog\n"
+        ));
+    }
+    let fax = convert_one("notes.txt", text.into_bytes()).unwrap();
+    // 10 + 5 wrapped lines and 150 more: three pages of 60 lines.
+    let pages = assert_fax_pages(&fax, 3);
+    for (i, p) in pages.iter().enumerate() {
+        // Half-inch margins left and right (102 px) stay white.
+        assert_eq!(black_in(p, 0, 0, 95, 2156), 0, "page {i} left margin");
+        assert_eq!(
+            black_in(p, 1728 - 95, 0, 1728, 2156),
+            0,
+            "page {i} right margin"
+        );
+        assert!(
+            black_in(p, 95, 0, 1728 - 95, 2156) > 10_000,
+            "page {i} has text"
+        );
+    }
+    // The long lines reach the right side of the text area on page 1.
+    assert!(black_in(&pages[0], 1500, 90, 1633, 400) > 500);
+}
+
+#[test]
+fn standard_resolution_and_a4_change_the_page_geometry() {
+    let opts = ConvertOptions {
+        resolution: Resolution::Standard,
+        paper: PaperSize::A4,
+        ..ConvertOptions::default()
+    };
+    let fax = convert(&[doc("a.txt", b"hello".to_vec())], &opts).unwrap();
+    let p = &decode_fax_tiff(&fax.tiff).unwrap()[0];
+    assert_eq!(
+        (p.width, p.height, p.x_dpi, p.y_dpi),
+        (1728, 1146, 204.0, 98.0)
+    );
+}
+
+#[test]
+fn several_inputs_become_one_fax_in_order() {
+    let pdf = make_pdf(
+        &[
+            PdfPage {
+                size: (612.0, 792.0),
+                rotate: None,
+                content: text_content(&[(72.0, 700.0, "one")], 40.0)
+                    .finish()
+                    .to_vec(),
+            },
+            PdfPage {
+                size: (612.0, 792.0),
+                rotate: None,
+                content: Vec::new(),
+            },
+        ],
+        None,
+    );
+    let fax = convert(
+        &[doc("a.pdf", pdf), doc("b.txt", b"two".to_vec())],
+        &ConvertOptions::default(),
+    )
+    .unwrap();
+    let pages = assert_fax_pages(&fax, 3);
+    assert!(pages[0].black_pixels() > 0);
+    assert_eq!(pages[1].black_pixels(), 0);
+    assert!(pages[2].black_pixels() > 0);
+}
+
+#[test]
+fn office_document_needs_libreoffice_or_converts_with_it() {
+    let rtf = br"{\rtf1\ansi\deff0 {\fonttbl {\f0 Times New Roman;}}\f0\fs48 Hello from an office document.\par}".to_vec();
+    let result = convert_one("letter.rtf", rtf);
+    if faxbox::documents::office_available() {
+        let fax = result.expect("LibreOffice converts RTF");
+        assert!(
+            assert_fax_pages(&fax, fax.pages)
+                .iter()
+                .any(|p| p.black_pixels() > 1000)
+        );
+    } else {
+        println!("LibreOffice is not installed: checking the error instead of a conversion");
+        let e = result.unwrap_err();
+        assert!(matches!(e, DocumentError::NeedsLibreOffice { .. }), "{e:?}");
+        assert!(
+            e.to_string().contains("office documents need LibreOffice"),
+            "{e}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Fax TIFF to PDF.
+
+#[test]
+fn tiff_to_pdf_embeds_the_g4_data_unchanged() {
+    let pages = vec![test_page(1728, 400, 11), test_page(1728, 200, 12)];
+    let tiff = encode_fax_tiff(&pages).unwrap();
+    let pdf = tiff_to_pdf(&tiff).unwrap();
+    assert!(pdf.starts_with(b"%PDF-"));
+    assert_eq!(
+        pdf.windows(15).filter(|w| w == b"/CCITTFaxDecode").count(),
+        2
+    );
+    // Each page's G4 strip appears verbatim in the PDF.
+    let strip = &faxbox_strip(&tiff, 0);
+    assert!(
+        pdf.windows(strip.len()).any(|w| w == strip.as_slice()),
+        "first page's strip is copied as is"
+    );
+    assert_eq!(
+        faxbox::documents::pdf_page_count(&pdf, "fax.pdf").unwrap(),
+        2
+    );
+}
+
+/// Ghostscript renders our PDF at the fax's own resolution back to exactly
+/// the fax's pixels.
+#[test]
+fn tiff_to_pdf_renders_back_to_the_same_pixels_in_ghostscript() {
+    if !have_tool("gs", "rendering the PDF") {
+        return;
+    }
+    let mut pages = vec![test_page(1728, 300, 21), test_page(1728, 120, 22)];
+    pages[1].y_dpi = 98.0;
+    let pdf = tiff_to_pdf(&encode_fax_tiff(&pages).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("fax.pdf"), &pdf).unwrap();
+    for (i, page) in pages.iter().enumerate() {
+        let out = dir.path().join(format!("p{i}.pbm"));
+        run_clean(
+            Command::new("gs")
+                .args(["-q", "-dNOPAUSE", "-dBATCH", "-dSAFER", "-sDEVICE=pbmraw"])
+                .arg(format!("-r204x{}", page.y_dpi))
+                .arg(format!("-dFirstPage={}", i + 1))
+                .arg(format!("-dLastPage={}", i + 1))
+                .arg(format!("-sOutputFile={}", out.display()))
+                .arg(dir.path().join("fax.pdf")),
+        );
+        let back = read_pbm(&std::fs::read(&out).unwrap(), page.x_dpi, page.y_dpi);
+        assert_eq!(
+            (back.width, back.height),
+            (page.width, page.height),
+            "page {i}"
+        );
+        let diff = back.differing_pixels(page).unwrap();
+        assert!(
+            diff * 1000 < u64::from(page.width * page.height),
+            "page {i}: {diff} pixels differ"
+        );
+    }
+}
+
+/// The strip of page `n` of a TIFF we wrote (one strip per page).
+fn faxbox_strip(tiff: &[u8], n: usize) -> Vec<u8> {
+    // Walk the little-endian IFD chain written by encode_fax_tiff.
+    let u16_at = |o: usize| u16::from_le_bytes([tiff[o], tiff[o + 1]]) as usize;
+    let u32_at =
+        |o: usize| u32::from_le_bytes([tiff[o], tiff[o + 1], tiff[o + 2], tiff[o + 3]]) as usize;
+    let mut ifd = u32_at(4);
+    for _ in 0..n {
+        ifd = u32_at(ifd + 2 + u16_at(ifd) * 12);
+    }
+    let (mut off, mut len) = (0, 0);
+    for e in 0..u16_at(ifd) {
+        let at = ifd + 2 + e * 12;
+        match u16_at(at) {
+            273 => off = u32_at(at + 8),
+            279 => len = u32_at(at + 8),
+            _ => {}
+        }
+    }
+    tiff[off..off + len].to_vec()
+}
+
+fn read_pbm(bytes: &[u8], x_dpi: f32, y_dpi: f32) -> BitPage {
+    let mut fields = Vec::new();
+    let mut i = 0;
+    while fields.len() < 3 {
+        while bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if bytes[i] == b'#' {
+            while bytes[i] != b'\n' {
+                i += 1;
+            }
+            continue;
+        }
+        let start = i;
+        while !bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        fields.push(String::from_utf8_lossy(&bytes[start..i]).into_owned());
+    }
+    assert_eq!(fields[0], "P4");
+    let (w, h): (u32, u32) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
+    let mut p = BitPage::new(w, h, x_dpi, y_dpi);
+    let data = &bytes[i + 1..];
+    let n = p.rows.len();
+    p.rows.copy_from_slice(&data[..n]);
+    p.clear_padding();
+    p
+}
+
+// ---------------------------------------------------------------------------
+// The corpus and the CLI.
+
+#[test]
+fn every_corpus_pdf_converts_with_ghostscripts_page_count() {
+    let Some(dir) = crate::harness::shared_corpus() else {
+        println!("skipped: the shared PDF corpus is not beside this checkout");
+        return;
+    };
+    let gs = have_tool("gs", "comparing page counts");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "pdf"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let fax = convert_one(&name, std::fs::read(&file).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_fax_pages(&fax, fax.pages);
+        if gs {
+            let out = Command::new("gs")
+                .args(["-q", "-dNODISPLAY", "-dNOSAFER", "-c"])
+                .arg(format!(
+                    "({}) (r) file runpdfbegin pdfpagecount = quit",
+                    file.display()
+                ))
+                .output()
+                .unwrap();
+            let count: usize = String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("gs counts {name}"));
+            assert_eq!(fax.pages, count, "{name}");
+        }
+    }
+}
+
+#[test]
+fn convert_command_makes_a_tiff_then_a_pdf() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::write(dir.path().join("note.txt"), "Please call me back.\n").unwrap();
+    let img = image::GrayImage::from_fn(200, 100, |x, _| image::Luma([(x % 256) as u8]));
+    img.save(dir.path().join("chart.png")).unwrap();
+    let tif = dir.path().join("out.tif");
+    let out = crate::harness::faxbox(
+        &data,
+        &[
+            "convert",
+            dir.path().join("note.txt").to_str().unwrap(),
+            dir.path().join("chart.png").to_str().unwrap(),
+            "-o",
+            tif.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        decode_fax_tiff(&std::fs::read(&tif).unwrap())
+            .unwrap()
+            .len(),
+        2
+    );
+    let pdf = dir.path().join("out.pdf");
+    let out = crate::harness::faxbox(
+        &data,
+        &[
+            "convert",
+            tif.to_str().unwrap(),
+            "-o",
+            pdf.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
+}
+
+#[test]
+fn convert_command_failure_explains_and_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bad = dir.path().join("contract.pdf");
+    std::fs::write(&bad, b"%PDF-1.4\nthis is not really a PDF at all\n").unwrap();
+    let out = crate::harness::faxbox(
+        &data,
+        &[
+            "convert",
+            bad.to_str().unwrap(),
+            "-o",
+            dir.path().join("out.tif").to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("contract.pdf"), "{stderr}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        left,
+        vec![std::ffi::OsString::from("contract.pdf")],
+        "nothing but the input remains"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Bad input: a specific error, quickly, and no panic.
+
+fn expect_err(name: &str, bytes: Vec<u8>) -> DocumentError {
+    match convert_one(name, bytes) {
+        Ok(f) => panic!("{name}: converted to {} pages, expected an error", f.pages),
+        Err(e) => {
+            let msg = e.to_string();
+            assert!(msg.contains(name), "the message names the file: {msg}");
+            e
+        }
+    }
+}
+
+#[test]
+fn corrupt_pdf_is_refused() {
+    let mut bytes = b"%PDF-1.5\n".to_vec();
+    let mut s = 99u32;
+    bytes.extend((0..4000).map(|_| {
+        s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (s >> 24) as u8
+    }));
+    let e = expect_err("broken.pdf", bytes);
+    assert!(
+        matches!(
+            e,
+            DocumentError::Corrupt { .. } | DocumentError::NoPages { .. }
+        ),
+        "{e:?}"
+    );
+}
+
+/// A PDF with a standard security handler whose user password is not empty.
+#[test]
+fn encrypted_pdf_is_refused_with_the_password_message() {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_string(),
+        "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >>".to_string(),
+        format!(
+            "<< /Filter /Standard /V 1 /R 2 /O <{}> /U <{}> /P -4 >>",
+            "ab".repeat(32),
+            "cd".repeat(32)
+        ),
+    ];
+    let pdf = raw_pdf(
+        &objects,
+        "/Encrypt 4 0 R /ID [<00112233445566778899aabbccddeeff> <00112233445566778899aabbccddeeff>]",
+    );
+    let e = expect_err("secret.pdf", pdf);
+    assert!(matches!(e, DocumentError::Encrypted { .. }), "{e:?}");
+    assert!(e.to_string().contains("password-protected"), "{e}");
+}
+
+#[test]
+fn pdf_without_pages_is_refused() {
+    let objects = [
+        "<< /Type /Catalog /Pages 2 0 R >>".to_string(),
+        "<< /Type /Pages /Kids [] /Count 0 >>".to_string(),
+    ];
+    let e = expect_err("empty-pages.pdf", raw_pdf(&objects, ""));
+    assert!(
+        matches!(
+            e,
+            DocumentError::NoPages { .. } | DocumentError::Corrupt { .. }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn ten_thousand_page_pdf_is_refused_before_rendering() {
+    let pages: Vec<PdfPage> = (0..10_000)
+        .map(|_| PdfPage {
+            size: (612.0, 792.0),
+            rotate: None,
+            content: Vec::new(),
+        })
+        .collect();
+    let e = expect_err("huge.pdf", make_pdf(&pages, None));
+    assert!(
+        matches!(e, DocumentError::TooManyPages { pages: 10_000, .. }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn decompression_bomb_png_is_refused_before_decoding() {
+    // A valid PNG header claiming 60000 x 60000 pixels (3.6 gigapixels);
+    // the pixel data never needs to exist.
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&60_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&60_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    let idat = b"IDAT\x78\x9c\x03\x00\x00\x00\x00\x01";
+    png.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
+    png.extend_from_slice(idat);
+    png.extend_from_slice(&crc32(idat).to_be_bytes());
+    let e = expect_err("bomb.png", png);
+    assert!(matches!(e, DocumentError::TooLarge { .. }), "{e:?}");
+}
+
+#[test]
+fn empty_file_is_refused() {
+    assert!(matches!(
+        expect_err("nothing.pdf", Vec::new()),
+        DocumentError::Empty { .. }
+    ));
+}
+
+#[test]
+fn wrong_extension_is_refused() {
+    let img = image::GrayImage::from_pixel(10, 10, image::Luma([0]));
+    let mut png = Vec::new();
+    img.write_to(&mut Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let e = expect_err("statement.pdf", png);
+    assert!(matches!(e, DocumentError::WrongKind { .. }), "{e:?}");
+    let e = expect_err("tool.exe", b"MZ\x90\0".to_vec());
+    assert!(matches!(e, DocumentError::Unsupported { .. }), "{e:?}");
+}
+
+#[test]
+fn exhausted_time_budget_is_a_time_out_error() {
+    let pages: Vec<PdfPage> = (0..40)
+        .map(|_| PdfPage {
+            size: (612.0, 792.0),
+            rotate: None,
+            content: text_content(&[(72.0, 700.0, "page")], 30.0)
+                .finish()
+                .to_vec(),
+        })
+        .collect();
+    let opts = ConvertOptions {
+        time_budget: Duration::ZERO,
+        ..ConvertOptions::default()
+    };
+    let e = convert(&[doc("slow.pdf", make_pdf(&pages, None))], &opts).unwrap_err();
+    assert!(matches!(e, DocumentError::TimedOut { .. }), "{e:?}");
+}
+
+/// A PDF from raw object bodies with a correct cross-reference table.
+fn raw_pdf(objects: &[String], trailer_extra: &str) -> Vec<u8> {
+    let mut out = b"%PDF-1.4\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
+    for o in offsets {
+        out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R {trailer_extra} >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in data {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }

@@ -1,0 +1,226 @@
+//! PDF to fax TIFF: Faxbox against Ghostscript on the same corpus in the same
+//! run (DESIGN.md "numbers to beat"). Run with
+//! `cargo bench --bench convert` (corpus: `FAXBOX_CORPUS`, default
+//! `../shared/corpus/pdf`).
+//!
+//! Ghostscript runs the command Kazoo uses, `gs -q -dNOPAUSE -dBATCH -dSAFER
+//! -sDEVICE=tiffg4 -r204x196 -dPDFFitPage`, plus `-g1728x2156` so its pages
+//! have the fax geometry ours have (Letter at fine resolution) and can be
+//! compared pixel for pixel; one file at a time, as Kazoo runs it.
+//!
+//! Agreement of the two 1-bit renderings, per page of equal size: a black
+//! pixel in one rendering "agrees" when the other has a black pixel within
+//! one pixel of it (3x3 neighbourhood, which forgives the half-pixel
+//! placement differences of two rasterizers); agreement = agreeing black
+//! pixels of both / all black pixels of both. 100 % means every mark in
+//! either rendering is present in the other.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use faxbox::documents::{BitPage, ConvertOptions, Input, convert, decode_fax_tiff};
+
+fn main() {
+    let dir = std::env::var_os("FAXBOX_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/pdf"));
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("pdf")))
+            .collect(),
+        Err(e) => {
+            println!(
+                "skipped: no corpus at {} ({e}); set FAXBOX_CORPUS",
+                dir.display()
+            );
+            return;
+        }
+    };
+    files.sort();
+    let have_gs = Command::new("gs")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let opts = ConvertOptions::default();
+    println!(
+        "corpus: {} ({} PDFs), faxbox threads: {}",
+        dir.display(),
+        files.len(),
+        opts.threads
+    );
+    println!(
+        "{:<34} {:>5} {:>5} {:>10} {:>10} {:>8} {:>8} {:>9}",
+        "file", "pages", "gs", "faxbox B", "gs B", "fb ms", "gs ms", "agree %"
+    );
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let (mut fb_time, mut gs_time) = (Duration::ZERO, Duration::ZERO);
+    let (mut fb_pages, mut gs_pages, mut fb_bytes, mut gs_bytes) = (0usize, 0usize, 0usize, 0usize);
+    let (mut agree_sum, mut dark_sum) = (0u64, 0u64);
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(file).expect("read corpus file");
+        let t = Instant::now();
+        let ours = convert(&[Input::new(name.clone(), bytes)], &opts);
+        let fb_elapsed = t.elapsed();
+        let ours = match ours {
+            Ok(doc) => doc,
+            Err(e) => {
+                println!("{name:<34} FAILED: {e}");
+                failures.push(name);
+                continue;
+            }
+        };
+        fb_time += fb_elapsed;
+        fb_pages += ours.pages;
+        fb_bytes += ours.tiff.len();
+        let mut line = format!(
+            "{:<34} {:>5} {:>5} {:>10} {:>10} {:>8.0} {:>8} {:>9}",
+            truncate(&name, 34),
+            ours.pages,
+            "-",
+            ours.tiff.len(),
+            "-",
+            fb_elapsed.as_secs_f64() * 1000.0,
+            "-",
+            "-"
+        );
+        if have_gs {
+            let out = tmp.path().join("gs.tif");
+            let t = Instant::now();
+            let status = Command::new("gs")
+                .args([
+                    "-q",
+                    "-dNOPAUSE",
+                    "-dBATCH",
+                    "-dSAFER",
+                    "-sDEVICE=tiffg4",
+                    "-r204x196",
+                    "-g1728x2156",
+                ])
+                .arg("-dPDFFitPage")
+                .arg(format!("-sOutputFile={}", out.display()))
+                .arg(file)
+                .output();
+            let gs_elapsed = t.elapsed();
+            let gs_tiff = std::fs::read(&out).unwrap_or_default();
+            let _ = std::fs::remove_file(&out);
+            let gs_decoded = decode_fax_tiff(&gs_tiff).unwrap_or_default();
+            if status.is_ok_and(|s| s.status.success()) {
+                gs_time += gs_elapsed;
+                gs_pages += gs_decoded.len();
+                gs_bytes += gs_tiff.len();
+            }
+            let ours_decoded = decode_fax_tiff(&ours.tiff).expect("our own TIFF decodes");
+            let (mut a, mut d) = (0u64, 0u64);
+            for (p, q) in ours_decoded.iter().zip(&gs_decoded) {
+                if let Some((agree, dark)) = agreement(p, q) {
+                    a += agree;
+                    d += dark;
+                }
+            }
+            agree_sum += a;
+            dark_sum += d;
+            line = format!(
+                "{:<34} {:>5} {:>5} {:>10} {:>10} {:>8.0} {:>8.0} {:>9}",
+                truncate(&name, 34),
+                ours.pages,
+                gs_decoded.len(),
+                ours.tiff.len(),
+                gs_tiff.len(),
+                fb_elapsed.as_secs_f64() * 1000.0,
+                gs_elapsed.as_secs_f64() * 1000.0,
+                if d == 0 {
+                    "-".to_string()
+                } else {
+                    format!("{:.2}", 100.0 * a as f64 / d as f64)
+                }
+            );
+        }
+        println!("{line}");
+    }
+    println!();
+    let rate = |pages: usize, t: Duration| pages as f64 / t.as_secs_f64().max(1e-9);
+    println!(
+        "faxbox:      {fb_pages} pages in {:.2} s = {:.1} pages/s, {fb_bytes} bytes",
+        fb_time.as_secs_f64(),
+        rate(fb_pages, fb_time)
+    );
+    if have_gs {
+        println!(
+            "ghostscript: {gs_pages} pages in {:.2} s = {:.1} pages/s, {gs_bytes} bytes",
+            gs_time.as_secs_f64(),
+            rate(gs_pages, gs_time)
+        );
+        println!(
+            "speed-up: {:.2}x   size ratio faxbox/gs: {:.3}   agreement: {:.2} %",
+            rate(fb_pages, fb_time) / rate(gs_pages, gs_time),
+            fb_bytes as f64 / gs_bytes.max(1) as f64,
+            if dark_sum == 0 {
+                100.0
+            } else {
+                100.0 * agree_sum as f64 / dark_sum as f64
+            }
+        );
+    } else {
+        println!("ghostscript: not installed, no comparison");
+    }
+    if !failures.is_empty() {
+        println!("not converted: {}", failures.join(", "));
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// (agreeing black pixels of both pages, black pixels of both pages), or
+/// `None` when the pages differ in size.
+fn agreement(a: &BitPage, b: &BitPage) -> Option<(u64, u64)> {
+    if a.width != b.width || a.height != b.height {
+        return None;
+    }
+    let near_a = dilate(a);
+    let near_b = dilate(b);
+    let covered = |p: &BitPage, near: &BitPage| -> u64 {
+        p.rows
+            .iter()
+            .zip(&near.rows)
+            .map(|(x, n)| u64::from((x & n).count_ones()))
+            .sum()
+    };
+    Some((
+        covered(a, &near_b) + covered(b, &near_a),
+        a.black_pixels() + b.black_pixels(),
+    ))
+}
+
+/// Each black pixel spread to its 3x3 neighbourhood.
+fn dilate(p: &BitPage) -> BitPage {
+    let s = p.stride();
+    let mut horiz = p.clone();
+    for y in 0..p.height as usize {
+        let row = &p.rows[y * s..(y + 1) * s];
+        for i in 0..s {
+            let left = if i > 0 { row[i - 1] << 7 } else { 0 };
+            let right = if i + 1 < s { row[i + 1] >> 7 } else { 0 };
+            horiz.rows[y * s + i] = row[i] | (row[i] >> 1) | (row[i] << 1) | left | right;
+        }
+    }
+    let mut out = horiz.clone();
+    for y in 0..p.height as usize {
+        for dy in [-1i64, 1] {
+            let yy = y as i64 + dy;
+            if yy < 0 || yy >= p.height as i64 {
+                continue;
+            }
+            for i in 0..s {
+                out.rows[y * s + i] |= horiz.rows[yy as usize * s + i];
+            }
+        }
+    }
+    out.clear_padding();
+    out
+}

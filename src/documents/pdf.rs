@@ -1,0 +1,244 @@
+//! PDF pages to fax pages with `hayro` (pure Rust, embedded standard fonts
+//! and CMaps). Each page is rendered straight at fax resolution onto the
+//! fax page (anisotropic pixels, rotated when landscape, fitted and centred),
+//! without anti-aliasing so text edges stay sharp, then screened and coded.
+//! Pages are spread over the available cores; a renderer panic on one page
+//! becomes an error naming that page.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use hayro::hayro_interpret::InterpreterSettings;
+use hayro::hayro_interpret::util::TransformExt;
+use hayro::hayro_syntax::page::Page;
+use hayro::hayro_syntax::{LoadPdfError, Pdf};
+use hayro::kurbo::Affine;
+use hayro::vello_cpu::color::palette::css::WHITE;
+use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, TargetInit};
+use hayro::{RenderCache, RenderSettings, render_into};
+
+use super::DocumentError;
+use super::faxtiff::EncodedPage;
+use super::raster::{self, Geometry};
+
+/// Coverage (of 255) above which a pixel is painted. Below half, so hairlines
+/// and thin strokes of small type survive at 204 dpi, as on Ghostscript's
+/// 1-bit devices.
+const PAINT_COVERAGE: u8 = 96;
+
+/// Opens a PDF, telling encrypted from damaged.
+pub(crate) fn open(bytes: Arc<Vec<u8>>, name: &str) -> Result<Pdf, DocumentError> {
+    match catch_unwind(AssertUnwindSafe(|| Pdf::new(bytes))) {
+        Ok(Ok(pdf)) => Ok(pdf),
+        Ok(Err(LoadPdfError::Decryption(e))) => {
+            use hayro::hayro_syntax::DecryptionError as D;
+            match e {
+                D::PasswordProtected => Err(DocumentError::Encrypted { name: name.into() }),
+                D::UnsupportedAlgorithm => Err(DocumentError::Corrupt {
+                    name: name.into(),
+                    kind: "a PDF",
+                    reason: "it is encrypted with a method Faxbox cannot read; save it without a password or security settings".into(),
+                }),
+                D::MissingIDEntry | D::InvalidEncryption => Err(DocumentError::Corrupt {
+                    name: name.into(),
+                    kind: "a PDF",
+                    reason: "its encryption settings are damaged".into(),
+                }),
+            }
+        }
+        Ok(Err(LoadPdfError::Invalid)) => Err(DocumentError::Corrupt {
+            name: name.into(),
+            kind: "a PDF",
+            reason: "the file is damaged or not a PDF".into(),
+        }),
+        Err(_) => Err(DocumentError::RendererFailed {
+            name: name.into(),
+            page: 0,
+        }),
+    }
+}
+
+/// Renders every page of a PDF. `cancel` is checked between pages (the time
+/// budget); `threads` workers share the pages round-robin.
+pub(crate) fn convert(
+    bytes: Arc<Vec<u8>>,
+    name: &str,
+    geom: &Geometry,
+    max_pages: usize,
+    threads: usize,
+    cancel: &AtomicBool,
+) -> Result<Vec<EncodedPage>, DocumentError> {
+    let pdf = open(bytes.clone(), name)?;
+    let count = pdf.pages().len();
+    if count == 0 {
+        return Err(DocumentError::NoPages { name: name.into() });
+    }
+    if count > max_pages {
+        return Err(DocumentError::TooManyPages {
+            name: name.into(),
+            pages: count,
+            limit: max_pages,
+        });
+    }
+    let threads = threads.clamp(1, count);
+    let mut results: Vec<Option<Result<EncodedPage, DocumentError>>> =
+        (0..count).map(|_| None).collect();
+    let worker = |t: usize, pdf: &Pdf| {
+        let mut out = Vec::new();
+        let mut renderer = PageRenderer::new(geom);
+        let cache = RenderCache::new();
+        for i in (t..count).step_by(threads) {
+            if cancel.load(Ordering::Relaxed) {
+                break;
+            }
+            let page = &pdf.pages()[i];
+            let r =
+                catch_unwind(AssertUnwindSafe(|| renderer.render(page, &cache))).map_err(|_| {
+                    DocumentError::RendererFailed {
+                        name: name.into(),
+                        page: i + 1,
+                    }
+                });
+            let failed = r.is_err();
+            out.push((i, r));
+            if failed {
+                break;
+            }
+        }
+        out
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (1..threads)
+            .map(|t| {
+                let bytes = bytes.clone();
+                let worker = &worker;
+                std::thread::Builder::new()
+                    .name("faxbox-pdf".into())
+                    .spawn_scoped(s, move || match open(bytes, name) {
+                        Ok(pdf) => worker(t, &pdf),
+                        Err(e) => vec![(t, Err(e))],
+                    })
+                    .map_err(|_| ())
+            })
+            .collect();
+        for (i, r) in worker(0, &pdf) {
+            results[i] = Some(r);
+        }
+        for h in handles {
+            // A thread that could not start or died outside the per-page
+            // guard leaves its pages missing; they are rendered below.
+            if let Ok(Ok(list)) = h.map(|h| h.join()) {
+                for (i, r) in list {
+                    results[i] = Some(r);
+                }
+            }
+        }
+    });
+    if cancel.load(Ordering::Relaxed) {
+        // The caller has already reported the time-out.
+        return Err(DocumentError::RendererFailed {
+            name: name.into(),
+            page: 0,
+        });
+    }
+    let mut pages = Vec::with_capacity(count);
+    let mut renderer = None;
+    let cache = RenderCache::new();
+    for (i, r) in results.into_iter().enumerate() {
+        let r = match r {
+            Some(r) => r,
+            None => {
+                let renderer = renderer.get_or_insert_with(|| PageRenderer::new(geom));
+                let page = &pdf.pages()[i];
+                catch_unwind(AssertUnwindSafe(|| renderer.render(page, &cache))).map_err(|_| {
+                    DocumentError::RendererFailed {
+                        name: name.into(),
+                        page: i + 1,
+                    }
+                })
+            }
+        };
+        pages.push(r?);
+    }
+    Ok(pages)
+}
+
+/// Reusable buffers for rendering pages of one geometry.
+struct PageRenderer {
+    geom: Geometry,
+    ctx: RenderContext,
+    pixmap: Pixmap,
+    resources: Resources,
+    settings: InterpreterSettings,
+}
+
+impl PageRenderer {
+    fn new(geom: &Geometry) -> Self {
+        let (w, h) = (geom.width as u16, geom.height as u16);
+        PageRenderer {
+            geom: *geom,
+            ctx: RenderContext::new(w, h),
+            pixmap: Pixmap::new(w, h),
+            resources: Resources::default(),
+            settings: InterpreterSettings::default(),
+        }
+    }
+
+    fn render<'a>(&mut self, page: &'a Page<'a>, cache: &RenderCache<'a>) -> EncodedPage {
+        let g = self.geom;
+        let (w_pt, h_pt) = page.render_dimensions();
+        let rotate = raster::should_rotate(w_pt, h_pt);
+        let (cw, ch) = if rotate { (h_pt, w_pt) } else { (w_pt, h_pt) };
+        let p = raster::place(&g, cw / 72.0, ch / 72.0, 0.0);
+        let sx = f64::from(p.scale * g.x_dpi / 72.0);
+        let sy = f64::from(p.scale * g.y_dpi / 72.0);
+        // Page space (points, y down, from initial_transform) -> turned a
+        // quarter clockwise when landscape -> scaled -> centred.
+        let turn = if rotate {
+            Affine::new([0.0, 1.0, -1.0, 0.0, f64::from(h_pt), 0.0])
+        } else {
+            Affine::IDENTITY
+        };
+        let transform = Affine::translate((f64::from(p.left), f64::from(p.top)))
+            * Affine::scale_non_uniform(sx, sy)
+            * turn
+            * page.initial_transform(true).to_kurbo();
+        self.ctx.reset_and_resize(g.width as u16, g.height as u16);
+        let settings = RenderSettings {
+            aliasing_threshold: Some(PAINT_COVERAGE),
+            ..RenderSettings::default()
+        };
+        render_into(
+            page,
+            cache,
+            &self.settings,
+            &settings,
+            &mut self.ctx,
+            transform,
+        );
+        self.ctx.flush();
+        self.pixmap.resize(g.width as u16, g.height as u16);
+        self.ctx.render_with(
+            &mut self.pixmap,
+            &mut self.resources,
+            RasterizerSettings {
+                target_init: TargetInit::Clear(WHITE),
+                ..Default::default()
+            },
+        );
+        let bits = raster::binarize_rgba(
+            self.pixmap.data_as_u8_slice(),
+            g.width,
+            g.height,
+            g.x_dpi,
+            g.y_dpi,
+        );
+        EncodedPage::encode(&bits)
+    }
+}
+
+/// The number of pages, for callers that only need to count.
+pub(crate) fn page_count(bytes: Arc<Vec<u8>>, name: &str) -> Result<usize, DocumentError> {
+    Ok(open(bytes, name)?.pages().len())
+}

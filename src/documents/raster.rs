@@ -1,0 +1,380 @@
+//! Grey pixels to fax pixels: the fax page geometry, fitting a picture onto
+//! it (rotating landscape, keeping the aspect ratio), and turning grey into
+//! 1 bit with a tone curve and a clustered-dot screen.
+//!
+//! Why a clustered-dot screen: error diffusion (Floyd-Steinberg) scatters
+//! single pixels that G4 codes badly (a photo page grows to ~1.2 MB, eleven
+//! minutes on the wire); clustered dots make runs, so pages stay near 0.4 MB,
+//! and survive the far machine's printer better. Pure black and white pass
+//! through the screen untouched, so text rendered without anti-aliasing
+//! stays crisp.
+
+use super::faxtiff::{BitPage, FAX_WIDTH};
+
+/// A greyscale picture, 0 = black, 255 = white, rows top to bottom.
+pub(crate) struct Grey {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+/// The pixel size and resolution of the fax pages being made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Geometry {
+    pub width: u32,
+    pub height: u32,
+    pub x_dpi: f32,
+    pub y_dpi: f32,
+}
+
+impl Geometry {
+    pub(crate) fn new(x_dpi: f32, y_dpi: f32, length_inches: f32) -> Self {
+        Geometry {
+            width: FAX_WIDTH,
+            height: (length_inches * y_dpi).round() as u32,
+            x_dpi,
+            y_dpi,
+        }
+    }
+    /// Page width and length in inches.
+    pub(crate) fn inches(&self) -> (f32, f32) {
+        (
+            self.width as f32 / self.x_dpi,
+            self.height as f32 / self.y_dpi,
+        )
+    }
+}
+
+/// Where content of a given physical size (inches, after any rotation)
+/// lands on the page: uniform scale to fit within `margin` inches of each
+/// edge, centred. Returns (scale, left px, top px, width px, height px).
+pub(crate) struct Placement {
+    pub scale: f32,
+    pub left: f32,
+    pub top: f32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// Whether content wider than it is tall is turned a quarter clockwise to
+/// fit the portrait fax page (its top goes to the right edge, as Ghostscript's
+/// `-dPDFFitPage` turns it, so both agree).
+pub(crate) fn should_rotate(content_w: f32, content_h: f32) -> bool {
+    content_w > content_h * 1.05
+}
+
+pub(crate) fn place(
+    geom: &Geometry,
+    content_w_in: f32,
+    content_h_in: f32,
+    margin_in: f32,
+) -> Placement {
+    let (page_w, page_h) = geom.inches();
+    let avail_w = (page_w - 2.0 * margin_in).max(0.5);
+    let avail_h = (page_h - 2.0 * margin_in).max(0.5);
+    let scale = (avail_w / content_w_in.max(1e-3)).min(avail_h / content_h_in.max(1e-3));
+    let w_px = (content_w_in * scale * geom.x_dpi)
+        .round()
+        .clamp(1.0, geom.width as f32);
+    let h_px = (content_h_in * scale * geom.y_dpi)
+        .round()
+        .clamp(1.0, geom.height as f32);
+    Placement {
+        scale,
+        left: ((geom.width as f32 - w_px) / 2.0).floor(),
+        top: ((geom.height as f32 - h_px) / 2.0).floor(),
+        width: w_px as u32,
+        height: h_px as u32,
+    }
+}
+
+/// Ulichney's 8x8 clustered-dot screen at 45 degrees (two dots per cell,
+/// about 36 lines per inch at 204 dpi): thresholds 0..63 in growth order.
+const SCREEN: [u8; 64] = [
+    24, 10, 12, 26, 35, 47, 49, 37, //
+    8, 0, 2, 14, 45, 59, 61, 51, //
+    22, 6, 4, 16, 43, 57, 63, 53, //
+    30, 20, 18, 28, 33, 41, 55, 39, //
+    34, 46, 48, 36, 25, 11, 13, 27, //
+    44, 58, 60, 50, 9, 1, 3, 15, //
+    42, 56, 62, 52, 23, 7, 5, 17, //
+    32, 40, 54, 38, 31, 21, 19, 29, //
+];
+
+/// The fax tone curve: dark colours (coloured text, dark grey) become solid
+/// black and pale tints (paper shade, light backgrounds) white, so what a
+/// reader needs stays solid; the screen only works on the middle.
+fn tone(v: u8) -> u8 {
+    const DARK: i32 = 56;
+    const LIGHT: i32 = 228;
+    ((i32::from(v) - DARK) * 255 / (LIGHT - DARK)).clamp(0, 255) as u8
+}
+
+/// For each of the 64 screen cells, the grey levels (after the tone curve)
+/// that print black there: `black[cell][v]`. Built once per call; 16 KB.
+fn screen_table() -> Vec<[bool; 256]> {
+    SCREEN
+        .iter()
+        .map(|&s| {
+            // The threshold sits mid-step so 0 is always black, 255 always white.
+            let t = (u32::from(s) * 255 + 127) / 63;
+            let t = t.clamp(1, 255);
+            let mut row = [false; 256];
+            for (v, b) in row.iter_mut().enumerate() {
+                *b = u32::from(tone(v as u8)) < t;
+            }
+            row
+        })
+        .collect()
+}
+
+/// Screens a grey picture of the page's exact size into a fax page.
+pub(crate) fn binarize(grey: &Grey, x_dpi: f32, y_dpi: f32) -> BitPage {
+    let mut page = BitPage::new(grey.width, grey.height, x_dpi, y_dpi);
+    let table = screen_table();
+    let stride = page.stride();
+    for y in 0..grey.height as usize {
+        let src = &grey.data[y * grey.width as usize..(y + 1) * grey.width as usize];
+        let dst = &mut page.rows[y * stride..(y + 1) * stride];
+        let cells = &table[(y % 8) * 8..(y % 8) * 8 + 8];
+        for (x, &v) in src.iter().enumerate() {
+            if v == 255 {
+                continue;
+            }
+            if cells[x % 8][usize::from(v)] {
+                dst[x / 8] |= 0x80 >> (x % 8);
+            }
+        }
+    }
+    page
+}
+
+/// Screens an RGBA picture (opaque, as rendered over white) straight into
+/// a fax page: the PDF path's hot loop, so white pixels, most of a page,
+/// cost one comparison.
+pub(crate) fn binarize_rgba(
+    rgba: &[u8],
+    width: u32,
+    height: u32,
+    x_dpi: f32,
+    y_dpi: f32,
+) -> BitPage {
+    let mut page = BitPage::new(width, height, x_dpi, y_dpi);
+    let table = screen_table();
+    let stride = page.stride();
+    let w = width as usize;
+    for y in 0..height as usize {
+        let src = &rgba[y * w * 4..(y + 1) * w * 4];
+        let dst = &mut page.rows[y * stride..(y + 1) * stride];
+        let cells = &table[(y % 8) * 8..(y % 8) * 8 + 8];
+        for (x, p) in src.chunks_exact(4).enumerate() {
+            if p[0] & p[1] & p[2] == 255 {
+                continue;
+            }
+            let v =
+                (u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29 + 128) >> 8;
+            if cells[x % 8][v as usize] {
+                dst[x / 8] |= 0x80 >> (x % 8);
+            }
+        }
+    }
+    page
+}
+
+/// Resamples a grey picture to `w` x `h` by box averaging when shrinking and
+/// bilinear interpolation when enlarging (separably), then draws it onto a
+/// white fax page at `(left, top)`, rotated a quarter turn first when asked.
+pub(crate) fn draw_fitted(
+    src: &Grey,
+    geom: &Geometry,
+    rotate: bool,
+    margin_in: f32,
+    src_dpi: (f32, f32),
+) -> Grey {
+    let rotated;
+    let (src, dpi) = if rotate {
+        rotated = rotate_quarter(src);
+        (&rotated, (src_dpi.1, src_dpi.0))
+    } else {
+        (src, src_dpi)
+    };
+    let content_w = src.width as f32 / dpi.0;
+    let content_h = src.height as f32 / dpi.1;
+    let p = place(geom, content_w, content_h, margin_in);
+    let scaled = resample(src, p.width, p.height);
+    let mut page = Grey {
+        width: geom.width,
+        height: geom.height,
+        data: vec![255; (geom.width * geom.height) as usize],
+    };
+    for y in 0..scaled.height {
+        let ty = y + p.top as u32;
+        if ty >= page.height {
+            break;
+        }
+        let from = &scaled.data[(y * scaled.width) as usize..((y + 1) * scaled.width) as usize];
+        let at = (ty * page.width + p.left as u32) as usize;
+        let n = from.len().min(page.width as usize - p.left as usize);
+        page.data[at..at + n].copy_from_slice(&from[..n]);
+    }
+    page
+}
+
+/// Turns a picture a quarter clockwise: its top becomes the right edge.
+pub(crate) fn rotate_quarter(src: &Grey) -> Grey {
+    let (w, h) = (src.width as usize, src.height as usize);
+    let mut data = vec![0u8; w * h];
+    // New picture is h wide and w tall; new (x', y') = (h - 1 - y, x).
+    for y in 0..h {
+        for x in 0..w {
+            data[x * h + (h - 1 - y)] = src.data[y * w + x];
+        }
+    }
+    Grey {
+        width: h as u32,
+        height: w as u32,
+        data,
+    }
+}
+
+fn resample(src: &Grey, w: u32, h: u32) -> Grey {
+    let horiz = resample_axis(
+        &src.data,
+        src.width as usize,
+        src.height as usize,
+        w as usize,
+        true,
+    );
+    let data = resample_axis(&horiz, w as usize, src.height as usize, h as usize, false);
+    Grey {
+        width: w,
+        height: h,
+        data,
+    }
+}
+
+/// Resamples along one axis (rows when `along_x`, else columns) from `n`
+/// samples to `m`: area-average when shrinking, linear when enlarging.
+fn resample_axis(data: &[u8], width: usize, height: usize, m: usize, along_x: bool) -> Vec<u8> {
+    let (n, lines) = if along_x {
+        (width, height)
+    } else {
+        (height, width)
+    };
+    let (out_w, out_h) = if along_x { (m, height) } else { (width, m) };
+    let mut out = vec![255u8; out_w * out_h];
+    let at = |line: usize, i: usize| {
+        if along_x {
+            line * width + i
+        } else {
+            i * width + line
+        }
+    };
+    let put = |line: usize, j: usize| {
+        if along_x {
+            line * out_w + j
+        } else {
+            j * out_w + line
+        }
+    };
+    // Precompute, for each output sample, its source span and weights.
+    let ratio = n as f64 / m as f64;
+    if ratio >= 1.0 {
+        let spans: Vec<(usize, usize, f64, f64)> = (0..m)
+            .map(|j| {
+                let a = j as f64 * ratio;
+                let b = ((j + 1) as f64 * ratio).min(n as f64);
+                (a.floor() as usize, (b.ceil() as usize).min(n), a, b)
+            })
+            .collect();
+        for line in 0..lines {
+            for (j, &(i0, i1, a, b)) in spans.iter().enumerate() {
+                let mut sum = 0.0;
+                for i in i0..i1 {
+                    let lo = (i as f64).max(a);
+                    let hi = ((i + 1) as f64).min(b);
+                    sum += f64::from(data[at(line, i)]) * (hi - lo);
+                }
+                out[put(line, j)] = (sum / (b - a)).round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    } else {
+        for line in 0..lines {
+            for j in 0..m {
+                let x = ((j as f64 + 0.5) * ratio - 0.5).clamp(0.0, (n - 1) as f64);
+                let i = x.floor() as usize;
+                let f = x - i as f64;
+                let a = f64::from(data[at(line, i)]);
+                let b = f64::from(data[at(line, (i + 1).min(n - 1))]);
+                out[put(line, j)] = (a + (b - a) * f).round() as u8;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn black_and_white_pass_the_screen_untouched() {
+        let g = Grey {
+            width: 16,
+            height: 16,
+            data: (0..256).map(|i| if i % 3 == 0 { 0 } else { 255 }).collect(),
+        };
+        let p = binarize(&g, 204.0, 196.0);
+        for y in 0..16 {
+            for x in 0..16 {
+                assert_eq!(p.get(x, y), (y * 16 + x) % 3 == 0);
+            }
+        }
+    }
+
+    #[test]
+    fn mid_grey_prints_about_half_black_in_clusters() {
+        let g = Grey {
+            width: 64,
+            height: 64,
+            data: vec![142; 64 * 64],
+        };
+        let p = binarize(&g, 204.0, 196.0);
+        let black = p.black_pixels() as f64 / (64.0 * 64.0);
+        assert!((0.4..0.6).contains(&black), "{black}");
+        // Clustered: most black pixels have a black right or lower neighbour.
+        let mut joined = 0;
+        for y in 0..63 {
+            for x in 0..63 {
+                if p.get(x, y) && (p.get(x + 1, y) || p.get(x, y + 1)) {
+                    joined += 1;
+                }
+            }
+        }
+        assert!(joined as f64 > 0.8 * p.black_pixels() as f64);
+    }
+
+    #[test]
+    fn placement_fits_and_centres() {
+        let g = Geometry::new(204.0, 196.0, 11.0);
+        assert_eq!((g.width, g.height), (1728, 2156));
+        let p = place(&g, 8.5, 11.0, 0.0);
+        assert_eq!(p.width, 1728);
+        assert!(p.height <= 2156 && p.height > 2140);
+        let p = place(&g, 4.0, 4.0, 0.25);
+        assert_eq!(p.width, ((8.4706 - 0.5) * 204.0f32).round() as u32);
+    }
+
+    #[test]
+    fn rotation_puts_the_top_on_the_right() {
+        let g = Grey {
+            width: 3,
+            height: 2,
+            data: vec![0, 1, 2, 3, 4, 5],
+        };
+        let r = rotate_quarter(&g);
+        assert_eq!((r.width, r.height), (2, 3));
+        // Top row (0,1,2) now runs down the right column.
+        assert_eq!(r.data, vec![3, 0, 4, 1, 5, 2]);
+    }
+}
