@@ -18,6 +18,7 @@ mod images;
 mod office;
 mod pdf;
 mod raster;
+pub mod storage;
 mod text;
 mod topdf;
 
@@ -204,7 +205,14 @@ fn convert_kind(
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let geom = opts.geometry();
     match kind {
-        Kind::Pdf => pdf::convert(bytes, name, &geom, max_pages, opts.threads, cancel),
+        Kind::Pdf => pdf::convert(
+            bytes,
+            name,
+            &geom,
+            (max_pages, opts.max_image_pixels),
+            opts.threads,
+            cancel,
+        ),
         Kind::Image => images::convert_image(&bytes, name, &geom, opts.max_image_pixels),
         Kind::Tiff => images::convert_tiff(
             &bytes,
@@ -227,7 +235,7 @@ fn convert_kind(
                 Arc::new(pdf_bytes),
                 name,
                 &geom,
-                max_pages,
+                (max_pages, opts.max_image_pixels),
                 opts.threads,
                 cancel,
             )

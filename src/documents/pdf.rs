@@ -59,16 +59,48 @@ pub(crate) fn open(bytes: Arc<Vec<u8>>, name: &str) -> Result<Pdf, DocumentError
     }
 }
 
+/// Refuses a PDF holding an image whose declared size would exhaust memory
+/// when the renderer decodes it (a decompression bomb hides well in a
+/// FlateDecode image stream). Reads dictionaries only, never stream data.
+fn check_images(pdf: &Pdf, name: &str, max_pixels: u64) -> Result<(), DocumentError> {
+    use hayro::hayro_syntax::object::{Name as PdfName, Object};
+    for object in pdf.objects() {
+        let Object::Stream(stream) = object else {
+            continue;
+        };
+        let dict = stream.dict();
+        if dict
+            .get::<PdfName>(b"Subtype")
+            .is_none_or(|n| n.as_ref() != b"Image")
+        {
+            continue;
+        }
+        let w = dict.get::<f32>(b"Width").unwrap_or(0.0).max(0.0) as u64;
+        let h = dict.get::<f32>(b"Height").unwrap_or(0.0).max(0.0) as u64;
+        if w.saturating_mul(h) > max_pixels {
+            return Err(DocumentError::TooLarge {
+                name: name.into(),
+                detail: format!(
+                    "an image of {w} x {h} pixels; at most {} million pixels are accepted",
+                    max_pixels / 1_000_000
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Renders every page of a PDF. `cancel` is checked between pages (the time
 /// budget); `threads` workers share the pages round-robin.
 pub(crate) fn convert(
     bytes: Arc<Vec<u8>>,
     name: &str,
     geom: &Geometry,
-    max_pages: usize,
+    limits: (usize, u64),
     threads: usize,
     cancel: &AtomicBool,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
+    let (max_pages, max_pixels) = limits;
     let pdf = open(bytes.clone(), name)?;
     let count = pdf.pages().len();
     if count == 0 {
@@ -81,6 +113,7 @@ pub(crate) fn convert(
             limit: max_pages,
         });
     }
+    check_images(&pdf, name, max_pixels)?;
     let threads = threads.clamp(1, count);
     let mut results: Vec<Option<Result<EncodedPage, DocumentError>>> =
         (0..count).map(|_| None).collect();

@@ -1029,3 +1029,39 @@ fn crc32(data: &[u8]) -> u32 {
     }
     !crc
 }
+
+/// A PDF whose one image claims 50000 x 50000 pixels: refused from the
+/// image's dictionary, before the renderer would inflate it.
+#[test]
+fn pdf_with_a_bomb_image_is_refused_before_rendering() {
+    let mut c = Content::new();
+    c.save_state()
+        .transform([500.0, 0.0, 0.0, 500.0, 50.0, 50.0])
+        .x_object(Name(b"Im1"))
+        .restore_state();
+    let mut pdf = Pdf::new();
+    let (catalog, tree, page, content, img) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+    );
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids([page]).count(1);
+    let mut p = pdf.page(page);
+    p.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
+        .parent(tree)
+        .contents(content);
+    p.resources().x_objects().pair(Name(b"Im1"), img);
+    p.finish();
+    pdf.stream(content, &c.finish());
+    let zeros = b"\x78\x9c\x03\x00\x00\x00\x00\x01";
+    let mut x = pdf.image_xobject(img, zeros);
+    x.filter(pdf_writer::Filter::FlateDecode);
+    x.width(50_000).height(50_000).bits_per_component(8);
+    x.color_space().device_gray();
+    x.finish();
+    let e = expect_err("bomb.pdf", pdf.finish());
+    assert!(matches!(e, DocumentError::TooLarge { .. }), "{e:?}");
+}
