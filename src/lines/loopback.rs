@@ -429,7 +429,7 @@ impl FarTerminal for VoiceAnswer {
 }
 
 /// The far machine answers with the number it was called on as its CSI,
-/// as most machines are set up (T.30 clause 5.3.6.2.4: digits, '+', space).
+/// as most machines are set up (T.30 5.3.6.2: digits, '+', space).
 fn far_end_ident(number: &str) -> String {
     let ident: String = number
         .chars()

@@ -1065,3 +1065,60 @@ fn pdf_with_a_bomb_image_is_refused_before_rendering() {
     let e = expect_err("bomb.pdf", pdf.finish());
     assert!(matches!(e, DocumentError::TooLarge { .. }), "{e:?}");
 }
+
+/// What `convert` makes, SpanDSP sends: a converted PDF, text and picture
+/// go over the loopback line (real T.30 on both sides) and every page
+/// arrives exactly as converted.
+#[test]
+fn converted_document_crosses_the_loopback_line_intact() {
+    use faxbox::config::LoopbackConfig;
+    use faxbox::lines::{FaxSettings, Line, LoopbackLine, OutgoingFax, T30Code};
+    let mut c = text_content(&[(72.0, 700.0, "Purchase order 12 - ship by Monday")], 22.0);
+    c.save_state()
+        .transform([240.0, 0.0, 0.0, 180.0, 180.0, 300.0])
+        .x_object(Name(b"Im1"))
+        .restore_state();
+    let pdf = make_pdf(
+        &[PdfPage {
+            size: (595.0, 842.0),
+            rotate: None,
+            content: c.finish().to_vec(),
+        }],
+        Some((80, 60, photo(80, 60))),
+    );
+    let inputs = [
+        doc("order.pdf", pdf),
+        doc("note.txt", b"Call me back on 555 0100.\n".to_vec()),
+    ];
+    let fax = convert(&inputs, &ConvertOptions::default()).unwrap();
+    let sent = decode_fax_tiff(&fax.tiff).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let document = dir.path().join("order.tif");
+    std::fs::write(&document, &fax.tiff).unwrap();
+    let config = LoopbackConfig {
+        channels: 1,
+        realtime: false,
+        numbers: Default::default(),
+    };
+    let line = LoopbackLine::new("lb", config, dir.path());
+    let outgoing = OutgoingFax {
+        call_id: "docs-1".into(),
+        to_number: "5550100".into(),
+        from_number: "5550199".into(),
+        document,
+        settings: FaxSettings::default(),
+    };
+    let result = line
+        .send(outgoing, Box::new(|_| {}))
+        .expect("the call is placed")
+        .wait();
+    assert_eq!(result.outcome, Ok(()), "{result:?}");
+    let t30 = result.fax.as_ref().expect("a fax session ran");
+    assert_eq!(t30.code, T30Code::Ok);
+    assert_eq!(t30.pages, 2);
+    let got = decode_fax_tiff(&std::fs::read(line.received_file("docs-1")).unwrap()).unwrap();
+    assert_eq!(got.len(), sent.len());
+    for (i, (g, s)) in got.iter().zip(&sent).enumerate() {
+        assert_eq!(g.differing_pixels(s), Some(0), "page {}", i + 1);
+    }
+}
