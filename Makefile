@@ -12,7 +12,7 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # back, Ghostscript counts pages of the PDF corpus, poppler reads our PDFs.
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils
 
-.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert
 
 run: build-deps
 	$(CARGO) build --release
@@ -47,3 +47,6 @@ bench-dispatch: build-deps
 
 bench-loopback: build-deps
 	$(CARGO) bench --bench loopback
+
+bench-convert: test-deps
+	$(CARGO) bench --bench convert
