@@ -4,6 +4,7 @@
 //! the design card; each module's doc says what it owns.
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
