@@ -490,7 +490,9 @@ fn a_killed_appliance_finishes_every_job_after_restart() {
         std::fs::write(
             &config,
             format!(
-                "[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 4\nrealtime = {realtime}\n"
+                // Port 0: parallel tests and other checkouts on this machine
+                // must not fight over the API's default port.
+                "[http]\nlisten = \"127.0.0.1:0\"\n\n[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 4\nrealtime = {realtime}\n"
             ),
         )
         .unwrap();
