@@ -9,10 +9,10 @@ CARGO ?= cargo
 # needs bindgen (libclang), libtiff and libjpeg.
 BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-dev
 # What the tests use as independent checkers: libtiff's tools read our TIFFs
-# back, Ghostscript counts pages of the PDF corpus.
-TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript
+# back, Ghostscript counts pages of the PDF corpus, poppler reads our PDFs.
+TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils
 
-.PHONY: run test build-deps test-deps release toolchain
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert
 
 run: build-deps
 	$(CARGO) build --release
@@ -39,3 +39,14 @@ toolchain:
 	    rustup component list --installed 2>/dev/null | grep -q "^$$c" || rustup component add $$c; \
 	  done; \
 	fi
+
+# Benchmarks print their numbers (and a ratio against a peer where there is
+# one); they are never timed tests.
+bench-dispatch: build-deps
+	$(CARGO) bench --bench dispatch
+
+bench-loopback: build-deps
+	$(CARGO) bench --bench loopback
+
+bench-convert: test-deps
+	$(CARGO) bench --bench convert

@@ -5,12 +5,18 @@
 //! in-process and stop it when they like (STYLE.md, after mini-redis).
 
 use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tracing::{info, warn};
 
 use crate::config::{Config, LogConfig, LogFormat};
-use crate::model::{Account, Faxbox, FaxboxFields};
+use crate::inbound::Receiver;
+use crate::lines::{self, Line};
+use crate::model::{Account, Faxbox, FaxboxFields, FaxboxId};
+use crate::notify::{Backoff, Postman};
+use crate::scheduler::{Scheduler, SchedulerOptions};
 use crate::store::Store;
 
 /// `faxbox serve`: logging, a runtime, and `run` until SIGINT or SIGTERM.
@@ -35,36 +41,105 @@ pub struct FirstRun {
     pub faxbox: Faxbox,
 }
 
+/// How long calls may go on after a stop is asked for; the rest are hung
+/// up and recorded as interrupted (STYLE.md principle 7).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Runs the appliance until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     // Opening and recovery touch the disk: keep them off the async workers.
     let (store, first_run) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let store = Store::open_data_dir(&data_dir)?;
-        let report = store.recover()?;
-        if !report.requeued.is_empty() {
-            warn!(
-                jobs = report.requeued.len(),
-                "faxes that were on a line when Faxbox stopped are queued again"
-            );
-        }
-        if !report.failed.is_empty() {
-            warn!(
-                jobs = report.failed.len(),
-                "faxes interrupted too many times were marked failed"
-            );
-        }
+        recover(&store)?;
         let first_run = bootstrap(&store)?;
         Ok((store, first_run))
     })
     .await??;
+    let store = Arc::new(store);
+
+    let lines: Vec<Arc<dyn Line>> = config
+        .lines
+        .iter()
+        .map(|l| lines::from_config(l, &config.data_dir))
+        .collect();
+    let postman = Arc::new(
+        Postman::start(store.clone(), config.smarthost.clone(), Backoff::default())
+            .context("cannot start the mail delivery thread")?,
+    );
+    let mut options =
+        SchedulerOptions::new(config.data_dir.join("spool"), config.smarthost.from.clone());
+    options.mail_queued = {
+        let postman = postman.clone();
+        Arc::new(move || postman.wake())
+    };
+    let receiver = Arc::new(
+        Receiver::new(
+            store.clone(),
+            config.data_dir.join("incoming"),
+            config
+                .lines
+                .iter()
+                .filter_map(|l| Some((l.name.clone(), FaxboxId(l.default_faxbox.clone()?))))
+                .collect(),
+            config.smarthost.from.clone(),
+            options.mail_queued.clone(),
+        )
+        .context("cannot prepare the folder for incoming faxes")?,
+    );
+    // Pages that arrived before the last stop go to their inbox first.
+    {
+        let receiver = receiver.clone();
+        let delivered = tokio::task::spawn_blocking(move || receiver.recover()).await??;
+        if delivered > 0 {
+            warn!(
+                faxes = delivered,
+                "delivered faxes received just before the last stop"
+            );
+        }
+    }
+    for line in &lines {
+        line.set_inbound(receiver.clone());
+    }
+    let scheduler =
+        Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?;
 
     print_banner(&config, &store, first_run.as_ref());
     info!(data_dir = %config.data_dir.display(), "faxbox is running");
 
     shutdown.await;
-    info!("stopping");
-    drop(store);
+    info!("stopping: no new calls; calls in progress may finish");
+    tokio::task::spawn_blocking(move || {
+        scheduler.stop(SHUTDOWN_GRACE);
+        drop(postman);
+        drop(store);
+    })
+    .await?;
+    info!("stopped");
+    Ok(())
+}
+
+/// Start-up recovery (invariant 2): calls cut by the last stop are queued
+/// again with their attempt recorded as interrupted, and jobs whose
+/// documents were still being converted go to the queue, where the attempt
+/// converts their originals (Kazoo left them stuck, reference 13 item 6).
+fn recover(store: &Store) -> anyhow::Result<()> {
+    let report = store.recover()?;
+    if !report.requeued.is_empty() {
+        warn!(
+            jobs = report.requeued.len(),
+            "faxes that were on a line when Faxbox stopped are queued again"
+        );
+    }
+    if !report.failed.is_empty() {
+        warn!(
+            jobs = report.failed.len(),
+            "faxes interrupted too many times were marked failed"
+        );
+    }
+    for id in &report.attaching {
+        store.attach_documents(id, Vec::new())?;
+    }
     Ok(())
 }
 

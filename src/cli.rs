@@ -67,6 +67,47 @@ pub enum Command {
     /// Fax jobs: list, inspect, retry, cancel.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Lines: list them, pause one (it takes no new calls) or resume it.
+    #[command(subcommand)]
+    Line(LineCommand),
+    /// Received faxes: list, inspect, export as PDF.
+    #[command(subcommand)]
+    Inbox(InboxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InboxCommand {
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long)]
+        faxbox: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// A received fax with its result and documents.
+    Show { id: String },
+    /// Write a received fax as a PDF.
+    Export {
+        id: String,
+        #[arg(short, long, value_name = "FILE.pdf")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LineCommand {
+    /// The configured lines and whether they are paused.
+    List,
+    /// Take no new calls on this line; calls in progress finish.
+    Pause {
+        name: String,
+        #[arg(long, default_value = "paused by the operator")]
+        reason: String,
+    },
+    Resume {
+        name: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -343,6 +384,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Apikey(cmd) => apikey(&open()?, &out, cmd),
         Command::Config(cmd) => settings(&open()?, &out, cmd),
         Command::Jobs(cmd) => jobs(&open()?, &out, cmd),
+        Command::Line(cmd) => line(&config, &open()?, &out, cmd),
+        Command::Inbox(cmd) => inbox(&open()?, &out, cmd),
     }
 }
 
@@ -622,7 +665,135 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             }
         }
         JobsCommand::Cancel { id } => {
-            store.cancel_job(&FaxId(id), "cancelled by the operator")?;
+            if !store.request_cancel(&FaxId(id), "cancelled by the operator")? {
+                eprintln!(
+                    "The fax is on a line now: the call will be hung up and the fax cancelled."
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyhow::Result<()> {
+    let known = |name: &str| -> anyhow::Result<()> {
+        if config.lines.iter().any(|l| l.name == name) {
+            Ok(())
+        } else {
+            anyhow::bail!(
+                "there is no line {name:?}; the lines are: {}",
+                config
+                    .lines
+                    .iter()
+                    .map(|l| l.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+    };
+    match cmd {
+        LineCommand::List => {
+            let paused = store.paused_lines()?;
+            #[derive(Serialize)]
+            struct LineRow {
+                name: String,
+                channels: u32,
+                paused: bool,
+            }
+            let rows: Vec<LineRow> = config
+                .lines
+                .iter()
+                .map(|l| LineRow {
+                    name: l.name.clone(),
+                    channels: l.channels(),
+                    paused: paused.contains(&l.name),
+                })
+                .collect();
+            out.list(&rows, |r| {
+                format!(
+                    "{}  {} channels{}",
+                    r.name,
+                    r.channels,
+                    if r.paused { "  (paused)" } else { "" }
+                )
+            })
+        }
+        LineCommand::Pause { name, reason } => {
+            known(&name)?;
+            Ok(store.set_line_paused(&name, true, &reason)?)
+        }
+        LineCommand::Resume { name } => {
+            known(&name)?;
+            Ok(store.set_line_paused(&name, false, "")?)
+        }
+    }
+}
+
+fn inbox(store: &Store, out: &Output, cmd: InboxCommand) -> anyhow::Result<()> {
+    let received = |id: &str| -> anyhow::Result<crate::model::Fax> {
+        let fax = store.fax(&FaxId(id.to_owned()))?;
+        if fax.folder != Folder::Inbox {
+            anyhow::bail!("fax {id} is an outgoing fax; see `faxbox jobs show {id}`");
+        }
+        Ok(fax)
+    };
+    match cmd {
+        InboxCommand::List {
+            account,
+            faxbox,
+            limit,
+        } => {
+            let filter = JobFilter {
+                account: account.map(AccountId),
+                faxbox: faxbox.map(FaxboxId),
+                folder: Some(Folder::Inbox),
+                limit: Some(limit),
+                ..Default::default()
+            };
+            out.list(&store.faxes(&filter)?, |f| {
+                let rx = f.rx_result.clone().unwrap_or_default();
+                format!(
+                    "{}  from {:<16} to {:<12} {} page{}{}",
+                    f.id,
+                    f.from_number.as_deref().unwrap_or("unknown"),
+                    f.to_number,
+                    rx.pages,
+                    if rx.pages == 1 { "" } else { "s" },
+                    if rx.partial { "  (partial)" } else { "" }
+                )
+            })
+        }
+        InboxCommand::Show { id } => {
+            let fax = received(&id)?;
+            #[derive(Serialize)]
+            struct Detail {
+                #[serde(flatten)]
+                fax: crate::model::Fax,
+                documents: Vec<crate::model::DocumentInfo>,
+            }
+            out.show(&Detail {
+                documents: store.documents(&fax.id)?,
+                fax,
+            })
+        }
+        InboxCommand::Export { id, output } => {
+            let fax = received(&id)?;
+            let docs = store.documents(&fax.id)?;
+            let pdf = match docs
+                .iter()
+                .find(|d| d.kind == crate::model::DocumentKind::Pdf)
+            {
+                Some(d) => store.document_bytes(&d.id)?,
+                None => {
+                    let tiff = docs
+                        .iter()
+                        .find(|d| d.kind == crate::model::DocumentKind::ReceivedTiff)
+                        .ok_or_else(|| anyhow::anyhow!("fax {id} has no received pages"))?;
+                    crate::documents::tiff_to_pdf(&store.document_bytes(&tiff.id)?)?
+                }
+            };
+            std::fs::write(&output, pdf)
+                .with_context(|| format!("cannot write {}", output.display()))?;
             Ok(())
         }
     }

@@ -62,6 +62,9 @@ pub struct Listener {
 pub struct LineConfig {
     pub name: String,
     pub kind: LineKind,
+    /// The faxbox (id) that takes calls to numbers no faxbox claims; with
+    /// none, such calls are refused.
+    pub default_faxbox: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -192,6 +195,7 @@ struct RawLine {
     channels: Option<i64>,
     realtime: Option<bool>,
     numbers: Option<BTreeMap<String, RawFarEnd>>,
+    default_faxbox: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,6 +316,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             channels: None,
             realtime: None,
             numbers: None,
+            default_faxbox: None,
         }]
     });
     let mut lines = Vec::with_capacity(raw_lines.len());
@@ -353,7 +358,12 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
                 ));
             }
         };
-        lines.push(LineConfig { name, kind });
+        let default_faxbox = line.default_faxbox.filter(|f| !f.trim().is_empty());
+        lines.push(LineConfig {
+            name,
+            kind,
+            default_faxbox,
+        });
     }
 
     let smarthost = match raw.smarthost {

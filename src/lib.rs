@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod documents;
 pub mod fax;
+pub mod inbound;
 pub mod lines;
 pub mod model;
 pub mod notify;

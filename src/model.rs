@@ -505,8 +505,54 @@ pub struct Fax {
     pub subject: Option<String>,
     /// Why the job failed or was cancelled, when it did.
     pub error: Option<String>,
+    /// How the receive went, for received faxes (Kazoo's `rx_result`).
+    pub rx_result: Option<RxResult>,
     pub created: UnixTime,
     pub modified: UnixTime,
+}
+
+/// The result of receiving a fax (reference 1.5 `rx_result`, one shape).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RxResult {
+    pub success: bool,
+    /// The call ended before the sender finished: these are the pages
+    /// that arrived.
+    pub partial: bool,
+    pub pages: u32,
+    pub bit_rate: u32,
+    pub ecm: bool,
+    pub remote_station_id: String,
+    /// T.30 completion code (FreeSWITCH `fax_result_code`).
+    pub result_code: i64,
+    pub result_text: String,
+    pub duration_s: f64,
+    pub caller_number: String,
+    pub line: String,
+}
+
+/// A fax a line received, to be put in a faxbox's inbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewReceivedFax {
+    pub account_id: AccountId,
+    pub faxbox_id: FaxboxId,
+    pub from_number: String,
+    pub from_name: Option<String>,
+    pub to_number: String,
+    pub rx_result: RxResult,
+}
+
+/// A call being received: recorded before the line answers, so that pages
+/// that arrived before a crash are delivered after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reception {
+    pub call_id: String,
+    pub line: String,
+    pub account_id: AccountId,
+    pub faxbox_id: FaxboxId,
+    pub from_number: String,
+    pub to_number: String,
+    pub tiff: std::path::PathBuf,
+    pub started: UnixTime,
 }
 
 /// What a client submits to create an outbound job.

@@ -42,7 +42,7 @@ pub enum ErrorCorrection {
     Disabled,
 }
 
-/// A high-speed modem for the page data (T.30 clause 5.3.6.2.1, DIS bits 11-14).
+/// A high-speed modem for the page data (DIS bits 11-14, Table 2/T.30).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Modem {
     /// 2400/4800 bit/s.
@@ -114,7 +114,7 @@ pub enum Resolution {
     Superfine,
 }
 
-/// The longest page offered or accepted (DIS bits 19-20).
+/// The longest page offered or accepted (DIS bits 19-20, Table 2/T.30).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PageLength {
     A4,
@@ -128,7 +128,7 @@ pub enum PageLength {
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaxSettings {
     /// Our station ident, sent as TSI when sending and CSI when answering
-    /// (T.30 clause 5.3.6.2.4: up to 20 digits, `+` and space).
+    /// (T.30 5.3.6.2: up to 20 digits, `+` and space).
     pub ident: String,
     /// Text for the header line SpanDSP prints at the top of every sent
     /// page, next to the date, ident and page number; empty for no header.
@@ -276,7 +276,7 @@ impl FaxSession {
         transfer: &Transfer,
         settings: &FaxSettings,
     ) -> Result<FaxSession, FaxError> {
-        // T.30 clause 5.3.6.2.4 asks for digits, '+' and space only, but
+        // T.30 5.3.6.2 asks for digits, '+' and space only, but
         // machines in the field send and show letters too; SpanDSP passes any
         // printable ASCII, and so do we.
         let ident = c_setting("ident", &settings.ident, ffi::MAX_IDENT_LEN, |c| {
@@ -534,7 +534,7 @@ fn c_setting(
     };
     if value.len() > max_len {
         return Err(bad(match setting {
-            "ident" => "at most 20 characters (T.30 clause 5.3.6.2.4)",
+            "ident" => "at most 20 characters (T.30 5.3.6.2)",
             "header" => "at most 50 characters",
             _ => "too long",
         }));

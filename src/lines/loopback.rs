@@ -20,8 +20,8 @@ use crate::fax::{
 };
 
 use super::{
-    AttemptResult, Call, CallProgress, HangUp, Inbound, Line, LineError, OutgoingFax, ProgressSink,
-    ReceivedFax,
+    AttemptResult, Call, CallProgress, HangUp, Inbound, IncomingCall, Line, LineError, OutgoingFax,
+    ProgressSink, ReceivedFax,
 };
 
 /// How long a busy number takes to report busy, and an unanswered one to
@@ -252,11 +252,41 @@ impl PlannedCall {
                 );
             }
         };
+        // A call to one of the box's own faxboxes is answered by the receive
+        // path, with that faxbox's ident, into a file it chose.
+        let answer = match &self.inbound {
+            Some(inbound) => match inbound.answer(&IncomingCall {
+                line: self.line.clone(),
+                call_id: self.fax.call_id.clone(),
+                from_number: self.fax.from_number.clone(),
+                to_number: self.fax.to_number.clone(),
+            }) {
+                Some(answer) => Some(answer),
+                None => {
+                    return self.result(
+                        false,
+                        Err(LineError::Rejected(format!(
+                            "no faxbox answers {}",
+                            self.fax.to_number
+                        ))),
+                        None,
+                        Duration::ZERO,
+                        started,
+                    );
+                }
+            },
+            None => None,
+        };
+        let received = answer
+            .as_ref()
+            .map_or_else(|| self.received.clone(), |a| a.tiff.clone());
         let mut far: Box<dyn FarTerminal> = match self.far_end {
             FarEnd::NotAFax => Box::new(VoiceAnswer::default()),
             _ => {
                 let settings = FaxSettings {
-                    ident: far_end_ident(&self.fax.to_number),
+                    ident: answer
+                        .as_ref()
+                        .map_or_else(|| far_end_ident(&self.fax.to_number), |a| a.ident.clone()),
                     error_correction: if self.far_end == FarEnd::RejectsEcm {
                         ErrorCorrection::Disabled
                     } else {
@@ -268,7 +298,7 @@ impl PlannedCall {
                 match FaxSession::new(
                     &far_id,
                     Role::Answerer,
-                    &Transfer::Receive(self.received.clone()),
+                    &Transfer::Receive(received.clone()),
                     &settings,
                 ) {
                     Ok(s) => Box::new(s),
@@ -344,7 +374,7 @@ impl PlannedCall {
                 call_id: self.fax.call_id.clone(),
                 from_number: self.fax.from_number.clone(),
                 to_number: self.fax.to_number.clone(),
-                tiff: self.received.clone(),
+                tiff: received.clone(),
                 outcome: far_outcome,
                 duration,
             });
@@ -399,7 +429,7 @@ impl FarTerminal for VoiceAnswer {
 }
 
 /// The far machine answers with the number it was called on as its CSI,
-/// as most machines are set up (T.30 clause 5.3.6.2.4: digits, '+', space).
+/// as most machines are set up (T.30 5.3.6.2: digits, '+', space).
 fn far_end_ident(number: &str) -> String {
     let ident: String = number
         .chars()

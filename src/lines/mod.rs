@@ -213,11 +213,35 @@ pub struct ReceivedFax {
     pub duration: Duration,
 }
 
-/// Where received faxes go (filled in by the inbound issue).
+/// An incoming call, as a line sees it before answering.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingCall {
+    pub line: String,
+    pub call_id: String,
+    pub from_number: String,
+    /// The called number (DID).
+    pub to_number: String,
+}
+
+/// How the receive path wants a call answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Our station ident for the call (CSI).
+    pub ident: String,
+    /// Where the line writes the received pages.
+    pub tiff: PathBuf,
+}
+
+/// The receive path (`crate::inbound`): routes calls to faxboxes and takes
+/// the faxes lines receive.
 pub trait Inbound: Send + Sync {
     /// Whether a number rings one of this box's own faxboxes; the loopback
     /// line then delivers to it instead of its simulated far end.
     fn owns_number(&self, number: &str) -> bool;
+    /// Before answering: `None` refuses the call (no faxbox for the number
+    /// and no default). The receive path records the call first, so that
+    /// pages received before a crash are still delivered after it.
+    fn answer(&self, call: &IncomingCall) -> Option<Answer>;
     /// Called on the line's thread once the call has ended.
     fn deliver(&self, fax: ReceivedFax);
 }

@@ -33,6 +33,8 @@ pub enum NotifyError {
 
 const OUTBOUND_FAX: &str = include_str!("../../assets/templates/outbound_fax.txt");
 const OUTBOUND_FAX_ERROR: &str = include_str!("../../assets/templates/outbound_fax_error.txt");
+const INBOUND_FAX: &str = include_str!("../../assets/templates/inbound_fax.txt");
+const INBOUND_FAX_ERROR: &str = include_str!("../../assets/templates/inbound_fax_error.txt");
 
 /// What a notification about an outbound fax is made of.
 pub struct OutboundFacts<'a> {
@@ -110,7 +112,13 @@ pub fn outbound_receipt(
             ),
         ])
         .collect::<Vec<_>>();
-    compose(from, facts, OUTBOUND_FAX, &fields)
+    compose(
+        from,
+        outbound_recipients(facts),
+        OUTBOUND_FAX,
+        &fields,
+        outbound_attachment(facts),
+    )
 }
 
 /// The error report for a failed fax; `None` when nobody is to be told.
@@ -136,7 +144,13 @@ pub fn outbound_error(from: &str, facts: &OutboundFacts<'_>) -> Result<Option<Ma
             ("attachment_note", attachment_note.to_owned()),
         ])
         .collect::<Vec<_>>();
-    compose(from, facts, OUTBOUND_FAX_ERROR, &fields)
+    compose(
+        from,
+        outbound_recipients(facts),
+        OUTBOUND_FAX_ERROR,
+        &fields,
+        outbound_attachment(facts),
+    )
 }
 
 fn common_fields(facts: &OutboundFacts<'_>) -> Vec<(&'static str, String)> {
@@ -250,13 +264,15 @@ fn mailbox(address: &str) -> Result<Mailbox, NotifyError> {
         })
 }
 
+/// A mail from a template, with an optional PDF attachment; `None` when
+/// nobody is to be told.
 fn compose(
     from: &str,
-    facts: &OutboundFacts<'_>,
+    recipients: Vec<String>,
     template: &str,
     fields: &[(&str, String)],
+    attachment: Option<(String, &[u8])>,
 ) -> Result<Option<Mail>, NotifyError> {
-    let recipients = outbound_recipients(facts);
     if recipients.is_empty() {
         return Ok(None);
     }
@@ -269,12 +285,8 @@ fn compose(
         builder = builder.to(mailbox(r)?);
     }
     let text = SinglePart::plain(body);
-    let message = match facts.pdf {
-        Some(pdf) => {
-            let name = attachment_name(
-                facts.fax.to_name.as_deref().unwrap_or(&facts.fax.to_number),
-                facts.fax.modified,
-            );
+    let message = match attachment {
+        Some((name, pdf)) => {
             let attachment = Attachment::new(name).body(
                 pdf.to_vec(),
                 ContentType::parse("application/pdf").expect("a valid content type"),
@@ -288,6 +300,131 @@ fn compose(
         recipients,
         message: message.formatted(),
     }))
+}
+
+/// The attachment of an outbound fax's mail.
+fn outbound_attachment<'a>(facts: &OutboundFacts<'a>) -> Option<(String, &'a [u8])> {
+    facts.pdf.map(|pdf| {
+        (
+            attachment_name(
+                facts.fax.to_name.as_deref().unwrap_or(&facts.fax.to_number),
+                facts.fax.modified,
+            ),
+            pdf,
+        )
+    })
+}
+
+/// What a notification about a received fax is made of.
+pub struct InboundFacts<'a> {
+    /// The inbox entry; `None` when nothing arrived.
+    pub fax: Option<&'a Fax>,
+    pub faxbox: &'a Faxbox,
+    pub owner_email: Option<&'a str>,
+    pub from_number: &'a str,
+    pub to_number: &'a str,
+    pub rx: &'a crate::model::RxResult,
+    pub pdf: Option<&'a [u8]>,
+}
+
+/// Who hears about a received fax: the faxbox owner and the faxbox's
+/// inbound list, together (reference 8.2).
+pub fn inbound_recipients(facts: &InboundFacts<'_>) -> Vec<String> {
+    let mut list: Vec<String> = facts
+        .faxbox
+        .notifications
+        .inbound
+        .send_to
+        .iter()
+        .map(String::as_str)
+        .chain(facts.owner_email)
+        .map(|a| a.trim().to_ascii_lowercase())
+        .collect();
+    list.sort();
+    list.dedup();
+    list
+}
+
+fn inbound_fields(facts: &InboundFacts<'_>, note: &str) -> Vec<(&'static str, String)> {
+    let rx = facts.rx;
+    vec![
+        (
+            "caller",
+            if facts.from_number.is_empty() {
+                "an unknown number".into()
+            } else {
+                facts.from_number.to_owned()
+            },
+        ),
+        ("callee", facts.to_number.to_owned()),
+        ("faxbox", facts.faxbox.name.clone()),
+        ("pages", rx.pages.to_string()),
+        ("transfer_rate", rx.bit_rate.to_string()),
+        ("ecm", if rx.ecm { "on" } else { "off" }.to_owned()),
+        (
+            "remote_station_id",
+            if rx.remote_station_id.trim().is_empty() {
+                "(did not identify itself)".into()
+            } else {
+                rx.remote_station_id.clone()
+            },
+        ),
+        (
+            "error",
+            format!("{} (code {})", rx.result_text, rx.result_code),
+        ),
+        (
+            "date",
+            date(facts.fax.map_or_else(crate::model::now, |f| f.created)),
+        ),
+        (
+            "fax_id",
+            facts.fax.map_or("(none)".into(), |f| f.id.to_string()),
+        ),
+        ("note", note.to_owned()),
+    ]
+}
+
+fn inbound_attachment<'a>(facts: &InboundFacts<'a>) -> Option<(String, &'a [u8])> {
+    facts.pdf.map(|pdf| {
+        let who = if facts.from_number.is_empty() {
+            "fax"
+        } else {
+            facts.from_number
+        };
+        (
+            attachment_name(who, facts.fax.map_or_else(crate::model::now, |f| f.created)),
+            pdf,
+        )
+    })
+}
+
+/// The mail that delivers a received fax.
+pub fn inbound_fax(from: &str, facts: &InboundFacts<'_>) -> Result<Option<Mail>, NotifyError> {
+    compose(
+        from,
+        inbound_recipients(facts),
+        INBOUND_FAX,
+        &inbound_fields(facts, ""),
+        inbound_attachment(facts),
+    )
+}
+
+/// The mail about a receive that failed or was cut short (with the pages
+/// that arrived, when some did).
+pub fn inbound_error(from: &str, facts: &InboundFacts<'_>) -> Result<Option<Mail>, NotifyError> {
+    let note = if facts.pdf.is_some() {
+        "\nThe pages that arrived are attached; the rest is missing.\n"
+    } else {
+        ""
+    };
+    compose(
+        from,
+        inbound_recipients(facts),
+        INBOUND_FAX_ERROR,
+        &inbound_fields(facts, note),
+        inbound_attachment(facts),
+    )
 }
 
 #[cfg(test)]
@@ -317,6 +454,7 @@ mod tests {
             notify_email: vec!["Bob@Example.com".into(), "bob@example.com".into()],
             subject: None,
             error: None,
+            rx_result: None,
             created: 1_700_000_000,
             modified: 1_700_000_060,
         }

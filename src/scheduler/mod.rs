@@ -1,5 +1,305 @@
 //! The scheduler: which job runs next on which line, under the per-account
 //! `max_outbound` limit, per-number serialization and line capacity, and
-//! what happens after each attempt (`policy`).
+//! what happens after each attempt (`policy`, applied by `attempt`).
+//!
+//! One dispatcher thread claims due jobs (oldest due first) and starts each
+//! attempt on a thread of its own. It wakes at once when told (a new job, a
+//! call that ended, a settings change) and otherwise sleeps until the next
+//! job falls due, or at most a second, so that changes made by another
+//! process (the `faxbox` CLI on the same data dir) are seen promptly.
+//! All state lives in the store; the dispatcher keeps only which channels
+//! it has handed out.
 
+mod attempt;
+pub mod events;
 pub mod policy;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+pub use events::Event;
+
+use crate::lines::Line;
+use crate::model::{AccountId, now};
+use crate::store::Store;
+
+/// The longest the dispatcher sleeps without a wake-up.
+const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// How the scheduler runs.
+#[derive(Clone)]
+pub struct SchedulerOptions {
+    /// Where attempts write the fax image the line reads.
+    pub spool_dir: PathBuf,
+    /// Multiplies retry delays: 1.0 in service; tests shrink the minutes
+    /// between attempts instead of sleeping through them. (Stage timeouts
+    /// are settings and are not scaled: a real-time call must not time out.)
+    pub retry_delay_scale: f64,
+    /// The sender address of notification mails.
+    pub mail_from: String,
+    /// Called after a notification mail was queued (wakes the postman).
+    pub mail_queued: Arc<dyn Fn() + Send + Sync>,
+}
+
+impl SchedulerOptions {
+    pub fn new(spool_dir: PathBuf, mail_from: String) -> Self {
+        SchedulerOptions {
+            spool_dir,
+            retry_delay_scale: 1.0,
+            mail_from,
+            mail_queued: Arc::new(|| {}),
+        }
+    }
+
+    fn retry_delay(&self, seconds: i64) -> i64 {
+        (seconds.max(0) as f64 * self.retry_delay_scale).round() as i64
+    }
+}
+
+#[derive(Default)]
+struct Bell {
+    rung: bool,
+    stop: bool,
+}
+
+/// What the dispatcher and the attempt threads share.
+struct Shared {
+    store: Arc<Store>,
+    lines: Vec<Arc<dyn Line>>,
+    options: SchedulerOptions,
+    /// Channels handed out per line: the truth for capacity, since a line
+    /// counts a call only once its thread has started.
+    reserved: Mutex<HashMap<String, u32>>,
+    bell: (Mutex<Bell>, Condvar),
+    events: events::Bus,
+    /// Set at shutdown: attempts still running are hung up and recorded as
+    /// interrupted.
+    stopping: AtomicBool,
+    attempts: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    fn ring(&self) {
+        let (lock, cv) = &self.bell;
+        lock.lock().unwrap_or_else(|e| e.into_inner()).rung = true;
+        cv.notify_one();
+    }
+
+    fn release(&self, line: &str) {
+        let mut reserved = self.reserved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = reserved.get_mut(line) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// The running scheduler.
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    dispatcher: Option<JoinHandle<()>>,
+}
+
+impl Scheduler {
+    pub fn start(
+        store: Arc<Store>,
+        lines: Vec<Arc<dyn Line>>,
+        options: SchedulerOptions,
+    ) -> std::io::Result<Scheduler> {
+        std::fs::create_dir_all(&options.spool_dir)?;
+        let shared = Arc::new(Shared {
+            store,
+            lines,
+            options,
+            reserved: Mutex::new(HashMap::new()),
+            bell: (Mutex::new(Bell::default()), Condvar::new()),
+            events: events::Bus::new(),
+            stopping: AtomicBool::new(false),
+            attempts: Mutex::new(Vec::new()),
+        });
+        let dispatcher = std::thread::Builder::new()
+            .name("scheduler".into())
+            .spawn({
+                let shared = shared.clone();
+                move || dispatch_until_stopped(&shared)
+            })?;
+        Ok(Scheduler {
+            shared,
+            dispatcher: Some(dispatcher),
+        })
+    }
+
+    /// Something changed (a new job, a setting): look for work now.
+    pub fn wake(&self) {
+        self.shared.ring();
+    }
+
+    /// Live events: job states and call progress, each sent after the fact
+    /// it reports was committed.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
+        self.shared.events.subscribe()
+    }
+
+    /// Stops claiming jobs, lets calls finish for up to `grace`, then hangs
+    /// up the rest and records them as interrupted (they are sent again
+    /// after the next start).
+    pub fn stop(mut self, grace: Duration) {
+        self.shut(grace);
+    }
+
+    fn shut(&mut self, grace: Duration) {
+        {
+            let (lock, cv) = &self.shared.bell;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
+            cv.notify_all();
+        }
+        if let Some(d) = self.dispatcher.take() {
+            let _ = d.join();
+        }
+        let deadline = Instant::now() + grace;
+        loop {
+            let running = {
+                let mut list = self
+                    .shared
+                    .attempts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                list.retain(|t| !t.is_finished());
+                list.len()
+            };
+            if running == 0 {
+                break;
+            }
+            if Instant::now() >= deadline && !self.shared.stopping.swap(true, Ordering::AcqRel) {
+                warn!(
+                    calls = running,
+                    "hanging up calls still running at shutdown"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if self.dispatcher.is_some() {
+            self.shut(Duration::ZERO);
+        }
+    }
+}
+
+fn dispatch_until_stopped(shared: &Arc<Shared>) {
+    loop {
+        if let Err(e) = dispatch_due(shared) {
+            warn!("the scheduler could not read the queue: {e}");
+        }
+        let wait = match shared.store.next_due_at() {
+            Ok(Some(due)) => {
+                Duration::from_secs((due - now()).clamp(0, MAX_IDLE.as_secs() as i64) as u64)
+            }
+            _ => MAX_IDLE,
+        };
+        let (lock, cv) = &shared.bell;
+        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut guard, _) = cv
+            .wait_timeout_while(guard, wait, |b| !b.rung && !b.stop)
+            .unwrap_or_else(|e| e.into_inner());
+        if guard.stop {
+            return;
+        }
+        guard.rung = false;
+    }
+}
+
+/// Starts every due job that the limits allow, oldest due first.
+fn dispatch_due(shared: &Arc<Shared>) -> crate::store::Result<()> {
+    let store = &shared.store;
+    let due = store.due_jobs(now(), 500)?;
+    if due.is_empty() {
+        return Ok(());
+    }
+    let paused = store.paused_lines()?;
+    let serialize = store.setting_bool(None, "serialize_outbound_numbers")?;
+    let mut limits: HashMap<AccountId, u32> = HashMap::new();
+    for job in due {
+        let Some(line) = free_line(shared, &paused) else {
+            break;
+        };
+        let limit = match limits.get(&job.account_id) {
+            Some(l) => *l,
+            None => {
+                let l = store.setting_i64(Some(&job.account_id), "max_outbound")? as u32;
+                limits.insert(job.account_id.clone(), l);
+                l
+            }
+        };
+        // Both counts include jobs claimed moments ago in this loop: a claim
+        // is committed before the next job is looked at.
+        if store.active_jobs(&job.account_id)? >= limit {
+            continue;
+        }
+        if serialize && store.number_is_active(&job.to_number_normalized)? {
+            continue;
+        }
+        let Some((fax, attempt)) = store.claim(&job.id, line.name())? else {
+            continue;
+        };
+        *shared
+            .reserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(line.name().to_owned())
+            .or_default() += 1;
+        info!(fax = %fax.id, attempt = attempt.number, line = line.name(), to = %fax.to_number, "starting attempt");
+        shared.events.job_status(&fax);
+        let handle = {
+            let shared = shared.clone();
+            let line = line.clone();
+            let name = format!(
+                "attempt-{}",
+                &fax.id.as_str()[..8.min(fax.id.as_str().len())]
+            );
+            std::thread::Builder::new().name(name).spawn(move || {
+                let line_name = line.name().to_owned();
+                attempt::run(&shared, line, fax, attempt);
+                shared.release(&line_name);
+                shared.ring();
+            })
+        };
+        match handle {
+            Ok(h) => shared
+                .attempts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(h),
+            Err(e) => {
+                // The claim stands; recovery at the next start re-queues it.
+                warn!("cannot start an attempt thread: {e}");
+                shared.release(line.name());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first line that is not paused and has a channel free.
+fn free_line(
+    shared: &Shared,
+    paused: &std::collections::BTreeSet<String>,
+) -> Option<Arc<dyn Line>> {
+    let reserved = shared.reserved.lock().unwrap_or_else(|e| e.into_inner());
+    shared
+        .lines
+        .iter()
+        .find(|l| {
+            !paused.contains(l.name())
+                && reserved.get(l.name()).copied().unwrap_or(0) < l.channels()
+        })
+        .cloned()
+}

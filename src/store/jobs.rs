@@ -32,6 +32,8 @@ struct FaxDoc {
     fax_timezone: Option<String>,
     notify_email: Vec<String>,
     subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rx_result: Option<crate::model::RxResult>,
 }
 
 const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
@@ -64,6 +66,7 @@ fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
         fax_timezone: doc.fax_timezone,
         notify_email: doc.notify_email,
         subject: doc.subject,
+        rx_result: doc.rx_result,
         created: r.get(13)?,
         modified: r.get(14)?,
     })
@@ -224,6 +227,7 @@ impl Store {
             notify_email: new.notify_email,
             subject: new.subject,
             error: None,
+            rx_result: None,
             created: t,
             modified: t,
         };
@@ -320,6 +324,37 @@ impl Store {
                 )));
             }
             transition(tx, id, JobStatus::Cancelled, Some(reason))
+        })
+    }
+
+    /// An operator's cancel: a job not on a line is cancelled at once
+    /// (returned `true`); a job on a line is marked, and the scheduler hangs
+    /// up the call and records the attempt (returned `false`).
+    pub fn request_cancel(&self, id: &FaxId, reason: &str) -> Result<bool> {
+        self.write(|tx| {
+            let fax = load_fax(tx, id)?;
+            if fax.status == Some(JobStatus::Processing) {
+                tx.execute(
+                    "UPDATE faxes SET cancel_requested = 1, error = ?2 WHERE id = ?1",
+                    params![id.as_str(), reason],
+                )?;
+                Ok(false)
+            } else {
+                transition(tx, id, JobStatus::Cancelled, Some(reason))?;
+                Ok(true)
+            }
+        })
+    }
+
+    /// Whether an operator asked to cancel this job while it is on a line.
+    pub fn cancel_requested(&self, id: &FaxId) -> Result<bool> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT cancel_requested FROM faxes WHERE id = ?1",
+                [id.as_str()],
+                |r| r.get(0),
+            )
+            .found("fax", id.as_str())
         })
     }
 
@@ -446,7 +481,7 @@ impl Store {
     /// attempt row, atomically. `None` when someone else claimed it first or
     /// it is no longer pending.
     pub fn claim(&self, id: &FaxId, line: &str) -> Result<Option<(Fax, Attempt)>> {
-        self.write(|tx| {
+        self.write_fast(|tx| {
             let t = now();
             let won = tx.execute(
                 "UPDATE faxes SET status = 'processing', modified = ?2 WHERE id = ?1 AND status = 'pending'",
@@ -476,7 +511,7 @@ impl Store {
         stage: AttemptStage,
         report: &AttemptReport,
     ) -> Result<()> {
-        self.write(|tx| {
+        self.write_fast(|tx| {
             let n = tx.execute(
                 "UPDATE attempts SET stage = ?2, result_code = ?3, result_text = ?4, hangup_cause = ?5,
                      pages_sent = ?6, pages_total = ?7, bit_rate = ?8, ecm = ?9, remote_station_id = ?10
@@ -723,7 +758,8 @@ fn transition(tx: &Transaction<'_>, id: &FaxId, to: JobStatus, error: Option<&st
         _ => return Err(illegal(&fax, to)),
     }
     tx.execute(
-        "UPDATE faxes SET status = ?2, error = coalesce(?3, error), modified = ?4 WHERE id = ?1",
+        "UPDATE faxes SET status = ?2, error = coalesce(?3, error), modified = ?4,
+             cancel_requested = 0 WHERE id = ?1",
         params![id.as_str(), to.as_str(), error, now()],
     )?;
     load_fax(tx, id)
@@ -760,7 +796,7 @@ fn close_attempt(
     Ok(())
 }
 
-fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
+pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
     let doc = FaxDoc {
         to_name: fax.to_name.clone(),
         from_number: fax.from_number.clone(),
@@ -770,6 +806,7 @@ fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
         fax_timezone: fax.fax_timezone.clone(),
         notify_email: fax.notify_email.clone(),
         subject: fax.subject.clone(),
+        rx_result: fax.rx_result.clone(),
     };
     tx.execute(
         &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
@@ -794,7 +831,11 @@ fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
     Ok(())
 }
 
-fn insert_document(tx: &Transaction<'_>, fax: &FaxId, doc: &NewDocument) -> Result<String> {
+pub(super) fn insert_document(
+    tx: &Transaction<'_>,
+    fax: &FaxId,
+    doc: &NewDocument,
+) -> Result<String> {
     let id = crate::model::new_id();
     let seq: u32 = tx.query_row(
         "SELECT count(*) FROM documents WHERE fax_id = ?1 AND kind = ?2",
@@ -1010,6 +1051,45 @@ mod tests {
             )
             .unwrap();
         assert_eq!((c.status, c.attempts), (Some(JobStatus::Cancelled), 0));
+    }
+
+    #[test]
+    fn cancel_of_a_job_on_a_line_is_requested_then_recorded() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap().id;
+        let waiting = store
+            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        assert!(store.request_cancel(&waiting.id, "by operator").unwrap());
+        assert_eq!(
+            store.fax(&waiting.id).unwrap().status,
+            Some(JobStatus::Cancelled)
+        );
+
+        let busy = store
+            .create_job(new_fax(&a, "2", 3), vec![], JobStatus::Pending)
+            .unwrap();
+        let (_, at) = store.claim(&busy.id, "l").unwrap().unwrap();
+        assert!(!store.cancel_requested(&busy.id).unwrap());
+        assert!(!store.request_cancel(&busy.id, "by operator").unwrap());
+        assert!(store.cancel_requested(&busy.id).unwrap());
+        assert_eq!(
+            store.fax(&busy.id).unwrap().status,
+            Some(JobStatus::Processing)
+        );
+        let done = store
+            .finish_attempt(
+                at.id,
+                end(
+                    AttemptOutcome::Cancelled,
+                    NextStep::Cancel {
+                        reason: "by operator".into(),
+                    },
+                ),
+            )
+            .unwrap();
+        assert_eq!(done.status, Some(JobStatus::Cancelled));
+        assert!(!store.cancel_requested(&busy.id).unwrap());
     }
 
     #[test]

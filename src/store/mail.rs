@@ -19,6 +19,33 @@ pub struct QueuedMail {
     pub last_error: Option<String>,
 }
 
+/// Queues a mail inside a caller's transaction, so that it is committed
+/// with what it announces.
+pub(super) fn queue_mail(
+    tx: &rusqlite::Transaction<'_>,
+    account: Option<&AccountId>,
+    recipients: &[String],
+    message: &[u8],
+) -> Result<i64> {
+    if recipients.is_empty() {
+        return Err(StoreError::Conflict(
+            "a mail needs at least one recipient".into(),
+        ));
+    }
+    let t = now();
+    tx.execute(
+        "INSERT INTO mail_queue (account_id, recipients, message, due_at, created)
+         VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![
+            account.map(AccountId::as_str),
+            serde_json::to_string(recipients).expect("strings serialize"),
+            message,
+            t
+        ],
+    )?;
+    Ok(tx.last_insert_rowid())
+}
+
 impl Store {
     pub fn enqueue_mail(
         &self,
@@ -26,25 +53,7 @@ impl Store {
         recipients: &[String],
         message: &[u8],
     ) -> Result<i64> {
-        if recipients.is_empty() {
-            return Err(StoreError::Conflict(
-                "a mail needs at least one recipient".into(),
-            ));
-        }
-        self.write(|tx| {
-            let t = now();
-            tx.execute(
-                "INSERT INTO mail_queue (account_id, recipients, message, due_at, created)
-                 VALUES (?1, ?2, ?3, ?4, ?4)",
-                params![
-                    account.map(AccountId::as_str),
-                    serde_json::to_string(recipients).expect("strings serialize"),
-                    message,
-                    t
-                ],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })
+        self.write(|tx| queue_mail(tx, account, recipients, message))
     }
 
     /// Mails due for a delivery attempt, oldest first.

@@ -135,6 +135,30 @@ const MIGRATIONS: &[&str] = &[
         created    INTEGER NOT NULL
     );
     "#,
+    // 2: operator control that works across processes: the CLI asks, the
+    // running scheduler acts.
+    r#"
+    ALTER TABLE faxes ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE line_state (
+        name     TEXT PRIMARY KEY,
+        paused   INTEGER NOT NULL DEFAULT 0,
+        reason   TEXT,
+        modified INTEGER NOT NULL
+    );
+    "#,
+    // 3: calls being received, recorded before the line answers.
+    r#"
+    CREATE TABLE receptions (
+        call_id     TEXT PRIMARY KEY,
+        line        TEXT NOT NULL,
+        account_id  TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        faxbox_id   TEXT NOT NULL REFERENCES faxboxes(id) ON DELETE CASCADE,
+        from_number TEXT NOT NULL,
+        to_number   TEXT NOT NULL,
+        tiff        TEXT NOT NULL,
+        started     INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

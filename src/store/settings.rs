@@ -159,6 +159,13 @@ pub static SETTINGS: &[Setting] = &[
         "seconds a call may ring before it counts as not answered"
     ),
     setting!(
+        "filter_error_codes",
+        r#"["0","49"]"#,
+        SettingKind::Json,
+        Account,
+        "T.30 codes of failed receives that send no error mail (Kazoo's teletype filter)"
+    ),
+    setting!(
         "image_min_size",
         "\"700x10\"",
         SettingKind::Text,
@@ -178,6 +185,27 @@ pub static SETTINGS: &[Setting] = &[
         int(1, 1000),
         Account,
         "faxes an account may have on the lines at once"
+    ),
+    setting!(
+        "negotiate_timeout_s",
+        "180",
+        int(10, 3600),
+        System,
+        "seconds from answer until the fax machines agree (Faxbox; Kazoo used 2 minutes)"
+    ),
+    setting!(
+        "originate_timeout_s",
+        "180",
+        int(10, 3600),
+        System,
+        "seconds from dialling until the far end answers (Faxbox; Kazoo used 2 minutes)"
+    ),
+    setting!(
+        "page_timeout_s",
+        "720",
+        int(30, 7200),
+        System,
+        "seconds allowed between pages (Faxbox; Kazoo used 5 minutes)"
     ),
     setting!(
         "report_smtp_errors",

@@ -11,8 +11,8 @@ use faxbox::config::{FarEnd, LoopbackConfig};
 use faxbox::documents::faxtiff::{BitPage, decode_fax_tiff, encode_fax_tiff};
 use faxbox::lines::selftest::test_pages;
 use faxbox::lines::{
-    AttemptResult, CallProgress, DocumentProblem, ErrorCorrection, FaxSettings, Inbound, Line,
-    LineError, LoopbackLine, Modem, Modems, OutgoingFax, ReceivedFax, T30Code,
+    Answer, AttemptResult, CallProgress, DocumentProblem, ErrorCorrection, FaxSettings, Inbound,
+    IncomingCall, Line, LineError, LoopbackLine, Modem, Modems, OutgoingFax, ReceivedFax, T30Code,
 };
 
 const HEALTHY: &str = "5550100";
@@ -225,12 +225,20 @@ fn three_pages_arrive_pixel_identical_with_and_without_ecm_on_every_modem() {
 #[derive(Default)]
 struct Inbox {
     numbers: Vec<String>,
+    /// Where answered calls write their pages.
+    files: PathBuf,
     got: Mutex<Vec<ReceivedFax>>,
 }
 
 impl Inbound for Inbox {
     fn owns_number(&self, number: &str) -> bool {
         self.numbers.iter().any(|n| n == number)
+    }
+    fn answer(&self, call: &IncomingCall) -> Option<Answer> {
+        Some(Answer {
+            ident: call.to_number.clone(),
+            tiff: self.files.join(format!("{}.tiff", call.call_id)),
+        })
     }
     fn deliver(&self, fax: ReceivedFax) {
         self.got.lock().unwrap().push(fax);
@@ -253,6 +261,7 @@ fn noisy_line_costs_non_ecm_rows_but_ecm_delivers_identical_pages() {
     let b = bench(4, false);
     let inbox = Arc::new(Inbox {
         numbers: vec![NOISY.into()],
+        files: b.line.received_file("x").parent().unwrap().to_owned(),
         ..Inbox::default()
     });
     b.line.set_inbound(inbox.clone());
@@ -316,8 +325,8 @@ fn hopeless_noise_fails_with_no_response_to_dcs_in_bounded_time() {
         ),
     );
     assert!(r.answered);
-    // T.30 clause 5.3.2: DCS/TCF is repeated three times, then the sender
-    // gives up (SpanDSP code 20).
+    // The answerer never hears DCS/TCF through the noise; after three tries
+    // the sender gives up (SpanDSP code 20).
     assert_eq!(r.outcome, Err(LineError::Fax(T30Code::TxPhaseBDead)));
     assert_eq!(r.fax.as_ref().unwrap().pages, 0);
     assert!(r.duration < Duration::from_secs(60), "{:?}", r.duration);
@@ -325,7 +334,7 @@ fn hopeless_noise_fails_with_no_response_to_dcs_in_bounded_time() {
 }
 
 /// Constant loud noise keeps the V.21 carrier detectors on, which suspends
-/// the T.30 response timers (clause 5.4.3), so only the line's own limit
+/// the T.30 response timers (SpanDSP, like real machines), so only the line's own limit
 /// ends the call: it hangs up, and the call counts as dropped (49).
 #[test]
 fn endless_noise_is_hung_up_at_the_call_time_limit() {
@@ -399,7 +408,7 @@ fn not_a_fax_ends_with_code_2_when_t0_expires() {
         r.code().unwrap().text(),
         "Timed out waiting for initial communication"
     );
-    // T0 is 60 s in SpanDSP (T.30 clause 5.4.3.1 allows 35 +- 5 s or more).
+    // T.30 recommends T0 = 60 +- 5 s; SpanDSP uses 60 s.
     assert!(
         r.duration >= Duration::from_secs(55) && r.duration <= Duration::from_secs(65),
         "{:?}",

@@ -4,6 +4,8 @@
 mod cli;
 mod documents;
 mod harness;
+mod inbound;
 mod loopback;
 mod notify;
+mod scheduler;
 mod serve;
