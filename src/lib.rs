@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod documents;
+pub mod doorbell;
 pub mod fax;
 pub mod inbound;
 pub mod lines;

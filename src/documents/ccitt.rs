@@ -316,25 +316,29 @@ pub(crate) fn set_span(row: &mut [u8], start: usize, end: usize) {
 
 /// The changing elements of a packed row: positions where the colour
 /// differs from the pixel before it (the first compared with white).
+/// Works a 64-pixel word at a time: `word ^ (word >> 1)` marks every pixel
+/// that differs from its left neighbour, so a page's long white runs cost
+/// one comparison per word.
 pub(crate) fn row_transitions(row: &[u8], width: u32, out: &mut Vec<u32>) {
     out.clear();
-    let mut black_now = false;
-    let mut x = 0u32;
-    while x < width {
-        let byte = row[(x / 8) as usize];
-        if x.is_multiple_of(8) && x + 8 <= width {
-            let same = if black_now { 0xFF } else { 0x00 };
-            if byte == same {
-                x += 8;
-                continue;
+    let mut carry = 0u64; // the last pixel of the previous word, in bit 63
+    for (i, chunk) in row.chunks(8).enumerate() {
+        let mut bytes = [0u8; 8];
+        bytes[..chunk.len()].copy_from_slice(chunk);
+        let word = u64::from_be_bytes(bytes);
+        let mut changes = word ^ ((word >> 1) | carry);
+        carry = (word & 1) << 63;
+        let base = i as u32 * 64;
+        while changes != 0 {
+            let k = changes.leading_zeros();
+            let x = base + k;
+            if x >= width {
+                // Padding past the width (zeros) is not part of the row.
+                break;
             }
-        }
-        let bit = byte & (0x80 >> (x % 8)) != 0;
-        if bit != black_now {
             out.push(x);
-            black_now = bit;
+            changes &= !(1u64 << (63 - k));
         }
-        x += 1;
     }
 }
 

@@ -110,38 +110,34 @@ fn tone(v: u8) -> u8 {
     ((i32::from(v) - DARK) * 255 / (LIGHT - DARK)).clamp(0, 255) as u8
 }
 
-/// For each of the 64 screen cells, the grey levels (after the tone curve)
-/// that print black there: `black[cell][v]`. Built once per call; 16 KB.
-fn screen_table() -> Vec<[bool; 256]> {
-    SCREEN
-        .iter()
-        .map(|&s| {
-            // The threshold sits mid-step so 0 is always black, 255 always white.
-            let t = (u32::from(s) * 255 + 127) / 63;
-            let t = t.clamp(1, 255);
-            let mut row = [false; 256];
-            for (v, b) in row.iter_mut().enumerate() {
-                *b = u32::from(tone(v as u8)) < t;
-            }
-            row
-        })
-        .collect()
+/// For each of the 64 screen cells, the grey level below which a pixel
+/// prints black there. The tone curve is monotonic, so "tone(v) below the
+/// cell's threshold" is the same as "v below a cut", which the hot loops
+/// compare without a table lookup.
+fn screen_cuts() -> [u8; 64] {
+    let mut cuts = [0u8; 64];
+    for (cut, &s) in cuts.iter_mut().zip(SCREEN.iter()) {
+        // The threshold sits mid-step so 0 is always black, 255 always white.
+        let t = ((u32::from(s) * 255 + 127) / 63).clamp(1, 255);
+        *cut = (0..=255u8)
+            .filter(|&v| u32::from(tone(v)) < t)
+            .count()
+            .min(255) as u8;
+    }
+    cuts
 }
 
 /// Screens a grey picture of the page's exact size into a fax page.
 pub(crate) fn binarize(grey: &Grey, x_dpi: f32, y_dpi: f32) -> BitPage {
     let mut page = BitPage::new(grey.width, grey.height, x_dpi, y_dpi);
-    let table = screen_table();
+    let cuts = screen_cuts();
     let stride = page.stride();
     for y in 0..grey.height as usize {
         let src = &grey.data[y * grey.width as usize..(y + 1) * grey.width as usize];
         let dst = &mut page.rows[y * stride..(y + 1) * stride];
-        let cells = &table[(y % 8) * 8..(y % 8) * 8 + 8];
+        let row_cuts = &cuts[(y % 8) * 8..(y % 8) * 8 + 8];
         for (x, &v) in src.iter().enumerate() {
-            if v == 255 {
-                continue;
-            }
-            if cells[x % 8][usize::from(v)] {
+            if v < row_cuts[x % 8] {
                 dst[x / 8] |= 0x80 >> (x % 8);
             }
         }
@@ -150,8 +146,9 @@ pub(crate) fn binarize(grey: &Grey, x_dpi: f32, y_dpi: f32) -> BitPage {
 }
 
 /// Screens an RGBA picture (opaque, as rendered over white) straight into
-/// a fax page: the PDF path's hot loop, so white pixels, most of a page,
-/// cost one comparison.
+/// a fax page: the PDF path's hot loop. Eight pixels make one output byte;
+/// an all-white group (most of a page) is skipped after one vectorizable AND
+/// over its 32 bytes, and the others are screened without branches.
 pub(crate) fn binarize_rgba(
     rgba: &[u8],
     width: u32,
@@ -160,29 +157,24 @@ pub(crate) fn binarize_rgba(
     y_dpi: f32,
 ) -> BitPage {
     let mut page = BitPage::new(width, height, x_dpi, y_dpi);
-    let table = screen_table();
+    let cuts = screen_cuts();
     let stride = page.stride();
     let w = width as usize;
     for y in 0..height as usize {
         let src = &rgba[y * w * 4..(y + 1) * w * 4];
         let dst = &mut page.rows[y * stride..(y + 1) * stride];
-        let cells = &table[(y % 8) * 8..(y % 8) * 8 + 8];
-        // Eight pixels make one output byte; an all-white group (most of a
-        // page) is skipped with one vectorizable AND over 32 bytes.
+        let row_cuts: &[u8; 8] = cuts[(y % 8) * 8..(y % 8) * 8 + 8]
+            .try_into()
+            .expect("8 cuts");
         for (bx, group) in src.chunks(32).enumerate() {
             if group.iter().fold(255u8, |a, &b| a & b) == 255 {
                 continue;
             }
             let mut byte = 0u8;
             for (k, p) in group.chunks_exact(4).enumerate() {
-                if p[0] & p[1] & p[2] == 255 {
-                    continue;
-                }
                 let v = (u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29 + 128)
                     >> 8;
-                if cells[k][v as usize] {
-                    byte |= 0x80 >> k;
-                }
+                byte |= u8::from(v < u32::from(row_cuts[k])) << (7 - k);
             }
             dst[bx] = byte;
         }

@@ -739,6 +739,8 @@ fn every_corpus_pdf_converts_with_ghostscripts_page_count() {
         return;
     };
     let gs = have_tool("gs", "comparing page counts");
+    let tiffinfo = have_tool("tiffinfo", "reading the output with libtiff");
+    let scratch = tempfile::tempdir().unwrap();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -751,6 +753,18 @@ fn every_corpus_pdf_converts_with_ghostscripts_page_count() {
         let fax = convert_one(&name, std::fs::read(&file).unwrap())
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_fax_pages(&fax, fax.pages);
+        if tiffinfo {
+            let out = scratch.path().join("out.tif");
+            std::fs::write(&out, &fax.tiff).unwrap();
+            let info = run_clean(Command::new("tiffinfo").arg(&out));
+            for field in [
+                "Image Width: 1728",
+                "Resolution: 204, 196 pixels/inch",
+                "Compression Scheme: CCITT Group 4",
+            ] {
+                assert_eq!(info.matches(field).count(), fax.pages, "{name}: {field}");
+            }
+        }
         if gs {
             let out = Command::new("gs")
                 .args(["-q", "-dNODISPLAY", "-dNOSAFER", "-c"])

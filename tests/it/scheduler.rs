@@ -281,16 +281,7 @@ fn retries_follow_the_cause_and_the_people_who_asked_hear_once() {
     let postman = Arc::new(
         Postman::start(
             store.clone(),
-            faxbox::config::Smarthost {
-                server: Some(faxbox::config::SmarthostServer {
-                    host: "127.0.0.1".into(),
-                    port,
-                    username: String::new(),
-                    password: String::new(),
-                    tls: faxbox::config::TlsMode::None,
-                }),
-                from: "faxbox@box.test".into(),
-            },
+            crate::harness::smarthost(port),
             Backoff::default(),
         )
         .unwrap(),
