@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::faxboxes::OneOrMany;
+use super::fetch::{self, DocumentRef};
 use super::multipart::{self, Part};
 use super::reply::{Answer, ApiError, Reply, Success};
 use super::{Ctx, parse_data};
@@ -34,19 +35,6 @@ struct FaxNotifications {
     /// In Kazoo's schema, never implemented there either (reference 1.2).
     #[allow(dead_code)]
     sms: Option<Value>,
-}
-
-/// `document`: where Kazoo's URL method finds the document.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct DocumentRef {
-    url: Option<String>,
-    method: Option<String>,
-    content: Option<String>,
-    content_type: Option<String>,
-    host: Option<String>,
-    referer: Option<String>,
 }
 
 /// A fax job as a client sends it (reference 1.3). Kazoo fields Faxbox does
@@ -197,21 +185,13 @@ fn submit(
         },
         (None, None) => None,
     };
-    if documents.is_empty() {
-        let has_url = input.document.as_ref().is_some_and(|d| d.url.is_some());
-        errors.push(if has_url {
-            FieldError::new(
-                "document.url",
-                "unsupported",
-                "this fax box does not fetch documents by URL yet; upload the document in a multipart request",
-            )
-        } else {
-            FieldError::new(
-                "document.url",
-                "required",
-                "add document url or upload a document",
-            )
-        });
+    let url = input.document.as_ref().filter(|d| d.url.is_some());
+    if documents.is_empty() && url.is_none() {
+        errors.push(FieldError::new(
+            "document.url",
+            "required",
+            "add document url or upload a document",
+        ));
     }
     let to_number = input.to_number.clone().unwrap_or_default();
     let normalized = match normalize_number(&to_number) {
@@ -261,6 +241,12 @@ fn submit(
         return Err(ApiError::Invalid(errors));
     }
 
+    // The URL method fetches now, after the job is known to be valid, so
+    // that a bad job costs no fetch (Kazoo's validation order, 2.3).
+    let documents = match url {
+        Some(doc) if documents.is_empty() => vec![fetch::fetch(doc, &ctx.options.fetch)?],
+        _ => documents,
+    };
     // Convert before anything is stored: a document that cannot be faxed is
     // refused now, with the reason (invariant 4).
     let fax_doc = documents::convert(&documents, &ctx.options.convert)?;

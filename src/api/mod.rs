@@ -14,6 +14,7 @@ mod auth;
 pub mod client;
 mod faxboxes;
 mod faxes;
+pub mod fetch;
 mod live;
 pub mod multipart;
 mod reply;
@@ -48,6 +49,8 @@ pub struct ApiOptions {
     pub max_body: usize,
     /// How uploads are converted (with the time budget per document).
     pub convert: ConvertOptions,
+    /// How documents given by URL are fetched.
+    pub fetch: fetch::FetchPolicy,
 }
 
 impl Default for ApiOptions {
@@ -60,6 +63,7 @@ impl Default for ApiOptions {
             workers: 8,
             max_body: 32 * 1024 * 1024,
             convert,
+            fetch: fetch::FetchPolicy::default(),
         }
     }
 }
