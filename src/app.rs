@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tracing::{info, warn};
 
+use crate::api::{Api, ApiOptions, Ctx, LiveStatus};
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::inbound::Receiver;
 use crate::lines::{self, Line};
@@ -47,12 +48,20 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs the appliance until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    // Bound first: a port already taken is reported before anything starts.
+    let http = std::net::TcpListener::bind(config.http.listen).with_context(|| {
+        format!(
+            "cannot listen for the HTTP API on {} (http.listen in the configuration)",
+            config.http.listen
+        )
+    })?;
     let data_dir = config.data_dir.clone();
     // Opening and recovery touch the disk: keep them off the async workers.
     let (store, first_run) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let store = Store::open_data_dir(&data_dir)?;
         recover(&store)?;
         let first_run = bootstrap(&store)?;
+        ensure_local_key(&store, &data_dir)?;
         Ok((store, first_run))
     })
     .await??;
@@ -101,16 +110,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     for line in &lines {
         line.set_inbound(receiver.clone());
     }
-    let scheduler =
-        Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?;
+    let scheduler = Arc::new(
+        Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?,
+    );
+    let live = LiveStatus::default();
+    live.follow(scheduler.subscribe())
+        .context("cannot start the API's status thread")?;
+    let wake = {
+        let scheduler = scheduler.clone();
+        Arc::new(move || scheduler.wake())
+    };
+    let api = Api::start(
+        http,
+        Ctx::new(store.clone(), wake, live, ApiOptions::default()),
+    )
+    .context("cannot start the HTTP API")?;
 
-    print_banner(&config, &store, first_run.as_ref());
-    info!(data_dir = %config.data_dir.display(), "faxbox is running");
+    print_banner(&config, &store, first_run.as_ref(), api.local_addr());
+    info!(data_dir = %config.data_dir.display(), api = %api.local_addr(), "faxbox is running");
 
     shutdown.await;
-    info!("stopping: no new calls; calls in progress may finish");
+    info!("stopping: no new requests or calls; calls in progress may finish");
     tokio::task::spawn_blocking(move || {
-        scheduler.stop(SHUTDOWN_GRACE);
+        // Intake stops first, so no job is accepted that nothing will send.
+        api.stop();
+        match Arc::try_unwrap(scheduler) {
+            Ok(scheduler) => scheduler.stop(SHUTDOWN_GRACE),
+            // Only the API held other handles, and its threads have ended.
+            Err(_) => warn!("the scheduler is still shared at shutdown; stopping it at once"),
+        }
         drop(postman);
         drop(store);
     })
@@ -166,13 +194,51 @@ pub fn bootstrap(store: &Store) -> anyhow::Result<Option<FirstRun>> {
     }))
 }
 
-fn print_banner(config: &Config, store: &Store, first: Option<&FirstRun>) {
+/// The file in the data dir holding the local admin API key, readable only
+/// by the data dir's owner: whoever can read the data dir administers the
+/// box anyway (the CLI opens the store directly), and `faxbox send` on the
+/// box needs a key that the store keeps only hashed.
+pub const LOCAL_KEY_FILE: &str = "api.key";
+
+/// Makes sure the data dir has a working local admin key, creating one for
+/// the admin account when the file is missing or its key was revoked.
+pub fn ensure_local_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = data_dir.join(LOCAL_KEY_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path)
+        && store.account_for_api_key(text.trim())?.is_some()
+    {
+        return Ok(());
+    }
+    let Some(admin) = store.accounts()?.into_iter().find(|a| a.is_admin) else {
+        return Ok(());
+    };
+    let (_, secret) = store.create_api_key(&admin.id, "local admin key (faxbox send)")?;
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write the local API key to {}", path.display()))?;
+    writeln!(file, "{secret}")?;
+    Ok(())
+}
+
+fn print_banner(
+    config: &Config,
+    store: &Store,
+    first: Option<&FirstRun>,
+    api: std::net::SocketAddr,
+) {
     let mut text = format!(
         "Faxbox {} is running.\n  data:  {} (from {})\n",
         env!("CARGO_PKG_VERSION"),
         store.path().display(),
         config.source
     );
+    text.push_str(&format!("  api:   http://{api}/v2\n"));
     for line in &config.lines {
         text.push_str(&format!(
             "  line:  {} ({} channels)\n",
@@ -194,7 +260,8 @@ fn print_banner(config: &Config, store: &Store, first: Option<&FirstRun>) {
         ));
     }
     text.push_str(
-        "\nNext:\n  faxbox jobs list      the faxes and their state\n  \
+        "\nNext:\n  faxbox send --to <number> --wait <file.pdf>   send a fax and follow it\n  \
+         faxbox jobs list      the faxes and their state\n  \
          faxbox faxbox list --account <id>   faxboxes and their addresses\n\
          Press Ctrl-C to stop.\n",
     );

@@ -42,6 +42,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the fax box: lines, scheduler and intake, until Ctrl-C or SIGTERM.
     Serve(ServeArgs),
+    /// Send a fax through the HTTP API of a running `faxbox serve`; prints the job id.
+    Send(SendArgs),
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
     /// Convert documents into a fax TIFF, or a fax TIFF into a PDF.
@@ -115,6 +117,34 @@ pub struct ServeArgs {
     /// Log as text for a terminal or JSON for log shippers (overrides the config).
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The number to fax to.
+    #[arg(long, value_name = "NUMBER")]
+    pub to: String,
+    /// The faxbox to send from (its caller id, header and retries apply).
+    #[arg(long, value_name = "ID")]
+    pub faxbox: Option<String>,
+    /// The caller id number to send.
+    #[arg(long, value_name = "NUMBER")]
+    pub from: Option<String>,
+    /// The text in the page header (fax_identity_name).
+    #[arg(long, value_name = "TEXT")]
+    pub header: Option<String>,
+    /// The API (default: the http.listen address of the configuration).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// An API key (default: the local admin key in the data dir, written by `faxbox serve`).
+    #[arg(long, env = "FAXBOX_TOKEN", value_name = "KEY", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Follow the fax until it is sent or fails; the exit status says which.
+    #[arg(long)]
+    pub wait: bool,
+    /// The documents, faxed in this order.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -376,6 +406,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Send(args) => send(&config, args),
         Command::Selftest => crate::lines::selftest::run(),
         Command::Convert(args) => crate::documents::cli::run(args),
         Command::Account(cmd) => account(&open()?, &out, cmd),
@@ -420,6 +451,68 @@ impl Output {
         // One object reads best as indented JSON either way.
         println!("{}", serde_json::to_string_pretty(value)?);
         Ok(())
+    }
+}
+
+/// `faxbox send`: an HTTP client of the running box, so that a fax sent
+/// from the command line takes the same path as any program's.
+fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
+    use crate::api::client::{self, Document, Session};
+    let url = match args.url {
+        Some(u) => u,
+        None => {
+            let mut addr = config.http.listen;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            format!("http://{addr}")
+        }
+    };
+    let key = match args.token {
+        Some(k) => k,
+        None => {
+            let path = config.data_dir.join(crate::app::LOCAL_KEY_FILE);
+            std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!(
+                        "no API key: give --token (or FAXBOX_TOKEN), or run this as a user who can read {} (written by `faxbox serve`)",
+                        path.display()
+                    )
+                })?
+                .trim()
+                .to_owned()
+        }
+    };
+    let documents = args
+        .files
+        .iter()
+        .map(|p| Document::read(p))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let session = Session::login(&url, &key)?;
+    let mut data = serde_json::json!({ "to_number": args.to });
+    for (field, value) in [
+        ("faxbox_id", args.faxbox),
+        ("from_number", args.from),
+        ("fax_identity_name", args.header),
+    ] {
+        if let Some(v) = value {
+            data[field] = v.into();
+        }
+    }
+    let job = session.send(&data, &documents)?;
+    let id = job["id"].as_str().unwrap_or_default().to_owned();
+    println!("{id}");
+    if !args.wait {
+        return Ok(());
+    }
+    let end = client::follow(&session, &id, |line| eprintln!("{id}: {line}"))?;
+    match end["status"].as_str() {
+        Some("completed") => Ok(()),
+        other => anyhow::bail!(
+            "fax {id} {}: {}",
+            other.unwrap_or("ended"),
+            end["error"].as_str().unwrap_or("no reason given")
+        ),
     }
 }
 

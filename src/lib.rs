@@ -4,10 +4,12 @@
 //! the design card; each module's doc says what it owns.
 #![deny(unsafe_code)]
 
+pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod documents;
+pub mod doorbell;
 pub mod fax;
 pub mod inbound;
 pub mod lines;

@@ -86,6 +86,51 @@ id_type!(
     FaxId
 );
 
+/// An enum kept in the store and shown to people as one word per variant:
+/// `as_str`, `FromStr`, `Display`, serde and the list of all variants, from
+/// one table.
+macro_rules! word_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident ($what:literal) {
+            $($(#[$vmeta:meta])* $variant:ident => $word:literal,)+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $word)] $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| format!("{s:?} is not {}", $what))
+            }
+        }
+    };
+}
+
 /// A validation problem with one field, phrased for the person who sent it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -367,42 +412,22 @@ pub fn normalize_number(raw: &str) -> Result<String, FieldError> {
     })
 }
 
-/// Kazoo's job states (reference 3.1), one word each; `cancelled` is ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// Accepted; the documents are still being converted.
-    AttachingFiles,
-    /// Waiting for its due time and a free line.
-    Pending,
-    /// On a line now.
-    Processing,
-    Completed,
-    Failed,
-    Cancelled,
+word_enum! {
+    /// Kazoo's job states (reference 3.1), one word each; `cancelled` is ours.
+    pub enum JobStatus ("a job status") {
+        /// Accepted; the documents are still being converted.
+        AttachingFiles => "attaching_files",
+        /// Waiting for its due time and a free line.
+        Pending => "pending",
+        /// On a line now.
+        Processing => "processing",
+        Completed => "completed",
+        Failed => "failed",
+        Cancelled => "cancelled",
+    }
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 6] = [
-        JobStatus::AttachingFiles,
-        JobStatus::Pending,
-        JobStatus::Processing,
-        JobStatus::Completed,
-        JobStatus::Failed,
-        JobStatus::Cancelled,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::AttachingFiles => "attaching_files",
-            JobStatus::Pending => "pending",
-            JobStatus::Processing => "processing",
-            JobStatus::Completed => "completed",
-            JobStatus::Failed => "failed",
-            JobStatus::Cancelled => "cancelled",
-        }
-    }
-
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -430,48 +455,12 @@ impl JobStatus {
     }
 }
 
-impl fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JobStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        JobStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("{s:?} is not a job status"))
-    }
-}
-
-/// Where a fax lives: sent and to-send faxes in the outbox, received ones in
-/// the inbox (Kazoo's `folder`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Folder {
-    Inbox,
-    Outbox,
-}
-
-impl Folder {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Folder::Inbox => "inbox",
-            Folder::Outbox => "outbox",
-        }
-    }
-}
-
-impl FromStr for Folder {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "inbox" => Ok(Folder::Inbox),
-            "outbox" => Ok(Folder::Outbox),
-            _ => Err(format!("{s:?} is not a folder (inbox or outbox)")),
-        }
+word_enum! {
+    /// Where a fax lives: sent and to-send faxes in the outbox, received ones
+    /// in the inbox (Kazoo's `folder`).
+    pub enum Folder ("a folder (inbox or outbox)") {
+        Inbox => "inbox",
+        Outbox => "outbox",
     }
 }
 
@@ -573,43 +562,17 @@ pub struct NewFax {
     pub subject: Option<String>,
 }
 
-/// Which form of a fax's document a stored blob is (reference 1.4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DocumentKind {
-    /// As submitted (`original_file.<ext>`); a job may have several, in order.
-    Original,
-    /// The fax-ready TIFF (`fax_file.tiff`).
-    FaxTiff,
-    /// A PDF rendering (`pdf_file.pdf`).
-    Pdf,
-    /// What a line received (`received_file_<id>.tiff`).
-    ReceivedTiff,
-}
-
-impl DocumentKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DocumentKind::Original => "original",
-            DocumentKind::FaxTiff => "fax_tiff",
-            DocumentKind::Pdf => "pdf",
-            DocumentKind::ReceivedTiff => "received_tiff",
-        }
-    }
-}
-
-impl FromStr for DocumentKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            DocumentKind::Original,
-            DocumentKind::FaxTiff,
-            DocumentKind::Pdf,
-            DocumentKind::ReceivedTiff,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| format!("{s:?} is not a document kind"))
+word_enum! {
+    /// Which form of a fax's document a stored blob is (reference 1.4).
+    pub enum DocumentKind ("a document kind") {
+        /// As submitted (`original_file.<ext>`); a job may have several, in order.
+        Original => "original",
+        /// The fax-ready TIFF (`fax_file.tiff`).
+        FaxTiff => "fax_tiff",
+        /// A PDF rendering (`pdf_file.pdf`).
+        Pdf => "pdf",
+        /// What a line received (`received_file_<id>.tiff`).
+        ReceivedTiff => "received_tiff",
     }
 }
 
@@ -638,81 +601,27 @@ pub struct DocumentInfo {
     pub created: UnixTime,
 }
 
-/// How far an attempt got before it ended: the stage names of Kazoo's
-/// worker (reference 3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptStage {
-    Prepare,
-    Originate,
-    Negotiate,
-    Send,
-    End,
-}
-
-impl AttemptStage {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptStage::Prepare => "prepare",
-            AttemptStage::Originate => "originate",
-            AttemptStage::Negotiate => "negotiate",
-            AttemptStage::Send => "send",
-            AttemptStage::End => "end",
-        }
+word_enum! {
+    /// How far an attempt got before it ended: the stage names of Kazoo's
+    /// worker (reference 3.3).
+    pub enum AttemptStage ("an attempt stage") {
+        Prepare => "prepare",
+        Originate => "originate",
+        Negotiate => "negotiate",
+        Send => "send",
+        End => "end",
     }
 }
 
-impl FromStr for AttemptStage {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            AttemptStage::Prepare,
-            AttemptStage::Originate,
-            AttemptStage::Negotiate,
-            AttemptStage::Send,
-            AttemptStage::End,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| format!("{s:?} is not an attempt stage"))
-    }
-}
-
-/// How an attempt ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AttemptOutcome {
-    Success,
-    Failure,
-    /// The process stopped during the call (crash, power loss, kill -9);
-    /// recorded at the next start (invariant 2).
-    Interrupted,
-    Cancelled,
-}
-
-impl AttemptOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AttemptOutcome::Success => "success",
-            AttemptOutcome::Failure => "failure",
-            AttemptOutcome::Interrupted => "interrupted",
-            AttemptOutcome::Cancelled => "cancelled",
-        }
-    }
-}
-
-impl FromStr for AttemptOutcome {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            AttemptOutcome::Success,
-            AttemptOutcome::Failure,
-            AttemptOutcome::Interrupted,
-            AttemptOutcome::Cancelled,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| format!("{s:?} is not an attempt outcome"))
+word_enum! {
+    /// How an attempt ended.
+    pub enum AttemptOutcome ("an attempt outcome") {
+        Success => "success",
+        Failure => "failure",
+        /// The process stopped during the call (crash, power loss, kill -9);
+        /// recorded at the next start (invariant 2).
+        Interrupted => "interrupted",
+        Cancelled => "cancelled",
     }
 }
 
@@ -765,8 +674,8 @@ mod tests {
             (Processing, Failed),
             (Processing, Cancelled),
         ];
-        for from in JobStatus::ALL {
-            for to in JobStatus::ALL {
+        for &from in JobStatus::ALL {
+            for &to in JobStatus::ALL {
                 assert_eq!(
                     from.may_become(to),
                     legal.contains(&(from, to)),
@@ -782,7 +691,7 @@ mod tests {
 
     #[test]
     fn status_words_round_trip() {
-        for st in JobStatus::ALL {
+        for &st in JobStatus::ALL {
             assert_eq!(st.as_str().parse::<JobStatus>().unwrap(), st);
         }
         assert!("locked".parse::<JobStatus>().is_err());

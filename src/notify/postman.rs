@@ -3,7 +3,7 @@
 //! (STYLE.md principle 8), wakes when mail is queued, and otherwise sleeps
 //! until the next retry falls due.
 
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use tracing::{debug, info, warn};
 
 use crate::config::{Smarthost, SmarthostServer, TlsMode};
+use crate::doorbell::Doorbell;
 use crate::model::now;
 use crate::store::Store;
 
@@ -47,15 +48,9 @@ impl Backoff {
     }
 }
 
-#[derive(Default)]
-struct Bell {
-    rung: bool,
-    stop: bool,
-}
-
 /// Handle on the delivery thread.
 pub struct Postman {
-    bell: Arc<(Mutex<Bell>, Condvar)>,
+    bell: Arc<Doorbell>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -65,7 +60,7 @@ impl Postman {
         smarthost: Smarthost,
         backoff: Backoff,
     ) -> std::io::Result<Postman> {
-        let bell = Arc::new((Mutex::new(Bell::default()), Condvar::new()));
+        let bell = Arc::new(Doorbell::default());
         let thread = std::thread::Builder::new().name("postman".into()).spawn({
             let bell = bell.clone();
             move || deliver_until_stopped(&store, &smarthost, backoff, &bell)
@@ -78,9 +73,7 @@ impl Postman {
 
     /// Mail was queued: deliver it now rather than at the next timeout.
     pub fn wake(&self) {
-        let (lock, cv) = &*self.bell;
-        lock.lock().unwrap_or_else(|e| e.into_inner()).rung = true;
-        cv.notify_one();
+        self.bell.ring();
     }
 
     /// Finishes the message in hand and stops; queued mail stays queued.
@@ -89,9 +82,7 @@ impl Postman {
     }
 
     fn shut(&mut self) {
-        let (lock, cv) = &*self.bell;
-        lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
-        cv.notify_one();
+        self.bell.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -104,12 +95,7 @@ impl Drop for Postman {
     }
 }
 
-fn deliver_until_stopped(
-    store: &Store,
-    smarthost: &Smarthost,
-    backoff: Backoff,
-    bell: &(Mutex<Bell>, Condvar),
-) {
+fn deliver_until_stopped(store: &Store, smarthost: &Smarthost, backoff: Backoff, bell: &Doorbell) {
     let transport = smarthost.server.as_ref().map(transport_for);
     let mut warned = false;
     loop {
@@ -131,15 +117,9 @@ fn deliver_until_stopped(
             }
             _ => IDLE_WAIT,
         };
-        let (lock, cv) = bell;
-        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut guard, _) = cv
-            .wait_timeout_while(guard, wait, |b| !b.rung && !b.stop)
-            .unwrap_or_else(|e| e.into_inner());
-        if guard.stop {
+        if !bell.wait(wait) {
             return;
         }
-        guard.rung = false;
     }
 }
 
@@ -148,7 +128,7 @@ fn deliver_due(
     transport: &SmtpTransport,
     from: &str,
     backoff: Backoff,
-    bell: &(Mutex<Bell>, Condvar),
+    bell: &Doorbell,
 ) {
     let due = match store.due_mail(now(), 50) {
         Ok(d) => d,
@@ -158,7 +138,7 @@ fn deliver_due(
         }
     };
     for mail in due {
-        if bell.0.lock().unwrap_or_else(|e| e.into_inner()).stop {
+        if bell.stopping() {
             return;
         }
         let result = envelope(from, &mail.recipients).and_then(|env| {

@@ -17,7 +17,7 @@ pub mod policy;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 pub use events::Event;
 
+use crate::doorbell::Doorbell;
 use crate::lines::Line;
 use crate::model::{AccountId, now};
 use crate::store::Store;
@@ -62,12 +63,6 @@ impl SchedulerOptions {
     }
 }
 
-#[derive(Default)]
-struct Bell {
-    rung: bool,
-    stop: bool,
-}
-
 /// What the dispatcher and the attempt threads share.
 struct Shared {
     store: Arc<Store>,
@@ -76,7 +71,7 @@ struct Shared {
     /// Channels handed out per line: the truth for capacity, since a line
     /// counts a call only once its thread has started.
     reserved: Mutex<HashMap<String, u32>>,
-    bell: (Mutex<Bell>, Condvar),
+    bell: Doorbell,
     events: events::Bus,
     /// Set at shutdown: attempts still running are hung up and recorded as
     /// interrupted.
@@ -86,9 +81,7 @@ struct Shared {
 
 impl Shared {
     fn ring(&self) {
-        let (lock, cv) = &self.bell;
-        lock.lock().unwrap_or_else(|e| e.into_inner()).rung = true;
-        cv.notify_one();
+        self.bell.ring();
     }
 
     fn release(&self, line: &str) {
@@ -117,7 +110,7 @@ impl Scheduler {
             lines,
             options,
             reserved: Mutex::new(HashMap::new()),
-            bell: (Mutex::new(Bell::default()), Condvar::new()),
+            bell: Doorbell::default(),
             events: events::Bus::new(),
             stopping: AtomicBool::new(false),
             attempts: Mutex::new(Vec::new()),
@@ -153,11 +146,7 @@ impl Scheduler {
     }
 
     fn shut(&mut self, grace: Duration) {
-        {
-            let (lock, cv) = &self.shared.bell;
-            lock.lock().unwrap_or_else(|e| e.into_inner()).stop = true;
-            cv.notify_all();
-        }
+        self.shared.bell.stop();
         if let Some(d) = self.dispatcher.take() {
             let _ = d.join();
         }
@@ -205,15 +194,9 @@ fn dispatch_until_stopped(shared: &Arc<Shared>) {
             }
             _ => MAX_IDLE,
         };
-        let (lock, cv) = &shared.bell;
-        let guard = lock.lock().unwrap_or_else(|e| e.into_inner());
-        let (mut guard, _) = cv
-            .wait_timeout_while(guard, wait, |b| !b.rung && !b.stop)
-            .unwrap_or_else(|e| e.into_inner());
-        if guard.stop {
+        if !shared.bell.wait(wait) {
             return;
         }
-        guard.rung = false;
     }
 }
 

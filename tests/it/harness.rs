@@ -113,3 +113,17 @@ impl MailSink {
         }
     }
 }
+
+/// A smarthost setting that delivers to a test SMTP server on loopback.
+pub fn smarthost(port: u16) -> faxbox::config::Smarthost {
+    faxbox::config::Smarthost {
+        server: Some(faxbox::config::SmarthostServer {
+            host: "127.0.0.1".into(),
+            port,
+            username: String::new(),
+            password: String::new(),
+            tls: faxbox::config::TlsMode::None,
+        }),
+        from: "faxbox@box.test".into(),
+    }
+}

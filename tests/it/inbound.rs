@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faxbox::config::{FarEnd, Smarthost, SmarthostServer, TlsMode};
+use faxbox::config::FarEnd;
 use faxbox::documents::{BitPage, decode_fax_tiff, encode_fax_tiff};
 use faxbox::inbound::Receiver;
 use faxbox::lines::{Inbound, IncomingCall, Line};
@@ -96,16 +96,7 @@ fn two_offices() -> (Box2, faxbox::model::Faxbox) {
     let postman = Arc::new(
         Postman::start(
             store.clone(),
-            Smarthost {
-                server: Some(SmarthostServer {
-                    host: "127.0.0.1".into(),
-                    port,
-                    username: String::new(),
-                    password: String::new(),
-                    tls: TlsMode::None,
-                }),
-                from: "faxbox@box.test".into(),
-            },
+            crate::harness::smarthost(port),
             Backoff::default(),
         )
         .unwrap(),

@@ -1,6 +1,7 @@
 //! The one integration-test binary (STYLE.md): each module tests one part
 //! the way it is used, through real files, sockets and processes.
 
+mod api;
 mod cli;
 mod documents;
 mod harness;

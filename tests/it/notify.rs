@@ -5,24 +5,10 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use faxbox::config::{Smarthost, SmarthostServer, TlsMode};
 use faxbox::notify::{Backoff, Postman};
 use faxbox::store::Store;
 
-use crate::harness::MailSink;
-
-fn smarthost(port: u16) -> Smarthost {
-    Smarthost {
-        server: Some(SmarthostServer {
-            host: "127.0.0.1".into(),
-            port,
-            username: String::new(),
-            password: String::new(),
-            tls: TlsMode::None,
-        }),
-        from: "faxbox@box.test".into(),
-    }
-}
+use crate::harness::{MailSink, smarthost};
 
 fn quick() -> Backoff {
     Backoff {

@@ -281,16 +281,7 @@ fn retries_follow_the_cause_and_the_people_who_asked_hear_once() {
     let postman = Arc::new(
         Postman::start(
             store.clone(),
-            faxbox::config::Smarthost {
-                server: Some(faxbox::config::SmarthostServer {
-                    host: "127.0.0.1".into(),
-                    port,
-                    username: String::new(),
-                    password: String::new(),
-                    tls: faxbox::config::TlsMode::None,
-                }),
-                from: "faxbox@box.test".into(),
-            },
+            crate::harness::smarthost(port),
             Backoff::default(),
         )
         .unwrap(),
@@ -490,7 +481,9 @@ fn a_killed_appliance_finishes_every_job_after_restart() {
         std::fs::write(
             &config,
             format!(
-                "[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 4\nrealtime = {realtime}\n"
+                // Port 0: parallel tests and other checkouts on this machine
+                // must not fight over the API's default port.
+                "[http]\nlisten = \"127.0.0.1:0\"\n\n[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 4\nrealtime = {realtime}\n"
             ),
         )
         .unwrap();

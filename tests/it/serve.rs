@@ -13,6 +13,12 @@ use crate::harness::faxbox_bin;
 /// Starts `faxbox serve`, waits for its banner, stops it with SIGTERM and
 /// returns what it printed.
 fn serve_once(data: &std::path::Path) -> String {
+    // Found as ./faxbox.toml; port 0 so that parallel tests never collide.
+    std::fs::write(
+        data.parent().unwrap().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
     let mut child = Command::new(faxbox_bin())
         .args(["--data-dir", data.to_str().unwrap(), "serve"])
         .current_dir(data.parent().unwrap())

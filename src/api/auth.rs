@@ -1,0 +1,97 @@
+//! Auth tokens: an API key is exchanged once (`PUT /v2/api_auth`) for a
+//! random token that the client sends as `X-Auth-Token` (Kazoo) or
+//! `Authorization: Bearer`.
+//!
+//! Tokens live in memory with an expiry, not signed: revoking a key or
+//! restarting the box ends every token at once with nothing to rotate, and
+//! a client that gets a 401 authenticates again, as Kazoo clients already
+//! do when Kazoo's tokens expire.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::model::Account;
+
+/// Kazoo's default token lifetime (crossbar `auth_tokens` expiry).
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+struct Session {
+    account: Account,
+    expires: Instant,
+}
+
+/// The live tokens.
+#[derive(Default)]
+pub struct Sessions {
+    tokens: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// A new token for `account`, valid for `TOKEN_LIFETIME`.
+    pub fn issue(&self, account: Account) -> String {
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let now = Instant::now();
+        let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        // Forget expired tokens here, so the map never grows without bound.
+        tokens.retain(|_, s| s.expires > now);
+        tokens.insert(
+            token.clone(),
+            Session {
+                account,
+                expires: now + TOKEN_LIFETIME,
+            },
+        );
+        token
+    }
+
+    /// The account a live token belongs to.
+    pub fn account(&self, token: &str) -> Option<Account> {
+        let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        tokens
+            .get(token)
+            .filter(|s| s.expires > Instant::now())
+            .map(|s| s.account.clone())
+    }
+}
+
+/// The token a request carries: `X-Auth-Token`, else `Authorization: Bearer`.
+pub fn token_of<'a>(header: impl Fn(&str) -> Option<&'a str>) -> Option<&'a str> {
+    if let Some(t) = header("x-auth-token") {
+        return Some(t.trim());
+    }
+    let auth = header("authorization")?.trim();
+    let (scheme, rest) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_come_from_either_header() {
+        let h =
+            |name: &'static str, value: &'static str| move |n: &str| (n == name).then_some(value);
+        assert_eq!(token_of(h("x-auth-token", " abc ")), Some("abc"));
+        assert_eq!(token_of(h("authorization", "Bearer abc")), Some("abc"));
+        assert_eq!(token_of(h("authorization", "bearer  abc")), Some("abc"));
+        assert_eq!(token_of(h("authorization", "Basic abc")), None);
+        assert_eq!(token_of(h("other", "abc")), None);
+    }
+
+    #[test]
+    fn an_issued_token_names_its_account_and_others_do_not() {
+        let sessions = Sessions::default();
+        let account = Account {
+            id: "a".into(),
+            name: "A".into(),
+            realm: None,
+            is_admin: false,
+            created: 0,
+        };
+        let t = sessions.issue(account.clone());
+        assert_eq!(sessions.account(&t), Some(account));
+        assert_eq!(sessions.account("nope"), None);
+    }
+}

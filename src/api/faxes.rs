@@ -1,0 +1,603 @@
+//! `/v2/accounts/{A}/faxes`: creating an outbound fax by multipart upload
+//! (reference 2.3), following it in the outgoing queue and the outbox, the
+//! inbox, and downloading a fax as PDF, TIFF or the original document.
+//!
+//! Unlike Kazoo, documents are converted before the reply: a document that
+//! cannot be faxed is a 400 with the reason and nothing is stored
+//! (invariant 4), and the 202 comes only after the job, its originals and
+//! its fax image are committed together (invariant 1).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::faxboxes::OneOrMany;
+use super::multipart::{self, Part};
+use super::reply::{Answer, ApiError, Reply, Success};
+use super::{Ctx, parse_data};
+use crate::documents::{self, Input};
+use crate::model::{
+    AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, FaxboxId,
+    FieldError, Folder, JobStatus, NewDocument, NewFax, is_email, normalize_number, to_gregorian,
+};
+use crate::store::JobFilter;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NotifyEmail {
+    send_to: Option<OneOrMany>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FaxNotifications {
+    email: Option<NotifyEmail>,
+    /// In Kazoo's schema, never implemented there either (reference 1.2).
+    #[allow(dead_code)]
+    sms: Option<Value>,
+}
+
+/// `document`: where Kazoo's URL method finds the document.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct DocumentRef {
+    url: Option<String>,
+    method: Option<String>,
+    content: Option<String>,
+    content_type: Option<String>,
+    host: Option<String>,
+    referer: Option<String>,
+}
+
+/// A fax job as a client sends it (reference 1.3). Kazoo fields Faxbox does
+/// not act on are accepted and ignored, so Kazoo clients work unchanged;
+/// anything else is an error.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FaxInput {
+    to_number: Option<String>,
+    to_name: Option<String>,
+    from_number: Option<String>,
+    from_name: Option<String>,
+    fax_identity_number: Option<String>,
+    fax_identity_name: Option<String>,
+    fax_timezone: Option<String>,
+    timezone: Option<String>,
+    retries: Option<i64>,
+    notifications: Option<FaxNotifications>,
+    faxbox_id: Option<String>,
+    document: Option<DocumentRef>,
+    subject: Option<String>,
+    attempts: Option<Value>,
+    flags: Option<Value>,
+    bypass_e164: Option<Value>,
+    custom_sip_headers: Option<Value>,
+    ensure_valid_caller_id: Option<Value>,
+    owner_id: Option<Value>,
+    tx_result: Option<Value>,
+    retry_after: Option<Value>,
+}
+
+/// The request split into the job's JSON and its documents.
+struct Upload {
+    json: Option<Vec<u8>>,
+    documents: Vec<Input>,
+}
+
+fn split_upload(content_type: Option<&str>, body: &[u8]) -> Result<Upload, ApiError> {
+    let media = content_type.map(multipart::media_type).unwrap_or_default();
+    if media.starts_with("multipart/") {
+        let boundary = content_type
+            .and_then(|c| multipart::parameter(c, "boundary"))
+            .ok_or_else(|| {
+                ApiError::BadRequest("the multipart Content-Type has no boundary".into())
+            })?;
+        let parts = multipart::parse(body, &boundary).map_err(ApiError::BadRequest)?;
+        let mut upload = Upload {
+            json: None,
+            documents: Vec::new(),
+        };
+        for (i, part) in parts.into_iter().enumerate() {
+            if upload.json.is_none() && is_json_part(&part) {
+                upload.json = Some(part.body);
+                continue;
+            }
+            let name = part
+                .disposition("filename")
+                .filter(|n| !n.trim().is_empty())
+                .unwrap_or_else(|| format!("document {}", i + 1));
+            upload.documents.push(Input {
+                content_type: part.content_type(),
+                name,
+                bytes: part.body,
+            });
+        }
+        Ok(upload)
+    } else if media.is_empty() || media == "application/json" || media.ends_with("+json") {
+        Ok(Upload {
+            json: Some(body.to_vec()),
+            documents: Vec::new(),
+        })
+    } else {
+        Err(ApiError::UnsupportedType(format!(
+            "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), not as {media}"
+        )))
+    }
+}
+
+/// The job's JSON part: labelled as JSON, or a form field named `data` or
+/// `json` that is not a file.
+fn is_json_part(part: &Part) -> bool {
+    match part.content_type() {
+        Some(ct) => ct == "application/json" || ct.ends_with("+json"),
+        None => {
+            part.disposition("filename").is_none()
+                && part
+                    .disposition("name")
+                    .is_some_and(|n| n == "data" || n == "json")
+        }
+    }
+}
+
+/// `PUT /faxes` and `PUT /faxes/outgoing`.
+pub fn create(
+    ctx: &Ctx,
+    account: &AccountId,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Answer, ApiError> {
+    let upload = split_upload(content_type, body)?;
+    let input: FaxInput = match &upload.json {
+        Some(json) if !json.iter().all(u8::is_ascii_whitespace) => parse_data(json, "fax")?,
+        _ => FaxInput::default(),
+    };
+    let mut errors: Vec<FieldError> = Vec::new();
+
+    // Fields the job does not give come from its faxbox (reference 2.3 step 1).
+    let faxbox = match &input.faxbox_id {
+        Some(id) => match ctx.store.faxbox_in(account, &FaxboxId(id.clone())) {
+            Ok(f) => Some(f),
+            Err(crate::store::StoreError::NotFound { .. }) => {
+                errors.push(FieldError::new(
+                    "faxbox_id",
+                    "not_found",
+                    format!("there is no faxbox {id} in this account"),
+                ));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    if upload.documents.is_empty() {
+        let has_url = input.document.as_ref().is_some_and(|d| d.url.is_some());
+        errors.push(if has_url {
+            FieldError::new(
+                "document.url",
+                "unsupported",
+                "this fax box does not fetch documents by URL yet; upload the document in a multipart request",
+            )
+        } else {
+            FieldError::new(
+                "document.url",
+                "required",
+                "add document url or upload a document",
+            )
+        });
+    }
+    let to_number = input.to_number.clone().unwrap_or_default();
+    let normalized = match normalize_number(&to_number) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            errors.push(FieldError::new(
+                "to_number",
+                "required",
+                format!("add a valid number to send the fax to ({})", e.message),
+            ));
+            None
+        }
+    };
+    let retries = match input.retries {
+        Some(r) if !(0..=4).contains(&r) => {
+            errors.push(FieldError::new(
+                "retries",
+                "maximum",
+                format!("retries is the total number of attempts, 0 to 4; {r} is out of range"),
+            ));
+            0
+        }
+        Some(r) => r as u8,
+        None => faxbox.as_ref().map_or(1, |f| f.retries),
+    };
+    let notify_email: Vec<String> = input
+        .notifications
+        .and_then(|n| n.email)
+        .and_then(|e| e.send_to)
+        .map(OneOrMany::into_vec)
+        .unwrap_or_else(|| {
+            faxbox
+                .as_ref()
+                .map(|f| f.notifications.outbound.send_to.clone())
+                .unwrap_or_default()
+        });
+    for email in &notify_email {
+        if !is_email(email) {
+            errors.push(FieldError::new(
+                "notifications.email.send_to",
+                "format",
+                format!("{email:?} is not an email address"),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+
+    // Convert before anything is stored: a document that cannot be faxed is
+    // refused now, with the reason (invariant 4).
+    let fax_doc = documents::convert(&upload.documents, &ctx.options.convert)?;
+    let mut stored: Vec<NewDocument> = upload
+        .documents
+        .into_iter()
+        .map(|d| NewDocument {
+            kind: DocumentKind::Original,
+            content_type: d
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            filename: d.name,
+            pages: None,
+            bytes: d.bytes,
+        })
+        .collect();
+    stored.push(NewDocument {
+        kind: DocumentKind::FaxTiff,
+        content_type: "image/tiff".into(),
+        filename: "fax_file.tiff".into(),
+        pages: Some(fax_doc.pages as u32),
+        bytes: fax_doc.tiff,
+    });
+    let from_faxbox =
+        |pick: fn(&crate::model::Faxbox) -> Option<String>| faxbox.as_ref().and_then(pick);
+    let new = NewFax {
+        account_id: account.clone(),
+        faxbox_id: faxbox.as_ref().map(|f| f.id.clone()),
+        to_number,
+        to_number_normalized: normalized.unwrap_or_default(),
+        to_name: input.to_name,
+        from_number: input
+            .from_number
+            .or_else(|| from_faxbox(|f| f.caller_id.clone())),
+        from_name: input
+            .from_name
+            .or_else(|| from_faxbox(|f| Some(f.caller_name.clone()))),
+        fax_identity_number: input
+            .fax_identity_number
+            .or_else(|| from_faxbox(|f| f.fax_identity.clone())),
+        fax_identity_name: input
+            .fax_identity_name
+            .or_else(|| from_faxbox(|f| Some(f.fax_header.clone()))),
+        fax_timezone: input
+            .timezone
+            .or(input.fax_timezone)
+            .or_else(|| from_faxbox(|f| f.fax_timezone.clone())),
+        retries,
+        notify_email,
+        subject: input.subject,
+    };
+    let fax = ctx.store.create_job(new, stored, JobStatus::Pending)?;
+    // Committed: now the scheduler may take it, and the client may be told.
+    (ctx.wake)();
+    let view = detail(ctx, fax)?;
+    Ok(Answer::Json(Success::ok(&view).with_status(202)))
+}
+
+/// One attempt as the API shows it, with Kazoo's `tx_result` names.
+#[derive(Debug, Serialize)]
+struct AttemptView {
+    attempt: u32,
+    line: String,
+    started: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ended: Option<i64>,
+    stage: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'static str>,
+    #[serde(flatten)]
+    tx_result: Value,
+}
+
+fn tx_result(a: &Attempt) -> Value {
+    let r = &a.report;
+    json!({
+        "success": a.outcome == Some(AttemptOutcome::Success),
+        "result_code": r.result_code,
+        "result_text": r.result_text,
+        "hangup_cause": r.hangup_cause,
+        "pages_sent": r.pages_sent,
+        "fax_speed": r.bit_rate,
+        "fax_error_correction": r.ecm,
+        "fax_receiver_id": r.remote_station_id,
+        "time_elapsed": a.ended.map(|e| e - a.started),
+    })
+}
+
+impl From<&Attempt> for AttemptView {
+    fn from(a: &Attempt) -> AttemptView {
+        AttemptView {
+            attempt: a.number,
+            line: a.line.clone(),
+            started: to_gregorian(a.started),
+            ended: a.ended.map(to_gregorian),
+            stage: a.stage.as_str(),
+            outcome: a.outcome.map(|o| o.as_str()),
+            tx_result: tx_result(a),
+        }
+    }
+}
+
+/// A fax with Kazoo's public fields, `status`, Gregorian `created`,
+/// `modified` and `delivered`, the last attempt as `tx_result` and every
+/// attempt in `history`.
+#[derive(Debug, Serialize)]
+pub struct FaxView {
+    id: FaxId,
+    folder: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<String>,
+    to_number: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    to_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    from_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fax_identity_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fax_identity_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fax_timezone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    faxbox_id: Option<FaxboxId>,
+    retries: u8,
+    attempts: u8,
+    retry_after: i64,
+    notifications: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pages: Option<u32>,
+    created: i64,
+    modified: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivered: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tx_result: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rx_result: Option<crate::model::RxResult>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    history: Vec<AttemptView>,
+}
+
+fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> FaxView {
+    // A job on a line shows its live progress instead of `processing`, as
+    // Kazoo's live status query does (reference 2.6).
+    let status = fax.status.map(|s| {
+        if s == JobStatus::Processing {
+            ctx.live.text(&fax.id).unwrap_or_else(|| s.to_string())
+        } else {
+            s.to_string()
+        }
+    });
+    let pages = docs
+        .iter()
+        .find(|d| matches!(d.kind, DocumentKind::FaxTiff | DocumentKind::ReceivedTiff))
+        .and_then(|d| d.pages)
+        .or_else(|| fax.rx_result.as_ref().map(|r| r.pages));
+    FaxView {
+        id: fax.id,
+        folder: fax.folder.as_str(),
+        status,
+        to_number: fax.to_number,
+        to_name: fax.to_name,
+        from_number: fax.from_number,
+        from_name: fax.from_name,
+        fax_identity_number: fax.fax_identity_number,
+        fax_identity_name: fax.fax_identity_name,
+        fax_timezone: fax.fax_timezone,
+        faxbox_id: fax.faxbox_id,
+        retries: fax.retries,
+        attempts: fax.attempts,
+        retry_after: fax.retry_after,
+        notifications: json!({ "email": { "send_to": fax.notify_email } }),
+        subject: fax.subject,
+        error: fax.error,
+        pages,
+        created: to_gregorian(fax.created),
+        modified: to_gregorian(fax.modified),
+        delivered: (fax.status == Some(JobStatus::Completed)).then(|| to_gregorian(fax.modified)),
+        tx_result: attempts.last().map(tx_result),
+        rx_result: fax.rx_result,
+        history: attempts.iter().map(AttemptView::from).collect(),
+    }
+}
+
+fn detail(ctx: &Ctx, fax: Fax) -> Result<FaxView, ApiError> {
+    let docs = ctx.store.documents(&fax.id)?;
+    let attempts = ctx.store.attempts(&fax.id)?;
+    Ok(view(ctx, fax, &docs, &attempts))
+}
+
+/// Which faxes a listing shows (reference 2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Jobs not finished yet.
+    Outgoing,
+    /// Finished jobs: completed, failed or cancelled.
+    Outbox,
+    Inbox,
+}
+
+impl Listing {
+    fn folder(self) -> Folder {
+        match self {
+            Listing::Outgoing | Listing::Outbox => Folder::Outbox,
+            Listing::Inbox => Folder::Inbox,
+        }
+    }
+
+    fn shows(self, fax: &Fax) -> bool {
+        let terminal = fax.status.is_some_and(JobStatus::is_terminal);
+        match self {
+            Listing::Outgoing => !terminal,
+            Listing::Outbox => terminal,
+            Listing::Inbox => true,
+        }
+    }
+}
+
+/// A listing row: Kazoo's view row (`id`, `status`, `to`, `from`,
+/// `created`, ...) with the fax's public fields.
+pub fn list(
+    ctx: &Ctx,
+    account: &AccountId,
+    listing: Listing,
+    page_size: Option<u32>,
+) -> Result<Answer, ApiError> {
+    let faxes = ctx.store.faxes(&JobFilter {
+        account: Some(account.clone()),
+        folder: Some(listing.folder()),
+        ..Default::default()
+    })?;
+    let rows: Vec<Value> = faxes
+        .into_iter()
+        .filter(|f| listing.shows(f))
+        .take(page_size.unwrap_or(u32::MAX) as usize)
+        .map(|f| {
+            let (to, from) = (f.to_number.clone(), f.from_number.clone());
+            let mut row = serde_json::to_value(view(ctx, f, &[], &[])).expect("views serialize");
+            row["to"] = json!(to);
+            row["from"] = json!(from);
+            row
+        })
+        .collect();
+    Ok((&rows).into())
+}
+
+/// The fax `id` of this account, in the folder the path names.
+fn find(ctx: &Ctx, account: &AccountId, folder: Folder, id: &str) -> Result<Fax, ApiError> {
+    let fax = ctx.store.fax_in(account, &FaxId(id.to_owned()))?;
+    if fax.folder != folder {
+        return Err(ApiError::NotFound {
+            message: format!("fax {id} is not in the {}", folder.as_str()),
+            cause: id.to_owned(),
+        });
+    }
+    Ok(fax)
+}
+
+pub fn get(ctx: &Ctx, account: &AccountId, folder: Folder, id: &str) -> Result<Answer, ApiError> {
+    let fax = find(ctx, account, folder, id)?;
+    Ok((&detail(ctx, fax)?).into())
+}
+
+pub fn delete(
+    ctx: &Ctx,
+    account: &AccountId,
+    folder: Folder,
+    id: &str,
+) -> Result<Answer, ApiError> {
+    let fax = find(ctx, account, folder, id)?;
+    let view = detail(ctx, fax)?;
+    ctx.store.delete_fax(&view.id)?;
+    Ok((&view).into())
+}
+
+/// `GET .../attachment?format=pdf|tiff|original` (reference 2.5; Kazoo's
+/// default format is PDF).
+pub fn attachment(
+    ctx: &Ctx,
+    account: &AccountId,
+    folder: Folder,
+    id: &str,
+    format: Option<&str>,
+    disposition: Option<&str>,
+) -> Result<Answer, ApiError> {
+    let fax = find(ctx, account, folder, id)?;
+    let docs = ctx.store.documents(&fax.id)?;
+    let first = |kind: DocumentKind| docs.iter().find(|d| d.kind == kind);
+    let image = first(DocumentKind::FaxTiff).or_else(|| first(DocumentKind::ReceivedTiff));
+    let missing = |what: &str| ApiError::NotFound {
+        message: format!("fax {id} has no {what} yet"),
+        cause: id.to_owned(),
+    };
+    let (bytes, content_type, ext) = match format.unwrap_or("pdf") {
+        "pdf" => match first(DocumentKind::Pdf) {
+            Some(d) => (
+                ctx.store.document_bytes(&d.id)?,
+                "application/pdf".to_owned(),
+                "pdf".to_owned(),
+            ),
+            None => {
+                let tiff = image.ok_or_else(|| missing("fax image"))?;
+                let pdf = documents::tiff_to_pdf(&ctx.store.document_bytes(&tiff.id)?)
+                    .map_err(|e| ApiError::Internal(format!("fax {id}: {e}")))?;
+                (pdf, "application/pdf".to_owned(), "pdf".to_owned())
+            }
+        },
+        "tiff" => {
+            let tiff = image.ok_or_else(|| missing("fax image"))?;
+            (
+                ctx.store.document_bytes(&tiff.id)?,
+                "image/tiff".to_owned(),
+                "tiff".to_owned(),
+            )
+        }
+        "original" => {
+            let doc = first(DocumentKind::Original)
+                .or(image)
+                .ok_or_else(|| missing("document"))?;
+            let ext = doc
+                .filename
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase())
+                .filter(|e| {
+                    !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric())
+                })
+                .unwrap_or_else(|| "bin".into());
+            (
+                ctx.store.document_bytes(&doc.id)?,
+                doc.content_type.clone(),
+                ext,
+            )
+        }
+        other => {
+            return Err(ApiError::field(
+                "format",
+                "enum",
+                format!("invalid format for attachment: {other:?}; use pdf, tiff or original"),
+            ));
+        }
+    };
+    let disposition = match disposition.unwrap_or("attachment") {
+        d @ ("attachment" | "inline") => d,
+        other => {
+            return Err(ApiError::field(
+                "disposition",
+                "enum",
+                format!("{other:?} is not a disposition; use attachment or inline"),
+            ));
+        }
+    };
+    // No colons in the name (reference 2.5; they upset Windows).
+    let stamp = chrono::DateTime::from_timestamp(fax.created, 0)
+        .map(|t| t.format("%Y-%m-%d_%H-%M-%S").to_string())
+        .unwrap_or_else(|| fax.created.to_string());
+    Ok(Answer::Raw(Reply::bytes(&content_type, bytes).with_header(
+        "Content-Disposition",
+        format!("{disposition}; filename=fax_document_{stamp}.{ext}"),
+    )))
+}

@@ -1,0 +1,534 @@
+//! The HTTP API: Kazoo's crossbar paths, envelope and field names under
+//! `/v2` (reference 2), on tiny_http worker threads.
+//!
+//! Owns the protocol edge only: parse a request, authenticate it, validate
+//! its body, make one call into the store (and `documents` for uploads),
+//! and map the outcome to a reply in one function (`reply::error_reply`).
+//! It never writes SQL, and no tiny_http type leaves this module.
+//!
+//! The listener is bound by the caller and handed in, so tests start the
+//! API on `127.0.0.1:0`; `Api::stop` lets each worker finish the request
+//! it is serving, then closes the listener.
+
+mod auth;
+pub mod client;
+mod faxboxes;
+mod faxes;
+mod live;
+pub mod multipart;
+mod reply;
+
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use tracing::debug;
+
+pub use live::LiveStatus;
+pub use reply::ApiError;
+
+use crate::documents::ConvertOptions;
+use crate::model::{Account, AccountId, FieldError, Folder};
+use crate::store::{Store, UpdateMode};
+use faxes::Listing;
+use reply::{Answer, Reply, Success};
+
+/// Limits and tuning of the API.
+#[derive(Debug, Clone)]
+pub struct ApiOptions {
+    /// Requests served at once; each may convert a document, so this also
+    /// bounds the CPU uploads can take.
+    pub workers: usize,
+    /// The largest request body accepted (an upload with its documents).
+    pub max_body: usize,
+    /// How uploads are converted (with the time budget per document).
+    pub convert: ConvertOptions,
+}
+
+impl Default for ApiOptions {
+    fn default() -> Self {
+        let convert = ConvertOptions {
+            time_budget: Duration::from_secs(60),
+            ..ConvertOptions::default()
+        };
+        ApiOptions {
+            workers: 8,
+            max_body: 32 * 1024 * 1024,
+            convert,
+        }
+    }
+}
+
+/// What the request handlers share.
+pub struct Ctx {
+    pub store: Arc<Store>,
+    /// Tells the scheduler a job was queued (`Scheduler::wake`).
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+    pub live: LiveStatus,
+    pub options: ApiOptions,
+    sessions: auth::Sessions,
+}
+
+impl Ctx {
+    pub fn new(
+        store: Arc<Store>,
+        wake: Arc<dyn Fn() + Send + Sync>,
+        live: LiveStatus,
+        options: ApiOptions,
+    ) -> Ctx {
+        Ctx {
+            store,
+            wake,
+            live,
+            options,
+            sessions: auth::Sessions::default(),
+        }
+    }
+}
+
+/// The running API server.
+pub struct Api {
+    server: Arc<tiny_http::Server>,
+    stopping: Arc<AtomicBool>,
+    workers: Vec<JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+impl Api {
+    /// Serves the API on `listener` from `ctx.options.workers` threads.
+    pub fn start(listener: TcpListener, ctx: Ctx) -> std::io::Result<Api> {
+        let addr = listener.local_addr()?;
+        let server = tiny_http::Server::from_listener(listener, None)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let server = Arc::new(server);
+        let stopping = Arc::new(AtomicBool::new(false));
+        let ctx = Arc::new(ctx);
+        let mut workers = Vec::new();
+        for i in 0..ctx.options.workers.max(1) {
+            let (server, stopping, ctx) = (server.clone(), stopping.clone(), ctx.clone());
+            workers.push(std::thread::Builder::new().name(format!("api-{i}")).spawn(
+                move || {
+                    while !stopping.load(Ordering::Acquire) {
+                        // `recv` fails when `stop` unblocks this thread.
+                        if let Ok(request) = server.recv() {
+                            serve(&ctx, request);
+                        }
+                    }
+                },
+            )?);
+        }
+        Ok(Api {
+            server,
+            stopping,
+            workers,
+            addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops taking requests: each worker finishes the one it serves, then
+    /// the listener is closed.
+    pub fn stop(mut self) {
+        self.shut();
+    }
+
+    fn shut(&mut self) {
+        self.stopping.store(true, Ordering::Release);
+        for _ in 0..self.workers.len() {
+            self.server.unblock();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        self.shut();
+    }
+}
+
+/// A request, converted from tiny_http at the edge.
+struct Request {
+    method: String,
+    path: Vec<String>,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn serve(ctx: &Ctx, mut raw: tiny_http::Request) {
+    let request_id = crate::model::new_id();
+    let url = raw.url().to_owned();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
+    let request = Request {
+        method: raw.method().as_str().to_ascii_uppercase(),
+        path: path
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .map(percent_decode)
+            .collect(),
+        query: query
+            .split('&')
+            .filter(|s| !s.is_empty())
+            .map(|kv| {
+                let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect(),
+        headers: raw
+            .headers()
+            .iter()
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_ascii_lowercase(),
+                    h.value.as_str().to_owned(),
+                )
+            })
+            .collect(),
+    };
+    let declared = raw.body_length();
+    let mut body = |limit: usize| read_body(raw.as_reader(), declared, limit);
+    let (outcome, token) = route(ctx, &request, &mut body);
+    let reply = match outcome {
+        Ok(Answer::Json(success)) => reply::envelope(&success, &request_id, token.as_deref()),
+        Ok(Answer::Raw(reply)) => reply,
+        Err(e) => reply::error_reply(&e, &request_id),
+    };
+    debug!(method = %request.method, path, status = reply.status, request_id, "api request");
+    respond(raw, reply, &request_id);
+}
+
+fn respond(raw: tiny_http::Request, reply: Reply, request_id: &str) {
+    let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
+    let mut headers = reply.headers;
+    headers.push(("Content-Type".into(), reply.content_type));
+    headers.push(("X-Request-ID".into(), request_id.to_owned()));
+    for (name, value) in headers {
+        if let Ok(h) = tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()) {
+            response.add_header(h);
+        }
+    }
+    if let Err(e) = raw.respond(response) {
+        // The client went away; nothing to tell it.
+        debug!("cannot send an API reply: {e}");
+    }
+}
+
+/// Reads the body, refusing more than `limit` bytes (by the declared length
+/// before reading anything, else while reading).
+fn read_body(
+    reader: &mut dyn Read,
+    declared: Option<usize>,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge { limit });
+    }
+    let mut body = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| ApiError::BadRequest(format!("the request body could not be read: {e}")))?;
+    if body.len() > limit {
+        return Err(ApiError::TooLarge { limit });
+    }
+    Ok(body)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads `{"data": {...}}` into `T`, with a per-field entry for every field
+/// that is unknown or of the wrong type (each field is tried on its own, so
+/// one reply names them all).
+pub(crate) fn parse_data<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let data = match value {
+        Value::Object(mut top) => match top.remove("data") {
+            Some(Value::Object(data)) => data,
+            Some(_) => {
+                return Err(ApiError::BadRequest(format!(
+                    "\"data\" must be an object with the {what}'s fields"
+                )));
+            }
+            None => {
+                return Err(ApiError::BadRequest(format!(
+                    "the body must be {{\"data\": {{...}}}} with the {what}'s fields"
+                )));
+            }
+        },
+        _ => {
+            return Err(ApiError::BadRequest(format!(
+                "the body must be a JSON object {{\"data\": {{...}}}} with the {what}'s fields"
+            )));
+        }
+    };
+    match serde_json::from_value::<T>(Value::Object(data.clone())) {
+        Ok(v) => Ok(v),
+        Err(whole) => {
+            let mut errors = Vec::new();
+            for (key, value) in &data {
+                let mut one = Map::new();
+                one.insert(key.clone(), value.clone());
+                if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
+                    let text = e.to_string();
+                    errors.push(if text.starts_with("unknown field") {
+                        FieldError::new(key, "unknown", format!("{key} is not a field of a {what}"))
+                    } else {
+                        FieldError::new(key, "type", format!("{key}: {text}"))
+                    });
+                }
+            }
+            if errors.is_empty() {
+                errors.push(FieldError::new("data", "type", whole.to_string()));
+            }
+            Err(ApiError::Invalid(errors))
+        }
+    }
+}
+
+type Outcome = (Result<Answer, ApiError>, Option<String>);
+
+fn route(
+    ctx: &Ctx,
+    rq: &Request,
+    body: &mut dyn FnMut(usize) -> Result<Vec<u8>, ApiError>,
+) -> Outcome {
+    let path: Vec<&str> = rq.path.iter().map(String::as_str).collect();
+    let method = rq.method.as_str();
+    match path.as_slice() {
+        ["healthz"] => (
+            match method {
+                "GET" | "HEAD" => Ok((&serde_json::json!({"healthy": true})).into()),
+                _ => Err(not_allowed(method)),
+            },
+            None,
+        ),
+        ["v2", "api_auth"] => match method {
+            "PUT" | "POST" => match api_auth(ctx, body) {
+                Ok((answer, token)) => (Ok(answer), Some(token)),
+                Err(e) => (Err(e), None),
+            },
+            _ => (Err(not_allowed(method)), None),
+        },
+        ["v2", "accounts", account, rest @ ..] => {
+            let Some(token) = auth::token_of(|n| rq.header(n)) else {
+                return (Err(ApiError::Unauthorized), None);
+            };
+            let Some(caller) = ctx.sessions.account(token) else {
+                return (Err(ApiError::Unauthorized), None);
+            };
+            let token = Some(token.to_owned());
+            match reach(ctx, &caller, account) {
+                Ok(account) => (account_route(ctx, rq, &account, rest, body), token),
+                Err(e) => (Err(e), token),
+            }
+        }
+        _ => (Err(ApiError::NoRoute), None),
+    }
+}
+
+/// The account a path names, if the caller may reach it: its own, or any
+/// account for the box's admin account. Another account is "not found"
+/// (invariant 5).
+fn reach(ctx: &Ctx, caller: &Account, account: &str) -> Result<AccountId, ApiError> {
+    let not_found = || ApiError::NotFound {
+        message: format!("there is no account {account}"),
+        cause: account.to_owned(),
+    };
+    if caller.id.as_str() == account {
+        return Ok(caller.id.clone());
+    }
+    if caller.is_admin {
+        return match ctx.store.account(&AccountId(account.to_owned())) {
+            Ok(a) => Ok(a.id),
+            Err(crate::store::StoreError::NotFound { .. }) => Err(not_found()),
+            Err(e) => Err(e.into()),
+        };
+    }
+    Err(not_found())
+}
+
+fn not_allowed(method: &str) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_owned(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApiAuth {
+    api_key: String,
+}
+
+fn api_auth(
+    ctx: &Ctx,
+    body: &mut dyn FnMut(usize) -> Result<Vec<u8>, ApiError>,
+) -> Result<(Answer, String), ApiError> {
+    let body = body(64 * 1024)?;
+    let input: ApiAuth = parse_data(&body, "api_auth request")?;
+    let account = ctx
+        .store
+        .account_for_api_key(input.api_key.trim())?
+        .ok_or(ApiError::BadApiKey)?;
+    let data = serde_json::json!({
+        "account_id": account.id,
+        "account_name": account.name,
+        "is_admin": account.is_admin,
+    });
+    let token = ctx.sessions.issue(account);
+    Ok((Answer::Json(Success::ok(&data).with_status(201)), token))
+}
+
+fn account_route(
+    ctx: &Ctx,
+    rq: &Request,
+    account: &AccountId,
+    rest: &[&str],
+    body: &mut dyn FnMut(usize) -> Result<Vec<u8>, ApiError>,
+) -> Result<Answer, ApiError> {
+    let method = rq.method.as_str();
+    let max = ctx.options.max_body;
+    let page_size = rq.query("page_size").and_then(|s| s.parse().ok());
+    let folder = |name: &str| match name {
+        "outbox" | "outgoing" => Folder::Outbox,
+        _ => Folder::Inbox,
+    };
+    match (method, rest) {
+        ("GET", ["faxboxes"]) => faxboxes::list(ctx, account),
+        ("PUT", ["faxboxes"]) => faxboxes::create(ctx, account, &body(max)?),
+        ("GET", ["faxboxes", id]) => faxboxes::get(ctx, account, id),
+        ("POST", ["faxboxes", id]) => {
+            faxboxes::update(ctx, account, id, &body(max)?, UpdateMode::Replace)
+        }
+        ("PATCH", ["faxboxes", id]) => {
+            faxboxes::update(ctx, account, id, &body(max)?, UpdateMode::Merge)
+        }
+        ("DELETE", ["faxboxes", id]) => faxboxes::delete(ctx, account, id),
+        ("PUT", ["faxes"] | ["faxes", "outgoing"]) => {
+            faxes::create(ctx, account, rq.header("content-type"), &body(max)?)
+        }
+        ("GET", ["faxes", "outgoing"]) => faxes::list(ctx, account, Listing::Outgoing, page_size),
+        ("GET", ["faxes", "outbox"]) => faxes::list(ctx, account, Listing::Outbox, page_size),
+        ("GET", ["faxes", "inbox"]) => faxes::list(ctx, account, Listing::Inbox, page_size),
+        ("GET", ["faxes", f @ ("outgoing" | "outbox" | "inbox"), id]) => {
+            faxes::get(ctx, account, folder(f), id)
+        }
+        ("DELETE", ["faxes", f @ ("outgoing" | "outbox" | "inbox"), id]) => {
+            faxes::delete(ctx, account, folder(f), id)
+        }
+        (
+            "GET",
+            [
+                "faxes",
+                f @ ("outgoing" | "outbox" | "inbox"),
+                id,
+                "attachment",
+            ],
+        ) => faxes::attachment(
+            ctx,
+            account,
+            folder(f),
+            id,
+            rq.query("format"),
+            rq.query("disposition"),
+        ),
+        (_, ["faxboxes"] | ["faxboxes", _] | ["faxes"] | ["faxes", _] | ["faxes", _, _])
+        | (_, ["faxes", _, _, "attachment"]) => Err(not_allowed(method)),
+        _ => Err(ApiError::NoRoute),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_keeps_what_it_cannot_decode() {
+        assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("100%"), "100%");
+        assert_eq!(percent_decode("%zz"), "%zz");
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Sample {
+        name: Option<String>,
+        retries: Option<i64>,
+    }
+
+    #[test]
+    fn every_bad_field_gets_its_own_entry() {
+        let err = parse_data::<Sample>(
+            br#"{"data":{"name":"ok","retries":"three","colour":"red"}}"#,
+            "faxbox",
+        )
+        .unwrap_err();
+        let ApiError::Invalid(errors) = err else {
+            panic!("{err:?}")
+        };
+        let mut fields: Vec<(&str, &str)> =
+            errors.iter().map(|e| (e.field.as_str(), e.code)).collect();
+        fields.sort();
+        assert_eq!(fields, [("colour", "unknown"), ("retries", "type")]);
+        assert!(matches!(
+            parse_data::<Sample>(b"{not json", "faxbox"),
+            Err(ApiError::BadRequest(_))
+        ));
+        assert!(matches!(
+            parse_data::<Sample>(br#"{"name":"x"}"#, "faxbox"),
+            Err(ApiError::BadRequest(_))
+        ));
+    }
+}

@@ -1,0 +1,297 @@
+//! Replies: Kazoo's success envelope and its error shape, and the one
+//! function that maps every error of the API to an HTTP reply (STYLE.md
+//! principle 5).
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::documents::DocumentError;
+use crate::model::FieldError;
+use crate::store::StoreError;
+
+/// A reply before it meets the connection.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// Raw bytes (an attachment download).
+    pub fn bytes(content_type: &str, body: Vec<u8>) -> Reply {
+        Reply {
+            status: 200,
+            content_type: content_type.to_owned(),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn with_header(mut self, name: &str, value: String) -> Reply {
+        self.headers.push((name.to_owned(), value));
+        self
+    }
+}
+
+/// A successful answer's data, wrapped in the envelope by `envelope`.
+#[derive(Debug)]
+pub struct Success {
+    pub status: u16,
+    pub data: Value,
+}
+
+impl Success {
+    pub fn ok<T: Serialize>(data: &T) -> Success {
+        Success {
+            status: 200,
+            data: serde_json::to_value(data).expect("API views serialize"),
+        }
+    }
+
+    pub fn with_status(mut self, status: u16) -> Success {
+        self.status = status;
+        self
+    }
+}
+
+/// What an API call answers: data in Kazoo's envelope, or raw bytes.
+#[derive(Debug)]
+pub enum Answer {
+    Json(Success),
+    Raw(Reply),
+}
+
+impl<T: Serialize> From<&T> for Answer {
+    fn from(data: &T) -> Answer {
+        Answer::Json(Success::ok(data))
+    }
+}
+
+/// Every way an API call fails, each mapped to one status and message in
+/// `error_reply`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(
+        "no valid auth token: authenticate with PUT /v2/api_auth and send the token as X-Auth-Token"
+    )]
+    Unauthorized,
+    #[error("the API key is not valid")]
+    BadApiKey,
+    #[error("{message}")]
+    NotFound { message: String, cause: String },
+    #[error("there is no such endpoint")]
+    NoRoute,
+    #[error("{method} is not allowed here")]
+    MethodNotAllowed { method: String },
+    #[error("validation failed")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    #[error("the request body is larger than {limit} bytes")]
+    TooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedType(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn field(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Invalid(vec![FieldError::new(field, code, message)])
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(e: FieldError) -> ApiError {
+        ApiError::Invalid(vec![e])
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> ApiError {
+        match e {
+            StoreError::NotFound { kind, id } => ApiError::NotFound {
+                message: format!("there is no {kind} {id} in this account"),
+                cause: id,
+            },
+            StoreError::Invalid(f) => ApiError::Invalid(vec![f]),
+            StoreError::IllegalTransition { .. } | StoreError::Conflict(_) => {
+                ApiError::Conflict(e.to_string())
+            }
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// Kazoo's per-field validation shape: `{field: {code: {message}}}`.
+fn field_entries(errors: &[FieldError]) -> Value {
+    let mut data = Map::new();
+    for e in errors {
+        let entry = data
+            .entry(e.field.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(codes) = entry {
+            codes.insert(e.code.to_owned(), json!({ "message": e.message }));
+        }
+    }
+    Value::Object(data)
+}
+
+/// The one place an API error becomes an HTTP reply: Kazoo's error
+/// envelope (reference 2) with a status, a short `message` and details
+/// for the person in `data`.
+pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
+    let (status, message, data) = match error {
+        ApiError::Unauthorized | ApiError::BadApiKey => (
+            401,
+            "invalid credentials",
+            json!({ "message": error.to_string() }),
+        ),
+        ApiError::NotFound { message, cause } => (
+            404,
+            "bad identifier",
+            json!({ "message": message, "cause": cause }),
+        ),
+        ApiError::NoRoute => (404, "not found", json!({ "message": error.to_string() })),
+        ApiError::MethodNotAllowed { .. } => (
+            405,
+            "method not allowed",
+            json!({ "message": error.to_string() }),
+        ),
+        ApiError::Invalid(errors) => (400, "validation failed", field_entries(errors)),
+        ApiError::BadRequest(text) => (400, "invalid request", json!({ "message": text })),
+        ApiError::Document(e) => (
+            400,
+            "invalid document",
+            json!({ "document": { "convert": { "message": e.to_string() } } }),
+        ),
+        ApiError::TooLarge { .. } => (
+            413,
+            "request entity too large",
+            json!({ "message": error.to_string() }),
+        ),
+        ApiError::UnsupportedType(text) => {
+            (415, "unsupported media type", json!({ "message": text }))
+        }
+        ApiError::Conflict(text) => (409, "conflict", json!({ "message": text })),
+        ApiError::Internal(detail) => {
+            tracing::error!(request_id, "API request failed: {detail}");
+            (
+                500,
+                "internal error",
+                json!({
+                    "message": format!(
+                        "something went wrong on the fax box; its log has the details (request {request_id})"
+                    )
+                }),
+            )
+        }
+    };
+    let body = json!({
+        "data": data,
+        "error": status.to_string(),
+        "message": message,
+        "status": "error",
+        "request_id": request_id,
+    });
+    let mut reply = json_reply(status, &body);
+    if status == 401 {
+        reply = reply.with_header("WWW-Authenticate", "X-Auth-Token".into());
+    }
+    reply
+}
+
+/// Kazoo's success envelope. `revision` is a digest of the data, so that a
+/// client can tell whether anything changed (Kazoo uses the document
+/// revision, or a digest for listings).
+pub fn envelope(success: &Success, request_id: &str, auth_token: Option<&str>) -> Reply {
+    let data_text = serde_json::to_vec(&success.data).expect("JSON values serialize");
+    let revision = hex::encode(&Sha256::digest(&data_text)[..16]);
+    let mut body = json!({
+        "data": success.data,
+        "status": "success",
+        "request_id": request_id,
+        "revision": revision,
+    });
+    if let Some(token) = auth_token {
+        body["auth_token"] = Value::String(token.to_owned());
+    }
+    json_reply(success.status, &body)
+}
+
+fn json_reply(status: u16, body: &Value) -> Reply {
+    Reply {
+        status,
+        content_type: "application/json".into(),
+        headers: Vec::new(),
+        body: serde_json::to_vec(body).expect("JSON values serialize"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_errors_use_kazoos_per_field_shape() {
+        let reply = error_reply(
+            &ApiError::Invalid(vec![
+                FieldError::new("name", "required", "a faxbox needs a name"),
+                FieldError::new("retries", "maximum", "too many"),
+            ]),
+            "r1",
+        );
+        assert_eq!(reply.status, 400);
+        let body: Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["status"], "error");
+        assert_eq!(body["error"], "400");
+        assert_eq!(body["message"], "validation failed");
+        assert_eq!(
+            body["data"]["name"]["required"]["message"],
+            "a faxbox needs a name"
+        );
+        assert_eq!(body["data"]["retries"]["maximum"]["message"], "too many");
+        assert_eq!(body["request_id"], "r1");
+    }
+
+    #[test]
+    fn store_errors_map_to_statuses() {
+        let cases: [(StoreError, u16); 3] = [
+            (
+                StoreError::NotFound {
+                    kind: "faxbox",
+                    id: "ab".into(),
+                },
+                404,
+            ),
+            (StoreError::Conflict("busy".into()), 409),
+            (
+                StoreError::Invalid(FieldError::new("to_number", "format", "bad")),
+                400,
+            ),
+        ];
+        for (e, status) in cases {
+            assert_eq!(error_reply(&e.into(), "r").status, status);
+        }
+    }
+
+    #[test]
+    fn revision_follows_the_data() {
+        let a = envelope(&Success::ok(&json!({"x": 1})), "r", Some("t"));
+        let b = envelope(&Success::ok(&json!({"x": 2})), "r", Some("t"));
+        let (a, b): (Value, Value) = (
+            serde_json::from_slice(&a.body).unwrap(),
+            serde_json::from_slice(&b.body).unwrap(),
+        );
+        assert_ne!(a["revision"], b["revision"]);
+        assert_eq!(a["auth_token"], "t");
+        assert_eq!(a["status"], "success");
+    }
+}

@@ -1,0 +1,676 @@
+//! The HTTP API the way programs use it: a real HTTP client over loopback
+//! against the API started in-process on 127.0.0.1:0, with a real store,
+//! the scheduler and the loopback line, so an uploaded fax is really sent.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faxbox::api::client::{Document, Http, RawResponse, Session, multipart_body};
+use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+use faxbox::config::LoopbackConfig;
+use faxbox::lines::{Line, LoopbackLine};
+use faxbox::model::{AccountId, JobStatus};
+use faxbox::scheduler::{Scheduler, SchedulerOptions};
+use faxbox::store::{JobFilter, Store};
+use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+use serde_json::{Value, json};
+
+/// A running box: store, scheduler on a loopback line, and the API.
+struct TestBox {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    api: Option<Api>,
+    scheduler: Option<Arc<Scheduler>>,
+    base: String,
+    http: Http,
+}
+
+/// An account with its API key.
+struct Tenant {
+    id: AccountId,
+    key: String,
+}
+
+impl TestBox {
+    fn start() -> TestBox {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_data_dir(&dir.path().join("data")).unwrap());
+        let line: Arc<dyn Line> = Arc::new(LoopbackLine::new(
+            "loopback",
+            LoopbackConfig {
+                channels: 2,
+                realtime: false,
+                numbers: Default::default(),
+            },
+            dir.path(),
+        ));
+        let options = SchedulerOptions::new(dir.path().join("spool"), "faxbox@box.test".into());
+        let scheduler = Arc::new(Scheduler::start(store.clone(), vec![line], options).unwrap());
+        let live = LiveStatus::default();
+        live.follow(scheduler.subscribe()).unwrap();
+        let wake = {
+            let s = scheduler.clone();
+            Arc::new(move || s.wake())
+        };
+        let options = ApiOptions {
+            workers: 4,
+            max_body: 2 * 1024 * 1024,
+            ..ApiOptions::default()
+        };
+        let api = Api::start(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            Ctx::new(store.clone(), wake, live, options),
+        )
+        .unwrap();
+        let base = format!("http://{}", api.local_addr());
+        TestBox {
+            _dir: dir,
+            store,
+            api: Some(api),
+            scheduler: Some(scheduler),
+            base,
+            http: Http::new(),
+        }
+    }
+
+    fn tenant(&self, name: &str) -> Tenant {
+        let id = self.store.create_account(name, None).unwrap().id;
+        let (_, key) = self.store.create_api_key(&id, "test").unwrap();
+        Tenant { id, key }
+    }
+
+    fn token(&self, tenant: &Tenant) -> String {
+        let r = self.call(
+            "PUT",
+            "/v2/api_auth",
+            None,
+            Some(json!({"data": {"api_key": tenant.key}})),
+        );
+        assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        r.json()["auth_token"].as_str().unwrap().to_owned()
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> RawResponse {
+        let body = body.map(|b| b.to_string().into_bytes());
+        self.raw(method, path, token, Some("application/json"), body)
+    }
+
+    fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Option<Vec<u8>>,
+    ) -> RawResponse {
+        let mut headers = Vec::new();
+        if let Some(t) = token {
+            headers.push(("X-Auth-Token", t));
+        }
+        if let (Some(ct), Some(_)) = (content_type, &body) {
+            headers.push(("Content-Type", ct));
+        }
+        self.http
+            .request(method, &format!("{}{path}", self.base), &headers, body)
+            .unwrap()
+    }
+}
+
+impl Drop for TestBox {
+    fn drop(&mut self) {
+        if let Some(api) = self.api.take() {
+            api.stop();
+        }
+        if let Some(s) = self.scheduler.take().and_then(|s| Arc::try_unwrap(s).ok()) {
+            s.stop(Duration::from_secs(5));
+        }
+    }
+}
+
+/// A one-page PDF with a line of text.
+fn text_pdf(text: &str) -> Vec<u8> {
+    let mut pdf = Pdf::new();
+    let (catalog, tree, page_id, font, content_id) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+    );
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids([page_id]).count(1);
+    let mut page = pdf.page(page_id);
+    page.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
+        .parent(tree)
+        .contents(content_id);
+    page.resources().fonts().pair(Name(b"F1"), font);
+    page.finish();
+    pdf.type1_font(font).base_font(Name(b"Helvetica"));
+    let mut c = Content::new();
+    c.begin_text()
+        .set_font(Name(b"F1"), 24.0)
+        .next_line(72.0, 700.0)
+        .show(Str(text.as_bytes()))
+        .end_text();
+    pdf.stream(content_id, &c.finish());
+    pdf.finish()
+}
+
+fn pdf_document(name: &str, bytes: Vec<u8>) -> Document {
+    Document {
+        name: name.into(),
+        content_type: "application/pdf".into(),
+        bytes,
+    }
+}
+
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn api_needs_a_token_and_a_token_reaches_only_its_account() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let other = b.tenant("Other");
+
+    let health = b.call("GET", "/healthz", None, None);
+    assert_eq!(health.status, 200);
+
+    let path = format!("/v2/accounts/{}/faxboxes", acme.id);
+    let r = b.call("GET", &path, None, None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["status"], "error");
+    assert_eq!(r.json()["error"], "401");
+    let r = b.call("GET", &path, Some("not-a-token"), None);
+    assert_eq!(r.status, 401);
+
+    let r = b.call(
+        "PUT",
+        "/v2/api_auth",
+        None,
+        Some(json!({"data": {"api_key": "wrong"}})),
+    );
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["message"], "invalid credentials");
+
+    let token = b.token(&acme);
+    let r = b.call("GET", &path, Some(&token), None);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["auth_token"], token.as_str());
+    assert_eq!(r.json()["data"], json!([]));
+    // The same token as a bearer token.
+    let bearer = format!("Bearer {token}");
+    let r = b
+        .http
+        .request(
+            "GET",
+            &format!("{}{path}", b.base),
+            &[("Authorization", &bearer)],
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+
+    // Another account's faxbox, and another account's path, are not found.
+    let theirs = b
+        .store
+        .create_faxbox(
+            &other.id,
+            faxbox::model::FaxboxFields {
+                name: Some("Theirs".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let r = b.call("GET", &format!("{path}/{}", theirs.id), Some(&token), None);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "bad identifier");
+    let r = b.call(
+        "DELETE",
+        &format!("{path}/{}", theirs.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    assert!(b.store.faxbox(&theirs.id).is_ok(), "nothing was deleted");
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{}/faxboxes", other.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn faxboxes_are_created_read_replaced_patched_and_deleted() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let path = format!("/v2/accounts/{}/faxboxes", acme.id);
+
+    let r = b.call(
+        "PUT",
+        &path,
+        Some(&token),
+        Some(json!({"data": {
+            "name": "Front desk",
+            "caller_id": "+15551230000",
+            "notifications": {"outbound": {"email": {"send_to": "desk@acme.test"}}},
+            "media": {"fax_option": true},
+            "smtp_email_address": "ignored.example.com",
+        }})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let created = r.json()["data"].clone();
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(id.len(), 32);
+    assert_eq!(created["name"], "Front desk");
+    assert_ne!(created["smtp_email_address"], "ignored.example.com");
+    assert_eq!(
+        created["notifications"]["outbound"]["email"]["send_to"],
+        json!(["desk@acme.test"])
+    );
+    assert_eq!(created["media"]["fax_option"], true);
+    // Gregorian seconds (reference 1.1): after 2020 in that scale.
+    assert!(created["created"].as_i64().unwrap() > 63_745_000_000);
+
+    let r = b.call("GET", &format!("{path}/{id}"), Some(&token), None);
+    assert_eq!(r.json()["data"]["caller_id"], "+15551230000");
+
+    let r = b.call(
+        "PATCH",
+        &format!("{path}/{id}"),
+        Some(&token),
+        Some(json!({"data": {"fax_header": "ACME"}})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["fax_header"], "ACME");
+    assert_eq!(r.json()["data"]["caller_id"], "+15551230000", "patch keeps");
+
+    let r = b.call(
+        "POST",
+        &format!("{path}/{id}"),
+        Some(&token),
+        Some(json!({"data": {"name": "Back office"}})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["name"], "Back office");
+    assert!(r.json()["data"].get("caller_id").is_none(), "replace drops");
+    assert_eq!(
+        r.json()["data"]["smtp_email_address"],
+        created["smtp_email_address"]
+    );
+
+    let r = b.call("GET", &path, Some(&token), None);
+    assert_eq!(r.json()["data"].as_array().unwrap().len(), 1);
+
+    // Validation: each bad field has its own entry; nothing changes.
+    let r = b.call(
+        "PUT",
+        &path,
+        Some(&token),
+        Some(json!({"data": {"name": "X", "retries": 9, "colour": "red"}})),
+    );
+    assert_eq!(r.status, 400);
+    let body = r.json();
+    assert_eq!(body["message"], "validation failed");
+    assert!(
+        body["data"]["colour"]["unknown"]["message"].is_string(),
+        "{body}"
+    );
+    let r = b.call(
+        "PUT",
+        &path,
+        Some(&token),
+        Some(json!({"data": {"name": "X", "retries": 9}})),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["data"]["retries"]["maximum"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 to 4"),
+        "{:?}",
+        r.json()
+    );
+    let r = b.call("PUT", &path, Some(&token), Some(json!({"data": {}})));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["name"]["required"].is_object());
+    let r = b.raw(
+        "PUT",
+        &path,
+        Some(&token),
+        Some("application/json"),
+        Some(b"{\"data\": {\"name\": ".to_vec()),
+    );
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
+    assert_eq!(b.store.faxboxes(&acme.id).unwrap().len(), 1);
+
+    let r = b.call("DELETE", &format!("{path}/{id}"), Some(&token), None);
+    assert_eq!(r.status, 200);
+    let r = b.call("GET", &format!("{path}/{id}"), Some(&token), None);
+    assert_eq!(r.status, 404);
+}
+
+#[test]
+fn a_pdf_uploaded_as_multipart_is_faxed_over_the_loopback_line() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let faxbox = b
+        .store
+        .create_faxbox(
+            &acme.id,
+            faxbox::model::FaxboxFields {
+                name: Some("Desk".into()),
+                caller_id: Some("+15550001111".into()),
+                retries: Some(2),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let session = Session::login(&b.base, &acme.key).unwrap();
+    assert_eq!(session.account_id, acme.id.as_str());
+    let job = session
+        .send(
+            &json!({"to_number": "555-0100", "faxbox_id": faxbox.id}),
+            &[pdf_document("hello.pdf", text_pdf("Hello from the API"))],
+        )
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    // Accepted means committed: the job and its documents are in the store.
+    let docs = b
+        .store
+        .documents(&faxbox::model::FaxId(id.clone()))
+        .unwrap();
+    assert_eq!(docs.len(), 2, "the original and the fax image: {docs:?}");
+    assert_eq!(job["from_number"], "+15550001111", "from the faxbox");
+    assert_eq!(job["retries"], 2);
+    assert_eq!(job["pages"], 1);
+
+    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    assert_eq!(end["status"], "completed", "{end}");
+    let history = end["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0]["success"], true);
+    assert_eq!(history[0]["pages_sent"], 1);
+    assert_eq!(end["tx_result"]["success"], true);
+    assert!(end["delivered"].is_i64());
+
+    // Finished: in the outbox, no longer outgoing; downloads as PDF and TIFF.
+    let outbox = format!("/v2/accounts/{}/faxes/outbox", acme.id);
+    let token = b.token(&acme);
+    let r = b.call("GET", &outbox, Some(&token), None);
+    assert_eq!(r.json()["data"][0]["id"], id.as_str());
+    assert_eq!(r.json()["data"][0]["to"], "555-0100");
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{}/faxes/outgoing", acme.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.json()["data"], json!([]));
+    let r = b.call(
+        "GET",
+        &format!("{outbox}/{id}/attachment"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/pdf"));
+    assert!(r.body.starts_with(b"%PDF"));
+    let disposition = r.header("content-disposition").unwrap();
+    assert!(
+        disposition.starts_with("attachment; filename=fax_document_"),
+        "{disposition}"
+    );
+    assert!(!disposition.contains(':'), "{disposition}");
+    let r = b.call(
+        "GET",
+        &format!("{outbox}/{id}/attachment?format=tiff"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.header("content-type"), Some("image/tiff"));
+    assert_eq!(faxbox::documents::count_tiff_pages(&r.body).unwrap(), 1);
+    let r = b.call(
+        "GET",
+        &format!("{outbox}/{id}/attachment?format=original"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.body, text_pdf("Hello from the API"));
+
+    let r = b.call("DELETE", &format!("{outbox}/{id}"), Some(&token), None);
+    assert_eq!(r.status, 200);
+    assert!(b.store.fax(&faxbox::model::FaxId(id)).is_err());
+}
+
+#[test]
+fn bad_uploads_are_refused_with_the_reason_and_store_nothing() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let path = format!("/v2/accounts/{}/faxes/outgoing", acme.id);
+    let upload = |data: Value, docs: &[Document]| {
+        let (ct, body) = multipart_body(&data, docs);
+        b.raw("PUT", &path, Some(&token), Some(&ct), Some(body))
+    };
+
+    // A corrupt PDF: the conversion's own words, nothing stored.
+    let mut broken = text_pdf("x");
+    broken.truncate(40);
+    let r = upload(
+        json!({"to_number": "5550100"}),
+        &[pdf_document("broken.pdf", broken)],
+    );
+    assert_eq!(r.status, 400, "{:?}", r.json());
+    let text = r.json()["data"]["document"]["convert"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(text.contains("broken.pdf"), "{text}");
+
+    // No document, and a number that is not one: both named.
+    let r = b.call(
+        "PUT",
+        &path,
+        Some(&token),
+        Some(json!({"data": {"to_number": "12"}})),
+    );
+    assert_eq!(r.status, 400);
+    let body = r.json();
+    assert_eq!(
+        body["data"]["document.url"]["required"]["message"],
+        "add document url or upload a document"
+    );
+    assert!(
+        body["data"]["to_number"]["required"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("add a valid number to send the fax to"),
+        "{body}"
+    );
+
+    // An unknown faxbox, a bad field, a wrong content type, a body too large.
+    let r = upload(
+        json!({"to_number": "5550100", "faxbox_id": "0123456789abcdef0123456789abcdef"}),
+        &[pdf_document("a.pdf", text_pdf("a"))],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["faxbox_id"]["not_found"].is_object());
+    let r = upload(
+        json!({"to_number": "5550100", "colour": "red"}),
+        &[pdf_document("a.pdf", text_pdf("a"))],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["colour"]["unknown"].is_object());
+    let r = b.raw(
+        "PUT",
+        &path,
+        Some(&token),
+        Some("text/csv"),
+        Some(b"a,b".to_vec()),
+    );
+    assert_eq!(r.status, 415);
+    let r = b.raw(
+        "PUT",
+        &path,
+        Some(&token),
+        Some("application/pdf"),
+        Some(vec![b'x'; 3 * 1024 * 1024]),
+    );
+    assert_eq!(r.status, 413);
+
+    let faxes = b
+        .store
+        .faxes(&JobFilter {
+            account: Some(acme.id.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(faxes.is_empty(), "nothing stored: {faxes:?}");
+}
+
+#[test]
+fn another_accounts_fax_is_not_found() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let other = b.tenant("Other");
+    let session = Session::login(&b.base, &other.key).unwrap();
+    let job = session
+        .send(
+            &json!({"to_number": "5550100"}),
+            &[pdf_document("a.pdf", text_pdf("theirs"))],
+        )
+        .unwrap();
+    let id = job["id"].as_str().unwrap();
+    let token = b.token(&acme);
+    for path in ["outgoing", "outbox"] {
+        let r = b.call(
+            "GET",
+            &format!("/v2/accounts/{}/faxes/{path}/{id}", acme.id),
+            Some(&token),
+            None,
+        );
+        assert_eq!(r.status, 404, "{path}");
+    }
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{}/faxes/outbox/{id}/attachment", acme.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    wait_for("their fax to finish", Duration::from_secs(60), || {
+        b.store
+            .fax(&faxbox::model::FaxId(id.to_owned()))
+            .unwrap()
+            .status
+            .is_some_and(JobStatus::is_terminal)
+    });
+}
+
+/// Starts `faxbox serve` on a free port in `dir`; returns it and the API
+/// address from its banner.
+fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    std::fs::write(
+        dir.join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(crate::harness::faxbox_bin())
+        .args(["--data-dir", "data", "serve"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut api = None;
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its banner");
+        if let Some(url) = line.trim().strip_prefix("api:") {
+            api = Some(url.trim().trim_end_matches("/v2").to_owned());
+        }
+        if line.contains("Press Ctrl-C to stop") {
+            break;
+        }
+    }
+    (child, api.expect("the banner says where the API listens"))
+}
+
+#[test]
+fn send_wait_follows_a_fax_through_a_running_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = serve(dir.path());
+    std::fs::write(
+        dir.path().join("hello.pdf"),
+        text_pdf("Sent by faxbox send"),
+    )
+    .unwrap();
+    let send = |args: &[&str]| {
+        std::process::Command::new(crate::harness::faxbox_bin())
+            .args(["--data-dir", "data", "send", "--url", &url])
+            .args(args)
+            .current_dir(dir.path())
+            .env_remove("FAXBOX_TOKEN")
+            .output()
+            .unwrap()
+    };
+
+    // The local admin key that serve wrote is found without --token.
+    let out = send(&["--to", "555-0100", "--wait", "hello.pdf"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(id.len(), 32, "the job id alone on stdout: {id:?}");
+    assert!(stderr.contains("completed"), "{stderr}");
+
+    // A refused fax: a non-zero exit and the server's reason.
+    let out = send(&["--to", "12", "hello.pdf"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("add a valid number to send the fax to"),
+        "{stderr}"
+    );
+    let out = send(&["--to", "5550100", "--token", "wrong", "hello.pdf"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refused the API key"));
+
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "serve stops cleanly");
+    let store = Store::open_data_dir(&dir.path().join("data")).unwrap();
+    let fax = store.fax(&faxbox::model::FaxId(id)).unwrap();
+    assert_eq!(fax.status, Some(JobStatus::Completed));
+}
