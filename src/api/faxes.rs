@@ -16,7 +16,7 @@ use super::reply::{Answer, ApiError, Reply, Success};
 use super::{Ctx, parse_data};
 use crate::documents::{self, Input};
 use crate::model::{
-    AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, FaxboxId,
+    AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, Faxbox, FaxboxId,
     FieldError, Folder, JobStatus, NewDocument, NewFax, is_email, normalize_number, to_gregorian,
 };
 use crate::store::JobFilter;
@@ -140,10 +140,17 @@ fn is_json_part(part: &Part) -> bool {
     }
 }
 
+/// Whose faxes a request is about: an account, or one faxbox of it
+/// (`/faxboxes/{FAXBOX_ID}/faxes/...`).
+pub struct Scope<'a> {
+    pub account: &'a AccountId,
+    pub faxbox: Option<Faxbox>,
+}
+
 /// `PUT /faxes` and `PUT /faxes/outgoing`.
 pub fn create(
     ctx: &Ctx,
-    account: &AccountId,
+    scope: &Scope<'_>,
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Answer, ApiError> {
@@ -152,11 +159,31 @@ pub fn create(
         Some(json) if !json.iter().all(u8::is_ascii_whitespace) => parse_data(json, "fax")?,
         _ => FaxInput::default(),
     };
+    submit(ctx, scope, input, upload.documents)
+}
+
+/// Validates a job, converts its documents and commits it with them.
+fn submit(
+    ctx: &Ctx,
+    scope: &Scope<'_>,
+    input: FaxInput,
+    documents: Vec<Input>,
+) -> Result<Answer, ApiError> {
+    let account = scope.account;
     let mut errors: Vec<FieldError> = Vec::new();
 
     // Fields the job does not give come from its faxbox (reference 2.3 step 1).
-    let faxbox = match &input.faxbox_id {
-        Some(id) => match ctx.store.faxbox_in(account, &FaxboxId(id.clone())) {
+    let faxbox = match (&input.faxbox_id, &scope.faxbox) {
+        (Some(id), Some(f)) if id != f.id.as_str() => {
+            errors.push(FieldError::new(
+                "faxbox_id",
+                "scope",
+                format!("this request is for faxbox {}, not {id}", f.id),
+            ));
+            None
+        }
+        (_, Some(f)) => Some(f.clone()),
+        (Some(id), None) => match ctx.store.faxbox_in(account, &FaxboxId(id.clone())) {
             Ok(f) => Some(f),
             Err(crate::store::StoreError::NotFound { .. }) => {
                 errors.push(FieldError::new(
@@ -168,9 +195,9 @@ pub fn create(
             }
             Err(e) => return Err(e.into()),
         },
-        None => None,
+        (None, None) => None,
     };
-    if upload.documents.is_empty() {
+    if documents.is_empty() {
         let has_url = input.document.as_ref().is_some_and(|d| d.url.is_some());
         errors.push(if has_url {
             FieldError::new(
@@ -236,9 +263,8 @@ pub fn create(
 
     // Convert before anything is stored: a document that cannot be faxed is
     // refused now, with the reason (invariant 4).
-    let fax_doc = documents::convert(&upload.documents, &ctx.options.convert)?;
-    let mut stored: Vec<NewDocument> = upload
-        .documents
+    let fax_doc = documents::convert(&documents, &ctx.options.convert)?;
+    let mut stored: Vec<NewDocument> = documents
         .into_iter()
         .map(|d| NewDocument {
             kind: DocumentKind::Original,
@@ -459,23 +485,93 @@ impl Listing {
     }
 }
 
+/// A page of a listing (reference 2): `page_size`, `start_key` (the id
+/// the page starts at, from the last page's `next_start_key`) and the
+/// `created_from`/`created_to` window in Gregorian seconds.
+#[derive(Debug, Default)]
+pub struct Page {
+    size: Option<usize>,
+    start_key: Option<String>,
+    created_from: Option<i64>,
+    created_to: Option<i64>,
+}
+
+impl Page {
+    pub fn from_query<'a>(query: impl Fn(&str) -> Option<&'a str>) -> Result<Page, ApiError> {
+        let mut errors = Vec::new();
+        let mut number = |key: &str| -> Option<i64> {
+            let text = query(key)?;
+            match text.parse::<i64>() {
+                Ok(n) if n >= 0 => Some(n),
+                _ => {
+                    errors.push(FieldError::new(
+                        key,
+                        "type",
+                        format!("{key} must be a whole number, not {text:?}"),
+                    ));
+                    None
+                }
+            }
+        };
+        let page = Page {
+            size: number("page_size").map(|n| n as usize),
+            created_from: number("created_from"),
+            created_to: number("created_to"),
+            start_key: query("start_key").map(str::to_owned),
+        };
+        if errors.is_empty() {
+            Ok(page)
+        } else {
+            Err(ApiError::Invalid(errors))
+        }
+    }
+}
+
 /// A listing row: Kazoo's view row (`id`, `status`, `to`, `from`,
-/// `created`, ...) with the fax's public fields.
+/// `created`, ...) with the fax's public fields, newest first.
 pub fn list(
     ctx: &Ctx,
-    account: &AccountId,
+    scope: &Scope<'_>,
     listing: Listing,
-    page_size: Option<u32>,
+    page: &Page,
 ) -> Result<Answer, ApiError> {
-    let faxes = ctx.store.faxes(&JobFilter {
-        account: Some(account.clone()),
-        folder: Some(listing.folder()),
-        ..Default::default()
-    })?;
-    let rows: Vec<Value> = faxes
+    let faxes: Vec<Fax> = ctx
+        .store
+        .faxes(&JobFilter {
+            account: Some(scope.account.clone()),
+            faxbox: scope.faxbox.as_ref().map(|f| f.id.clone()),
+            folder: Some(listing.folder()),
+            limit: Some(u32::MAX),
+            ..Default::default()
+        })?
         .into_iter()
         .filter(|f| listing.shows(f))
-        .take(page_size.unwrap_or(u32::MAX) as usize)
+        .filter(|f| {
+            page.created_from
+                .is_none_or(|t| to_gregorian(f.created) >= t)
+        })
+        .filter(|f| page.created_to.is_none_or(|t| to_gregorian(f.created) <= t))
+        .collect();
+    let start = match &page.start_key {
+        Some(key) => faxes
+            .iter()
+            .position(|f| f.id.as_str() == key)
+            .ok_or_else(|| {
+                ApiError::field(
+                    "start_key",
+                    "not_found",
+                    format!("no fax {key} in this listing"),
+                )
+            })?,
+        None => 0,
+    };
+    let end = page
+        .size
+        .map_or(faxes.len(), |n| (start + n).min(faxes.len()));
+    let next = faxes.get(end).map(|f| f.id.to_string());
+    let rows: Vec<Value> = faxes[start..end]
+        .iter()
+        .cloned()
         .map(|f| {
             let (to, from) = (f.to_number.clone(), f.from_number.clone());
             let mut row = serde_json::to_value(view(ctx, f, &[], &[])).expect("views serialize");
@@ -484,12 +580,28 @@ pub fn list(
             row
         })
         .collect();
-    Ok((&rows).into())
+    let mut success = Success::ok(&rows);
+    success.extra.insert("page_size".into(), json!(rows.len()));
+    if let Some(key) = &page.start_key {
+        success.extra.insert("start_key".into(), json!(key));
+    }
+    if let Some(next) = next {
+        success.extra.insert("next_start_key".into(), json!(next));
+    }
+    Ok(Answer::Json(success))
 }
 
 /// The fax `id` of this account, in the folder the path names.
-fn find(ctx: &Ctx, account: &AccountId, folder: Folder, id: &str) -> Result<Fax, ApiError> {
-    let fax = ctx.store.fax_in(account, &FaxId(id.to_owned()))?;
+fn find(ctx: &Ctx, scope: &Scope<'_>, folder: Folder, id: &str) -> Result<Fax, ApiError> {
+    let fax = ctx.store.fax_in(scope.account, &FaxId(id.to_owned()))?;
+    if let Some(faxbox) = &scope.faxbox
+        && fax.faxbox_id.as_ref() != Some(&faxbox.id)
+    {
+        return Err(ApiError::NotFound {
+            message: format!("fax {id} is not a fax of faxbox {}", faxbox.id),
+            cause: id.to_owned(),
+        });
+    }
     if fax.folder != folder {
         return Err(ApiError::NotFound {
             message: format!("fax {id} is not in the {}", folder.as_str()),
@@ -499,18 +611,13 @@ fn find(ctx: &Ctx, account: &AccountId, folder: Folder, id: &str) -> Result<Fax,
     Ok(fax)
 }
 
-pub fn get(ctx: &Ctx, account: &AccountId, folder: Folder, id: &str) -> Result<Answer, ApiError> {
-    let fax = find(ctx, account, folder, id)?;
+pub fn get(ctx: &Ctx, scope: &Scope<'_>, folder: Folder, id: &str) -> Result<Answer, ApiError> {
+    let fax = find(ctx, scope, folder, id)?;
     Ok((&detail(ctx, fax)?).into())
 }
 
-pub fn delete(
-    ctx: &Ctx,
-    account: &AccountId,
-    folder: Folder,
-    id: &str,
-) -> Result<Answer, ApiError> {
-    let fax = find(ctx, account, folder, id)?;
+pub fn delete(ctx: &Ctx, scope: &Scope<'_>, folder: Folder, id: &str) -> Result<Answer, ApiError> {
+    let fax = find(ctx, scope, folder, id)?;
     let view = detail(ctx, fax)?;
     ctx.store.delete_fax(&view.id)?;
     Ok((&view).into())
@@ -520,13 +627,13 @@ pub fn delete(
 /// default format is PDF).
 pub fn attachment(
     ctx: &Ctx,
-    account: &AccountId,
+    scope: &Scope<'_>,
     folder: Folder,
     id: &str,
     format: Option<&str>,
     disposition: Option<&str>,
 ) -> Result<Answer, ApiError> {
-    let fax = find(ctx, account, folder, id)?;
+    let fax = find(ctx, scope, folder, id)?;
     let docs = ctx.store.documents(&fax.id)?;
     let first = |kind: DocumentKind| docs.iter().find(|d| d.kind == kind);
     let image = first(DocumentKind::FaxTiff).or_else(|| first(DocumentKind::ReceivedTiff));
@@ -600,4 +707,77 @@ pub fn attachment(
         "Content-Disposition",
         format!("{disposition}; filename=fax_document_{stamp}.{ext}"),
     )))
+}
+
+/// `PUT /faxes/outbox/{id}` `{"action":"resubmit"}` sends a finished fax
+/// again as a new job; `PUT /faxes/inbox/{id}` `{"action":"forward",
+/// "data":{"to_number":...}}` faxes a received fax on (reference 2.4;
+/// Kazoo's forward did not work, reference 12).
+pub fn action(
+    ctx: &Ctx,
+    scope: &Scope<'_>,
+    folder: Folder,
+    id: &str,
+    body: &[u8],
+) -> Result<Answer, ApiError> {
+    let top: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let action = match top.get("action") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::field("action", "required", "action required"));
+        }
+        Some(Value::String(a)) => a.clone(),
+        Some(_) => return Err(ApiError::field("action", "type", "action must be a word")),
+    };
+    let fax = find(ctx, scope, folder, id)?;
+    match (folder, action.as_str()) {
+        (Folder::Outbox, "resubmit") => {
+            let changes = top.get("data").and_then(Value::as_object);
+            if changes.is_some_and(|c| !c.is_empty()) {
+                return Err(ApiError::field(
+                    "data",
+                    "unsupported",
+                    "resubmit sends the fax again unchanged; to change it, send a new fax",
+                ));
+            }
+            let again = ctx.store.resubmit(&fax.id)?;
+            (ctx.wake)();
+            Ok(Answer::Json(
+                Success::ok(&detail(ctx, again)?).with_status(202),
+            ))
+        }
+        (Folder::Inbox, "forward") => {
+            let input: FaxInput = if top.get("data").is_some() {
+                parse_data(body, "fax")?
+            } else {
+                FaxInput::default()
+            };
+            let docs = ctx.store.documents(&fax.id)?;
+            let received = docs
+                .iter()
+                .find(|d| d.kind == DocumentKind::ReceivedTiff)
+                .ok_or_else(|| ApiError::NotFound {
+                    message: format!("fax {id} has no received pages to forward"),
+                    cause: id.to_owned(),
+                })?;
+            let tiff = Input {
+                bytes: ctx.store.document_bytes(&received.id)?,
+                name: format!("received_{id}.tiff"),
+                content_type: Some("image/tiff".into()),
+            };
+            submit(ctx, scope, input, vec![tiff])
+        }
+        _ => Err(ApiError::field(
+            "action",
+            "enum",
+            format!(
+                "invalid action {action:?}; the {} takes {}",
+                folder.as_str(),
+                match folder {
+                    Folder::Outbox => "resubmit",
+                    Folder::Inbox => "forward",
+                }
+            ),
+        )),
+    }
 }

@@ -439,11 +439,6 @@ fn account_route(
 ) -> Result<Answer, ApiError> {
     let method = rq.method.as_str();
     let max = ctx.options.max_body;
-    let page_size = rq.query("page_size").and_then(|s| s.parse().ok());
-    let folder = |name: &str| match name {
-        "outbox" | "outgoing" => Folder::Outbox,
-        _ => Folder::Inbox,
-    };
     match (method, rest) {
         ("GET", ["faxboxes"]) => faxboxes::list(ctx, account),
         ("PUT", ["faxboxes"]) => faxboxes::create(ctx, account, &body(max)?),
@@ -455,36 +450,75 @@ fn account_route(
             faxboxes::update(ctx, account, id, &body(max)?, UpdateMode::Merge)
         }
         ("DELETE", ["faxboxes", id]) => faxboxes::delete(ctx, account, id),
-        ("PUT", ["faxes"] | ["faxes", "outgoing"]) => {
-            faxes::create(ctx, account, rq.header("content-type"), &body(max)?)
+        (_, ["faxboxes", id, "faxes", tail @ ..]) => {
+            // Kazoo's faxbox-scoped faxes (reference 2): fields default
+            // from the faxbox and listings show only its faxes.
+            let faxbox = ctx
+                .store
+                .faxbox_in(account, &crate::model::FaxboxId((*id).to_owned()))?;
+            let scope = faxes::Scope {
+                account,
+                faxbox: Some(faxbox),
+            };
+            fax_route(ctx, rq, &scope, tail, body)
         }
-        ("GET", ["faxes", "outgoing"]) => faxes::list(ctx, account, Listing::Outgoing, page_size),
-        ("GET", ["faxes", "outbox"]) => faxes::list(ctx, account, Listing::Outbox, page_size),
-        ("GET", ["faxes", "inbox"]) => faxes::list(ctx, account, Listing::Inbox, page_size),
-        ("GET", ["faxes", f @ ("outgoing" | "outbox" | "inbox"), id]) => {
-            faxes::get(ctx, account, folder(f), id)
+        (_, ["faxes", tail @ ..]) => {
+            let scope = faxes::Scope {
+                account,
+                faxbox: None,
+            };
+            fax_route(ctx, rq, &scope, tail, body)
         }
-        ("DELETE", ["faxes", f @ ("outgoing" | "outbox" | "inbox"), id]) => {
-            faxes::delete(ctx, account, folder(f), id)
+        (_, ["faxboxes"] | ["faxboxes", _]) => Err(not_allowed(method)),
+        _ => Err(ApiError::NoRoute),
+    }
+}
+
+/// The fax endpoints below `/faxes` (reference 2.2).
+fn fax_route(
+    ctx: &Ctx,
+    rq: &Request,
+    scope: &faxes::Scope<'_>,
+    rest: &[&str],
+    body: &mut dyn FnMut(usize) -> Result<Vec<u8>, ApiError>,
+) -> Result<Answer, ApiError> {
+    let method = rq.method.as_str();
+    let max = ctx.options.max_body;
+    let folder = |name: &str| match name {
+        "outbox" | "outgoing" => Folder::Outbox,
+        _ => Folder::Inbox,
+    };
+    let listing = |l: Listing| -> Result<Answer, ApiError> {
+        let page = faxes::Page::from_query(|k| rq.query(k))?;
+        faxes::list(ctx, scope, l, &page)
+    };
+    match (method, rest) {
+        ("PUT", [] | ["outgoing"]) => {
+            faxes::create(ctx, scope, rq.header("content-type"), &body(max)?)
         }
-        (
-            "GET",
-            [
-                "faxes",
-                f @ ("outgoing" | "outbox" | "inbox"),
-                id,
-                "attachment",
-            ],
-        ) => faxes::attachment(
+        ("GET", ["outgoing"]) => listing(Listing::Outgoing),
+        ("GET", ["outbox"]) => listing(Listing::Outbox),
+        ("GET", ["inbox"]) => listing(Listing::Inbox),
+        ("GET", [f @ ("outgoing" | "outbox" | "inbox"), id]) => {
+            faxes::get(ctx, scope, folder(f), id)
+        }
+        ("PUT", [f @ ("outbox" | "inbox"), id]) => {
+            faxes::action(ctx, scope, folder(f), id, &body(64 * 1024)?)
+        }
+        ("DELETE", [f @ ("outgoing" | "outbox" | "inbox"), id]) => {
+            faxes::delete(ctx, scope, folder(f), id)
+        }
+        ("GET", [f @ ("outgoing" | "outbox" | "inbox"), id, "attachment"]) => faxes::attachment(
             ctx,
-            account,
+            scope,
             folder(f),
             id,
             rq.query("format"),
             rq.query("disposition"),
         ),
-        (_, ["faxboxes"] | ["faxboxes", _] | ["faxes"] | ["faxes", _] | ["faxes", _, _])
-        | (_, ["faxes", _, _, "attachment"]) => Err(not_allowed(method)),
+        (_, [] | ["outgoing" | "outbox" | "inbox"] | [_, _] | [_, _, "attachment"]) => {
+            Err(not_allowed(method))
+        }
         _ => Err(ApiError::NoRoute),
     }
 }

@@ -41,6 +41,8 @@ impl Reply {
 pub struct Success {
     pub status: u16,
     pub data: Value,
+    /// Envelope fields beside `data` (a listing's `next_start_key`, ...).
+    pub extra: Map<String, Value>,
 }
 
 impl Success {
@@ -48,6 +50,7 @@ impl Success {
         Success {
             status: 200,
             data: serde_json::to_value(data).expect("API views serialize"),
+            extra: Map::new(),
         }
     }
 
@@ -222,6 +225,9 @@ pub fn envelope(success: &Success, request_id: &str, auth_token: Option<&str>) -
     });
     if let Some(token) = auth_token {
         body["auth_token"] = Value::String(token.to_owned());
+    }
+    for (k, v) in &success.extra {
+        body[k] = v.clone();
     }
     json_reply(success.status, &body)
 }

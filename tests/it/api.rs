@@ -44,6 +44,16 @@ impl TestBox {
             },
             dir.path(),
         ));
+        // A number of one of the box's faxboxes rings that faxbox's inbox.
+        let receiver = faxbox::inbound::Receiver::new(
+            store.clone(),
+            dir.path().join("incoming"),
+            Default::default(),
+            "faxbox@box.test".into(),
+            Arc::new(|| {}),
+        )
+        .unwrap();
+        line.set_inbound(Arc::new(receiver));
         let options = SchedulerOptions::new(dir.path().join("spool"), "faxbox@box.test".into());
         let scheduler = Arc::new(Scheduler::start(store.clone(), vec![line], options).unwrap());
         let live = LiveStatus::default();
@@ -673,4 +683,239 @@ fn send_wait_follows_a_fax_through_a_running_serve() {
     let store = Store::open_data_dir(&dir.path().join("data")).unwrap();
     let fax = store.fax(&faxbox::model::FaxId(id)).unwrap();
     assert_eq!(fax.status, Some(JobStatus::Completed));
+}
+
+#[test]
+fn faxbox_scoped_faxes_resubmit_and_pages() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let desk = b
+        .store
+        .create_faxbox(
+            &acme.id,
+            faxbox::model::FaxboxFields {
+                name: Some("Desk".into()),
+                fax_header: Some("ACME DESK".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let base = format!("/v2/accounts/{}", acme.id);
+    let send = |path: &str, to: &str| {
+        let (ct, body) = multipart_body(
+            &json!({ "to_number": to }),
+            &[pdf_document("a.pdf", text_pdf(to))],
+        );
+        let r = b.raw("PUT", path, Some(&token), Some(&ct), Some(body));
+        assert_eq!(r.status, 202, "{:?}", r.json());
+        r.json()["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let scoped = send(&format!("{base}/faxboxes/{}/faxes", desk.id), "5550101");
+    let plain = send(&format!("{base}/faxes"), "5550102");
+    let third = send(&format!("{base}/faxes/outgoing"), "5550103");
+    let ids = [&scoped, &plain, &third].map(|i| faxbox::model::FaxId(i.clone()));
+    wait_for("three faxes to finish", Duration::from_secs(120), || {
+        ids.iter().all(|id| {
+            b.store
+                .fax(id)
+                .unwrap()
+                .status
+                .is_some_and(JobStatus::is_terminal)
+        })
+    });
+
+    // Under the faxbox: its fields, and only its faxes.
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxboxes/{}/faxes/outbox/{scoped}", desk.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.json()["data"]["fax_identity_name"], "ACME DESK");
+    assert_eq!(r.json()["data"]["faxbox_id"], desk.id.as_str());
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxboxes/{}/faxes/outbox", desk.id),
+        Some(&token),
+        None,
+    );
+    let rows = r.json()["data"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["id"], scoped.as_str());
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxboxes/{}/faxes/outbox/{plain}", desk.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 404, "not a fax of that faxbox");
+
+    // Pages of two, then the rest, newest first, with no fax twice.
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxes/outbox?page_size=2"),
+        Some(&token),
+        None,
+    );
+    let first = r.json();
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let next = first["next_start_key"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxes/outbox?page_size=2&start_key={next}"),
+        Some(&token),
+        None,
+    );
+    let second = r.json();
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert!(second.get("next_start_key").is_none());
+    let mut seen: Vec<String> = first["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["data"].as_array().unwrap())
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    seen.sort();
+    let mut all = vec![scoped.clone(), plain.clone(), third.clone()];
+    all.sort();
+    assert_eq!(seen, all);
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxes/outbox?page_size=many"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 400);
+
+    // Resubmit: a new job with the same document, sent again.
+    let r = b.call(
+        "PUT",
+        &format!("{base}/faxes/outbox/{plain}"),
+        Some(&token),
+        Some(json!({"action": "resubmit"})),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let again = r.json()["data"]["id"].as_str().unwrap().to_owned();
+    assert_ne!(again, plain);
+    let r = b.call(
+        "PUT",
+        &format!("{base}/faxes/outbox/{plain}"),
+        Some(&token),
+        Some(json!({"action": "shred"})),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["action"]["enum"].is_object());
+    let r = b.call(
+        "PUT",
+        &format!("{base}/faxes/outbox/{plain}"),
+        Some(&token),
+        Some(json!({"data": {}})),
+    );
+    assert_eq!(
+        r.json()["data"]["action"]["required"]["message"],
+        "action required"
+    );
+    let again = faxbox::model::FaxId(again);
+    wait_for("the resubmitted fax", Duration::from_secs(60), || {
+        b.store.fax(&again).unwrap().status == Some(JobStatus::Completed)
+    });
+}
+
+#[test]
+fn a_received_fax_is_listed_downloaded_and_forwarded() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let inbox_box = b
+        .store
+        .create_faxbox(
+            &acme.id,
+            faxbox::model::FaxboxFields {
+                name: Some("Reception".into()),
+                numbers: Some(vec!["5550199".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let base = format!("/v2/accounts/{}", acme.id);
+    let (ct, body) = multipart_body(
+        &json!({ "to_number": "5550199" }),
+        &[pdf_document("in.pdf", text_pdf("to our own inbox"))],
+    );
+    let r = b.raw(
+        "PUT",
+        &format!("{base}/faxes"),
+        Some(&token),
+        Some(&ct),
+        Some(body),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.json());
+
+    let mut received = String::new();
+    wait_for(
+        "the fax to arrive in the inbox",
+        Duration::from_secs(60),
+        || {
+            let r = b.call(
+                "GET",
+                &format!("{base}/faxboxes/{}/faxes/inbox", inbox_box.id),
+                Some(&token),
+                None,
+            );
+            match r.json()["data"][0]["id"].as_str() {
+                Some(id) => {
+                    received = id.to_owned();
+                    true
+                }
+                None => false,
+            }
+        },
+    );
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxes/inbox/{received}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.json()["data"]["folder"], "inbox");
+    assert!(
+        r.json()["data"].get("status").is_none(),
+        "Kazoo: no status on inbox faxes"
+    );
+    assert_eq!(r.json()["data"]["rx_result"]["pages"], 1);
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxes/inbox/{received}/attachment"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.header("content-type"), Some("application/pdf"));
+    assert!(r.body.starts_with(b"%PDF"));
+    // An inbox fax is not in the outbox.
+    let r = b.call(
+        "GET",
+        &format!("{base}/faxes/outbox/{received}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+
+    let r = b.call(
+        "PUT",
+        &format!("{base}/faxes/inbox/{received}"),
+        Some(&token),
+        Some(json!({"action": "forward", "data": {"to_number": "5550100"}})),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let forwarded = faxbox::model::FaxId(r.json()["data"]["id"].as_str().unwrap().to_owned());
+    wait_for(
+        "the forwarded fax to be sent",
+        Duration::from_secs(60),
+        || b.store.fax(&forwarded).unwrap().status == Some(JobStatus::Completed),
+    );
 }
