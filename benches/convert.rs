@@ -39,6 +39,18 @@ fn main() {
         }
     };
     files.sort();
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this
+    // unoptimized without it: then a smoke run on the two smallest files
+    // shows the benchmark still works, and gives no verdict.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    if !measuring {
+        files.sort_by_key(|f| std::fs::metadata(f).map_or(u64::MAX, |m| m.len()));
+        files.truncate(2);
+        println!(
+            "smoke run (no --bench): {} files, numbers mean nothing",
+            files.len()
+        );
+    }
     let have_gs = Command::new("gs")
         .arg("--version")
         .output()

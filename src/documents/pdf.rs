@@ -19,7 +19,7 @@ use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, Tar
 use hayro::{RenderCache, RenderSettings, render_into};
 
 use super::DocumentError;
-use super::faxtiff::EncodedPage;
+use super::faxtiff::{BitPage, EncodedPage};
 use super::raster::{self, Geometry};
 
 /// Coverage (of 255) above which a pixel is painted. Below half, so hairlines
@@ -204,6 +204,8 @@ struct PageRenderer {
     pixmap: Pixmap,
     resources: Resources,
     settings: InterpreterSettings,
+    /// The 1-bit page, reused from page to page.
+    bits: BitPage,
 }
 
 impl PageRenderer {
@@ -215,6 +217,7 @@ impl PageRenderer {
             pixmap: Pixmap::new(w, h),
             resources: Resources::default(),
             settings: InterpreterSettings::default(),
+            bits: BitPage::new(geom.width, geom.height, geom.x_dpi, geom.y_dpi),
         }
     }
 
@@ -260,14 +263,8 @@ impl PageRenderer {
                 ..Default::default()
             },
         );
-        let bits = raster::binarize_rgba(
-            self.pixmap.data_as_u8_slice(),
-            g.width,
-            g.height,
-            g.x_dpi,
-            g.y_dpi,
-        );
-        EncodedPage::encode(&bits)
+        raster::binarize_rgba_into(self.pixmap.data_as_u8_slice(), &mut self.bits);
+        EncodedPage::encode(&self.bits)
     }
 }
 

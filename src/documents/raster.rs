@@ -147,17 +147,17 @@ pub(crate) fn binarize(grey: &Grey, x_dpi: f32, y_dpi: f32) -> BitPage {
 
 /// Screens an RGBA picture (opaque, as rendered over white) straight into
 /// a fax page: the PDF path's hot loop. Eight pixels make one output byte;
-/// an all-white group (most of a page) is skipped after one vectorizable AND
-/// over its 32 bytes, and the others are screened without branches.
-pub(crate) fn binarize_rgba(
-    rgba: &[u8],
-    width: u32,
-    height: u32,
-    x_dpi: f32,
-    y_dpi: f32,
-) -> BitPage {
-    let mut page = BitPage::new(width, height, x_dpi, y_dpi);
+/// a group that prints white whatever the cell (most of a page) is skipped
+/// after one vectorizable minimum over its 32 bytes, and the others are
+/// screened without branches.
+///
+/// The page must have the picture's size; it is cleared first (the PDF
+/// path reuses one page buffer for every page it renders).
+pub(crate) fn binarize_rgba_into(rgba: &[u8], page: &mut BitPage) {
+    page.rows.fill(0);
+    let (width, height) = (page.width, page.height);
     let cuts = screen_cuts();
+    let white_from = cuts.iter().copied().max().unwrap_or(255);
     let stride = page.stride();
     let w = width as usize;
     for y in 0..height as usize {
@@ -167,7 +167,10 @@ pub(crate) fn binarize_rgba(
             .try_into()
             .expect("8 cuts");
         for (bx, group) in src.chunks(32).enumerate() {
-            if group.iter().fold(255u8, |a, &b| a & b) == 255 {
+            // Luma is a weighted mean, never below the smallest channel: a
+            // group whose every byte is at or above the highest cut prints
+            // white in any cell (this also skips off-white paper tints).
+            if group.iter().fold(255u8, |a, &b| a.min(b)) >= white_from {
                 continue;
             }
             let mut byte = 0u8;
@@ -179,7 +182,6 @@ pub(crate) fn binarize_rgba(
             dst[bx] = byte;
         }
     }
-    page
 }
 
 /// Resamples a grey picture to `w` x `h` by box averaging when shrinking and
@@ -370,7 +372,9 @@ mod tests {
             204.0,
             196.0,
         );
-        let b = binarize_rgba(&rgba, w, h, 204.0, 196.0);
+        let mut b = BitPage::new(w, h, 204.0, 196.0);
+        b.rows.fill(0xAA); // stale content must not survive
+        binarize_rgba_into(&rgba, &mut b);
         assert_eq!(a, b);
     }
 

@@ -767,7 +767,9 @@ fn every_corpus_pdf_converts_with_ghostscripts_page_count() {
         }
         if gs {
             let out = Command::new("gs")
-                .args(["-q", "-dNODISPLAY", "-dNOSAFER", "-c"])
+                .args(["-q", "-dNODISPLAY", "-dSAFER"])
+                .arg(format!("--permit-file-read={}", file.display()))
+                .arg("-c")
                 .arg(format!(
                     "({}) (r) file runpdfbegin pdfpagecount = quit",
                     file.display()
