@@ -73,8 +73,44 @@ struct Upload {
     documents: Vec<Input>,
 }
 
-fn split_upload(content_type: Option<&str>, body: &[u8]) -> Result<Upload, ApiError> {
+/// The document types a raw body may be (Kazoo: PDF and TIFF; Faxbox also
+/// faxes photos).
+const RAW_TYPES: [(&str, &str); 5] = [
+    ("application/pdf", "document.pdf"),
+    ("application/x-pdf", "document.pdf"),
+    ("image/tiff", "document.tiff"),
+    ("image/png", "document.png"),
+    ("image/jpeg", "document.jpg"),
+];
+
+fn split_upload(
+    content_type: Option<&str>,
+    body: &[u8],
+    query: &[(String, String)],
+) -> Result<Upload, ApiError> {
     let media = content_type.map(multipart::media_type).unwrap_or_default();
+    if let Some((_, name)) = RAW_TYPES.iter().find(|(t, _)| *t == media) {
+        // A raw document: the job's fields come from the query string, as
+        // Kazoo's crossbar takes request data for binary bodies.
+        let data: serde_json::Map<String, Value> = query
+            .iter()
+            .map(|(k, v)| {
+                let value = match (k.as_str(), v.parse::<i64>()) {
+                    ("retries", Ok(n)) => json!(n),
+                    _ => json!(v),
+                };
+                (k.clone(), value)
+            })
+            .collect();
+        return Ok(Upload {
+            json: Some(json!({ "data": data }).to_string().into_bytes()),
+            documents: vec![Input {
+                bytes: body.to_vec(),
+                name: (*name).to_owned(),
+                content_type: Some(media),
+            }],
+        });
+    }
     if media.starts_with("multipart/") {
         let boundary = content_type
             .and_then(|c| multipart::parameter(c, "boundary"))
@@ -109,7 +145,7 @@ fn split_upload(content_type: Option<&str>, body: &[u8]) -> Result<Upload, ApiEr
         })
     } else {
         Err(ApiError::UnsupportedType(format!(
-            "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), not as {media}"
+            "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), as JSON with document.url, or as a PDF or TIFF body with its fields in the query string; not as {media}"
         )))
     }
 }
@@ -141,8 +177,9 @@ pub fn create(
     scope: &Scope<'_>,
     content_type: Option<&str>,
     body: &[u8],
+    query: &[(String, String)],
 ) -> Result<Answer, ApiError> {
-    let upload = split_upload(content_type, body)?;
+    let upload = split_upload(content_type, body, query)?;
     let input: FaxInput = match &upload.json {
         Some(json) if !json.iter().all(u8::is_ascii_whitespace) => parse_data(json, "fax")?,
         _ => FaxInput::default(),

@@ -553,6 +553,17 @@ fn bad_uploads_are_refused_with_the_reason_and_store_nothing() {
         Some(vec![b'x'; 3 * 1024 * 1024]),
     );
     assert_eq!(r.status, 413);
+    assert_eq!(r.json()["message"], "request entity too large");
+    // A raw PDF body whose query string names an unknown field.
+    let r = b.raw(
+        "PUT",
+        &format!("{path}?to_number=5550100&colour=red"),
+        Some(&token),
+        Some("application/pdf"),
+        Some(text_pdf("raw")),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["colour"]["unknown"].is_object());
 
     let faxes = b
         .store
@@ -718,7 +729,17 @@ fn faxbox_scoped_faxes_resubmit_and_pages() {
     };
     let scoped = send(&format!("{base}/faxboxes/{}/faxes", desk.id), "5550101");
     let plain = send(&format!("{base}/faxes"), "5550102");
-    let third = send(&format!("{base}/faxes/outgoing"), "5550103");
+    // A raw PDF body with the job's fields in the query string.
+    let r = b.raw(
+        "PUT",
+        &format!("{base}/faxes/outgoing?to_number=5550103&retries=2"),
+        Some(&token),
+        Some("application/pdf"),
+        Some(text_pdf("raw body")),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["retries"], 2);
+    let third = r.json()["data"]["id"].as_str().unwrap().to_owned();
     let ids = [&scoped, &plain, &third].map(|i| faxbox::model::FaxId(i.clone()));
     wait_for("three faxes to finish", Duration::from_secs(120), || {
         ids.iter().all(|id| {
