@@ -12,7 +12,7 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # back, Ghostscript counts pages of the PDF corpus, poppler reads our PDFs.
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils
 
-.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api
 
 run: build-deps
 	$(CARGO) build --release
@@ -47,6 +47,9 @@ bench-dispatch: build-deps
 
 bench-loopback: build-deps
 	$(CARGO) bench --bench loopback
+
+bench-api: build-deps
+	$(CARGO) bench --bench api
 
 bench-convert: test-deps
 	$(CARGO) bench --bench convert
