@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::faxboxes::OneOrMany;
+use super::fetch::{self, DocumentRef};
 use super::multipart::{self, Part};
 use super::reply::{Answer, ApiError, Reply, Success};
 use super::{Ctx, parse_data};
@@ -34,19 +35,6 @@ struct FaxNotifications {
     /// In Kazoo's schema, never implemented there either (reference 1.2).
     #[allow(dead_code)]
     sms: Option<Value>,
-}
-
-/// `document`: where Kazoo's URL method finds the document.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
-struct DocumentRef {
-    url: Option<String>,
-    method: Option<String>,
-    content: Option<String>,
-    content_type: Option<String>,
-    host: Option<String>,
-    referer: Option<String>,
 }
 
 /// A fax job as a client sends it (reference 1.3). Kazoo fields Faxbox does
@@ -85,8 +73,44 @@ struct Upload {
     documents: Vec<Input>,
 }
 
-fn split_upload(content_type: Option<&str>, body: &[u8]) -> Result<Upload, ApiError> {
+/// The document types a raw body may be (Kazoo: PDF and TIFF; Faxbox also
+/// faxes photos).
+const RAW_TYPES: [(&str, &str); 5] = [
+    ("application/pdf", "document.pdf"),
+    ("application/x-pdf", "document.pdf"),
+    ("image/tiff", "document.tiff"),
+    ("image/png", "document.png"),
+    ("image/jpeg", "document.jpg"),
+];
+
+fn split_upload(
+    content_type: Option<&str>,
+    body: &[u8],
+    query: &[(String, String)],
+) -> Result<Upload, ApiError> {
     let media = content_type.map(multipart::media_type).unwrap_or_default();
+    if let Some((_, name)) = RAW_TYPES.iter().find(|(t, _)| *t == media) {
+        // A raw document: the job's fields come from the query string, as
+        // Kazoo's crossbar takes request data for binary bodies.
+        let data: serde_json::Map<String, Value> = query
+            .iter()
+            .map(|(k, v)| {
+                let value = match (k.as_str(), v.parse::<i64>()) {
+                    ("retries", Ok(n)) => json!(n),
+                    _ => json!(v),
+                };
+                (k.clone(), value)
+            })
+            .collect();
+        return Ok(Upload {
+            json: Some(json!({ "data": data }).to_string().into_bytes()),
+            documents: vec![Input {
+                bytes: body.to_vec(),
+                name: (*name).to_owned(),
+                content_type: Some(media),
+            }],
+        });
+    }
     if media.starts_with("multipart/") {
         let boundary = content_type
             .and_then(|c| multipart::parameter(c, "boundary"))
@@ -121,7 +145,7 @@ fn split_upload(content_type: Option<&str>, body: &[u8]) -> Result<Upload, ApiEr
         })
     } else {
         Err(ApiError::UnsupportedType(format!(
-            "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), not as {media}"
+            "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), as JSON with document.url, or as a PDF or TIFF body with its fields in the query string; not as {media}"
         )))
     }
 }
@@ -153,8 +177,9 @@ pub fn create(
     scope: &Scope<'_>,
     content_type: Option<&str>,
     body: &[u8],
+    query: &[(String, String)],
 ) -> Result<Answer, ApiError> {
-    let upload = split_upload(content_type, body)?;
+    let upload = split_upload(content_type, body, query)?;
     let input: FaxInput = match &upload.json {
         Some(json) if !json.iter().all(u8::is_ascii_whitespace) => parse_data(json, "fax")?,
         _ => FaxInput::default(),
@@ -197,21 +222,13 @@ fn submit(
         },
         (None, None) => None,
     };
-    if documents.is_empty() {
-        let has_url = input.document.as_ref().is_some_and(|d| d.url.is_some());
-        errors.push(if has_url {
-            FieldError::new(
-                "document.url",
-                "unsupported",
-                "this fax box does not fetch documents by URL yet; upload the document in a multipart request",
-            )
-        } else {
-            FieldError::new(
-                "document.url",
-                "required",
-                "add document url or upload a document",
-            )
-        });
+    let url = input.document.as_ref().filter(|d| d.url.is_some());
+    if documents.is_empty() && url.is_none() {
+        errors.push(FieldError::new(
+            "document.url",
+            "required",
+            "add document url or upload a document",
+        ));
     }
     let to_number = input.to_number.clone().unwrap_or_default();
     let normalized = match normalize_number(&to_number) {
@@ -261,6 +278,12 @@ fn submit(
         return Err(ApiError::Invalid(errors));
     }
 
+    // The URL method fetches now, after the job is known to be valid, so
+    // that a bad job costs no fetch (Kazoo's validation order, 2.3).
+    let documents = match url {
+        Some(doc) if documents.is_empty() => vec![fetch::fetch(doc, &ctx.options.fetch)?],
+        _ => documents,
+    };
     // Convert before anything is stored: a document that cannot be faxed is
     // refused now, with the reason (invariant 4).
     let fax_doc = documents::convert(&documents, &ctx.options.convert)?;

@@ -14,6 +14,7 @@ mod auth;
 pub mod client;
 mod faxboxes;
 mod faxes;
+pub mod fetch;
 mod live;
 pub mod multipart;
 mod reply;
@@ -48,6 +49,8 @@ pub struct ApiOptions {
     pub max_body: usize,
     /// How uploads are converted (with the time budget per document).
     pub convert: ConvertOptions,
+    /// How documents given by URL are fetched.
+    pub fetch: fetch::FetchPolicy,
 }
 
 impl Default for ApiOptions {
@@ -60,6 +63,7 @@ impl Default for ApiOptions {
             workers: 8,
             max_body: 32 * 1024 * 1024,
             convert,
+            fetch: fetch::FetchPolicy::default(),
         }
     }
 }
@@ -190,7 +194,7 @@ fn serve(ctx: &Ctx, mut raw: tiny_http::Request) {
         path: path
             .split('/')
             .filter(|s| !s.is_empty())
-            .map(percent_decode)
+            .map(|s| percent_decode(&s.replace('+', "%2B")))
             .collect(),
         query: query
             .split('&')
@@ -493,9 +497,13 @@ fn fax_route(
         faxes::list(ctx, scope, l, &page)
     };
     match (method, rest) {
-        ("PUT", [] | ["outgoing"]) => {
-            faxes::create(ctx, scope, rq.header("content-type"), &body(max)?)
-        }
+        ("PUT", [] | ["outgoing"]) => faxes::create(
+            ctx,
+            scope,
+            rq.header("content-type"),
+            &body(max)?,
+            &rq.query,
+        ),
         ("GET", ["outgoing"]) => listing(Listing::Outgoing),
         ("GET", ["outbox"]) => listing(Listing::Outbox),
         ("GET", ["inbox"]) => listing(Listing::Inbox),
@@ -530,6 +538,7 @@ mod tests {
     #[test]
     fn percent_decoding_keeps_what_it_cannot_decode() {
         assert_eq!(percent_decode("a%20b+c"), "a b c");
+        assert_eq!(percent_decode("%2B1555"), "+1555");
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
     }

@@ -33,6 +33,10 @@ struct Tenant {
 
 impl TestBox {
     fn start() -> TestBox {
+        TestBox::start_with(|_| {})
+    }
+
+    fn start_with(tune: impl FnOnce(&mut ApiOptions)) -> TestBox {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_data_dir(&dir.path().join("data")).unwrap());
         let line: Arc<dyn Line> = Arc::new(LoopbackLine::new(
@@ -62,11 +66,12 @@ impl TestBox {
             let s = scheduler.clone();
             Arc::new(move || s.wake())
         };
-        let options = ApiOptions {
+        let mut options = ApiOptions {
             workers: 4,
             max_body: 2 * 1024 * 1024,
             ..ApiOptions::default()
         };
+        tune(&mut options);
         let api = Api::start(
             std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
             Ctx::new(store.clone(), wake, live, options),
@@ -548,6 +553,17 @@ fn bad_uploads_are_refused_with_the_reason_and_store_nothing() {
         Some(vec![b'x'; 3 * 1024 * 1024]),
     );
     assert_eq!(r.status, 413);
+    assert_eq!(r.json()["message"], "request entity too large");
+    // A raw PDF body whose query string names an unknown field.
+    let r = b.raw(
+        "PUT",
+        &format!("{path}?to_number=5550100&colour=red"),
+        Some(&token),
+        Some("application/pdf"),
+        Some(text_pdf("raw")),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["colour"]["unknown"].is_object());
 
     let faxes = b
         .store
@@ -713,7 +729,17 @@ fn faxbox_scoped_faxes_resubmit_and_pages() {
     };
     let scoped = send(&format!("{base}/faxboxes/{}/faxes", desk.id), "5550101");
     let plain = send(&format!("{base}/faxes"), "5550102");
-    let third = send(&format!("{base}/faxes/outgoing"), "5550103");
+    // A raw PDF body with the job's fields in the query string.
+    let r = b.raw(
+        "PUT",
+        &format!("{base}/faxes/outgoing?to_number=5550103&retries=2"),
+        Some(&token),
+        Some("application/pdf"),
+        Some(text_pdf("raw body")),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["retries"], 2);
+    let third = r.json()["data"]["id"].as_str().unwrap().to_owned();
     let ids = [&scoped, &plain, &third].map(|i| faxbox::model::FaxId(i.clone()));
     wait_for("three faxes to finish", Duration::from_secs(120), || {
         ids.iter().all(|id| {
@@ -917,5 +943,95 @@ fn a_received_fax_is_listed_downloaded_and_forwarded() {
         "the forwarded fax to be sent",
         Duration::from_secs(60),
         || b.store.fax(&forwarded).unwrap().status == Some(JobStatus::Completed),
+    );
+}
+
+/// A document server on loopback: `/doc.pdf`, a redirect to it, and 404s.
+fn document_server(pdf: Vec<u8>) -> String {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", server.server_addr().to_ip().unwrap());
+    std::thread::spawn(move || {
+        for rq in server.incoming_requests() {
+            let response = match rq.url() {
+                "/doc.pdf" => tiny_http::Response::from_data(pdf.clone()).with_header(
+                    tiny_http::Header::from_bytes("Content-Type", "application/pdf").unwrap(),
+                ),
+                "/hop" => tiny_http::Response::from_data(Vec::new())
+                    .with_status_code(302)
+                    .with_header(tiny_http::Header::from_bytes("Location", "/doc.pdf").unwrap()),
+                _ => tiny_http::Response::from_data(b"no".to_vec()).with_status_code(404),
+            };
+            let _ = rq.respond(response);
+        }
+    });
+    base
+}
+
+#[test]
+fn a_document_url_is_fetched_only_where_the_guard_allows() {
+    let server = document_server(text_pdf("Fetched by URL"));
+    let put = |b: &TestBox, token: &str, account: &AccountId, url: String| {
+        b.call(
+            "PUT",
+            &format!("/v2/accounts/{account}/faxes"),
+            Some(token),
+            Some(json!({"data": {"to_number": "5550100", "document": {"url": url}}})),
+        )
+    };
+
+    // By default the box does not fetch from its own machine or network.
+    let guarded = TestBox::start();
+    let acme = guarded.tenant("Acme");
+    let token = guarded.token(&acme);
+    let r = put(&guarded, &token, &acme.id, format!("{server}/doc.pdf"));
+    assert_eq!(r.status, 400, "{:?}", r.json());
+    let message = r.json()["data"]["document.url"]["fetch"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("127.0.0.1"), "{message}");
+    assert!(message.contains("public addresses"), "{message}");
+    assert!(
+        guarded
+            .store
+            .faxes(&JobFilter::default())
+            .unwrap()
+            .is_empty()
+    );
+
+    // An intranet document server, allowed: fetched (through a redirect)
+    // and sent.
+    let open = TestBox::start_with(|o| o.fetch.allow_private = true);
+    let acme = open.tenant("Acme");
+    let token = open.token(&acme);
+    let r = put(&open, &token, &acme.id, format!("{server}/hop"));
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let id = faxbox::model::FaxId(r.json()["data"]["id"].as_str().unwrap().to_owned());
+    let original = open
+        .store
+        .documents(&id)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.kind == faxbox::model::DocumentKind::Original)
+        .expect("the fetched document is kept as the original");
+    assert_eq!(original.content_type, "application/pdf");
+    assert_eq!(
+        open.store.document_bytes(&original.id).unwrap(),
+        text_pdf("Fetched by URL")
+    );
+    let r = put(&open, &token, &acme.id, format!("{server}/missing.pdf"));
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["data"]["document.url"]["fetch"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("404"),
+        "{:?}",
+        r.json()
+    );
+    wait_for(
+        "the fetched fax to be sent",
+        Duration::from_secs(60),
+        || open.store.fax(&id).unwrap().status == Some(JobStatus::Completed),
     );
 }

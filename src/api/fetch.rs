@@ -1,0 +1,337 @@
+//! Fetching a fax's document by URL (Kazoo's `document.url`, reference 2.3).
+//!
+//! A URL from a client makes the box itself open a connection, so only
+//! `http(s)` is fetched, under a size and time limit and a few redirects,
+//! and addresses on the box's own machine or network (loopback, private
+//! ranges, link-local, unspecified, multicast) are refused by default
+//! (`FetchPolicy::allow_private` opens the private ones for intranet
+//! document servers). The check runs on every hop of a redirect and again
+//! in the resolver that ureq connects with, so a name that resolves to a
+//! public address for the check and to a private one for the connection
+//! (DNS rebinding) is still refused.
+
+use std::io::Read;
+use std::net::{IpAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use serde::Deserialize;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+
+use crate::documents::Input;
+use crate::model::FieldError;
+
+/// Kazoo's `document` object: where the document is and how to ask for it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DocumentRef {
+    pub url: Option<String>,
+    /// `get` (default) or `post`.
+    pub method: Option<String>,
+    /// The body of a POST (at most 256 characters, as Kazoo's schema).
+    pub content: Option<String>,
+    pub content_type: Option<String>,
+    pub host: Option<String>,
+    pub referer: Option<String>,
+}
+
+/// The limits of a fetch.
+#[derive(Debug, Clone)]
+pub struct FetchPolicy {
+    /// Allow loopback and private (RFC 1918, RFC 4193) addresses.
+    pub allow_private: bool,
+    pub max_bytes: u64,
+    pub timeout: Duration,
+    pub max_redirects: u32,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        FetchPolicy {
+            allow_private: false,
+            max_bytes: 32 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+            max_redirects: 5,
+        }
+    }
+}
+
+/// Whether the box may connect to `ip` to fetch a document.
+pub fn address_allowed(ip: IpAddr, allow_private: bool) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            // Never: nobody's document server, or cloud metadata (169.254/16).
+            if v4.is_unspecified()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || o[0] == 0
+            {
+                return false;
+            }
+            let private = v4.is_loopback()
+                || v4.is_private()
+                // Carrier-grade NAT, RFC 6598.
+                || (o[0] == 100 && (64..128).contains(&o[1]));
+            !private || allow_private
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return address_allowed(IpAddr::V4(v4), allow_private);
+            }
+            let first = v6.segments()[0];
+            if v6.is_unspecified() || v6.is_multicast() || (first & 0xffc0) == 0xfe80 {
+                return false;
+            }
+            let private = v6.is_loopback() || (first & 0xfe00) == 0xfc00;
+            !private || allow_private
+        }
+    }
+}
+
+/// ureq's resolver with the address check: what is connected to is what
+/// was checked.
+#[derive(Debug)]
+struct GuardedResolver {
+    allow_private: bool,
+}
+
+impl Resolver for GuardedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, ureq::Error> {
+        let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+        if addrs
+            .iter()
+            .any(|a| !address_allowed(a.ip(), self.allow_private))
+        {
+            return Err(ureq::Error::Io(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "the address is not allowed",
+            )));
+        }
+        Ok(addrs)
+    }
+}
+
+fn refused(message: String) -> FieldError {
+    FieldError::new("document.url", "fetch", message)
+}
+
+/// Checks a URL before connecting: scheme, and every address its host
+/// resolves to.
+fn check(url: &url::Url, policy: &FetchPolicy) -> Result<(), FieldError> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(FieldError::new(
+            "document.url",
+            "format",
+            format!("{url} is not an http:// or https:// address"),
+        ));
+    }
+    let host = url
+        .host_str()
+        .ok_or_else(|| FieldError::new("document.url", "format", format!("{url} has no host")))?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let host_only = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<IpAddr> = (host_only, port)
+        .to_socket_addrs()
+        .map_err(|_| refused(format!("cannot find the host {host} of the document URL")))?
+        .map(|a| a.ip())
+        .collect();
+    if let Some(bad) = addrs
+        .iter()
+        .find(|ip| !address_allowed(**ip, policy.allow_private))
+    {
+        return Err(refused(format!(
+            "{url} points to {bad}, an address of this fax box or its own network; it fetches documents only from public addresses (an administrator can allow private ones)"
+        )));
+    }
+    Ok(())
+}
+
+/// Fetches the document; errors are for the person who sent the URL.
+pub fn fetch(doc: &DocumentRef, policy: &FetchPolicy) -> Result<Input, FieldError> {
+    let raw = doc.url.as_deref().unwrap_or_default().trim();
+    let mut url = url::Url::parse(raw).map_err(|e| {
+        FieldError::new(
+            "document.url",
+            "format",
+            format!("{raw:?} is not a URL: {e}"),
+        )
+    })?;
+    let post = match doc
+        .method
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("get") => false,
+        Some("post") => true,
+        Some(other) => {
+            return Err(FieldError::new(
+                "document.method",
+                "enum",
+                format!("{other:?} is not a method; use get or post"),
+            ));
+        }
+    };
+    if doc
+        .content
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > 256)
+    {
+        return Err(FieldError::new(
+            "document.content",
+            "maxLength",
+            "document.content may have at most 256 characters",
+        ));
+    }
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .timeout_global(Some(policy.timeout))
+        .build();
+    let agent = ureq::Agent::with_parts(
+        config,
+        DefaultConnector::default(),
+        GuardedResolver {
+            allow_private: policy.allow_private,
+        },
+    );
+    let mut hops = 0;
+    loop {
+        check(&url, policy)?;
+        let mut request = ureq::http::Request::builder()
+            .method(if post { "POST" } else { "GET" })
+            .uri(url.as_str());
+        for (name, value) in [("Host", &doc.host), ("Referer", &doc.referer)] {
+            if let Some(v) = value {
+                request = request.header(name, v.as_str());
+            }
+        }
+        let sent = if post {
+            request = request.header(
+                "Content-Type",
+                doc.content_type.as_deref().unwrap_or("text/plain"),
+            );
+            let body = doc.content.clone().unwrap_or_default().into_bytes();
+            agent.run(request.body(body).map_err(|e| refused(e.to_string()))?)
+        } else {
+            agent.run(request.body(()).map_err(|e| refused(e.to_string()))?)
+        };
+        let mut response = sent.map_err(|e| match e {
+            ureq::Error::Timeout(_) => refused(format!(
+                "the document server at {url} did not answer within {} s",
+                policy.timeout.as_secs()
+            )),
+            other => refused(format!("cannot fetch {url}: {other}")),
+        })?;
+        let status = response.status();
+        if status.is_redirection() {
+            hops += 1;
+            if hops > policy.max_redirects {
+                return Err(refused(format!(
+                    "{raw} redirects more than {} times",
+                    policy.max_redirects
+                )));
+            }
+            let location = response
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .ok_or_else(|| refused(format!("{url} redirects without a Location")))?;
+            url = url
+                .join(location)
+                .map_err(|e| refused(format!("{url} redirects to a bad address: {e}")))?;
+            continue;
+        }
+        // Kazoo: success only on 200 (reference 2.3).
+        if status.as_u16() != 200 {
+            return Err(refused(format!(
+                "the document server answered {status} for {url}"
+            )));
+        }
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|c| c.to_str().ok())
+            .map(super::multipart::media_type)
+            .filter(|c| c != "application/octet-stream");
+        let mut bytes = Vec::new();
+        response
+            .body_mut()
+            .as_reader()
+            .take(policy.max_bytes + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| refused(format!("cannot read the document from {url}: {e}")))?;
+        if bytes.len() as u64 > policy.max_bytes {
+            return Err(refused(format!(
+                "the document at {url} is larger than {} bytes",
+                policy.max_bytes
+            )));
+        }
+        let name = url
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .filter(|s| !s.is_empty())
+            .unwrap_or("document")
+            .to_owned();
+        return Ok(Input {
+            bytes,
+            name,
+            content_type,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_box_and_its_network_are_refused_unless_allowed() {
+        let cases = [
+            ("127.0.0.1", false, true),
+            ("10.1.2.3", false, true),
+            ("192.168.1.10", false, true),
+            ("172.16.0.1", false, true),
+            ("100.64.0.1", false, true),
+            ("::1", false, true),
+            ("fd00::1", false, true),
+            ("::ffff:127.0.0.1", false, true),
+            ("169.254.169.254", false, false),
+            ("0.0.0.0", false, false),
+            ("::", false, false),
+            ("fe80::1", false, false),
+            ("224.0.0.1", false, false),
+            ("93.184.216.34", true, true),
+            ("2606:2800:220:1::", true, true),
+        ];
+        for (ip, by_default, when_allowed) in cases {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(address_allowed(ip, false), by_default, "{ip}");
+            assert_eq!(address_allowed(ip, true), when_allowed, "{ip} allowed");
+        }
+    }
+
+    #[test]
+    fn only_http_urls_are_fetched() {
+        for url in [
+            "file:///etc/passwd",
+            "ftp://example.com/a.pdf",
+            "gopher://x",
+        ] {
+            let doc = DocumentRef {
+                url: Some(url.into()),
+                ..Default::default()
+            };
+            let err = fetch(&doc, &FetchPolicy::default()).unwrap_err();
+            assert_eq!(err.code, "format", "{url}: {err}");
+        }
+    }
+}
