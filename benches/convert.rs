@@ -70,13 +70,16 @@ fn main() {
     let (mut fb_time, mut gs_time) = (Duration::ZERO, Duration::ZERO);
     let (mut fb_pages, mut gs_pages, mut fb_bytes, mut gs_bytes) = (0usize, 0usize, 0usize, 0usize);
     let (mut agree_sum, mut dark_sum) = (0u64, 0u64);
+    let (mut fb_cpu, mut gs_cpu) = (0u64, 0u64);
     let mut failures = Vec::new();
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let bytes = std::fs::read(file).expect("read corpus file");
         let t = Instant::now();
+        let cpu0 = cpu_ticks();
         let ours = convert(&[Input::new(name.clone(), bytes)], &opts);
         let fb_elapsed = t.elapsed();
+        fb_cpu += cpu_ticks().own - cpu0.own;
         let ours = match ours {
             Ok(doc) => doc,
             Err(e) => {
@@ -102,6 +105,7 @@ fn main() {
         if have_gs {
             let out = tmp.path().join("gs.tif");
             let t = Instant::now();
+            let cpu0 = cpu_ticks();
             let status = Command::new("gs")
                 .args([
                     "-q",
@@ -117,6 +121,7 @@ fn main() {
                 .arg(file)
                 .output();
             let gs_elapsed = t.elapsed();
+            gs_cpu += cpu_ticks().children - cpu0.children;
             let gs_tiff = std::fs::read(&out).unwrap_or_default();
             let _ = std::fs::remove_file(&out);
             let gs_decoded = decode_fax_tiff(&gs_tiff).unwrap_or_default();
@@ -166,6 +171,14 @@ fn main() {
             gs_time.as_secs_f64(),
             rate(gs_pages, gs_time)
         );
+        // CPU time does not depend on how busy the machine is, wall time does.
+        let per_page = |ticks: u64, pages: usize| ticks as f64 * 10.0 / pages.max(1) as f64;
+        println!(
+            "cpu per page: faxbox {:.1} ms, gs {:.1} ms, gs/faxbox {:.2}x",
+            per_page(fb_cpu, fb_pages),
+            per_page(gs_cpu, gs_pages),
+            per_page(gs_cpu, gs_pages) / per_page(fb_cpu, fb_pages).max(1e-9)
+        );
         println!(
             "speed-up: {:.2}x   size ratio faxbox/gs: {:.3}   agreement: {:.2} %",
             rate(fb_pages, fb_time) / rate(gs_pages, gs_time),
@@ -181,6 +194,27 @@ fn main() {
     }
     if !failures.is_empty() {
         println!("not converted: {}", failures.join(", "));
+    }
+}
+
+/// CPU ticks (1/100 s, Linux's USER_HZ) used by this process and by its
+/// waited-for children, from /proc/self/stat; zeros elsewhere.
+struct CpuTicks {
+    own: u64,
+    children: u64,
+}
+
+fn cpu_ticks() -> CpuTicks {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .rsplit_once(") ")
+        .map(|(_, rest)| rest.split(' ').map(|f| f.parse().unwrap_or(0)).collect())
+        .unwrap_or_default();
+    // Fields 14-17 of proc(5): utime, stime, cutime, cstime; `rest` starts at 3.
+    let at = |n: usize| fields.get(n - 3).copied().unwrap_or(0);
+    CpuTicks {
+        own: at(14) + at(15),
+        children: at(16) + at(17),
     }
 }
 
