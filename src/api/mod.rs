@@ -76,6 +76,8 @@ pub struct Ctx {
     pub live: LiveStatus,
     pub options: ApiOptions,
     sessions: auth::Sessions,
+    /// Replies sent, by HTTP status, for `/metrics`.
+    replies: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
 }
 
 impl Ctx {
@@ -91,6 +93,7 @@ impl Ctx {
             live,
             options,
             sessions: auth::Sessions::default(),
+            replies: Default::default(),
         }
     }
 }
@@ -224,6 +227,11 @@ fn serve(ctx: &Ctx, mut raw: tiny_http::Request) {
         Err(e) => reply::error_reply(&e, &request_id),
     };
     debug!(method = %request.method, path, status = reply.status, request_id, "api request");
+    *ctx.replies
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(reply.status)
+        .or_default() += 1;
     respond(raw, reply, &request_id);
 }
 
@@ -358,6 +366,13 @@ fn route(
             },
             None,
         ),
+        ["metrics"] => (
+            match method {
+                "GET" => metrics(ctx),
+                _ => Err(not_allowed(method)),
+            },
+            None,
+        ),
         ["v2", "api_auth"] => match method {
             "PUT" | "POST" => match api_auth(ctx, body) {
                 Ok((answer, token)) => (Ok(answer), Some(token)),
@@ -401,6 +416,53 @@ fn reach(ctx: &Ctx, caller: &Account, account: &str) -> Result<AccountId, ApiErr
         };
     }
     Err(not_found())
+}
+
+/// `GET /metrics` in Prometheus' text format: what the store holds and
+/// the replies this API sent since it started.
+fn metrics(ctx: &Ctx) -> Result<Answer, ApiError> {
+    use std::fmt::Write;
+    let tally = ctx.store.tally()?;
+    let mut text = String::new();
+    let _ = writeln!(
+        text,
+        "# HELP faxbox_faxes Faxes in the store by folder and job status.\n# TYPE faxbox_faxes gauge"
+    );
+    for (folder, status, n) in &tally.faxes {
+        let status = status.as_deref().unwrap_or("received");
+        let _ = writeln!(
+            text,
+            "faxbox_faxes{{folder=\"{folder}\",status=\"{status}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        text,
+        "# HELP faxbox_attempts_total Attempts by outcome and result code.\n# TYPE faxbox_attempts_total counter"
+    );
+    for (outcome, code, n) in &tally.attempts {
+        let outcome = outcome.as_deref().unwrap_or("in_progress");
+        let code = code.map(|c| c.to_string()).unwrap_or_default();
+        let _ = writeln!(
+            text,
+            "faxbox_attempts_total{{outcome=\"{outcome}\",result_code=\"{code}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        text,
+        "# HELP faxbox_pages_sent_total Pages sent by all attempts.\n# TYPE faxbox_pages_sent_total counter\nfaxbox_pages_sent_total {}",
+        tally.pages_sent
+    );
+    let _ = writeln!(
+        text,
+        "# HELP faxbox_api_replies_total API replies since start, by HTTP status.\n# TYPE faxbox_api_replies_total counter"
+    );
+    for (status, n) in ctx.replies.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        let _ = writeln!(text, "faxbox_api_replies_total{{code=\"{status}\"}} {n}");
+    }
+    Ok(Answer::Raw(Reply::bytes(
+        "text/plain; version=0.0.4",
+        text.into_bytes(),
+    )))
 }
 
 fn not_allowed(method: &str) -> ApiError {

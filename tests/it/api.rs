@@ -473,6 +473,19 @@ fn a_pdf_uploaded_as_multipart_is_faxed_over_the_loopback_line() {
     );
     assert_eq!(r.body, text_pdf("Hello from the API"));
 
+    // Prometheus metrics, open like /healthz: the fax, its attempt, the 202.
+    let r = b.call("GET", "/metrics", None, None);
+    assert_eq!(r.status, 200);
+    let metrics = String::from_utf8(r.body).unwrap();
+    for line in [
+        "faxbox_faxes{folder=\"outbox\",status=\"completed\"} 1",
+        "faxbox_attempts_total{outcome=\"success\",result_code=\"0\"} 1",
+        "faxbox_pages_sent_total 1",
+        "faxbox_api_replies_total{code=\"202\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
+    }
+
     let r = b.call("DELETE", &format!("{outbox}/{id}"), Some(&token), None);
     assert_eq!(r.status, 200);
     assert!(b.store.fax(&faxbox::model::FaxId(id)).is_err());

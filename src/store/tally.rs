@@ -1,0 +1,49 @@
+//! Counts over the whole store for `/metrics`: faxes by folder and status,
+//! attempts by outcome and result code, pages sent.
+
+use super::{Result, Store};
+
+/// What the store holds, counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// (folder, status or `None` for received faxes, count).
+    pub faxes: Vec<(String, Option<String>, u64)>,
+    /// (outcome or `None` while on a line, result code, count).
+    pub attempts: Vec<(Option<String>, Option<i64>, u64)>,
+    pub pages_sent: u64,
+}
+
+impl Store {
+    pub fn tally(&self) -> Result<Tally> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT folder, status, COUNT(*) FROM faxes GROUP BY folder, status
+                 ORDER BY folder, status",
+            )?;
+            let faxes = stmt
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut stmt = conn.prepare(
+                "SELECT outcome, result_code, COUNT(*) FROM attempts
+                 GROUP BY outcome, result_code ORDER BY outcome, result_code",
+            )?;
+            let attempts = stmt
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let pages_sent: i64 = conn.query_row(
+                "SELECT COALESCE(SUM(pages_sent), 0) FROM attempts",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(Tally {
+                faxes,
+                attempts,
+                pages_sent: pages_sent as u64,
+            })
+        })
+    }
+}
