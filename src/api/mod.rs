@@ -18,6 +18,7 @@ pub mod fetch;
 mod live;
 pub mod multipart;
 mod reply;
+mod settings;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -380,6 +381,24 @@ fn route(
             },
             _ => (Err(not_allowed(method)), None),
         },
+        ["v2", "system_configs", "fax"] => {
+            let Some(token) = auth::token_of(|n| rq.header(n)) else {
+                return (Err(ApiError::Unauthorized), None);
+            };
+            let Some(caller) = ctx.sessions.account(token) else {
+                return (Err(ApiError::Unauthorized), None);
+            };
+            let token = Some(token.to_owned());
+            if !caller.is_admin {
+                return (Err(ApiError::Forbidden), token);
+            }
+            let outcome = match method {
+                "GET" => settings::read(ctx, None),
+                "POST" | "PATCH" => body(64 * 1024).and_then(|b| settings::write(ctx, None, &b)),
+                _ => Err(not_allowed(method)),
+            };
+            (outcome, token)
+        }
         ["v2", "accounts", account, rest @ ..] => {
             let Some(token) = auth::token_of(|n| rq.header(n)) else {
                 return (Err(ApiError::Unauthorized), None);
@@ -516,6 +535,11 @@ fn account_route(
             faxboxes::update(ctx, account, id, &body(max)?, UpdateMode::Merge)
         }
         ("DELETE", ["faxboxes", id]) => faxboxes::delete(ctx, account, id),
+        ("GET", ["configs", "fax"]) => settings::read(ctx, Some(account)),
+        ("POST" | "PATCH", ["configs", "fax"]) => {
+            settings::write(ctx, Some(account), &body(64 * 1024)?)
+        }
+        (_, ["configs", "fax"]) => Err(not_allowed(method)),
         (_, ["faxboxes", id, "faxes", tail @ ..]) => {
             // Kazoo's faxbox-scoped faxes (reference 2): fields default
             // from the faxbox and listings show only its faxes.

@@ -83,6 +83,8 @@ pub enum ApiError {
     Unauthorized,
     #[error("the API key is not valid")]
     BadApiKey,
+    #[error("only the box's admin account may do this")]
+    Forbidden,
     #[error("{message}")]
     NotFound { message: String, cause: String },
     #[error("there is no such endpoint")]
@@ -163,6 +165,7 @@ pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
             json!({ "message": message, "cause": cause }),
         ),
         ApiError::NoRoute => (404, "not found", json!({ "message": error.to_string() })),
+        ApiError::Forbidden => (403, "forbidden", json!({ "message": error.to_string() })),
         ApiError::MethodNotAllowed { .. } => (
             405,
             "method not allowed",

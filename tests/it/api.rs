@@ -1048,3 +1048,85 @@ fn a_document_url_is_fetched_only_where_the_guard_allows() {
         || open.store.fax(&id).unwrap().status == Some(JobStatus::Completed),
     );
 }
+
+#[test]
+fn fax_settings_are_read_and_written_per_account_and_for_the_box() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let path = format!("/v2/accounts/{}/configs/fax", acme.id);
+
+    let r = b.call("GET", &path, Some(&token), None);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let default = r.json()["data"]["max_outbound"].clone();
+    assert!(default.is_i64(), "{:?}", r.json());
+    assert!(
+        r.json()["data"].get("serialize_outbound_numbers").is_none(),
+        "box-wide keys are not an account's"
+    );
+
+    let r = b.call(
+        "PATCH",
+        &path,
+        Some(&token),
+        Some(json!({"data": {"max_outbound": 2}})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["max_outbound"], 2);
+    assert_eq!(
+        b.store.setting_i64(Some(&acme.id), "max_outbound").unwrap(),
+        2
+    );
+
+    // Every bad key is named, and none of the changes is made.
+    let r = b.call(
+        "PATCH",
+        &path,
+        Some(&token),
+        Some(json!({"data": {
+            "max_outbound": "many",
+            "serialize_outbound_numbers": true,
+            "no_such_key": 1,
+        }})),
+    );
+    assert_eq!(r.status, 400);
+    let data = r.json()["data"].clone();
+    assert!(data["max_outbound"]["type"].is_object(), "{data}");
+    assert!(
+        data["serialize_outbound_numbers"]["scope"].is_object(),
+        "{data}"
+    );
+    assert!(data["no_such_key"].is_object(), "{data}");
+    assert_eq!(
+        b.store.setting_i64(Some(&acme.id), "max_outbound").unwrap(),
+        2
+    );
+
+    let r = b.call(
+        "POST",
+        &path,
+        Some(&token),
+        Some(json!({"data": {"max_outbound": null}})),
+    );
+    assert_eq!(r.json()["data"]["max_outbound"], default);
+
+    // The box's settings are the admin's.
+    let r = b.call("GET", "/v2/system_configs/fax", Some(&token), None);
+    assert_eq!(r.status, 403);
+    let admin = b.store.create_admin_account("Admin").unwrap().id;
+    let (_, key) = b.store.create_api_key(&admin, "admin").unwrap();
+    let admin_token = b.token(&Tenant { id: admin, key });
+    let r = b.call(
+        "POST",
+        "/v2/system_configs/fax",
+        Some(&admin_token),
+        Some(json!({"data": {"serialize_outbound_numbers": false}})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["serialize_outbound_numbers"], false);
+    assert!(
+        !b.store
+            .setting_bool(None, "serialize_outbound_numbers")
+            .unwrap()
+    );
+}
