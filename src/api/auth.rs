@@ -2,10 +2,11 @@
 //! random token that the client sends as `X-Auth-Token` (Kazoo) or
 //! `Authorization: Bearer`.
 //!
-//! Tokens live in memory with an expiry, not signed: revoking a key or
-//! restarting the box ends every token at once with nothing to rotate, and
-//! a client that gets a 401 authenticates again, as Kazoo clients already
-//! do when Kazoo's tokens expire.
+//! Tokens live in memory with an expiry, not signed: there is no signing
+//! key to keep or rotate, a restart ends every token, and each request
+//! re-checks the key its token came from, so revoking a key ends its tokens
+//! at once. A client that gets a 401 authenticates again, as Kazoo clients
+//! already do when Kazoo's tokens expire.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -18,6 +19,8 @@ pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 struct Session {
     account: Account,
+    /// The API key the token was issued for, re-checked on each request.
+    key: String,
     expires: Instant,
 }
 
@@ -29,7 +32,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// A new token for `account`, valid for `TOKEN_LIFETIME`.
-    pub fn issue(&self, account: Account) -> String {
+    pub fn issue(&self, account: Account, key: &str) -> String {
         let token = hex::encode(rand::random::<[u8; 32]>());
         let now = Instant::now();
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
@@ -39,19 +42,20 @@ impl Sessions {
             token.clone(),
             Session {
                 account,
+                key: key.to_owned(),
                 expires: now + TOKEN_LIFETIME,
             },
         );
         token
     }
 
-    /// The account a live token belongs to.
-    pub fn account(&self, token: &str) -> Option<Account> {
+    /// The account a live token belongs to, and the key it came from.
+    pub fn account(&self, token: &str) -> Option<(Account, String)> {
         let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         tokens
             .get(token)
             .filter(|s| s.expires > Instant::now())
-            .map(|s| s.account.clone())
+            .map(|s| (s.account.clone(), s.key.clone()))
     }
 }
 
@@ -90,8 +94,8 @@ mod tests {
             is_admin: false,
             created: 0,
         };
-        let t = sessions.issue(account.clone());
-        assert_eq!(sessions.account(&t), Some(account));
+        let t = sessions.issue(account.clone(), "key");
+        assert_eq!(sessions.account(&t), Some((account, "key".into())));
         assert_eq!(sessions.account("nope"), None);
     }
 }

@@ -10,6 +10,7 @@
 //! API on `127.0.0.1:0`; `Api::stop` lets each worker finish the request
 //! it is serving, then closes the listener.
 
+mod accounts;
 mod auth;
 pub mod client;
 mod faxboxes;
@@ -382,13 +383,11 @@ fn route(
             _ => (Err(not_allowed(method)), None),
         },
         ["v2", "system_configs", "fax"] => {
-            let Some(token) = auth::token_of(|n| rq.header(n)) else {
-                return (Err(ApiError::Unauthorized), None);
+            let (caller, token) = match authenticate(ctx, rq) {
+                Ok(c) => c,
+                Err(e) => return (Err(e), None),
             };
-            let Some(caller) = ctx.sessions.account(token) else {
-                return (Err(ApiError::Unauthorized), None);
-            };
-            let token = Some(token.to_owned());
+            let token = Some(token);
             if !caller.is_admin {
                 return (Err(ApiError::Forbidden), token);
             }
@@ -400,19 +399,28 @@ fn route(
             (outcome, token)
         }
         ["v2", "accounts", account, rest @ ..] => {
-            let Some(token) = auth::token_of(|n| rq.header(n)) else {
-                return (Err(ApiError::Unauthorized), None);
+            let (caller, token) = match authenticate(ctx, rq) {
+                Ok(c) => c,
+                Err(e) => return (Err(e), None),
             };
-            let Some(caller) = ctx.sessions.account(token) else {
-                return (Err(ApiError::Unauthorized), None);
-            };
-            let token = Some(token.to_owned());
+            let token = Some(token);
             match reach(ctx, &caller, account) {
                 Ok(account) => (account_route(ctx, rq, &account, rest, body), token),
                 Err(e) => (Err(e), token),
             }
         }
         _ => (Err(ApiError::NoRoute), None),
+    }
+}
+
+/// The caller's account and token: a live token whose key is still valid.
+fn authenticate(ctx: &Ctx, rq: &Request) -> Result<(Account, String), ApiError> {
+    let token = auth::token_of(|n| rq.header(n)).ok_or(ApiError::Unauthorized)?;
+    let (account, key) = ctx.sessions.account(token).ok_or(ApiError::Unauthorized)?;
+    // A revoked key (or a deleted account) ends its tokens at once.
+    match ctx.store.account_for_api_key(&key)? {
+        Some(now) if now.id == account.id => Ok((now, token.to_owned())),
+        _ => Err(ApiError::Unauthorized),
     }
 }
 
@@ -511,7 +519,7 @@ fn api_auth(
         "account_name": account.name,
         "is_admin": account.is_admin,
     });
-    let token = ctx.sessions.issue(account);
+    let token = ctx.sessions.issue(account, input.api_key.trim());
     Ok((Answer::Json(Success::ok(&data).with_status(201)), token))
 }
 
@@ -525,6 +533,15 @@ fn account_route(
     let method = rq.method.as_str();
     let max = ctx.options.max_body;
     match (method, rest) {
+        ("GET", []) => accounts::account(ctx, account),
+        ("GET", ["users"]) => accounts::users(ctx, account),
+        ("PUT", ["users"]) => accounts::create_user(ctx, account, &body(64 * 1024)?),
+        ("GET", ["users", id]) => accounts::user(ctx, account, id),
+        ("DELETE", ["users", id]) => accounts::delete_user(ctx, account, id),
+        ("GET", ["api_keys"]) => accounts::api_keys(ctx, account),
+        ("PUT", ["api_keys"]) => accounts::create_api_key(ctx, account, &body(64 * 1024)?),
+        ("DELETE", ["api_keys", id]) => accounts::revoke_api_key(ctx, account, id),
+        (_, [] | ["users" | "api_keys"] | ["users" | "api_keys", _]) => Err(not_allowed(method)),
         ("GET", ["faxboxes"]) => faxboxes::list(ctx, account),
         ("PUT", ["faxboxes"]) => faxboxes::create(ctx, account, &body(max)?),
         ("GET", ["faxboxes", id]) => faxboxes::get(ctx, account, id),

@@ -1130,3 +1130,87 @@ fn fax_settings_are_read_and_written_per_account_and_for_the_box() {
             .unwrap()
     );
 }
+
+#[test]
+fn users_and_api_keys_and_a_revoked_key_ends_its_tokens() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let other = b.tenant("Other");
+    let token = b.token(&acme);
+    let base = format!("/v2/accounts/{}", acme.id);
+
+    let r = b.call("GET", &base, Some(&token), None);
+    assert_eq!(r.json()["data"]["name"], "Acme");
+
+    let r = b.call(
+        "PUT",
+        &format!("{base}/users"),
+        Some(&token),
+        Some(json!({"data": {"email": "Ann@Acme.test", "name": "Ann"}})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let user = r.json()["data"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["data"]["email"], "ann@acme.test");
+    let r = b.call(
+        "PUT",
+        &format!("{base}/users"),
+        Some(&token),
+        Some(json!({"data": {"email": "not an address"}})),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["email"]["format"].is_object());
+    let r = b.call("GET", &format!("{base}/users"), Some(&token), None);
+    assert_eq!(r.json()["data"].as_array().unwrap().len(), 1);
+    let theirs = b
+        .store
+        .create_user(&other.id, "bob@other.test", "Bob")
+        .unwrap();
+    let r = b.call(
+        "DELETE",
+        &format!("{base}/users/{}", theirs.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    let r = b.call(
+        "DELETE",
+        &format!("{base}/users/{user}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200);
+
+    // A new key works once; revoking it ends the tokens it gave at once.
+    let r = b.call(
+        "PUT",
+        &format!("{base}/api_keys"),
+        Some(&token),
+        Some(json!({"data": {"label": "scanner"}})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let key_id = r.json()["data"]["id"].as_str().unwrap().to_owned();
+    let secret = r.json()["data"]["api_key"].as_str().unwrap().to_owned();
+    let scanner = b.token(&Tenant {
+        id: acme.id.clone(),
+        key: secret,
+    });
+    let r = b.call("GET", &format!("{base}/api_keys"), Some(&scanner), None);
+    assert_eq!(r.status, 200);
+    let listed = r.json()["data"].clone();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(
+        listed.to_string().find("api_key").is_none(),
+        "secrets are never listed"
+    );
+    let r = b.call(
+        "DELETE",
+        &format!("{base}/api_keys/{key_id}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    let r = b.call("GET", &base, Some(&scanner), None);
+    assert_eq!(r.status, 401, "the revoked key's token no longer works");
+    let r = b.call("GET", &base, Some(&token), None);
+    assert_eq!(r.status, 200, "the other key's token still does");
+}
