@@ -250,7 +250,8 @@ fn print_banner(
         text.push_str(&format!(
             "\nFirst start: created the account \"{}\" ({}).\n  \
              API key:  {}\n            (shown once: keep it somewhere safe)\n  \
-             faxbox:   {} ({}), fax by email to <number>@{}\n",
+             faxbox:   {} ({}), mail address <number>@{}\n            \
+             (email to fax needs the SMTP listener, not in this version)\n",
             first.account.name,
             first.account.id,
             first.api_key,
