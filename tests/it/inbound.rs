@@ -13,7 +13,7 @@ use faxbox::documents::{BitPage, decode_fax_tiff, encode_fax_tiff};
 use faxbox::inbound::Receiver;
 use faxbox::lines::{Inbound, IncomingCall, Line};
 use faxbox::model::{
-    AccountId, DocumentKind, EmailTargets, Fax, FaxboxFields, FaxboxNotifications, Folder,
+    AccountId, DocumentKind, EmailTargets, Fax, FaxId, FaxboxFields, FaxboxNotifications, Folder,
     JobStatus,
 };
 use faxbox::notify::{Backoff, Postman};
@@ -171,16 +171,15 @@ fn pdf_pages(pdf: &[u8], dir: &Path) -> Option<u32> {
         .find_map(|l| l.strip_prefix("Pages:").map(|n| n.trim().parse().unwrap()))
 }
 
-#[test]
-fn one_faxbox_faxes_another_and_the_pages_arrive_identical() {
-    let (b, faxbox) = two_offices();
-    let sent = pages(2, 300);
-    let tiff = encode_fax_tiff(&sent).unwrap();
-    let line = loopback(&b.dir, 2, &[], false);
+/// Sends `tiff` from the sender's account to the front desk's number over
+/// a loopback line whose far ends behave as `far_ends` say; returns the
+/// job once it has ended.
+fn send_to_front_desk(b: &Box2, tiff: &[u8], far_ends: &[(&str, FarEnd)]) -> FaxId {
+    let line = loopback(&b.dir, 2, far_ends, false);
     line.set_inbound(b.receiver.clone());
     let scheduler =
         Scheduler::start(b.store.clone(), vec![Arc::new(line)], b.options.clone()).unwrap();
-    let job = queue_job(&b.store, &b.sender, "5557000", 1, &tiff, &[]);
+    let job = queue_job(&b.store, &b.sender, "5557000", 1, tiff, &[]);
     scheduler.wake();
     wait_terminal(
         &b.store,
@@ -188,6 +187,15 @@ fn one_faxbox_faxes_another_and_the_pages_arrive_identical() {
         Duration::from_secs(60),
     );
     scheduler.stop(Duration::from_secs(5));
+    job
+}
+
+#[test]
+fn one_faxbox_faxes_another_and_the_pages_arrive_identical() {
+    let (b, faxbox) = two_offices();
+    let sent = pages(2, 300);
+    let tiff = encode_fax_tiff(&sent).unwrap();
+    let job = send_to_front_desk(&b, &tiff, &[]);
     assert_eq!(
         b.store.fax(&job).unwrap().status,
         Some(JobStatus::Completed)
@@ -258,23 +266,11 @@ fn a_cut_call_keeps_the_pages_that_arrived_and_tells_the_recipients() {
     let (b, _faxbox) = two_offices();
     let tiff = encode_fax_tiff(&pages(3, 1100)).unwrap();
     // Cut during the second page.
-    let line = loopback(
-        &b.dir,
-        2,
+    let job = send_to_front_desk(
+        &b,
+        &tiff,
         &[("5557000", FarEnd::DropsAfter(Duration::from_secs(30)))],
-        false,
     );
-    line.set_inbound(b.receiver.clone());
-    let scheduler =
-        Scheduler::start(b.store.clone(), vec![Arc::new(line)], b.options.clone()).unwrap();
-    let job = queue_job(&b.store, &b.sender, "5557000", 1, &tiff, &[]);
-    scheduler.wake();
-    wait_terminal(
-        &b.store,
-        std::slice::from_ref(&job),
-        Duration::from_secs(60),
-    );
-    scheduler.stop(Duration::from_secs(5));
     assert_eq!(b.store.fax(&job).unwrap().status, Some(JobStatus::Failed));
 
     let inbox = inbox(&b.store);
@@ -299,23 +295,11 @@ fn a_cut_call_keeps_the_pages_that_arrived_and_tells_the_recipients() {
 fn a_call_cut_before_any_page_leaves_no_inbox_entry() {
     let (b, _faxbox) = two_offices();
     let tiff = encode_fax_tiff(&pages(1, 300)).unwrap();
-    let line = loopback(
-        &b.dir,
-        2,
+    let job = send_to_front_desk(
+        &b,
+        &tiff,
         &[("5557000", FarEnd::DropsAfter(Duration::from_secs(2)))],
-        false,
     );
-    line.set_inbound(b.receiver.clone());
-    let scheduler =
-        Scheduler::start(b.store.clone(), vec![Arc::new(line)], b.options.clone()).unwrap();
-    let job = queue_job(&b.store, &b.sender, "5557000", 1, &tiff, &[]);
-    scheduler.wake();
-    wait_terminal(
-        &b.store,
-        std::slice::from_ref(&job),
-        Duration::from_secs(60),
-    );
-    scheduler.stop(Duration::from_secs(5));
     assert!(inbox(&b.store).is_empty());
     assert!(
         b.store.receptions().unwrap().is_empty(),
