@@ -300,6 +300,7 @@ fn a_call_cut_before_any_page_leaves_no_inbox_entry() {
         &tiff,
         &[("5557000", FarEnd::DropsAfter(Duration::from_secs(2)))],
     );
+    assert_eq!(b.store.fax(&job).unwrap().status, Some(JobStatus::Failed));
     assert!(inbox(&b.store).is_empty());
     assert!(
         b.store.receptions().unwrap().is_empty(),
