@@ -305,13 +305,7 @@ impl CallRun<'_> {
         merge_result(report, &result);
         let failure = match (&result.outcome, timed_out) {
             (Ok(()), _) => None,
-            (Err(_), Some(stage)) => Some(Failure::Timeout {
-                stage: match stage {
-                    "originate" => "originate",
-                    "negotiate" => "negotiate",
-                    _ => "send",
-                },
-            }),
+            (Err(_), Some(stage)) => Some(Failure::Timeout { stage }),
             (Err(e), None) => Some(failure_of(e)),
         };
         CallEnd {
@@ -519,6 +513,17 @@ fn notify_finished(shared: &Shared, fax: &Fax, image: Option<&FaxImage>) {
         .and_then(|f| f.owner_id.as_ref())
         .and_then(|id| store.user(id).ok())
         .map(|u| u.email);
+    let mut facts = OutboundFacts {
+        fax,
+        faxbox: faxbox.as_ref(),
+        owner_email: owner_email.as_deref(),
+        history: &[],
+        pdf: None,
+    };
+    // Nobody to tell: skip the history and the PDF.
+    if notify::outbound_recipients(&facts).is_empty() {
+        return;
+    }
     let history = store.attempts(&fax.id).unwrap_or_default();
     let pdf = image.and_then(|i| match documents::tiff_to_pdf(&i.tiff) {
         Ok(pdf) => Some(pdf),
@@ -527,13 +532,8 @@ fn notify_finished(shared: &Shared, fax: &Fax, image: Option<&FaxImage>) {
             None
         }
     });
-    let facts = OutboundFacts {
-        fax,
-        faxbox: faxbox.as_ref(),
-        owner_email: owner_email.as_deref(),
-        history: &history,
-        pdf: pdf.as_deref(),
-    };
+    facts.history = &history;
+    facts.pdf = pdf.as_deref();
     let mail = if fax.status == Some(JobStatus::Completed) {
         notify::outbound_receipt(&shared.options.mail_from, &facts)
     } else {

@@ -41,20 +41,25 @@ impl Store {
     }
 
     pub fn reception(&self, call_id: &str) -> Result<Option<Reception>> {
-        Ok(self
-            .receptions()?
-            .into_iter()
-            .find(|r| r.call_id == call_id))
+        Ok(self.read_receptions("WHERE call_id = ?1", [call_id])?.pop())
     }
 
     /// Calls still recorded as being received (after a crash: the ones cut).
     pub fn receptions(&self) -> Result<Vec<Reception>> {
+        self.read_receptions("", [])
+    }
+
+    fn read_receptions(
+        &self,
+        filter: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Reception>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
+            let mut stmt = conn.prepare(&format!(
                 "SELECT call_id, line, account_id, faxbox_id, from_number, to_number, tiff, started
-                 FROM receptions ORDER BY started, rowid",
-            )?;
-            let rows = stmt.query_map([], |r| {
+                 FROM receptions {filter} ORDER BY started, rowid"
+            ))?;
+            let rows = stmt.query_map(params, |r| {
                 Ok(Reception {
                     call_id: r.get(0)?,
                     line: r.get(1)?,
