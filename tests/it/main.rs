@@ -10,5 +10,6 @@ mod harness;
 mod inbound;
 mod loopback;
 mod notify;
+mod packaging;
 mod scheduler;
 mod serve;
