@@ -126,6 +126,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     for line in &lines {
         line.set_inbound(receiver.clone());
     }
+    let status_lines = lines.clone();
     let scheduler = Arc::new(
         Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?,
     );
@@ -138,7 +139,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake, live, ApiOptions::default()),
+        Ctx::new(store.clone(), wake, live, ApiOptions::default()).with_lines(status_lines),
     )
     .context("cannot start the HTTP API")?;
 
