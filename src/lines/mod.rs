@@ -1,7 +1,7 @@
 //! Lines: where fax calls are placed and taken.
 //!
 //! This module owns the [`Line`] trait every kind of line implements
-//! (`loopback` now; `freeswitch` and `modem` later), the values a call
+//! (`loopback`, `modem`; `freeswitch` later), the values a call
 //! reports (progress, the attempt result, typed [`LineError`]s that drive
 //! retry decisions) and the [`Inbound`] interface through which a line hands
 //! over faxes it receives. It must not touch the store or know about jobs:
@@ -10,6 +10,7 @@
 //! T.30 vocabulary stops here: callers see [`T30Code`] and plain numbers.
 
 pub mod loopback;
+pub mod modem;
 pub mod selftest;
 
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ pub use crate::fax::{
 };
 
 pub use loopback::LoopbackLine;
+pub use modem::ModemLine;
 
 /// One fax to send: a prepared fax TIFF and the settings of its job.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +72,16 @@ pub enum LineError {
     Busy,
     #[error("no answer")]
     NoAnswer,
+    /// A modem dialled but no fax machine's carrier came (`NO CARRIER`).
+    #[error("no fax machine answered (no carrier)")]
+    NoCarrier,
+    /// The modem found no dial tone: the phone line is unplugged or dead.
+    #[error("line {line} has no dial tone")]
+    NoDialTone { line: String },
+    /// The line's device failed or vanished mid-call (a modem unplugged,
+    /// or one that stopped making sense); the line is marked down.
+    #[error("line {line} failed: {why}")]
+    LineDown { line: String, why: String },
     /// The network or the far end refused the call.
     #[error("the call was rejected: {0}")]
     Rejected(String),
@@ -90,6 +102,9 @@ impl LineError {
             LineError::NoFreeChannel { .. }
             | LineError::Busy
             | LineError::NoAnswer
+            | LineError::NoCarrier
+            | LineError::NoDialTone { .. }
+            | LineError::LineDown { .. }
             | LineError::Rejected(_)
             | LineError::Internal(_) => true,
         }
@@ -265,5 +280,6 @@ pub trait Line: Send + Sync {
 pub fn from_config(config: &LineConfig, data_dir: &std::path::Path) -> Arc<dyn Line> {
     match &config.kind {
         LineKind::Loopback(l) => Arc::new(LoopbackLine::new(&config.name, l.clone(), data_dir)),
+        LineKind::Modem(m) => Arc::new(ModemLine::start(&config.name, m.clone(), data_dir)),
     }
 }

@@ -7,6 +7,7 @@ mod documents;
 mod harness;
 mod inbound;
 mod loopback;
+mod modem;
 mod notify;
 mod scheduler;
 mod serve;
