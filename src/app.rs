@@ -110,6 +110,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     for line in &lines {
         line.set_inbound(receiver.clone());
     }
+    let status_lines = lines.clone();
     let scheduler = Arc::new(
         Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?,
     );
@@ -122,14 +123,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake, live, ApiOptions::default()),
+        Ctx::new(store.clone(), wake, live, ApiOptions::default()).with_lines(status_lines),
     )
     .context("cannot start the HTTP API")?;
 
     print_banner(&config, &store, first_run.as_ref(), api.local_addr());
     info!(data_dir = %config.data_dir.display(), api = %api.local_addr(), "faxbox is running");
+    // Under systemd (Type=notify): ready only now that every port listens.
+    crate::systemd::ready(&format!("running; API on http://{}", api.local_addr()));
+    crate::systemd::spawn_watchdog();
 
     shutdown.await;
+    crate::systemd::stopping();
     info!("stopping: no new requests or calls; calls in progress may finish");
     tokio::task::spawn_blocking(move || {
         // Intake stops first, so no job is accepted that nothing will send.

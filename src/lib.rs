@@ -17,3 +17,4 @@ pub mod model;
 pub mod notify;
 pub mod scheduler;
 pub mod store;
+pub mod systemd;

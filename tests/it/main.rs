@@ -9,5 +9,6 @@ mod inbound;
 mod loopback;
 mod modem;
 mod notify;
+mod packaging;
 mod scheduler;
 mod serve;
