@@ -12,7 +12,7 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # back, Ghostscript counts pages of the PDF corpus, poppler reads our PDFs.
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils
 
-.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
 
 run: build-deps
 	$(CARGO) build --release
@@ -50,6 +50,11 @@ bench-loopback: build-deps
 
 bench-api: build-deps
 	$(CARGO) bench --bench api
+
+# The peer, Postfix's smtp-sink, is used when installed (package postfix);
+# it is not installed here, as it brings a whole mail system with it.
+bench-smtp: build-deps
+	$(CARGO) bench --bench smtp
 
 bench-convert: test-deps
 	$(CARGO) bench --bench convert

@@ -55,6 +55,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             config.http.listen
         )
     })?;
+    let smtp = std::net::TcpListener::bind(config.smtp.listen).with_context(|| {
+        format!(
+            "cannot listen for email to fax on {} (smtp.listen in the configuration)",
+            config.smtp.listen
+        )
+    })?;
+    let smtp_tls = match &config.smtp.tls {
+        Some(files) => Some(
+            crate::smtp::load_tls(&files.certificate, &files.key)
+                .map_err(|e| anyhow::anyhow!("smtp.tls_certificate / smtp.tls_key: {e}"))?,
+        ),
+        None => None,
+    };
     let data_dir = config.data_dir.clone();
     // Opening and recovery touch the disk: keep them off the async workers.
     let (store, first_run) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -122,17 +135,42 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake, live, ApiOptions::default()),
+        Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default()),
     )
     .context("cannot start the HTTP API")?;
+    let smtp = {
+        let mut options =
+            crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
+        options.tls = smtp_tls;
+        crate::smtp::SmtpServer::start(
+            smtp,
+            crate::smtp::SmtpCtx {
+                store: store.clone(),
+                wake: wake.clone(),
+                mail_queued: {
+                    let postman = postman.clone();
+                    Arc::new(move || postman.wake())
+                },
+                options,
+            },
+        )
+        .context("cannot start the SMTP listener")?
+    };
 
-    print_banner(&config, &store, first_run.as_ref(), api.local_addr());
+    print_banner(
+        &config,
+        &store,
+        first_run.as_ref(),
+        api.local_addr(),
+        smtp.local_addr(),
+    );
     info!(data_dir = %config.data_dir.display(), api = %api.local_addr(), "faxbox is running");
 
     shutdown.await;
     info!("stopping: no new requests or calls; calls in progress may finish");
     tokio::task::spawn_blocking(move || {
         // Intake stops first, so no job is accepted that nothing will send.
+        smtp.stop(Duration::from_secs(10));
         api.stop();
         match Arc::try_unwrap(scheduler) {
             Ok(scheduler) => scheduler.stop(SHUTDOWN_GRACE),
@@ -231,6 +269,7 @@ fn print_banner(
     store: &Store,
     first: Option<&FirstRun>,
     api: std::net::SocketAddr,
+    smtp: std::net::SocketAddr,
 ) {
     let mut text = format!(
         "Faxbox {} is running.\n  data:  {} (from {})\n",
@@ -239,6 +278,7 @@ fn print_banner(
         config.source
     );
     text.push_str(&format!("  api:   http://{api}/v2\n"));
+    text.push_str(&format!("  smtp:  {smtp} (email to fax)\n"));
     for line in &config.lines {
         text.push_str(&format!(
             "  line:  {} ({} channels)\n",
@@ -251,7 +291,7 @@ fn print_banner(
             "\nFirst start: created the account \"{}\" ({}).\n  \
              API key:  {}\n            (shown once: keep it somewhere safe)\n  \
              faxbox:   {} ({}), mail address <number>@{}\n            \
-             (email to fax needs the SMTP listener, not in this version)\n",
+             (email it a PDF to fax it; see \"Email to fax\" in the README)\n",
             first.account.name,
             first.account.id,
             first.api_key,

@@ -16,4 +16,5 @@ pub mod lines;
 pub mod model;
 pub mod notify;
 pub mod scheduler;
+pub mod smtp;
 pub mod store;

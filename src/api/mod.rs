@@ -20,6 +20,7 @@ mod live;
 pub mod multipart;
 mod reply;
 mod settings;
+mod smtplog;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -607,6 +608,8 @@ fn fax_route(
             &body(max)?,
             &rq.query,
         ),
+        ("GET", ["smtplog"]) => smtplog::list(ctx, scope.account, rq.query("page_size")),
+        ("GET", ["smtplog", id]) => smtplog::get(ctx, scope.account, id),
         ("GET", ["outgoing"]) => listing(Listing::Outgoing),
         ("GET", ["outbox"]) => listing(Listing::Outbox),
         ("GET", ["inbox"]) => listing(Listing::Inbox),

@@ -10,3 +10,4 @@ mod loopback;
 mod notify;
 mod scheduler;
 mod serve;
+mod smtp;
