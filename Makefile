@@ -10,9 +10,11 @@ CARGO ?= cargo
 BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-dev
 # What the tests use as independent checkers: libtiff's tools read our TIFFs
 # back, Ghostscript counts pages of the PDF corpus, poppler reads our PDFs.
-TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils
+# systemd: the tests check the unit with `systemd-analyze verify`.
+TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd
 
 .PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
+.PHONY: install static cross-aarch64 cross-armv7 test-cross
 
 run: build-deps
 	$(CARGO) build --release
@@ -58,3 +60,32 @@ bench-smtp: build-deps
 
 bench-convert: test-deps
 	$(CARGO) bench --bench convert
+
+# Installing on a box (README, "Installing on a box"): the binary in
+# $(PREFIX)/bin, the unit in $(PREFIX)/lib/systemd/system, the config in
+# /etc/faxbox, the data in /var/lib/faxbox. DESTDIR stages it for a package.
+# FAXBOX_BIN installs a binary built elsewhere (make static, the ARM
+# builds) instead of building the release binary.
+PREFIX ?= /usr/local
+DESTDIR ?=
+FAXBOX_BIN ?=
+
+install:
+	$(if $(FAXBOX_BIN),,$(MAKE) release)
+	DESTDIR="$(DESTDIR)" PREFIX="$(PREFIX)" scripts/install-layout "$(or $(FAXBOX_BIN),target/release/faxbox)"
+
+# Fully static musl binaries in target/static/TARGET/release/faxbox, with
+# libtiff and libjpeg built from Debian's sources by zig (README, "Static
+# and ARM builds"). Not part of `make test`: each takes many minutes.
+static:
+	scripts/static-build x86_64-unknown-linux-musl
+
+cross-aarch64:
+	scripts/static-build aarch64-unknown-linux-musl
+
+cross-armv7:
+	scripts/static-build armv7-unknown-linux-musleabihf
+
+# selftest of all three static binaries (ARM under qemu-user) and their sizes.
+test-cross: static cross-aarch64 cross-armv7
+	scripts/test-cross

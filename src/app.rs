@@ -165,8 +165,12 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         smtp.local_addr(),
     );
     info!(data_dir = %config.data_dir.display(), api = %api.local_addr(), "faxbox is running");
+    // Under systemd (Type=notify): ready only now that every port listens.
+    crate::systemd::ready(&format!("running; API on http://{}", api.local_addr()));
+    crate::systemd::spawn_watchdog();
 
     shutdown.await;
+    crate::systemd::stopping();
     info!("stopping: no new requests or calls; calls in progress may finish");
     tokio::task::spawn_blocking(move || {
         // Intake stops first, so no job is accepted that nothing will send.

@@ -17,10 +17,23 @@ use crate::config::{Config, LogFormat};
 use crate::model::{AccountId, FaxId, FaxboxFields, FaxboxId, Folder, JobStatus, UserId};
 use crate::store::{JobFilter, SETTINGS, Store};
 
+/// `faxbox --version`: which release, from which commit, for which machine
+/// and when it was built (set by build.rs; "unknown" commit from a tarball).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("FAXBOX_COMMIT"),
+    ", ",
+    env!("FAXBOX_TARGET"),
+    ", built ",
+    env!("FAXBOX_BUILD_DATE"),
+    ")"
+);
+
 #[derive(Debug, Parser)]
 #[command(
     name = "faxbox",
-    version,
+    version = VERSION,
     about = "A virtual fax machine for small offices",
     after_help = "Start with `faxbox serve`; it prints how to send the first fax."
 )]

@@ -8,6 +8,7 @@ mod harness;
 mod inbound;
 mod loopback;
 mod notify;
+mod packaging;
 mod scheduler;
 mod serve;
 mod smtp;
