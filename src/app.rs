@@ -123,6 +123,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     for line in &lines {
         line.set_inbound(receiver.clone());
     }
+    let status_lines = lines.clone();
     let scheduler = Arc::new(
         Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?,
     );
@@ -135,7 +136,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default()),
+        Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default()).with_lines(status_lines),
     )
     .context("cannot start the HTTP API")?;
     let smtp = {

@@ -1,12 +1,12 @@
 //! `/v2/accounts/{A}/faxes/smtplog`: the emails that could not become a
-//! fax, newest first, and one of them in full (Kazoo's `fax_smtp_log`,
+//! fax, newest first (under a faxbox: that faxbox's), and one of them in full (Kazoo's `fax_smtp_log`,
 //! reference 1.6 and 2.2). Timestamps are Gregorian seconds.
 
 use serde_json::{Value, json};
 
 use super::Ctx;
 use super::reply::{Answer, ApiError, Success};
-use crate::model::{AccountId, FieldError, to_gregorian};
+use crate::model::{AccountId, FaxboxId, FieldError, to_gregorian};
 use crate::store::SmtpLogEntry;
 
 /// Most rows in one listing, and the default.
@@ -14,7 +14,12 @@ const MAX_ROWS: u32 = 1000;
 const DEFAULT_ROWS: u32 = 50;
 
 /// The listing row: `id`, `from`, `to`, `error` (the first), `created`.
-pub fn list(ctx: &Ctx, account: &AccountId, page_size: Option<&str>) -> Result<Answer, ApiError> {
+pub fn list(
+    ctx: &Ctx,
+    account: &AccountId,
+    faxbox: Option<&FaxboxId>,
+    page_size: Option<&str>,
+) -> Result<Answer, ApiError> {
     let limit = match page_size {
         None => DEFAULT_ROWS,
         Some(text) => match text.parse::<u32>() {
@@ -30,7 +35,7 @@ pub fn list(ctx: &Ctx, account: &AccountId, page_size: Option<&str>) -> Result<A
     };
     let rows: Vec<Value> = ctx
         .store
-        .smtp_log(account, limit)?
+        .smtp_log(account, faxbox, limit)?
         .into_iter()
         .map(|e| {
             json!({

@@ -253,6 +253,11 @@ pub trait Line: Send + Sync {
     fn channels(&self) -> u32;
     /// Calls it is carrying now.
     fn calls_in_progress(&self) -> u32;
+    /// Why the line cannot carry calls now (its switch is unreachable, its
+    /// modem does not answer), or `None` when it can. Shown by `/v2/status`.
+    fn fault(&self) -> Option<String> {
+        None
+    }
     /// Checks the fax and places a call on a thread of its own. Errors
     /// returned here (bad document, bad settings, no free channel) mean no
     /// call was placed; everything later is in the [`AttemptResult`].

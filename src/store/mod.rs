@@ -19,6 +19,7 @@ mod mail;
 mod schema;
 mod settings;
 mod smtp_log;
+mod status;
 mod tally;
 
 use std::path::{Path, PathBuf};
@@ -33,6 +34,7 @@ pub use jobs::{AttemptEnd, DueJob, JobFilter, NextStep, RecoveryReport};
 pub use mail::QueuedMail;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
 pub use smtp_log::{SmtpErrorReport, SmtpLogEntry};
+pub use status::{BoxSnapshot, CallSnapshot, QueueSnapshot, RetrySnapshot};
 pub use tally::Tally;
 
 use crate::model::{AccountId, FieldError};

@@ -105,14 +105,23 @@ impl Store {
         Ok(entry)
     }
 
-    /// An account's SMTP log, newest first.
-    pub fn smtp_log(&self, account: &AccountId, limit: u32) -> Result<Vec<SmtpLogEntry>> {
+    /// An account's SMTP log (or one faxbox's part of it), newest first.
+    pub fn smtp_log(
+        &self,
+        account: &AccountId,
+        faxbox: Option<&FaxboxId>,
+        limit: u32,
+    ) -> Result<Vec<SmtpLogEntry>> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, doc, created FROM smtp_log WHERE account_id = ?1
-                 ORDER BY created DESC, rowid DESC LIMIT ?2",
+                 AND (?2 IS NULL OR faxbox_id = ?2)
+                 ORDER BY created DESC, rowid DESC LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![account.as_str(), limit], entry_from_row)?;
+            let rows = stmt.query_map(
+                params![account.as_str(), faxbox.map(FaxboxId::as_str), limit],
+                entry_from_row,
+            )?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
@@ -158,9 +167,9 @@ mod tests {
             .unwrap();
         let (month, hex) = stored.id.split_once('-').unwrap();
         assert_eq!((month.len(), hex.len()), (6, 32));
-        assert_eq!(store.smtp_log(&a, 10).unwrap(), vec![stored.clone()]);
+        assert_eq!(store.smtp_log(&a, None, 10).unwrap(), vec![stored.clone()]);
         assert_eq!(store.smtp_log_entry(&a, &stored.id).unwrap(), stored);
-        assert!(store.smtp_log(&b, 10).unwrap().is_empty());
+        assert!(store.smtp_log(&b, None, 10).unwrap().is_empty());
         assert!(matches!(
             store.smtp_log_entry(&b, &stored.id),
             Err(StoreError::NotFound { .. })
@@ -182,6 +191,6 @@ mod tests {
             message: b"x",
         };
         assert!(store.log_smtp_error(Some(entry), Some(report)).is_err());
-        assert!(store.smtp_log(&a, 10).unwrap().is_empty());
+        assert!(store.smtp_log(&a, None, 10).unwrap().is_empty());
     }
 }

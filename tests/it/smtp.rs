@@ -610,7 +610,7 @@ fn recipients_are_refused_at_rcpt_with_kazoos_codes() {
     assert!(b.faxes().is_empty());
     // The refusals of Bob's account are in its SMTP log (the unknown domain
     // has no account to log for); none is mailed (the sender may be forged).
-    let log = b.store.smtp_log(&office.account, 50).unwrap();
+    let log = b.store.smtp_log(&office.account, None, 50).unwrap();
     assert_eq!(log.len(), 4, "{log:?}");
     assert!(
         log.iter()
@@ -700,7 +700,7 @@ fn bad_messages_are_refused_at_the_end_of_data_and_the_sender_is_told() {
     queued_id(&r);
     assert_eq!(b.faxes().len(), 1);
     // Each refusal is logged, and reported to the sender (report_smtp_errors).
-    let log = b.store.smtp_log(&office.account, 50).unwrap();
+    let log = b.store.smtp_log(&office.account, None, 50).unwrap();
     assert_eq!(log.len(), 7, "{log:?}");
     assert!(log.iter().all(|e| e.from == from && e.to == to));
     wait_for("the error reports", Duration::from_secs(20), || {
@@ -722,7 +722,10 @@ fn bad_messages_are_refused_at_the_end_of_data_and_the_sender_is_told() {
     let before = b.store.unsent_mail_count().unwrap() + mails_to(&b.sink, from).len() as u32;
     let r = d.send(from, &[to], b"Subject: hi\r\n\r\ntext\r\n");
     assert!(r.starts_with("554"), "{r}");
-    assert_eq!(b.store.smtp_log(&office.account, 50).unwrap().len(), 8);
+    assert_eq!(
+        b.store.smtp_log(&office.account, None, 50).unwrap().len(),
+        8
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(
         b.store.unsent_mail_count().unwrap() + mails_to(&b.sink, from).len() as u32,
@@ -1109,6 +1112,33 @@ fn the_smtp_log_is_read_through_the_api() {
     assert_eq!(doc["original_number"], "5551234");
     assert_eq!(doc["translated_number"], "5551234");
     assert_eq!(doc["faxbox_domain"], "fax.acme.example");
+    // Under a faxbox, only that faxbox's refusals.
+    let desk = get(
+        &format!(
+            "/v2/accounts/{}/faxboxes/{}/faxes/smtplog",
+            office.account, office.faxbox.id
+        ),
+        &mine,
+    );
+    assert_eq!(desk.json()["data"].as_array().unwrap().len(), 1);
+    let spare = b
+        .store
+        .create_faxbox(
+            &office.account,
+            FaxboxFields {
+                name: Some("Spare".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let spare = get(
+        &format!(
+            "/v2/accounts/{}/faxboxes/{}/faxes/smtplog",
+            office.account, spare.id
+        ),
+        &mine,
+    );
+    assert_eq!(spare.json()["data"].as_array().unwrap().len(), 0);
     // Another account sees none of it.
     let theirs = token(&other);
     let list = get(&format!("/v2/accounts/{other}/faxes/smtplog"), &theirs);
