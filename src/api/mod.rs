@@ -739,6 +739,7 @@ fn fax_route(
             rq.query("page_size"),
         ),
         ("GET", ["smtplog", id]) => smtplog::get(ctx, scope.account, id),
+        (_, ["smtplog", ..]) => Err(ApiError::NoRoute),
         ("GET", ["outgoing"]) => listing(Listing::Outgoing),
         ("GET", ["outbox"]) => listing(Listing::Outbox),
         ("GET", ["inbox"]) => listing(Listing::Inbox),
