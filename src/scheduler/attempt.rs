@@ -431,7 +431,10 @@ fn failure_of(e: &LineError) -> Failure {
         }
         LineError::NoFreeChannel { .. } => Failure::Internal(e.to_string()),
         LineError::Busy => Failure::Busy,
-        LineError::NoAnswer => Failure::NoAnswer,
+        LineError::NoAnswer | LineError::NoCarrier => Failure::NoAnswer,
+        LineError::NoDialTone { .. } | LineError::LineDown { .. } => {
+            Failure::Rejected(e.to_string())
+        }
         LineError::Rejected(why) => Failure::Rejected(why.clone()),
         LineError::Fax(code) => Failure::Fax {
             code: i64::from(code.number()),
@@ -462,6 +465,9 @@ fn merge_result(report: &mut AttemptReport, result: &AttemptResult) {
             Err(LineError::Busy) => "USER_BUSY",
             Err(LineError::NoAnswer) => "NO_ANSWER",
             Err(LineError::Rejected(_)) => "CALL_REJECTED",
+            Err(LineError::NoDialTone { .. } | LineError::LineDown { .. }) => {
+                "NETWORK_OUT_OF_ORDER"
+            }
             Err(_) if result.answered => "NORMAL_CLEARING",
             Err(_) => "NORMAL_TEMPORARY_FAILURE",
         }
