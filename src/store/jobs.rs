@@ -192,18 +192,63 @@ impl Store {
         documents: Vec<NewDocument>,
         status: JobStatus,
     ) -> Result<Fax> {
-        let mut faxes = self.create_jobs(vec![new], documents, status)?;
-        Ok(faxes.remove(0))
+        if !matches!(status, JobStatus::AttachingFiles | JobStatus::Pending) {
+            return Err(StoreError::Conflict(format!(
+                "a new job cannot start as {status}"
+            )));
+        }
+        if new.to_number_normalized.is_empty() {
+            return Err(crate::model::FieldError::new(
+                "to_number",
+                "required",
+                "a fax needs a number to send to",
+            )
+            .into());
+        }
+        let t = now();
+        let fax = Fax {
+            id: FaxId::new(),
+            account_id: new.account_id,
+            faxbox_id: new.faxbox_id,
+            folder: Folder::Outbox,
+            status: Some(status),
+            to_number: new.to_number,
+            to_number_normalized: new.to_number_normalized,
+            to_name: new.to_name,
+            from_number: new.from_number,
+            from_name: new.from_name,
+            fax_identity_number: new.fax_identity_number,
+            fax_identity_name: new.fax_identity_name,
+            fax_timezone: new.fax_timezone,
+            retries: new.retries.min(4),
+            attempts: 0,
+            retry_after: 0,
+            due_at: t,
+            notify_email: new.notify_email,
+            subject: new.subject,
+            error: None,
+            rx_result: None,
+            created: t,
+            modified: t,
+        };
+        // Shares its disk sync with jobs arriving at the same time.
+        self.insert_job_grouped(fax.clone(), documents)?;
+        Ok(fax)
     }
 
     /// Creates several jobs sharing the same documents (one email to several
     /// fax numbers) in one transaction: all of them are committed, or none.
+    /// One job takes `create_job`'s grouped commit.
     pub fn create_jobs(
         &self,
-        jobs: Vec<NewFax>,
+        mut jobs: Vec<NewFax>,
         documents: Vec<NewDocument>,
         status: JobStatus,
     ) -> Result<Vec<Fax>> {
+        if jobs.len() == 1 {
+            let one = jobs.remove(0);
+            return Ok(vec![self.create_job(one, documents, status)?]);
+        }
         if !matches!(status, JobStatus::AttachingFiles | JobStatus::Pending) {
             return Err(StoreError::Conflict(format!(
                 "a new job cannot start as {status}"
