@@ -19,3 +19,4 @@ pub mod scheduler;
 pub mod smtp;
 pub mod store;
 pub mod systemd;
+pub mod tui;
