@@ -14,4 +14,5 @@ mod notify;
 mod packaging;
 mod scheduler;
 mod serve;
+mod smtp;
 mod tui;
