@@ -67,11 +67,27 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     .await??;
     let store = Arc::new(store);
 
+    // The file proxy runs only for lines that fetch faxes from it.
+    let file_proxy = if lines::need_file_proxy(&config.lines) {
+        let fp = &config.file_proxy;
+        let listener = std::net::TcpListener::bind(fp.listen).with_context(|| {
+            format!(
+                "cannot listen for FreeSWITCH's fax downloads on {} (file_proxy.listen in the configuration)",
+                fp.listen
+            )
+        })?;
+        Some(Arc::new(
+            lines::freeswitch::FileProxy::start(listener, fp.allow.clone(), fp.url.clone())
+                .context("cannot start the file proxy")?,
+        ))
+    } else {
+        None
+    };
     let lines: Vec<Arc<dyn Line>> = config
         .lines
         .iter()
-        .map(|l| lines::from_config(l, &config.data_dir))
-        .collect();
+        .map(|l| lines::from_config(l, &config.data_dir, file_proxy.as_ref()))
+        .collect::<anyhow::Result<_>>()?;
     let postman = Arc::new(
         Postman::start(store.clone(), config.smarthost.clone(), Backoff::default())
             .context("cannot start the mail delivery thread")?,
@@ -110,6 +126,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     for line in &lines {
         line.set_inbound(receiver.clone());
     }
+    let status_lines = lines.clone();
     let scheduler = Arc::new(
         Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?,
     );
@@ -122,7 +139,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake, live, ApiOptions::default()),
+        Ctx::new(store.clone(), wake, live, ApiOptions::default()).with_lines(status_lines),
     )
     .context("cannot start the HTTP API")?;
 

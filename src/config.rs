@@ -46,7 +46,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub http: Listener,
     pub smtp: Listener,
-    pub file_proxy: Listener,
+    pub file_proxy: FileProxyConfig,
     pub lines: Vec<LineConfig>,
     pub smarthost: Smarthost,
     pub log: LogConfig,
@@ -55,6 +55,18 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     pub listen: SocketAddr,
+}
+
+/// The file proxy FreeSWITCH fetches fax images from (Kazoo's
+/// `fax_file_proxy`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileProxyConfig {
+    pub listen: SocketAddr,
+    /// Client networks that may fetch faxes; others get 403.
+    pub allow: Vec<ipnet::IpNet>,
+    /// How FreeSWITCH reaches the proxy (`http://host:port`); `None` uses
+    /// the listen address (loopback for a wildcard one).
+    pub url: Option<String>,
 }
 
 /// One line: a named source of channels that can place and take fax calls.
@@ -70,6 +82,7 @@ pub struct LineConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineKind {
     Loopback(LoopbackConfig),
+    FreeSwitch(FreeSwitchConfig),
 }
 
 impl LineConfig {
@@ -77,8 +90,51 @@ impl LineConfig {
     pub fn channels(&self) -> u32 {
         match &self.kind {
             LineKind::Loopback(l) => l.channels,
+            LineKind::FreeSwitch(f) => f.nodes.iter().map(|n| n.channels).sum(),
         }
     }
+}
+
+/// A line whose calls a FreeSWITCH with mod_spandsp places and takes,
+/// driven over its Event Socket (issue 9).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreeSwitchConfig {
+    /// The originate dial string; `{number}` is replaced by the number
+    /// dialled (`sofia/gateway/carrier/{number}`).
+    pub dial_string: String,
+    pub document: DocumentDelivery,
+    /// Where FreeSWITCH's dialplan `socket` application connects for
+    /// incoming faxes; `None` takes no calls.
+    pub inbound_socket: Option<SocketAddr>,
+    /// A folder FreeSWITCH writes received faxes into and Faxbox reads;
+    /// `None` lets FreeSWITCH write straight into Faxbox's data dir.
+    pub spool_dir: Option<PathBuf>,
+    /// FreeSWITCH's `originate_timeout`: how long the far end may ring.
+    pub originate_timeout: Duration,
+    /// `fax_enable_t38`: use T.38 when the gateway offers it.
+    pub t38: bool,
+    /// `fax_enable_t38_request`: ask the far end to switch to T.38.
+    pub t38_request: bool,
+    pub nodes: Vec<FreeSwitchNode>,
+}
+
+/// How FreeSWITCH gets the fax it sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentDelivery {
+    /// From the file proxy, through mod_http_cache (`${http_get(...)}`).
+    Http,
+    /// Read from Faxbox's data dir, which FreeSWITCH shares.
+    Path,
+}
+
+/// One FreeSWITCH the line drives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FreeSwitchNode {
+    /// `host:port` of its event socket (mod_event_socket).
+    pub esl: String,
+    pub password: String,
+    /// Calls it may carry at once.
+    pub channels: u32,
 }
 
 /// The built-in line whose far end is a simulated fax machine.
@@ -173,7 +229,7 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     http: Option<RawListener>,
     smtp: Option<RawListener>,
-    file_proxy: Option<RawListener>,
+    file_proxy: Option<RawFileProxy>,
     #[serde(rename = "line")]
     lines: Option<Vec<RawLine>>,
     smarthost: Option<RawSmarthost>,
@@ -188,6 +244,14 @@ struct RawListener {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawFileProxy {
+    listen: Option<String>,
+    allow: Option<Vec<String>>,
+    url: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawLine {
     name: Option<String>,
     #[serde(rename = "type")]
@@ -196,6 +260,22 @@ struct RawLine {
     realtime: Option<bool>,
     numbers: Option<BTreeMap<String, RawFarEnd>>,
     default_faxbox: Option<String>,
+    dial_string: Option<String>,
+    document: Option<String>,
+    inbound_socket: Option<String>,
+    spool_dir: Option<PathBuf>,
+    originate_timeout_s: Option<i64>,
+    t38: Option<bool>,
+    t38_request: Option<bool>,
+    node: Option<Vec<RawNode>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNode {
+    esl: Option<String>,
+    password: Option<String>,
+    channels: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -307,7 +387,49 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     // Kazoo's ports: crossbar 8000, fax_smtp 19025, fax_file_proxy 30950.
     let http = listener("http", raw.http, "127.0.0.1:8000")?;
     let smtp = listener("smtp", raw.smtp, "127.0.0.1:19025")?;
-    let file_proxy = listener("file_proxy", raw.file_proxy, "127.0.0.1:30950")?;
+    let file_proxy = {
+        let raw = raw.file_proxy.unwrap_or(RawFileProxy {
+            listen: None,
+            allow: None,
+            url: None,
+        });
+        let listen = listener(
+            "file_proxy",
+            Some(RawListener { listen: raw.listen }),
+            "127.0.0.1:30950",
+        )?
+        .listen;
+        // Loopback only unless told: the proxy serves people's faxes.
+        let allow_words = raw
+            .allow
+            .unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1/128".into()]);
+        let mut allow = Vec::with_capacity(allow_words.len());
+        for word in allow_words {
+            let net = word
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| word.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    bad(
+                        "file_proxy.allow",
+                        &format!("{word:?}"),
+                        "expected an address or network such as \"127.0.0.1\" or \"10.0.0.0/8\"",
+                    )
+                })?;
+            allow.push(net);
+        }
+        let url = match raw.url {
+            None => None,
+            Some(u) if u.starts_with("http://") && u.len() > "http://".len() => Some(u),
+            Some(u) => {
+                return Err(bad(
+                    "file_proxy.url",
+                    &format!("{u:?}"),
+                    "expected an http:// address such as \"http://10.0.0.5:30950\"",
+                ));
+            }
+        };
+        FileProxyConfig { listen, allow, url }
+    };
 
     let raw_lines = raw.lines.unwrap_or_else(|| {
         vec![RawLine {
@@ -317,6 +439,14 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             realtime: None,
             numbers: None,
             default_faxbox: None,
+            dial_string: None,
+            document: None,
+            inbound_socket: None,
+            spool_dir: None,
+            originate_timeout_s: None,
+            t38: None,
+            t38_request: None,
+            node: None,
         }]
     });
     let mut lines = Vec::with_capacity(raw_lines.len());
@@ -324,6 +454,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         let key = |k: &str| format!("line[{i}].{k}");
         let name = line
             .name
+            .clone()
             .ok_or_else(|| bad(&key("name"), &"(missing)", "every line needs a name"))?;
         if name.trim().is_empty() || lines.iter().any(|l: &LineConfig| l.name == name) {
             return Err(bad(
@@ -332,7 +463,8 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
                 "line names must be non-empty and unique",
             ));
         }
-        let kind_word = line.kind.unwrap_or_else(|| "(missing)".into());
+        let kind_word = line.kind.clone().unwrap_or_else(|| "(missing)".into());
+        let default_faxbox = line.default_faxbox.clone().filter(|f| !f.trim().is_empty());
         let kind = match kind_word.as_str() {
             "loopback" => {
                 let channels = line.channels.unwrap_or(4);
@@ -350,15 +482,15 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
                     numbers,
                 })
             }
+            "freeswitch" => LineKind::FreeSwitch(resolve_freeswitch(line, &key, &bad)?),
             other => {
                 return Err(bad(
                     &key("type"),
                     &format!("{other:?}"),
-                    "the line types are: loopback",
+                    "the line types are: loopback, freeswitch",
                 ));
             }
         };
-        let default_faxbox = line.default_faxbox.filter(|f| !f.trim().is_empty());
         lines.push(LineConfig {
             name,
             kind,
@@ -451,6 +583,114 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
+fn resolve_freeswitch(
+    line: RawLine,
+    key: &dyn Fn(&str) -> String,
+    bad: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
+) -> Result<FreeSwitchConfig, ConfigError> {
+    if line.channels.is_some() {
+        return Err(bad(
+            &key("channels"),
+            &line.channels.unwrap_or_default(),
+            "a freeswitch line's channels are set per [[line.node]]",
+        ));
+    }
+    let dial_string = line.dial_string.unwrap_or_default();
+    // The dial string goes into an originate command: spaces or braces
+    // there would change the command, not just the destination.
+    if !dial_string.contains("{number}")
+        || dial_string.contains(char::is_whitespace)
+        || dial_string
+            .replace("{number}", "")
+            .contains(['{', '}', '&'])
+    {
+        return Err(bad(
+            &key("dial_string"),
+            &format!("{dial_string:?}"),
+            "expected a FreeSWITCH dial string with {number}, such as \"sofia/gateway/carrier/{number}\"",
+        ));
+    }
+    let document = match line.document.as_deref().unwrap_or("http") {
+        "http" => DocumentDelivery::Http,
+        "path" => DocumentDelivery::Path,
+        other => {
+            return Err(bad(
+                &key("document"),
+                &format!("{other:?}"),
+                "expected \"http\" (from the file proxy) or \"path\" (FreeSWITCH shares the data dir)",
+            ));
+        }
+    };
+    let inbound_socket = match line.inbound_socket {
+        None => None,
+        Some(text) => Some(text.parse::<SocketAddr>().map_err(|_| {
+            bad(
+                &key("inbound_socket"),
+                &format!("{text:?}"),
+                "expected an address and port such as \"127.0.0.1:8084\"",
+            )
+        })?),
+    };
+    let timeout = line.originate_timeout_s.unwrap_or(60);
+    if !(5..=600).contains(&timeout) {
+        return Err(bad(
+            &key("originate_timeout_s"),
+            &timeout,
+            "expected 5 to 600 seconds",
+        ));
+    }
+    let raw_nodes = line.node.unwrap_or_default();
+    if raw_nodes.is_empty() {
+        return Err(bad(
+            &key("node"),
+            &"(none)",
+            "a freeswitch line needs at least one [[line.node]] with esl, password and channels",
+        ));
+    }
+    let mut nodes = Vec::with_capacity(raw_nodes.len());
+    for (j, node) in raw_nodes.into_iter().enumerate() {
+        let nkey = |k: &str| key(&format!("node[{j}].{k}"));
+        let esl = node.esl.unwrap_or_else(|| "127.0.0.1:8021".into());
+        let port_ok = esl.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p != 0)
+        });
+        if !port_ok {
+            return Err(bad(
+                &nkey("esl"),
+                &format!("{esl:?}"),
+                "expected the event socket's host and port, such as \"127.0.0.1:8021\"",
+            ));
+        }
+        let channels = node.channels.unwrap_or(2);
+        if !(1..=256).contains(&channels) {
+            return Err(bad(&nkey("channels"), &channels, "expected 1 to 256"));
+        }
+        let password = node.password.unwrap_or_else(|| "ClueCon".into());
+        if password.contains(['\n', '\r']) {
+            return Err(bad(
+                &nkey("password"),
+                &"(hidden)",
+                "the password cannot contain a line break",
+            ));
+        }
+        nodes.push(FreeSwitchNode {
+            esl,
+            password,
+            channels: channels as u32,
+        });
+    }
+    Ok(FreeSwitchConfig {
+        dial_string,
+        document,
+        inbound_socket,
+        spool_dir: line.spool_dir,
+        originate_timeout: Duration::from_secs(timeout as u64),
+        t38: line.t38.unwrap_or(true),
+        t38_request: line.t38_request.unwrap_or(false),
+        nodes,
+    })
+}
+
 fn resolve_far_end(
     raw: RawFarEnd,
     key: &str,
@@ -518,6 +758,8 @@ mod tests {
         assert_eq!(c.http.listen.to_string(), "127.0.0.1:8000");
         assert_eq!(c.smtp.listen.to_string(), "127.0.0.1:19025");
         assert_eq!(c.file_proxy.listen.to_string(), "127.0.0.1:30950");
+        let allow: Vec<String> = c.file_proxy.allow.iter().map(|n| n.to_string()).collect();
+        assert_eq!(allow, ["127.0.0.0/8", "::1/128"]);
         assert_eq!(c.lines.len(), 1);
         assert_eq!(c.lines[0].name, "loopback");
         assert_eq!(c.lines[0].channels(), 4);
@@ -544,7 +786,9 @@ mod tests {
             "#,
         )
         .unwrap();
-        let LineKind::Loopback(l) = &c.lines[0].kind;
+        let LineKind::Loopback(l) = &c.lines[0].kind else {
+            panic!("a loopback line");
+        };
         assert_eq!(l.channels, 2);
         assert_eq!(l.numbers["5550001"], FarEnd::Busy);
         assert_eq!(l.numbers["5550002"], FarEnd::NoAnswer);
@@ -568,6 +812,35 @@ mod tests {
             }
         );
         assert_eq!(l.numbers["5550006"], FarEnd::RejectsEcm);
+    }
+
+    #[test]
+    fn freeswitch_line_resolves_with_defaults() {
+        let c = parse(
+            r#"
+            [[line]]
+            name = "pstn"
+            type = "freeswitch"
+            dial_string = "sofia/gateway/carrier/{number}"
+            [[line.node]]
+            esl = "127.0.0.1:8021"
+            channels = 1
+            [[line.node]]
+            esl = "fs2:8021"
+            password = "x"
+            "#,
+        )
+        .unwrap();
+        let LineKind::FreeSwitch(f) = &c.lines[0].kind else {
+            panic!("a freeswitch line");
+        };
+        assert_eq!(f.document, DocumentDelivery::Http);
+        assert_eq!(f.inbound_socket, None);
+        assert_eq!(f.originate_timeout, Duration::from_secs(60));
+        assert!(f.t38 && !f.t38_request);
+        assert_eq!(f.nodes[0].password, "ClueCon");
+        assert_eq!(f.nodes[1].channels, 2);
+        assert_eq!(c.lines[0].channels(), 3);
     }
 
     /// Each bad file names the key and the value that is wrong.
@@ -600,6 +873,26 @@ mod tests {
                 &["line[0].numbers.\"1\"", "99", "loss_db"],
             ),
             ("[log]\nformat = \"xml\"", &["log.format", "\"xml\""]),
+            (
+                "[file_proxy]\nallow = [\"10.0.0.300/8\"]",
+                &["file_proxy.allow", "10.0.0.300/8"],
+            ),
+            (
+                "[[line]]\nname = \"a\"\ntype = \"freeswitch\"\ndial_string = \"x/{number}\"\nchannels = 2\n[[line.node]]",
+                &["line[0].channels", "per [[line.node]]"],
+            ),
+            (
+                "[[line]]\nname = \"a\"\ntype = \"freeswitch\"\ndial_string = \"x/{number}\"\ndocument = \"ftp\"\n[[line.node]]",
+                &["line[0].document", "\"ftp\""],
+            ),
+            (
+                "[[line]]\nname = \"a\"\ntype = \"freeswitch\"\ndial_string = \"x/{number}\"\n[[line.node]]\nchannels = 0",
+                &["line[0].node[0].channels", "0"],
+            ),
+            (
+                "[file_proxy]\nurl = \"ftp://box\"",
+                &["file_proxy.url", "ftp://box"],
+            ),
             ("[smarthost]\nport = 70000", &["smarthost.port", "70000"]),
             ("data_dir = [", &["test.toml"]),
         ];

@@ -12,15 +12,7 @@ use super::{Ctx, parse_data};
 use crate::model::{AccountId, ApiKey, User, UserId, to_gregorian};
 
 pub fn account(ctx: &Ctx, account: &AccountId) -> Result<Answer, ApiError> {
-    let a = ctx.store.account(account)?;
-    Ok((&json!({
-        "id": a.id,
-        "name": a.name,
-        "realm": a.realm,
-        "is_admin": a.is_admin,
-        "created": to_gregorian(a.created),
-    }))
-        .into())
+    Ok((&account_view(&ctx.store.account(account)?)).into())
 }
 
 #[derive(Debug, Serialize)]
@@ -155,4 +147,53 @@ pub fn revoke_api_key(ctx: &Ctx, account: &AccountId, id: &str) -> Result<Answer
         })?;
     ctx.store.revoke_api_key(&key.id)?;
     Ok((&KeyView::from(key)).into())
+}
+
+/// An account as the API shows it (Kazoo's account document, the fields
+/// Faxbox has).
+fn account_view(a: &crate::model::Account) -> serde_json::Value {
+    json!({
+        "id": a.id,
+        "name": a.name,
+        "realm": a.realm,
+        "is_admin": a.is_admin,
+        "created": to_gregorian(a.created),
+    })
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountInput {
+    name: Option<String>,
+    realm: Option<String>,
+}
+
+/// `GET /v2/accounts` (admin): every account of the box.
+pub fn list_accounts(ctx: &Ctx) -> Result<Answer, ApiError> {
+    let list: Vec<_> = ctx.store.accounts()?.iter().map(account_view).collect();
+    Ok((&list).into())
+}
+
+/// `PUT /v2/accounts` (admin): a new account, `{"data":{"name":...,
+/// "realm":...}}`; the realm is the mail domain its faxboxes answer to.
+pub fn create_account(ctx: &Ctx, body: &[u8]) -> Result<Answer, ApiError> {
+    let input: AccountInput = parse_data(body, "account")?;
+    let name = input.name.unwrap_or_default();
+    let account = ctx.store.create_account(&name, input.realm.as_deref())?;
+    Ok(Answer::Json(
+        Success::ok(&account_view(&account)).with_status(201),
+    ))
+}
+
+/// `DELETE /v2/accounts/{id}` (admin): the account and everything in it.
+/// The box's admin account stays: without it nobody could manage the box.
+pub fn delete_account(ctx: &Ctx, account: &AccountId) -> Result<Answer, ApiError> {
+    let a = ctx.store.account(account)?;
+    if a.is_admin {
+        return Err(ApiError::Conflict(
+            "the box's admin account cannot be deleted".into(),
+        ));
+    }
+    ctx.store.delete_account(account)?;
+    Ok((&account_view(&a)).into())
 }

@@ -231,49 +231,16 @@ fn submit(
         ));
     }
     let to_number = input.to_number.clone().unwrap_or_default();
-    let normalized = match normalize_number(&to_number) {
-        Ok(n) => Some(n),
-        Err(e) => {
-            errors.push(FieldError::new(
-                "to_number",
-                "required",
-                format!("add a valid number to send the fax to ({})", e.message),
-            ));
-            None
-        }
-    };
-    let retries = match input.retries {
-        Some(r) if !(0..=4).contains(&r) => {
-            errors.push(FieldError::new(
-                "retries",
-                "maximum",
-                format!("retries is the total number of attempts, 0 to 4; {r} is out of range"),
-            ));
-            0
-        }
-        Some(r) => r as u8,
-        None => faxbox.as_ref().map_or(1, |f| f.retries),
-    };
-    let notify_email: Vec<String> = input
-        .notifications
-        .and_then(|n| n.email)
-        .and_then(|e| e.send_to)
-        .map(OneOrMany::into_vec)
-        .unwrap_or_else(|| {
+    let normalized = check_number(&to_number, &mut errors);
+    let retries = check_retries(input.retries, &mut errors)
+        .unwrap_or_else(|| faxbox.as_ref().map_or(1, |f| f.retries));
+    let notify_email: Vec<String> =
+        check_emails(input.notifications, &mut errors).unwrap_or_else(|| {
             faxbox
                 .as_ref()
                 .map(|f| f.notifications.outbound.send_to.clone())
                 .unwrap_or_default()
         });
-    for email in &notify_email {
-        if !is_email(email) {
-            errors.push(FieldError::new(
-                "notifications.email.send_to",
-                "format",
-                format!("{email:?} is not an email address"),
-            ));
-        }
-    }
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
@@ -281,7 +248,17 @@ fn submit(
     // The URL method fetches now, after the job is known to be valid, so
     // that a bad job costs no fetch (Kazoo's validation order, 2.3).
     let documents = match url {
-        Some(doc) if documents.is_empty() => vec![fetch::fetch(doc, &ctx.options.fetch)?],
+        Some(doc) if documents.is_empty() => {
+            // Read at each request, so an administrator's change applies
+            // at once.
+            let policy = fetch::FetchPolicy {
+                allow_private: ctx
+                    .store
+                    .setting_bool(Some(account), "allow_private_document_urls")?,
+                ..ctx.options.fetch.clone()
+            };
+            vec![fetch::fetch(doc, &policy)?]
+        }
         _ => documents,
     };
     // Convert before anything is stored: a document that cannot be faxed is
@@ -336,9 +313,128 @@ fn submit(
     };
     let fax = ctx.store.create_job(new, stored, JobStatus::Pending)?;
     // Committed: now the scheduler may take it, and the client may be told.
+    ctx.accepted(account);
     (ctx.wake)();
     let view = detail(ctx, fax)?;
     Ok(Answer::Json(Success::ok(&view).with_status(202)))
+}
+
+/// The number to fax to, normalized; an entry in `errors` when it is not
+/// one (Kazoo's words).
+fn check_number(to_number: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+    match normalize_number(to_number) {
+        Ok(n) => Some(n),
+        Err(e) => {
+            errors.push(FieldError::new(
+                "to_number",
+                "required",
+                format!("add a valid number to send the fax to ({})", e.message),
+            ));
+            None
+        }
+    }
+}
+
+/// The attempt budget a client asked for, if it asked.
+fn check_retries(retries: Option<i64>, errors: &mut Vec<FieldError>) -> Option<u8> {
+    match retries {
+        Some(r) if !(0..=4).contains(&r) => {
+            errors.push(FieldError::new(
+                "retries",
+                "maximum",
+                format!("retries is the total number of attempts, 0 to 4; {r} is out of range"),
+            ));
+            Some(0)
+        }
+        Some(r) => Some(r as u8),
+        None => None,
+    }
+}
+
+/// The addresses to notify, if the client named any.
+fn check_emails(
+    notifications: Option<FaxNotifications>,
+    errors: &mut Vec<FieldError>,
+) -> Option<Vec<String>> {
+    let emails = notifications
+        .and_then(|n| n.email)
+        .and_then(|e| e.send_to)
+        .map(OneOrMany::into_vec)?;
+    for email in &emails {
+        if !is_email(email) {
+            errors.push(FieldError::new(
+                "notifications.email.send_to",
+                "format",
+                format!("{email:?} is not an email address"),
+            ));
+        }
+    }
+    Some(emails)
+}
+
+/// What `resubmit` may change: the job's fields, validated as for a new
+/// fax. The documents stay the ones sent before.
+fn resubmit_changes(body: &[u8]) -> Result<impl FnOnce(&mut Fax), ApiError> {
+    let input: FaxInput = parse_data(body, "fax")?;
+    let mut errors = Vec::new();
+    for (given, field) in [
+        (input.document.is_some(), "document"),
+        (input.faxbox_id.is_some(), "faxbox_id"),
+    ] {
+        if given {
+            errors.push(FieldError::new(
+                field,
+                "unsupported",
+                format!(
+                    "resubmit sends the same documents from the same faxbox; to change {field}, send a new fax"
+                ),
+            ));
+        }
+    }
+    let number = input
+        .to_number
+        .as_deref()
+        .map(|n| (n.to_owned(), check_number(n, &mut errors)));
+    let retries = check_retries(input.retries, &mut errors);
+    let emails = check_emails(input.notifications, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Invalid(errors));
+    }
+    let FaxInput {
+        to_name,
+        from_number,
+        from_name,
+        fax_identity_number,
+        fax_identity_name,
+        fax_timezone,
+        timezone,
+        subject,
+        ..
+    } = input;
+    Ok(move |fax: &mut Fax| {
+        if let Some((number, Some(normalized))) = number {
+            fax.to_number = number;
+            fax.to_number_normalized = normalized;
+        }
+        if let Some(r) = retries {
+            fax.retries = r;
+        }
+        if let Some(e) = emails {
+            fax.notify_email = e;
+        }
+        let keep = |new: Option<String>, old: &mut Option<String>| {
+            if new.is_some() {
+                *old = new;
+            }
+        };
+        keep(to_name, &mut fax.to_name);
+        keep(from_number, &mut fax.from_number);
+        keep(from_name, &mut fax.from_name);
+        keep(fax_identity_number, &mut fax.fax_identity_number);
+        keep(fax_identity_name, &mut fax.fax_identity_name);
+        keep(timezone.or(fax_timezone), &mut fax.fax_timezone);
+        keep(subject, &mut fax.subject);
+    })
 }
 
 /// One attempt as the API shows it, with Kazoo's `tx_result` names.
@@ -755,15 +851,13 @@ pub fn action(
     let fax = find(ctx, scope, folder, id)?;
     match (folder, action.as_str()) {
         (Folder::Outbox, "resubmit") => {
-            let changes = top.get("data").and_then(Value::as_object);
-            if changes.is_some_and(|c| !c.is_empty()) {
-                return Err(ApiError::field(
-                    "data",
-                    "unsupported",
-                    "resubmit sends the fax again unchanged; to change it, send a new fax",
-                ));
-            }
-            let again = ctx.store.resubmit(&fax.id)?;
+            // `data` may change the job's fields, checked as for a new fax.
+            let again = if top.get("data").is_some() {
+                let change = resubmit_changes(body)?;
+                ctx.store.resubmit_changed(&fax.id, change)?
+            } else {
+                ctx.store.resubmit(&fax.id)?
+            };
             (ctx.wake)();
             Ok(Answer::Json(
                 Success::ok(&detail(ctx, again)?).with_status(202),

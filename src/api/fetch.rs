@@ -4,8 +4,9 @@
 //! `http(s)` is fetched, under a size and time limit and a few redirects,
 //! and addresses on the box's own machine or network (loopback, private
 //! ranges, link-local, unspecified, multicast) are refused by default
-//! (`FetchPolicy::allow_private` opens the private ones for intranet
-//! document servers). The check runs on every hop of a redirect and again
+//! (the fax setting `allow_private_document_urls`, which the API copies
+//! into `FetchPolicy::allow_private` for each request, opens the private
+//! ones for intranet document servers). The check runs on every hop of a redirect and again
 //! in the resolver that ureq connects with, so a name that resolves to a
 //! public address for the check and to a private one for the connection
 //! (DNS rebinding) is still refused.
@@ -38,7 +39,8 @@ pub struct DocumentRef {
 /// The limits of a fetch.
 #[derive(Debug, Clone)]
 pub struct FetchPolicy {
-    /// Allow loopback and private (RFC 1918, RFC 4193) addresses.
+    /// Allow loopback and private (RFC 1918, RFC 4193) addresses. The API
+    /// sets it from the account's `allow_private_document_urls` setting.
     pub allow_private: bool,
     pub max_bytes: u64,
     pub timeout: Duration,
@@ -147,7 +149,7 @@ fn check(url: &url::Url, policy: &FetchPolicy) -> Result<(), FieldError> {
         .find(|ip| !address_allowed(**ip, policy.allow_private))
     {
         return Err(refused(format!(
-            "{url} points to {bad}, an address of this fax box or its own network; it fetches documents only from public addresses (an administrator can allow private ones)"
+            "{url} points to {bad}, an address of this fax box or its own network; it fetches documents only from public addresses (an administrator can allow private ones with the fax setting allow_private_document_urls)"
         )));
     }
     Ok(())

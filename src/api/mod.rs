@@ -13,6 +13,7 @@
 mod accounts;
 mod auth;
 pub mod client;
+mod events;
 mod faxboxes;
 mod faxes;
 pub mod fetch;
@@ -20,6 +21,7 @@ mod live;
 pub mod multipart;
 mod reply;
 mod settings;
+mod status;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
@@ -36,10 +38,15 @@ pub use live::LiveStatus;
 pub use reply::ApiError;
 
 use crate::documents::ConvertOptions;
-use crate::model::{Account, AccountId, FieldError, Folder};
+use crate::lines::Line;
+use crate::model::{Account, AccountId, FieldError, Folder, UnixTime};
 use crate::store::{Store, UpdateMode};
 use faxes::Listing;
 use reply::{Answer, Reply, Success};
+
+/// The OpenAPI 3 document of every route (`GET /v2/openapi`); a test
+/// checks it against the router.
+pub const OPENAPI: &str = include_str!("../../docs/openapi.json");
 
 /// Limits and tuning of the API.
 #[derive(Debug, Clone)]
@@ -53,6 +60,8 @@ pub struct ApiOptions {
     pub convert: ConvertOptions,
     /// How documents given by URL are fetched.
     pub fetch: fetch::FetchPolicy,
+    /// How long an event stream stays silent before a keep-alive comment.
+    pub keep_alive: Duration,
 }
 
 impl Default for ApiOptions {
@@ -66,6 +75,7 @@ impl Default for ApiOptions {
             max_body: 32 * 1024 * 1024,
             convert,
             fetch: fetch::FetchPolicy::default(),
+            keep_alive: Duration::from_secs(15),
         }
     }
 }
@@ -80,6 +90,12 @@ pub struct Ctx {
     sessions: auth::Sessions,
     /// Replies sent, by HTTP status, for `/metrics`.
     replies: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
+    /// The lines whose channels `/v2/status` shows.
+    lines: Vec<Arc<dyn Line>>,
+    /// When this API started, and the faxes it accepted since, by account.
+    started: UnixTime,
+    accepted: std::sync::Mutex<std::collections::BTreeMap<AccountId, u64>>,
+    streams: events::Streams,
 }
 
 impl Ctx {
@@ -96,7 +112,42 @@ impl Ctx {
             options,
             sessions: auth::Sessions::default(),
             replies: Default::default(),
+            lines: Vec::new(),
+            started: crate::model::now(),
+            accepted: Default::default(),
+            streams: Default::default(),
         }
+    }
+
+    /// The lines `/v2/status` reports on (the ones the scheduler uses).
+    pub fn with_lines(mut self, lines: Vec<Arc<dyn Line>>) -> Ctx {
+        self.lines = lines;
+        self
+    }
+
+    /// Counts a fax accepted for `account`.
+    fn accepted(&self, account: &AccountId) {
+        *self
+            .accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(account.clone())
+            .or_default() += 1;
+    }
+
+    fn accepted_by_account(&self) -> std::collections::BTreeMap<AccountId, u64> {
+        self.accepted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn requests_served(&self) -> u64 {
+        self.replies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .sum()
     }
 }
 
@@ -106,6 +157,7 @@ pub struct Api {
     stopping: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     addr: SocketAddr,
+    ctx: Arc<Ctx>,
 }
 
 impl Api {
@@ -136,6 +188,7 @@ impl Api {
             stopping,
             workers,
             addr,
+            ctx,
         })
     }
 
@@ -157,6 +210,8 @@ impl Api {
         for w in self.workers.drain(..) {
             let _ = w.join();
         }
+        // No worker is left to start a stream: end the running ones.
+        self.ctx.streams.stop();
     }
 }
 
@@ -190,7 +245,7 @@ impl Request {
     }
 }
 
-fn serve(ctx: &Ctx, mut raw: tiny_http::Request) {
+fn serve(ctx: &Arc<Ctx>, mut raw: tiny_http::Request) {
     let request_id = crate::model::new_id();
     let url = raw.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
@@ -220,6 +275,20 @@ fn serve(ctx: &Ctx, mut raw: tiny_http::Request) {
             })
             .collect(),
     };
+    if request.method == "GET" && request.path == ["v2", "events"] {
+        match authenticate(ctx, &request) {
+            Ok((caller, _)) => {
+                count_reply(ctx, 200);
+                events::start(ctx, raw, caller, &request_id);
+            }
+            Err(e) => {
+                let reply = reply::error_reply(&e, &request_id);
+                count_reply(ctx, reply.status);
+                respond(raw, reply, &request_id);
+            }
+        }
+        return;
+    }
     let declared = raw.body_length();
     let mut body = |limit: usize| read_body(raw.as_reader(), declared, limit);
     let (outcome, token) = route(ctx, &request, &mut body);
@@ -229,12 +298,16 @@ fn serve(ctx: &Ctx, mut raw: tiny_http::Request) {
         Err(e) => reply::error_reply(&e, &request_id),
     };
     debug!(method = %request.method, path, status = reply.status, request_id, "api request");
+    count_reply(ctx, reply.status);
+    respond(raw, reply, &request_id);
+}
+
+fn count_reply(ctx: &Ctx, status: u16) {
     *ctx.replies
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .entry(reply.status)
+        .entry(status)
         .or_default() += 1;
-    respond(raw, reply, &request_id);
 }
 
 fn respond(raw: tiny_http::Request, reply: Reply, request_id: &str) {
@@ -382,6 +455,27 @@ fn route(
             },
             _ => (Err(not_allowed(method)), None),
         },
+        ["v2", "openapi"] => (
+            match method {
+                "GET" => Ok(Answer::Raw(Reply::bytes(
+                    "application/json",
+                    OPENAPI.as_bytes().to_vec(),
+                ))),
+                _ => Err(not_allowed(method)),
+            },
+            None,
+        ),
+        ["v2", "status"] => match authenticate(ctx, rq) {
+            Ok((caller, token)) => (
+                match method {
+                    "GET" => status::status(ctx, &caller),
+                    _ => Err(not_allowed(method)),
+                },
+                Some(token),
+            ),
+            Err(e) => (Err(e), None),
+        },
+        ["v2", "events"] => (Err(not_allowed(method)), None),
         ["v2", "system_configs", "fax"] => {
             let (caller, token) = match authenticate(ctx, rq) {
                 Ok(c) => c,
@@ -397,6 +491,32 @@ fn route(
                 _ => Err(not_allowed(method)),
             };
             (outcome, token)
+        }
+        ["v2", "accounts"] => {
+            // Managing accounts is the admin account's (Kazoo: a reseller's).
+            let (caller, token) = match authenticate(ctx, rq) {
+                Ok(c) => c,
+                Err(e) => return (Err(e), None),
+            };
+            let outcome = match (method, caller.is_admin) {
+                ("GET" | "PUT", false) => Err(ApiError::Forbidden),
+                ("GET", true) => accounts::list_accounts(ctx),
+                ("PUT", true) => body(64 * 1024).and_then(|b| accounts::create_account(ctx, &b)),
+                _ => Err(not_allowed(method)),
+            };
+            (outcome, Some(token))
+        }
+        ["v2", "accounts", account] if rq.method == "DELETE" => {
+            let (caller, token) = match authenticate(ctx, rq) {
+                Ok(c) => c,
+                Err(e) => return (Err(e), None),
+            };
+            let outcome = if caller.is_admin {
+                reach(ctx, &caller, account).and_then(|a| accounts::delete_account(ctx, &a))
+            } else {
+                Err(ApiError::Forbidden)
+            };
+            (outcome, Some(token))
         }
         ["v2", "accounts", account, rest @ ..] => {
             let (caller, token) = match authenticate(ctx, rq) {
@@ -415,7 +535,11 @@ fn route(
 
 /// The caller's account and token: a live token whose key is still valid.
 fn authenticate(ctx: &Ctx, rq: &Request) -> Result<(Account, String), ApiError> {
-    let token = auth::token_of(|n| rq.header(n)).ok_or(ApiError::Unauthorized)?;
+    // Kazoo also takes the token from the query string: browsers'
+    // EventSource cannot set headers.
+    let token = auth::token_of(|n| rq.header(n))
+        .or_else(|| rq.query("auth_token"))
+        .ok_or(ApiError::Unauthorized)?;
     let (account, key) = ctx.sessions.account(token).ok_or(ApiError::Unauthorized)?;
     // A revoked key (or a deleted account) ends its tokens at once.
     match ctx.store.account_for_api_key(&key)? {

@@ -9,6 +9,7 @@
 //!
 //! T.30 vocabulary stops here: callers see [`T30Code`] and plain numbers.
 
+pub mod freeswitch;
 pub mod loopback;
 pub mod selftest;
 
@@ -79,6 +80,10 @@ pub enum LineError {
     /// Faxbox itself failed (a bug or resource exhaustion).
     #[error("line failure: {0}")]
     Internal(String),
+    /// The line lost track of the call (its FreeSWITCH connection dropped):
+    /// the attempt does not count and the fax is sent again.
+    #[error("the call was interrupted: {0}")]
+    Interrupted(String),
 }
 
 impl LineError {
@@ -91,7 +96,8 @@ impl LineError {
             | LineError::Busy
             | LineError::NoAnswer
             | LineError::Rejected(_)
-            | LineError::Internal(_) => true,
+            | LineError::Internal(_)
+            | LineError::Interrupted(_) => true,
         }
     }
 }
@@ -253,6 +259,11 @@ pub trait Line: Send + Sync {
     fn channels(&self) -> u32;
     /// Calls it is carrying now.
     fn calls_in_progress(&self) -> u32;
+    /// Why the line cannot carry calls now (its switch is unreachable, its
+    /// modem does not answer), or `None` when it can. Shown by `/v2/status`.
+    fn fault(&self) -> Option<String> {
+        None
+    }
     /// Checks the fax and places a call on a thread of its own. Errors
     /// returned here (bad document, bad settings, no free channel) mean no
     /// call was placed; everything later is in the [`AttemptResult`].
@@ -261,9 +272,29 @@ pub trait Line: Send + Sync {
     fn set_inbound(&self, inbound: Arc<dyn Inbound>);
 }
 
-/// Builds the line a `[[line]]` section describes.
-pub fn from_config(config: &LineConfig, data_dir: &std::path::Path) -> Arc<dyn Line> {
-    match &config.kind {
+/// Builds the line a `[[line]]` section describes. `file_proxy` serves
+/// documents to FreeSWITCH lines that fetch them over HTTP.
+pub fn from_config(
+    config: &LineConfig,
+    data_dir: &std::path::Path,
+    file_proxy: Option<&Arc<freeswitch::FileProxy>>,
+) -> anyhow::Result<Arc<dyn Line>> {
+    Ok(match &config.kind {
         LineKind::Loopback(l) => Arc::new(LoopbackLine::new(&config.name, l.clone(), data_dir)),
-    }
+        LineKind::FreeSwitch(f) => Arc::new(freeswitch::FreeSwitchLine::start(
+            &config.name,
+            f.clone(),
+            file_proxy.cloned(),
+            data_dir,
+            freeswitch::Backoff::default(),
+        )?),
+    })
+}
+
+/// Whether any line fetches its documents from the file proxy (so the app
+/// starts it).
+pub fn need_file_proxy(lines: &[LineConfig]) -> bool {
+    lines.iter().any(|l| {
+        matches!(&l.kind, LineKind::FreeSwitch(f) if f.document == crate::config::DocumentDelivery::Http)
+    })
 }

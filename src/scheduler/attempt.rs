@@ -302,6 +302,12 @@ impl CallRun<'_> {
         }
         let result = call.wait();
         *stage = AttemptStage::End;
+        // The line lost the call (its FreeSWITCH connection dropped): like a
+        // stop, the attempt is recorded as interrupted and the fax queued
+        // again.
+        if matches!(result.outcome, Err(LineError::Interrupted(_))) {
+            interrupted = true;
+        }
         merge_result(report, &result);
         let failure = match (&result.outcome, timed_out) {
             (Ok(()), _) => None,
@@ -432,7 +438,7 @@ fn failure_of(e: &LineError) -> Failure {
             text: code.text().to_owned(),
             retry_may_help: code.retry_may_help(),
         },
-        LineError::Internal(why) => Failure::Internal(why.clone()),
+        LineError::Internal(why) | LineError::Interrupted(why) => Failure::Internal(why.clone()),
     }
 }
 

@@ -376,6 +376,13 @@ impl Store {
     /// Sends a finished job again as a new job with the same documents and a
     /// fresh attempt budget (Kazoo's `resubmit`, reference 2.4).
     pub fn resubmit(&self, id: &FaxId) -> Result<Fax> {
+        self.resubmit_changed(id, |_| {})
+    }
+
+    /// `resubmit`, with `change` applied to the new job's fields (a new
+    /// number, another attempt budget) before it is stored. The caller has
+    /// validated the change as it validates a new fax.
+    pub fn resubmit_changed(&self, id: &FaxId, change: impl FnOnce(&mut Fax)) -> Result<Fax> {
         self.write(|tx| {
             let old = load_fax(tx, id)?;
             if old.folder != Folder::Outbox || !old.status.is_some_and(JobStatus::is_terminal) {
@@ -385,7 +392,7 @@ impl Store {
                 )));
             }
             let t = now();
-            let fax = Fax {
+            let mut fax = Fax {
                 id: FaxId::new(),
                 status: Some(JobStatus::Pending),
                 attempts: 0,
@@ -396,6 +403,7 @@ impl Store {
                 modified: t,
                 ..old
             };
+            change(&mut fax);
             insert_fax(tx, &fax)?;
             tx.execute(
                 "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created)

@@ -18,6 +18,7 @@ mod lines;
 mod mail;
 mod schema;
 mod settings;
+mod status;
 mod tally;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use inbox::MailToQueue;
 pub use jobs::{AttemptEnd, DueJob, JobFilter, NextStep, RecoveryReport};
 pub use mail::QueuedMail;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
+pub use status::{BoxSnapshot, CallSnapshot, QueueSnapshot, RetrySnapshot};
 pub use tally::Tally;
 
 use crate::model::{AccountId, FieldError};

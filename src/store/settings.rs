@@ -110,6 +110,13 @@ pub static SETTINGS: &[Setting] = &[
         "email to fax: a faxbox with no permission list and no owner accepts any sender"
     ),
     setting!(
+        "allow_private_document_urls",
+        "false",
+        SettingKind::Bool,
+        Account,
+        "document URLs may point to loopback and private (intranet) addresses"
+    ),
+    setting!(
         "allowed_content_types",
         r#"["application/pdf","image/tiff",{"prefix":"image"},{"prefix":"application/vnd.openxmlformats-officedocument."},{"prefix":"application/vnd.oasis.opendocument."},"application/msword","application/vnd.ms-excel","application/vnd.ms-powerpoint"]"#,
         SettingKind::Json,

@@ -15,6 +15,9 @@ use faxbox::store::{JobFilter, Store};
 use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use serde_json::{Value, json};
 
+/// A number the loopback line's far end answers busy.
+const BUSY_NUMBER: &str = "5550666";
+
 /// A running box: store, scheduler on a loopback line, and the API.
 struct TestBox {
     _dir: tempfile::TempDir,
@@ -44,7 +47,7 @@ impl TestBox {
             LoopbackConfig {
                 channels: 2,
                 realtime: false,
-                numbers: Default::default(),
+                numbers: [(BUSY_NUMBER.to_owned(), faxbox::config::FarEnd::Busy)].into(),
             },
             dir.path(),
         ));
@@ -59,7 +62,8 @@ impl TestBox {
         .unwrap();
         line.set_inbound(Arc::new(receiver));
         let options = SchedulerOptions::new(dir.path().join("spool"), "faxbox@box.test".into());
-        let scheduler = Arc::new(Scheduler::start(store.clone(), vec![line], options).unwrap());
+        let scheduler =
+            Arc::new(Scheduler::start(store.clone(), vec![line.clone()], options).unwrap());
         let live = LiveStatus::default();
         live.follow(scheduler.subscribe()).unwrap();
         let wake = {
@@ -74,7 +78,7 @@ impl TestBox {
         tune(&mut options);
         let api = Api::start(
             std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
-            Ctx::new(store.clone(), wake, live, options),
+            Ctx::new(store.clone(), wake, live, options).with_lines(vec![line]),
         )
         .unwrap();
         let base = format!("http://{}", api.local_addr());
@@ -1012,11 +1016,18 @@ fn a_document_url_is_fetched_only_where_the_guard_allows() {
             .is_empty()
     );
 
-    // An intranet document server, allowed: fetched (through a redirect)
-    // and sent.
-    let open = TestBox::start_with(|o| o.fetch.allow_private = true);
+    // An intranet document server, allowed by the account's setting:
+    // fetched (through a redirect) and sent.
+    let open = TestBox::start();
     let acme = open.tenant("Acme");
     let token = open.token(&acme);
+    let r = open.call(
+        "POST",
+        &format!("/v2/accounts/{}/configs/fax", acme.id),
+        Some(&token),
+        Some(json!({"data": {"allow_private_document_urls": true}})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
     let r = put(&open, &token, &acme.id, format!("{server}/hop"));
     assert_eq!(r.status, 202, "{:?}", r.json());
     let id = faxbox::model::FaxId(r.json()["data"]["id"].as_str().unwrap().to_owned());
@@ -1213,4 +1224,823 @@ fn users_and_api_keys_and_a_revoked_key_ends_its_tokens() {
     assert_eq!(r.status, 401, "the revoked key's token no longer works");
     let r = b.call("GET", &base, Some(&token), None);
     assert_eq!(r.status, 200, "the other key's token still does");
+}
+
+/// An admin account with its key, as a new box makes at first start.
+fn admin(b: &TestBox) -> Tenant {
+    let id = b.store.create_admin_account("Admin").unwrap().id;
+    let (_, key) = b.store.create_api_key(&id, "test").unwrap();
+    Tenant { id, key }
+}
+
+/// The reply without its `request_id`, which differs on every request.
+fn error_body(r: &RawResponse) -> Value {
+    let mut body = r.json();
+    assert!(body["request_id"].is_string(), "{body}");
+    body.as_object_mut().unwrap().remove("request_id");
+    body
+}
+
+#[test]
+fn accounts_are_created_and_deleted_by_the_admin_only() {
+    let b = TestBox::start();
+    let root = admin(&b);
+    let acme = b.tenant("Acme");
+    let (admin_token, acme_token) = (b.token(&root), b.token(&acme));
+
+    let r = b.call(
+        "PUT",
+        "/v2/accounts",
+        Some(&admin_token),
+        Some(json!({"data": {"name": "Branch", "realm": "Branch.Example.com"}})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    let created = r.json()["data"].clone();
+    assert_eq!(created["name"], "Branch");
+    assert_eq!(created["realm"], "branch.example.com");
+    assert_eq!(created["is_admin"], false);
+    let id = created["id"].as_str().unwrap().to_owned();
+    let r = b.call("GET", "/v2/accounts", Some(&admin_token), None);
+    let list = r.json()["data"].clone();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Admin", "Acme", "Branch"]);
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{id}"),
+        Some(&admin_token),
+        None,
+    );
+    assert_eq!(r.json()["data"]["name"], "Branch");
+
+    // Bad input is named and changes nothing.
+    let r = b.call(
+        "PUT",
+        "/v2/accounts",
+        Some(&admin_token),
+        Some(json!({"data": {"realm": "branch.example.com"}})),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.json()["data"]["name"]["required"]["message"],
+        "an account needs a name (1 to 128 characters)"
+    );
+    let r = b.call(
+        "PUT",
+        "/v2/accounts",
+        Some(&admin_token),
+        Some(json!({"data": {"name": "Twin", "realm": "branch.example.com"}})),
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["realm"]["unique"].is_object());
+    assert_eq!(b.store.accounts().unwrap().len(), 3);
+
+    // Another account may neither create nor delete accounts: Kazoo's 403.
+    let forbidden = json!({
+        "data": {"message": "only the box's admin account may do this"},
+        "error": "403",
+        "message": "forbidden",
+        "status": "error",
+    });
+    let r = b.call(
+        "PUT",
+        "/v2/accounts",
+        Some(&acme_token),
+        Some(json!({"data": {"name": "Mine"}})),
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(error_body(&r), forbidden);
+    let r = b.call(
+        "DELETE",
+        &format!("/v2/accounts/{id}"),
+        Some(&acme_token),
+        None,
+    );
+    assert_eq!(r.status, 403);
+    assert_eq!(error_body(&r), forbidden);
+    let r = b.call("GET", "/v2/accounts", Some(&acme_token), None);
+    assert_eq!(r.status, 403);
+    assert_eq!(b.store.accounts().unwrap().len(), 3);
+
+    // The admin deletes it; the admin account itself stays.
+    let r = b.call(
+        "DELETE",
+        &format!("/v2/accounts/{id}"),
+        Some(&admin_token),
+        None,
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["id"], id.as_str());
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{id}"),
+        Some(&admin_token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    let r = b.call(
+        "DELETE",
+        &format!("/v2/accounts/{id}"),
+        Some(&admin_token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    let r = b.call(
+        "DELETE",
+        &format!("/v2/accounts/{}", root.id),
+        Some(&admin_token),
+        None,
+    );
+    assert_eq!(r.status, 409);
+    assert_eq!(
+        r.json()["data"]["message"],
+        "the box's admin account cannot be deleted"
+    );
+    assert_eq!(b.store.accounts().unwrap().len(), 2);
+}
+
+#[test]
+fn error_bodies_are_exactly_kazoos() {
+    let server = document_server(text_pdf("local"));
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let other = b.tenant("Other");
+    let token = b.token(&acme);
+    let path = format!("/v2/accounts/{}/faxes", acme.id);
+    let invalid = |data: Value| json!({"data": data, "error": "400", "message": "validation failed", "status": "error"});
+    let upload = |data: Value| {
+        let (ct, body) = multipart_body(&data, &[pdf_document("a.pdf", text_pdf("a"))]);
+        b.raw("PUT", &path, Some(&token), Some(&ct), Some(body))
+    };
+
+    // Missing document.
+    let r = b.call(
+        "PUT",
+        &path,
+        Some(&token),
+        Some(json!({"data": {"to_number": "5550100"}})),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error_body(&r),
+        invalid(json!({"document.url": {"required": {
+            "message": "add document url or upload a document"}}}))
+    );
+    // Invalid number.
+    let r = upload(json!({"to_number": "12"}));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error_body(&r),
+        invalid(json!({"to_number": {"required": {
+            "message": "add a valid number to send the fax to (invalid fax number: 12: a fax number has 3 to 20 digits)"}}}))
+    );
+    // Malformed JSON.
+    let r = b.raw(
+        "PUT",
+        &path,
+        Some(&token),
+        Some("application/json"),
+        Some(b"{\"data\": ".to_vec()),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error_body(&r),
+        json!({"data": {"message": "the body is not valid JSON: EOF while parsing a value at line 1 column 9"},
+               "error": "400", "message": "invalid request", "status": "error"})
+    );
+    // Unsupported content type.
+    let r = b.raw(
+        "PUT",
+        &path,
+        Some(&token),
+        Some("text/csv"),
+        Some(b"a,b".to_vec()),
+    );
+    assert_eq!(r.status, 415);
+    assert_eq!(
+        error_body(&r),
+        json!({"data": {"message": "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), as JSON with document.url, or as a PDF or TIFF body with its fields in the query string; not as text/csv"},
+               "error": "415", "message": "unsupported media type", "status": "error"})
+    );
+    // Oversize body (the test box takes 2 MiB).
+    let r = b.raw(
+        "PUT",
+        &path,
+        Some(&token),
+        Some("application/pdf"),
+        Some(vec![b'x'; 3 * 1024 * 1024]),
+    );
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        error_body(&r),
+        json!({"data": {"message": "the request body is larger than 2097152 bytes"},
+               "error": "413", "message": "request entity too large", "status": "error"})
+    );
+    // Unknown faxbox: named in the job, and in the path.
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let r = upload(json!({"to_number": "5550100", "faxbox_id": unknown}));
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error_body(&r),
+        invalid(json!({"faxbox_id": {"not_found": {
+            "message": format!("there is no faxbox {unknown} in this account")}}}))
+    );
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{}/faxboxes/{unknown}/faxes/outbox", acme.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        error_body(&r),
+        json!({"data": {"message": format!("there is no faxbox {unknown} in this account"), "cause": unknown},
+               "error": "404", "message": "bad identifier", "status": "error"})
+    );
+    // Another account's fax.
+    let theirs = Session::login(&b.base, &other.key)
+        .unwrap()
+        .send(
+            &json!({"to_number": "5550100"}),
+            &[pdf_document("t.pdf", text_pdf("t"))],
+        )
+        .unwrap();
+    let theirs = theirs["id"].as_str().unwrap();
+    let r = b.call(
+        "GET",
+        &format!("{path}/outgoing/{theirs}"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        error_body(&r),
+        json!({"data": {"message": format!("there is no fax {theirs} in this account"), "cause": theirs},
+               "error": "404", "message": "bad identifier", "status": "error"})
+    );
+    // Missing and bad token.
+    let unauthorized = json!({
+        "data": {"message": "no valid auth token: authenticate with PUT /v2/api_auth and send the token as X-Auth-Token"},
+        "error": "401", "message": "invalid credentials", "status": "error"});
+    for t in [None, Some("not-a-token")] {
+        let r = b.call("GET", &format!("{path}/outbox"), t, None);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("www-authenticate"), Some("X-Auth-Token"));
+        assert_eq!(error_body(&r), unauthorized);
+    }
+    // A document URL on 127.0.0.1, with the default guard.
+    let url = format!("{server}/doc.pdf");
+    let r = b.call(
+        "PUT",
+        &path,
+        Some(&token),
+        Some(json!({"data": {"to_number": "5550100", "document": {"url": url}}})),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error_body(&r),
+        invalid(json!({"document.url": {"fetch": {"message": format!(
+            "{url} points to 127.0.0.1, an address of this fax box or its own network; it fetches documents only from public addresses (an administrator can allow private ones with the fax setting allow_private_document_urls)"
+        )}}}))
+    );
+    wait_for("the other account's fax", Duration::from_secs(60), || {
+        b.store
+            .fax(&faxbox::model::FaxId(theirs.to_owned()))
+            .unwrap()
+            .status
+            .is_some_and(JobStatus::is_terminal)
+    });
+}
+
+#[test]
+fn resubmit_takes_changes_checked_like_a_new_fax() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let session = Session::login(&b.base, &acme.key).unwrap();
+    let job = session
+        .send(
+            &json!({"to_number": "5550100", "retries": 1}),
+            &[pdf_document("a.pdf", text_pdf("again"))],
+        )
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    assert_eq!(end["status"], "completed");
+    let token = b.token(&acme);
+    let path = format!("/v2/accounts/{}/faxes/outbox/{id}", acme.id);
+    let resubmit = |data: Value| {
+        b.call(
+            "PUT",
+            &path,
+            Some(&token),
+            Some(json!({"action": "resubmit", "data": data})),
+        )
+    };
+
+    // Bad changes are refused, each named, and nothing is queued.
+    let r = resubmit(json!({"to_number": "12", "retries": 9, "colour": "red"}));
+    assert_eq!(r.status, 400, "{:?}", r.json());
+    let r = resubmit(json!({"to_number": "12", "retries": 9}));
+    assert_eq!(r.status, 400, "{:?}", r.json());
+    let body = r.json();
+    assert!(
+        body["data"]["to_number"]["required"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("add a valid number to send the fax to")
+    );
+    assert_eq!(
+        body["data"]["retries"]["maximum"]["message"],
+        "retries is the total number of attempts, 0 to 4; 9 is out of range"
+    );
+    let r = resubmit(json!({"document": {"url": "http://example.com/x.pdf"}}));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["document"]["unsupported"].is_object());
+    let r = resubmit(json!({"notifications": {"email": {"send_to": "not-an-address"}}}));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["notifications.email.send_to"]["format"].is_object());
+    assert_eq!(b.store.faxes(&JobFilter::default()).unwrap().len(), 1);
+
+    // Good changes make the new job, with the same document.
+    let r = resubmit(json!({"to_number": "555-0199", "retries": 3, "subject": "Second try"}));
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    let again = r.json()["data"].clone();
+    assert_ne!(again["id"], id.as_str());
+    assert_eq!(again["to_number"], "555-0199");
+    assert_eq!(again["retries"], 3);
+    assert_eq!(again["subject"], "Second try");
+    let again_id = faxbox::model::FaxId(again["id"].as_str().unwrap().to_owned());
+    let stored = b.store.fax(&again_id).unwrap();
+    assert_eq!(stored.to_number_normalized, "5550199");
+    let original = |fax: &faxbox::model::FaxId| {
+        let docs = b.store.documents(fax).unwrap();
+        let doc = docs
+            .iter()
+            .find(|d| d.kind == faxbox::model::DocumentKind::Original)
+            .unwrap();
+        b.store.document_bytes(&doc.id).unwrap()
+    };
+    assert_eq!(original(&again_id), text_pdf("again"));
+    wait_for("the changed fax", Duration::from_secs(60), || {
+        b.store.fax(&again_id).unwrap().status == Some(JobStatus::Completed)
+    });
+}
+
+#[test]
+fn status_shows_lines_queues_and_todays_counts_to_whom_they_concern() {
+    let b = TestBox::start();
+    let root = admin(&b);
+    let acme = b.tenant("Acme");
+    let other = b.tenant("Other");
+    let (admin_token, acme_token) = (b.token(&root), b.token(&acme));
+
+    let r = b.call("GET", "/v2/status", Some(&admin_token), None);
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    let idle = r.json()["data"].clone();
+    assert_eq!(
+        idle["lines"],
+        json!([{"name": "loopback", "capacity": 2, "state": "up", "reason": null,
+                "channels": [{"channel": 1, "state": "idle", "text": "idle"},
+                             {"channel": 2, "state": "idle", "text": "idle"}]}])
+    );
+    assert_eq!(idle["accounts"].as_array().unwrap().len(), 3);
+    assert!(idle["generated"].as_i64().unwrap() >= idle["day_start"].as_i64().unwrap());
+    assert!(idle["api"]["requests"].is_u64());
+
+    // Acme: one fax sent, one to a busy number waiting to retry.
+    let session = Session::login(&b.base, &acme.key).unwrap();
+    let sent = session
+        .send(
+            &json!({"to_number": "5550100"}),
+            &[pdf_document("a.pdf", text_pdf("a"))],
+        )
+        .unwrap();
+    let busy = session
+        .send(
+            &json!({"to_number": BUSY_NUMBER, "retries": 3}),
+            &[pdf_document("b.pdf", text_pdf("b"))],
+        )
+        .unwrap();
+    let busy_id = busy["id"].as_str().unwrap().to_owned();
+    wait_for(
+        "one sent, one waiting to retry",
+        Duration::from_secs(60),
+        || {
+            let sent = b
+                .store
+                .fax(&faxbox::model::FaxId(sent["id"].as_str().unwrap().into()))
+                .unwrap();
+            let busy = b.store.fax(&faxbox::model::FaxId(busy_id.clone())).unwrap();
+            sent.status == Some(JobStatus::Completed)
+                && busy.status == Some(JobStatus::Pending)
+                && busy.attempts == 1
+        },
+    );
+    b.store
+        .set_line_paused("loopback", true, "new toner")
+        .unwrap();
+
+    let r = b.call("GET", "/v2/status", Some(&acme_token), None);
+    assert_eq!(r.status, 200);
+    let own = r.json()["data"].clone();
+    // An account sees its own queue only, and no box-wide API counters.
+    let accounts = own["accounts"].as_array().unwrap();
+    assert_eq!(accounts.len(), 1, "{own}");
+    let q = &accounts[0];
+    assert_eq!(q["account_id"], acme.id.as_str());
+    assert_eq!(q["account_name"], "Acme");
+    assert_eq!(
+        (q["pending"].as_u64(), q["active"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(q["completed_today"], 1);
+    assert_eq!(q["failed_today"], 0);
+    assert_eq!(q["pages_sent_today"], 1);
+    assert_eq!(q["api_accepted"], 2);
+    assert_eq!(q["waiting_retry_total"], 1);
+    let retry = &q["waiting_retry"][0];
+    assert_eq!(retry["fax_id"], busy_id.as_str());
+    assert_eq!(retry["to_number"], BUSY_NUMBER);
+    assert_eq!(
+        (retry["attempts"].as_u64(), retry["retries"].as_u64()),
+        (Some(1), Some(3))
+    );
+    assert!(
+        retry["next_attempt"].as_i64().unwrap() > own["generated"].as_i64().unwrap(),
+        "{retry}"
+    );
+    assert_eq!(retry["last_cause"], "the number was busy");
+    assert_eq!(own["totals"]["completed_today"], 1);
+    assert!(own.get("api").is_none());
+    // The paused line: its free channels are paused, with the reason.
+    assert_eq!(own["lines"][0]["state"], "paused");
+    assert_eq!(own["lines"][0]["reason"], "new toner");
+    assert_eq!(own["lines"][0]["channels"][0]["state"], "paused");
+
+    // The admin sees every account, the others' empty queues too.
+    let r = b.call("GET", "/v2/status", Some(&admin_token), None);
+    let all = r.json()["data"].clone();
+    let names: Vec<&str> = all["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["account_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Acme", "Admin", "Other"]);
+    assert_eq!(all["totals"]["api_accepted"], 2);
+    assert_eq!(all["accounts"][2]["account_id"], other.id.as_str());
+    assert_eq!(all["accounts"][2]["pending"], 0);
+
+    let r = b.call("GET", "/v2/status", None, None);
+    assert_eq!(r.status, 401);
+    let r = b.call("PUT", "/v2/status", Some(&admin_token), Some(json!({})));
+    assert_eq!(r.status, 405);
+    // The busy fax is cancelled, so the box stops without a pending call.
+    b.store
+        .cancel_job(&faxbox::model::FaxId(busy_id), "test over")
+        .unwrap();
+}
+
+/// A client of `GET /v2/events` on a plain socket: reads the chunked reply
+/// message by message, as an EventSource does.
+struct EventStream {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    text: String,
+    ended: bool,
+}
+
+impl EventStream {
+    /// Opens the stream; returns the status line and headers, and the stream.
+    fn open(base: &str, token: &str) -> (String, EventStream) {
+        use std::io::{BufRead, Write};
+        let addr = base.trim_start_matches("http://");
+        let mut socket = std::net::TcpStream::connect(addr).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        write!(
+            socket,
+            "GET /v2/events HTTP/1.1\r\nHost: {addr}\r\nX-Auth-Token: {token}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = std::io::BufReader::new(socket);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        (
+            head,
+            EventStream {
+                reader,
+                text: String::new(),
+                ended: false,
+            },
+        )
+    }
+
+    /// The next message (an event or a comment), `None` once the reply ended.
+    fn next(&mut self) -> Option<String> {
+        use std::io::{BufRead, Read};
+        loop {
+            if let Some(end) = self.text.find("\n\n") {
+                let message = self.text[..end].to_owned();
+                self.text.drain(..end + 2);
+                return Some(message);
+            }
+            if self.ended {
+                return None;
+            }
+            let mut size = String::new();
+            self.reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).expect("a chunk size");
+            let mut chunk = vec![0; size + 2];
+            self.reader.read_exact(&mut chunk).unwrap();
+            assert_eq!(&chunk[size..], b"\r\n");
+            if size == 0 {
+                self.ended = true;
+            }
+            self.text
+                .push_str(std::str::from_utf8(&chunk[..size]).unwrap());
+        }
+    }
+
+    /// The next event with its name and JSON data, skipping comments.
+    fn next_event(&mut self) -> Option<(String, Value)> {
+        loop {
+            let message = self.next()?;
+            let mut name = None;
+            let mut data = None;
+            for line in message.lines() {
+                if let Some(n) = line.strip_prefix("event: ") {
+                    name = Some(n.to_owned());
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data = Some(serde_json::from_str(d).unwrap());
+                }
+            }
+            if let (Some(name), Some(data)) = (name, data) {
+                return Some((name, data));
+            }
+        }
+    }
+}
+
+#[test]
+fn events_stream_a_fax_in_order_per_account_and_end_at_shutdown() {
+    let mut b = TestBox::start_with(|o| o.keep_alive = Duration::from_millis(300));
+    let root = admin(&b);
+    let acme = b.tenant("Acme");
+    let other = b.tenant("Other");
+    let (head, mut acme_events) = EventStream::open(&b.base, &b.token(&acme));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/event-stream"),
+        "{head}"
+    );
+    let (_, mut other_events) = EventStream::open(&b.base, &b.token(&other));
+    let (_, mut admin_events) = EventStream::open(&b.base, &b.token(&root));
+    // The first message is a comment, sent once the stream is listening.
+    for stream in [&mut acme_events, &mut other_events, &mut admin_events] {
+        assert!(stream.next().unwrap().starts_with(": faxbox events"));
+    }
+
+    let session = Session::login(&b.base, &acme.key).unwrap();
+    let job = session
+        .send(
+            &json!({"to_number": "5550100"}),
+            &[
+                pdf_document("two.pdf", text_pdf("page one")),
+                pdf_document("more.pdf", text_pdf("page two")),
+            ],
+        )
+        .unwrap();
+    let id = job["id"].as_str().unwrap().to_owned();
+    let mut seen = Vec::new();
+    loop {
+        let (name, data) = acme_events.next_event().expect("events until the fax ends");
+        assert_eq!(data["fax_id"], id.as_str(), "only this fax: {data}");
+        assert_eq!(data["event"], name.as_str());
+        let end = name == "job_status" && data["status"] == "completed";
+        seen.push((name, data));
+        if end {
+            break;
+        }
+    }
+    // Claimed, then the call step by step, then done.
+    assert_eq!(seen[0].0, "job_status");
+    assert_eq!(seen[0].1["status"], "processing");
+    let calls: Vec<&str> = seen[1..seen.len() - 1]
+        .iter()
+        .map(|(name, data)| {
+            assert_eq!(name, "call");
+            assert_eq!(data["line"], "loopback");
+            assert_eq!(data["account_id"], acme.id.as_str());
+            data["status"].as_str().unwrap()
+        })
+        .collect();
+    let negotiated = calls
+        .iter()
+        .position(|c| c.starts_with("Fax negotiated at "))
+        .expect("negotiated");
+    let page1 = calls
+        .iter()
+        .position(|c| *c == "Sent Page 1 of 2")
+        .expect("page 1");
+    let page2 = calls
+        .iter()
+        .position(|c| *c == "Sent Page 2 of 2")
+        .expect("page 2");
+    assert!(negotiated < page1 && page1 < page2, "{calls:?}");
+    assert_eq!(seen.last().unwrap().1["attempts"], 1);
+
+    // The admin saw the same; the other account nothing but keep-alives.
+    let admin_seen: Vec<(String, Value)> = (0..seen.len())
+        .map(|_| admin_events.next_event().unwrap())
+        .collect();
+    assert_eq!(admin_seen, seen);
+    assert_eq!(other_events.next().unwrap(), ": keep-alive");
+
+    // An event stream needs a token like everything else.
+    let r = b.call("GET", "/v2/events", None, None);
+    assert_eq!(r.status, 401);
+
+    // Stopping the API ends every stream cleanly: a goodbye, then the end.
+    b.api.take().unwrap().stop();
+    for stream in [&mut acme_events, &mut other_events, &mut admin_events] {
+        let (name, data) = stream.next_event().expect("a goodbye");
+        assert_eq!(name, "shutdown", "{data}");
+        assert_eq!(stream.next(), None);
+    }
+}
+
+/// The literal path words the router matches on, read from its source, so
+/// a new route's words are probed even before anyone documents them.
+fn router_words() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/api");
+    let literal = regex::Regex::new(r#""([a-z][a-z0-9_]*)""#).unwrap();
+    let mut words = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines().filter(|l| l.contains('[') && l.contains("=>")) {
+            for c in literal.captures_iter(line) {
+                words.insert(c[1].to_owned());
+            }
+        }
+    }
+    words.into_iter().collect()
+}
+
+#[test]
+fn the_openapi_document_lists_every_route_the_router_serves() {
+    let b = TestBox::start();
+    let root = admin(&b);
+    let token = b.token(&root);
+    let faxbox = b
+        .store
+        .create_faxbox(
+            &root.id,
+            faxbox::model::FaxboxFields {
+                name: Some("Desk".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    // Served as kept in the repository, and a well-formed OpenAPI 3 document.
+    let r = b.call("GET", "/v2/openapi", None, None);
+    assert_eq!(r.status, 200);
+    let doc = r.json();
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/openapi.json");
+    let kept: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap())
+        .expect("docs/openapi.json parses");
+    assert_eq!(doc, kept);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    fn refs_resolve(doc: &Value, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    let target = doc.pointer(r.trim_start_matches('#'));
+                    assert!(target.is_some(), "{r} resolves");
+                }
+                m.values().for_each(|v| refs_resolve(doc, v));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs_resolve(doc, v)),
+            _ => {}
+        }
+    }
+    refs_resolve(&doc, &doc);
+    let paths = doc["paths"].as_object().unwrap();
+    let methods = ["get", "head", "put", "post", "patch", "delete"];
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(methods.contains(&method.as_str()), "{method} {path}");
+            assert!(op["responses"].is_object(), "{method} {path} has responses");
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                assert!(
+                    params.contains(&&seg[1..seg.len() - 1]),
+                    "{method} {path} declares {seg}"
+                );
+            }
+        }
+    }
+
+    // Ids that exist, except for documented deletes, which get ids that do
+    // not (a "bad identifier" 404 still shows the route is served).
+    let unknown = "0123456789abcdef0123456789abcdef";
+    let concrete = |template: &str, real: bool| -> String {
+        template
+            .split('/')
+            .map(|seg| match seg {
+                "{account_id}" if real => root.id.to_string(),
+                "{faxbox_id}" if real => faxbox.id.to_string(),
+                s if s.starts_with('{') => unknown.to_owned(),
+                s => s.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    };
+    // Whether the router has `method` on `path`: anything but "no such
+    // endpoint" (404 `not found`) and 405.
+    let serves = |method: &str, path: &str| -> bool {
+        if path == "/v2/events" && method == "GET" {
+            let (head, _) = EventStream::open(&b.base, &token);
+            return head.starts_with("HTTP/1.1 200");
+        }
+        let body = matches!(method, "PUT" | "POST" | "PATCH").then(|| json!({}));
+        let r = b.call(method, path, Some(&token), body);
+        let no_route = r.status == 404 && (method == "HEAD" || r.json()["message"] == "not found");
+        !(no_route || r.status == 405)
+    };
+    let documented = |path: &str| -> Option<&serde_json::Map<String, Value>> {
+        paths.iter().find_map(|(t, ops)| {
+            let (t, p): (Vec<&str>, Vec<&str>) =
+                (t.split('/').collect(), path.split('/').collect());
+            (t.len() == p.len() && t.iter().zip(&p).all(|(t, p)| t.starts_with('{') || t == p))
+                .then(|| ops.as_object().unwrap())
+        })
+    };
+
+    let mut missing = Vec::new();
+    for (template, ops) in paths {
+        for method in methods {
+            let listed = ops.get(method).is_some();
+            let upper = method.to_ascii_uppercase();
+            let real = !(listed && upper == "DELETE");
+            if serves(&upper, &concrete(template, real)) != listed {
+                missing.push(format!(
+                    "{upper} {template}: {}",
+                    if listed {
+                        "documented but not served"
+                    } else {
+                        "served but not documented"
+                    }
+                ));
+            }
+        }
+    }
+    // One level below every documented path (and the top), each word the
+    // router matches on and an id: served only if documented.
+    let words = router_words();
+    assert!(words.contains(&"faxboxes".to_owned()), "{words:?}");
+    let bases: Vec<String> = ["", "/v2"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(paths.keys().cloned())
+        .collect();
+    for base in &bases {
+        for word in words.iter().map(String::as_str).chain(["{id}"]) {
+            let template = format!("{base}/{word}");
+            if documented(&template).is_some() {
+                continue;
+            }
+            let path = concrete(&template, true);
+            if serves("GET", &path) || b.call("GET", &path, Some(&token), None).status == 405 {
+                missing.push(format!("{template}: served but not documented"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/openapi.json is out of date:\n{}",
+        missing.join("\n")
+    );
 }

@@ -25,7 +25,7 @@ use crate::scheduler::{loopback, queue_job, wait_terminal};
 
 /// Pages with a different pattern each, tall enough that a call takes a
 /// while per page.
-fn pages(n: usize, height: u32) -> Vec<BitPage> {
+pub fn pages(n: usize, height: u32) -> Vec<BitPage> {
     let width = 1728u32;
     let stride = width.div_ceil(8) as usize;
     (0..n)
@@ -50,20 +50,20 @@ fn pages(n: usize, height: u32) -> Vec<BitPage> {
         .collect()
 }
 
-struct Box2 {
+pub struct Box2 {
     _dir: tempfile::TempDir,
-    store: Arc<Store>,
-    sender: AccountId,
-    receiver: Arc<Receiver>,
-    sink: MailSink,
+    pub store: Arc<Store>,
+    pub sender: AccountId,
+    pub receiver: Arc<Receiver>,
+    pub sink: MailSink,
     _postman: Arc<Postman>,
-    options: SchedulerOptions,
-    dir: std::path::PathBuf,
+    pub options: SchedulerOptions,
+    pub dir: std::path::PathBuf,
 }
 
 /// Two accounts; the second has a faxbox that rings on 5557000, owned by a
 /// user and copying a second address.
-fn two_offices() -> (Box2, faxbox::model::Faxbox) {
+pub fn two_offices() -> (Box2, faxbox::model::Faxbox) {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_owned();
     let store = Arc::new(Store::open_data_dir(&root).unwrap());
@@ -132,7 +132,7 @@ fn two_offices() -> (Box2, faxbox::model::Faxbox) {
     )
 }
 
-fn inbox(store: &Store) -> Vec<Fax> {
+pub fn inbox(store: &Store) -> Vec<Fax> {
     store
         .faxes(&JobFilter {
             folder: Some(Folder::Inbox),
@@ -141,7 +141,7 @@ fn inbox(store: &Store) -> Vec<Fax> {
         .unwrap()
 }
 
-fn received_pages(store: &Store, fax: &Fax) -> Vec<BitPage> {
+pub fn received_pages(store: &Store, fax: &Fax) -> Vec<BitPage> {
     let docs = store.documents(&fax.id).unwrap();
     let tiff = docs
         .iter()

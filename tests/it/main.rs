@@ -4,6 +4,8 @@
 mod api;
 mod cli;
 mod documents;
+mod file_proxy;
+mod freeswitch;
 mod harness;
 mod inbound;
 mod loopback;

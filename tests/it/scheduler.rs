@@ -123,7 +123,7 @@ pub fn wait_terminal(store: &Store, ids: &[FaxId], within: Duration) {
     }
 }
 
-fn options(dir: &Path) -> SchedulerOptions {
+pub fn options(dir: &Path) -> SchedulerOptions {
     let mut o = SchedulerOptions::new(dir.join("spool"), "faxbox@box.test".into());
     // Retry delays of minutes become milliseconds.
     o.retry_delay_scale = 0.001;

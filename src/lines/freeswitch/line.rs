@@ -1,0 +1,391 @@
+//! The FreeSWITCH line: outbound calls placed with `bgapi originate` on the
+//! node with the most room, and (see [`super::inbound`]) incoming calls
+//! taken over the outbound socket.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::call::{CallTrack, Direction, DocumentSource};
+use super::esl::{channel_value, new_uuid};
+use super::file_proxy::{FileProxy, Publication};
+use super::inbound::InboundServer;
+use super::node::{Backoff, ChannelClaim, Node, Signal};
+use crate::config::{DocumentDelivery, FreeSwitchConfig};
+use crate::fax::{ErrorCorrection, FaxDocument};
+use crate::lines::{
+    AttemptResult, Call, CallProgress, HangUp, Inbound, Line, LineError, OutgoingFax, ProgressSink,
+};
+
+/// How long FreeSWITCH gets to end a call we asked it to hang up before the
+/// line gives up on it (the channel may be stuck, as without
+/// `rtp-timer-name=soft`, transcript 21).
+const HANG_UP_GRACE: Duration = Duration::from_secs(30);
+
+/// How often a call looks at its hang-up flag while waiting for events.
+const POLL: Duration = Duration::from_millis(100);
+
+pub struct FreeSwitchLine {
+    name: String,
+    config: FreeSwitchConfig,
+    nodes: Vec<Arc<Node>>,
+    file_proxy: Option<Arc<FileProxy>>,
+    inbound: Arc<RwLock<Option<Arc<dyn Inbound>>>>,
+    inbound_server: Option<InboundServer>,
+}
+
+impl FreeSwitchLine {
+    /// Starts the connections to every node and, when configured, the
+    /// outbound-socket server. `file_proxy` is required when the line sends
+    /// documents over HTTP.
+    pub fn start(
+        name: &str,
+        config: FreeSwitchConfig,
+        file_proxy: Option<Arc<FileProxy>>,
+        data_dir: &Path,
+        backoff: Backoff,
+    ) -> anyhow::Result<FreeSwitchLine> {
+        use anyhow::Context;
+        if config.document == DocumentDelivery::Http && file_proxy.is_none() {
+            anyhow::bail!("line {name}: document = \"http\" needs the file proxy");
+        }
+        let inbound: Arc<RwLock<Option<Arc<dyn Inbound>>>> = Arc::default();
+        let inbound_server = match config.inbound_socket {
+            None => None,
+            Some(address) => {
+                let listener = std::net::TcpListener::bind(address).with_context(|| {
+                    format!("cannot listen for FreeSWITCH's inbound fax calls on {address} (inbound_socket of line {name})")
+                })?;
+                let spool = config
+                    .spool_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("freeswitch").join(name));
+                Some(InboundServer::start(
+                    name,
+                    listener,
+                    spool,
+                    config.spool_dir.is_some(),
+                    inbound.clone(),
+                )?)
+            }
+        };
+        let mut nodes = Vec::new();
+        for node in &config.nodes {
+            nodes.push(
+                Node::start(node.clone(), backoff)
+                    .with_context(|| format!("cannot start the connection to {}", node.esl))?,
+            );
+        }
+        Ok(FreeSwitchLine {
+            name: name.to_owned(),
+            config,
+            nodes,
+            file_proxy,
+            inbound,
+            inbound_server,
+        })
+    }
+
+    /// Where the outbound-socket server listens, when it does.
+    pub fn inbound_address(&self) -> Option<std::net::SocketAddr> {
+        self.inbound_server.as_ref().map(|s| s.local_addr())
+    }
+
+    /// Whether any node is connected.
+    pub fn is_up(&self) -> bool {
+        self.nodes.iter().any(|n| n.is_up())
+    }
+
+    /// Why each node that is down last failed (empty for nodes that are up
+    /// or never failed): for the status page and logs.
+    pub fn node_errors(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.last_error().map(|e| format!("{}: {e}", n.address())))
+            .collect()
+    }
+
+    /// Calls in progress on each node, in configuration order.
+    pub fn calls_per_node(&self) -> Vec<u32> {
+        self.nodes.iter().map(|n| n.in_flight()).collect()
+    }
+
+    /// Closes every node's connection (they reconnect): for tests of a
+    /// FreeSWITCH restart.
+    pub fn drop_connections(&self) {
+        for node in &self.nodes {
+            node.drop_connection();
+        }
+    }
+
+    /// The up node with the most free room (by share of its limit).
+    fn claim_channel(&self) -> Result<ChannelClaim, LineError> {
+        let mut candidates: Vec<&Arc<Node>> = self.nodes.iter().filter(|n| n.is_up()).collect();
+        candidates.sort_by(|a, b| {
+            let load = |n: &Arc<Node>| f64::from(n.in_flight()) / f64::from(n.channels().max(1));
+            load(a).total_cmp(&load(b))
+        });
+        candidates
+            .into_iter()
+            .find_map(|n| n.claim())
+            .ok_or_else(|| LineError::NoFreeChannel {
+                line: self.name.clone(),
+                channels: self.channels(),
+            })
+    }
+
+    /// `{var=value,...}`: the fax settings as mod_spandsp's channel
+    /// variables.
+    fn originate_variables(&self, fax: &OutgoingFax, channel: &str) -> String {
+        let s = &fax.settings;
+        let mut vars = vec![
+            ("origination_uuid", channel.to_owned()),
+            ("ignore_early_media", "true".into()),
+            (
+                "originate_timeout",
+                self.config.originate_timeout.as_secs().to_string(),
+            ),
+            ("fax_ident", channel_value(&s.ident)),
+            ("fax_header", channel_value(&s.header)),
+            (
+                "fax_use_ecm",
+                (s.error_correction == ErrorCorrection::Enabled).to_string(),
+            ),
+            ("fax_enable_t38", self.config.t38.to_string()),
+            (
+                "fax_enable_t38_request",
+                self.config.t38_request.to_string(),
+            ),
+            ("fax_verbose", "false".into()),
+        ];
+        if let Some(tz) = &s.timezone {
+            vars.push(("fax_timezone", channel_value(tz)));
+        }
+        if !fax.from_number.is_empty() {
+            vars.push((
+                "origination_caller_id_number",
+                channel_value(&fax.from_number),
+            ));
+        }
+        if !s.header.is_empty() {
+            vars.push(("origination_caller_id_name", channel_value(&s.header)));
+        }
+        let body: Vec<String> = vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{{{}}}", body.join(","))
+    }
+}
+
+/// Numbers FreeSWITCH can dial: digits and what dial plans use, nothing that
+/// would change the originate command.
+fn check_number(number: &str) -> Result<(), LineError> {
+    let ok = !number.is_empty()
+        && number.len() <= 64
+        && number
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(LineError::Settings(format!(
+            "{number:?} is not a number FreeSWITCH can dial (digits, +, *, #)"
+        )))
+    }
+}
+
+impl Line for FreeSwitchLine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The channels of the nodes that are up: a line with no node connected
+    /// has none, so no call is started on it.
+    fn channels(&self) -> u32 {
+        self.nodes
+            .iter()
+            .filter(|n| n.is_up())
+            .map(|n| n.channels())
+            .sum()
+    }
+
+    fn calls_in_progress(&self) -> u32 {
+        self.nodes.iter().map(|n| n.in_flight()).sum()
+    }
+
+    fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError> {
+        check_number(&fax.to_number)?;
+        let document = FaxDocument::open(&fax.document)?;
+        let claim = self.claim_channel()?;
+        let (source, publication) = match (&self.config.document, &self.file_proxy) {
+            (DocumentDelivery::Http, Some(proxy)) => {
+                let publication = proxy.publish(fax.document.clone());
+                (
+                    DocumentSource::Url(publication.url().to_owned()),
+                    Some(publication),
+                )
+            }
+            _ => (DocumentSource::Path(fax.document.clone()), None),
+        };
+        let channel = new_uuid();
+        let job = new_uuid();
+        let command = format!(
+            "bgapi originate {}{} &txfax({})\nJob-UUID: {job}",
+            self.originate_variables(&fax, &channel),
+            self.config.dial_string.replace("{number}", &fax.to_number),
+            source.txfax_argument(),
+        );
+        let planned = PlannedCall {
+            line: self.name.clone(),
+            fax,
+            pages: document.pages(),
+            command,
+            track: CallTrack::new(&channel, &job, Direction::Send),
+            source,
+            _publication: publication,
+        };
+        let call_id = planned.fax.call_id.clone();
+        let to_number = planned.fax.to_number.clone();
+        let hang_up = HangUp::default();
+        let requested = hang_up.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("fs-{call_id}"))
+            .spawn(move || planned.run(claim, progress, requested))
+            .map_err(|e| LineError::Internal(format!("cannot start the call's thread: {e}")))?;
+        Ok(Call::new(
+            call_id,
+            self.name.clone(),
+            to_number,
+            thread,
+            hang_up,
+        ))
+    }
+
+    fn set_inbound(&self, inbound: Arc<dyn Inbound>) {
+        if let Ok(mut slot) = self.inbound.write() {
+            *slot = Some(inbound);
+        }
+    }
+}
+
+impl Drop for FreeSwitchLine {
+    fn drop(&mut self) {
+        for node in &self.nodes {
+            node.stop();
+        }
+        if let Some(server) = self.inbound_server.take() {
+            server.stop();
+        }
+    }
+}
+
+/// One outbound call, on its own thread.
+struct PlannedCall {
+    line: String,
+    fax: OutgoingFax,
+    pages: u32,
+    command: String,
+    track: CallTrack,
+    source: DocumentSource,
+    /// Keeps the fax on the file proxy for exactly as long as the call runs.
+    _publication: Option<Publication>,
+}
+
+impl PlannedCall {
+    fn run(
+        mut self,
+        claim: ChannelClaim,
+        mut progress: ProgressSink,
+        hang_up: HangUp,
+    ) -> AttemptResult {
+        let started = Instant::now();
+        let node = claim.node().clone();
+        let span = tracing::info_span!("call", line = %self.line, call = %self.fax.call_id, node = node.address());
+        let _enter = span.enter();
+        progress(CallProgress::Dialling);
+        let keys = [self.track.channel.clone(), self.track.job.clone()];
+        let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let signals = node.follow(&key_refs);
+        let outcome = match node.command(&self.command) {
+            Err(e) => Some(Err(LineError::Interrupted(format!(
+                "FreeSWITCH at {} did not take the call: {e}",
+                node.address()
+            )))),
+            Ok(_) => None,
+        };
+        let mut answered_at = None;
+        let outcome = outcome.unwrap_or_else(|| {
+            let mut hang_up_sent: Option<Instant> = None;
+            loop {
+                if hang_up.requested() && hang_up_sent.is_none() {
+                    info!("hanging up on request");
+                    hang_up_sent = Some(Instant::now());
+                    let kill = format!("bgapi uuid_kill {} NORMAL_CLEARING", self.track.channel);
+                    if let Err(e) = node.command(&kill) {
+                        warn!("FreeSWITCH did not take the hang-up: {e}");
+                    }
+                }
+                if let Some(sent) = hang_up_sent
+                    && sent.elapsed() > HANG_UP_GRACE
+                {
+                    break Err(LineError::Internal(format!(
+                        "FreeSWITCH at {} did not end the call within {HANG_UP_GRACE:?} of the hang-up",
+                        node.address()
+                    )));
+                }
+                match signals.recv_timeout(POLL) {
+                    Ok(Signal::Event(event)) => {
+                        if let Some(p) = self.track.apply(&event) {
+                            if p == CallProgress::Answered {
+                                answered_at = Some(Instant::now());
+                            }
+                            progress(p);
+                        }
+                        if self.track.is_finished() {
+                            break self.track.verdict(&self.source).outcome;
+                        }
+                    }
+                    Ok(Signal::Lost(why)) => {
+                        break Err(LineError::Interrupted(format!(
+                            "the connection to FreeSWITCH at {} was lost during the call: {why}",
+                            node.address()
+                        )));
+                    }
+                    Err(mpsc_timeout) => {
+                        if matches!(mpsc_timeout, std::sync::mpsc::RecvTimeoutError::Disconnected) {
+                            break Err(LineError::Interrupted(format!(
+                                "the connection to FreeSWITCH at {} was lost during the call",
+                                node.address()
+                            )));
+                        }
+                    }
+                }
+            }
+        });
+        node.forget(&key_refs);
+        drop(claim);
+        let verdict = self.track.verdict(&self.source);
+        let fax = if self.track.is_finished() {
+            verdict.fax
+        } else {
+            self.track.report().map(|r| r.outcome())
+        };
+        info!(result = ?outcome, pages = fax.as_ref().map(|f| f.pages), "call ended");
+        AttemptResult {
+            call_id: self.fax.call_id.clone(),
+            line: self.line.clone(),
+            to_number: self.fax.to_number.clone(),
+            answered: self.track.answered(),
+            outcome,
+            fax,
+            document_pages: self.pages,
+            duration: answered_at.map(|t| t.elapsed()).unwrap_or_default(),
+            wall_time: started.elapsed(),
+        }
+    }
+}
+
+/// The spool file name FreeSWITCH writes a received fax to.
+pub fn spool_file(spool: &Path, call_id: &str) -> PathBuf {
+    spool.join(format!("{call_id}.tif"))
+}

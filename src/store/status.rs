@@ -1,0 +1,301 @@
+//! What the box is doing now, read in one go for `GET /v2/status` and the
+//! dashboard: the calls on the lines (sending and receiving), the paused
+//! lines, each account's queue, and today's counts.
+//!
+//! Everything here is already in the store: an attempt row is updated at
+//! each step of its call (stage, pages, rate, ECM, the far end's ident), a
+//! reception is recorded before its call is answered. So the snapshot never
+//! shows a call the store does not know.
+
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+
+use super::{Result, Store, parse_column};
+use crate::model::{AccountId, AttemptStage, FaxId, UnixTime};
+
+/// A fax being sent now: its open attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallSnapshot {
+    pub fax_id: FaxId,
+    pub account_id: AccountId,
+    pub to_number: String,
+    pub line: String,
+    pub attempt: u32,
+    pub started: UnixTime,
+    pub stage: AttemptStage,
+    pub pages_sent: u32,
+    pub pages_total: u32,
+    pub bit_rate: Option<u32>,
+    pub ecm: Option<bool>,
+    pub remote_station_id: Option<String>,
+}
+
+/// A job waiting for its next attempt after a failed one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetrySnapshot {
+    pub fax_id: FaxId,
+    pub to_number: String,
+    pub attempts: u8,
+    pub retries: u8,
+    pub next_attempt: UnixTime,
+    /// What ended the last attempt, in words.
+    pub last_cause: Option<String>,
+}
+
+/// One account's queue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueSnapshot {
+    pub account_name: String,
+    /// Waiting for a line (including those waiting to retry) and jobs whose
+    /// documents are still being attached.
+    pub pending: u64,
+    /// On a line now.
+    pub active: u64,
+    /// Pending after a failed attempt, soonest first (at most
+    /// [`RETRY_LIST_LIMIT`]).
+    pub waiting_retry: Vec<RetrySnapshot>,
+    /// How many jobs wait to retry in all (the list may be cut).
+    pub waiting_retry_total: u64,
+    pub completed_today: u64,
+    pub failed_today: u64,
+    pub pages_sent_today: u64,
+    pub received_today: u64,
+    pub pages_received_today: u64,
+}
+
+/// The retry list of one account is cut here; the total is still given.
+pub const RETRY_LIST_LIMIT: usize = 50;
+
+/// The whole box, now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BoxSnapshot {
+    pub calls: Vec<CallSnapshot>,
+    /// Calls being received (recorded before answering).
+    pub receptions: Vec<crate::model::Reception>,
+    /// Paused line -> the operator's reason.
+    pub paused: BTreeMap<String, String>,
+    pub queues: BTreeMap<AccountId, QueueSnapshot>,
+}
+
+impl Store {
+    /// The calls, paused lines and every account's queue; "today" is from
+    /// `day_start` on. With `account`, only that account's calls, receptions
+    /// and queue are read.
+    pub fn snapshot(
+        &self,
+        account: Option<&AccountId>,
+        day_start: UnixTime,
+    ) -> Result<BoxSnapshot> {
+        let only = account.map(|a| a.as_str().to_owned());
+        let mut snap = BoxSnapshot {
+            receptions: self
+                .receptions()?
+                .into_iter()
+                .filter(|r| only.as_deref().is_none_or(|a| r.account_id.as_str() == a))
+                .collect(),
+            ..BoxSnapshot::default()
+        };
+        self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT a.fax_id, f.account_id, f.to_number, a.line, a.number, a.started,
+                        a.stage, a.pages_sent, a.pages_total, a.bit_rate, a.ecm,
+                        a.remote_station_id
+                 FROM attempts a JOIN faxes f ON f.id = a.fax_id
+                 WHERE a.ended IS NULL AND (?1 IS NULL OR f.account_id = ?1)
+                 ORDER BY a.started, a.id",
+            )?;
+            snap.calls = stmt
+                .query_map([&only], |r| {
+                    Ok(CallSnapshot {
+                        fax_id: FaxId(r.get(0)?),
+                        account_id: AccountId(r.get(1)?),
+                        to_number: r.get(2)?,
+                        line: r.get(3)?,
+                        attempt: r.get(4)?,
+                        started: r.get(5)?,
+                        stage: parse_column(r, 6)?,
+                        pages_sent: r.get(7)?,
+                        pages_total: r.get(8)?,
+                        bit_rate: r.get(9)?,
+                        ecm: r.get(10)?,
+                        remote_station_id: r.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+
+            let mut stmt =
+                conn.prepare("SELECT name, COALESCE(reason, '') FROM line_state WHERE paused = 1")?;
+            snap.paused = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+
+            let mut stmt =
+                conn.prepare("SELECT id, name FROM accounts WHERE ?1 IS NULL OR id = ?1")?;
+            let accounts: Vec<(String, String)> = stmt
+                .query_map([&only], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            for (id, name) in accounts {
+                snap.queues.insert(
+                    AccountId(id),
+                    QueueSnapshot {
+                        account_name: name,
+                        ..QueueSnapshot::default()
+                    },
+                );
+            }
+
+            // Jobs not finished, and jobs finished today, by status.
+            let mut stmt = conn.prepare(
+                "SELECT account_id, status, COUNT(*) FROM faxes
+                 WHERE folder = 'outbox' AND (?1 IS NULL OR account_id = ?1)
+                   AND (status IN ('attaching_files', 'pending', 'processing')
+                        OR (status IN ('completed', 'failed') AND modified >= ?2))
+                 GROUP BY account_id, status",
+            )?;
+            let rows = stmt.query_map(params![only, day_start], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?;
+            for row in rows {
+                let (account, status, n) = row?;
+                if let Some(q) = snap.queues.get_mut(&AccountId(account)) {
+                    match status.as_str() {
+                        "attaching_files" | "pending" => q.pending += n,
+                        "processing" => q.active += n,
+                        "completed" => q.completed_today += n,
+                        _ => q.failed_today += n,
+                    }
+                }
+            }
+
+            let mut stmt = conn.prepare(
+                "SELECT f.account_id, COALESCE(SUM(a.pages_sent), 0) FROM attempts a
+                 JOIN faxes f ON f.id = a.fax_id
+                 WHERE a.started >= ?2 AND (?1 IS NULL OR f.account_id = ?1)
+                 GROUP BY f.account_id",
+            )?;
+            let rows = stmt.query_map(params![only, day_start], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+            })?;
+            for row in rows {
+                let (account, pages) = row?;
+                if let Some(q) = snap.queues.get_mut(&AccountId(account)) {
+                    q.pages_sent_today = pages;
+                }
+            }
+
+            let mut stmt = conn.prepare(
+                "SELECT f.account_id, COUNT(DISTINCT f.id), COALESCE(SUM(d.pages), 0)
+                 FROM faxes f LEFT JOIN documents d
+                   ON d.fax_id = f.id AND d.kind = 'received_tiff'
+                 WHERE f.folder = 'inbox' AND f.created >= ?2
+                   AND (?1 IS NULL OR f.account_id = ?1)
+                 GROUP BY f.account_id",
+            )?;
+            let rows = stmt.query_map(params![only, day_start], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })?;
+            for row in rows {
+                let (account, faxes, pages) = row?;
+                if let Some(q) = snap.queues.get_mut(&AccountId(account)) {
+                    q.received_today = faxes;
+                    q.pages_received_today = pages;
+                }
+            }
+
+            // Waiting to retry: pending after at least one attempt, with
+            // the words that ended the last one.
+            let mut stmt = conn.prepare(
+                "SELECT f.account_id, f.id, f.to_number, f.attempts, f.retries, f.due_at,
+                        (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
+                         WHERE a.fax_id = f.id ORDER BY a.number DESC LIMIT 1)
+                 FROM faxes f
+                 WHERE f.status = 'pending' AND f.attempts > 0
+                   AND (?1 IS NULL OR f.account_id = ?1)
+                 ORDER BY f.due_at, f.created",
+            )?;
+            let rows = stmt.query_map([&only], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    RetrySnapshot {
+                        fax_id: FaxId(r.get(1)?),
+                        to_number: r.get(2)?,
+                        attempts: r.get(3)?,
+                        retries: r.get(4)?,
+                        next_attempt: r.get(5)?,
+                        last_cause: r.get(6)?,
+                    },
+                ))
+            })?;
+            for row in rows {
+                let (account, retry) = row?;
+                if let Some(q) = snap.queues.get_mut(&AccountId(account)) {
+                    q.waiting_retry_total += 1;
+                    if q.waiting_retry.len() < RETRY_LIST_LIMIT {
+                        q.waiting_retry.push(retry);
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(snap)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::model::{JobStatus, NewFax, now};
+    use crate::store::testing::temp_store;
+
+    #[test]
+    fn an_empty_box_has_every_account_with_an_empty_queue() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap();
+        let b = store.create_account("Other", None).unwrap();
+        store.set_line_paused("modem", true, "toner").unwrap();
+        let all = store.snapshot(None, 0).unwrap();
+        assert_eq!(all.queues.len(), 2);
+        assert_eq!(all.queues[&a.id].account_name, "Acme");
+        assert_eq!(all.queues[&a.id].pending, 0);
+        assert_eq!(all.paused.get("modem").map(String::as_str), Some("toner"));
+        let own = store.snapshot(Some(&b.id), 0).unwrap();
+        assert_eq!(own.queues.keys().collect::<Vec<_>>(), [&b.id]);
+    }
+
+    #[test]
+    fn pending_and_active_jobs_are_counted_per_account() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap();
+        for number in ["5550101", "5550102"] {
+            store
+                .create_job(
+                    NewFax {
+                        account_id: a.id.clone(),
+                        to_number: number.into(),
+                        to_number_normalized: number.into(),
+                        retries: 2,
+                        ..Default::default()
+                    },
+                    vec![],
+                    JobStatus::Pending,
+                )
+                .unwrap();
+        }
+        let due = store.due_jobs(now() + 10, 10).unwrap();
+        store.claim(&due[0].id, "loopback").unwrap().unwrap();
+        let snap = store.snapshot(None, 0).unwrap();
+        let q = &snap.queues[&a.id];
+        assert_eq!((q.pending, q.active), (1, 1));
+        assert_eq!(snap.calls.len(), 1);
+        assert_eq!(snap.calls[0].line, "loopback");
+        assert_eq!(snap.calls[0].fax_id, due[0].id);
+    }
+}

@@ -1,0 +1,553 @@
+//! The FreeSWITCH line against the stand-in: real ESL bytes on loopback,
+//! the fax fetched from the real file proxy over HTTP, real SpanDSP audio.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use faxbox::config::{DocumentDelivery, FreeSwitchConfig, FreeSwitchNode};
+use faxbox::documents::faxtiff::{decode_fax_tiff, encode_fax_tiff};
+use faxbox::lines::freeswitch::{Backoff, FileProxy, FreeSwitchLine};
+use faxbox::lines::selftest::test_pages;
+use faxbox::lines::{CallProgress, FaxSettings, Line, LineError, OutgoingFax};
+use faxbox::model::{AttemptOutcome, JobStatus};
+use faxbox::scheduler::Scheduler;
+
+use super::standin::{self, FarEnd, StandIn};
+use crate::scheduler::{queue_job, small_fax_tiff, wait_terminal};
+
+const PASSWORD: &str = "ClueCon";
+
+/// Quick reconnects, so tests of a lost connection take moments.
+fn backoff() -> Backoff {
+    Backoff {
+        first: Duration::from_millis(50),
+        max: Duration::from_millis(400),
+    }
+}
+
+fn config(nodes: &[(&StandIn, u32)], password: &str) -> FreeSwitchConfig {
+    FreeSwitchConfig {
+        dial_string: "sofia/gateway/standin/{number}".into(),
+        document: DocumentDelivery::Http,
+        inbound_socket: None,
+        spool_dir: None,
+        originate_timeout: Duration::from_secs(30),
+        t38: true,
+        t38_request: false,
+        nodes: nodes
+            .iter()
+            .map(|(s, channels)| FreeSwitchNode {
+                esl: s.addr().to_string(),
+                password: password.into(),
+                channels: *channels,
+            })
+            .collect(),
+    }
+}
+
+fn file_proxy() -> Arc<FileProxy> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    Arc::new(FileProxy::start(listener, vec!["127.0.0.0/8".parse().unwrap()], None).unwrap())
+}
+
+fn start_line(config: FreeSwitchConfig, proxy: &Arc<FileProxy>, dir: &Path) -> FreeSwitchLine {
+    FreeSwitchLine::start("pstn", config, Some(proxy.clone()), dir, backoff()).unwrap()
+}
+
+fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_up(line: &FreeSwitchLine) {
+    wait_for("the line to connect", Duration::from_secs(10), || {
+        line.is_up()
+    });
+}
+
+fn outgoing(call_id: &str, number: &str, document: PathBuf) -> OutgoingFax {
+    OutgoingFax {
+        call_id: call_id.into(),
+        to_number: number.into(),
+        from_number: "15550001111".into(),
+        document,
+        settings: FaxSettings {
+            ident: "+1 555 000 1111".into(),
+            header: "Acme Fax, Inc".into(),
+            ..FaxSettings::default()
+        },
+    }
+}
+
+/// The channel UUID the line chose, from the originate the stand-in saw.
+fn channel_of(originate: &str) -> String {
+    originate
+        .split("origination_uuid=")
+        .nth(1)
+        .unwrap()
+        .split([',', '}'])
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn a_three_page_fax_arrives_identical_through_the_file_proxy() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    assert_eq!(line.channels(), 2);
+
+    let pages = test_pages(3);
+    let document = dir.path().join("job.tif");
+    std::fs::write(&document, encode_fax_tiff(&pages).unwrap()).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let call = line
+        .send(
+            outgoing("job-1", "5551234", document),
+            Box::new(move |p| sink.lock().unwrap().push(p)),
+        )
+        .unwrap();
+    let result = call.wait();
+    assert_eq!(result.outcome, Ok(()), "{result:?}");
+    let fax = result.fax.expect("the spandsp result");
+    assert_eq!(fax.pages, 3);
+    assert_eq!(fax.bit_rate, 14400);
+    assert!(fax.ecm);
+    assert_eq!(fax.remote_ident, "5550100");
+    assert!(result.answered);
+
+    let progress = seen.lock().unwrap().clone();
+    assert_eq!(progress[0], CallProgress::Dialling);
+    assert!(progress.contains(&CallProgress::Answered));
+    assert!(
+        progress
+            .iter()
+            .any(|p| matches!(p, CallProgress::Negotiated(n) if n.bit_rate == 14400))
+    );
+    let done: Vec<u32> = progress
+        .iter()
+        .filter_map(|p| match p {
+            CallProgress::PageDone(r) => Some(r.page),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(done, [1, 2, 3]);
+
+    // The originate as NOTES.md says it must be.
+    let originates = fs.originates();
+    assert_eq!(originates.len(), 1);
+    let o = &originates[0];
+    assert!(o.starts_with("bgapi originate {origination_uuid="), "{o}");
+    assert!(o.contains("fax_header='Acme Fax, Inc'"), "{o}");
+    assert!(o.contains("fax_ident='+1 555 000 1111'"), "{o}");
+    assert!(o.contains("fax_use_ecm=true"), "{o}");
+    assert!(
+        o.contains("origination_caller_id_number=15550001111"),
+        "{o}"
+    );
+    assert!(o.contains("ignore_early_media=true"), "{o}");
+    assert!(
+        o.contains("}sofia/gateway/standin/5551234 &txfax(${http_get({refresh=true}http://"),
+        "{o}"
+    );
+
+    // FreeSWITCH fetched the fax once, over HTTP, during the call...
+    let fetches = fs.fetches();
+    assert_eq!(fetches.len(), 1, "{fetches:?}");
+    let (url, status, bytes) = &fetches[0];
+    assert_eq!(*status, 200);
+    assert_eq!(
+        *bytes as u64,
+        std::fs::metadata(dir.path().join("job.tif")).unwrap().len()
+    );
+    assert!(
+        url.starts_with(&format!("http://{}/fax/", proxy.local_addr())),
+        "{url}"
+    );
+    // ...and after it the URL is gone.
+    assert_eq!(standin::http_status(url), 404);
+    assert_eq!(proxy.published(), 0);
+
+    // The far end's pages are the sent ones, pixel for pixel.
+    let received = std::fs::read(fs.received_file(&channel_of(o))).unwrap();
+    let got = decode_fax_tiff(&received).unwrap();
+    assert_eq!(got.len(), 3);
+    for (i, (g, s)) in got.iter().zip(&pages).enumerate() {
+        // The stand-in's far end prints no header: no offset to skip, but
+        // the sender adds its header line above each page.
+        let header = (g.height - s.height) as usize * s.width.div_ceil(8) as usize;
+        assert!(g.rows[header..] == s.rows[..], "page {} differs", i + 1);
+    }
+    assert_eq!(line.calls_in_progress(), 0);
+}
+
+#[test]
+fn busy_and_no_answer_are_retried_per_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set("5550001", FarEnd::Busy);
+    fs.set("5550002", FarEnd::NoAnswer);
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![Arc::new(line)],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    let tiff = small_fax_tiff();
+    // `retries` counts attempts in all (reference 5.1).
+    let busy = queue_job(&store, &account, "5550001", 3, &tiff, &[]);
+    let silent = queue_job(&store, &account, "5550002", 2, &tiff, &[]);
+    scheduler.wake();
+    wait_terminal(
+        &store,
+        &[busy.clone(), silent.clone()],
+        Duration::from_secs(60),
+    );
+    scheduler.stop(Duration::from_secs(5));
+
+    for (job, tries, cause, text) in [
+        (&busy, 3, "USER_BUSY", "the number was busy"),
+        (&silent, 2, "NO_ANSWER", "nobody answered"),
+    ] {
+        assert_eq!(store.fax(job).unwrap().status, Some(JobStatus::Failed));
+        let attempts = store.attempts(job).unwrap();
+        assert_eq!(attempts.len(), tries, "{attempts:?}");
+        for a in &attempts {
+            assert_eq!(a.outcome, Some(AttemptOutcome::Failure));
+            assert_eq!(a.report.hangup_cause.as_deref(), Some(cause), "{a:?}");
+            assert_eq!(a.report.result_text.as_deref(), Some(text), "{a:?}");
+            assert_eq!(a.report.pages_sent, 0);
+        }
+    }
+    assert_eq!(
+        fs.counters()
+            .calls
+            .load(std::sync::atomic::Ordering::Acquire),
+        5
+    );
+    // Busy and unanswered calls never reach txfax: nothing was fetched.
+    assert!(fs.fetches().is_empty());
+}
+
+#[test]
+fn a_dropped_socket_interrupts_the_call_and_it_is_retried_after_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set_once("5550003", FarEnd::ClosesSocket);
+    let proxy = file_proxy();
+    let line = Arc::new(start_line(
+        config(&[(&fs, 1)], PASSWORD),
+        &proxy,
+        dir.path(),
+    ));
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![line.clone()],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    let tiff = encode_fax_tiff(&test_pages(2)).unwrap();
+    let job = queue_job(&store, &account, "5550003", 0, &tiff, &[]);
+    scheduler.wake();
+    wait_terminal(&store, std::slice::from_ref(&job), Duration::from_secs(60));
+    scheduler.stop(Duration::from_secs(5));
+
+    let fax = store.fax(&job).unwrap();
+    assert_eq!(fax.status, Some(JobStatus::Completed), "{fax:?}");
+    let attempts = store.attempts(&job).unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Interrupted));
+    assert_eq!(attempts[1].outcome, Some(AttemptOutcome::Success));
+    assert_eq!(attempts[1].report.pages_sent, 2);
+    // The second call came over a new connection.
+    assert!(fs.logins() >= 2, "logins: {}", fs.logins());
+    assert_eq!(proxy.published(), 0);
+}
+
+#[test]
+fn two_nodes_never_exceed_their_channel_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = StandIn::start(PASSWORD, &dir.path().join("far1"));
+    let two = StandIn::start(PASSWORD, &dir.path().join("far2"));
+    let proxy = file_proxy();
+    let line = Arc::new(start_line(
+        config(&[(&one, 1), (&two, 2)], PASSWORD),
+        &proxy,
+        dir.path(),
+    ));
+    wait_for("both nodes", Duration::from_secs(10), || {
+        line.channels() == 3
+    });
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    store
+        .set_setting(Some(&account), "max_outbound", serde_json::json!(10))
+        .unwrap();
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![line.clone()],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    let tiff = small_fax_tiff();
+    let jobs: Vec<_> = (0..10)
+        .map(|i| queue_job(&store, &account, &format!("55520{i:02}"), 0, &tiff, &[]))
+        .collect();
+    scheduler.wake();
+    // Watch the line's own count too, while the jobs run.
+    let mut most = vec![0u32; 2];
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while jobs.iter().any(|j| {
+        !store
+            .fax(j)
+            .unwrap()
+            .status
+            .is_some_and(JobStatus::is_terminal)
+    }) {
+        for (m, n) in most.iter_mut().zip(line.calls_per_node()) {
+            *m = (*m).max(n);
+        }
+        assert!(Instant::now() < deadline, "jobs still open");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    scheduler.stop(Duration::from_secs(5));
+    for j in &jobs {
+        assert_eq!(store.fax(j).unwrap().status, Some(JobStatus::Completed));
+    }
+    use std::sync::atomic::Ordering::Acquire;
+    let (c1, c2) = (one.counters(), two.counters());
+    assert_eq!(c1.calls.load(Acquire) + c2.calls.load(Acquire), 10);
+    assert!(
+        c1.max_calls.load(Acquire) <= 1,
+        "node 1 carried {}",
+        c1.max_calls.load(Acquire)
+    );
+    assert!(
+        c2.max_calls.load(Acquire) <= 2,
+        "node 2 carried {}",
+        c2.max_calls.load(Acquire)
+    );
+    assert!(most[0] <= 1 && most[1] <= 2, "{most:?}");
+    // Both were used: the calls spread over the nodes.
+    assert!(c1.calls.load(Acquire) >= 1 && c2.calls.load(Acquire) >= 1);
+}
+
+#[test]
+fn bad_wire_input_gives_a_clear_error_and_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let proxy = file_proxy();
+    let document = dir.path().join("job.tif");
+    std::fs::write(&document, small_fax_tiff()).unwrap();
+
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"Content-Type: api/response\nContent-Length: lots\n\n",
+            "not a size",
+        ),
+        (
+            b"Content-Length: 20\nContent-Type: text/event-plain\n\nEvent-Name: CHANNEL_ANSWER\n\n",
+            "not `Name: value`",
+        ),
+        (
+            b"Content-Type: text/event-plain\nContent-Length: 12\n\nNo-Name: x\n\n",
+            "no Event-Name",
+        ),
+        (b"Content-Type: text/shiny\n\n", "unknown type"),
+        (
+            b"Content-Type: api/response\nContent-Length: 500\n\ntruncated",
+            "closed in the middle",
+        ),
+    ];
+    for (bytes, needle) in cases {
+        let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+        // A frame cut short is followed by the socket closing.
+        fs.inject_after_login(bytes, needle.contains("closed in the middle"));
+        let line = start_line(config(&[(&fs, 1)], PASSWORD), &proxy, dir.path());
+        wait_for(
+            &format!("a second login after {needle:?}"),
+            Duration::from_secs(10),
+            || fs.logins() >= 2,
+        );
+        let error = line_error(&line);
+        assert!(error.contains(needle), "{needle:?} not in {error:?}");
+        // Back up and working.
+        wait_up(&line);
+        let result = line
+            .send(
+                outgoing("after-bad", "5551234", document.clone()),
+                Box::new(|_| {}),
+            )
+            .unwrap()
+            .wait();
+        assert_eq!(result.outcome, Ok(()), "{needle}: {result:?}");
+    }
+
+    // An event nobody asked for is ignored, not a reason to reconnect.
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.inject_after_login(b"Content-Length: 44\nContent-Type: text/event-plain\n\nEvent-Name: SOMETHING_NEW\nUnique-ID: x-y-z\n\n", false);
+    let line = start_line(config(&[(&fs, 1)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let result = line
+        .send(
+            outgoing("unknown-event", "5551234", document.clone()),
+            Box::new(|_| {}),
+        )
+        .unwrap()
+        .wait();
+    assert_eq!(result.outcome, Ok(()));
+    assert_eq!(fs.logins(), 1);
+    assert!(line_error(&line).is_empty());
+}
+
+#[test]
+fn a_refused_password_keeps_the_line_down_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], "wrong"), &proxy, dir.path());
+    wait_for("the refusal", Duration::from_secs(10), || {
+        line_error(&line).contains("refused the event socket password")
+    });
+    assert!(!line.is_up());
+    assert_eq!(line.channels(), 0, "a line that is down offers no channels");
+    let document = dir.path().join("job.tif");
+    std::fs::write(&document, small_fax_tiff()).unwrap();
+    let refused = line.send(outgoing("down", "5551234", document), Box::new(|_| {}));
+    assert!(
+        matches!(refused, Err(LineError::NoFreeChannel { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(fs.logins(), 0);
+}
+
+fn line_error(line: &FreeSwitchLine) -> String {
+    line.node_errors().join("; ")
+}
+
+#[test]
+fn a_far_end_that_is_no_fax_or_cuts_the_line_fails_with_its_t30_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set("5550004", FarEnd::NotAFax);
+    fs.set("5550005", FarEnd::DropsAfter(Duration::from_secs(12)));
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let document = dir.path().join("job.tif");
+    std::fs::write(&document, encode_fax_tiff(&test_pages(3)).unwrap()).unwrap();
+    let voice = line
+        .send(
+            outgoing("voice", "5550004", document.clone()),
+            Box::new(|_| {}),
+        )
+        .unwrap();
+    let cut = line
+        .send(outgoing("cut", "5550005", document), Box::new(|_| {}))
+        .unwrap();
+    let (voice, cut) = (voice.wait(), cut.wait());
+    assert_eq!(
+        voice.outcome,
+        Err(LineError::Fax(faxbox::lines::T30Code::T0Expired))
+    );
+    assert!(voice.answered);
+    assert_eq!(
+        cut.outcome,
+        Err(LineError::Fax(faxbox::lines::T30Code::CallDropped)),
+        "{cut:?}"
+    );
+    assert!(cut.fax.unwrap().pages < 3);
+}
+
+#[test]
+fn an_incoming_call_through_the_outbound_socket_lands_in_the_right_inbox() {
+    let (b, faxbox) = crate::inbound::two_offices();
+    let fs = StandIn::start(PASSWORD, &b.dir.join("far"));
+    let proxy = file_proxy();
+    let mut cfg = config(&[(&fs, 2)], PASSWORD);
+    cfg.inbound_socket = Some("127.0.0.1:0".parse().unwrap());
+    let spool = b.dir.join("fs-spool");
+    cfg.spool_dir = Some(spool.clone());
+    let line = start_line(cfg, &proxy, &b.dir);
+    line.set_inbound(b.receiver.clone());
+    let socket = line.inbound_address().expect("the outbound-socket server");
+
+    let sent = crate::inbound::pages(2, 300);
+    let tiff = b.dir.join("caller.tif");
+    std::fs::write(&tiff, encode_fax_tiff(&sent).unwrap()).unwrap();
+    let report = standin::place_inbound_call(socket, "15550009999", "5557000", &tiff);
+    // Faxbox drove the channel as transcript 06 does.
+    let firsts: Vec<&str> = report.commands.iter().map(|c| c[0].as_str()).collect();
+    assert_eq!(
+        firsts,
+        [
+            "connect",
+            "myevents plain",
+            "event plain CUSTOM spandsp::rxfaxresult spandsp::rxfaxpageresult spandsp::rxfaxnegociateresult",
+            "linger",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg",
+            "sendmsg"
+        ],
+        "{:?}",
+        report.commands
+    );
+    assert!(report.commands[4].contains(&"execute-app-name: answer".to_owned()));
+    assert!(report.commands[5].contains(&"execute-app-arg: fax_ident=+1 555 700 0000".to_owned()));
+    assert!(
+        report.rx_path.as_ref().unwrap().starts_with(&spool),
+        "{report:?}"
+    );
+    assert_eq!(report.hung_up_with.as_deref(), Some("NORMAL_CLEARING"));
+    let outcome = report.outcome.unwrap();
+    assert!(outcome.is_ok() && outcome.pages == 2, "{outcome:?}");
+
+    // Delivery happens once the socket session ends.
+    wait_for("the inbox", Duration::from_secs(20), || {
+        crate::inbound::inbox(&b.store).len() == 1
+    });
+    let inbox = crate::inbound::inbox(&b.store);
+    let fax = &inbox[0];
+    assert_eq!(fax.faxbox_id.as_ref(), Some(&faxbox.id));
+    let rx = fax.rx_result.clone().unwrap();
+    assert!(rx.success && rx.pages == 2, "{rx:?}");
+    let got = crate::inbound::received_pages(&b.store, fax);
+    assert_eq!(got.len(), 2);
+    for (g, s) in got.iter().zip(&sent) {
+        let header = (g.height - s.height) as usize * s.width.div_ceil(8) as usize;
+        assert!(g.rows[header..] == s.rows[..], "the received page differs");
+    }
+    // The spool file was taken into Faxbox's own folder.
+    assert!(!report.rx_path.unwrap().exists());
+    let mails = b.sink.wait_for(1, Duration::from_secs(20));
+    let mut to = mails[0].to.clone();
+    to.sort();
+    assert_eq!(to, vec!["desk@office.example", "owner@office.example"]);
+    assert!(
+        mails[0]
+            .text()
+            .contains("Subject: New fax from 15550009999")
+    );
+
+    // A number no faxbox claims is refused before answering.
+    let refused = standin::place_inbound_call(socket, "15550009999", "5559999", &tiff);
+    assert_eq!(refused.hung_up_with.as_deref(), Some("CALL_REJECTED"));
+    assert!(refused.rx_path.is_none());
+    assert_eq!(crate::inbound::inbox(&b.store).len(), 1);
+}

@@ -1,0 +1,7 @@
+//! The FreeSWITCH line: the ESL parser against every real transcript, and
+//! the line against the stand-in FreeSWITCH.
+
+mod line;
+mod replay;
+mod standin;
+mod transcript;
