@@ -82,6 +82,7 @@ pub struct LineConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LineKind {
     Loopback(LoopbackConfig),
+    Modem(ModemConfig),
     FreeSwitch(FreeSwitchConfig),
 }
 
@@ -90,6 +91,7 @@ impl LineConfig {
     pub fn channels(&self) -> u32 {
         match &self.kind {
             LineKind::Loopback(l) => l.channels,
+            LineKind::Modem(_) => 1,
             LineKind::FreeSwitch(f) => f.nodes.iter().map(|n| n.channels).sum(),
         }
     }
@@ -147,6 +149,31 @@ pub struct LoopbackConfig {
     /// How the simulated far end behaves for particular dialled numbers;
     /// any other number is answered by a healthy fax machine.
     pub numbers: BTreeMap<String, FarEnd>,
+}
+
+/// A Class 1 fax modem on a serial port (see `lines::modem`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModemConfig {
+    /// The serial device, best a stable name from a udev rule.
+    pub device: PathBuf,
+    /// Bits per second between the computer and the modem.
+    pub speed: u32,
+    /// RTS/CTS flow control; without it the modem must keep up by itself.
+    pub hardware_flow_control: bool,
+    /// Sent after `ATZ`-style reset at every probe (after `ATE0`).
+    pub init: String,
+    /// What comes before the number when dialling (`ATDT`, `ATDP`).
+    pub dial_prefix: String,
+    /// Incoming calls are answered after this many rings; 0 never answers.
+    pub answer_after_rings: u32,
+    /// The numbers this line answers for (the first is the called number
+    /// handed to the receive path).
+    pub numbers: Vec<String>,
+    /// How often an idle or down modem is checked.
+    pub probe_every: Duration,
+    /// Line time runs this many times faster than wall time: 1 for a real
+    /// modem; tests with the soft modem run faster.
+    pub time_scale: f64,
 }
 
 /// What the loopback line's far end does when a number is dialled.
@@ -258,8 +285,16 @@ struct RawLine {
     kind: Option<String>,
     channels: Option<i64>,
     realtime: Option<bool>,
-    numbers: Option<BTreeMap<String, RawFarEnd>>,
+    numbers: Option<RawNumbers>,
     default_faxbox: Option<String>,
+    device: Option<PathBuf>,
+    speed: Option<i64>,
+    flow_control: Option<String>,
+    init: Option<String>,
+    dial_prefix: Option<String>,
+    answer_after_rings: Option<i64>,
+    probe_every_s: Option<f64>,
+    time_scale: Option<f64>,
     dial_string: Option<String>,
     document: Option<String>,
     inbound_socket: Option<String>,
@@ -268,6 +303,15 @@ struct RawLine {
     t38: Option<bool>,
     t38_request: Option<bool>,
     node: Option<Vec<RawNode>>,
+}
+
+/// `numbers`: a loopback line's far-end table, or the list of numbers a
+/// modem line answers for.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum RawNumbers {
+    FarEnds(BTreeMap<String, RawFarEnd>),
+    List(Vec<String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -439,6 +483,14 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             realtime: None,
             numbers: None,
             default_faxbox: None,
+            device: None,
+            speed: None,
+            flow_control: None,
+            init: None,
+            dial_prefix: None,
+            answer_after_rings: None,
+            probe_every_s: None,
+            time_scale: None,
             dial_string: None,
             document: None,
             inbound_socket: None,
@@ -450,7 +502,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         }]
     });
     let mut lines = Vec::with_capacity(raw_lines.len());
-    for (i, line) in raw_lines.into_iter().enumerate() {
+    for (i, mut line) in raw_lines.into_iter().enumerate() {
         let key = |k: &str| format!("line[{i}].{k}");
         let name = line
             .name
@@ -471,8 +523,19 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
                 if !(1..=64).contains(&channels) {
                     return Err(bad(&key("channels"), &channels, "expected 1 to 64"));
                 }
+                let far_ends = match line.numbers.take() {
+                    None => BTreeMap::new(),
+                    Some(RawNumbers::FarEnds(m)) => m,
+                    Some(RawNumbers::List(_)) => {
+                        return Err(bad(
+                            &key("numbers"),
+                            &"[...]",
+                            "a loopback line's numbers are a table of far-end behaviours",
+                        ));
+                    }
+                };
                 let mut numbers = BTreeMap::new();
-                for (number, behaviour) in line.numbers.unwrap_or_default() {
+                for (number, behaviour) in far_ends {
                     let k = key(&format!("numbers.\"{number}\""));
                     numbers.insert(number, resolve_far_end(behaviour, &k, &bad)?);
                 }
@@ -482,12 +545,13 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
                     numbers,
                 })
             }
+            "modem" => LineKind::Modem(resolve_modem(&line, &key, &bad)?),
             "freeswitch" => LineKind::FreeSwitch(resolve_freeswitch(line, &key, &bad)?),
             other => {
                 return Err(bad(
                     &key("type"),
                     &format!("{other:?}"),
-                    "the line types are: loopback, freeswitch",
+                    "the line types are: loopback, freeswitch, modem",
                 ));
             }
         };
@@ -580,6 +644,109 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         lines,
         smarthost,
         log,
+    })
+}
+
+fn resolve_modem(
+    line: &RawLine,
+    key: &dyn Fn(&str) -> String,
+    bad: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
+) -> Result<ModemConfig, ConfigError> {
+    let device = line
+        .device
+        .clone()
+        .filter(|d| !d.as_os_str().is_empty())
+        .ok_or_else(|| {
+            bad(
+                &key("device"),
+                &"(missing)",
+                "a modem line needs its serial device, such as \"/dev/ttyUSB0\"",
+            )
+        })?;
+    let speed = line.speed.unwrap_or(115_200);
+    const SPEEDS: [i64; 8] = [
+        9600, 19_200, 38_400, 57_600, 115_200, 230_400, 460_800, 921_600,
+    ];
+    if !SPEEDS.contains(&speed) {
+        return Err(bad(
+            &key("speed"),
+            &speed,
+            "expected a serial speed such as 19200, 57600 or 115200",
+        ));
+    }
+    let hardware_flow_control = match line.flow_control.as_deref().unwrap_or("hardware") {
+        "hardware" | "rtscts" => true,
+        "none" => false,
+        other => {
+            return Err(bad(
+                &key("flow_control"),
+                &format!("{other:?}"),
+                "expected \"hardware\" (RTS/CTS) or \"none\"",
+            ));
+        }
+    };
+    let at_string = |k: &str, v: Option<&String>, default: &str| {
+        let v = v.cloned().unwrap_or_else(|| default.to_owned());
+        if v.is_ascii() && !v.chars().any(|c| c.is_ascii_control()) && v.len() <= 60 {
+            Ok(v)
+        } else {
+            Err(bad(
+                &key(k),
+                &format!("{v:?}"),
+                "expected an AT command line of printable characters (at most 60)",
+            ))
+        }
+    };
+    let init = at_string("init", line.init.as_ref(), "ATZ")?;
+    let dial_prefix = at_string("dial_prefix", line.dial_prefix.as_ref(), "ATDT")?;
+    if !dial_prefix.to_ascii_uppercase().starts_with("ATD") {
+        return Err(bad(
+            &key("dial_prefix"),
+            &format!("{dial_prefix:?}"),
+            "a dial prefix starts with ATD (ATDT for tone, ATDP for pulse)",
+        ));
+    }
+    let rings = line.answer_after_rings.unwrap_or(2);
+    if !(0..=20).contains(&rings) {
+        return Err(bad(&key("answer_after_rings"), &rings, "expected 0 to 20"));
+    }
+    let numbers = match &line.numbers {
+        None => Vec::new(),
+        Some(RawNumbers::List(list)) => list.clone(),
+        Some(RawNumbers::FarEnds(_)) => {
+            return Err(bad(
+                &key("numbers"),
+                &"{...}",
+                "a modem line's numbers are a list, such as [\"5550100\"]",
+            ));
+        }
+    };
+    let probe = line.probe_every_s.unwrap_or(60.0);
+    if !(probe.is_finite() && (0.1..=86_400.0).contains(&probe)) {
+        return Err(bad(
+            &key("probe_every_s"),
+            &probe,
+            "expected 0.1 to 86400 seconds",
+        ));
+    }
+    let time_scale = line.time_scale.unwrap_or(1.0);
+    if !(time_scale.is_finite() && (1.0..=100.0).contains(&time_scale)) {
+        return Err(bad(
+            &key("time_scale"),
+            &time_scale,
+            "expected 1 to 100 (1 for a real modem)",
+        ));
+    }
+    Ok(ModemConfig {
+        device,
+        speed: speed as u32,
+        hardware_flow_control,
+        init,
+        dial_prefix,
+        answer_after_rings: rings as u32,
+        numbers,
+        probe_every: Duration::from_secs_f64(probe),
+        time_scale,
     })
 }
 
@@ -787,7 +954,7 @@ mod tests {
         )
         .unwrap();
         let LineKind::Loopback(l) = &c.lines[0].kind else {
-            panic!("a loopback line");
+            panic!("{:?}", c.lines[0].kind);
         };
         assert_eq!(l.channels, 2);
         assert_eq!(l.numbers["5550001"], FarEnd::Busy);
@@ -812,6 +979,39 @@ mod tests {
             }
         );
         assert_eq!(l.numbers["5550006"], FarEnd::RejectsEcm);
+    }
+
+    /// The example file's modem section, uncommented, resolves to what its
+    /// comments say.
+    #[test]
+    fn the_example_modem_line_resolves() {
+        let example = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/faxbox.example.toml"),
+        )
+        .unwrap();
+        let start = example
+            .find("# [[line]]\n# name = \"modem1\"")
+            .expect("a modem example");
+        let section: String = example[start..]
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| l.strip_prefix("# ").unwrap_or(l))
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let c = parse(&section).unwrap_or_else(|e| panic!("{e}\n{section}"));
+        let LineKind::Modem(m) = &c.lines[0].kind else {
+            panic!("{:?}", c.lines[0].kind);
+        };
+        assert_eq!(m.device, PathBuf::from("/dev/faxmodem0"));
+        assert_eq!(m.speed, 115_200);
+        assert!(m.hardware_flow_control);
+        assert_eq!((m.init.as_str(), m.dial_prefix.as_str()), ("ATZ", "ATDT"));
+        assert_eq!(m.answer_after_rings, 2);
+        assert_eq!(m.numbers, ["5550100"]);
+        assert_eq!(m.probe_every, Duration::from_secs(60));
+        assert_eq!(m.time_scale, 1.0);
+        assert_eq!(c.lines[0].channels(), 1);
     }
 
     #[test]
@@ -871,6 +1071,30 @@ mod tests {
             (
                 "[[line]]\nname = \"a\"\ntype = \"loopback\"\n[line.numbers]\n\"1\" = { noise_db = -50, loss_db = 99 }",
                 &["line[0].numbers.\"1\"", "99", "loss_db"],
+            ),
+            (
+                "[[line]]\nname = \"m\"\ntype = \"modem\"",
+                &["line[0].device", "serial device"],
+            ),
+            (
+                "[[line]]\nname = \"m\"\ntype = \"modem\"\ndevice = \"/dev/x\"\nspeed = 1234",
+                &["line[0].speed", "1234"],
+            ),
+            (
+                "[[line]]\nname = \"m\"\ntype = \"modem\"\ndevice = \"/dev/x\"\nflow_control = \"xon\"",
+                &["line[0].flow_control", "\"xon\""],
+            ),
+            (
+                "[[line]]\nname = \"m\"\ntype = \"modem\"\ndevice = \"/dev/x\"\ndial_prefix = \"X\"",
+                &["line[0].dial_prefix", "ATD"],
+            ),
+            (
+                "[[line]]\nname = \"m\"\ntype = \"modem\"\ndevice = \"/dev/x\"\nnumbers = { \"1\" = \"busy\" }",
+                &["line[0].numbers", "list"],
+            ),
+            (
+                "[[line]]\nname = \"m\"\ntype = \"loopback\"\nnumbers = [\"1\"]",
+                &["line[0].numbers", "far-end"],
             ),
             ("[log]\nformat = \"xml\"", &["log.format", "\"xml\""]),
             (

@@ -36,6 +36,9 @@ pub const COMPRESSION_T4_1D: c_int = sys::t4_image_compression_t_T4_COMPRESSION_
 pub const COMPRESSION_T4_2D: c_int = sys::t4_image_compression_t_T4_COMPRESSION_T4_2D as c_int;
 pub const COMPRESSION_T6: c_int = sys::t4_image_compression_t_T4_COMPRESSION_T6 as c_int;
 
+// async.h signal status values, passed where a bit or length is expected.
+pub const SIG_STATUS_TRAINING_SUCCEEDED: c_int = -4;
+
 // t30.h limits: `T30_MAX_IDENT_LEN`, `T30_MAX_PAGE_HEADER_INFO`, and the
 // size of the `tx_file`/`rx_file` buffers in `private/t30.h`.
 pub const MAX_IDENT_LEN: usize = 20;

@@ -5,7 +5,8 @@
 //! sending a TIFF or receiving into one), the check that a TIFF can be faxed
 //! ([`FaxDocument`]), the T.30 completion codes ([`T30Code`]) and a
 //! simulated telephone line ([`Wire`], [`LineModel`]) for the loopback line
-//! and tests. It must not know about jobs, accounts or the store: `lines`
+//! and tests, T.30 for a Class 1 modem ([`Class1T30`]) and a soft Class 1
+//! modem for tests ([`SoftModem`], SpanDSP's T.31). It must not know about jobs, accounts or the store: `lines`
 //! turns its results into attempt results.
 //!
 //! Every `unsafe` block says why it is sound in a `// SAFETY:` comment. The
@@ -15,12 +16,15 @@
 //! level (target `faxbox::fax::spandsp`) with the call id.
 #![allow(unsafe_code)]
 
+mod class1;
 mod code;
 mod document;
 mod ffi;
 mod session;
+mod t31;
 mod wire;
 
+pub use class1::{Class1T30, FrontEnd, HdlcDeframer, HdlcFramer, Signal};
 pub use code::{CodeGroup, T30Code};
 pub use document::{DocumentProblem, FAX_WIDTH, FaxDocument, MAX_PAGES};
 pub use session::{
@@ -28,4 +32,5 @@ pub use session::{
     Modems, Negotiation, PageLength, PageReport, Resolution, Role, SAMPLE_RATE, Transfer,
     check_receive_path,
 };
+pub use t31::{ModemControl, NetworkEvent, SoftModem};
 pub use wire::{LineModel, Terminal, VoiceAnswer, Wire};

@@ -237,17 +237,17 @@ pub enum FaxEvent {
 /// What the C callbacks write to. Allocated once with `Box::into_raw` so its
 /// address never moves while SpanDSP holds it; only shared references are
 /// ever made to it while the C object lives (hence the cells).
-struct Hooks {
-    call_id: String,
-    role: Role,
-    sending: bool,
-    t30: Cell<*mut sys::t30_state_t>,
-    events: RefCell<Vec<FaxEvent>>,
-    negotiated: RefCell<Option<Negotiation>>,
-    bad_rows: Cell<u32>,
-    longest_bad_row_run: Cell<u32>,
-    outcome: RefCell<Option<FaxOutcome>>,
-    panicked: Cell<bool>,
+pub(super) struct Hooks {
+    pub(super) call_id: String,
+    pub(super) role: Role,
+    pub(super) sending: bool,
+    pub(super) t30: Cell<*mut sys::t30_state_t>,
+    pub(super) events: RefCell<Vec<FaxEvent>>,
+    pub(super) negotiated: RefCell<Option<Negotiation>>,
+    pub(super) bad_rows: Cell<u32>,
+    pub(super) longest_bad_row_run: Cell<u32>,
+    pub(super) outcome: RefCell<Option<FaxOutcome>>,
+    pub(super) panicked: Cell<bool>,
 }
 
 /// An owning handle on one SpanDSP audio fax session.
@@ -276,50 +276,13 @@ impl FaxSession {
         transfer: &Transfer,
         settings: &FaxSettings,
     ) -> Result<FaxSession, FaxError> {
-        // T.30 5.3.6.2 asks for digits, '+' and space only, but
-        // machines in the field send and show letters too; SpanDSP passes any
-        // printable ASCII, and so do we.
-        let ident = c_setting("ident", &settings.ident, ffi::MAX_IDENT_LEN, |c| {
-            c.is_ascii() && !c.is_ascii_control()
-        })?;
-        let header = c_setting("header", &settings.header, ffi::MAX_HEADER_LEN, |c| {
-            c.is_ascii() && !c.is_ascii_control()
-        })?;
-        let timezone = settings
-            .timezone
-            .as_deref()
-            .map(|tz| c_setting("timezone", tz, 64, |c| c.is_ascii_graphic()))
-            .transpose()?;
-        if settings.modems.is_empty() {
-            return Err(FaxError::Setting {
-                setting: "modems",
-                value: String::new(),
-                problem: "allow at least one of V.17, V.29 and V.27ter",
-            });
-        }
-        let file = match transfer {
-            Transfer::Send(doc) => doc.path(),
-            Transfer::Receive(path) => path.as_path(),
-        };
-        check_engine_path(file)?;
-        let file = CString::new(file.to_str().unwrap_or_default()).map_err(|_| {
-            DocumentProblem::BadPath {
-                path: file.to_owned(),
-            }
-        })?;
+        let setup = T30Setup::check(transfer, settings)?;
 
-        let hooks = Box::new(Hooks {
-            call_id: call_id.to_owned(),
+        let hooks = Box::new(Hooks::new(
+            call_id,
             role,
-            sending: matches!(transfer, Transfer::Send(_)),
-            t30: Cell::new(std::ptr::null_mut()),
-            events: RefCell::new(Vec::new()),
-            negotiated: RefCell::new(None),
-            bad_rows: Cell::new(0),
-            longest_bad_row_run: Cell::new(0),
-            outcome: RefCell::new(None),
-            panicked: Cell::new(false),
-        });
+            matches!(transfer, Transfer::Send(_)),
+        ));
         let hooks = NonNull::from(Box::leak(hooks));
 
         // SAFETY: fax_init with a null state allocates and initialises a new
@@ -344,66 +307,21 @@ impl FaxSession {
         let t30 = unsafe { sys::fax_get_t30_state(fax.as_ptr()) };
         session.hooks().t30.set(t30);
 
-        // SAFETY: `fax`/`t30` are live. Every string passed is a CString that
-        // SpanDSP copies (strcpy/strncpy into its own buffers: t30_api.c)
-        // before returning, and lengths were checked against those buffers
-        // above. `user` points at the Hooks, which outlive the C state
-        // (Drop frees the state first), and the handlers match the
-        // signatures bindgen derived from t30.h.
+        // SAFETY: `fax` is live. `user` points at the Hooks, which outlive
+        // the C state (Drop frees the state first).
         unsafe {
             // Keep producing audio (silence) between signals so both
             // directions of the simulated line stay sample-aligned.
             sys::fax_set_transmit_on_idle(fax.as_ptr(), 1);
             if tracing::enabled!(target: "faxbox::fax::spandsp", tracing::Level::DEBUG) {
-                for log in [
-                    sys::fax_get_logging_state(fax.as_ptr()),
-                    sys::t30_get_logging_state(t30),
-                ] {
-                    sys::span_log_set_message_handler(log, Some(on_log), user);
-                    sys::span_log_set_level(
-                        log,
-                        (sys::SPAN_LOG_SHOW_PROTOCOL | sys::SPAN_LOG_FLOW) as c_int,
-                    );
-                }
+                let log = sys::fax_get_logging_state(fax.as_ptr());
+                sys::span_log_set_message_handler(log, Some(on_log), user);
+                sys::span_log_set_level(
+                    log,
+                    (sys::SPAN_LOG_SHOW_PROTOCOL | sys::SPAN_LOG_FLOW) as c_int,
+                );
             }
-            sys::t30_set_tx_ident(t30, ident.as_ptr());
-            if !settings.header.is_empty() {
-                sys::t30_set_tx_page_header_info(t30, header.as_ptr());
-            }
-            if let Some(tz) = &timezone
-                && sys::t30_set_tx_page_header_tz(t30, tz.as_ptr()) != 0
-            {
-                return Err(FaxError::Setting {
-                    setting: "timezone",
-                    value: settings.timezone.clone().unwrap_or_default(),
-                    problem: "not a POSIX TZ string such as \"EST5EDT\" or \"CET-1CEST\"",
-                });
-            }
-            sys::t30_set_ecm_capability(t30, settings.error_correction == ErrorCorrection::Enabled);
-            sys::t30_set_supported_modems(t30, settings.modems.to_spandsp());
-            // T.6 (MMR) needs ECM; SpanDSP only picks it when ECM is on.
-            sys::t30_set_supported_compressions(
-                t30,
-                ffi::COMPRESSION_T4_1D | ffi::COMPRESSION_T4_2D | ffi::COMPRESSION_T6,
-            );
-            // Received pages are stored as T.6 (G4), the format the rest of
-            // Faxbox reads and converts to PDF.
-            sys::t30_set_supported_output_compressions(t30, ffi::COMPRESSION_T6);
-            sys::t30_set_supported_bilevel_resolutions(
-                t30,
-                resolutions_up_to(settings.max_resolution),
-            );
-            sys::t30_set_supported_image_sizes(
-                t30,
-                ffi::SUPPORT_WIDTH_215MM | lengths_up_to(settings.max_length),
-            );
-            match transfer {
-                Transfer::Send(_) => sys::t30_set_tx_file(t30, file.as_ptr(), -1, -1),
-                Transfer::Receive(_) => sys::t30_set_rx_file(t30, file.as_ptr(), -1),
-            }
-            sys::t30_set_phase_b_handler(t30, Some(on_phase_b), user);
-            sys::t30_set_phase_d_handler(t30, Some(on_phase_d), user);
-            sys::t30_set_phase_e_handler(t30, Some(on_phase_e), user);
+            setup.configure(t30, user, transfer, settings)?;
         }
         Ok(session)
     }
@@ -498,6 +416,127 @@ impl FaxSession {
     }
 }
 
+/// Settings checked and turned into C strings, ready for a T.30 engine
+/// (the audio session's or the Class 1 driver's).
+pub(super) struct T30Setup {
+    ident: CString,
+    header: CString,
+    timezone: Option<CString>,
+    file: CString,
+}
+
+impl T30Setup {
+    pub(super) fn check(transfer: &Transfer, settings: &FaxSettings) -> Result<T30Setup, FaxError> {
+        // T.30 5.3.6.2 asks for digits, '+' and space only, but
+        // machines in the field send and show letters too; SpanDSP passes any
+        // printable ASCII, and so do we.
+        let ident = c_setting("ident", &settings.ident, ffi::MAX_IDENT_LEN, |c| {
+            c.is_ascii() && !c.is_ascii_control()
+        })?;
+        let header = c_setting("header", &settings.header, ffi::MAX_HEADER_LEN, |c| {
+            c.is_ascii() && !c.is_ascii_control()
+        })?;
+        let timezone = settings
+            .timezone
+            .as_deref()
+            .map(|tz| c_setting("timezone", tz, 64, |c| c.is_ascii_graphic()))
+            .transpose()?;
+        if settings.modems.is_empty() {
+            return Err(FaxError::Setting {
+                setting: "modems",
+                value: String::new(),
+                problem: "allow at least one of V.17, V.29 and V.27ter",
+            });
+        }
+        let file = match transfer {
+            Transfer::Send(doc) => doc.path(),
+            Transfer::Receive(path) => path.as_path(),
+        };
+        check_engine_path(file)?;
+        let file = CString::new(file.to_str().unwrap_or_default()).map_err(|_| {
+            DocumentProblem::BadPath {
+                path: file.to_owned(),
+            }
+        })?;
+
+        Ok(T30Setup {
+            ident,
+            header,
+            timezone,
+            file,
+        })
+    }
+
+    /// Applies the settings, the file and the phase handlers to `t30`.
+    ///
+    /// # Safety
+    /// `t30` must be a live T.30 state and `user` a Hooks pointer that
+    /// outlives it.
+    pub(super) unsafe fn configure(
+        &self,
+        t30: *mut sys::t30_state_t,
+        user: *mut c_void,
+        transfer: &Transfer,
+        settings: &FaxSettings,
+    ) -> Result<(), FaxError> {
+        // SAFETY: `t30` is live. Every string passed is a CString that
+        // SpanDSP copies (strcpy/strncpy into its own buffers: t30_api.c)
+        // before returning, and lengths were checked against those buffers
+        // above. `user` points at the Hooks, which outlive the C state
+        // (Drop frees the state first), and the handlers match the
+        // signatures bindgen derived from t30.h.
+        unsafe {
+            if tracing::enabled!(target: "faxbox::fax::spandsp", tracing::Level::DEBUG) {
+                let log = sys::t30_get_logging_state(t30);
+                sys::span_log_set_message_handler(log, Some(on_log), user);
+                sys::span_log_set_level(
+                    log,
+                    (sys::SPAN_LOG_SHOW_PROTOCOL | sys::SPAN_LOG_FLOW) as c_int,
+                );
+            }
+            sys::t30_set_tx_ident(t30, self.ident.as_ptr());
+            if !settings.header.is_empty() {
+                sys::t30_set_tx_page_header_info(t30, self.header.as_ptr());
+            }
+            if let Some(tz) = &self.timezone
+                && sys::t30_set_tx_page_header_tz(t30, tz.as_ptr()) != 0
+            {
+                return Err(FaxError::Setting {
+                    setting: "timezone",
+                    value: settings.timezone.clone().unwrap_or_default(),
+                    problem: "not a POSIX TZ string such as \"EST5EDT\" or \"CET-1CEST\"",
+                });
+            }
+            sys::t30_set_ecm_capability(t30, settings.error_correction == ErrorCorrection::Enabled);
+            sys::t30_set_supported_modems(t30, settings.modems.to_spandsp());
+            // T.6 (MMR) needs ECM; SpanDSP only picks it when ECM is on.
+            sys::t30_set_supported_compressions(
+                t30,
+                ffi::COMPRESSION_T4_1D | ffi::COMPRESSION_T4_2D | ffi::COMPRESSION_T6,
+            );
+            // Received pages are stored as T.6 (G4), the format the rest of
+            // Faxbox reads and converts to PDF.
+            sys::t30_set_supported_output_compressions(t30, ffi::COMPRESSION_T6);
+            sys::t30_set_supported_bilevel_resolutions(
+                t30,
+                resolutions_up_to(settings.max_resolution),
+            );
+            sys::t30_set_supported_image_sizes(
+                t30,
+                ffi::SUPPORT_WIDTH_215MM | lengths_up_to(settings.max_length),
+            );
+            match transfer {
+                Transfer::Send(_) => sys::t30_set_tx_file(t30, self.file.as_ptr(), -1, -1),
+                Transfer::Receive(_) => sys::t30_set_rx_file(t30, self.file.as_ptr(), -1),
+            }
+            sys::t30_set_phase_b_handler(t30, Some(on_phase_b), user);
+            sys::t30_set_phase_d_handler(t30, Some(on_phase_d), user);
+            sys::t30_set_phase_e_handler(t30, Some(on_phase_e), user);
+        }
+        Ok(())
+    }
+}
+
 impl Drop for FaxSession {
     fn drop(&mut self) {
         // SAFETY: `fax` came from fax_init and is freed exactly once, here;
@@ -583,7 +622,7 @@ fn lengths_up_to(max: PageLength) -> c_int {
 /// # Safety
 /// `user` must be the Hooks pointer registered in `FaxSession::new`, still
 /// allocated (SpanDSP only calls back while the session is alive).
-unsafe fn with_hooks(user: *mut c_void, f: impl FnOnce(&Hooks)) {
+pub(super) unsafe fn with_hooks(user: *mut c_void, f: impl FnOnce(&Hooks)) {
     // SAFETY: guaranteed by the caller; only a shared reference is made.
     let hooks = unsafe { &*(user as *const Hooks) };
     if catch_unwind(AssertUnwindSafe(|| f(hooks))).is_err() {
@@ -592,6 +631,21 @@ unsafe fn with_hooks(user: *mut c_void, f: impl FnOnce(&Hooks)) {
 }
 
 impl Hooks {
+    pub(super) fn new(call_id: &str, role: Role, sending: bool) -> Hooks {
+        Hooks {
+            call_id: call_id.to_owned(),
+            role,
+            sending,
+            t30: Cell::new(std::ptr::null_mut()),
+            events: RefCell::new(Vec::new()),
+            negotiated: RefCell::new(None),
+            bad_rows: Cell::new(0),
+            longest_bad_row_run: Cell::new(0),
+            outcome: RefCell::new(None),
+            panicked: Cell::new(false),
+        }
+    }
+
     fn stats(&self) -> sys::t30_stats_t {
         // SAFETY: t30_stats_t is plain integers, so all-zero is valid; the
         // t30 pointer is live while callbacks can run, and the function only

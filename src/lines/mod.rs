@@ -1,7 +1,7 @@
 //! Lines: where fax calls are placed and taken.
 //!
 //! This module owns the [`Line`] trait every kind of line implements
-//! (`loopback` now; `freeswitch` and `modem` later), the values a call
+//! (`loopback`, `modem`; `freeswitch` later), the values a call
 //! reports (progress, the attempt result, typed [`LineError`]s that drive
 //! retry decisions) and the [`Inbound`] interface through which a line hands
 //! over faxes it receives. It must not touch the store or know about jobs:
@@ -11,6 +11,7 @@
 
 pub mod freeswitch;
 pub mod loopback;
+pub mod modem;
 pub mod selftest;
 
 use std::path::PathBuf;
@@ -26,6 +27,7 @@ pub use crate::fax::{
 };
 
 pub use loopback::LoopbackLine;
+pub use modem::ModemLine;
 
 /// One fax to send: a prepared fax TIFF and the settings of its job.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,6 +73,16 @@ pub enum LineError {
     Busy,
     #[error("no answer")]
     NoAnswer,
+    /// A modem dialled but no fax machine's carrier came (`NO CARRIER`).
+    #[error("no fax machine answered (no carrier)")]
+    NoCarrier,
+    /// The modem found no dial tone: the phone line is unplugged or dead.
+    #[error("line {line} has no dial tone")]
+    NoDialTone { line: String },
+    /// The line's device failed or vanished mid-call (a modem unplugged,
+    /// or one that stopped making sense); the line is marked down.
+    #[error("line {line} failed: {why}")]
+    LineDown { line: String, why: String },
     /// The network or the far end refused the call.
     #[error("the call was rejected: {0}")]
     Rejected(String),
@@ -95,6 +107,9 @@ impl LineError {
             LineError::NoFreeChannel { .. }
             | LineError::Busy
             | LineError::NoAnswer
+            | LineError::NoCarrier
+            | LineError::NoDialTone { .. }
+            | LineError::LineDown { .. }
             | LineError::Rejected(_)
             | LineError::Internal(_)
             | LineError::Interrupted(_) => true,
@@ -281,6 +296,7 @@ pub fn from_config(
 ) -> anyhow::Result<Arc<dyn Line>> {
     Ok(match &config.kind {
         LineKind::Loopback(l) => Arc::new(LoopbackLine::new(&config.name, l.clone(), data_dir)),
+        LineKind::Modem(m) => Arc::new(ModemLine::start(&config.name, m.clone(), data_dir)),
         LineKind::FreeSwitch(f) => Arc::new(freeswitch::FreeSwitchLine::start(
             &config.name,
             f.clone(),

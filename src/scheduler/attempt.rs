@@ -21,7 +21,7 @@ use crate::model::{
     Attempt, AttemptOutcome, AttemptReport, AttemptStage, DocumentKind, Fax, JobStatus, NewDocument,
 };
 use crate::notify::{self, OutboundFacts};
-use crate::store::{AttemptEnd, NextStep, Store};
+use crate::store::{AttemptEnd, MAX_INTERRUPTED_ATTEMPTS, NextStep, Store};
 
 /// How often a running call checks for an operator's cancel in the store.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
@@ -304,9 +304,18 @@ impl CallRun<'_> {
         *stage = AttemptStage::End;
         // The line lost the call (its FreeSWITCH connection dropped): like a
         // stop, the attempt is recorded as interrupted and the fax queued
-        // again.
+        // again, unless that keeps happening to this fax (a document that
+        // takes FreeSWITCH down must not loop forever): then it counts.
         if matches!(result.outcome, Err(LineError::Interrupted(_))) {
-            interrupted = true;
+            let earlier = store
+                .attempts(&self.fax.id)
+                .map(|a| {
+                    a.iter()
+                        .filter(|a| a.outcome == Some(AttemptOutcome::Interrupted))
+                        .count()
+                })
+                .unwrap_or(0);
+            interrupted = interrupted || earlier + 1 < MAX_INTERRUPTED_ATTEMPTS as usize;
         }
         merge_result(report, &result);
         let failure = match (&result.outcome, timed_out) {
@@ -431,7 +440,10 @@ fn failure_of(e: &LineError) -> Failure {
         }
         LineError::NoFreeChannel { .. } => Failure::Internal(e.to_string()),
         LineError::Busy => Failure::Busy,
-        LineError::NoAnswer => Failure::NoAnswer,
+        LineError::NoAnswer | LineError::NoCarrier => Failure::NoAnswer,
+        LineError::NoDialTone { .. } | LineError::LineDown { .. } => {
+            Failure::Rejected(e.to_string())
+        }
         LineError::Rejected(why) => Failure::Rejected(why.clone()),
         LineError::Fax(code) => Failure::Fax {
             code: i64::from(code.number()),
@@ -462,6 +474,9 @@ fn merge_result(report: &mut AttemptReport, result: &AttemptResult) {
             Err(LineError::Busy) => "USER_BUSY",
             Err(LineError::NoAnswer) => "NO_ANSWER",
             Err(LineError::Rejected(_)) => "CALL_REJECTED",
+            Err(LineError::NoDialTone { .. } | LineError::LineDown { .. }) => {
+                "NETWORK_OUT_OF_ORDER"
+            }
             Err(_) if result.answered => "NORMAL_CLEARING",
             Err(_) => "NORMAL_TEMPORARY_FAILURE",
         }

@@ -9,6 +9,7 @@ mod freeswitch;
 mod harness;
 mod inbound;
 mod loopback;
+mod modem;
 mod notify;
 mod packaging;
 mod scheduler;
