@@ -578,7 +578,15 @@ fn send_call(
 fn on_event(shared: &Shared, progress: &mut ProgressSink, event: DriverEvent, sending: bool) {
     match event {
         DriverEvent::Connected => progress(CallProgress::Answered),
-        DriverEvent::Training(rate) => shared.set_state(ModemState::Training(rate)),
+        DriverEvent::Training(rate) => {
+            // Training before each page is part of sending it.
+            if !matches!(
+                shared.state(),
+                ModemState::Sending(_) | ModemState::Receiving
+            ) {
+                shared.set_state(ModemState::Training(rate));
+            }
+        }
         DriverEvent::Fax(FaxEvent::Negotiated(n)) => {
             if sending {
                 shared.set_state(ModemState::Sending(1));
