@@ -2,10 +2,13 @@
 //! (reference 2.3), following it in the outgoing queue and the outbox, the
 //! inbox, and downloading a fax as PDF, TIFF or the original document.
 //!
-//! Unlike Kazoo, documents are converted before the reply: a document that
+//! Unlike Kazoo, documents are checked before the reply: a document that
 //! cannot be faxed is a 400 with the reason and nothing is stored
-//! (invariant 4), and the 202 comes only after the job, its originals and
-//! its fax image are committed together (invariant 1).
+//! (invariant 4), and the 202 comes only after the job and its documents
+//! are committed together (invariant 1). PDFs are opened and counted then,
+//! and rendered into the fax image when the fax is sent (rendering is most
+//! of intake's cost, and a call takes far longer anyway); other documents
+//! are converted at once and the fax image is stored with the job.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -261,28 +264,37 @@ fn submit(
         }
         _ => documents,
     };
-    // Convert before anything is stored: a document that cannot be faxed is
-    // refused now, with the reason (invariant 4).
-    let fax_doc = documents::convert(&documents, &ctx.options.convert)?;
+    // Check before anything is stored: a document that cannot be faxed is
+    // refused now, with the reason (invariant 4). PDFs are opened and their
+    // pages counted, and rendered when the fax is sent (the attempt keeps
+    // the fax image); anything else is converted now.
+    let pdf_pages = check_pdfs(&documents, &ctx.options.convert)?;
+    let fax_doc = match pdf_pages {
+        Some(_) => None,
+        None => Some(documents::convert(&documents, &ctx.options.convert)?),
+    };
     let mut stored: Vec<NewDocument> = documents
         .into_iter()
-        .map(|d| NewDocument {
+        .enumerate()
+        .map(|(i, d)| NewDocument {
             kind: DocumentKind::Original,
             content_type: d
                 .content_type
                 .unwrap_or_else(|| "application/octet-stream".into()),
             filename: d.name,
-            pages: None,
+            pages: pdf_pages.as_ref().map(|p| p[i]),
             bytes: d.bytes,
         })
         .collect();
-    stored.push(NewDocument {
-        kind: DocumentKind::FaxTiff,
-        content_type: "image/tiff".into(),
-        filename: "fax_file.tiff".into(),
-        pages: Some(fax_doc.pages as u32),
-        bytes: fax_doc.tiff,
-    });
+    if let Some(fax_doc) = fax_doc {
+        stored.push(NewDocument {
+            kind: DocumentKind::FaxTiff,
+            content_type: "image/tiff".into(),
+            filename: "fax_file.tiff".into(),
+            pages: Some(fax_doc.pages as u32),
+            bytes: fax_doc.tiff,
+        });
+    }
     let from_faxbox =
         |pick: fn(&crate::model::Faxbox) -> Option<String>| faxbox.as_ref().and_then(pick);
     let new = NewFax {
@@ -317,6 +329,41 @@ fn submit(
     (ctx.wake)();
     let view = detail(ctx, fax)?;
     Ok(Answer::Json(Success::ok(&view).with_status(202)))
+}
+
+/// When every document is a PDF: each one's page count, after checking that
+/// it opens and has pages, and that the fax is not too long. Rendering
+/// waits for the call, so a burst of uploads is not held up by it (the
+/// renderer's own failures then fail the job with the reason). `None` when
+/// some document is not a PDF: the fax is converted at once.
+fn check_pdfs(
+    documents: &[Input],
+    options: &documents::ConvertOptions,
+) -> Result<Option<Vec<u32>>, documents::DocumentError> {
+    use documents::{DocumentError, Kind};
+    let mut pages = Vec::with_capacity(documents.len());
+    for d in documents {
+        if documents::detect(&d.bytes, &d.name, d.content_type.as_deref())? != Kind::Pdf {
+            return Ok(None);
+        }
+        match documents::pdf_page_count(&d.bytes, &d.name)? {
+            0 => {
+                return Err(DocumentError::NoPages {
+                    name: d.name.clone(),
+                });
+            }
+            n => pages.push(n as u32),
+        }
+    }
+    let total: usize = pages.iter().map(|&n| n as usize).sum();
+    if total > options.max_pages {
+        return Err(DocumentError::TooManyPages {
+            name: "the fax".into(),
+            pages: total,
+            limit: options.max_pages,
+        });
+    }
+    Ok(Some(pages))
 }
 
 /// The number to fax to, normalized; an entry in `errors` when it is not
@@ -537,11 +584,20 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
             s.to_string()
         }
     });
+    // Before a PDF is rendered, its pages were counted at intake.
+    let counted = || {
+        docs.iter()
+            .filter(|d| d.kind == DocumentKind::Original)
+            .map(|d| d.pages)
+            .sum::<Option<u32>>()
+            .filter(|&n| n > 0)
+    };
     let pages = docs
         .iter()
         .find(|d| matches!(d.kind, DocumentKind::FaxTiff | DocumentKind::ReceivedTiff))
         .and_then(|d| d.pages)
-        .or_else(|| fax.rx_result.as_ref().map(|r| r.pages));
+        .or_else(|| fax.rx_result.as_ref().map(|r| r.pages))
+        .or_else(counted);
     FaxView {
         id: fax.id,
         folder: fax.folder.as_str(),
@@ -767,6 +823,23 @@ pub fn attachment(
                 "application/pdf".to_owned(),
                 "pdf".to_owned(),
             ),
+            // A PDF not rendered yet (its fax has not been sent): the PDF.
+            None if image.is_none()
+                && docs
+                    .iter()
+                    .filter(|d| d.kind == DocumentKind::Original)
+                    .count()
+                    == 1
+                && first(DocumentKind::Original)
+                    .is_some_and(|d| d.content_type == "application/pdf") =>
+            {
+                let d = first(DocumentKind::Original).expect("checked above");
+                (
+                    ctx.store.document_bytes(&d.id)?,
+                    "application/pdf".to_owned(),
+                    "pdf".to_owned(),
+                )
+            }
             None => {
                 let tiff = image.ok_or_else(|| missing("fax image"))?;
                 let pdf = documents::tiff_to_pdf(&ctx.store.document_bytes(&tiff.id)?)
@@ -895,6 +968,50 @@ pub fn action(
                     Folder::Inbox => "forward",
                 }
             ),
+        )),
+    }
+}
+
+/// `PUT /faxes/outgoing/{id}` `{"action":"cancel"}` or
+/// `{"action":"retry_now"}`: an operator's hand on a job not finished yet
+/// (the dashboard's `c` and `r`). A job on a line is hung up, and its
+/// attempt recorded, before it becomes `cancelled`.
+pub fn control(ctx: &Ctx, scope: &Scope<'_>, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    let top: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let action = match top.get("action") {
+        None | Some(Value::Null) => {
+            return Err(ApiError::field("action", "required", "action required"));
+        }
+        Some(Value::String(a)) => a.clone(),
+        Some(_) => return Err(ApiError::field("action", "type", "action must be a word")),
+    };
+    let fax = find(ctx, scope, Folder::Outbox, id)?;
+    match action.as_str() {
+        "cancel" => {
+            if fax.status.is_some_and(JobStatus::is_terminal) {
+                return Err(ApiError::Conflict(format!(
+                    "fax {id} is {}; only a fax not finished yet can be cancelled",
+                    fax.status.map_or("received".into(), |s| s.to_string())
+                )));
+            }
+            let done = ctx
+                .store
+                .request_cancel(&fax.id, "cancelled by the operator")?;
+            (ctx.wake)();
+            let status = if done { 200 } else { 202 };
+            let view = detail(ctx, ctx.store.fax(&fax.id)?)?;
+            Ok(Answer::Json(Success::ok(&view).with_status(status)))
+        }
+        "retry_now" => {
+            let fax = ctx.store.retry_now(&fax.id)?;
+            (ctx.wake)();
+            Ok((&detail(ctx, fax)?).into())
+        }
+        _ => Err(ApiError::field(
+            "action",
+            "enum",
+            format!("invalid action {action:?}; an outgoing fax takes cancel or retry_now"),
         )),
     }
 }

@@ -476,6 +476,18 @@ fn route(
             Err(e) => (Err(e), None),
         },
         ["v2", "events"] => (Err(not_allowed(method)), None),
+        ["v2", "lines", name] => {
+            let (caller, token) = match authenticate(ctx, rq) {
+                Ok(c) => c,
+                Err(e) => return (Err(e), None),
+            };
+            let outcome = match (method, caller.is_admin) {
+                ("PUT", true) => body(64 * 1024).and_then(|b| status::line_action(ctx, name, &b)),
+                ("PUT", false) => Err(ApiError::Forbidden),
+                _ => Err(not_allowed(method)),
+            };
+            (outcome, Some(token))
+        }
         ["v2", "system_configs", "fax"] => {
             let (caller, token) = match authenticate(ctx, rq) {
                 Ok(c) => c,
@@ -737,6 +749,7 @@ fn fax_route(
         ("GET", [f @ ("outgoing" | "outbox" | "inbox"), id]) => {
             faxes::get(ctx, scope, folder(f), id)
         }
+        ("PUT", ["outgoing", id]) => faxes::control(ctx, scope, id, &body(64 * 1024)?),
         ("PUT", [f @ ("outbox" | "inbox"), id]) => {
             faxes::action(ctx, scope, folder(f), id, &body(64 * 1024)?)
         }

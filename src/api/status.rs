@@ -221,6 +221,53 @@ fn receiving(r: &Reception) -> Value {
     })
 }
 
+/// `PUT /v2/lines/{name}` `{"action":"pause","data":{"reason":"..."}}` or
+/// `{"action":"resume"}` (admin): a paused line takes no new calls; calls
+/// on it finish. Answers the line as `/v2/status` shows it.
+pub fn line_action(ctx: &Ctx, name: &str, body: &[u8]) -> Result<Answer, ApiError> {
+    if !ctx.lines.iter().any(|l| l.name() == name) {
+        let known: Vec<&str> = ctx.lines.iter().map(|l| l.name()).collect();
+        return Err(ApiError::NotFound {
+            message: format!(
+                "there is no line {name} (the lines are: {})",
+                known.join(", ")
+            ),
+            cause: name.to_owned(),
+        });
+    }
+    let top: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let reason = match top.pointer("/data/reason") {
+        None | Some(Value::Null) => "paused by the operator".to_owned(),
+        Some(Value::String(r)) if !r.trim().is_empty() => r.trim().to_owned(),
+        Some(_) => {
+            return Err(ApiError::field(
+                "reason",
+                "type",
+                "reason must be a text saying why the line is paused",
+            ));
+        }
+    };
+    match top.get("action").and_then(Value::as_str) {
+        Some("pause") => ctx.store.set_line_paused(name, true, &reason)?,
+        Some("resume") => {
+            ctx.store.set_line_paused(name, false, "")?;
+            // Jobs may be waiting for this line.
+            (ctx.wake)();
+        }
+        Some(other) => {
+            return Err(ApiError::field(
+                "action",
+                "enum",
+                format!("invalid action {other:?}; a line takes pause or resume"),
+            ));
+        }
+        None => return Err(ApiError::field("action", "required", "action required")),
+    }
+    let paused = ctx.store.paused_lines()?.contains(name);
+    Ok((&json!({ "name": name, "state": if paused { "paused" } else { "up" } })).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,14 +231,8 @@ impl Store {
             created: t,
             modified: t,
         };
-        self.write(|tx| {
-            super::ensure_account(tx, &fax.account_id)?;
-            insert_fax(tx, &fax)?;
-            for doc in &documents {
-                insert_document(tx, &fax.id, doc)?;
-            }
-            Ok(())
-        })?;
+        // Shares its disk sync with jobs arriving at the same time.
+        self.insert_job_grouped(fax.clone(), documents)?;
         Ok(fax)
     }
 

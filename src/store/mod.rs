@@ -13,6 +13,7 @@
 mod accounts;
 mod faxboxes;
 mod inbox;
+mod intake;
 mod jobs;
 mod lines;
 mod mail;
@@ -80,6 +81,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     conn: Mutex<Handle>,
     path: PathBuf,
+    /// New jobs waiting to share a commit (`intake`).
+    intake: intake::GroupCommit,
 }
 
 /// The connection and the sync level it is set to now.
@@ -142,6 +145,7 @@ impl Store {
                 sync: Sync::Full,
             }),
             path: path.to_owned(),
+            intake: Default::default(),
         })
     }
 

@@ -414,18 +414,31 @@ fn a_pdf_uploaded_as_multipart_is_faxed_over_the_loopback_line() {
         )
         .unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
-    // Accepted means committed: the job and its documents are in the store.
+    // Accepted means committed: the job and its document are in the store
+    // (a PDF is rendered into the fax image when it is sent).
     let docs = b
         .store
         .documents(&faxbox::model::FaxId(id.clone()))
         .unwrap();
-    assert_eq!(docs.len(), 2, "the original and the fax image: {docs:?}");
+    assert_eq!(docs.len(), 1, "the original: {docs:?}");
+    assert_eq!(docs[0].pages, Some(1));
     assert_eq!(job["from_number"], "+15550001111", "from the faxbox");
     assert_eq!(job["retries"], 2);
     assert_eq!(job["pages"], 1);
 
     let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
     assert_eq!(end["status"], "completed", "{end}");
+    let kinds: Vec<_> = b
+        .store
+        .documents(&faxbox::model::FaxId(id.clone()))
+        .unwrap()
+        .into_iter()
+        .map(|d| d.kind)
+        .collect();
+    assert!(
+        kinds.contains(&faxbox::model::DocumentKind::FaxTiff),
+        "kept when sent: {kinds:?}"
+    );
     let history = end["history"].as_array().unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["success"], true);
@@ -2043,4 +2056,111 @@ fn the_openapi_document_lists_every_route_the_router_serves() {
         "docs/openapi.json is out of date:\n{}",
         missing.join("\n")
     );
+}
+
+#[test]
+fn an_operator_cancels_retries_now_and_pauses_lines_through_the_api() {
+    let b = TestBox::start();
+    let root = admin(&b);
+    let acme = b.tenant("Acme");
+    let (admin_token, acme_token) = (b.token(&root), b.token(&acme));
+    let session = Session::login(&b.base, &acme.key).unwrap();
+    let busy = session
+        .send(
+            &json!({"to_number": BUSY_NUMBER, "retries": 4}),
+            &[pdf_document("b.pdf", text_pdf("b"))],
+        )
+        .unwrap();
+    let id = faxbox::model::FaxId(busy["id"].as_str().unwrap().to_owned());
+    wait_for("the first busy attempt", Duration::from_secs(60), || {
+        let f = b.store.fax(&id).unwrap();
+        f.status == Some(JobStatus::Pending) && f.attempts == 1
+    });
+    let path = format!("/v2/accounts/{}/faxes/outgoing/{id}", acme.id);
+    let act = |action: &str| {
+        b.call(
+            "PUT",
+            &path,
+            Some(&acme_token),
+            Some(json!({"action": action})),
+        )
+    };
+
+    // Retry now: due at once, so a second attempt follows without the wait.
+    let before = b.store.fax(&id).unwrap().due_at;
+    let r = act("retry_now");
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert!(
+        before > faxbox::model::now() + 60,
+        "the retry was minutes away"
+    );
+    wait_for("the second attempt", Duration::from_secs(60), || {
+        b.store.fax(&id).unwrap().attempts >= 2
+    });
+    let r = act("shred");
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["action"]["enum"].is_object());
+
+    // Cancel: the job ends as cancelled; a second cancel is a conflict.
+    wait_for("the job to wait again", Duration::from_secs(60), || {
+        b.store.fax(&id).unwrap().status == Some(JobStatus::Pending)
+    });
+    let r = act("cancel");
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["status"], "cancelled");
+    assert_eq!(b.store.fax(&id).unwrap().status, Some(JobStatus::Cancelled));
+    let r = act("cancel");
+    assert_eq!(r.status, 409);
+    let r = act("retry_now");
+    assert_eq!(r.status, 409);
+
+    // Lines: the admin pauses and resumes; an account may not.
+    let line =
+        |token: &str, body: Value| b.call("PUT", "/v2/lines/loopback", Some(token), Some(body));
+    let r = line(&acme_token, json!({"action": "pause"}));
+    assert_eq!(r.status, 403);
+    let r = line(
+        &admin_token,
+        json!({"action": "pause", "data": {"reason": "paper jam"}}),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.json());
+    assert_eq!(
+        r.json()["data"],
+        json!({"name": "loopback", "state": "paused"})
+    );
+    let r = b.call("GET", "/v2/status", Some(&admin_token), None);
+    assert_eq!(r.json()["data"]["lines"][0]["reason"], "paper jam");
+    // A paused line takes no new call: a new fax waits.
+    let waiting = session
+        .send(
+            &json!({"to_number": "5550100"}),
+            &[pdf_document("w.pdf", text_pdf("w"))],
+        )
+        .unwrap();
+    let waiting = faxbox::model::FaxId(waiting["id"].as_str().unwrap().to_owned());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(
+        b.store.fax(&waiting).unwrap().status,
+        Some(JobStatus::Pending)
+    );
+    let r = line(&admin_token, json!({"action": "resume"}));
+    assert_eq!(r.json()["data"]["state"], "up");
+    wait_for(
+        "the waiting fax after resume",
+        Duration::from_secs(60),
+        || b.store.fax(&waiting).unwrap().status == Some(JobStatus::Completed),
+    );
+    let r = b.call(
+        "PUT",
+        "/v2/lines/modem9",
+        Some(&admin_token),
+        Some(json!({"action": "pause"})),
+    );
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json()["data"]["message"],
+        "there is no line modem9 (the lines are: loopback)"
+    );
+    let r = line(&admin_token, json!({"action": "unplug"}));
+    assert_eq!(r.status, 400);
 }
