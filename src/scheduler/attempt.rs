@@ -21,7 +21,7 @@ use crate::model::{
     Attempt, AttemptOutcome, AttemptReport, AttemptStage, DocumentKind, Fax, JobStatus, NewDocument,
 };
 use crate::notify::{self, OutboundFacts};
-use crate::store::{AttemptEnd, NextStep, Store};
+use crate::store::{AttemptEnd, MAX_INTERRUPTED_ATTEMPTS, NextStep, Store};
 
 /// How often a running call checks for an operator's cancel in the store.
 const CANCEL_POLL: Duration = Duration::from_millis(500);
@@ -304,9 +304,18 @@ impl CallRun<'_> {
         *stage = AttemptStage::End;
         // The line lost the call (its FreeSWITCH connection dropped): like a
         // stop, the attempt is recorded as interrupted and the fax queued
-        // again.
+        // again, unless that keeps happening to this fax (a document that
+        // takes FreeSWITCH down must not loop forever): then it counts.
         if matches!(result.outcome, Err(LineError::Interrupted(_))) {
-            interrupted = true;
+            let earlier = store
+                .attempts(&self.fax.id)
+                .map(|a| {
+                    a.iter()
+                        .filter(|a| a.outcome == Some(AttemptOutcome::Interrupted))
+                        .count()
+                })
+                .unwrap_or(0);
+            interrupted = interrupted || earlier + 1 < MAX_INTERRUPTED_ATTEMPTS as usize;
         }
         merge_result(report, &result);
         let failure = match (&result.outcome, timed_out) {

@@ -3,13 +3,14 @@
 //! taken over the outbound socket.
 
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
 use super::call::{CallTrack, Direction, DocumentSource};
-use super::esl::{channel_value, new_uuid};
+use super::esl::{EslError, channel_value, new_uuid};
 use super::file_proxy::{FileProxy, Publication};
 use super::inbound::InboundServer;
 use super::node::{Backoff, ChannelClaim, Node, Signal};
@@ -306,70 +307,21 @@ impl PlannedCall {
         let keys = [self.track.channel.clone(), self.track.job.clone()];
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let signals = node.follow(&key_refs);
+        let mut answered_at = None;
         let outcome = match node.command(&self.command) {
-            Err(e) => Some(Err(LineError::Interrupted(format!(
+            // FreeSWITCH read the originate and refused it.
+            Err(EslError::CommandFailed { reply, .. }) => Err(LineError::Rejected(format!(
+                "FreeSWITCH refused the call: {reply}"
+            ))),
+            Err(e) => Err(LineError::Interrupted(format!(
                 "FreeSWITCH at {} did not take the call: {e}",
                 node.address()
-            )))),
-            Ok(_) => None,
+            ))),
+            Ok(_) => self.follow_call(&node, &signals, &mut progress, &hang_up, &mut answered_at),
         };
-        let mut answered_at = None;
-        let outcome = outcome.unwrap_or_else(|| {
-            let mut hang_up_sent: Option<Instant> = None;
-            loop {
-                if hang_up.requested() && hang_up_sent.is_none() {
-                    info!("hanging up on request");
-                    hang_up_sent = Some(Instant::now());
-                    let kill = format!("bgapi uuid_kill {} NORMAL_CLEARING", self.track.channel);
-                    if let Err(e) = node.command(&kill) {
-                        warn!("FreeSWITCH did not take the hang-up: {e}");
-                    }
-                }
-                if let Some(sent) = hang_up_sent
-                    && sent.elapsed() > HANG_UP_GRACE
-                {
-                    break Err(LineError::Internal(format!(
-                        "FreeSWITCH at {} did not end the call within {HANG_UP_GRACE:?} of the hang-up",
-                        node.address()
-                    )));
-                }
-                match signals.recv_timeout(POLL) {
-                    Ok(Signal::Event(event)) => {
-                        if let Some(p) = self.track.apply(&event) {
-                            if p == CallProgress::Answered {
-                                answered_at = Some(Instant::now());
-                            }
-                            progress(p);
-                        }
-                        if self.track.is_finished() {
-                            break self.track.verdict(&self.source).outcome;
-                        }
-                    }
-                    Ok(Signal::Lost(why)) => {
-                        break Err(LineError::Interrupted(format!(
-                            "the connection to FreeSWITCH at {} was lost during the call: {why}",
-                            node.address()
-                        )));
-                    }
-                    Err(mpsc_timeout) => {
-                        if matches!(mpsc_timeout, std::sync::mpsc::RecvTimeoutError::Disconnected) {
-                            break Err(LineError::Interrupted(format!(
-                                "the connection to FreeSWITCH at {} was lost during the call",
-                                node.address()
-                            )));
-                        }
-                    }
-                }
-            }
-        });
         node.forget(&key_refs);
         drop(claim);
-        let verdict = self.track.verdict(&self.source);
-        let fax = if self.track.is_finished() {
-            verdict.fax
-        } else {
-            self.track.report().map(|r| r.outcome())
-        };
+        let fax = self.track.report().map(|r| r.outcome());
         info!(result = ?outcome, pages = fax.as_ref().map(|f| f.pages), "call ended");
         AttemptResult {
             call_id: self.fax.call_id.clone(),
@@ -381,6 +333,59 @@ impl PlannedCall {
             document_pages: self.pages,
             duration: answered_at.map(|t| t.elapsed()).unwrap_or_default(),
             wall_time: started.elapsed(),
+        }
+    }
+}
+
+impl PlannedCall {
+    /// Folds the call's events until it ends, the connection is lost, or a
+    /// requested hang-up is not carried out in time.
+    fn follow_call(
+        &mut self,
+        node: &Node,
+        signals: &Receiver<Signal>,
+        progress: &mut ProgressSink,
+        hang_up: &HangUp,
+        answered_at: &mut Option<Instant>,
+    ) -> Result<(), LineError> {
+        let lost = |why: &str| {
+            LineError::Interrupted(format!(
+                "the connection to FreeSWITCH at {} was lost during the call{why}",
+                node.address()
+            ))
+        };
+        let mut hang_up_sent: Option<Instant> = None;
+        loop {
+            if hang_up.requested() && hang_up_sent.is_none() {
+                info!("hanging up on request");
+                hang_up_sent = Some(Instant::now());
+                let kill = format!("bgapi uuid_kill {} NORMAL_CLEARING", self.track.channel);
+                if let Err(e) = node.command(&kill) {
+                    warn!("FreeSWITCH did not take the hang-up: {e}");
+                }
+            }
+            if hang_up_sent.is_some_and(|sent| sent.elapsed() > HANG_UP_GRACE) {
+                return Err(LineError::Internal(format!(
+                    "FreeSWITCH at {} did not end the call within {HANG_UP_GRACE:?} of the hang-up",
+                    node.address()
+                )));
+            }
+            match signals.recv_timeout(POLL) {
+                Ok(Signal::Event(event)) => {
+                    if let Some(p) = self.track.apply(&event) {
+                        if p == CallProgress::Answered {
+                            *answered_at = Some(Instant::now());
+                        }
+                        progress(p);
+                    }
+                    if self.track.is_finished() {
+                        return self.track.verdict(&self.source).outcome;
+                    }
+                }
+                Ok(Signal::Lost(why)) => return Err(lost(&format!(": {why}"))),
+                Err(RecvTimeoutError::Disconnected) => return Err(lost("")),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
         }
     }
 }

@@ -551,3 +551,183 @@ fn an_incoming_call_through_the_outbound_socket_lands_in_the_right_inbox() {
     assert!(refused.rx_path.is_none());
     assert_eq!(crate::inbound::inbox(&b.store).len(), 1);
 }
+
+#[test]
+fn a_fax_whose_calls_keep_being_lost_ends_failed_instead_of_looping() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set("5550006", FarEnd::ClosesSocket);
+    let proxy = file_proxy();
+    let line = Arc::new(start_line(
+        config(&[(&fs, 1)], PASSWORD),
+        &proxy,
+        dir.path(),
+    ));
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![line.clone()],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    let tiff = encode_fax_tiff(&test_pages(2)).unwrap();
+    let job = queue_job(&store, &account, "5550006", 1, &tiff, &[]);
+    scheduler.wake();
+    wait_terminal(&store, std::slice::from_ref(&job), Duration::from_secs(60));
+    scheduler.stop(Duration::from_secs(5));
+    let fax = store.fax(&job).unwrap();
+    assert_eq!(fax.status, Some(JobStatus::Failed), "{fax:?}");
+    let outcomes: Vec<_> = store
+        .attempts(&job)
+        .unwrap()
+        .iter()
+        .map(|a| a.outcome)
+        .collect();
+    let n = faxbox::store::MAX_INTERRUPTED_ATTEMPTS as usize;
+    assert_eq!(outcomes.len(), n, "{outcomes:?}");
+    assert!(
+        outcomes[..n - 1]
+            .iter()
+            .all(|o| *o == Some(AttemptOutcome::Interrupted))
+    );
+    assert_eq!(outcomes[n - 1], Some(AttemptOutcome::Failure));
+    assert!(
+        fax.error
+            .unwrap_or_default()
+            .contains("connection to FreeSWITCH")
+    );
+}
+
+#[test]
+fn a_hang_up_request_ends_the_call_through_uuid_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 1)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let document = dir.path().join("job.tif");
+    std::fs::write(&document, encode_fax_tiff(&test_pages(3)).unwrap()).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let call = line
+        .send(
+            outgoing("hung-up", "5551234", document),
+            Box::new(move |p| drop(tx.send(p))),
+        )
+        .unwrap();
+    // Hang up once the first page is through, as the stage timeouts and
+    // the operator's cancel do.
+    loop {
+        match rx.recv_timeout(Duration::from_secs(30)).unwrap() {
+            CallProgress::PageDone(_) => break,
+            _ => continue,
+        }
+    }
+    call.hang_up();
+    let result = call.wait();
+    assert_eq!(
+        result.outcome,
+        Err(LineError::Fax(faxbox::lines::T30Code::CallDropped))
+    );
+    assert!(result.fax.unwrap().pages < 3);
+    assert_eq!(line.calls_in_progress(), 0);
+}
+
+#[test]
+fn path_mode_gives_freeswitch_the_file_and_a_missing_one_is_a_document_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let mut cfg = config(&[(&fs, 1)], PASSWORD);
+    cfg.document = DocumentDelivery::Path;
+    let line = FreeSwitchLine::start("pstn", cfg, None, dir.path(), backoff()).unwrap();
+    wait_up(&line);
+    let document = dir.path().join("job.tif");
+    std::fs::write(&document, small_fax_tiff()).unwrap();
+    let result = line
+        .send(
+            outgoing("path-1", "5551234", document.clone()),
+            Box::new(|_| {}),
+        )
+        .unwrap()
+        .wait();
+    assert_eq!(result.outcome, Ok(()));
+    let o = &fs.originates()[0];
+    assert!(
+        o.ends_with(&format!("&txfax({})", document.display())),
+        "{o}"
+    );
+    assert!(fs.fetches().is_empty());
+
+    // FreeSWITCH on a host that does not share the data dir: its own words
+    // and a document error, not retried.
+    fs.set_path_root(&dir.path().join("elsewhere"));
+    let result = line
+        .send(outgoing("path-2", "5551234", document), Box::new(|_| {}))
+        .unwrap()
+        .wait();
+    let error = result.outcome.unwrap_err();
+    assert!(
+        matches!(&error, LineError::Document(_))
+            && error
+                .to_string()
+                .contains("Cannot send non-existant fax file"),
+        "{error:?}"
+    );
+    assert!(!error.retry_may_help());
+    assert!(result.answered);
+}
+
+/// The whole appliance with a FreeSWITCH line from its configuration file:
+/// the app binds the file proxy, the line fetches through it, a queued fax
+/// is sent.
+#[test]
+fn the_appliance_sends_through_a_configured_freeswitch_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let data = dir.path().join("data");
+    let text = format!(
+        r#"
+        data_dir = "{}"
+        [http]
+        listen = "127.0.0.1:0"
+        [file_proxy]
+        listen = "127.0.0.1:0"
+        [[line]]
+        name = "pstn"
+        type = "freeswitch"
+        dial_string = "sofia/gateway/carrier/{{number}}"
+        [[line.node]]
+        esl = "{}"
+        password = "{PASSWORD}"
+        channels = 2
+        "#,
+        data.display(),
+        fs.addr()
+    );
+    let config = faxbox::config::Config::parse(&text, Path::new("test.toml")).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(faxbox::app::run(config, async {
+            let _ = stopped.await;
+        }))
+    });
+    wait_for("the first start", Duration::from_secs(30), || {
+        data.join(faxbox::app::LOCAL_KEY_FILE).exists()
+    });
+    let store = faxbox::store::Store::open_data_dir(&data).unwrap();
+    let account = store.accounts().unwrap().remove(0).id;
+    let job = queue_job(&store, &account, "5551234", 1, &small_fax_tiff(), &[]);
+    wait_terminal(&store, std::slice::from_ref(&job), Duration::from_secs(60));
+    assert_eq!(store.fax(&job).unwrap().status, Some(JobStatus::Completed));
+    let fetches = fs.fetches();
+    assert_eq!(fetches.len(), 1, "{fetches:?}");
+    assert_eq!(fetches[0].1, 200);
+    assert!(fetches[0].0.starts_with("http://127.0.0.1:"), "{fetches:?}");
+    stop.send(()).unwrap();
+    app.join().unwrap().unwrap();
+}

@@ -52,6 +52,9 @@ struct State {
     numbers: Mutex<HashMap<String, FarEnd>>,
     /// Behaviours for the next call to a number only.
     once: Mutex<HashMap<String, FarEnd>>,
+    /// Where FreeSWITCH's own file system is, for `txfax` paths: `None` is
+    /// the test's (a shared data dir).
+    path_root: Mutex<Option<PathBuf>>,
     received_dir: PathBuf,
     counters: Counters,
     originates: Mutex<Vec<String>>,
@@ -83,6 +86,7 @@ impl StandIn {
             password: password.to_owned(),
             numbers: Mutex::default(),
             once: Mutex::default(),
+            path_root: Mutex::default(),
             received_dir: received_dir.to_owned(),
             counters: Counters::default(),
             originates: Mutex::default(),
@@ -126,6 +130,12 @@ impl StandIn {
             .lock()
             .unwrap()
             .insert(number.to_owned(), far_end);
+    }
+
+    /// Makes `txfax` paths resolve under `root`, as on a FreeSWITCH host
+    /// that does not share Faxbox's data dir.
+    pub fn set_path_root(&self, root: &Path) {
+        *self.state.path_root.lock().unwrap() = Some(root.to_owned());
     }
 
     pub fn received_file(&self, channel: &str) -> PathBuf {
@@ -629,7 +639,10 @@ fn run_call(
             fetch(state, url, &ch.uuid)
                 .unwrap_or_else(|| PathBuf::from("-ERR http_get Command not found!"))
         }
-        None => PathBuf::from(txfax_arg),
+        None => match state.path_root.lock().unwrap().as_ref() {
+            Some(root) => root.join(txfax_arg.trim_start_matches('/')),
+            None => PathBuf::from(txfax_arg),
+        },
     };
     let finish = |cause: &str, result: Option<Vec<(&'static str, String)>>, response: &str| {
         channel_event(state, w, "CHANNEL_HANGUP", ch, "hangup", Some(cause), &[]);
@@ -862,6 +875,7 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
         password: String::new(),
         numbers: Mutex::default(),
         once: Mutex::default(),
+        path_root: Mutex::default(),
         received_dir: PathBuf::new(),
         counters: Counters::default(),
         originates: Mutex::default(),
