@@ -549,6 +549,9 @@ fn send_call(
     let outcome = match (&run, &fax_outcome) {
         (Ok(()), Some(o)) if o.is_ok() => Ok(()),
         (Ok(()), Some(o)) => Err(LineError::Fax(o.code)),
+        // T.30 gave up (timer T0) before the modem heard any fax machine:
+        // the same as the modem's own NO CARRIER, whichever came first.
+        (Ok(()), None) if !answered => Err(LineError::NoCarrier),
         (Ok(()), None) => Err(LineError::Internal(
             "the fax session ended without a result".into(),
         )),
