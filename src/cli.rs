@@ -57,6 +57,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Send a fax through the HTTP API of a running `faxbox serve`; prints the job id.
     Send(SendArgs),
+    /// The live dashboard of a running `faxbox serve`: lines, queues, retries.
+    Tui(TuiArgs),
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
     /// Convert documents into a fax TIFF, or a fax TIFF into a PDF.
@@ -158,6 +160,16 @@ pub struct SendArgs {
     /// The documents, faxed in this order.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct TuiArgs {
+    /// The API (default: the http.listen address of the configuration).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// An API key (default: the local admin key in the data dir, written by `faxbox serve`).
+    #[arg(long, env = "FAXBOX_TOKEN", value_name = "KEY", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -420,6 +432,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Send(args) => send(&config, args),
+        Command::Tui(args) => {
+            let (url, key) = api_access(&config, args.url, args.token)?;
+            crate::tui::run(&url, &key)
+        }
         Command::Selftest => crate::lines::selftest::run(),
         Command::Convert(args) => crate::documents::cli::run(args),
         Command::Account(cmd) => account(&open()?, &out, cmd),
@@ -469,9 +485,14 @@ impl Output {
 
 /// `faxbox send`: an HTTP client of the running box, so that a fax sent
 /// from the command line takes the same path as any program's.
-fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
-    use crate::api::client::{self, Document, Session};
-    let url = match args.url {
+/// The API's URL and a key for it: as given, else the configured address
+/// and the local admin key that `faxbox serve` keeps in the data dir.
+fn api_access(
+    config: &Config,
+    url: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<(String, String)> {
+    let url = match url {
         Some(u) => u,
         None => {
             let mut addr = config.http.listen;
@@ -481,7 +502,7 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
             format!("http://{addr}")
         }
     };
-    let key = match args.token {
+    let key = match token {
         Some(k) => k,
         None => {
             let path = config.data_dir.join(crate::app::LOCAL_KEY_FILE);
@@ -496,6 +517,12 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
                 .to_owned()
         }
     };
+    Ok((url, key))
+}
+
+fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
+    use crate::api::client::{self, Document, Session};
+    let (url, key) = api_access(config, args.url, args.token)?;
     let documents = args
         .files
         .iter()

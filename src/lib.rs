@@ -18,3 +18,4 @@ pub mod notify;
 pub mod scheduler;
 pub mod store;
 pub mod systemd;
+pub mod tui;

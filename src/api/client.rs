@@ -256,6 +256,19 @@ impl Session {
         Ok(r.json()["data"].take())
     }
 
+    /// `GET /v2/status`: the box's lines, queues and counts now.
+    pub fn status(&self) -> anyhow::Result<Value> {
+        let url = format!("{}/v2/status", self.base);
+        let r = self
+            .http
+            .request("GET", &url, &[("X-Auth-Token", self.token.as_str())], None)
+            .map_err(|e| anyhow::anyhow!("cannot reach the fax box API: {e}"))?;
+        if r.status != 200 {
+            bail!("cannot read the status: {}", error_text(&r));
+        }
+        Ok(r.json()["data"].take())
+    }
+
     /// The job `id` now.
     pub fn outgoing(&self, id: &str) -> anyhow::Result<Value> {
         let r = self.call("GET", &format!("/faxes/outgoing/{id}"), None)?;
