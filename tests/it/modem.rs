@@ -362,6 +362,8 @@ fn a_modem_unplugged_mid_call_fails_the_attempt_and_the_retry_succeeds_once_it_r
     });
     assert!(matches!(down, ModemState::Down(_)), "{down:?}");
     assert_eq!(line.channels(), 0, "a down line takes no calls");
+    let fault = line.fault().expect("a down line says why");
+    assert!(fault.contains("ttyFAX0"), "{fault}");
     // The first attempt is recorded as failed by the line, the job waits.
     let until = Instant::now() + Duration::from_secs(10);
     while store.attempts(&id).unwrap().is_empty() && Instant::now() < until {
@@ -376,6 +378,7 @@ fn a_modem_unplugged_mid_call_fails_the_attempt_and_the_retry_succeeds_once_it_r
     r.modems.plug(0).unwrap();
     let up = line.wait_for(Duration::from_secs(10), |s| *s == ModemState::Idle);
     assert_eq!(up, ModemState::Idle, "probed again and found");
+    assert_eq!(line.fault(), None);
     crate::scheduler::wait_terminal(&store, std::slice::from_ref(&id), Duration::from_secs(60));
     scheduler.stop(Duration::from_secs(5));
     let fax = store.fax(&id).unwrap();

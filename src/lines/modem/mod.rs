@@ -203,6 +203,14 @@ impl Line for ModemLine {
         u32::from(self.shared.in_call.load(Ordering::Acquire))
     }
 
+    /// Why the modem is down, for `/v2/status` and the dashboard.
+    fn fault(&self) -> Option<String> {
+        match self.shared.state() {
+            ModemState::Down(why) => Some(why),
+            _ => None,
+        }
+    }
+
     fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError> {
         let valid_id = !fax.call_id.is_empty()
             && fax.call_id.len() <= 64
@@ -300,7 +308,10 @@ fn give_back(shared: &Shared, port: Result<AtPort, String>) {
             *shared.port() = Some(port);
             shared.set_state(ModemState::Idle);
         }
-        Err(why) => shared.set_state(ModemState::Down(why)),
+        Err(why) => shared.set_state(ModemState::Down(format!(
+            "the modem on {} failed during a call: {why}",
+            shared.config.device.display()
+        ))),
     }
     shared.in_call.store(false, Ordering::Release);
 }
