@@ -36,12 +36,14 @@ pub struct InboundServer {
 impl InboundServer {
     /// Serves FreeSWITCH's socket connections on `listener`. Received pages
     /// are written by FreeSWITCH into `spool` when `shared_spool`, else
-    /// straight where the receive path wants them.
+    /// straight where the receive path wants them; `variables` are set on
+    /// each channel before `rxfax`.
     pub fn start(
         line: &str,
         listener: TcpListener,
         spool: PathBuf,
         shared_spool: bool,
+        variables: Vec<(String, String)>,
         inbound: InboundSlot,
     ) -> std::io::Result<InboundServer> {
         let addr = listener.local_addr()?;
@@ -61,6 +63,7 @@ impl InboundServer {
                             let session = Session {
                                 line: line.clone(),
                                 spool: shared_spool.then(|| spool.clone()),
+                                variables: variables.clone(),
                                 inbound: inbound.clone(),
                             };
                             let spawned = std::thread::Builder::new()
@@ -109,6 +112,8 @@ impl Drop for InboundServer {
 struct Session {
     line: String,
     spool: Option<PathBuf>,
+    /// Receive settings of the line (T.38), set on every call.
+    variables: Vec<(String, String)>,
     inbound: InboundSlot,
 }
 
@@ -268,6 +273,9 @@ impl Session {
         channel.command("linger")?;
         channel.execute("answer", None)?;
         channel.execute("set", Some(&format!("fax_ident={}", answer.ident)))?;
+        for (name, value) in &self.variables {
+            channel.execute("set", Some(&format!("{name}={value}")))?;
+        }
         channel.execute("rxfax", Some(&written.display().to_string()))?;
         let waited = channel.wait_for_result();
         channel.hang_up("NORMAL_CLEARING");

@@ -68,6 +68,13 @@ impl FreeSwitchLine {
                     listener,
                     spool,
                     config.spool_dir.is_some(),
+                    vec![
+                        ("fax_enable_t38".into(), config.t38.to_string()),
+                        (
+                            "fax_enable_t38_request".into(),
+                            config.t38_request.to_string(),
+                        ),
+                    ],
                     inbound.clone(),
                 )?)
             }

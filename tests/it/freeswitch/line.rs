@@ -503,6 +503,8 @@ fn an_incoming_call_through_the_outbound_socket_lands_in_the_right_inbox() {
             "sendmsg",
             "sendmsg",
             "sendmsg",
+            "sendmsg",
+            "sendmsg",
             "sendmsg"
         ],
         "{:?}",
@@ -510,6 +512,11 @@ fn an_incoming_call_through_the_outbound_socket_lands_in_the_right_inbox() {
     );
     assert!(report.commands[4].contains(&"execute-app-name: answer".to_owned()));
     assert!(report.commands[5].contains(&"execute-app-arg: fax_ident=+1 555 700 0000".to_owned()));
+    assert!(report.commands[6].contains(&"execute-app-arg: fax_enable_t38=true".to_owned()));
+    assert!(
+        report.commands[7].contains(&"execute-app-arg: fax_enable_t38_request=false".to_owned())
+    );
+    assert!(report.commands[8].contains(&"execute-app-name: rxfax".to_owned()));
     assert!(
         report.rx_path.as_ref().unwrap().starts_with(&spool),
         "{report:?}"
@@ -730,4 +737,103 @@ fn the_appliance_sends_through_a_configured_freeswitch_line() {
     assert!(fetches[0].0.starts_with("http://127.0.0.1:"), "{fetches:?}");
     stop.send(()).unwrap();
     app.join().unwrap().unwrap();
+}
+
+/// The stand-in says what FreeSWITCH said: the same client commands as
+/// transcript 03 get the same replies and the sender's events in the same
+/// order, txfaxresult after the hang-up.
+#[test]
+fn the_standin_answers_as_the_transcript() {
+    use faxbox::lines::freeswitch::esl::{FrameReader, Message};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let document = dir.path().join("test2p.tif");
+    std::fs::write(&document, encode_fax_tiff(&test_pages(2)).unwrap()).unwrap();
+    let mut socket = std::net::TcpStream::connect(fs.addr()).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut reader = FrameReader::new(socket.try_clone().unwrap());
+    let mut send = |text: &str| socket.write_all(format!("{text}\n\n").as_bytes()).unwrap();
+    assert_eq!(reader.read_message().unwrap(), Message::AuthRequest);
+    send("auth ClueCon");
+    assert_eq!(
+        reader.read_message().unwrap().reply_text(),
+        Some("+OK accepted")
+    );
+    send(
+        "event plain BACKGROUND_JOB CHANNEL_CREATE CHANNEL_ANSWER CHANNEL_EXECUTE CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CUSTOM spandsp::txfaxresult spandsp::rxfaxresult spandsp::txfaxpageresult spandsp::rxfaxpageresult spandsp::txfaxnegociateresult spandsp::rxfaxnegociateresult",
+    );
+    assert_eq!(
+        reader.read_message().unwrap().reply_text(),
+        Some("+OK event listener enabled plain")
+    );
+    let uuid = "cccccccc-0000-0000-0000-000000000001";
+    send(&format!(
+        "bgapi originate {{origination_uuid={uuid},fax_ident=TX-HTTP-GET}}loopback/rxfax/default &txfax({})",
+        document.display()
+    ));
+    let reply = reader.read_message().unwrap();
+    let job = reply
+        .reply_text()
+        .unwrap()
+        .strip_prefix("+OK Job-UUID: ")
+        .unwrap()
+        .to_owned();
+    let Message::CommandReply(h) = &reply else {
+        panic!()
+    };
+    assert_eq!(h.get("Job-UUID"), Some(job.as_str()));
+    let mut seen = Vec::new();
+    loop {
+        let Message::Event(e) = reader.read_message().unwrap() else {
+            continue;
+        };
+        if e.unique_id() != Some(uuid) && e.get("Job-UUID") != Some(job.as_str()) {
+            continue;
+        }
+        seen.push(match e.subclass() {
+            Some(sub) => sub.to_owned(),
+            None => match e.get("Application") {
+                Some(app) => format!("{}/{app}", e.name()),
+                None => e.name().to_owned(),
+            },
+        });
+        if e.name() == "BACKGROUND_JOB" {
+            assert_eq!(e.body.as_deref(), Some(format!("+OK {uuid}\n").as_str()));
+        }
+        if e.name() == "CHANNEL_HANGUP_COMPLETE" {
+            assert_eq!(e.get("Hangup-Cause"), Some("NORMAL_CLEARING"));
+            break;
+        }
+        if e.subclass() == Some("spandsp::txfaxresult") {
+            assert_eq!(e.get("fax-success"), Some("1"));
+            assert_eq!(e.get("fax-result-text"), Some("OK"));
+            assert_eq!(e.get("fax-document-transferred-pages"), Some("2"));
+        }
+    }
+    // Transcript 03, the sender's channel and its job.
+    assert_eq!(
+        seen,
+        [
+            "CHANNEL_CREATE",
+            "CHANNEL_ANSWER",
+            "BACKGROUND_JOB",
+            "CHANNEL_EXECUTE/txfax",
+            "spandsp::txfaxnegociateresult",
+            "spandsp::txfaxpageresult",
+            "spandsp::txfaxpageresult",
+            "CHANNEL_HANGUP",
+            "spandsp::txfaxresult",
+            "CHANNEL_EXECUTE_COMPLETE/txfax",
+            "CHANNEL_HANGUP_COMPLETE",
+        ]
+    );
+    send("exit");
+    assert_eq!(reader.read_message().unwrap().reply_text(), Some("+OK bye"));
+    assert!(matches!(
+        reader.read_message().unwrap(),
+        Message::Disconnect(_)
+    ));
 }

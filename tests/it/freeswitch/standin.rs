@@ -216,11 +216,44 @@ fn url_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Writes whole messages; shared by a connection's call threads.
+/// Writes whole messages; shared by a connection's call threads. Events
+/// go out only when subscribed (`event plain NAMES`; CUSTOM events by
+/// subclass), as FreeSWITCH does; `None` sends all (an outbound socket
+/// after `myevents`).
 #[derive(Clone)]
-struct Writer(Arc<Mutex<TcpStream>>);
+struct Writer(Arc<Mutex<TcpStream>>, Arc<Mutex<Option<Vec<String>>>>);
 
 impl Writer {
+    fn new(stream: TcpStream, subscribed: Option<Vec<String>>) -> Writer {
+        Writer(
+            Arc::new(Mutex::new(stream)),
+            Arc::new(Mutex::new(subscribed)),
+        )
+    }
+
+    fn subscribe(&self, words: &str) {
+        let mut names: Vec<String> = words.split_whitespace().map(str::to_owned).collect();
+        if let Some(current) = self.1.lock().unwrap().as_mut() {
+            current.append(&mut names);
+        }
+    }
+
+    fn wants(&self, headers: &[(String, String)]) -> bool {
+        let get = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        let key = get("Event-Subclass")
+            .or(get("Event-Name"))
+            .unwrap_or_default();
+        match self.1.lock().unwrap().as_ref() {
+            None => true,
+            Some(names) => names.iter().any(|n| n == key || n == "ALL"),
+        }
+    }
+
     fn send(&self, bytes: &[u8]) -> bool {
         self.0.lock().unwrap().write_all(bytes).is_ok()
     }
@@ -230,6 +263,9 @@ impl Writer {
     }
 
     fn event(&self, headers: &[(String, String)], body: Option<&str>) -> bool {
+        if !self.wants(headers) {
+            return true;
+        }
         let mut inner = String::new();
         for (n, v) in headers {
             inner.push_str(&format!("{n}: {}\n", url_encode(v)));
@@ -422,7 +458,7 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
         .lock()
         .unwrap()
         .push(stream.try_clone().unwrap());
-    let writer = Writer(Arc::new(Mutex::new(stream.try_clone().unwrap())));
+    let writer = Writer::new(stream.try_clone().unwrap(), Some(Vec::new()));
     let mut reader = BufReader::new(stream);
     writer.send(b"Content-Type: auth/request\n\n");
     let Some(auth) = read_command(&mut reader) else {
@@ -440,7 +476,8 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
     let kills: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>> = Arc::default();
     while let Some(command) = read_command(&mut reader) {
         let first = command[0].clone();
-        if first.starts_with("event plain ") {
+        if let Some(names) = first.strip_prefix("event plain ") {
+            writer.subscribe(names);
             writer.reply("+OK event listener enabled plain");
             let inject = state.inject.lock().unwrap().take();
             if let Some((bytes, close)) = inject {
@@ -890,7 +927,8 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let w = Writer(Arc::new(Mutex::new(stream.try_clone().unwrap())));
+    // `myevents` sends all of this channel's events.
+    let w = Writer::new(stream.try_clone().unwrap(), None);
     let mut reader = BufReader::new(stream);
     let uuid = faxbox::lines::freeswitch::esl::new_uuid();
     let mut ch = ChannelInfo {
