@@ -13,7 +13,7 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # systemd: the tests check the unit with `systemd-analyze verify`.
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd
 
-.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
 .PHONY: install static cross-aarch64 cross-armv7 test-cross
 
 run: build-deps
@@ -52,6 +52,11 @@ bench-loopback: build-deps
 
 bench-api: build-deps
 	$(CARGO) bench --bench api
+
+# The peer, Postfix's smtp-sink, is used when installed (package postfix);
+# it is not installed here, as it brings a whole mail system with it.
+bench-smtp: build-deps
+	$(CARGO) bench --bench smtp
 
 bench-convert: test-deps
 	$(CARGO) bench --bench convert

@@ -55,6 +55,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             config.http.listen
         )
     })?;
+    let smtp = std::net::TcpListener::bind(config.smtp.listen).with_context(|| {
+        format!(
+            "cannot listen for email to fax on {} (smtp.listen in the configuration)",
+            config.smtp.listen
+        )
+    })?;
+    let smtp_tls = match &config.smtp.tls {
+        Some(files) => Some(
+            crate::smtp::load_tls(&files.certificate, &files.key)
+                .map_err(|e| anyhow::anyhow!("smtp.tls_certificate / smtp.tls_key: {e}"))?,
+        ),
+        None => None,
+    };
     let data_dir = config.data_dir.clone();
     // Opening and recovery touch the disk: keep them off the async workers.
     let (store, first_run) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -139,11 +152,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     };
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake, live, ApiOptions::default()).with_lines(status_lines),
+        Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default()).with_lines(status_lines),
     )
     .context("cannot start the HTTP API")?;
+    let smtp = {
+        let mut options =
+            crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
+        options.tls = smtp_tls;
+        crate::smtp::SmtpServer::start(
+            smtp,
+            crate::smtp::SmtpCtx {
+                store: store.clone(),
+                wake: wake.clone(),
+                mail_queued: {
+                    let postman = postman.clone();
+                    Arc::new(move || postman.wake())
+                },
+                options,
+            },
+        )
+        .context("cannot start the SMTP listener")?
+    };
 
-    print_banner(&config, &store, first_run.as_ref(), api.local_addr());
+    print_banner(
+        &config,
+        &store,
+        first_run.as_ref(),
+        api.local_addr(),
+        smtp.local_addr(),
+    );
     info!(data_dir = %config.data_dir.display(), api = %api.local_addr(), "faxbox is running");
     // Under systemd (Type=notify): ready only now that every port listens.
     crate::systemd::ready(&format!("running; API on http://{}", api.local_addr()));
@@ -154,6 +191,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     info!("stopping: no new requests or calls; calls in progress may finish");
     tokio::task::spawn_blocking(move || {
         // Intake stops first, so no job is accepted that nothing will send.
+        smtp.stop(Duration::from_secs(10));
         api.stop();
         match Arc::try_unwrap(scheduler) {
             Ok(scheduler) => scheduler.stop(SHUTDOWN_GRACE),
@@ -252,6 +290,7 @@ fn print_banner(
     store: &Store,
     first: Option<&FirstRun>,
     api: std::net::SocketAddr,
+    smtp: std::net::SocketAddr,
 ) {
     let mut text = format!(
         "Faxbox {} is running.\n  data:  {} (from {})\n",
@@ -260,6 +299,7 @@ fn print_banner(
         config.source
     );
     text.push_str(&format!("  api:   http://{api}/v2\n"));
+    text.push_str(&format!("  smtp:  {smtp} (email to fax)\n"));
     for line in &config.lines {
         text.push_str(&format!(
             "  line:  {} ({} channels)\n",
@@ -272,7 +312,7 @@ fn print_banner(
             "\nFirst start: created the account \"{}\" ({}).\n  \
              API key:  {}\n            (shown once: keep it somewhere safe)\n  \
              faxbox:   {} ({}), mail address <number>@{}\n            \
-             (email to fax needs the SMTP listener, not in this version)\n",
+             (email it a PDF to fax it; see \"Email to fax\" in the README)\n",
             first.account.name,
             first.account.id,
             first.api_key,

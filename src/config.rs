@@ -45,7 +45,7 @@ pub struct Config {
     pub source: String,
     pub data_dir: PathBuf,
     pub http: Listener,
-    pub smtp: Listener,
+    pub smtp: SmtpConfig,
     pub file_proxy: FileProxyConfig,
     pub lines: Vec<LineConfig>,
     pub smarthost: Smarthost,
@@ -55,6 +55,22 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     pub listen: SocketAddr,
+}
+
+/// The email-to-fax listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SmtpConfig {
+    pub listen: SocketAddr,
+    /// The name in the greeting and EHLO reply.
+    pub hostname: String,
+    /// STARTTLS certificate chain and key (PEM files); `None` offers no TLS.
+    pub tls: Option<TlsFiles>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    pub certificate: PathBuf,
+    pub key: PathBuf,
 }
 
 /// The file proxy FreeSWITCH fetches fax images from (Kazoo's
@@ -255,7 +271,7 @@ impl fmt::Display for LogFormat {
 struct RawConfig {
     data_dir: Option<PathBuf>,
     http: Option<RawListener>,
-    smtp: Option<RawListener>,
+    smtp: Option<RawSmtp>,
     file_proxy: Option<RawFileProxy>,
     #[serde(rename = "line")]
     lines: Option<Vec<RawLine>>,
@@ -267,6 +283,15 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawListener {
     listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSmtp {
+    listen: Option<String>,
+    hostname: Option<String>,
+    tls_certificate: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -430,7 +455,57 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     }
     // Kazoo's ports: crossbar 8000, fax_smtp 19025, fax_file_proxy 30950.
     let http = listener("http", raw.http, "127.0.0.1:8000")?;
-    let smtp = listener("smtp", raw.smtp, "127.0.0.1:19025")?;
+    let smtp = {
+        let raw_smtp = raw.smtp.unwrap_or_default();
+        let listen = listener(
+            "smtp",
+            Some(RawListener {
+                listen: raw_smtp.listen,
+            }),
+            "127.0.0.1:19025",
+        )?
+        .listen;
+        let hostname = match raw_smtp.hostname {
+            Some(h) if h.trim().is_empty() || h.contains(char::is_whitespace) => {
+                return Err(bad(
+                    "smtp.hostname",
+                    &format!("{h:?}"),
+                    "expected the box's mail name such as \"fax.example.com\"",
+                ));
+            }
+            Some(h) => h,
+            None => system_hostname(),
+        };
+        let tls = match (raw_smtp.tls_certificate, raw_smtp.tls_key) {
+            (Some(certificate), Some(key)) => Some(TlsFiles { certificate, key }),
+            (None, None) => None,
+            (Some(c), None) => {
+                return Err(bad(
+                    "smtp.tls_key",
+                    &"(missing)",
+                    &format!(
+                        "tls_certificate = {:?} needs the key file beside it",
+                        c.display()
+                    ),
+                ));
+            }
+            (None, Some(k)) => {
+                return Err(bad(
+                    "smtp.tls_certificate",
+                    &"(missing)",
+                    &format!(
+                        "tls_key = {:?} needs the certificate file beside it",
+                        k.display()
+                    ),
+                ));
+            }
+        };
+        SmtpConfig {
+            listen,
+            hostname,
+            tls,
+        }
+    };
     let file_proxy = {
         let raw = raw.file_proxy.unwrap_or(RawFileProxy {
             listen: None,
@@ -645,6 +720,15 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         smarthost,
         log,
     })
+}
+
+/// The machine's name, for the SMTP greeting when the file names none.
+fn system_hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty() && !h.contains(char::is_whitespace))
+        .unwrap_or_else(|| "faxbox".to_owned())
 }
 
 fn resolve_modem(
@@ -1056,6 +1140,11 @@ mod tests {
                 "[smtp]\nlisten = \"127.0.0.1:99999\"",
                 &["smtp.listen", "99999"],
             ),
+            (
+                "[smtp]\ntls_certificate = \"/etc/faxbox/cert.pem\"",
+                &["smtp.tls_key", "cert.pem"],
+            ),
+            ("[smtp]\nhostname = \"a b\"", &["smtp.hostname", "\"a b\""]),
             (
                 "[[line]]\nname = \"a\"\ntype = \"isdn\"",
                 &["line[0].type", "\"isdn\""],

@@ -16,6 +16,7 @@ pub mod lines;
 pub mod model;
 pub mod notify;
 pub mod scheduler;
+pub mod smtp;
 pub mod store;
 pub mod systemd;
 pub mod tui;

@@ -21,6 +21,7 @@ mod live;
 pub mod multipart;
 mod reply;
 mod settings;
+mod smtplog;
 mod status;
 
 use std::io::Read;
@@ -743,6 +744,14 @@ fn fax_route(
             &body(max)?,
             &rq.query,
         ),
+        ("GET", ["smtplog"]) => smtplog::list(
+            ctx,
+            scope.account,
+            scope.faxbox.as_ref().map(|f| &f.id),
+            rq.query("page_size"),
+        ),
+        ("GET", ["smtplog", id]) => smtplog::get(ctx, scope.account, id),
+        (_, ["smtplog", ..]) => Err(ApiError::NoRoute),
         ("GET", ["outgoing"]) => listing(Listing::Outgoing),
         ("GET", ["outbox"]) => listing(Listing::Outbox),
         ("GET", ["inbox"]) => listing(Listing::Inbox),

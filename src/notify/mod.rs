@@ -35,6 +35,8 @@ const OUTBOUND_FAX: &str = include_str!("../../assets/templates/outbound_fax.txt
 const OUTBOUND_FAX_ERROR: &str = include_str!("../../assets/templates/outbound_fax_error.txt");
 const INBOUND_FAX: &str = include_str!("../../assets/templates/inbound_fax.txt");
 const INBOUND_FAX_ERROR: &str = include_str!("../../assets/templates/inbound_fax_error.txt");
+const OUTBOUND_SMTP_FAX_ERROR: &str =
+    include_str!("../../assets/templates/outbound_smtp_fax_error.txt");
 
 /// What a notification about an outbound fax is made of.
 pub struct OutboundFacts<'a> {
@@ -313,6 +315,66 @@ fn outbound_attachment<'a>(facts: &OutboundFacts<'a>) -> Option<(String, &'a [u8
             pdf,
         )
     })
+}
+
+/// What Kazoo's `outbound_smtp_fax_error` tells the sender of an email that
+/// could not become a fax (reference 10.1).
+pub struct SmtpErrorFacts<'a> {
+    /// The sender, who is told.
+    pub from: &'a str,
+    /// The address the email went to.
+    pub to: &'a str,
+    pub original_number: Option<&'a str>,
+    pub number: Option<&'a str>,
+    pub faxbox: Option<&'a Faxbox>,
+    /// Every reason, first first.
+    pub errors: &'a [String],
+    pub date: UnixTime,
+}
+
+/// The report to the sender of an email that could not become a fax.
+pub fn outbound_smtp_error(
+    from: &str,
+    facts: &SmtpErrorFacts<'_>,
+) -> Result<Option<Mail>, NotifyError> {
+    let fields = [
+        (
+            "error",
+            facts
+                .errors
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "Unknown Error".into()),
+        ),
+        (
+            "errors",
+            facts
+                .errors
+                .iter()
+                .map(|e| format!("  - {e}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        ),
+        ("from", facts.from.to_owned()),
+        ("to", facts.to.to_owned()),
+        (
+            "original_number",
+            facts.original_number.unwrap_or("(none)").to_owned(),
+        ),
+        ("number", facts.number.unwrap_or("not valid").to_owned()),
+        (
+            "faxbox",
+            facts.faxbox.map_or("(none)".into(), |f| f.name.clone()),
+        ),
+        ("date", date(facts.date)),
+    ];
+    compose(
+        from,
+        vec![facts.from.to_ascii_lowercase()],
+        OUTBOUND_SMTP_FAX_ERROR,
+        &fields,
+        None,
+    )
 }
 
 /// What a notification about a received fax is made of.

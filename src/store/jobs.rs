@@ -236,6 +236,74 @@ impl Store {
         Ok(fax)
     }
 
+    /// Creates several jobs sharing the same documents (one email to several
+    /// fax numbers) in one transaction: all of them are committed, or none.
+    /// One job takes `create_job`'s grouped commit.
+    pub fn create_jobs(
+        &self,
+        mut jobs: Vec<NewFax>,
+        documents: Vec<NewDocument>,
+        status: JobStatus,
+    ) -> Result<Vec<Fax>> {
+        if jobs.len() == 1 {
+            let one = jobs.remove(0);
+            return Ok(vec![self.create_job(one, documents, status)?]);
+        }
+        if !matches!(status, JobStatus::AttachingFiles | JobStatus::Pending) {
+            return Err(StoreError::Conflict(format!(
+                "a new job cannot start as {status}"
+            )));
+        }
+        if jobs.is_empty() || jobs.iter().any(|j| j.to_number_normalized.is_empty()) {
+            return Err(crate::model::FieldError::new(
+                "to_number",
+                "required",
+                "a fax needs a number to send to",
+            )
+            .into());
+        }
+        let t = now();
+        let faxes: Vec<Fax> = jobs
+            .into_iter()
+            .map(|new| Fax {
+                id: FaxId::new(),
+                account_id: new.account_id,
+                faxbox_id: new.faxbox_id,
+                folder: Folder::Outbox,
+                status: Some(status),
+                to_number: new.to_number,
+                to_number_normalized: new.to_number_normalized,
+                to_name: new.to_name,
+                from_number: new.from_number,
+                from_name: new.from_name,
+                fax_identity_number: new.fax_identity_number,
+                fax_identity_name: new.fax_identity_name,
+                fax_timezone: new.fax_timezone,
+                retries: new.retries.min(4),
+                attempts: 0,
+                retry_after: 0,
+                due_at: t,
+                notify_email: new.notify_email,
+                subject: new.subject,
+                error: None,
+                rx_result: None,
+                created: t,
+                modified: t,
+            })
+            .collect();
+        self.write(|tx| {
+            for fax in &faxes {
+                super::ensure_account(tx, &fax.account_id)?;
+                insert_fax(tx, fax)?;
+                for doc in &documents {
+                    insert_document(tx, &fax.id, doc)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(faxes)
+    }
+
     pub fn fax(&self, id: &FaxId) -> Result<Fax> {
         self.read(|conn| load_fax(conn, id))
     }

@@ -19,6 +19,7 @@ mod lines;
 mod mail;
 mod schema;
 mod settings;
+mod smtp_log;
 mod status;
 mod tally;
 
@@ -33,6 +34,7 @@ pub use inbox::MailToQueue;
 pub use jobs::{AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport};
 pub use mail::QueuedMail;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
+pub use smtp_log::{SmtpErrorReport, SmtpLogEntry};
 pub use status::{BoxSnapshot, CallSnapshot, QueueSnapshot, RetrySnapshot};
 pub use tally::Tally;
 

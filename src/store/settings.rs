@@ -159,6 +159,20 @@ pub static SETTINGS: &[Setting] = &[
         "email to fax: attachment types refused (Kazoo denied image/*; Faxbox accepts images)"
     ),
     setting!(
+        "email_body_as_page",
+        "false",
+        SettingKind::Bool,
+        Account,
+        "email to fax: the email's text becomes the first page, before the attachments"
+    ),
+    setting!(
+        "email_subject_as_header",
+        "false",
+        SettingKind::Bool,
+        Account,
+        "email to fax: the email's subject becomes the header line printed on each page"
+    ),
+    setting!(
         "endpoint_timeout",
         "40",
         int(5, 600),
@@ -236,11 +250,25 @@ pub static SETTINGS: &[Setting] = &[
         "never two calls at once to the same number"
     ),
     setting!(
+        "smtp_idle_timeout_s",
+        "180",
+        int(1, 3600),
+        System,
+        "email to fax: seconds an SMTP client may stay silent before it is disconnected"
+    ),
+    setting!(
         "smtp_max_msg_size",
         "10485670",
         int(1024, 1_073_741_824),
         System,
         "largest email accepted, in bytes"
+    ),
+    setting!(
+        "smtp_require_auth",
+        "false",
+        SettingKind::Bool,
+        System,
+        "email to fax: only senders logged in with SMTP AUTH may send"
     ),
     setting!(
         "smtp_sessions",

@@ -650,7 +650,7 @@ fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
     use std::io::{BufRead, BufReader};
     std::fs::write(
         dir.join("faxbox.toml"),
-        "[http]\nlisten = \"127.0.0.1:0\"\n",
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let mut child = std::process::Command::new(crate::harness::faxbox_bin())

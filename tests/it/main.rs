@@ -14,3 +14,4 @@ mod notify;
 mod packaging;
 mod scheduler;
 mod serve;
+mod smtp;

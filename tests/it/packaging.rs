@@ -109,7 +109,7 @@ fn serve_notifies_systemd_ready_once_listening_then_watchdog_then_stopping() {
     let data = dir.path().join("data");
     std::fs::write(
         dir.path().join("faxbox.toml"),
-        "[http]\nlisten = \"127.0.0.1:0\"\n",
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let systemd = NotifySocket::bind(dir.path());

@@ -483,7 +483,7 @@ fn a_killed_appliance_finishes_every_job_after_restart() {
             format!(
                 // Port 0: parallel tests and other checkouts on this machine
                 // must not fight over the API's default port.
-                "[http]\nlisten = \"127.0.0.1:0\"\n\n[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 4\nrealtime = {realtime}\n"
+                "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\n[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 4\nrealtime = {realtime}\n"
             ),
         )
         .unwrap();

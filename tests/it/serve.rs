@@ -16,7 +16,7 @@ fn serve_once(data: &std::path::Path) -> String {
     // Found as ./faxbox.toml; port 0 so that parallel tests never collide.
     std::fs::write(
         data.parent().unwrap().join("faxbox.toml"),
-        "[http]\nlisten = \"127.0.0.1:0\"\n",
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
     )
     .unwrap();
     let mut child = Command::new(faxbox_bin())

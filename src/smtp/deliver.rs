@@ -1,0 +1,336 @@
+//! The end of DATA: the email becomes one fax document and one job per
+//! recipient number, committed before the reply (invariant 1), or a real
+//! refusal with the reason (reference 6.8, done at SMTP time as the
+//! reference's section 13 item 1 asks). Refusals go to the SMTP log and,
+//! with `report_smtp_errors`, to the sender as Kazoo's
+//! `outbound_smtp_fax_error`. This is the one place that maps the outcome
+//! of an email to its SMTP reply.
+
+use tracing::{info, warn};
+
+use super::SmtpCtx;
+use super::mime::{self, ContentRules, MimeError};
+use super::resolve::{Refusal, Target};
+use crate::documents::{self, DocumentError, Input};
+use crate::model::{DocumentKind, Faxbox, JobStatus, NewDocument, NewFax, is_email, now};
+use crate::notify::{self, SmtpErrorFacts};
+use crate::store::{SmtpErrorReport, SmtpLogEntry, Store, StoreError};
+
+/// A finished mail transaction.
+pub(super) struct Submission {
+    pub sender: String,
+    pub targets: Vec<Target>,
+    pub message: Vec<u8>,
+    pub too_big: bool,
+    pub limit: usize,
+}
+
+/// Why an email did not become a fax.
+enum Failure {
+    /// 552: over `smtp_max_msg_size`.
+    TooBig(usize),
+    /// 552: nothing between DATA and the final dot (Kazoo's code).
+    TooSmall,
+    /// 554: not a readable email.
+    Decode(String),
+    /// 554: nothing in it can be faxed; the notes say what was skipped.
+    NoAttachment(Vec<String>),
+    /// 554: an attachment could not be converted.
+    Convert(DocumentError),
+    /// 451: the store failed; the sender's server tries again.
+    Store(StoreError),
+}
+
+impl Failure {
+    /// The SMTP reply, and the reasons for the log and the report.
+    fn reply(&self) -> (u16, Vec<String>) {
+        match self {
+            Failure::TooBig(limit) => (
+                552,
+                vec![format!(
+                    "Message too large: this fax box accepts emails up to {limit} bytes"
+                )],
+            ),
+            Failure::TooSmall => (552, vec!["Message too small: the email is empty".into()]),
+            Failure::Decode(why) => (554, vec![format!("Message decode failed: {why}")]),
+            Failure::NoAttachment(notes) => {
+                let mut errors = vec![
+                    "no valid attachment: attach a PDF, TIFF, image or office document".to_owned(),
+                ];
+                errors.extend(notes.iter().cloned());
+                (554, errors)
+            }
+            Failure::Convert(e) => (554, vec![format!("error converting attachment: {e}")]),
+            Failure::Store(_) => (
+                451,
+                vec![
+                    "Temporary local problem: the fax could not be stored, try again later".into(),
+                ],
+            ),
+        }
+    }
+}
+
+/// Turns a finished transaction into jobs; returns the reply line.
+pub(super) fn deliver(ctx: &SmtpCtx, sub: Submission) -> String {
+    match accept(ctx, &sub) {
+        Ok(ids) => {
+            (ctx.wake)();
+            info!(from = %sub.sender, faxes = ids.len(), "email accepted for faxing");
+            match ids.as_slice() {
+                [one] => format!("250 queued as {one}"),
+                [first, rest @ ..] => {
+                    format!("250 queued as {first} and {} more faxes", rest.len())
+                }
+                [] => "250 queued".to_owned(),
+            }
+        }
+        Err(failure) => {
+            let (code, errors) = failure.reply();
+            match &failure {
+                Failure::Store(e) => warn!(error = %e, "an email could not be stored"),
+                _ => {
+                    info!(from = %sub.sender, error = %errors[0], "email refused");
+                    let attachment = first_attachment_of(&sub.message);
+                    record(ctx, &sub.sender, &sub.targets, &errors, attachment, true);
+                }
+            }
+            // One line: the reasons after the first are in the log/report.
+            format!("{code} {}", errors.join("; ").replace(['\r', '\n'], " "))
+        }
+    }
+}
+
+fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
+    if sub.too_big {
+        return Err(Failure::TooBig(sub.limit));
+    }
+    if sub.message.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::TooSmall);
+    }
+    let Some(first) = sub.targets.first() else {
+        // mailin sends no DATA without an accepted recipient.
+        return Err(Failure::NoAttachment(vec!["no recipient".into()]));
+    };
+    let store = &ctx.store;
+    let account = &first.faxbox.account_id;
+    let rules = ContentRules::from_settings(store, account).map_err(Failure::Store)?;
+    let email = mime::read_email(&sub.message, &rules).map_err(|e| match e {
+        MimeError::Unreadable(why) => Failure::Decode(why),
+    })?;
+    let mut inputs: Vec<Input> = Vec::new();
+    if store
+        .setting_bool(Some(account), "email_body_as_page")
+        .map_err(Failure::Store)?
+        && let Some(text) = email.body_text.as_deref().filter(|t| !t.trim().is_empty())
+    {
+        let mut page = Input::new("email.txt", text.as_bytes().to_vec());
+        page.content_type = Some("text/plain".into());
+        inputs.push(page);
+    }
+    inputs.extend(email.attachments);
+    if inputs.is_empty() {
+        return Err(Failure::NoAttachment(email.skipped));
+    }
+    // Converted before anything is stored: what cannot be faxed is refused
+    // now, with the reason (invariant 4).
+    let fax = documents::convert(&inputs, &ctx.options.convert).map_err(Failure::Convert)?;
+    let mut stored: Vec<NewDocument> = inputs
+        .into_iter()
+        .map(|d| NewDocument {
+            kind: DocumentKind::Original,
+            content_type: d
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            filename: d.name,
+            pages: None,
+            bytes: d.bytes,
+        })
+        .collect();
+    stored.push(NewDocument {
+        kind: DocumentKind::FaxTiff,
+        content_type: "image/tiff".into(),
+        filename: "fax_file.tiff".into(),
+        pages: Some(fax.pages as u32),
+        bytes: fax.tiff,
+    });
+    let mut jobs = Vec::new();
+    for target in &sub.targets {
+        let subject_as_header = store
+            .setting_bool(Some(&target.faxbox.account_id), "email_subject_as_header")
+            .map_err(Failure::Store)?;
+        jobs.push(job_for(
+            target,
+            &sub.sender,
+            email.subject.as_deref(),
+            subject_as_header,
+        ));
+    }
+    let faxes = store
+        .create_jobs(jobs, stored, JobStatus::Pending)
+        .map_err(Failure::Store)?;
+    Ok(faxes.into_iter().map(|f| f.id.to_string()).collect())
+}
+
+/// The job fields of reference 6.6: identity from the faxbox, the number
+/// dialled, and notifications to the sender, the owner and the faxbox's
+/// outbound list.
+fn job_for(
+    target: &Target,
+    sender: &str,
+    subject: Option<&str>,
+    subject_as_header: bool,
+) -> NewFax {
+    let f = &target.faxbox;
+    let mut notify: Vec<String> = std::iter::once(sender.to_owned())
+        .chain(target.owner_email.clone())
+        .chain(f.notifications.outbound.send_to.iter().cloned())
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| is_email(a))
+        .collect();
+    notify.sort();
+    notify.dedup();
+    let subject = subject.map(str::trim).filter(|s| !s.is_empty());
+    NewFax {
+        account_id: f.account_id.clone(),
+        faxbox_id: Some(f.id.clone()),
+        to_number: target.number.clone(),
+        to_number_normalized: target.number.clone(),
+        to_name: Some(target.number.clone()),
+        from_number: f.caller_id.clone(),
+        from_name: Some(f.caller_name.clone()),
+        fax_identity_number: f.fax_identity.clone(),
+        fax_identity_name: match subject {
+            Some(s) if subject_as_header => Some(s.to_owned()),
+            _ => Some(f.fax_header.clone()),
+        },
+        fax_timezone: f.fax_timezone.clone(),
+        retries: f.retries,
+        notify_email: notify,
+        subject: subject.map(str::to_owned),
+    }
+}
+
+/// A recipient refused at RCPT: logged for the faxbox's account. No report
+/// is mailed: the sender may be forged, and their own server already
+/// tells them of the 554 (a report would be backscatter).
+pub(super) fn log_refusal(ctx: &SmtpCtx, sender: &str, recipient: &str, refusal: Refusal) {
+    let (reason, faxbox) = match refusal {
+        Refusal::NotFound { reason, faxbox } => (reason, faxbox.map(|f| *f)),
+        Refusal::NotAllowed { reason, faxbox } => (reason, Some(*faxbox)),
+        Refusal::Store(_) => return,
+    };
+    let Some(faxbox) = faxbox else {
+        // No account to log it for (Kazoo's anonymous errors).
+        info!(from = %sender, to = %recipient, reason = %reason, "email to an unknown fax address refused");
+        return;
+    };
+    let target = Target {
+        owner_email: None,
+        address: recipient.to_owned(),
+        original_number: recipient.split('@').next().unwrap_or("").to_owned(),
+        number: String::new(),
+        faxbox,
+    };
+    record(ctx, sender, &[target], &[reason], None, false);
+}
+
+/// Writes the SMTP log entry (when the faxbox's account keeps one) and
+/// queues the report to the sender (when `report` and the account's
+/// `report_smtp_errors` allow), in one transaction.
+fn record(
+    ctx: &SmtpCtx,
+    sender: &str,
+    targets: &[Target],
+    errors: &[String],
+    attachment: Option<(String, String)>,
+    report: bool,
+) {
+    let Some(target) = targets.first() else {
+        return;
+    };
+    let store = &ctx.store;
+    let f = &target.faxbox;
+    let result = (|| -> Result<(), StoreError> {
+        let entry = if keeps_log(store, f)? {
+            let (content_type, filename) = attachment.unzip();
+            Some(SmtpLogEntry {
+                account_id: Some(f.account_id.clone()),
+                faxbox_id: Some(f.id.clone()),
+                from: sender.to_owned(),
+                to: targets
+                    .iter()
+                    .map(|t| t.address.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                original_number: Some(target.original_number.clone()),
+                translated_number: Some(target.number.clone()).filter(|n| !n.is_empty()),
+                faxbox_domain: target.address.rsplit_once('@').map(|(_, d)| d.to_owned()),
+                faxbox_owner_id: f.owner_id.as_ref().map(|o| o.to_string()),
+                faxbox_owner_email: target.owner_email.clone(),
+                content_type,
+                filename,
+                errors: errors.to_vec(),
+                ..Default::default()
+            })
+        } else {
+            None
+        };
+        let mail = if report
+            && is_email(sender)
+            && store.setting_bool(Some(&f.account_id), "report_smtp_errors")?
+        {
+            let facts = SmtpErrorFacts {
+                from: sender,
+                to: &target.address,
+                original_number: Some(&target.original_number),
+                number: Some(target.number.as_str()).filter(|n| !n.is_empty()),
+                faxbox: Some(f),
+                errors,
+                date: now(),
+            };
+            match notify::outbound_smtp_error(&ctx.options.report_from, &facts) {
+                Ok(mail) => mail,
+                Err(e) => {
+                    warn!(error = %e, "cannot compose the SMTP error report");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if entry.is_none() && mail.is_none() {
+            return Ok(());
+        }
+        let queued = mail.is_some();
+        store.log_smtp_error(
+            entry,
+            mail.as_ref().map(|m| SmtpErrorReport {
+                recipients: &m.recipients,
+                message: &m.message,
+            }),
+        )?;
+        if queued {
+            (ctx.mail_queued)();
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        warn!(error = %e, "cannot record a refused email");
+    }
+}
+
+/// Kazoo's rule (reference 6.8 step 2): the faxbox's `log_errors` when set,
+/// else the account's `log_faxbox_errors`.
+fn keeps_log(store: &Store, faxbox: &Faxbox) -> Result<bool, StoreError> {
+    match faxbox.log_errors {
+        Some(v) => Ok(v),
+        None => store.setting_bool(Some(&faxbox.account_id), "log_faxbox_errors"),
+    }
+}
+
+/// The type and name of the first attachment, for the log (Kazoo's
+/// `content_type` and `filename`).
+fn first_attachment_of(message: &[u8]) -> Option<(String, String)> {
+    mime::first_attachment(message)
+}

@@ -1,0 +1,222 @@
+//! Email to fax: the SMTP listener (reference section 6).
+//!
+//! An office mails `15551234567@<faxbox address>` with a PDF; this module
+//! speaks SMTP, finds the faxbox and checks the sender on `RCPT`, turns the
+//! attachments into one fax document at the end of `DATA`, and answers
+//! `250 queued as <fax id>` only after the job and its documents are
+//! committed (invariant 1). Everything it refuses is refused with a real
+//! SMTP code at the command that caused it (Kazoo answered `250 queued as
+//! 554 ...`, reference 13 item 1).
+//!
+//! The protocol state machine is `mailin`'s (the engine mailin-embedded
+//! wraps). Faxbox drives it from its own accept loop rather than
+//! mailin-embedded's `serve()`, because that loop can neither refuse a
+//! connection when all sessions are taken (Kazoo's `421 ... too busy`) nor
+//! stop; here both are ordinary paths. The few replies mailin words
+//! differently from Kazoo (greeting, EHLO's SIZE, VRFY, unknown verbs) and
+//! SMTP AUTH are handled in `session`.
+//!
+//! Owns: the listener and its sessions. Talks to: `store` (lookups, jobs,
+//! the SMTP log, the mail queue), `documents` (conversion), `notify`
+//! (composing the error report). Library types (mailin responses,
+//! mail-parser messages, rustls) stay in this module.
+
+mod deliver;
+mod mime;
+mod resolve;
+mod session;
+mod tls;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::documents::ConvertOptions;
+use crate::store::Store;
+
+pub use mime::{Email, MimeError, read_email};
+pub use resolve::permits;
+pub use tls::load_tls;
+
+/// What the SMTP listener needs from the rest of the appliance.
+#[derive(Clone)]
+pub struct SmtpCtx {
+    pub store: Arc<Store>,
+    /// Tells the scheduler a job is ready.
+    pub wake: Arc<dyn Fn() + Send + Sync>,
+    /// Tells the mail thread a report is queued.
+    pub mail_queued: Arc<dyn Fn() + Send + Sync>,
+    pub options: SmtpOptions,
+}
+
+#[derive(Clone)]
+pub struct SmtpOptions {
+    /// The name in the greeting (`220 <hostname> ...`).
+    pub hostname: String,
+    /// STARTTLS, when a certificate is configured.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub convert: ConvertOptions,
+    /// The `From:` of error reports mailed to senders.
+    pub report_from: String,
+}
+
+impl SmtpOptions {
+    pub fn new(hostname: impl Into<String>, report_from: impl Into<String>) -> SmtpOptions {
+        SmtpOptions {
+            hostname: hostname.into(),
+            tls: None,
+            convert: ConvertOptions::default(),
+            report_from: report_from.into(),
+        }
+    }
+}
+
+/// State shared by the accept loop and every session.
+struct Shared {
+    ctx: SmtpCtx,
+    /// Set when the appliance stops: new commands are answered 421.
+    stopping: AtomicBool,
+    /// Sessions now open.
+    sessions: AtomicUsize,
+}
+
+/// The running listener.
+pub struct SmtpServer {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl SmtpServer {
+    /// Serves SMTP on an already bound listener, from named threads.
+    pub fn start(listener: TcpListener, ctx: SmtpCtx) -> std::io::Result<SmtpServer> {
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            ctx,
+            stopping: AtomicBool::new(false),
+            sessions: AtomicUsize::new(0),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("smtp-accept".into())
+                .spawn(move || accept_loop(listener, shared))?
+        };
+        info!(smtp = %local_addr, "email to fax is listening");
+        Ok(SmtpServer {
+            shared,
+            local_addr,
+            acceptor: Some(acceptor),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Sessions open right now.
+    pub fn sessions(&self) -> usize {
+        self.shared.sessions.load(Ordering::SeqCst)
+    }
+
+    /// Stops taking mail: the listener closes, every session answers its
+    /// next command with 421 (the sender's server tries again later), and
+    /// a message already being committed is finished, up to `grace`.
+    pub fn stop(mut self, grace: Duration) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        // Wake the blocking accept so the loop sees the flag.
+        let mut wake = self.local_addr;
+        if wake.ip().is_unspecified() {
+            wake.set_ip(match wake {
+                SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+                SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+            });
+        }
+        let _ = TcpStream::connect_timeout(&wake, Duration::from_secs(1));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        let deadline = Instant::now() + grace;
+        while self.shared.sessions.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let left = self.shared.sessions.load(Ordering::SeqCst);
+        if left > 0 {
+            warn!(
+                sessions = left,
+                "SMTP sessions still open at shutdown; nothing they sent was acknowledged"
+            );
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        if self.acceptor.is_some() {
+            self.shared.stopping.store(true, Ordering::SeqCst);
+            let _ = TcpStream::connect_timeout(&self.local_addr, Duration::from_millis(200));
+        }
+    }
+}
+
+/// Counts a session for as long as it lives.
+struct SessionSlot(Arc<Shared>);
+
+impl Drop for SessionSlot {
+    fn drop(&mut self) {
+        self.0.sessions.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                warn!(error = %e, "an SMTP connection failed before it started");
+                // Out of file descriptors and the like: do not spin.
+                std::thread::sleep(Duration::from_millis(50));
+                continue;
+            }
+        };
+        let host = &shared.ctx.options.hostname;
+        if shared.stopping.load(Ordering::SeqCst) {
+            session::refuse(
+                stream,
+                &format!("421 {host} Faxbox is shutting down, try again later\r\n"),
+            );
+            return;
+        }
+        // Kazoo's smtp_sessions (reference 6.1), read at each connection so
+        // a change applies at once.
+        let limit = shared
+            .ctx
+            .store
+            .setting_i64(None, "smtp_sessions")
+            .unwrap_or(50)
+            .max(1) as usize;
+        if shared.sessions.fetch_add(1, Ordering::SeqCst) >= limit {
+            shared.sessions.fetch_sub(1, Ordering::SeqCst);
+            session::refuse(
+                stream,
+                &format!("421 {host} is too busy to accept mail right now\r\n"),
+            );
+            continue;
+        }
+        let slot = SessionSlot(shared.clone());
+        let spawned = std::thread::Builder::new()
+            .name("smtp-session".into())
+            .spawn(move || {
+                let shared = slot.0.clone();
+                session::run(stream, &shared);
+                drop(slot);
+            });
+        if let Err(e) = spawned {
+            warn!(error = %e, "cannot start a thread for an SMTP session");
+        }
+    }
+}

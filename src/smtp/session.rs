@@ -1,0 +1,595 @@
+//! One SMTP conversation on its own thread: reading lines (with an idle
+//! timeout and a line-length bound), feeding them to mailin's state
+//! machine, and the parts Faxbox answers itself: Kazoo's greeting and
+//! replies (reference 6.1), `SIZE` in EHLO and on `MAIL FROM`, STARTTLS,
+//! and SMTP AUTH against Faxbox users.
+//!
+//! SMTP AUTH: the user name is a Faxbox user's email address and the
+//! password an API key of that user's account. It is offered over TLS, or
+//! in the clear only to a client on this machine (a local relay).
+
+use std::cell::RefCell;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpStream};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use mailin::{Action, Handler, Response, SessionBuilder};
+use tracing::{debug, warn};
+
+use super::Shared;
+use super::deliver::{self, Submission};
+use super::resolve::{self, Refusal, Target};
+
+/// Longest command or text line read at once. RFC 5321 allows 1000; longer
+/// text lines are passed on in pieces, longer commands are a syntax error.
+const MAX_LINE: u64 = 64 * 1024;
+
+/// Recipients in one message; RFC 5321 4.5.3.1.8 asks for at least 100.
+const MAX_RECIPIENTS: usize = 100;
+
+/// Answers a connection that will not get a session, and closes it.
+pub(super) fn refuse(mut stream: TcpStream, reply: &str) {
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
+    let _ = stream.write_all(reply.as_bytes());
+    let _ = stream.flush();
+    let _ = stream.shutdown(Shutdown::Write);
+}
+
+/// The connection, before and after STARTTLS.
+enum Wire {
+    Plain(TcpStream),
+    Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Read for Wire {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.read(buf),
+            Wire::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Wire {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Wire::Plain(s) => s.write(buf),
+            Wire::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.flush(),
+            Wire::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// What the conversation loop and the handler both see.
+#[derive(Default)]
+struct Conversation {
+    /// The user logged in with SMTP AUTH (their address, lower-cased).
+    authenticated: Option<String>,
+    /// The reply to the end of DATA. mailin is always told 250, so that its
+    /// state machine ends the transaction either way (it would otherwise
+    /// stay in DATA after a refusal); this is what the client is sent.
+    data_reply: Option<String>,
+}
+
+/// The mail transaction being built (MAIL, RCPT..., DATA).
+#[derive(Default)]
+struct Transaction {
+    sender: String,
+    targets: Vec<Target>,
+    message: Vec<u8>,
+    too_big: bool,
+    limit: usize,
+}
+
+/// mailin's handler: the decisions on MAIL, RCPT and DATA.
+struct Intake {
+    shared: Arc<Shared>,
+    conv: Rc<RefCell<Conversation>>,
+    txn: Transaction,
+}
+
+fn reply(code: u16, text: impl Into<String>) -> Response {
+    Response::custom(code, text.into())
+}
+
+impl Handler for Intake {
+    fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
+        let store = &self.shared.ctx.store;
+        let sender = from.trim().to_lowercase();
+        let (required, limit) = match (
+            store.setting_bool(None, "smtp_require_auth"),
+            store.setting_i64(None, "smtp_max_msg_size"),
+        ) {
+            (Ok(r), Ok(l)) => (r, l.max(0) as usize),
+            (Err(e), _) | (_, Err(e)) => {
+                warn!(error = %e, "cannot read the SMTP settings");
+                return reply(451, "Temporary local problem, try again later");
+            }
+        };
+        self.txn = Transaction {
+            sender: sender.clone(),
+            limit,
+            ..Transaction::default()
+        };
+        match &self.conv.borrow().authenticated {
+            None if required => {
+                return reply(530, "Authentication required: log in with SMTP AUTH first");
+            }
+            Some(user) if *user != sender => {
+                return reply(
+                    553,
+                    format!("You are logged in as {user}; send from that address, not {sender}"),
+                );
+            }
+            _ => {}
+        }
+        reply(250, "sender Ok")
+    }
+
+    fn rcpt(&mut self, to: &str) -> Response {
+        let recipient = to.trim().to_lowercase();
+        if self.txn.targets.len() >= MAX_RECIPIENTS {
+            return reply(
+                452,
+                format!("Too many recipients: at most {MAX_RECIPIENTS} fax numbers per email"),
+            );
+        }
+        let ctx = &self.shared.ctx;
+        match resolve::resolve(&ctx.store, &self.txn.sender, &recipient) {
+            Ok(target) => {
+                // The same number through the same faxbox twice is one fax.
+                if !self
+                    .txn
+                    .targets
+                    .iter()
+                    .any(|t| t.faxbox.id == target.faxbox.id && t.number == target.number)
+                {
+                    self.txn.targets.push(target);
+                }
+                reply(250, "recipient Ok")
+            }
+            Err(Refusal::Store(e)) => {
+                warn!(error = %e, "cannot look up an SMTP recipient");
+                reply(451, "Cannot look up the faxbox now, try again later")
+            }
+            Err(refusal) => {
+                let text = match &refusal {
+                    Refusal::NotFound { reason, .. } => format!("Not Found: {reason}"),
+                    Refusal::NotAllowed { reason, .. } => format!("not allowed: {reason}"),
+                    Refusal::Store(_) => unreachable!("handled above"),
+                };
+                deliver::log_refusal(ctx, &self.txn.sender, &recipient, refusal);
+                reply(554, text)
+            }
+        }
+    }
+
+    fn data(&mut self, buf: &[u8]) -> io::Result<()> {
+        let txn = &mut self.txn;
+        if txn.too_big {
+            return Ok(());
+        }
+        if txn.message.len() + buf.len() > txn.limit {
+            // Keep reading to the end of DATA, keep nothing: 552 then.
+            txn.too_big = true;
+            txn.message = Vec::new();
+        } else {
+            txn.message.extend_from_slice(buf);
+        }
+        Ok(())
+    }
+
+    fn data_end(&mut self) -> Response {
+        let txn = std::mem::take(&mut self.txn);
+        let answer = deliver::deliver(
+            &self.shared.ctx,
+            Submission {
+                sender: txn.sender,
+                targets: txn.targets,
+                message: txn.message,
+                too_big: txn.too_big,
+                limit: txn.limit,
+            },
+        );
+        self.conv.borrow_mut().data_reply = Some(answer);
+        mailin::response::OK
+    }
+}
+
+/// Runs one conversation to its end.
+pub(super) fn run(stream: TcpStream, shared: &Arc<Shared>) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    if let Err(e) = converse(stream, shared, peer) {
+        debug!(%peer, error = %e, "SMTP session ended");
+    }
+}
+
+fn send(io: &mut BufReader<Wire>, text: &str) -> io::Result<()> {
+    let wire = io.get_mut();
+    wire.write_all(text.as_bytes())?;
+    wire.flush()
+}
+
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
+/// The SMTP verbs mailin knows; any other gets Kazoo's "not recognized".
+const VERBS: &[&str] = &[
+    "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "QUIT", "VRFY", "NOOP", "STARTTLS", "AUTH",
+];
+
+fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result<()> {
+    let ctx = &shared.ctx;
+    let host = ctx.options.hostname.clone();
+    let idle = ctx
+        .store
+        .setting_i64(None, "smtp_idle_timeout_s")
+        .unwrap_or(180)
+        .max(1) as u64;
+    stream.set_read_timeout(Some(Duration::from_secs(idle)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(idle.max(30))))?;
+    let mut builder = SessionBuilder::new(host.clone());
+    if ctx.options.tls.is_some() {
+        builder.enable_start_tls();
+    }
+    let conv = Rc::new(RefCell::new(Conversation::default()));
+    let mut session = builder.build(
+        peer,
+        Intake {
+            shared: shared.clone(),
+            conv: conv.clone(),
+            txn: Transaction::default(),
+        },
+    );
+    let mut io = BufReader::new(Wire::Plain(stream));
+    // Kazoo's greeting (reference 6.1), in Faxbox's name.
+    send(
+        &mut io,
+        &format!("220 {host} Faxbox Email to Fax Server\r\n"),
+    )?;
+    let mut in_data = false;
+    let mut tls_active = false;
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        match (&mut io).take(MAX_LINE).read_until(b'\n', &mut line) {
+            Ok(0) => return Ok(()),
+            Ok(_) => {}
+            Err(e) if is_timeout(&e) => {
+                let _ = send(&mut io, &format!("421 {host} Error: timeout exceeded\r\n"));
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        }
+        // Bare LF line ends are common from scripts; mailin wants CRLF.
+        if line.ends_with(b"\n") && !line.ends_with(b"\r\n") {
+            line.insert(line.len() - 1, b'\r');
+        }
+        if in_data {
+            let res = session.process(&line);
+            if line == b".\r\n" {
+                in_data = false;
+                let answer = conv
+                    .borrow_mut()
+                    .data_reply
+                    .take()
+                    .unwrap_or_else(|| format!("{} Transaction failed", res.code));
+                send(&mut io, &format!("{answer}\r\n"))?;
+            }
+            continue;
+        }
+        if shared.stopping.load(Ordering::SeqCst) {
+            send(
+                &mut io,
+                &format!("421 {host} Faxbox is shutting down, try again later\r\n"),
+            )?;
+            return Ok(());
+        }
+        let text = String::from_utf8_lossy(&line).into_owned();
+        let verb = text
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_ascii_uppercase();
+        let auth_offered = tls_active || peer.is_loopback();
+        match verb.as_str() {
+            // Kazoo's answer at any point of the session (mailin only
+            // takes VRFY between transactions).
+            "VRFY" => {
+                send(
+                    &mut io,
+                    "252 VRFY disabled by policy, just send some mail\r\n",
+                )?;
+                continue;
+            }
+            "AUTH" => {
+                let answer = authenticate(&mut io, &text, shared, &conv, auth_offered, &host)?;
+                send(&mut io, &answer)?;
+                continue;
+            }
+            "MAIL" => {
+                let limit = ctx
+                    .store
+                    .setting_i64(None, "smtp_max_msg_size")
+                    .unwrap_or(10_485_670)
+                    .max(0) as u64;
+                match mail_command(&text, limit) {
+                    Ok(rewritten) => line = rewritten.into_bytes(),
+                    Err(answer) => {
+                        send(&mut io, &answer)?;
+                        continue;
+                    }
+                }
+            }
+            _ => {}
+        }
+        let res = session.process(&line);
+        let answer = match res.code {
+            250 if verb == "EHLO" => {
+                let limit = ctx
+                    .store
+                    .setting_i64(None, "smtp_max_msg_size")
+                    .unwrap_or(10_485_670);
+                let mut lines = vec![
+                    format!("{host} Faxbox"),
+                    "PIPELINING".to_owned(),
+                    format!("SIZE {limit}"),
+                    "8BITMIME".to_owned(),
+                ];
+                if ctx.options.tls.is_some() && !tls_active {
+                    lines.push("STARTTLS".into());
+                }
+                if auth_offered {
+                    lines.push("AUTH PLAIN LOGIN".into());
+                }
+                multiline(250, &lines)
+            }
+            500 if !VERBS.contains(&verb.as_str()) => {
+                format!("500 Error: command not recognized : '{verb}'\r\n")
+            }
+            _ => String::from_utf8_lossy(&res.buffer()?).into_owned(),
+        };
+        send(&mut io, &answer)?;
+        match res.action {
+            Action::Close => return Ok(()),
+            Action::UpgradeTls => {
+                let Some(config) = ctx.options.tls.clone() else {
+                    return Ok(());
+                };
+                // Anything pipelined after STARTTLS is dropped (RFC 3207 4.2).
+                let Wire::Plain(tcp) = io.into_inner() else {
+                    return Ok(());
+                };
+                let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+                io = BufReader::new(Wire::Tls(Box::new(rustls::StreamOwned::new(tls, tcp))));
+                session.tls_active();
+                tls_active = true;
+                // What was learnt before TLS is forgotten (RFC 3207 4.2).
+                conv.borrow_mut().authenticated = None;
+            }
+            _ => {}
+        }
+        if res.code == 354 {
+            in_data = true;
+        }
+    }
+}
+
+fn multiline(code: u16, lines: &[String]) -> String {
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+        out.push_str(&format!("{code}{sep}{l}\r\n"));
+    }
+    out
+}
+
+/// `MAIL FROM:<path> [params]`: checks `SIZE=` against the limit (Kazoo's
+/// 552 text), keeps `BODY=`, drops `AUTH=`, refuses the rest (555), and
+/// hands mailin the form it parses.
+fn mail_command(text: &str, limit: u64) -> Result<String, String> {
+    let trimmed = text.trim_end();
+    // "MAIL FROM: <a@b>" (a space after the colon) is common; mailin
+    // wants none.
+    let Some(colon) = trimmed.find(':') else {
+        return Ok(format!("{trimmed}\r\n"));
+    };
+    let (verb, rest) = trimmed.split_at(colon + 1);
+    let rest = rest.trim_start();
+    let Some(close) = rest.find('>') else {
+        return Ok(format!("{verb}{rest}\r\n"));
+    };
+    let (path, params) = rest.split_at(close + 1);
+    let mut out = format!("{verb}{path}");
+    for p in params.split_whitespace() {
+        let (key, value) = p.split_once('=').unwrap_or((p, ""));
+        match key.to_ascii_uppercase().as_str() {
+            "SIZE" => {
+                let n: u64 = value
+                    .parse()
+                    .map_err(|_| format!("501 Syntax error in parameter {p}\r\n"))?;
+                if n > limit {
+                    return Err(format!(
+                        "552 Estimated message length {n} exceeds limit of {limit}\r\n"
+                    ));
+                }
+            }
+            "BODY" => {
+                out.push(' ');
+                out.push_str(p);
+            }
+            // RFC 4954's AUTH=<mailbox>: informational only.
+            "AUTH" => {}
+            _ => return Err(format!("555 Unsupported option: {p}\r\n")),
+        }
+    }
+    out.push_str("\r\n");
+    Ok(out)
+}
+
+/// SMTP AUTH PLAIN and LOGIN (RFC 4954), with the continuation lines read
+/// here. Returns the final reply.
+fn authenticate(
+    io: &mut BufReader<Wire>,
+    text: &str,
+    shared: &Arc<Shared>,
+    conv: &Rc<RefCell<Conversation>>,
+    offered: bool,
+    host: &str,
+) -> io::Result<String> {
+    if !offered {
+        return Ok(if shared.ctx.options.tls.is_some() {
+            "538 Encryption required: use STARTTLS before AUTH\r\n".to_owned()
+        } else {
+            format!("502 AUTH is not offered: {host} has no TLS certificate configured\r\n")
+        });
+    }
+    if conv.borrow().authenticated.is_some() {
+        return Ok("503 Already authenticated\r\n".to_owned());
+    }
+    let mut words = text.split_whitespace().skip(1);
+    let mechanism = words.next().unwrap_or("").to_ascii_uppercase();
+    let initial = words.next().map(str::to_owned);
+    // One continuation line, base64; "*" cancels (RFC 4954 4).
+    let mut ask = |prompt: &str| -> io::Result<Option<Vec<u8>>> {
+        send(io, &format!("334 {prompt}\r\n"))?;
+        let mut answer = Vec::new();
+        io.take(MAX_LINE).read_until(b'\n', &mut answer)?;
+        let answer = String::from_utf8_lossy(&answer).trim().to_owned();
+        if answer == "*" {
+            return Ok(None);
+        }
+        Ok(Some(BASE64.decode(answer).unwrap_or_default()))
+    };
+    let decode = |s: &str| BASE64.decode(s.trim()).ok();
+    let (user, password) = match mechanism.as_str() {
+        "PLAIN" => {
+            let blob = match initial.as_deref() {
+                Some("=") => Vec::new(),
+                Some(i) => match decode(i) {
+                    Some(b) => b,
+                    None => return Ok("501 Cannot decode the AUTH PLAIN response\r\n".into()),
+                },
+                None => match ask("")? {
+                    Some(b) => b,
+                    None => return Ok("501 Authentication cancelled\r\n".into()),
+                },
+            };
+            // authzid NUL authcid NUL password
+            let parts: Vec<&[u8]> = blob.split(|b| *b == 0).collect();
+            match parts.as_slice() {
+                [_, user, password] => (
+                    String::from_utf8_lossy(user).into_owned(),
+                    String::from_utf8_lossy(password).into_owned(),
+                ),
+                _ => return Ok("501 Cannot decode the AUTH PLAIN response\r\n".into()),
+            }
+        }
+        "LOGIN" => {
+            let user = match initial.as_deref().map(decode) {
+                Some(Some(u)) => u,
+                Some(None) => return Ok("501 Cannot decode the AUTH LOGIN user name\r\n".into()),
+                // "Username:" and "Password:", base64.
+                None => match ask("VXNlcm5hbWU6")? {
+                    Some(u) => u,
+                    None => return Ok("501 Authentication cancelled\r\n".into()),
+                },
+            };
+            let password = match ask("UGFzc3dvcmQ6")? {
+                Some(p) => p,
+                None => return Ok("501 Authentication cancelled\r\n".into()),
+            };
+            (
+                String::from_utf8_lossy(&user).into_owned(),
+                String::from_utf8_lossy(&password).into_owned(),
+            )
+        }
+        _ => {
+            return Ok(format!(
+                "504 Unrecognized authentication type {mechanism}: use PLAIN or LOGIN\r\n"
+            ));
+        }
+    };
+    match check_login(shared, &user, &password) {
+        Ok(Some(email)) => {
+            conv.borrow_mut().authenticated = Some(email);
+            Ok("235 Authentication succeeded\r\n".into())
+        }
+        Ok(None) => Ok("535 Authentication credentials invalid\r\n".into()),
+        Err(e) => {
+            warn!(error = %e, "cannot check SMTP AUTH credentials");
+            Ok("454 Temporary authentication failure\r\n".into())
+        }
+    }
+}
+
+/// A user of the account the API key belongs to, by email address.
+fn check_login(
+    shared: &Shared,
+    user: &str,
+    password: &str,
+) -> Result<Option<String>, crate::store::StoreError> {
+    let store = &shared.ctx.store;
+    let Some(account) = store.account_for_api_key(password.trim())? else {
+        return Ok(None);
+    };
+    let user = user.trim().to_lowercase();
+    Ok(store
+        .users_by_email(&account.id, &user)?
+        .first()
+        .map(|u| u.email.to_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mail_parameters_are_checked_and_rewritten_for_mailin() {
+        let limit = 1000;
+        let ok = |s: &str| mail_command(s, limit).unwrap();
+        let err = |s: &str| mail_command(s, limit).unwrap_err();
+        assert_eq!(
+            ok("MAIL FROM:<a@b.example>\r\n"),
+            "MAIL FROM:<a@b.example>\r\n"
+        );
+        assert_eq!(
+            ok("MAIL FROM: <a@b.example> SIZE=999 BODY=8BITMIME AUTH=<>\r\n"),
+            "MAIL FROM:<a@b.example> BODY=8BITMIME\r\n"
+        );
+        assert_eq!(
+            err("MAIL FROM:<a@b.example> SIZE=1001\r\n"),
+            "552 Estimated message length 1001 exceeds limit of 1000\r\n"
+        );
+        assert_eq!(
+            err("MAIL FROM:<a@b.example> RET=HDRS\r\n"),
+            "555 Unsupported option: RET=HDRS\r\n"
+        );
+        assert!(err("MAIL FROM:<a@b.example> SIZE=lots\r\n").starts_with("501 "));
+    }
+
+    #[test]
+    fn multiline_replies_mark_the_last_line() {
+        assert_eq!(
+            multiline(250, &["a".into(), "b".into(), "c".into()]),
+            "250-a\r\n250-b\r\n250 c\r\n"
+        );
+    }
+}

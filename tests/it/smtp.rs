@@ -1,0 +1,1261 @@
+//! Email to fax the way mail servers and people use it: a real SMTP client
+//! (lettre) and raw SMTP dialogues over loopback against the listener
+//! started in-process on 127.0.0.1:0, with a real store, the scheduler on
+//! the loopback line where a fax must really go out, and a real smarthost
+//! (mailin-embedded) receiving the receipts and error reports.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use faxbox::config::LoopbackConfig;
+use faxbox::lines::{Line, LoopbackLine};
+use faxbox::model::{
+    AccountId, DocumentKind, Fax, FaxId, Faxbox, FaxboxFields, FaxboxId, JobStatus, User,
+};
+use faxbox::notify::{Backoff, Postman};
+use faxbox::scheduler::{Scheduler, SchedulerOptions};
+use faxbox::smtp::{SmtpCtx, SmtpOptions, SmtpServer};
+use faxbox::store::{JobFilter, Store};
+use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+use serde_json::json;
+
+use crate::harness::{MailSink, ReceivedMail, smarthost};
+
+/// A running email-to-fax box.
+struct SmtpBox {
+    _dir: tempfile::TempDir,
+    store: Arc<Store>,
+    smtp: Option<SmtpServer>,
+    scheduler: Option<Arc<Scheduler>>,
+    postman: Option<Arc<Postman>>,
+    sink: MailSink,
+    addr: SocketAddr,
+}
+
+/// An account with a realm, a user and the faxbox the user owns.
+struct Office {
+    account: AccountId,
+    bob: User,
+    faxbox: Faxbox,
+}
+
+impl SmtpBox {
+    /// No line: jobs stay queued, which is all most tests look at.
+    fn start() -> SmtpBox {
+        SmtpBox::start_with(false, None)
+    }
+
+    fn start_with(line: bool, tls: Option<Arc<rustls::ServerConfig>>) -> SmtpBox {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open_data_dir(&dir.path().join("data")).unwrap());
+        let smarthost_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = smarthost_listener.local_addr().unwrap().port();
+        let sink = MailSink::start(smarthost_listener);
+        let postman = Arc::new(
+            Postman::start(
+                store.clone(),
+                smarthost(port),
+                Backoff {
+                    first: Duration::from_secs(1),
+                    max: Duration::from_secs(1),
+                },
+            )
+            .unwrap(),
+        );
+        let mail_queued: Arc<dyn Fn() + Send + Sync> = {
+            let p = postman.clone();
+            Arc::new(move || p.wake())
+        };
+        let scheduler = line.then(|| {
+            let line: Arc<dyn Line> = Arc::new(LoopbackLine::new(
+                "loopback",
+                LoopbackConfig {
+                    channels: 2,
+                    realtime: false,
+                    numbers: Default::default(),
+                },
+                dir.path(),
+            ));
+            let mut options =
+                SchedulerOptions::new(dir.path().join("spool"), "faxbox@box.test".into());
+            options.mail_queued = mail_queued.clone();
+            Arc::new(Scheduler::start(store.clone(), vec![line], options).unwrap())
+        });
+        let wake: Arc<dyn Fn() + Send + Sync> = match &scheduler {
+            Some(s) => {
+                let s = s.clone();
+                Arc::new(move || s.wake())
+            }
+            None => Arc::new(|| {}),
+        };
+        let mut options = SmtpOptions::new("fax.test", "faxbox@box.test");
+        options.tls = tls;
+        let smtp = SmtpServer::start(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            SmtpCtx {
+                store: store.clone(),
+                wake,
+                mail_queued,
+                options,
+            },
+        )
+        .unwrap();
+        let addr = smtp.local_addr();
+        SmtpBox {
+            _dir: dir,
+            store,
+            smtp: Some(smtp),
+            scheduler,
+            postman: Some(postman),
+            sink,
+            addr,
+        }
+    }
+
+    /// "Acme": realm acme.example, user bob@acme.example owning a faxbox
+    /// whose custom address is fax.acme.example.
+    fn office(&self) -> Office {
+        let account = self
+            .store
+            .create_account("Acme", Some("acme.example"))
+            .unwrap()
+            .id;
+        let bob = self
+            .store
+            .create_user(&account, "Bob@Acme.example", "Bob")
+            .unwrap();
+        let faxbox = self
+            .store
+            .create_faxbox(
+                &account,
+                FaxboxFields {
+                    name: Some("Front desk".into()),
+                    owner_id: Some(bob.id.clone()),
+                    custom_smtp_email_address: Some("fax.acme.example".into()),
+                    fax_header: Some("Acme Ltd".into()),
+                    caller_id: Some("+15550100".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        Office {
+            account,
+            bob,
+            faxbox,
+        }
+    }
+
+    fn faxes(&self) -> Vec<Fax> {
+        self.store.faxes(&JobFilter::default()).unwrap()
+    }
+
+    fn fax(&self, id: &str) -> Fax {
+        self.store.fax(&FaxId(id.to_owned())).unwrap()
+    }
+
+    fn originals(&self, id: &str) -> Vec<String> {
+        self.store
+            .documents(&FaxId(id.to_owned()))
+            .unwrap()
+            .into_iter()
+            .filter(|d| d.kind == DocumentKind::Original)
+            .map(|d| d.filename)
+            .collect()
+    }
+
+    fn pages(&self, id: &str) -> u32 {
+        self.store
+            .documents(&FaxId(id.to_owned()))
+            .unwrap()
+            .into_iter()
+            .find(|d| d.kind == DocumentKind::FaxTiff)
+            .and_then(|d| d.pages)
+            .unwrap()
+    }
+
+    fn set(&self, key: &str, value: serde_json::Value) {
+        self.store.set_setting(None, key, value).unwrap();
+    }
+}
+
+impl Drop for SmtpBox {
+    fn drop(&mut self) {
+        if let Some(smtp) = self.smtp.take() {
+            smtp.stop(Duration::from_secs(2));
+        }
+        if let Some(s) = self.scheduler.take().and_then(|s| Arc::try_unwrap(s).ok()) {
+            s.stop(Duration::from_secs(5));
+        }
+        if let Some(p) = self.postman.take().and_then(|p| Arc::try_unwrap(p).ok()) {
+            p.stop();
+        }
+    }
+}
+
+/// A raw SMTP client: one command, one (possibly multi-line) reply.
+struct Dialogue {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    greeting: String,
+}
+
+impl Dialogue {
+    fn open(addr: SocketAddr) -> Dialogue {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let writer = stream.try_clone().unwrap();
+        let mut d = Dialogue {
+            reader: BufReader::new(stream),
+            writer,
+            greeting: String::new(),
+        };
+        d.greeting = d.reply();
+        d
+    }
+
+    /// Opens a session and says EHLO.
+    fn hello(addr: SocketAddr) -> Dialogue {
+        let mut d = Dialogue::open(addr);
+        assert!(d.greeting.starts_with("220 "), "{}", d.greeting);
+        let r = d.cmd("EHLO client.test");
+        assert!(r.starts_with("250"), "{r}");
+        d
+    }
+
+    fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap() == 0 {
+                return all;
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    fn cmd(&mut self, line: &str) -> String {
+        self.writer
+            .write_all(format!("{line}\r\n").as_bytes())
+            .unwrap();
+        self.reply()
+    }
+
+    /// DATA, the message (dot-stuffed) and the final dot; the final reply.
+    fn data(&mut self, message: &[u8]) -> String {
+        let r = self.cmd("DATA");
+        assert!(r.starts_with("354"), "{r}");
+        let mut body = Vec::new();
+        for line in message.split_inclusive(|b| *b == b'\n') {
+            if line.starts_with(b".") {
+                body.push(b'.');
+            }
+            body.extend_from_slice(line);
+        }
+        if !body.ends_with(b"\n") {
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b".\r\n");
+        self.writer.write_all(&body).unwrap();
+        self.reply()
+    }
+
+    /// One whole transaction; the reply to the end of DATA.
+    fn send(&mut self, from: &str, to: &[&str], message: &[u8]) -> String {
+        let r = self.cmd(&format!("MAIL FROM:<{from}>"));
+        assert!(r.starts_with("250"), "{r}");
+        for rcpt in to {
+            let r = self.cmd(&format!("RCPT TO:<{rcpt}>"));
+            assert!(r.starts_with("250"), "RCPT {rcpt}: {r}");
+        }
+        self.data(message)
+    }
+}
+
+/// The fax id out of `250 queued as <id>`.
+fn queued_id(reply: &str) -> String {
+    let rest = reply
+        .trim()
+        .strip_prefix("250 queued as ")
+        .unwrap_or_else(|| panic!("not queued: {reply}"));
+    rest.split_whitespace().next().unwrap().to_owned()
+}
+
+/// A PDF with one page per text.
+fn pdf(pages: &[&str]) -> Vec<u8> {
+    let mut pdf = Pdf::new();
+    let catalog = Ref::new(1);
+    let tree = Ref::new(2);
+    let font = Ref::new(3);
+    pdf.catalog(catalog).pages(tree);
+    let page_ids: Vec<Ref> = (0..pages.len())
+        .map(|i| Ref::new(10 + 2 * i as i32))
+        .collect();
+    pdf.pages(tree)
+        .kids(page_ids.iter().copied())
+        .count(pages.len() as i32);
+    for (i, text) in pages.iter().enumerate() {
+        let content_id = Ref::new(11 + 2 * i as i32);
+        let mut page = pdf.page(page_ids[i]);
+        page.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
+            .parent(tree)
+            .contents(content_id);
+        page.resources().fonts().pair(Name(b"F1"), font);
+        page.finish();
+        let mut c = Content::new();
+        c.begin_text()
+            .set_font(Name(b"F1"), 24.0)
+            .next_line(72.0, 700.0)
+            .show(Str(text.as_bytes()))
+            .end_text();
+        pdf.stream(content_id, &c.finish());
+    }
+    pdf.type1_font(font).base_font(Name(b"Helvetica"));
+    pdf.finish()
+}
+
+/// A photo-sized JPEG and a signature-logo-sized PNG.
+fn jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x % 256) as u8, (y % 256) as u8, 128])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+    out.into_inner()
+}
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, _| image::Rgb([(x % 256) as u8, 30, 200]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+/// Base64 in 76-character lines, as mail clients write it.
+fn b64(bytes: &[u8]) -> String {
+    BASE64
+        .encode(bytes)
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+/// A multipart/mixed email: a text part, then each (type, name, bytes).
+fn email(from: &str, to: &str, subject: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut m = format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nPlease fax this.\r\n"
+    );
+    for (ct, name, bytes) in parts {
+        m.push_str(&format!(
+            "--b1\r\nContent-Type: {ct}; name=\"{name}\"\r\n\
+             Content-Disposition: attachment; filename=\"{name}\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+            b64(bytes)
+        ));
+    }
+    m.push_str("--b1--\r\n");
+    m.into_bytes()
+}
+
+/// A fixture from tests/fixtures/mail with its placeholders filled.
+fn fixture(name: &str, from: &str, to: &str, pdf_bytes: &[u8]) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/mail")
+        .join(name);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .replace("{{FROM}}", from)
+        .replace("{{TO}}", to)
+        .replace("{{PDF}}", &b64(pdf_bytes))
+        .replace("{{LOGO}}", &b64(&png(120, 40)))
+        .replace('\n', "\r\n")
+        .replace("\r\r\n", "\r\n")
+        .into_bytes()
+}
+
+fn wait_for(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn mails_to(sink: &MailSink, to: &str) -> Vec<ReceivedMail> {
+    sink.received()
+        .into_iter()
+        .filter(|m| m.to.iter().any(|t| t == to))
+        .collect()
+}
+
+#[test]
+fn an_emailed_pdf_is_faxed_over_the_line_and_the_sender_gets_a_receipt() {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+    use lettre::{Message, SmtpTransport, Transport};
+    let b = SmtpBox::start_with(true, None);
+    let office = b.office();
+    let to = format!("+1 555 123 4567@{}", office.faxbox.smtp_email_address);
+    let message = Message::builder()
+        .from("Bob <bob@acme.example>".parse().unwrap())
+        .to(format!("15551234567@{}", office.faxbox.smtp_email_address)
+            .parse()
+            .unwrap())
+        .subject("Quarterly report")
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain("Please fax this.".to_owned()))
+                .singlepart(Attachment::new("report.pdf".into()).body(
+                    pdf(&["Quarterly report", "Page two"]),
+                    ContentType::parse("application/pdf").unwrap(),
+                )),
+        )
+        .unwrap();
+    let mailer = SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(b.addr.port())
+        .build();
+    let response = mailer.send(&message).unwrap();
+    assert_eq!(response.code().to_string(), "250");
+    let text: Vec<&str> = response.message().collect();
+    let id = text[0]
+        .strip_prefix("queued as ")
+        .unwrap_or_else(|| panic!("{text:?}"))
+        .to_owned();
+    // Acknowledged means committed: the job and its documents are there.
+    let fax = b.fax(&id);
+    assert_eq!(fax.faxbox_id.as_ref(), Some(&office.faxbox.id));
+    assert_eq!(fax.to_number_normalized, "+15551234567");
+    assert_eq!(fax.subject.as_deref(), Some("Quarterly report"));
+    assert_eq!(fax.fax_identity_name.as_deref(), Some("Acme Ltd"));
+    assert_eq!(fax.from_number.as_deref(), Some("+15550100"));
+    assert_eq!(fax.notify_email, vec!["bob@acme.example".to_owned()]);
+    assert_eq!(b.originals(&id), vec!["report.pdf".to_owned()]);
+    assert_eq!(b.pages(&id), 2);
+    // ... and the fax really goes out over the loopback line.
+    wait_for("the fax to be sent", Duration::from_secs(120), || {
+        b.fax(&id).status == Some(JobStatus::Completed)
+    });
+    let attempts = b.store.attempts(&FaxId(id.clone())).unwrap();
+    assert_eq!(attempts.last().unwrap().report.pages_sent, 2);
+    wait_for("the receipt", Duration::from_secs(30), || {
+        !mails_to(&b.sink, "bob@acme.example").is_empty()
+    });
+    let receipt = &mails_to(&b.sink, "bob@acme.example")[0];
+    assert!(
+        receipt.text().contains("Fax has been sent"),
+        "{}",
+        receipt.text()
+    );
+    // The same number written with spaces and a plus reaches the same faxbox.
+    let mut d = Dialogue::hello(b.addr);
+    let r = d.cmd("MAIL FROM:<bob@acme.example>");
+    assert!(r.starts_with("250"), "{r}");
+    let r = d.cmd(&format!("RCPT TO:<{}>", to.replace(' ', "")));
+    assert!(r.starts_with("250 recipient Ok"), "{r}");
+}
+
+#[test]
+fn each_lookup_branch_finds_its_faxbox() {
+    let b = SmtpBox::start();
+    let office = b.office();
+    // A second faxbox in the account, reached through its permission list.
+    let partners = b
+        .store
+        .create_faxbox(
+            &office.account,
+            FaxboxFields {
+                name: Some("Partners".into()),
+                smtp_permission_list: Some(vec!["@partner.example".into()]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let doc = pdf(&["lookup"]);
+    let mut d = Dialogue::hello(b.addr);
+    let cases: [(&str, String, &FaxboxId); 4] = [
+        // 1. the generated address
+        (
+            "bob@acme.example",
+            format!("5551001@{}", office.faxbox.smtp_email_address),
+            &office.faxbox.id,
+        ),
+        // 1. the custom address, in another case
+        (
+            "BOB@ACME.EXAMPLE",
+            "5551002@FAX.Acme.Example".into(),
+            &office.faxbox.id,
+        ),
+        // 2a. the realm: the sender's one faxbox
+        (
+            "bob@acme.example",
+            "5551003@acme.example".into(),
+            &office.faxbox.id,
+        ),
+        // 2b. the realm: a permission list that admits the sender
+        (
+            "carol@partner.example",
+            "5551004@acme.example".into(),
+            &partners.id,
+        ),
+    ];
+    for (from, to, want) in &cases {
+        let reply = d.send(
+            from,
+            &[to],
+            &email(from, to, "lookup", &[("application/pdf", "a.pdf", &doc)]),
+        );
+        let fax = b.fax(&queued_id(&reply));
+        assert_eq!(&fax.faxbox_id.unwrap(), *want, "{to}");
+        assert_eq!(fax.to_number, to.split('@').next().unwrap());
+    }
+}
+
+#[test]
+fn recipients_are_refused_at_rcpt_with_kazoos_codes() {
+    let b = SmtpBox::start();
+    let office = b.office();
+    let ownerless = b
+        .store
+        .create_faxbox(
+            &office.account,
+            FaxboxFields {
+                name: Some("Nobody's".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let mut d = Dialogue::hello(b.addr);
+    assert!(d.cmd("MAIL FROM:<bob@acme.example>").starts_with("250"));
+    let cases = [
+        ("5551234@nowhere.example".to_owned(), "554 Not Found"),
+        (
+            "bob@fax.acme.example".to_owned(),
+            "554 Not Found: fax number bob is empty",
+        ),
+        (
+            "12@fax.acme.example".to_owned(),
+            "554 Not Found: fax number 12 is invalid",
+        ),
+    ];
+    for (to, want) in &cases {
+        let r = d.cmd(&format!("RCPT TO:<{to}>"));
+        assert!(r.starts_with(want), "{to}: {r}");
+    }
+    // Nothing accepted, so DATA is out of sequence.
+    assert!(d.cmd("DATA").starts_with("503"));
+    // A faxbox with no owner and no permission list admits nobody from
+    // outside the account (allow_all_addresses_when_empty is off).
+    assert!(d.cmd("RSET").starts_with("250"));
+    assert!(
+        d.cmd("MAIL FROM:<stranger@elsewhere.example>")
+            .starts_with("250")
+    );
+    let r = d.cmd(&format!(
+        "RCPT TO:<5551234@{}>",
+        ownerless.smtp_email_address
+    ));
+    assert!(
+        r.starts_with("554 not allowed: faxbox permissions is empty and policy doesn't allow it"),
+        "{r}"
+    );
+    // A stranger may not use Bob's faxbox; a pattern must match the whole
+    // address, and comparison ignores case.
+    b.store
+        .update_faxbox(
+            &office.faxbox.id,
+            FaxboxFields {
+                smtp_permission_list: Some(vec![".*@partner\\.example".into()]),
+                ..Default::default()
+            },
+            faxbox::store::UpdateMode::Merge,
+        )
+        .unwrap();
+    assert!(d.cmd("RSET").starts_with("250"));
+    assert!(
+        d.cmd("MAIL FROM:<mallory@partner.example.evil>")
+            .starts_with("250")
+    );
+    let r = d.cmd("RCPT TO:<5551234@fax.acme.example>");
+    assert!(
+        r.starts_with("554 not allowed: address mallory@partner.example.evil is not allowed"),
+        "{r}"
+    );
+    assert!(d.cmd("RSET").starts_with("250"));
+    assert!(d.cmd("MAIL FROM:<Dave@Partner.Example>").starts_with("250"));
+    assert!(
+        d.cmd("RCPT TO:<5551234@fax.acme.example>")
+            .starts_with("250")
+    );
+    // Kazoo's other replies.
+    assert_eq!(
+        d.cmd("VRFY bob"),
+        "252 VRFY disabled by policy, just send some mail\r\n"
+    );
+    assert_eq!(
+        d.cmd("FROB x"),
+        "500 Error: command not recognized : 'FROB'\r\n"
+    );
+    assert!(b.faxes().is_empty());
+    // The refusals of Bob's account are in its SMTP log (the unknown domain
+    // has no account to log for); none is mailed (the sender may be forged).
+    let log = b.store.smtp_log(&office.account, None, 50).unwrap();
+    assert_eq!(log.len(), 4, "{log:?}");
+    assert!(
+        log.iter()
+            .any(|e| e.errors[0].contains("fax number 12 is invalid"))
+    );
+    assert_eq!(b.store.unsent_mail_count().unwrap(), 0);
+    assert!(d.cmd("QUIT").starts_with("221"));
+}
+
+#[test]
+fn bad_messages_are_refused_at_the_end_of_data_and_the_sender_is_told() {
+    let b = SmtpBox::start();
+    let office = b.office();
+    let to = "5551234@fax.acme.example";
+    let from = "bob@acme.example";
+    let mut d = Dialogue::hello(b.addr);
+    // No attachment at all.
+    let r = d.send(
+        from,
+        &[to],
+        b"Subject: hi\r\n\r\nJust text, no document.\r\n",
+    );
+    assert!(r.starts_with("554 no valid attachment"), "{r}");
+    // Only a signature logo and an archive: the reply says why each was left out.
+    let r = d.send(
+        from,
+        &[to],
+        &email(
+            from,
+            to,
+            "logo",
+            &[
+                ("image/png", "logo.png", &png(120, 40)),
+                ("application/zip", "x.zip", b"PK\x03\x04"),
+            ],
+        ),
+    );
+    assert!(r.starts_with("554 no valid attachment"), "{r}");
+    assert!(r.contains("logo.png: 120x40 is smaller than 700x10"), "{r}");
+    assert!(r.contains("x.zip: application/zip is not a type"), "{r}");
+    // A PDF that is not one.
+    let r = d.send(
+        from,
+        &[to],
+        &email(
+            from,
+            to,
+            "broken",
+            &[(
+                "application/pdf",
+                "scan.pdf",
+                b"%PDF-1.4 this is not really a pdf",
+            )],
+        ),
+    );
+    assert!(r.starts_with("554 error converting attachment"), "{r}");
+    // Broken MIME: no headers, a boundary that never comes, bad base64.
+    let r = d.send(from, &[to], b"\x00\x01\x02 garbage with no headers\r\n");
+    assert!(r.starts_with("554 Message decode failed"), "{r}");
+    let r = d.send(
+        from,
+        &[to],
+        b"Subject: cut\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"zz\"\r\n\r\n--zz\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n%%%% not base64 %%%%\r\n",
+    );
+    assert!(r.starts_with("554 "), "{r}");
+    // Empty DATA: Kazoo's code.
+    let r = d.send(from, &[to], b"");
+    assert!(r.starts_with("552 Message too small"), "{r}");
+    // Non-ASCII headers do not confuse anything.
+    let r = d.send(
+        from,
+        &[to],
+        "Subject: =?ISO-8859-1?Q?Gr=FC=DFe?=\r\nFrom: =?UTF-8?B?QsO2Yg==?= <bob@acme.example>\r\n\r\nnur Text\r\n".as_bytes(),
+    );
+    assert!(r.starts_with("554 no valid attachment"), "{r}");
+    // The session is still good for a real fax afterwards.
+    let r = d.send(
+        from,
+        &[to],
+        &email(
+            from,
+            to,
+            "ok",
+            &[("application/pdf", "ok.pdf", &pdf(&["ok"]))],
+        ),
+    );
+    queued_id(&r);
+    assert_eq!(b.faxes().len(), 1);
+    // Each refusal is logged, and reported to the sender (report_smtp_errors).
+    let log = b.store.smtp_log(&office.account, None, 50).unwrap();
+    assert_eq!(log.len(), 7, "{log:?}");
+    assert!(log.iter().all(|e| e.from == from && e.to == to));
+    wait_for("the error reports", Duration::from_secs(20), || {
+        mails_to(&b.sink, from).len() >= 7
+    });
+    let report = mails_to(&b.sink, from)
+        .into_iter()
+        .find(|m| m.text().contains("Subject: Error Sending Fax"))
+        .expect("an outbound_smtp_fax_error mail");
+    assert!(
+        report.text().contains("could not be sent as a fax"),
+        "{}",
+        report.text()
+    );
+    // With report_smtp_errors off, the refusal is logged but nobody is mailed.
+    b.store
+        .set_setting(Some(&office.account), "report_smtp_errors", json!(false))
+        .unwrap();
+    let before = b.store.unsent_mail_count().unwrap() + mails_to(&b.sink, from).len() as u32;
+    let r = d.send(from, &[to], b"Subject: hi\r\n\r\ntext\r\n");
+    assert!(r.starts_with("554"), "{r}");
+    assert_eq!(
+        b.store.smtp_log(&office.account, None, 50).unwrap().len(),
+        8
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        b.store.unsent_mail_count().unwrap() + mails_to(&b.sink, from).len() as u32,
+        before
+    );
+}
+
+#[test]
+fn oversize_mail_is_refused_with_552_when_announced_and_when_sent() {
+    let b = SmtpBox::start();
+    b.office();
+    b.set("smtp_max_msg_size", json!(4096));
+    let mut d = Dialogue::open(b.addr);
+    let ehlo = d.cmd("EHLO client.test");
+    assert!(ehlo.contains("250-SIZE 4096\r\n"), "{ehlo}");
+    assert!(ehlo.contains("PIPELINING"), "{ehlo}");
+    assert_eq!(
+        d.cmd("MAIL FROM:<bob@acme.example> SIZE=5000"),
+        "552 Estimated message length 5000 exceeds limit of 4096\r\n"
+    );
+    assert!(
+        d.cmd("MAIL FROM:<bob@acme.example> SIZE=100")
+            .starts_with("250")
+    );
+    assert!(
+        d.cmd("RCPT TO:<5551234@fax.acme.example>")
+            .starts_with("250")
+    );
+    let big = email(
+        "bob@acme.example",
+        "5551234@fax.acme.example",
+        "big",
+        &[("application/pdf", "big.pdf", &vec![b'x'; 8000])],
+    );
+    let r = d.data(&big);
+    assert!(r.starts_with("552 Message too large"), "{r}");
+    assert!(b.faxes().is_empty());
+    // The session goes on.
+    assert!(d.cmd("NOOP").starts_with("250"));
+}
+
+#[test]
+fn several_attachments_are_faxed_in_order_and_a_signature_logo_is_skipped() {
+    let b = SmtpBox::start();
+    b.office();
+    let (from, to) = ("bob@acme.example", "5551234@fax.acme.example");
+    let mut d = Dialogue::hello(b.addr);
+    let r = d.send(
+        from,
+        &[to],
+        &email(
+            from,
+            to,
+            "three",
+            &[
+                ("application/pdf", "first.pdf", &pdf(&["one"])),
+                ("image/png", "signature.png", &png(120, 40)),
+                ("application/pdf", "second.pdf", &pdf(&["two", "three"])),
+                ("image/jpeg", "photo.JPG", &jpeg(1200, 900)),
+            ],
+        ),
+    );
+    let id = queued_id(&r);
+    assert_eq!(
+        b.originals(&id),
+        vec!["first.pdf", "second.pdf", "photo.JPG"]
+    );
+    assert_eq!(b.pages(&id), 4);
+}
+
+#[test]
+fn a_single_part_pdf_email_is_faxed() {
+    let b = SmtpBox::start();
+    b.office();
+    let mut d = Dialogue::hello(b.addr);
+    let message = format!(
+        "From: bob@acme.example\r\nTo: 5551234@fax.acme.example\r\nSubject: bare\r\n\
+         MIME-Version: 1.0\r\nContent-Type: application/pdf; name=\"BARE.PDF\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n",
+        b64(&pdf(&["bare"]))
+    );
+    let id = queued_id(&d.send(
+        "bob@acme.example",
+        &["5551234@fax.acme.example"],
+        message.as_bytes(),
+    ));
+    assert_eq!(b.originals(&id), vec!["BARE.PDF"]);
+    assert_eq!(b.pages(&id), 1);
+}
+
+#[test]
+fn what_thunderbird_outlook_and_apple_mail_send_is_faxed() {
+    let b = SmtpBox::start();
+    b.office();
+    let (from, to) = ("bob@acme.example", "5551234@fax.acme.example");
+    let mut d = Dialogue::hello(b.addr);
+    let cases = [
+        (
+            "thunderbird.eml",
+            "Bestellung Müller.PDF",
+            Some("Bestellung für Müller"),
+        ),
+        (
+            "outlook.eml",
+            "INVOICE-2026-114.PDF",
+            Some("Invoice 2026-114"),
+        ),
+        ("apple_mail.eml", "lease-signed.pdf", Some("Signed lease")),
+    ];
+    for (file, name, subject) in cases {
+        let r = d.send(from, &[to], &fixture(file, from, to, &pdf(&[file])));
+        let id = queued_id(&r);
+        assert_eq!(b.originals(&id), vec![name.to_owned()], "{file}");
+        assert_eq!(b.pages(&id), 1, "{file}");
+        assert_eq!(b.fax(&id).subject.as_deref(), subject, "{file}");
+    }
+}
+
+#[test]
+fn the_body_can_be_the_first_page_and_the_subject_the_header() {
+    let b = SmtpBox::start();
+    let office = b.office();
+    b.store
+        .set_setting(Some(&office.account), "email_body_as_page", json!(true))
+        .unwrap();
+    b.store
+        .set_setting(
+            Some(&office.account),
+            "email_subject_as_header",
+            json!(true),
+        )
+        .unwrap();
+    let (from, to) = ("bob@acme.example", "5551234@fax.acme.example");
+    let mut d = Dialogue::hello(b.addr);
+    let id = queued_id(&d.send(
+        from,
+        &[to],
+        &email(
+            from,
+            to,
+            "Cover note",
+            &[("application/pdf", "a.pdf", &pdf(&["a"]))],
+        ),
+    ));
+    assert_eq!(b.originals(&id), vec!["email.txt", "a.pdf"]);
+    assert_eq!(b.pages(&id), 2);
+    assert_eq!(b.fax(&id).fax_identity_name.as_deref(), Some("Cover note"));
+    // A text-only email is a one-page fax now.
+    let id = queued_id(&d.send(from, &[to], b"Subject: memo\r\n\r\nMeet at noon.\r\n"));
+    assert_eq!(b.pages(&id), 1);
+}
+
+#[test]
+fn fifty_recipients_make_fifty_jobs_in_one_commit() {
+    let b = SmtpBox::start();
+    b.office();
+    let from = "bob@acme.example";
+    let to: Vec<String> = (0..50)
+        .map(|i| format!("55510{i:02}@fax.acme.example"))
+        .collect();
+    let refs: Vec<&str> = to.iter().map(String::as_str).collect();
+    let mut d = Dialogue::hello(b.addr);
+    let r = d.send(
+        from,
+        &refs,
+        &email(
+            from,
+            &to[0],
+            "many",
+            &[("application/pdf", "a.pdf", &pdf(&["many"]))],
+        ),
+    );
+    assert!(r.starts_with("250 queued as "), "{r}");
+    assert!(r.contains("and 49 more faxes"), "{r}");
+    let faxes = b.faxes();
+    assert_eq!(faxes.len(), 50);
+    let mut numbers: Vec<String> = faxes.iter().map(|f| f.to_number.clone()).collect();
+    numbers.sort();
+    assert_eq!(numbers[0], "5551000");
+    assert_eq!(numbers[49], "5551049");
+    for f in &faxes {
+        assert_eq!(f.status, Some(JobStatus::Pending));
+        assert_eq!(b.pages(f.id.as_str()), 1);
+    }
+}
+
+#[test]
+fn sessions_over_the_limit_get_421_and_a_freed_slot_is_reused() {
+    let b = SmtpBox::start();
+    b.set("smtp_sessions", json!(2));
+    let first = Dialogue::open(b.addr);
+    let _second = Dialogue::open(b.addr);
+    assert!(
+        first
+            .greeting
+            .starts_with("220 fax.test Faxbox Email to Fax Server")
+    );
+    let third = Dialogue::open(b.addr);
+    assert_eq!(
+        third.greeting,
+        "421 fax.test is too busy to accept mail right now\r\n"
+    );
+    drop(first);
+    wait_for("a free session", Duration::from_secs(10), || {
+        b.smtp.as_ref().unwrap().sessions() < 2
+    });
+    assert!(Dialogue::open(b.addr).greeting.starts_with("220 "));
+}
+
+#[test]
+fn a_silent_client_is_disconnected_and_a_stopping_server_answers_421() {
+    let mut b = SmtpBox::start();
+    b.set("smtp_idle_timeout_s", json!(1));
+    let mut silent = Dialogue::open(b.addr);
+    assert_eq!(silent.reply(), "421 fax.test Error: timeout exceeded\r\n");
+    b.set("smtp_idle_timeout_s", json!(60));
+    let mut d = Dialogue::hello(b.addr);
+    let smtp = b.smtp.take().unwrap();
+    let stopper = std::thread::spawn(move || smtp.stop(Duration::from_secs(10)));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = d.cmd("NOOP");
+        if r.starts_with("421") {
+            assert!(r.contains("shutting down"), "{r}");
+            break;
+        }
+        assert!(r.starts_with("250"), "{r}");
+        assert!(Instant::now() < deadline, "no 421 during shutdown");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stopper.join().unwrap();
+    // The listener is closed.
+    assert!(
+        TcpStream::connect(b.addr).is_err() || Dialogue::open(b.addr).greeting.starts_with("421")
+    );
+}
+
+/// A self-signed certificate for "localhost", as PEM files in `dir`.
+fn self_signed(dir: &Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert_pem = cert.cert.pem();
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, &cert_pem).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    (cert_path, key_path, cert_pem)
+}
+
+#[test]
+fn starttls_and_auth_let_a_user_send_only_as_themselves() {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+    use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+    use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+    use lettre::{Message, SmtpTransport, Transport};
+    let certs = tempfile::tempdir().unwrap();
+    let (cert_path, key_path, cert_pem) = self_signed(certs.path());
+    let tls = faxbox::smtp::load_tls(&cert_path, &key_path).unwrap();
+    let b = SmtpBox::start_with(false, Some(tls));
+    let office = b.office();
+    let (_, key) = b.store.create_api_key(&office.account, "smtp").unwrap();
+    b.set("smtp_require_auth", json!(true));
+    // Without AUTH, MAIL is refused.
+    let mut d = Dialogue::hello(b.addr);
+    assert!(d.cmd("EHLO again.test").contains("STARTTLS"));
+    assert!(d.cmd("MAIL FROM:<bob@acme.example>").starts_with("530"));
+    // A wrong key is refused.
+    let plain = BASE64.encode(format!("\0bob@acme.example\0{key}x"));
+    assert!(d.cmd(&format!("AUTH PLAIN {plain}")).starts_with("535"));
+
+    let mailer = |mechanism: Mechanism, user: &str| {
+        let params = TlsParameters::builder("localhost".into())
+            .add_root_certificate(Certificate::from_pem(cert_pem.as_bytes()).unwrap())
+            .build_rustls()
+            .unwrap();
+        SmtpTransport::builder_dangerous("127.0.0.1")
+            .port(b.addr.port())
+            .tls(Tls::Required(params))
+            .credentials(Credentials::new(user.into(), key.clone()))
+            .authentication(vec![mechanism])
+            .build()
+    };
+    let message = |from: &str| {
+        Message::builder()
+            .from(from.parse().unwrap())
+            .to("5551234@fax.acme.example".parse().unwrap())
+            .subject("over TLS")
+            .multipart(
+                MultiPart::mixed()
+                    .singlepart(SinglePart::plain("x".to_owned()))
+                    .singlepart(Attachment::new("tls.pdf".into()).body(
+                        pdf(&["tls"]),
+                        ContentType::parse("application/pdf").unwrap(),
+                    )),
+            )
+            .unwrap()
+    };
+    for mechanism in [Mechanism::Plain, Mechanism::Login] {
+        let r = mailer(mechanism, &office.bob.email)
+            .send(&message("bob@acme.example"))
+            .unwrap();
+        assert_eq!(r.code().to_string(), "250");
+    }
+    assert_eq!(b.faxes().len(), 2);
+    // Logged in as Bob, one may not send as someone else.
+    let err = mailer(Mechanism::Plain, "bob@acme.example")
+        .send(&message("alice@acme.example"))
+        .unwrap_err();
+    assert!(err.to_string().contains("553"), "{err}");
+    assert_eq!(b.faxes().len(), 2);
+}
+
+#[test]
+fn the_smtp_log_is_read_through_the_api() {
+    use faxbox::api::client::Http;
+    use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+    let b = SmtpBox::start();
+    let office = b.office();
+    let other = b.store.create_account("Other", None).unwrap().id;
+    let mut d = Dialogue::hello(b.addr);
+    let r = d.send(
+        "bob@acme.example",
+        &["5551234@fax.acme.example"],
+        b"Subject: x\r\n\r\nno file\r\n",
+    );
+    assert!(r.starts_with("554"), "{r}");
+    let api = Api::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        Ctx::new(
+            b.store.clone(),
+            Arc::new(|| {}),
+            LiveStatus::default(),
+            ApiOptions::default(),
+        ),
+    )
+    .unwrap();
+    let http = Http::new();
+    let base = format!("http://{}", api.local_addr());
+    let token = |account: &AccountId| {
+        let (_, key) = b.store.create_api_key(account, "t").unwrap();
+        let r = http
+            .request(
+                "PUT",
+                &format!("{base}/v2/api_auth"),
+                &[("Content-Type", "application/json")],
+                Some(json!({"data": {"api_key": key}}).to_string().into_bytes()),
+            )
+            .unwrap();
+        r.json()["auth_token"].as_str().unwrap().to_owned()
+    };
+    let get = |path: &str, token: &str| {
+        http.request(
+            "GET",
+            &format!("{base}{path}"),
+            &[("X-Auth-Token", token)],
+            None,
+        )
+        .unwrap()
+    };
+    let mine = token(&office.account);
+    let list = get(
+        &format!("/v2/accounts/{}/faxes/smtplog", office.account),
+        &mine,
+    );
+    assert_eq!(list.status, 200);
+    let rows = list.json()["data"].as_array().unwrap().clone();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["from"], "bob@acme.example");
+    assert_eq!(rows[0]["to"], "5551234@fax.acme.example");
+    assert!(
+        rows[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("no valid attachment")
+    );
+    assert!(rows[0]["created"].as_i64().unwrap() > 63_000_000_000);
+    let id = rows[0]["id"].as_str().unwrap();
+    let one = get(
+        &format!("/v2/accounts/{}/faxes/smtplog/{id}", office.account),
+        &mine,
+    );
+    assert_eq!(one.status, 200);
+    let doc = one.json()["data"].clone();
+    assert_eq!(doc["faxbox_id"], office.faxbox.id.as_str());
+    assert_eq!(doc["original_number"], "5551234");
+    assert_eq!(doc["translated_number"], "5551234");
+    assert_eq!(doc["faxbox_domain"], "fax.acme.example");
+    // Under a faxbox, only that faxbox's refusals.
+    let desk = get(
+        &format!(
+            "/v2/accounts/{}/faxboxes/{}/faxes/smtplog",
+            office.account, office.faxbox.id
+        ),
+        &mine,
+    );
+    assert_eq!(desk.json()["data"].as_array().unwrap().len(), 1);
+    let spare = b
+        .store
+        .create_faxbox(
+            &office.account,
+            FaxboxFields {
+                name: Some("Spare".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let spare = get(
+        &format!(
+            "/v2/accounts/{}/faxboxes/{}/faxes/smtplog",
+            office.account, spare.id
+        ),
+        &mine,
+    );
+    assert_eq!(spare.json()["data"].as_array().unwrap().len(), 0);
+    // Another account sees none of it.
+    let theirs = token(&other);
+    let list = get(&format!("/v2/accounts/{other}/faxes/smtplog"), &theirs);
+    assert_eq!(list.json()["data"].as_array().unwrap().len(), 0);
+    assert_eq!(
+        get(&format!("/v2/accounts/{other}/faxes/smtplog/{id}"), &theirs).status,
+        404
+    );
+    api.stop();
+}
+
+/// A `faxbox serve` child, killed and reaped when dropped (a failing test
+/// leaves no process behind).
+struct Served(std::process::Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `faxbox serve` in `dir`; returns it and its SMTP address.
+fn serve(dir: &Path) -> (Served, SocketAddr) {
+    let mut child = Served(
+        std::process::Command::new(crate::harness::faxbox_bin())
+            .args(["--data-dir", "data", "serve"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its banner");
+        if let Some(rest) = line.trim().strip_prefix("smtp:") {
+            let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+            return (child, addr);
+        }
+    }
+}
+
+#[test]
+fn a_250_survives_sigkill_and_the_fax_goes_out_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let (account, domain) = {
+        let store = Store::open_data_dir(&data).unwrap();
+        let account = store.create_account("Acme", None).unwrap().id;
+        store
+            .create_user(&account, "bob@acme.example", "Bob")
+            .unwrap();
+        let f = store
+            .create_faxbox(
+                &account,
+                FaxboxFields {
+                    name: Some("Desk".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        (account, f.smtp_email_address)
+    };
+    let (mut child, addr) = serve(dir.path());
+    let mut d = Dialogue::hello(addr);
+    let to = format!("5551234@{domain}");
+    let r = d.send(
+        "bob@acme.example",
+        &[&to],
+        &email(
+            "bob@acme.example",
+            &to,
+            "kill",
+            &[("application/pdf", "k.pdf", &pdf(&["kill", "-9"]))],
+        ),
+    );
+    let id = queued_id(&r);
+    // SIGKILL right after the 250: no chance to flush anything.
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    {
+        let store = Store::open_data_dir(&data).unwrap();
+        let fax = store.fax(&FaxId(id.clone())).unwrap();
+        assert_eq!(fax.account_id, account);
+        let docs = store.documents(&fax.id).unwrap();
+        assert!(
+            docs.iter()
+                .any(|d| d.kind == DocumentKind::Original && d.filename == "k.pdf")
+        );
+        assert!(
+            docs.iter()
+                .any(|d| d.kind == DocumentKind::FaxTiff && d.pages == Some(2))
+        );
+    }
+    let (mut child, _) = serve(dir.path());
+    let store = Store::open_data_dir(&data).unwrap();
+    wait_for(
+        "the fax to go out after the restart",
+        Duration::from_secs(120),
+        || store.fax(&FaxId(id.clone())).unwrap().status == Some(JobStatus::Completed),
+    );
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status();
+    child.0.wait().unwrap();
+}
