@@ -557,6 +557,27 @@ fn an_incoming_call_through_the_outbound_socket_lands_in_the_right_inbox() {
     assert_eq!(refused.hung_up_with.as_deref(), Some("CALL_REJECTED"));
     assert!(refused.rx_path.is_none());
     assert_eq!(crate::inbound::inbox(&b.store).len(), 1);
+
+    // Garbage instead of channel data ends that session only.
+    {
+        use std::io::{Read, Write};
+        let mut garbage = std::net::TcpStream::connect(socket).unwrap();
+        garbage
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut hello = [0u8; 9];
+        garbage.read_exact(&mut hello).unwrap();
+        assert_eq!(&hello, b"connect\n\n");
+        garbage.write_all(b"this is not a header\n\n").unwrap();
+        let mut rest = Vec::new();
+        let _ = garbage.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "Faxbox sent nothing more and closed");
+    }
+    let again = standin::place_inbound_call(socket, "15550009999", "5557000", &tiff);
+    assert!(again.outcome.unwrap().is_ok());
+    wait_for("the second fax", Duration::from_secs(20), || {
+        crate::inbound::inbox(&b.store).len() == 2
+    });
 }
 
 #[test]
