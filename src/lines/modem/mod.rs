@@ -203,6 +203,14 @@ impl Line for ModemLine {
         u32::from(self.shared.in_call.load(Ordering::Acquire))
     }
 
+    /// Why the modem is down, for `/v2/status` and the dashboard.
+    fn fault(&self) -> Option<String> {
+        match self.shared.state() {
+            ModemState::Down(why) => Some(why),
+            _ => None,
+        }
+    }
+
     fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError> {
         let valid_id = !fax.call_id.is_empty()
             && fax.call_id.len() <= 64
@@ -300,7 +308,10 @@ fn give_back(shared: &Shared, port: Result<AtPort, String>) {
             *shared.port() = Some(port);
             shared.set_state(ModemState::Idle);
         }
-        Err(why) => shared.set_state(ModemState::Down(why)),
+        Err(why) => shared.set_state(ModemState::Down(format!(
+            "the modem on {} failed during a call: {why}",
+            shared.config.device.display()
+        ))),
     }
     shared.in_call.store(false, Ordering::Release);
 }
@@ -549,6 +560,9 @@ fn send_call(
     let outcome = match (&run, &fax_outcome) {
         (Ok(()), Some(o)) if o.is_ok() => Ok(()),
         (Ok(()), Some(o)) => Err(LineError::Fax(o.code)),
+        // T.30 gave up (timer T0) before the modem heard any fax machine:
+        // the same as the modem's own NO CARRIER, whichever came first.
+        (Ok(()), None) if !answered => Err(LineError::NoCarrier),
         (Ok(()), None) => Err(LineError::Internal(
             "the fax session ended without a result".into(),
         )),
@@ -578,7 +592,15 @@ fn send_call(
 fn on_event(shared: &Shared, progress: &mut ProgressSink, event: DriverEvent, sending: bool) {
     match event {
         DriverEvent::Connected => progress(CallProgress::Answered),
-        DriverEvent::Training(rate) => shared.set_state(ModemState::Training(rate)),
+        DriverEvent::Training(rate) => {
+            // Training before each page is part of sending it.
+            if !matches!(
+                shared.state(),
+                ModemState::Sending(_) | ModemState::Receiving
+            ) {
+                shared.set_state(ModemState::Training(rate));
+            }
+        }
         DriverEvent::Fax(FaxEvent::Negotiated(n)) => {
             if sending {
                 shared.set_state(ModemState::Sending(1));
