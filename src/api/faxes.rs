@@ -268,7 +268,7 @@ fn submit(
     // refused now, with the reason (invariant 4). PDFs are opened and their
     // pages counted, and rendered when the fax is sent (the attempt keeps
     // the fax image); anything else is converted now.
-    let pdf_pages = check_pdfs(&documents, &ctx.options.convert)?;
+    let pdf_pages = documents::check_pdfs(&documents, &ctx.options.convert)?;
     let fax_doc = match pdf_pages {
         Some(_) => None,
         None => Some(documents::convert(&documents, &ctx.options.convert)?),
@@ -329,41 +329,6 @@ fn submit(
     (ctx.wake)();
     let view = detail(ctx, fax)?;
     Ok(Answer::Json(Success::ok(&view).with_status(202)))
-}
-
-/// When every document is a PDF: each one's page count, after checking that
-/// it opens and has pages, and that the fax is not too long. Rendering
-/// waits for the call, so a burst of uploads is not held up by it (the
-/// renderer's own failures then fail the job with the reason). `None` when
-/// some document is not a PDF: the fax is converted at once.
-fn check_pdfs(
-    documents: &[Input],
-    options: &documents::ConvertOptions,
-) -> Result<Option<Vec<u32>>, documents::DocumentError> {
-    use documents::{DocumentError, Kind};
-    let mut pages = Vec::with_capacity(documents.len());
-    for d in documents {
-        if documents::detect(&d.bytes, &d.name, d.content_type.as_deref())? != Kind::Pdf {
-            return Ok(None);
-        }
-        match documents::pdf_page_count(&d.bytes, &d.name)? {
-            0 => {
-                return Err(DocumentError::NoPages {
-                    name: d.name.clone(),
-                });
-            }
-            n => pages.push(n as u32),
-        }
-    }
-    let total: usize = pages.iter().map(|&n| n as usize).sum();
-    if total > options.max_pages {
-        return Err(DocumentError::TooManyPages {
-            name: "the fax".into(),
-            pages: total,
-            limit: options.max_pages,
-        });
-    }
-    Ok(Some(pages))
 }
 
 /// The number to fax to, normalized; an entry in `errors` when it is not

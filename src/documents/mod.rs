@@ -248,4 +248,38 @@ pub fn pdf_page_count(bytes: &[u8], name: &str) -> Result<usize, DocumentError> 
     pdf::page_count(Arc::new(bytes.to_vec()), name)
 }
 
+/// Intake's check when every document is a PDF: each one's page count, after checking that
+/// it opens and has pages, and that the fax is not too long. Rendering
+/// waits for the call, so a burst of uploads is not held up by it (the
+/// renderer's own failures then fail the job with the reason). `None` when
+/// some document is not a PDF: the fax is converted at once.
+pub fn check_pdfs(
+    documents: &[Input],
+    options: &ConvertOptions,
+) -> Result<Option<Vec<u32>>, DocumentError> {
+    let mut pages = Vec::with_capacity(documents.len());
+    for d in documents {
+        if detect(&d.bytes, &d.name, d.content_type.as_deref())? != Kind::Pdf {
+            return Ok(None);
+        }
+        match pdf_page_count(&d.bytes, &d.name)? {
+            0 => {
+                return Err(DocumentError::NoPages {
+                    name: d.name.clone(),
+                });
+            }
+            n => pages.push(n as u32),
+        }
+    }
+    let total: usize = pages.iter().map(|&n| n as usize).sum();
+    if total > options.max_pages {
+        return Err(DocumentError::TooManyPages {
+            name: "the fax".into(),
+            pages: total,
+            limit: options.max_pages,
+        });
+    }
+    Ok(Some(pages))
+}
+
 pub use faxtiff::count_tiff_pages;
