@@ -12,26 +12,39 @@ use serde_json::json;
 /// A number the loopback line's far end answers busy.
 const BUSY: &str = "5550001";
 
+/// The appliance under test, stopped however the test ends (a failed
+/// assertion must not leave it running for the next test).
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `faxbox serve` in `dir` with a real-speed loopback line; returns it and
 /// the API's base URL.
-fn serve(dir: &std::path::Path) -> (Child, String) {
+fn serve(dir: &std::path::Path) -> (Served, String) {
     std::fs::write(
         dir.join("faxbox.toml"),
         format!(
-            "[http]\nlisten = \"127.0.0.1:0\"\n\n[[line]]\nname = \"loopback\"\ntype = \"loopback\"\n\
+            "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\n[[line]]\nname = \"loopback\"\ntype = \"loopback\"\n\
              channels = 2\nrealtime = true\n[line.numbers]\n\"{BUSY}\" = \"busy\"\n"
         ),
     )
     .unwrap();
-    let mut child = Command::new(crate::harness::faxbox_bin())
-        .args(["--config", "faxbox.toml", "--data-dir", "data", "serve"])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut served = Served(
+        Command::new(crate::harness::faxbox_bin())
+            .args(["--config", "faxbox.toml", "--data-dir", "data", "serve"])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = served.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             let _ = tx.send(line);
@@ -49,7 +62,7 @@ fn serve(dir: &std::path::Path) -> (Child, String) {
             break;
         }
     }
-    (child, api.expect("the banner says where the API listens"))
+    (served, api.expect("the banner says where the API listens"))
 }
 
 /// A tmux server of this test's own, so nothing else is touched.
@@ -131,7 +144,7 @@ fn pdf(text: &str) -> Document {
 #[test]
 fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut box_process, url) = serve(dir.path());
+    let (box_process, url) = serve(dir.path());
     let key = std::fs::read_to_string(dir.path().join("data/api.key"))
         .unwrap()
         .trim()
@@ -201,6 +214,5 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
         !after.contains("Faxbox | live"),
         "the dashboard's screen is gone:\n{after}"
     );
-    let _ = box_process.kill();
-    let _ = box_process.wait();
+    drop(box_process);
 }
