@@ -269,6 +269,28 @@ impl Session {
         Ok(r.json()["data"].take())
     }
 
+    /// `PUT` of a JSON body to a path under the API's root (`/v2/...`);
+    /// the reply's `data`, or the server's words for the error.
+    pub fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .http
+            .request(
+                "PUT",
+                &url,
+                &[
+                    ("X-Auth-Token", self.token.as_str()),
+                    ("Content-Type", "application/json"),
+                ],
+                Some(body.to_string().into_bytes()),
+            )
+            .map_err(|e| anyhow::anyhow!("cannot reach the fax box API: {e}"))?;
+        if !(200..300).contains(&r.status) {
+            bail!("{}", error_text(&r));
+        }
+        Ok(r.json()["data"].take())
+    }
+
     /// The job `id` now.
     pub fn outgoing(&self, id: &str) -> anyhow::Result<Value> {
         let r = self.call("GET", &format!("/faxes/outgoing/{id}"), None)?;

@@ -10,7 +10,7 @@ mod snapshot;
 mod view;
 
 pub use snapshot::{Account, Channel, Line, Retry, Snapshot, Totals};
-pub use view::{Connection, Pane, UiState, countdown, render};
+pub use view::{Action, Connection, Pane, UiState, countdown, render};
 
 use std::time::{Duration, Instant};
 
@@ -61,7 +61,11 @@ pub fn run(url: &str, key: &str) -> anyhow::Result<()> {
                     if quit {
                         break Ok(());
                     }
-                    ui.key(k.code, snapshot.as_ref());
+                    if let Some(action) = ui.key(k.code, snapshot.as_ref()) {
+                        ui.message = Some(perform(&session, &action));
+                        // Show the outcome at once.
+                        next_poll = Instant::now();
+                    }
                 }
                 Ok(_) => {}
                 Err(e) => break Err(e.into()),
@@ -72,6 +76,36 @@ pub fn run(url: &str, key: &str) -> anyhow::Result<()> {
     };
     ratatui::restore();
     result
+}
+
+/// Does what a key asked through the API; says how it went.
+fn perform(session: &Session, action: &Action) -> String {
+    let (path, body, done) = match action {
+        Action::Cancel { account_id, fax_id } => (
+            format!("/v2/accounts/{account_id}/faxes/outgoing/{fax_id}"),
+            serde_json::json!({"action": "cancel"}),
+            format!("fax {} cancelled", &fax_id[..8.min(fax_id.len())]),
+        ),
+        Action::RetryNow { account_id, fax_id } => (
+            format!("/v2/accounts/{account_id}/faxes/outgoing/{fax_id}"),
+            serde_json::json!({"action": "retry_now"}),
+            format!("fax {} is due now", &fax_id[..8.min(fax_id.len())]),
+        ),
+        Action::Pause { line } => (
+            format!("/v2/lines/{line}"),
+            serde_json::json!({"action": "pause", "data": {"reason": "paused from the dashboard"}}),
+            format!("line {line} paused: it takes no new calls"),
+        ),
+        Action::Resume { line } => (
+            format!("/v2/lines/{line}"),
+            serde_json::json!({"action": "resume"}),
+            format!("line {line} resumed"),
+        ),
+    };
+    match session.put(&path, &body) {
+        Ok(_) => done,
+        Err(e) => format!("not done: {e}"),
+    }
 }
 
 fn fetch(session: &Session) -> anyhow::Result<Snapshot> {
@@ -184,6 +218,7 @@ mod tests {
             connection: Connection::Live,
             pane: view::Pane::Retries,
             selected: 1,
+            ..UiState::default()
         };
         check(
             "busy-100x30",
@@ -227,6 +262,52 @@ mod tests {
             assert!(text.contains(what), "{what} in\n{text}");
         }
         check("busy-80x24", &text);
+    }
+
+    #[test]
+    fn cancel_asks_first_and_retry_and_pause_act_on_the_selected_row() {
+        let s = busy("up", None);
+        let mut ui = UiState {
+            pane: view::Pane::Retries,
+            ..UiState::default()
+        };
+        // The soonest retry is selected: the Clinic's fax.
+        assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
+        let asked = screen(Some(&s), &ui, 80, 24);
+        assert!(
+            asked.contains("cancel fax c0ffeec0? y to cancel it"),
+            "{asked}"
+        );
+        assert_eq!(
+            ui.key(KeyCode::Char('y'), Some(&s)),
+            Some(Action::Cancel {
+                account_id: "a2".into(),
+                fax_id: "c0ffeec0ffee0000".into()
+            })
+        );
+        assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
+        assert_eq!(ui.key(KeyCode::Char('n'), Some(&s)), None);
+        assert_eq!(ui.message.as_deref(), Some("not cancelled"));
+        ui.key(KeyCode::Down, Some(&s));
+        assert_eq!(
+            ui.key(KeyCode::Char('r'), Some(&s)),
+            Some(Action::RetryNow {
+                account_id: "a1".into(),
+                fax_id: "feedfacefeedface".into()
+            })
+        );
+        // On the lines: the selected channel's line.
+        ui.key(KeyCode::Tab, Some(&s));
+        ui.key(KeyCode::Down, Some(&s));
+        ui.key(KeyCode::Down, Some(&s));
+        assert_eq!(
+            ui.key(KeyCode::Char('p'), Some(&s)),
+            Some(Action::Pause {
+                line: "modem1".into()
+            })
+        );
+        assert_eq!(ui.key(KeyCode::Char('r'), Some(&s)), None);
+        assert_eq!(ui.message.as_deref(), Some("select a fax waiting to retry"));
     }
 
     #[test]

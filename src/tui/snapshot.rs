@@ -38,6 +38,7 @@ pub struct Channel {
     /// to +1 555 0100`.
     pub text: String,
     pub fax_id: Option<String>,
+    pub account_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -29,24 +29,115 @@ pub enum Pane {
     Retries,
 }
 
-/// What the person at the console chose: the pane in focus and the row
-/// selected in it.
+/// What a key asks the box to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Cancel { account_id: String, fax_id: String },
+    RetryNow { account_id: String, fax_id: String },
+    Pause { line: String },
+    Resume { line: String },
+}
+
+impl Action {
+    /// The question asked before a cancel.
+    fn question(&self) -> String {
+        match self {
+            Action::Cancel { fax_id, .. } => {
+                format!(
+                    " cancel fax {}? y to cancel it, n to keep it",
+                    short(fax_id)
+                )
+            }
+            other => format!(" {other:?}?"),
+        }
+    }
+}
+
+fn short(id: &str) -> String {
+    id.chars().take(8).collect()
+}
+
+/// What the person at the console chose: the pane in focus, the row
+/// selected in it, a cancel waiting for its confirmation, and the answer to
+/// the last action.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UiState {
     pub connection: Connection,
     pub pane: Pane,
     pub selected: usize,
+    pub confirm: Option<Action>,
+    pub message: Option<String>,
 }
 
 impl UiState {
-    /// Applies a key (`q` is handled by the caller).
-    pub fn key(&mut self, key: KeyCode, snapshot: Option<&Snapshot>) {
-        let rows = snapshot.map_or(0, |s| match self.pane {
+    /// Applies a key (`q` is handled by the caller); returns what the box
+    /// is to do, if anything.
+    pub fn key(&mut self, key: KeyCode, snapshot: Option<&Snapshot>) -> Option<Action> {
+        if let Some(action) = self.confirm.take() {
+            return match key {
+                KeyCode::Char('y') => Some(action),
+                _ => {
+                    self.message = Some("not cancelled".into());
+                    None
+                }
+            };
+        }
+        let empty = Snapshot::default();
+        let s = snapshot.unwrap_or(&empty);
+        let rows = match self.pane {
             Pane::Lines => s.lines.iter().map(|l| l.channels.len()).sum(),
             Pane::Queues => s.accounts.len(),
             Pane::Retries => retries(s).len(),
-        });
+        };
+        // The fax of the selected row, and the line of a selected channel.
+        let (fax, line) = match self.pane {
+            Pane::Lines => {
+                let chosen = s
+                    .lines
+                    .iter()
+                    .flat_map(|l| l.channels.iter().map(move |c| (l, c)))
+                    .nth(self.selected);
+                match chosen {
+                    Some((l, c)) => (c.account_id.clone().zip(c.fax_id.clone()), Some(l)),
+                    None => (None, None),
+                }
+            }
+            Pane::Retries => (
+                retries(s)
+                    .get(self.selected)
+                    .map(|(a, r)| (a.to_string(), r.fax_id.clone())),
+                None,
+            ),
+            Pane::Queues => (None, None),
+        };
         match key {
+            KeyCode::Char('c') => match fax {
+                Some((account_id, fax_id)) => {
+                    let action = Action::Cancel { account_id, fax_id };
+                    self.message = None;
+                    self.confirm = Some(action);
+                }
+                None => self.message = Some("select a fax to cancel (a line or a retry)".into()),
+            },
+            KeyCode::Char('r') => match fax {
+                Some((account_id, fax_id)) if self.pane == Pane::Retries => {
+                    return Some(Action::RetryNow { account_id, fax_id });
+                }
+                _ => self.message = Some("select a fax waiting to retry".into()),
+            },
+            KeyCode::Char('p') => match line {
+                Some(l) if l.state == "paused" => {
+                    return Some(Action::Resume {
+                        line: l.name.clone(),
+                    });
+                }
+                Some(l) => {
+                    return Some(Action::Pause {
+                        line: l.name.clone(),
+                    });
+                }
+                None => self.message = Some("select a line to pause or resume".into()),
+            },
             KeyCode::Tab => {
                 self.pane = match self.pane {
                     Pane::Lines => Pane::Queues,
@@ -59,13 +150,19 @@ impl UiState {
             KeyCode::Up => self.selected = self.selected.saturating_sub(1),
             _ => {}
         }
+        None
     }
 }
 
-/// Every account's faxes waiting to retry, soonest first.
-fn retries(s: &Snapshot) -> Vec<&Retry> {
-    let mut all: Vec<&Retry> = s.accounts.iter().flat_map(|a| &a.waiting_retry).collect();
-    all.sort_by_key(|r| r.next_attempt);
+/// Every account's faxes waiting to retry with their account, soonest
+/// first.
+fn retries(s: &Snapshot) -> Vec<(&str, &Retry)> {
+    let mut all: Vec<(&str, &Retry)> = s
+        .accounts
+        .iter()
+        .flat_map(|a| a.waiting_retry.iter().map(|r| (a.account_id.as_str(), r)))
+        .collect();
+    all.sort_by_key(|(_, r)| r.next_attempt);
     all
 }
 
@@ -146,10 +243,15 @@ pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
         )),
         totals,
     );
-    frame.render_widget(
-        Paragraph::new(" q quit  tab next pane  \u{2191}\u{2193} move"),
-        keys,
-    );
+    let bottom = match (&ui.confirm, &ui.message) {
+        (Some(action), _) => action.question(),
+        (None, Some(message)) => format!(" {message}"),
+        (None, None) => {
+            " q quit  tab pane  \u{2191}\u{2193} move  c cancel  r retry now  p pause/resume line"
+                .into()
+        }
+    };
+    frame.render_widget(Paragraph::new(bottom), keys);
 }
 
 fn draw_lines(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
@@ -231,7 +333,7 @@ fn draw_queues(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
 
 fn draw_retries(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
     let focused = ui.pane == Pane::Retries;
-    let rows = retries(s).into_iter().enumerate().map(|(i, r)| {
+    let rows = retries(s).into_iter().enumerate().map(|(i, (_, r))| {
         Row::new(vec![
             r.fax_id.chars().take(8).collect::<String>(),
             r.to_number.clone(),

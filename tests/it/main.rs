@@ -15,3 +15,4 @@ mod packaging;
 mod scheduler;
 mod serve;
 mod smtp;
+mod tui;

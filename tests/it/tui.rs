@@ -1,0 +1,206 @@
+//! The dashboard end to end: the real `faxbox tui` in tmux (send-keys,
+//! capture-pane) against a running `faxbox serve` whose loopback line runs
+//! at real speed, so that calls are on the screen while they last.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use faxbox::api::client::{Document, Session};
+use serde_json::json;
+
+/// A number the loopback line's far end answers busy.
+const BUSY: &str = "5550001";
+
+/// `faxbox serve` in `dir` with a real-speed loopback line; returns it and
+/// the API's base URL.
+fn serve(dir: &std::path::Path) -> (Child, String) {
+    std::fs::write(
+        dir.join("faxbox.toml"),
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n\n[[line]]\nname = \"loopback\"\ntype = \"loopback\"\n\
+             channels = 2\nrealtime = true\n[line.numbers]\n\"{BUSY}\" = \"busy\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(crate::harness::faxbox_bin())
+        .args(["--config", "faxbox.toml", "--data-dir", "data", "serve"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut api = None;
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its banner");
+        if let Some(url) = line.trim().strip_prefix("api:") {
+            api = Some(url.trim().trim_end_matches("/v2").to_owned());
+        }
+        if line.contains("Press Ctrl-C to stop") {
+            break;
+        }
+    }
+    (child, api.expect("the banner says where the API listens"))
+}
+
+/// A tmux server of this test's own, so nothing else is touched.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.run(&["capture-pane", "-p", "-t", "dash"])
+    }
+
+    /// Waits until the screen shows all of `what`; returns it.
+    fn wait_for(&self, what: &[&str], within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let screen = self.screen();
+            if what.iter().all(|w| screen.contains(w)) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what:?}:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        self.run(&["kill-server"]);
+    }
+}
+
+fn pdf(text: &str) -> Document {
+    use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+    let mut pdf = Pdf::new();
+    let (catalog, tree, page_id, font, content_id) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+    );
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids([page_id]).count(1);
+    let mut page = pdf.page(page_id);
+    page.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
+        .parent(tree)
+        .contents(content_id);
+    page.resources().fonts().pair(Name(b"F1"), font);
+    page.finish();
+    pdf.type1_font(font).base_font(Name(b"Helvetica"));
+    let mut c = Content::new();
+    c.begin_text()
+        .set_font(Name(b"F1"), 14.0)
+        .next_line(72.0, 700.0)
+        .show(Str(text.as_bytes()))
+        .end_text();
+    pdf.stream(content_id, &c.finish());
+    Document {
+        name: "letter.pdf".into(),
+        content_type: "application/pdf".into(),
+        bytes: pdf.finish(),
+    }
+}
+
+#[test]
+fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut box_process, url) = serve(dir.path());
+    let key = std::fs::read_to_string(dir.path().join("data/api.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let session = Session::login(&url, &key).unwrap();
+    let busy = session
+        .send(&json!({"to_number": BUSY, "retries": 3}), &[pdf("busy")])
+        .unwrap();
+    let busy_id = busy["id"].as_str().unwrap().to_owned();
+    session
+        .send(&json!({"to_number": "5550100"}), &[pdf("in flight")])
+        .unwrap();
+
+    let tmux = Tmux {
+        socket: format!("faxbox-test-{}", std::process::id()),
+    };
+    let command = format!(
+        "{} tui --url {url} --token {key}",
+        crate::harness::faxbox_bin().display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &command,
+    ]);
+    tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
+
+    // A call on the line, and the busy fax counting down to its retry.
+    tmux.wait_for(
+        &["Faxbox | live", "loopback     ", "sending page 1 of 1"],
+        Duration::from_secs(60),
+    );
+    tmux.wait_for(
+        &["the number was busy", "1/3     in "],
+        Duration::from_secs(60),
+    );
+
+    // Cancel the retry: to its pane, `c`, then confirm.
+    tmux.run(&["send-keys", "-t", "dash", "Tab", "Tab", "c"]);
+    tmux.wait_for(&["cancel fax", "y to cancel it"], Duration::from_secs(10));
+    tmux.run(&["send-keys", "-t", "dash", "y"]);
+    tmux.wait_for(&["cancelled"], Duration::from_secs(10));
+    let fax = session.outgoing(&busy_id).unwrap();
+    assert_eq!(fax["status"], "cancelled", "{fax}");
+
+    // `q` ends the dashboard, and the terminal is itself again.
+    tmux.run(&["send-keys", "-t", "dash", "q"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tmux
+        .run(&["display-message", "-p", "-t", "dash", "#{pane_dead}"])
+        .trim()
+        != "1"
+    {
+        assert!(Instant::now() < deadline, "the dashboard did not quit");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = tmux.run(&["display-message", "-p", "-t", "dash", "#{pane_dead_status}"]);
+    assert_eq!(status.trim(), "0");
+    let after = tmux.screen();
+    assert!(
+        !after.contains("Faxbox | live"),
+        "the dashboard's screen is gone:\n{after}"
+    );
+    let _ = box_process.kill();
+    let _ = box_process.wait();
+}
