@@ -10,8 +10,9 @@ CARGO ?= cargo
 BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-dev
 # What the tests use as independent checkers: libtiff's tools read our TIFFs
 # back, Ghostscript counts pages of the PDF corpus, poppler reads our PDFs.
-# systemd: the tests check the unit with `systemd-analyze verify`.
-TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd
+# systemd: the tests check the unit with `systemd-analyze verify`; tmux drives
+# the dashboard end to end.
+TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux
 
 .PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
 .PHONY: install static cross-aarch64 cross-armv7 test-cross
