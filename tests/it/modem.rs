@@ -581,3 +581,57 @@ fn frames_with_a_bad_fcs_fail_the_call_cleanly() {
     assert_eq!(*hung_up.lock().unwrap(), 1, "the modem was hung up");
     assert_eq!(line.state(), ModemState::Idle);
 }
+
+/// A modem that says ERROR to a Class 1 command mid-call: the attempt is a
+/// line failure naming what was refused, the line goes down, and the next
+/// probe (the modem answers AT again) brings it back.
+#[test]
+fn error_to_a_class_1_command_mid_call_is_a_line_fault_and_the_line_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = ScriptedModem::start(dir.path(), |c| match c {
+        "AT+FCLASS=?" => b"\r\n0,1\r\n\r\nOK\r\n".to_vec(),
+        c if c.starts_with("ATD") => {
+            // The answerer's DIS (as SpanDSP sends it), FCS good.
+            let mut v = b"\r\nCONNECT\r\n".to_vec();
+            v.extend_from_slice(&[
+                0xff, 0x13, 0x80, 0x00, 0xee, 0xf8, 0xc4, 0x80, 0x99, 0x80, 0x80, 0x80, 0x18, 0x12,
+                0x34, 0x10, 0x03,
+            ]);
+            v.extend_from_slice(b"\r\nOK\r\n");
+            v
+        }
+        "AT+FTH=3" => b"\r\nERROR\r\n".to_vec(),
+        _ => b"\r\nOK\r\n".to_vec(),
+    });
+    let line = ModemLine::start("err", config(&modem.link, &[], FAST), dir.path());
+    assert_eq!(
+        line.wait_for(Duration::from_secs(10), |s| *s == ModemState::Idle),
+        ModemState::Idle
+    );
+    let document = dir.path().join("one.tiff");
+    std::fs::write(&document, encode_fax_tiff(&pages()[..1]).unwrap()).unwrap();
+    let (result, _) = call(
+        &line,
+        OutgoingFax {
+            call_id: "err".into(),
+            to_number: FAX.into(),
+            from_number: String::new(),
+            document,
+            settings: FaxSettings::default(),
+        },
+    );
+    let Err(LineError::LineDown { why, .. }) = &result.outcome else {
+        panic!("{result:?}");
+    };
+    assert!(why.contains("ERROR") && why.contains("+FTH=3"), "{why}");
+    // Down at once, then found again by the next probe.
+    let fault = line.fault();
+    assert!(
+        fault.as_deref().is_some_and(|f| f.contains("ttyBAD")),
+        "{fault:?}"
+    );
+    assert_eq!(
+        line.wait_for(Duration::from_secs(10), |s| *s == ModemState::Idle),
+        ModemState::Idle
+    );
+}

@@ -77,6 +77,9 @@ struct Shared {
     inbound: RwLock<Option<Arc<dyn Inbound>>>,
     stop: AtomicBool,
     calls: AtomicU32,
+    /// A call found the device failed: wait a probe interval before
+    /// looking for it again (it may be being unplugged or reset).
+    faulted: AtomicBool,
 }
 
 impl Shared {
@@ -136,6 +139,7 @@ impl ModemLine {
             inbound: RwLock::new(None),
             stop: AtomicBool::new(false),
             calls: AtomicU32::new(0),
+            faulted: AtomicBool::new(false),
         });
         let supervisor = {
             let shared = shared.clone();
@@ -308,10 +312,13 @@ fn give_back(shared: &Shared, port: Result<AtPort, String>) {
             *shared.port() = Some(port);
             shared.set_state(ModemState::Idle);
         }
-        Err(why) => shared.set_state(ModemState::Down(format!(
-            "the modem on {} failed during a call: {why}",
-            shared.config.device.display()
-        ))),
+        Err(why) => {
+            shared.faulted.store(true, Ordering::Release);
+            shared.set_state(ModemState::Down(format!(
+                "the modem on {} failed during a call: {why}",
+                shared.config.device.display()
+            )))
+        }
     }
     shared.in_call.store(false, Ordering::Release);
 }
@@ -375,6 +382,9 @@ fn supervise(shared: &Arc<Shared>) {
         if shared.in_call.load(Ordering::Acquire) {
             std::thread::sleep(Duration::from_millis(20));
             continue;
+        }
+        if shared.faulted.swap(false, Ordering::AcqRel) {
+            next_probe = Instant::now() + shared.wall(shared.config.probe_every);
         }
         let mut guard = shared.port();
         let Some(port) = guard.as_mut() else {
