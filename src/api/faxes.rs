@@ -21,7 +21,7 @@ use super::{Ctx, parse_data};
 use crate::documents::{self, Input};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, Faxbox, FaxboxId,
-    FieldError, Folder, JobStatus, NewDocument, NewFax, is_email, normalize_number, to_gregorian,
+    FieldError, Folder, JobStatus, NewFax, is_email, normalize_number, to_gregorian,
 };
 use crate::store::JobFilter;
 
@@ -265,36 +265,8 @@ fn submit(
         _ => documents,
     };
     // Check before anything is stored: a document that cannot be faxed is
-    // refused now, with the reason (invariant 4). PDFs are opened and their
-    // pages counted, and rendered when the fax is sent (the attempt keeps
-    // the fax image); anything else is converted now.
-    let pdf_pages = documents::check_pdfs(&documents, &ctx.options.convert)?;
-    let fax_doc = match pdf_pages {
-        Some(_) => None,
-        None => Some(documents::convert(&documents, &ctx.options.convert)?),
-    };
-    let mut stored: Vec<NewDocument> = documents
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| NewDocument {
-            kind: DocumentKind::Original,
-            content_type: d
-                .content_type
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            filename: d.name,
-            pages: pdf_pages.as_ref().map(|p| p[i]),
-            bytes: d.bytes,
-        })
-        .collect();
-    if let Some(fax_doc) = fax_doc {
-        stored.push(NewDocument {
-            kind: DocumentKind::FaxTiff,
-            content_type: "image/tiff".into(),
-            filename: "fax_file.tiff".into(),
-            pages: Some(fax_doc.pages as u32),
-            bytes: fax_doc.tiff,
-        });
-    }
+    // refused now, with the reason (invariant 4).
+    let stored = documents::prepare_for_intake(documents, &ctx.options.convert)?;
     let from_faxbox =
         |pick: fn(&crate::model::Faxbox) -> Option<String>| faxbox.as_ref().and_then(pick);
     let new = NewFax {

@@ -248,12 +248,53 @@ pub fn pdf_page_count(bytes: &[u8], name: &str) -> Result<usize, DocumentError> 
     pdf::page_count(Arc::new(bytes.to_vec()), name)
 }
 
+/// What an intake (the API, email) stores for a new fax, checked before
+/// anything is stored so that what cannot be faxed is refused at once with
+/// the reason (invariant 4): the originals as received and, unless every
+/// one is a PDF, the fax image converted now. PDFs are opened and their
+/// pages counted here and drawn when the fax is sent (the attempt keeps the
+/// fax image), so a burst of intake is not held up by rendering.
+pub fn prepare_for_intake(
+    inputs: Vec<Input>,
+    options: &ConvertOptions,
+) -> Result<Vec<crate::model::NewDocument>, DocumentError> {
+    use crate::model::{DocumentKind, NewDocument};
+    let pdf_pages = check_pdfs(&inputs, options)?;
+    let fax = match pdf_pages {
+        Some(_) => None,
+        None => Some(convert(&inputs, options)?),
+    };
+    let mut stored: Vec<NewDocument> = inputs
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| NewDocument {
+            kind: DocumentKind::Original,
+            content_type: d
+                .content_type
+                .unwrap_or_else(|| "application/octet-stream".into()),
+            filename: d.name,
+            pages: pdf_pages.as_ref().map(|p| p[i]),
+            bytes: d.bytes,
+        })
+        .collect();
+    if let Some(fax) = fax {
+        stored.push(NewDocument {
+            kind: DocumentKind::FaxTiff,
+            content_type: "image/tiff".into(),
+            filename: "fax_file.tiff".into(),
+            pages: Some(fax.pages as u32),
+            bytes: fax.tiff,
+        });
+    }
+    Ok(stored)
+}
+
 /// Intake's check when every document is a PDF: each one's page count, after checking that
 /// it opens and has pages, and that the fax is not too long. Rendering
 /// waits for the call, so a burst of uploads is not held up by it (the
 /// renderer's own failures then fail the job with the reason). `None` when
 /// some document is not a PDF: the fax is converted at once.
-pub fn check_pdfs(
+fn check_pdfs(
     documents: &[Input],
     options: &ConvertOptions,
 ) -> Result<Option<Vec<u32>>, DocumentError> {

@@ -12,7 +12,7 @@ use super::SmtpCtx;
 use super::mime::{self, ContentRules, MimeError};
 use super::resolve::{Refusal, Target};
 use crate::documents::{self, DocumentError, Input};
-use crate::model::{DocumentKind, Faxbox, JobStatus, NewDocument, NewFax, is_email, now};
+use crate::model::{Faxbox, JobStatus, NewFax, is_email, now};
 use crate::notify::{self, SmtpErrorFacts};
 use crate::store::{SmtpErrorReport, SmtpLogEntry, Store, StoreError};
 
@@ -132,39 +132,9 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
     if inputs.is_empty() {
         return Err(Failure::NoAttachment(email.skipped));
     }
-    // Checked before anything is stored: what cannot be faxed is refused
-    // now, with the reason (invariant 4). PDFs are opened and their pages
-    // counted, and rendered when the fax is sent (as the API does), so a
-    // burst of emails is not held up by rendering; anything else is
-    // converted now.
-    let pdf_pages =
-        documents::check_pdfs(&inputs, &ctx.options.convert).map_err(Failure::Convert)?;
-    let fax = match pdf_pages {
-        Some(_) => None,
-        None => Some(documents::convert(&inputs, &ctx.options.convert).map_err(Failure::Convert)?),
-    };
-    let mut stored: Vec<NewDocument> = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(i, d)| NewDocument {
-            kind: DocumentKind::Original,
-            content_type: d
-                .content_type
-                .unwrap_or_else(|| "application/octet-stream".into()),
-            filename: d.name,
-            pages: pdf_pages.as_ref().map(|p| p[i]),
-            bytes: d.bytes,
-        })
-        .collect();
-    if let Some(fax) = fax {
-        stored.push(NewDocument {
-            kind: DocumentKind::FaxTiff,
-            content_type: "image/tiff".into(),
-            filename: "fax_file.tiff".into(),
-            pages: Some(fax.pages as u32),
-            bytes: fax.tiff,
-        });
-    }
+    // Checked before anything is stored, as the API does.
+    let stored =
+        documents::prepare_for_intake(inputs, &ctx.options.convert).map_err(Failure::Convert)?;
     let mut jobs = Vec::new();
     for target in &sub.targets {
         let subject_as_header = store
