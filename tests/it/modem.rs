@@ -374,8 +374,15 @@ fn a_modem_unplugged_mid_call_fails_the_attempt_and_the_retry_succeeds_once_it_r
     let fault = line.fault().expect("a down line says why");
     assert!(fault.contains("ttyFAX0"), "{fault}");
     // The first attempt is recorded as failed by the line, the job waits.
+    // (Its row exists from the moment the call was placed; wait for its end.)
     let until = Instant::now() + Duration::from_secs(10);
-    while store.attempts(&id).unwrap().is_empty() && Instant::now() < until {
+    while store
+        .attempts(&id)
+        .unwrap()
+        .first()
+        .is_none_or(|a| a.outcome.is_none())
+        && Instant::now() < until
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let attempts = store.attempts(&id).unwrap();
