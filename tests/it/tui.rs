@@ -198,17 +198,28 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
 
     // `q` ends the dashboard, and the terminal is itself again.
     tmux.run(&["send-keys", "-t", "dash", "q"]);
+    // tmux marks the pane dead when its terminal closes and learns the exit
+    // status a moment later (when it reaps the process): wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while tmux
-        .run(&["display-message", "-p", "-t", "dash", "#{pane_dead}"])
-        .trim()
-        != "1"
-    {
-        assert!(Instant::now() < deadline, "the dashboard did not quit");
+    let status = loop {
+        let pane = tmux.run(&[
+            "display-message",
+            "-p",
+            "-t",
+            "dash",
+            "#{pane_dead}:#{pane_dead_status}",
+        ]);
+        match pane.trim().split_once(':') {
+            Some(("1", status)) if !status.is_empty() => break status.to_owned(),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dashboard did not quit: {pane:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
-    }
-    let status = tmux.run(&["display-message", "-p", "-t", "dash", "#{pane_dead_status}"]);
-    assert_eq!(status.trim(), "0");
+    };
+    assert_eq!(status, "0", "the dashboard's exit status");
     let after = tmux.screen();
     assert!(
         !after.contains("Faxbox | live"),
