@@ -61,6 +61,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
             config.smtp.listen
         )
     })?;
+    let ipp = match config.ipp.enabled {
+        true => Some(
+            std::net::TcpListener::bind(config.ipp.listen).with_context(|| {
+                format!(
+                    "cannot listen for print-to-fax on {} (ipp.listen in the configuration)",
+                    config.ipp.listen
+                )
+            })?,
+        ),
+        false => None,
+    };
     let smtp_tls = match &config.smtp.tls {
         Some(files) => Some(
             crate::smtp::load_tls(&files.certificate, &files.key)
@@ -173,6 +184,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         )
         .context("cannot start the SMTP listener")?
     };
+    let ipp = match ipp {
+        Some(listener) => Some(
+            crate::ipp::IppServer::start(
+                listener,
+                crate::ipp::IppCtx {
+                    store: store.clone(),
+                    wake: wake.clone(),
+                    options: crate::ipp::IppOptions {
+                        allow: config.ipp.allow.clone(),
+                        require_auth: config.ipp.require_auth,
+                        ..Default::default()
+                    },
+                },
+            )
+            .context("cannot start the IPP printers")?,
+        ),
+        None => None,
+    };
 
     print_banner(
         &config,
@@ -180,6 +209,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         first_run.as_ref(),
         api.local_addr(),
         smtp.local_addr(),
+        ipp.as_ref().map(|i| i.local_addr()),
     );
     info!(data_dir = %config.data_dir.display(), api = %api.local_addr(), "faxbox is running");
     // Under systemd (Type=notify): ready only now that every port listens.
@@ -192,6 +222,9 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     tokio::task::spawn_blocking(move || {
         // Intake stops first, so no job is accepted that nothing will send.
         smtp.stop(Duration::from_secs(10));
+        if let Some(ipp) = ipp {
+            ipp.stop();
+        }
         api.stop();
         match Arc::try_unwrap(scheduler) {
             Ok(scheduler) => scheduler.stop(SHUTDOWN_GRACE),
@@ -291,6 +324,7 @@ fn print_banner(
     first: Option<&FirstRun>,
     api: std::net::SocketAddr,
     smtp: std::net::SocketAddr,
+    ipp: Option<std::net::SocketAddr>,
 ) {
     let mut text = format!(
         "Faxbox {} is running.\n  data:  {} (from {})\n",
@@ -300,6 +334,11 @@ fn print_banner(
     );
     text.push_str(&format!("  api:   http://{api}/v2\n"));
     text.push_str(&format!("  smtp:  {smtp} (email to fax)\n"));
+    if let Some(ipp) = ipp {
+        text.push_str(&format!(
+            "  ipp:   ipp://{ipp}/ipp/faxout/<faxbox id> (print to fax)\n"
+        ));
+    }
     for line in &config.lines {
         text.push_str(&format!(
             "  line:  {} ({} channels)\n",
