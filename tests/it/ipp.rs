@@ -839,3 +839,41 @@ fn with_require_auth_jobs_need_a_faxbox_login_and_the_user_is_the_sender() {
         Some("bob@acme.example".into())
     );
 }
+
+#[test]
+fn a_pwg_raster_made_by_cups_filters_prints_and_its_pages_are_faxed() {
+    // What an IPP Everywhere client sends: the PDF through CUPS's own
+    // filter chain (cupsfilter -m image/pwg-raster).
+    let raster = crate::print_raster::cups_pwg_raster(&crate::print_raster::two_page_pdf(), &[]);
+    let b = PrinterBox::start(true, IppOptions::default());
+    let body = Message::new(0x0002, &b.uri())
+        .attr(0x49, "document-format", b"image/pwg-raster")
+        .destinations(&["tel:+15551234567"])
+        .document(&raster)
+        .bytes();
+    let (_, response) = b.ipp(&body);
+    let response = response.unwrap();
+    assert_eq!(status_of(&response), 0, "{}", message_of(&response));
+    let faxes = b.faxes();
+    assert_eq!(faxes.len(), 1);
+    let docs = b.store.documents(&faxes[0].id).unwrap();
+    let original = docs
+        .iter()
+        .find(|d| d.kind == DocumentKind::Original)
+        .unwrap();
+    assert_eq!(original.content_type, "image/pwg-raster");
+    let fax = docs
+        .iter()
+        .find(|d| d.kind == DocumentKind::FaxTiff)
+        .expect("a raster is converted at intake");
+    assert_eq!(fax.pages, Some(2));
+    wait_for(
+        "the raster fax to be sent",
+        Duration::from_secs(120),
+        || b.store.fax(&faxes[0].id).unwrap().status == Some(JobStatus::Completed),
+    );
+    // Both pages went over the line to the far end.
+    let attempts = b.store.attempts(&faxes[0].id).unwrap();
+    let last = attempts.last().expect("an attempt");
+    assert_eq!((last.report.pages_sent, last.report.pages_total), (2, 2));
+}
