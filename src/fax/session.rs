@@ -970,6 +970,12 @@ mod tests {
             .with_writer(move || sink.clone())
             .finish();
         tracing::subscriber::with_default(subscriber, || {
+            // Other tests start SpanDSP sessions on other threads with no
+            // subscriber; a callsite they register while this subscriber is
+            // being set up can keep a "disabled" interest that misses it
+            // (tracing-core computes interest per callsite, globally).
+            // Recompute every callsite's interest now that it is in place.
+            tracing::callsite::rebuild_interest_cache();
             let mut rx = receiver(dir.path(), &FaxSettings::default()).unwrap();
             let mut silence = vec![0i16; CHUNK_SAMPLES];
             // Past the 2.6 s of CED, when the answerer starts sending DIS.

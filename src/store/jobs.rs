@@ -192,45 +192,7 @@ impl Store {
         documents: Vec<NewDocument>,
         status: JobStatus,
     ) -> Result<Fax> {
-        if !matches!(status, JobStatus::AttachingFiles | JobStatus::Pending) {
-            return Err(StoreError::Conflict(format!(
-                "a new job cannot start as {status}"
-            )));
-        }
-        if new.to_number_normalized.is_empty() {
-            return Err(crate::model::FieldError::new(
-                "to_number",
-                "required",
-                "a fax needs a number to send to",
-            )
-            .into());
-        }
-        let t = now();
-        let fax = Fax {
-            id: FaxId::new(),
-            account_id: new.account_id,
-            faxbox_id: new.faxbox_id,
-            folder: Folder::Outbox,
-            status: Some(status),
-            to_number: new.to_number,
-            to_number_normalized: new.to_number_normalized,
-            to_name: new.to_name,
-            from_number: new.from_number,
-            from_name: new.from_name,
-            fax_identity_number: new.fax_identity_number,
-            fax_identity_name: new.fax_identity_name,
-            fax_timezone: new.fax_timezone,
-            retries: new.retries.min(4),
-            attempts: 0,
-            retry_after: 0,
-            due_at: t,
-            notify_email: new.notify_email,
-            subject: new.subject,
-            error: None,
-            rx_result: None,
-            created: t,
-            modified: t,
-        };
+        let fax = new_outbox_fax(new, status, now())?;
         // Shares its disk sync with jobs arriving at the same time.
         self.insert_job_grouped(fax.clone(), documents)?;
         Ok(fax)
@@ -249,48 +211,14 @@ impl Store {
             let one = jobs.remove(0);
             return Ok(vec![self.create_job(one, documents, status)?]);
         }
-        if !matches!(status, JobStatus::AttachingFiles | JobStatus::Pending) {
-            return Err(StoreError::Conflict(format!(
-                "a new job cannot start as {status}"
-            )));
-        }
-        if jobs.is_empty() || jobs.iter().any(|j| j.to_number_normalized.is_empty()) {
-            return Err(crate::model::FieldError::new(
-                "to_number",
-                "required",
-                "a fax needs a number to send to",
-            )
-            .into());
+        if jobs.is_empty() {
+            return Err(missing_number().into());
         }
         let t = now();
-        let faxes: Vec<Fax> = jobs
+        let faxes = jobs
             .into_iter()
-            .map(|new| Fax {
-                id: FaxId::new(),
-                account_id: new.account_id,
-                faxbox_id: new.faxbox_id,
-                folder: Folder::Outbox,
-                status: Some(status),
-                to_number: new.to_number,
-                to_number_normalized: new.to_number_normalized,
-                to_name: new.to_name,
-                from_number: new.from_number,
-                from_name: new.from_name,
-                fax_identity_number: new.fax_identity_number,
-                fax_identity_name: new.fax_identity_name,
-                fax_timezone: new.fax_timezone,
-                retries: new.retries.min(4),
-                attempts: 0,
-                retry_after: 0,
-                due_at: t,
-                notify_email: new.notify_email,
-                subject: new.subject,
-                error: None,
-                rx_result: None,
-                created: t,
-                modified: t,
-            })
-            .collect();
+            .map(|new| new_outbox_fax(new, status, t))
+            .collect::<Result<Vec<Fax>>>()?;
         self.write(|tx| {
             for fax in &faxes {
                 super::ensure_account(tx, &fax.account_id)?;
@@ -942,6 +870,48 @@ pub(super) fn insert_document(
         ],
     )?;
     Ok(id)
+}
+
+/// The row of a new outbound job, checked: it starts attaching its files or
+/// pending, and it has a number to dial.
+fn new_outbox_fax(new: NewFax, status: JobStatus, t: UnixTime) -> Result<Fax> {
+    if !matches!(status, JobStatus::AttachingFiles | JobStatus::Pending) {
+        return Err(StoreError::Conflict(format!(
+            "a new job cannot start as {status}"
+        )));
+    }
+    if new.to_number_normalized.is_empty() {
+        return Err(missing_number().into());
+    }
+    Ok(Fax {
+        id: FaxId::new(),
+        account_id: new.account_id,
+        faxbox_id: new.faxbox_id,
+        folder: Folder::Outbox,
+        status: Some(status),
+        to_number: new.to_number,
+        to_number_normalized: new.to_number_normalized,
+        to_name: new.to_name,
+        from_number: new.from_number,
+        from_name: new.from_name,
+        fax_identity_number: new.fax_identity_number,
+        fax_identity_name: new.fax_identity_name,
+        fax_timezone: new.fax_timezone,
+        retries: new.retries.min(4),
+        attempts: 0,
+        retry_after: 0,
+        due_at: t,
+        notify_email: new.notify_email,
+        subject: new.subject,
+        error: None,
+        rx_result: None,
+        created: t,
+        modified: t,
+    })
+}
+
+fn missing_number() -> crate::model::FieldError {
+    crate::model::FieldError::new("to_number", "required", "a fax needs a number to send to")
 }
 
 #[cfg(test)]

@@ -161,9 +161,15 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
     let tmux = Tmux {
         socket: format!("faxbox-test-{}", std::process::id()),
     };
+    // tmux runs the command through a shell; the shell writes the
+    // dashboard's exit status to a file (tmux's own #{pane_dead_status} was
+    // seen empty for seconds after the pane died).
+    let status_dir = tempfile::tempdir().unwrap();
+    let status_file = status_dir.path().join("exit-status");
     let command = format!(
-        "{} tui --url {url} --token {key}",
-        crate::harness::faxbox_bin().display()
+        "{} tui --url {url} --token {key}; echo $? > {}",
+        crate::harness::faxbox_bin().display(),
+        status_file.display()
     );
     tmux.run(&[
         "new-session",
@@ -224,24 +230,16 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
 
     // `q` ends the dashboard, and the terminal is itself again.
     tmux.run(&["send-keys", "-t", "dash", "q"]);
-    // tmux marks the pane dead when its terminal closes and learns the exit
-    // status a moment later (when it reaps the process): wait for both.
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        let pane = tmux.run(&[
-            "display-message",
-            "-p",
-            "-t",
-            "dash",
-            "#{pane_dead}:#{pane_dead_status}",
-        ]);
-        match pane.trim().split_once(':') {
-            Some(("1", status)) if !status.is_empty() => break status.to_owned(),
+        match std::fs::read_to_string(&status_file) {
+            Ok(status) if status.ends_with('\n') => break status.trim().to_owned(),
             _ => {}
         }
         assert!(
             Instant::now() < deadline,
-            "the dashboard did not quit: {pane:?}"
+            "the dashboard did not quit:\n{}",
+            tmux.screen()
         );
         std::thread::sleep(Duration::from_millis(100));
     };
