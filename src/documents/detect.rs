@@ -16,6 +16,10 @@ pub enum Kind {
     Text,
     /// DOC, DOCX, ODT, RTF, XLS, XLSX, ODS, PPT, PPTX, ODP (via LibreOffice).
     Office,
+    /// PWG Raster (`image/pwg-raster`), what IPP Everywhere clients print.
+    PwgRaster,
+    /// Apple Raster (`image/urf`), what AirPrint clients print.
+    AppleRaster,
 }
 
 impl Kind {
@@ -26,6 +30,8 @@ impl Kind {
             Kind::Image => "an image",
             Kind::Text => "plain text",
             Kind::Office => "an office document",
+            Kind::PwgRaster => "a PWG raster print file",
+            Kind::AppleRaster => "an Apple raster (URF) print file",
         }
     }
 }
@@ -49,6 +55,8 @@ fn kind_from_name(name: &str) -> Result<Option<Kind>, String> {
         "tif" | "tiff" => Kind::Tiff,
         "png" | "jpg" | "jpeg" | "jpe" | "gif" | "bmp" | "webp" => Kind::Image,
         "txt" | "text" | "csv" | "log" | "md" | "asc" => Kind::Text,
+        "pwg" => Kind::PwgRaster,
+        "urf" => Kind::AppleRaster,
         e if OFFICE_EXTENSIONS.contains(&e) => Kind::Office,
         _ => return Err(format!(".{ext} files")),
     }))
@@ -66,6 +74,8 @@ fn kind_from_content_type(ct: &str) -> Option<Kind> {
         "application/pdf" | "application/x-pdf" => Kind::Pdf,
         "image/tiff" | "image/tif" => Kind::Tiff,
         "text/plain" | "text/csv" => Kind::Text,
+        "image/pwg-raster" => Kind::PwgRaster,
+        "image/urf" => Kind::AppleRaster,
         "application/msword"
         | "application/rtf"
         | "text/rtf"
@@ -89,6 +99,12 @@ fn kind_from_bytes(bytes: &[u8]) -> Option<Kind> {
     }
     if bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*") {
         return Some(Kind::Tiff);
+    }
+    if bytes.starts_with(super::print_raster::PWG_SYNC) {
+        return Some(Kind::PwgRaster);
+    }
+    if bytes.starts_with(super::print_raster::APPLE_SYNC) {
+        return Some(Kind::AppleRaster);
     }
     if bytes.starts_with(b"\x89PNG\r\n\x1a\n")
         || bytes.starts_with(&[0xFF, 0xD8, 0xFF])
@@ -213,6 +229,32 @@ mod tests {
             (b"II*\0\x08\0\0\0", "scan.tif", None, Ok(Kind::Tiff)),
             (b"", "empty.pdf", None, Err("Empty")),
             (b"\x00\x00\x00garbage", "broken.pdf", None, Err("Corrupt")),
+            (
+                b"RaS2PwgRaster\0",
+                "job",
+                Some("image/pwg-raster"),
+                Ok(Kind::PwgRaster),
+            ),
+            (b"RaS2PwgRaster\0", "page.pwg", None, Ok(Kind::PwgRaster)),
+            (
+                b"UNIRAST\0\0\0\0\x01",
+                "job",
+                Some("image/urf"),
+                Ok(Kind::AppleRaster),
+            ),
+            (b"UNIRAST\0\0\0\0\x01", "job", None, Ok(Kind::AppleRaster)),
+            (
+                b"RaS2PwgRaster\0",
+                "job",
+                Some("image/urf"),
+                Err("WrongKind"),
+            ),
+            (
+                b"%PDF-1.7\n",
+                "job",
+                Some("image/pwg-raster"),
+                Err("WrongKind"),
+            ),
         ];
         for (bytes, name, ct, want) in cases {
             let got = detect(bytes, name, *ct);

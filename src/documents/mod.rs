@@ -17,6 +17,7 @@ pub mod faxtiff;
 mod images;
 mod office;
 mod pdf;
+mod print_raster;
 mod raster;
 pub mod storage;
 mod text;
@@ -223,6 +224,22 @@ fn convert_kind(
             cancel,
         ),
         Kind::Text => text::convert(&bytes, name, &geom, max_pages),
+        Kind::PwgRaster | Kind::AppleRaster => {
+            let format = if kind == Kind::PwgRaster {
+                print_raster::Format::Pwg
+            } else {
+                print_raster::Format::Apple
+            };
+            print_raster::convert(
+                &bytes,
+                name,
+                format,
+                &geom,
+                max_pages,
+                opts.max_image_pixels,
+                cancel,
+            )
+        }
         Kind::Office => {
             let pdf_bytes = office::to_pdf(
                 &bytes,

@@ -258,7 +258,13 @@ fn resample(src: &Grey, w: u32, h: u32) -> Grey {
 
 /// Resamples along one axis (rows when `along_x`, else columns) from `n`
 /// samples to `m`: area-average when shrinking, linear when enlarging.
-fn resample_axis(data: &[u8], width: usize, height: usize, m: usize, along_x: bool) -> Vec<u8> {
+pub(crate) fn resample_axis(
+    data: &[u8],
+    width: usize,
+    height: usize,
+    m: usize,
+    along_x: bool,
+) -> Vec<u8> {
     let (n, lines) = if along_x {
         (width, height)
     } else {

@@ -2190,3 +2190,84 @@ fn an_operator_cancels_retries_now_and_pauses_lines_through_the_api() {
     let r = line(&admin_token, json!({"action": "unplug"}));
     assert_eq!(r.status, 400);
 }
+
+#[test]
+fn a_pwg_raster_print_job_is_faxed_over_the_loopback_line() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let faxbox = b
+        .store
+        .create_faxbox(
+            &acme.id,
+            faxbox::model::FaxboxFields {
+                name: Some("Printer".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let session = Session::login(&b.base, &acme.key).unwrap();
+    // Two Letter pages printed by CUPS to 600 dpi greyscale PWG raster,
+    // sent as a print client's document would be: no file name extension,
+    // only its media type.
+    let pwg = crate::print_raster::cups_pwg_raster(
+        &crate::print_raster::two_page_pdf(),
+        &["print-color-mode=monochrome"],
+    );
+    let job = session
+        .send(
+            &json!({"to_number": "555-0100", "faxbox_id": faxbox.id}),
+            &[Document {
+                name: "print job".into(),
+                content_type: "image/pwg-raster".into(),
+                bytes: pwg.clone(),
+            }],
+        )
+        .unwrap();
+    assert_eq!(job["pages"], 2, "counted at intake: {job}");
+    let id = faxbox::model::FaxId(job["id"].as_str().unwrap().to_owned());
+    let docs = b.store.documents(&id).unwrap();
+    let original = docs
+        .iter()
+        .find(|d| d.kind == faxbox::model::DocumentKind::Original)
+        .expect("the print file is kept as sent");
+    assert_eq!(original.content_type, "image/pwg-raster");
+    let fax = docs
+        .iter()
+        .find(|d| d.kind == faxbox::model::DocumentKind::FaxTiff)
+        .expect("converted at intake");
+    assert_eq!(fax.pages, Some(2));
+
+    let end = faxbox::api::client::follow(&session, id.as_str(), |_| {}).unwrap();
+    assert_eq!(end["status"], "completed", "{end}");
+    assert_eq!(end["history"][0]["pages_sent"], 2, "{end}");
+    let token = b.token(&acme);
+    let r = b.call(
+        "GET",
+        &format!(
+            "/v2/accounts/{}/faxes/outbox/{}/attachment?format=original",
+            acme.id,
+            id.as_str()
+        ),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, pwg);
+
+    // A print file cut off on the way is refused with where it ends, and
+    // nothing is stored.
+    let before = b.store.faxes(&JobFilter::default()).unwrap().len();
+    let err = session
+        .send(
+            &json!({"to_number": "555-0100", "faxbox_id": faxbox.id}),
+            &[Document {
+                name: "print job".into(),
+                content_type: "image/pwg-raster".into(),
+                bytes: pwg[..pwg.len() / 3].to_vec(),
+            }],
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("cut off"), "{err}");
+    assert_eq!(b.store.faxes(&JobFilter::default()).unwrap().len(), before);
+}

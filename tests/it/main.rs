@@ -12,6 +12,7 @@ mod loopback;
 mod modem;
 mod notify;
 mod packaging;
+mod print_raster;
 mod scheduler;
 mod serve;
 mod smtp;
