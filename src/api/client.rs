@@ -144,6 +144,8 @@ impl Document {
             "png" => "image/png",
             "jpg" | "jpeg" => "image/jpeg",
             "txt" => "text/plain",
+            "pwg" => "image/pwg-raster",
+            "urf" => "image/urf",
             _ => "application/octet-stream",
         };
         Ok(Document {

@@ -2254,6 +2254,20 @@ fn a_pwg_raster_print_job_is_faxed_over_the_loopback_line() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, pwg);
 
+    // The same print file as the request body, its fields in the query.
+    let r = b.raw(
+        "PUT",
+        &format!(
+            "/v2/accounts/{}/faxboxes/{}/faxes?to_number=5550101",
+            acme.id, faxbox.id
+        ),
+        Some(&token),
+        Some("image/pwg-raster"),
+        Some(pwg.clone()),
+    );
+    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.json()["data"]["pages"], 2);
+
     // A print file cut off on the way is refused with where it ends, and
     // nothing is stored.
     let before = b.store.faxes(&JobFilter::default()).unwrap().len();
