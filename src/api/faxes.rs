@@ -77,13 +77,15 @@ struct Upload {
 }
 
 /// The document types a raw body may be (Kazoo: PDF and TIFF; Faxbox also
-/// faxes photos).
-const RAW_TYPES: [(&str, &str); 5] = [
+/// faxes photos and printers' page rasters).
+const RAW_TYPES: [(&str, &str); 7] = [
     ("application/pdf", "document.pdf"),
     ("application/x-pdf", "document.pdf"),
     ("image/tiff", "document.tiff"),
     ("image/png", "document.png"),
     ("image/jpeg", "document.jpg"),
+    ("image/pwg-raster", "document.pwg"),
+    ("image/urf", "document.urf"),
 ];
 
 fn split_upload(

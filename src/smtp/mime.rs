@@ -138,6 +138,8 @@ fn type_of_name(name: &str) -> Option<&'static str> {
         "gif" => "image/gif",
         "bmp" => "image/bmp",
         "webp" => "image/webp",
+        "pwg" => "image/pwg-raster",
+        "urf" => "image/urf",
         "doc" => "application/msword",
         "xls" => "application/vnd.ms-excel",
         "ppt" => "application/vnd.ms-powerpoint",
@@ -161,6 +163,8 @@ fn extension_of(ct: &str) -> &'static str {
         "image/png" => "png",
         "image/gif" => "gif",
         "image/bmp" => "bmp",
+        "image/pwg-raster" => "pwg",
+        "image/urf" => "urf",
         "application/msword" => "doc",
         "application/vnd.ms-excel" => "xls",
         "application/vnd.ms-powerpoint" => "ppt",
@@ -288,8 +292,10 @@ fn consider(
         return;
     }
     // Small images are e-mail signature logos (Kazoo's image_min_size);
-    // TIFFs are fax images and always go.
-    if ct.starts_with("image/") && ct != "image/tiff" {
+    // TIFFs are fax images and printer rasters (PWG, URF) printed pages:
+    // they always go.
+    let pages = matches!(ct.as_str(), "image/tiff" | "image/pwg-raster" | "image/urf");
+    if ct.starts_with("image/") && !pages {
         let (min_w, min_h) = rules.image_min;
         match image::ImageReader::new(Cursor::new(bytes))
             .with_guessed_format()
@@ -365,7 +371,35 @@ mod tests {
         assert_eq!(type_of_name("page.Tif"), Some("image/tiff"));
         assert_eq!(type_of_name("notes"), None);
         assert_eq!(type_of_name("archive.zip"), None);
+        assert_eq!(type_of_name("Job.PWG"), Some("image/pwg-raster"));
+        assert_eq!(type_of_name("job.urf"), Some("image/urf"));
         assert_eq!(image_min_of("700x10"), (700, 10));
         assert_eq!(image_min_of("300"), (300, 300));
+    }
+
+    /// A print file attached to an email is a document, not a logo to
+    /// size up as a picture (issue 13).
+    #[test]
+    fn printer_rasters_are_faxed_not_taken_for_logos() {
+        let email = b"From: a@b.test\r\nTo: 5551234@fax.test\r\nSubject: print\r\n\
+MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n\
+--XX\r\nContent-Type: image/pwg-raster\r\n\
+Content-Disposition: attachment; filename=job\r\n\r\nRaS2PwgRaster\r\n\
+--XX\r\nContent-Type: application/octet-stream\r\n\
+Content-Disposition: attachment; filename=page.urf\r\n\r\nUNIRAST\r\n--XX--\r\n";
+        let got = read_email(email, &ContentRules::defaults()).unwrap();
+        assert!(got.skipped.is_empty(), "{:?}", got.skipped);
+        let types: Vec<_> = got
+            .attachments
+            .iter()
+            .map(|a| (a.name.as_str(), a.content_type.as_deref()))
+            .collect();
+        assert_eq!(
+            types,
+            [
+                ("job", Some("image/pwg-raster")),
+                ("page.urf", Some("image/urf"))
+            ]
+        );
     }
 }
