@@ -366,7 +366,9 @@ fn a_modem_unplugged_mid_call_fails_the_attempt_and_the_retry_succeeds_once_it_r
         "the second page is going out"
     );
     // What /v2/status shows while no other record says it.
-    let doing = line.activity().expect("a modem in a call says what it does");
+    let doing = line
+        .activity()
+        .expect("a modem in a call says what it does");
     assert_eq!(doing.state, "sending", "{doing:?}");
     r.modems.unplug(0);
     let down = line.wait_for(Duration::from_secs(10), |s| {
