@@ -34,6 +34,82 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
     })
 }
 
+/// `faxbox serve --tui`: the appliance with the dashboard in the
+/// foreground on the console. Logs go to the dashboard's log pane (never
+/// over the screen); quitting the dashboard stops the appliance, and
+/// SIGTERM ends both.
+pub fn serve_with_dashboard(config: Config) -> anyhow::Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let log = crate::tui::LogBuffer::new(1000);
+    init_logging_into(&config.log, log.clone());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("faxbox")
+        .build()
+        .context("cannot start the async runtime")?;
+    let data_dir = config.data_dir.clone();
+    let (ready, api) = std::sync::mpsc::channel();
+    let (quit, quit_asked) = tokio::sync::oneshot::channel::<()>();
+    let stopped = Arc::new(AtomicBool::new(false));
+    let appliance = {
+        let (stopped, banner) = (stopped.clone(), log.clone());
+        std::thread::Builder::new()
+            .name("appliance".into())
+            .spawn(move || {
+                let result = runtime.block_on(async {
+                    let signal = shutdown_signal()?;
+                    let shutdown = async move {
+                        tokio::select! {
+                            _ = signal => {}
+                            _ = quit_asked => {}
+                        }
+                    };
+                    run_inner(config, shutdown, Some(Console { ready, banner })).await
+                });
+                stopped.store(true, Ordering::Release);
+                result
+            })
+            .context("cannot start the appliance's thread")?
+    };
+    // No address means the appliance ended before it was ready: its error
+    // says why.
+    let dashboard = match api.recv() {
+        Ok(address) => std::fs::read_to_string(data_dir.join(LOCAL_KEY_FILE))
+            .with_context(|| format!("cannot read the local API key in {}", data_dir.display()))
+            .and_then(|key| {
+                crate::tui::run_with(
+                    &format!("http://{address}"),
+                    key.trim(),
+                    crate::tui::Options {
+                        log: Some(log.clone()),
+                        stopped: Some(stopped),
+                    },
+                )
+            }),
+        Err(_) => Ok(()),
+    };
+    let _ = quit.send(());
+    let served = appliance
+        .join()
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the appliance's thread panicked")));
+    if served.is_err() || dashboard.is_err() {
+        // The log pane is gone with the screen: its last lines say what led
+        // to the error.
+        let lines = log.lines();
+        for line in &lines[lines.len().saturating_sub(20)..] {
+            eprintln!("{line}");
+        }
+    }
+    served.and(dashboard)
+}
+
+/// Where a dashboard in the foreground takes the banner and learns the
+/// API's address.
+struct Console {
+    ready: std::sync::mpsc::Sender<std::net::SocketAddr>,
+    banner: crate::tui::LogBuffer,
+}
+
 /// What the first start of a new box created.
 #[derive(Debug, Clone)]
 pub struct FirstRun {
@@ -48,6 +124,15 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Runs the appliance until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    run_inner(config, shutdown, None).await
+}
+
+/// [`run`]; with a `console`, the banner goes to it instead of stdout.
+async fn run_inner(
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+    console: Option<Console>,
+) -> anyhow::Result<()> {
     // Bound first: a port already taken is reported before anything starts.
     let http = std::net::TcpListener::bind(config.http.listen).with_context(|| {
         format!(
@@ -150,15 +235,19 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         let scheduler = scheduler.clone();
         Arc::new(move || scheduler.wake())
     };
+    let intake = Arc::new(crate::api::IntakeCounts::default());
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default()).with_lines(status_lines),
+        Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default())
+            .with_lines(status_lines)
+            .with_intake(intake.clone()),
     )
     .context("cannot start the HTTP API")?;
     let smtp = {
         let mut options =
             crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
         options.tls = smtp_tls;
+        options.accepted = Arc::new(move |n| intake.count(crate::api::Intake::Smtp, n));
         crate::smtp::SmtpServer::start(
             smtp,
             crate::smtp::SmtpCtx {
@@ -174,13 +263,24 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .context("cannot start the SMTP listener")?
     };
 
-    print_banner(
+    let banner = banner(
         &config,
         &store,
         first_run.as_ref(),
         api.local_addr(),
         smtp.local_addr(),
     );
+    match console {
+        Some(console) => {
+            // The hints for a shell ("Next: ...") are not for the console.
+            let about = banner.split("\nNext:").next().unwrap_or_default();
+            for line in about.lines().filter(|l| !l.is_empty()) {
+                console.banner.push(line);
+            }
+            let _ = console.ready.send(api.local_addr());
+        }
+        None => print!("{banner}"),
+    }
     info!(data_dir = %config.data_dir.display(), api = %api.local_addr(), "faxbox is running");
     // Under systemd (Type=notify): ready only now that every port listens.
     crate::systemd::ready(&format!("running; API on http://{}", api.local_addr()));
@@ -285,13 +385,13 @@ pub fn ensure_local_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Re
     Ok(())
 }
 
-fn print_banner(
+fn banner(
     config: &Config,
     store: &Store,
     first: Option<&FirstRun>,
     api: std::net::SocketAddr,
     smtp: std::net::SocketAddr,
-) {
+) -> String {
     let mut text = format!(
         "Faxbox {} is running.\n  data:  {} (from {})\n",
         env!("CARGO_PKG_VERSION"),
@@ -327,7 +427,7 @@ fn print_banner(
          faxbox faxbox list --account <id>   faxboxes and their addresses\n\
          Press Ctrl-C to stop.\n",
     );
-    print!("{text}");
+    text
 }
 
 /// Listens for SIGINT (Ctrl-C) and SIGTERM (systemd stop) from now on and
@@ -344,6 +444,32 @@ pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()>> {
             _ = terminate.recv() => {}
         }
     })
+}
+
+/// Logs into the dashboard's log pane: short lines (the local time of
+/// day, the level, the message), no colours.
+fn init_logging_into(log: &LogConfig, buffer: crate::tui::LogBuffer) {
+    struct TimeOfDay;
+    impl tracing_subscriber::fmt::time::FormatTime for TimeOfDay {
+        fn format_time(
+            &self,
+            w: &mut tracing_subscriber::fmt::format::Writer<'_>,
+        ) -> std::fmt::Result {
+            write!(w, "{}", chrono::Local::now().format("%H:%M:%S"))
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_target(false)
+        .with_timer(TimeOfDay)
+        .with_writer(buffer);
+    let _ = match log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
 }
 
 /// Human logs on a terminal, JSON lines for log shippers; `RUST_LOG`

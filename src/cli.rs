@@ -132,6 +132,10 @@ pub struct ServeArgs {
     /// Log as text for a terminal or JSON for log shippers (overrides the config).
     #[arg(long, value_name = "FORMAT", value_parser = ["text", "json"])]
     pub log_format: Option<String>,
+    /// Show the live dashboard on this terminal while serving (logs go to
+    /// its log pane; `q` stops the fax box).
+    #[arg(long)]
+    pub tui: bool,
 }
 
 #[derive(Debug, Args)]
@@ -418,7 +422,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     LogFormat::Text
                 };
             }
-            crate::app::serve(config)
+            if args.tui {
+                crate::app::serve_with_dashboard(config)
+            } else {
+                crate::app::serve(config)
+            }
         }
         Command::CheckConfig => {
             println!("{}: ok", config.source);

@@ -271,6 +271,30 @@ impl Session {
         Ok(r.json()["data"].take())
     }
 
+    /// The API's base URL, like `http://127.0.0.1:8000`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The session's auth token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// `GET` of a path under the API's root (`/v2/...`); the reply's
+    /// `data`, or the server's words for the error.
+    pub fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.base);
+        let r = self
+            .http
+            .request("GET", &url, &[("X-Auth-Token", self.token.as_str())], None)
+            .map_err(|e| anyhow::anyhow!("cannot reach the fax box API: {e}"))?;
+        if r.status != 200 {
+            bail!("{}", error_text(&r));
+        }
+        Ok(r.json()["data"].take())
+    }
+
     /// `PUT` of a JSON body to a path under the API's root (`/v2/...`);
     /// the reply's `data`, or the server's words for the error.
     pub fn put(&self, path: &str, body: &Value) -> anyhow::Result<Value> {

@@ -37,6 +37,7 @@ use tracing::debug;
 
 pub use live::LiveStatus;
 pub use reply::ApiError;
+pub use status::{Intake, IntakeCounts};
 
 use crate::documents::ConvertOptions;
 use crate::lines::Line;
@@ -96,6 +97,9 @@ pub struct Ctx {
     /// When this API started, and the faxes it accepted since, by account.
     started: UnixTime,
     accepted: std::sync::Mutex<std::collections::BTreeMap<AccountId, u64>>,
+    /// Faxes accepted today by each intake (the API counts its own; the
+    /// app shares this with the SMTP listener).
+    intake: Arc<IntakeCounts>,
     streams: events::Streams,
 }
 
@@ -116,8 +120,15 @@ impl Ctx {
             lines: Vec::new(),
             started: crate::model::now(),
             accepted: Default::default(),
+            intake: Default::default(),
             streams: Default::default(),
         }
+    }
+
+    /// Shares the intake counts with the other intakes (the SMTP listener).
+    pub fn with_intake(mut self, intake: Arc<IntakeCounts>) -> Ctx {
+        self.intake = intake;
+        self
     }
 
     /// The lines `/v2/status` reports on (the ones the scheduler uses).
@@ -134,6 +145,7 @@ impl Ctx {
             .unwrap_or_else(|e| e.into_inner())
             .entry(account.clone())
             .or_default() += 1;
+        self.intake.count(Intake::Api, 1);
     }
 
     fn accepted_by_account(&self) -> std::collections::BTreeMap<AccountId, u64> {

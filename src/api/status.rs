@@ -16,13 +16,20 @@
 //!                pages_sent_today, received_today, pages_received_today,
 //!                api_accepted }],
 //!   totals: { the same counts over the accounts shown },
+//!   intake?: { since, api, smtp }  (admin only: faxes accepted today by
+//!                                    each door),
+//!   recent: [{ fax_id, account_id, folder, status, number, pages,
+//!              attempts, retries, document, last_result, created,
+//!              modified }]          (the latest faxes in and out, newest first),
 //!   api?: { since, requests }   (admin only) }
 //! ```
 //!
-//! A channel's `state` is one of `idle`, `dialling`, `training`, `sending`,
-//! `receiving`, `paused`, `down`, or `busy` (a call of another account,
+//! A channel's `state` is one of `idle`, `ringing`, `dialling`, `training`,
+//! `sending`, `receiving`, `paused`, `down`, or `busy` (a call of another account,
 //! shown to an account token without its details). The admin account sees
 //! every account; any other account sees its own queue and calls.
+
+use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
@@ -40,6 +47,65 @@ fn local_day_start() -> UnixTime {
         .map_or_else(|| now() - now().rem_euclid(86_400), |t| t.timestamp())
 }
 
+/// Which door a fax came in by, for the intake counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intake {
+    Api,
+    Smtp,
+}
+
+/// Faxes accepted today by each intake, counted as they are accepted.
+/// Kept in memory (the store does not say which door a fax came in by): a
+/// restart counts again from zero, and `since` says from when.
+#[derive(Debug)]
+pub struct IntakeCounts(Mutex<IntakeDay>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct IntakeDay {
+    day_start: UnixTime,
+    since: UnixTime,
+    api: u64,
+    smtp: u64,
+}
+
+impl Default for IntakeCounts {
+    fn default() -> Self {
+        IntakeCounts(Mutex::new(IntakeDay {
+            day_start: local_day_start(),
+            since: now(),
+            api: 0,
+            smtp: 0,
+        }))
+    }
+}
+
+impl IntakeCounts {
+    /// Counts `faxes` accepted by `intake`.
+    pub fn count(&self, intake: Intake, faxes: u64) {
+        let mut day = self.today(local_day_start());
+        match intake {
+            Intake::Api => day.api += faxes,
+            Intake::Smtp => day.smtp += faxes,
+        }
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = day;
+    }
+
+    /// The counts of the day starting at `day_start` (zero once the day
+    /// has changed).
+    fn today(&self, day_start: UnixTime) -> IntakeDay {
+        let mut day = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if day.day_start != day_start {
+            *day = IntakeDay {
+                day_start,
+                since: day_start,
+                api: 0,
+                smtp: 0,
+            };
+        }
+        *day
+    }
+}
+
 pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
     let only = (!caller.is_admin).then_some(&caller.id);
     let day_start = local_day_start();
@@ -55,6 +121,9 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
             (None, Some(why)) => ("paused", Some(why.clone())),
             (None, None) => ("up", None),
         };
+        // What the line's device says it does when no call is recorded on
+        // it yet (a modem's phone ringing, a call being answered).
+        let mut activity = line.activity();
         let mut channels: Vec<Value> = Vec::new();
         let mut calls: Vec<(UnixTime, Value)> = snap
             .calls
@@ -72,8 +141,24 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
         calls.sort_by_key(|(started, _)| *started);
         channels.extend(calls.into_iter().map(|(_, v)| v));
         let capacity = line.channels() as usize;
+        if !channels.is_empty() {
+            activity = None;
+        }
+        // A line that is down has no channels to count (a modem that does
+        // not answer, FreeSWITCH unreachable): show one, down.
+        let capacity = if state == "down" {
+            capacity.max(1)
+        } else {
+            capacity
+        };
         while channels.len() < capacity {
-            channels.push(json!({ "state": state_of_free(state), "text": state_of_free(state) }));
+            match activity.take() {
+                Some(a) if state == "up" => {
+                    channels.push(json!({ "state": a.state, "text": a.text }))
+                }
+                _ => channels
+                    .push(json!({ "state": state_of_free(state), "text": state_of_free(state) })),
+            }
         }
         for (i, c) in channels.iter_mut().enumerate() {
             c["channel"] = json!(i + 1);
@@ -136,14 +221,42 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
             "api_accepted": api_accepted,
         }));
     }
+    let intake = ctx.intake.today(day_start);
+    let recent: Vec<Value> = snap
+        .recent
+        .iter()
+        .filter(|f| only.is_none_or(|a| *a == f.account_id))
+        .map(|f| {
+            json!({
+                "fax_id": f.fax_id,
+                "account_id": f.account_id,
+                "folder": f.folder,
+                "status": f.status.as_deref().unwrap_or("received"),
+                "number": f.number,
+                "pages": f.pages,
+                "attempts": f.attempts,
+                "retries": f.retries,
+                "document": f.document,
+                "last_result": f.last_result,
+                "created": to_gregorian(f.created),
+                "modified": to_gregorian(f.modified),
+            })
+        })
+        .collect();
     let mut data = json!({
         "generated": to_gregorian(now()),
         "day_start": to_gregorian(day_start),
         "lines": lines,
         "accounts": accounts,
         "totals": totals,
+        "recent": recent,
     });
     if caller.is_admin {
+        data["intake"] = json!({
+            "since": to_gregorian(intake.since),
+            "api": intake.api,
+            "smtp": intake.smtp,
+        });
         data["api"] = json!({
             "since": to_gregorian(ctx.started),
             "requests": ctx.requests_served(),
@@ -319,6 +432,20 @@ mod tests {
             sending(&plain)["text"],
             "sending page 3 of 3 at 14400 bps, to 5550100"
         );
+    }
+
+    #[test]
+    fn intake_counts_start_again_each_day() {
+        let counts = IntakeCounts::default();
+        counts.count(Intake::Api, 2);
+        counts.count(Intake::Smtp, 3);
+        let today = local_day_start();
+        let day = counts.today(today);
+        assert_eq!((day.api, day.smtp), (2, 3));
+        assert!(day.since <= now());
+        let tomorrow = counts.today(today + 86_400);
+        assert_eq!((tomorrow.api, tomorrow.smtp), (0, 0));
+        assert_eq!(tomorrow.since, today + 86_400, "counted from midnight");
     }
 
     #[test]

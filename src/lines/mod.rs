@@ -267,6 +267,16 @@ pub trait Inbound: Send + Sync {
     fn deliver(&self, fax: ReceivedFax);
 }
 
+/// A line's own view of what it does, as `/v2/status` shows a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineActivity {
+    /// One of the channel states of `/v2/status` (`ringing`, `dialling`,
+    /// `training`, `sending`, `receiving`).
+    pub state: &'static str,
+    /// The same in words.
+    pub text: String,
+}
+
 /// A source of channels that can place fax calls and take them.
 pub trait Line: Send + Sync {
     fn name(&self) -> &str;
@@ -277,6 +287,12 @@ pub trait Line: Send + Sync {
     /// Why the line cannot carry calls now (its switch is unreachable, its
     /// modem does not answer), or `None` when it can. Shown by `/v2/status`.
     fn fault(&self) -> Option<String> {
+        None
+    }
+    /// What the line's device is doing that no call record shows (a
+    /// modem's phone ringing before the call is answered), for
+    /// `/v2/status`; `None` when it is idle or the records say it all.
+    fn activity(&self) -> Option<LineActivity> {
         None
     }
     /// Checks the fax and places a call on a thread of its own. Errors

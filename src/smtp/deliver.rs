@@ -76,6 +76,7 @@ pub(super) fn deliver(ctx: &SmtpCtx, sub: Submission) -> String {
     match accept(ctx, &sub) {
         Ok(ids) => {
             (ctx.wake)();
+            (ctx.options.accepted)(ids.len() as u64);
             info!(from = %sub.sender, faxes = ids.len(), "email accepted for faxing");
             match ids.as_slice() {
                 [one] => format!("250 queued as {one}"),

@@ -62,6 +62,9 @@ pub struct SmtpOptions {
     pub convert: ConvertOptions,
     /// The `From:` of error reports mailed to senders.
     pub report_from: String,
+    /// Told how many faxes each accepted email became (the dashboard's
+    /// intake counts).
+    pub accepted: Arc<dyn Fn(u64) + Send + Sync>,
 }
 
 impl SmtpOptions {
@@ -71,6 +74,7 @@ impl SmtpOptions {
             tls: None,
             convert: ConvertOptions::default(),
             report_from: report_from.into(),
+            accepted: Arc::new(|_| {}),
         }
     }
 }

@@ -67,6 +67,31 @@ pub struct QueueSnapshot {
 /// The retry list of one account is cut here; the total is still given.
 pub const RETRY_LIST_LIMIT: usize = 50;
 
+/// The recent-faxes list is cut here.
+pub const RECENT_LIMIT: u32 = 100;
+
+/// A fax sent or received lately, for the dashboard's job list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentFax {
+    pub fax_id: FaxId,
+    pub account_id: AccountId,
+    /// `inbox` (received) or `outbox` (sent or to send).
+    pub folder: String,
+    /// The job's status; `None` for a received fax.
+    pub status: Option<String>,
+    /// The far end: the number dialled, or the caller's number.
+    pub number: String,
+    pub pages: Option<u32>,
+    pub attempts: u8,
+    pub retries: u8,
+    /// The first document's file name, as submitted.
+    pub document: Option<String>,
+    /// How the last attempt (or the reception) ended, in words.
+    pub last_result: Option<String>,
+    pub created: UnixTime,
+    pub modified: UnixTime,
+}
+
 /// The whole box, now.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct BoxSnapshot {
@@ -76,6 +101,9 @@ pub struct BoxSnapshot {
     /// Paused line -> the operator's reason.
     pub paused: BTreeMap<String, String>,
     pub queues: BTreeMap<AccountId, QueueSnapshot>,
+    /// The latest faxes in and out, newest first (at most
+    /// [`RECENT_LIMIT`]).
+    pub recent: Vec<RecentFax>,
 }
 
 impl Store {
@@ -244,6 +272,52 @@ impl Store {
                     }
                 }
             }
+
+            // The latest faxes: what a sent fax's last attempt ended with
+            // (its error when it never got a line), or how a reception went.
+            let mut stmt = conn.prepare(
+                "SELECT f.id, f.account_id, f.folder, f.status,
+                        CASE f.folder WHEN 'inbox'
+                             THEN COALESCE(json_extract(f.doc, '$.from_number'), '')
+                             ELSE f.to_number END,
+                        COALESCE(
+                          (SELECT d.pages FROM documents d WHERE d.fax_id = f.id
+                             AND d.kind IN ('fax_tiff', 'received_tiff') LIMIT 1),
+                          json_extract(f.doc, '$.rx_result.pages'),
+                          (SELECT SUM(d.pages) FROM documents d WHERE d.fax_id = f.id
+                             AND d.kind = 'original')),
+                        f.attempts, f.retries,
+                        (SELECT d.filename FROM documents d WHERE d.fax_id = f.id
+                           AND d.kind = 'original' ORDER BY d.seq LIMIT 1),
+                        COALESCE(
+                          (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
+                             WHERE a.fax_id = f.id AND a.ended IS NOT NULL
+                             ORDER BY a.number DESC LIMIT 1),
+                          f.error,
+                          json_extract(f.doc, '$.rx_result.result_text')),
+                        f.created, f.modified
+                 FROM faxes f
+                 WHERE ?1 IS NULL OR f.account_id = ?1
+                 ORDER BY f.created DESC, f.rowid DESC LIMIT ?2",
+            )?;
+            snap.recent = stmt
+                .query_map(params![only, RECENT_LIMIT], |r| {
+                    Ok(RecentFax {
+                        fax_id: FaxId(r.get(0)?),
+                        account_id: AccountId(r.get(1)?),
+                        folder: r.get(2)?,
+                        status: r.get(3)?,
+                        number: r.get(4)?,
+                        pages: r.get(5)?,
+                        attempts: r.get(6)?,
+                        retries: r.get(7)?,
+                        document: r.get(8)?,
+                        last_result: r.get::<_, Option<String>>(9)?.filter(|t| !t.is_empty()),
+                        created: r.get(10)?,
+                        modified: r.get(11)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?;
             Ok(())
         })?;
         Ok(snap)
@@ -297,5 +371,57 @@ mod tests {
         assert_eq!(snap.calls.len(), 1);
         assert_eq!(snap.calls[0].line, "loopback");
         assert_eq!(snap.calls[0].fax_id, due[0].id);
+    }
+
+    #[test]
+    fn recent_faxes_are_newest_first_with_their_document_and_last_result() {
+        use crate::model::{DocumentKind, NewDocument};
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap();
+        let b = store.create_account("Other", None).unwrap();
+        let job = |account: &crate::model::Account, number: &str, name: &str| {
+            store
+                .create_job(
+                    NewFax {
+                        account_id: account.id.clone(),
+                        to_number: number.into(),
+                        to_number_normalized: number.into(),
+                        retries: 2,
+                        ..Default::default()
+                    },
+                    vec![NewDocument {
+                        kind: DocumentKind::Original,
+                        content_type: "application/pdf".into(),
+                        filename: name.into(),
+                        pages: Some(3),
+                        bytes: b"%PDF-1.4".to_vec(),
+                    }],
+                    JobStatus::Pending,
+                )
+                .unwrap()
+        };
+        let first = job(&a, "5550101", "first.pdf");
+        let second = job(&a, "5550102", "second.pdf");
+        job(&b, "5550103", "theirs.pdf");
+        store
+            .cancel_job(&first.id, "the sender changed their mind")
+            .unwrap();
+
+        let own = store.snapshot(Some(&a.id), 0).unwrap();
+        let ids: Vec<_> = own.recent.iter().map(|r| &r.fax_id).collect();
+        assert_eq!(ids, [&second.id, &first.id], "newest first, own only");
+        let r = &own.recent[0];
+        assert_eq!(r.document.as_deref(), Some("second.pdf"));
+        assert_eq!((r.pages, r.folder.as_str()), (Some(3), "outbox"));
+        assert_eq!(r.status.as_deref(), Some("pending"));
+        assert_eq!(r.number, "5550102");
+        assert_eq!(r.last_result, None, "never on a line");
+        let cancelled = &own.recent[1];
+        assert_eq!(cancelled.status.as_deref(), Some("cancelled"));
+        assert_eq!(
+            cancelled.last_result.as_deref(),
+            Some("the sender changed their mind")
+        );
+        assert_eq!(store.snapshot(None, 0).unwrap().recent.len(), 3);
     }
 }

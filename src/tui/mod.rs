@@ -1,17 +1,28 @@
-//! The live dashboard (`faxbox tui`): what the lines are doing, each
-//! account's queue and the faxes waiting to retry, from a running box's
-//! `GET /v2/status`.
+//! The live dashboard (`faxbox tui`, `faxbox serve --tui`): what the lines
+//! are doing, each account's queue, the faxes waiting to retry, the latest
+//! faxes with a filter and a detail view, today's counts, and a log pane,
+//! from a running box's `GET /v2/status` and its event stream.
 //!
 //! Drawing is a pure function of a snapshot and the UI state (`render`), so
 //! it is tested on ratatui's `TestBackend` without a terminal; `run` is
-//! the thin loop around it: poll, draw, read keys, restore the terminal.
+//! the thin loop around it: read the snapshot when the event stream says
+//! something changed (and slowly anyway), draw, read keys, restore the
+//! terminal (also on a panic: `ratatui::init` installs that hook).
 
+mod events;
+mod log;
 mod snapshot;
 mod view;
 
-pub use snapshot::{Account, Channel, Line, Retry, Snapshot, Totals};
-pub use view::{Action, Connection, Pane, UiState, countdown, render};
+pub use log::LogBuffer;
+pub use snapshot::{
+    Account, AttemptDetail, Channel, FaxDetail, Intake, Line, Recent, Retry, RxDetail, Snapshot,
+    Totals,
+};
+pub use view::{Action, Connection, Detail, Pane, UiState, age, countdown, render};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -19,28 +30,83 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers
 
 use crate::api::client::Session;
 
-/// How often the snapshot is read again.
-const POLL: Duration = Duration::from_secs(1);
+/// How often the snapshot is read when no event says anything changed:
+/// the event stream is the news; this is the safety net.
+const SLOW_POLL: Duration = Duration::from_secs(5);
+/// How often it is tried while the box does not answer.
+const RECONNECT: Duration = Duration::from_secs(1);
+/// Events closer together than this are one reading of the snapshot.
+const SETTLE: Duration = Duration::from_millis(200);
+/// How often the screen is drawn again (countdowns, the log).
+const TICK: Duration = Duration::from_millis(250);
+
+/// How the dashboard is attached.
+#[derive(Default)]
+pub struct Options {
+    /// The log pane's source (`serve --tui`); without it the pane shows the
+    /// event stream.
+    pub log: Option<LogBuffer>,
+    /// Set when the box the dashboard runs in has stopped (`serve --tui`
+    /// after SIGTERM): the dashboard ends too.
+    pub stopped: Option<std::sync::Arc<AtomicBool>>,
+}
 
 /// Attaches to the box at `url` with the API key `key` and shows the
 /// dashboard until `q`.
 pub fn run(url: &str, key: &str) -> anyhow::Result<()> {
+    run_with(url, key, Options::default())
+}
+
+/// [`run`], with the log pane and the end as `options` say.
+pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
     let mut session =
         Session::login(url, key).with_context(|| format!("cannot reach the fax box at {url}"))?;
+    let event_log = LogBuffer::new(500);
+    let (changed_tx, changed) = mpsc::channel();
+    events::follow(
+        url.to_owned(),
+        key.to_owned(),
+        changed_tx,
+        event_log.clone(),
+    );
+    let log = options.log.clone().unwrap_or(event_log);
+
     let mut terminal = ratatui::init();
     let mut ui = UiState::default();
     let mut snapshot: Option<Snapshot> = None;
-    let mut next_poll = Instant::now();
+    let mut read_at = Instant::now();
+    let mut next_read = Instant::now();
     let result = loop {
-        if Instant::now() >= next_poll {
-            next_poll = Instant::now() + POLL;
+        if options
+            .stopped
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Acquire))
+        {
+            break Ok(());
+        }
+        // News from the event stream: read again soon (once per burst).
+        let mut news = false;
+        while changed.try_recv().is_ok() {
+            news = true;
+        }
+        if news {
+            next_read = next_read.min(read_at + SETTLE);
+        }
+        if Instant::now() >= next_read {
             match fetch(&session) {
                 Ok(s) => {
                     snapshot = Some(s);
                     ui.connection = Connection::Live;
+                    read_at = Instant::now();
+                    next_read = read_at + SLOW_POLL;
+                    // The open fax may have changed too.
+                    if let Some(detail) = &mut ui.detail {
+                        load_detail(&session, detail);
+                    }
                 }
                 Err(e) => {
                     ui.connection = Connection::Reconnecting(e.to_string());
+                    next_read = Instant::now() + RECONNECT;
                     // The box may have restarted: its tokens ended with it.
                     if let Ok(s) = Session::login(url, key) {
                         session = s;
@@ -48,25 +114,37 @@ pub fn run(url: &str, key: &str) -> anyhow::Result<()> {
                 }
             }
         }
+        ui.since_snapshot = read_at.elapsed().as_secs() as i64;
+        ui.log = log.lines();
         if let Err(e) = terminal.draw(|f| render(f, snapshot.as_ref(), &ui)) {
             break Err(e.into());
         }
-        let wait = next_poll.saturating_duration_since(Instant::now());
-        match event::poll(wait) {
+        match event::poll(TICK) {
             Ok(true) => match event::read() {
                 Ok(Event::Key(k)) if k.kind == KeyEventKind::Press => {
-                    let quit = k.code == KeyCode::Char('q')
+                    let typing = ui.filtering;
+                    let quit = (k.code == KeyCode::Char('q') && !typing)
                         || (k.code == KeyCode::Char('c')
                             && k.modifiers.contains(KeyModifiers::CONTROL));
                     if quit {
                         break Ok(());
                     }
-                    if let Some(action) = ui.key(k.code, snapshot.as_ref()) {
-                        ui.message = Some(perform(&session, &action));
-                        // Show the outcome at once.
-                        next_poll = Instant::now();
+                    match ui.key(k.code, snapshot.as_ref()) {
+                        Some(Action::OpenDetail { .. }) => {
+                            if let Some(detail) = &mut ui.detail {
+                                load_detail(&session, detail);
+                            }
+                        }
+                        Some(action) => {
+                            ui.message = Some(perform(&session, &action));
+                            // Show the outcome at once.
+                            next_read = Instant::now();
+                        }
+                        None => {}
                     }
                 }
+                // A resize is drawn on the next turn (ratatui follows the
+                // new size by itself).
                 Ok(_) => {}
                 Err(e) => break Err(e.into()),
             },
@@ -76,6 +154,32 @@ pub fn run(url: &str, key: &str) -> anyhow::Result<()> {
     };
     ratatui::restore();
     result
+}
+
+/// Reads the fax of the detail view.
+fn load_detail(session: &Session, detail: &mut Detail) {
+    let path = format!(
+        "/v2/accounts/{}/faxes/{}/{}",
+        detail.account_id, detail.folder, detail.fax_id
+    );
+    let read = session.get(&path).or_else(|e| {
+        // It may have moved from outgoing to the outbox meanwhile.
+        if detail.folder == "outgoing" {
+            let done = path.replace("/faxes/outgoing/", "/faxes/outbox/");
+            let fax = session.get(&done)?;
+            detail.folder = "outbox".into();
+            Ok(fax)
+        } else {
+            Err(e)
+        }
+    });
+    match read.and_then(|v| Ok(serde_json::from_value::<FaxDetail>(v)?)) {
+        Ok(fax) => {
+            detail.fax = Some(fax);
+            detail.error = None;
+        }
+        Err(e) => detail.error = Some(e.to_string()),
+    }
 }
 
 /// Does what a key asked through the API; says how it went.
@@ -101,6 +205,7 @@ fn perform(session: &Session, action: &Action) -> String {
             serde_json::json!({"action": "resume"}),
             format!("line {line} resumed"),
         ),
+        Action::OpenDetail { .. } => return String::new(),
     };
     match session.put(&path, &body) {
         Ok(_) => done,
@@ -199,8 +304,53 @@ mod tests {
                  "waiting_retry_total": 1, "completed_today": 3, "failed_today": 0}
             ],
             "totals": {"completed_today": 20, "failed_today": 1, "pages_sent_today": 61,
-                       "received_today": 4, "pages_received_today": 9, "api_accepted": 25}
+                       "received_today": 4, "pages_received_today": 9, "api_accepted": 25},
+            "intake": {"since": t - 3600, "api": 25, "smtp": 7},
+            "recent": [
+                {"fax_id": "f2000000aaaa", "account_id": "a1", "folder": "outbox",
+                 "status": "processing", "number": "5550123", "pages": 1, "attempts": 0,
+                 "retries": 1, "document": "quote.pdf", "last_result": null,
+                 "created": t - 30, "modified": t - 5},
+                {"fax_id": "0badc0de0badc0de", "account_id": "a1", "folder": "outbox",
+                 "status": "pending", "number": "5550666", "pages": 3, "attempts": 1,
+                 "retries": 3, "document": "contract.pdf", "last_result": "the number was busy",
+                 "created": t - 200, "modified": t - 55},
+                {"fax_id": "1eceived00000000", "account_id": "a2", "folder": "inbox",
+                 "status": "received", "number": "5550199", "pages": 2, "attempts": 0,
+                 "retries": 0, "document": null, "last_result": "OK",
+                 "created": t - 900, "modified": t - 880},
+                {"fax_id": "c0ffeec0ffee0000", "account_id": "a2", "folder": "outbox",
+                 "status": "pending", "number": "+1 555 0777", "pages": 1, "attempts": 3,
+                 "retries": 4, "document": "lab results.pdf",
+                 "last_result": "Disconnected after permitted retries",
+                 "created": t - 4000, "modified": t - 400},
+                {"fax_id": "d0e5000000000000", "account_id": "a1", "folder": "outbox",
+                 "status": "completed", "number": "5550100", "pages": 5, "attempts": 1,
+                 "retries": 3, "document": "invoice.pdf", "last_result": "OK",
+                 "created": t - 90_000, "modified": t - 89_000}
+            ]
         }))
+    }
+
+    /// The busy fax as `GET .../faxes/outgoing/{id}` shows it.
+    fn busy_fax_detail() -> FaxDetail {
+        let t = 63_900_000_000i64;
+        serde_json::from_value(serde_json::json!({
+            "id": "0badc0de0badc0de", "folder": "outbox", "status": "pending",
+            "to_number": "5550666", "pages": 3, "attempts": 2, "retries": 3,
+            "created": t - 200, "modified": t - 55,
+            "history": [
+                {"attempt": 1, "line": "loopback", "started": t - 190, "ended": t - 160,
+                 "stage": "end", "outcome": "failure", "success": false, "result_code": null,
+                 "result_text": null, "hangup_cause": "USER_BUSY", "pages_sent": 0},
+                {"attempt": 2, "line": "modem1", "started": t - 100, "ended": t - 55,
+                 "stage": "end", "outcome": "failure", "success": false, "result_code": 48,
+                 "result_text": "Disconnected after permitted retries", "pages_sent": 2,
+                 "fax_speed": 9600, "fax_error_correction": true,
+                 "fax_receiver_id": "+1 555 0666"}
+            ]
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -256,7 +406,8 @@ mod tests {
             "reconnecting",
             "sending page 2 of 5",
             "Acme Legal",
-            "in 4m 05s",
+            "in 20s",
+            "the number was busy",
             "q quit",
         ] {
             assert!(text.contains(what), "{what} in\n{text}");
@@ -297,7 +448,9 @@ mod tests {
             })
         );
         // On the lines: the selected channel's line.
-        ui.key(KeyCode::Tab, Some(&s));
+        ui.key(KeyCode::BackTab, Some(&s));
+        ui.key(KeyCode::BackTab, Some(&s));
+        assert_eq!(ui.pane, view::Pane::Lines);
         ui.key(KeyCode::Down, Some(&s));
         ui.key(KeyCode::Down, Some(&s));
         assert_eq!(
@@ -326,5 +479,139 @@ mod tests {
         assert_eq!((ui.pane, ui.selected), (view::Pane::Queues, 0));
         ui.key(KeyCode::Up, Some(&s));
         assert_eq!(ui.selected, 0);
+    }
+
+    #[test]
+    fn the_job_list_filters_by_number_status_or_id() {
+        let s = busy("up", None);
+        let mut ui = UiState {
+            connection: Connection::Live,
+            ..UiState::default()
+        };
+        ui.key(KeyCode::Char('/'), Some(&s));
+        assert_eq!((ui.pane, ui.filtering), (view::Pane::Jobs, true));
+        for c in "555 0777".chars() {
+            ui.key(KeyCode::Char(c), Some(&s));
+        }
+        let typing = screen(Some(&s), &ui, 100, 30);
+        assert!(typing.contains("/ filter: 555 0777"), "{typing}");
+        // `q` is a letter of the filter while the prompt is open.
+        ui.key(KeyCode::Enter, Some(&s));
+        assert!(!ui.filtering);
+        let text = screen(Some(&s), &ui, 100, 30);
+        assert!(
+            text.contains("Faxes matching \"555 0777\" (1 of 5)"),
+            "{text}"
+        );
+        assert!(text.contains("c0ffeec0"), "{text}");
+        assert!(!text.contains("0badc0de  5550666"), "{text}");
+        check("filter-100x30", &text);
+        // By status and by a piece of the id.
+        ui.filter = "complete".into();
+        assert!(screen(Some(&s), &ui, 100, 30).contains("(1 of 5)"));
+        ui.filter = "BADC0".into();
+        assert!(screen(Some(&s), &ui, 100, 30).contains("(1 of 5)"));
+        // Esc clears it.
+        ui.key(KeyCode::Esc, Some(&s));
+        assert_eq!(ui.filter, "");
+        assert!(screen(Some(&s), &ui, 100, 30).contains("Faxes (5)"));
+    }
+
+    #[test]
+    fn enter_opens_a_fax_with_each_attempt_and_esc_goes_back() {
+        let s = busy("up", None);
+        let mut ui = UiState {
+            connection: Connection::Live,
+            pane: view::Pane::Jobs,
+            selected: 1,
+            ..UiState::default()
+        };
+        assert_eq!(
+            ui.key(KeyCode::Enter, Some(&s)),
+            Some(Action::OpenDetail {
+                account_id: "a1".into(),
+                folder: "outgoing".into(),
+                fax_id: "0badc0de0badc0de".into(),
+            })
+        );
+        let reading = screen(Some(&s), &ui, 100, 30);
+        assert!(reading.contains("reading the fax"), "{reading}");
+        ui.detail.as_mut().unwrap().fax = Some(busy_fax_detail());
+        let text = screen(Some(&s), &ui, 100, 30);
+        for what in [
+            "Fax 0badc0de0badc0de",
+            "pending, to 5550666, attempt 2 of 3, 3 pages",
+            "document: contract.pdf",
+            "USER_BUSY",
+            "48 Disconnected after permitted retries",
+            "9600",
+            "+1 555 0666",
+            "esc back",
+        ] {
+            assert!(text.contains(what), "{what} in\n{text}");
+        }
+        check("detail-100x30", &text);
+        // `c` in the detail asks to cancel that fax.
+        assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
+        assert_eq!(
+            ui.key(KeyCode::Char('y'), Some(&s)),
+            Some(Action::Cancel {
+                account_id: "a1".into(),
+                fax_id: "0badc0de0badc0de".into()
+            })
+        );
+        ui.key(KeyCode::Esc, Some(&s));
+        assert_eq!(ui.detail, None);
+        // A retry opens its fax too.
+        ui.pane = view::Pane::Retries;
+        ui.selected = 0;
+        assert!(matches!(
+            ui.key(KeyCode::Enter, Some(&s)),
+            Some(Action::OpenDetail { fax_id, .. }) if fax_id == "c0ffeec0ffee0000"
+        ));
+    }
+
+    #[test]
+    fn help_lists_the_keys_over_the_screen() {
+        let s = busy("up", None);
+        let mut ui = UiState {
+            connection: Connection::Live,
+            ..UiState::default()
+        };
+        ui.key(KeyCode::Char('?'), Some(&s));
+        let text = screen(Some(&s), &ui, 80, 24);
+        for what in [
+            "Keys",
+            "filter the job list",
+            "cancel the selected fax",
+            "q quit",
+        ] {
+            assert!(text.contains(what), "{what} in\n{text}");
+        }
+        check("help-80x24", &text);
+        ui.key(KeyCode::Char('x'), Some(&s));
+        assert!(!ui.help);
+    }
+
+    #[test]
+    fn a_tall_screen_shows_the_log_under_the_job_list() {
+        let ui = UiState {
+            connection: Connection::Live,
+            log: (1..=12)
+                .map(|n| format!("12:00:{n:02} fax 0badc0de pending after attempt {n}"))
+                .collect(),
+            since_snapshot: 5,
+            ..UiState::default()
+        };
+        let text = screen(Some(&busy("up", None)), &ui, 120, 44);
+        assert!(text.contains("Log"), "{text}");
+        assert!(text.contains("after attempt 12"), "the newest line: {text}");
+        assert!(
+            !text.contains("after attempt 1\n"),
+            "the oldest went: {text}"
+        );
+        // Countdowns run on between readings of the snapshot.
+        assert!(text.contains("in 4m 00s"), "{text}");
+        check("busy-120x44", &text);
     }
 }

@@ -15,6 +15,125 @@ pub struct Snapshot {
     pub accounts: Vec<Account>,
     #[serde(default)]
     pub totals: Totals,
+    #[serde(default)]
+    pub intake: Intake,
+    /// The latest faxes in and out, newest first.
+    #[serde(default)]
+    pub recent: Vec<Recent>,
+}
+
+/// Faxes accepted today by each intake.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Intake {
+    /// Counted from (Gregorian seconds): midnight, or the box's start.
+    pub since: i64,
+    pub api: u64,
+    pub smtp: u64,
+}
+
+/// A row of the job list.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Recent {
+    pub fax_id: String,
+    pub account_id: String,
+    /// `outbox` (sent or to send) or `inbox` (received).
+    pub folder: String,
+    /// The job's status, or `received`.
+    pub status: String,
+    /// The far end: the number dialled or the caller.
+    pub number: String,
+    pub pages: Option<u32>,
+    pub attempts: u32,
+    pub retries: u32,
+    pub document: Option<String>,
+    pub last_result: Option<String>,
+    /// Gregorian seconds.
+    pub created: i64,
+    pub modified: i64,
+}
+
+impl Recent {
+    /// Whether the job-list filter `text` picks this fax: a piece of its
+    /// id, its status, or its number (digits alone match however the
+    /// number is written).
+    pub fn matches(&self, text: &str) -> bool {
+        let text = text.trim().to_lowercase();
+        if text.is_empty() {
+            return true;
+        }
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        self.fax_id.to_lowercase().contains(&text)
+            || self.status.to_lowercase().contains(&text)
+            || self.number.to_lowercase().contains(&text)
+            || (text
+                .chars()
+                .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+                && !digits(&text).is_empty()
+                && digits(&self.number).contains(&digits(&text)))
+    }
+
+    /// The API folder that holds it now (`outgoing` until it ends).
+    pub fn api_folder(&self) -> &'static str {
+        match (self.folder.as_str(), self.status.as_str()) {
+            ("inbox", _) => "inbox",
+            (_, "completed" | "failed" | "cancelled") => "outbox",
+            _ => "outgoing",
+        }
+    }
+}
+
+/// One fax as `GET /v2/accounts/{account}/faxes/{folder}/{id}` shows it,
+/// for the detail view.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct FaxDetail {
+    pub id: String,
+    pub folder: String,
+    pub status: Option<String>,
+    pub to_number: String,
+    pub from_number: Option<String>,
+    pub pages: Option<u32>,
+    pub attempts: u32,
+    pub retries: u32,
+    pub error: Option<String>,
+    pub created: i64,
+    pub modified: i64,
+    pub history: Vec<AttemptDetail>,
+    pub rx_result: Option<RxDetail>,
+}
+
+/// One attempt of a sent fax.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct AttemptDetail {
+    pub attempt: u32,
+    pub line: String,
+    pub started: i64,
+    pub ended: Option<i64>,
+    pub success: bool,
+    pub result_code: Option<i64>,
+    pub result_text: Option<String>,
+    pub hangup_cause: Option<String>,
+    pub pages_sent: u32,
+    pub fax_speed: Option<u32>,
+    pub fax_error_correction: Option<bool>,
+    pub fax_receiver_id: Option<String>,
+}
+
+/// How a reception went.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct RxDetail {
+    pub success: bool,
+    pub pages: u32,
+    pub bit_rate: u32,
+    pub ecm: bool,
+    pub remote_station_id: String,
+    pub result_code: i64,
+    pub result_text: String,
+    pub duration_s: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

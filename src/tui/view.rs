@@ -6,9 +6,9 @@ use ratatui::crossterm::event::KeyCode;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Row, Table};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
-use super::snapshot::{Retry, Snapshot};
+use super::snapshot::{FaxDetail, Recent, Retry, Snapshot};
 
 /// Whether the dashboard hears from the box.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -27,15 +27,71 @@ pub enum Pane {
     Lines,
     Queues,
     Retries,
+    Jobs,
+    /// The log (under `serve --tui`) or the event stream (attached).
+    Log,
+}
+
+impl Pane {
+    fn next(self) -> Pane {
+        match self {
+            Pane::Lines => Pane::Queues,
+            Pane::Queues => Pane::Retries,
+            Pane::Retries => Pane::Jobs,
+            Pane::Jobs => Pane::Log,
+            Pane::Log => Pane::Lines,
+        }
+    }
+
+    fn previous(self) -> Pane {
+        match self {
+            Pane::Lines => Pane::Log,
+            Pane::Queues => Pane::Lines,
+            Pane::Retries => Pane::Queues,
+            Pane::Jobs => Pane::Retries,
+            Pane::Log => Pane::Jobs,
+        }
+    }
+}
+
+/// The fax whose detail is open, and what the box said about it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Detail {
+    pub account_id: String,
+    /// The API folder: `outgoing`, `outbox` or `inbox`.
+    pub folder: String,
+    pub fax_id: String,
+    /// The first document's name (from the job list).
+    pub document: Option<String>,
+    /// `None` until it is read.
+    pub fax: Option<FaxDetail>,
+    /// Why it could not be read.
+    pub error: Option<String>,
 }
 
 /// What a key asks the box to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Cancel { account_id: String, fax_id: String },
-    RetryNow { account_id: String, fax_id: String },
-    Pause { line: String },
-    Resume { line: String },
+    Cancel {
+        account_id: String,
+        fax_id: String,
+    },
+    RetryNow {
+        account_id: String,
+        fax_id: String,
+    },
+    Pause {
+        line: String,
+    },
+    Resume {
+        line: String,
+    },
+    /// Read a fax for the detail view.
+    OpenDetail {
+        account_id: String,
+        folder: String,
+        fax_id: String,
+    },
 }
 
 impl Action {
@@ -58,8 +114,10 @@ fn short(id: &str) -> String {
 }
 
 /// What the person at the console chose: the pane in focus, the row
-/// selected in it, a cancel waiting for its confirmation, and the answer to
-/// the last action.
+/// selected in it, a cancel waiting for its confirmation, the job-list
+/// filter, the detail or help shown, the answer to the last action; and
+/// what the loop around it keeps for drawing (the log's last lines, the
+/// seconds since the snapshot was read, for countdowns).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct UiState {
     pub connection: Connection,
@@ -67,7 +125,36 @@ pub struct UiState {
     pub selected: usize,
     pub confirm: Option<Action>,
     pub message: Option<String>,
+    /// The job-list filter (empty: every fax).
+    pub filter: String,
+    /// The filter prompt is open and takes the keys.
+    pub filtering: bool,
+    pub help: bool,
+    pub detail: Option<Detail>,
+    /// The log pane's lines, oldest first.
+    pub log: Vec<String>,
+    /// Seconds since the snapshot was read.
+    pub since_snapshot: i64,
 }
+
+/// The keys, as the help shows them.
+const KEYS: [(&str, &str); 12] = [
+    ("tab, shift-tab", "next / previous pane"),
+    ("\u{2191} \u{2193}", "move in the pane"),
+    ("enter", "open the selected fax"),
+    ("esc", "back; clear the filter"),
+    ("/", "filter the job list (number, status, id)"),
+    ("c", "cancel the selected fax (asks first)"),
+    ("r", "retry the selected fax now"),
+    ("p", "pause or resume the selected line"),
+    ("?", "this help"),
+    ("q", "quit"),
+    ("", ""),
+    ("", "any key closes this help"),
+];
+
+/// The bottom line when nothing else is said there.
+const HINTS: &str = " q quit  tab pane  enter detail  / filter  c cancel  r retry  p pause  ? help";
 
 impl UiState {
     /// Applies a key (`q` is handled by the caller); returns what the box
@@ -82,12 +169,55 @@ impl UiState {
                 }
             };
         }
+        if self.filtering {
+            match key {
+                KeyCode::Char(c) => self.filter.push(c),
+                KeyCode::Backspace => {
+                    self.filter.pop();
+                }
+                KeyCode::Enter => self.filtering = false,
+                KeyCode::Esc => {
+                    self.filter.clear();
+                    self.filtering = false;
+                }
+                _ => {}
+            }
+            self.selected = 0;
+            return None;
+        }
+        if self.help {
+            self.help = false;
+            return None;
+        }
         let empty = Snapshot::default();
         let s = snapshot.unwrap_or(&empty);
+        if let Some(detail) = &self.detail {
+            match key {
+                KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => self.detail = None,
+                KeyCode::Char('?') => self.help = true,
+                KeyCode::Char('c') if detail.folder == "outgoing" => {
+                    self.message = None;
+                    self.confirm = Some(Action::Cancel {
+                        account_id: detail.account_id.clone(),
+                        fax_id: detail.fax_id.clone(),
+                    });
+                }
+                KeyCode::Char('r') if detail.folder == "outgoing" => {
+                    return Some(Action::RetryNow {
+                        account_id: detail.account_id.clone(),
+                        fax_id: detail.fax_id.clone(),
+                    });
+                }
+                _ => {}
+            }
+            return None;
+        }
         let rows = match self.pane {
             Pane::Lines => s.lines.iter().map(|l| l.channels.len()).sum(),
             Pane::Queues => s.accounts.len(),
             Pane::Retries => retries(s).len(),
+            Pane::Jobs => jobs(s, &self.filter).len(),
+            Pane::Log => 0,
         };
         // The fax of the selected row, and the line of a selected channel.
         let (fax, line) = match self.pane {
@@ -108,7 +238,34 @@ impl UiState {
                     .map(|(a, r)| (a.to_string(), r.fax_id.clone())),
                 None,
             ),
-            Pane::Queues => (None, None),
+            Pane::Jobs => (
+                jobs(s, &self.filter)
+                    .get(self.selected)
+                    .filter(|r| r.api_folder() == "outgoing")
+                    .map(|r| (r.account_id.clone(), r.fax_id.clone())),
+                None,
+            ),
+            Pane::Queues | Pane::Log => (None, None),
+        };
+        // The fax `enter` opens: any fax of the selected row.
+        let open = match self.pane {
+            Pane::Jobs => jobs(s, &self.filter).get(self.selected).map(|r| Detail {
+                account_id: r.account_id.clone(),
+                folder: r.api_folder().to_owned(),
+                fax_id: r.fax_id.clone(),
+                document: r.document.clone(),
+                ..Detail::default()
+            }),
+            _ => fax.clone().map(|(account_id, fax_id)| {
+                let known = s.recent.iter().find(|r| r.fax_id == fax_id);
+                Detail {
+                    account_id,
+                    folder: known.map_or("outgoing", Recent::api_folder).to_owned(),
+                    document: known.and_then(|r| r.document.clone()),
+                    fax_id,
+                    ..Detail::default()
+                }
+            }),
         };
         match key {
             KeyCode::Char('c') => match fax {
@@ -120,7 +277,7 @@ impl UiState {
                 None => self.message = Some("select a fax to cancel (a line or a retry)".into()),
             },
             KeyCode::Char('r') => match fax {
-                Some((account_id, fax_id)) if self.pane == Pane::Retries => {
+                Some((account_id, fax_id)) if matches!(self.pane, Pane::Retries | Pane::Jobs) => {
                     return Some(Action::RetryNow { account_id, fax_id });
                 }
                 _ => self.message = Some("select a fax waiting to retry".into()),
@@ -139,12 +296,38 @@ impl UiState {
                 None => self.message = Some("select a line to pause or resume".into()),
             },
             KeyCode::Tab => {
-                self.pane = match self.pane {
-                    Pane::Lines => Pane::Queues,
-                    Pane::Queues => Pane::Retries,
-                    Pane::Retries => Pane::Lines,
-                };
+                self.pane = self.pane.next();
                 self.selected = 0;
+            }
+            KeyCode::BackTab => {
+                self.pane = self.pane.previous();
+                self.selected = 0;
+            }
+            KeyCode::Enter => match open {
+                Some(detail) => {
+                    let action = Action::OpenDetail {
+                        account_id: detail.account_id.clone(),
+                        folder: detail.folder.clone(),
+                        fax_id: detail.fax_id.clone(),
+                    };
+                    self.message = None;
+                    self.detail = Some(detail);
+                    return Some(action);
+                }
+                None => {
+                    self.message = Some("select a fax to open (a job, a retry or a call)".into())
+                }
+            },
+            KeyCode::Char('/') => {
+                self.pane = Pane::Jobs;
+                self.filtering = true;
+                self.selected = 0;
+                self.message = None;
+            }
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Esc => {
+                self.filter.clear();
+                self.message = None;
             }
             KeyCode::Down => self.selected = (self.selected + 1).min(rows.saturating_sub(1)),
             KeyCode::Up => self.selected = self.selected.saturating_sub(1),
@@ -166,6 +349,31 @@ fn retries(s: &Snapshot) -> Vec<(&str, &Retry)> {
     all
 }
 
+/// The job list: the recent faxes the filter picks, newest first.
+fn jobs<'a>(s: &'a Snapshot, filter: &str) -> Vec<&'a Recent> {
+    s.recent.iter().filter(|r| r.matches(filter)).collect()
+}
+
+/// "12s", "4m", "3h", "2d": how long ago.
+pub fn age(seconds: i64) -> String {
+    match seconds.max(0) {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m", s / 60),
+        s if s < 86_400 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86_400),
+    }
+}
+
+/// A Gregorian time as UTC, e.g. `2026-11-27 15:58:03`.
+fn clock(gregorian: i64, with_date: bool) -> String {
+    let unix = gregorian - crate::model::GREGORIAN_UNIX_OFFSET;
+    match chrono::DateTime::from_timestamp(unix, 0) {
+        Some(t) if with_date => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        Some(t) => t.format("%H:%M:%S").to_string(),
+        None => "-".into(),
+    }
+}
+
 /// "in 4m 05s", "in 12s", or "due" once the time has come.
 pub fn countdown(seconds: i64) -> String {
     match seconds {
@@ -176,7 +384,7 @@ pub fn countdown(seconds: i64) -> String {
     }
 }
 
-fn pane_block(title: &str, focused: bool) -> Block<'_> {
+fn pane_block(title: &str, focused: bool) -> Block<'static> {
     let style = if focused {
         Style::default().add_modifier(Modifier::BOLD)
     } else {
@@ -200,16 +408,9 @@ pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
     let area = frame.area();
     let empty = Snapshot::default();
     let s = snapshot.unwrap_or(&empty);
-    let channels: u16 = s
-        .lines
-        .iter()
-        .map(|l| l.channels.len() as u16 + u16::from(l.state != "up"))
-        .sum();
-    let [title, lines, queues, retries_area, totals, keys] = Layout::vertical([
+    let [title, body, totals, keys] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(channels.max(1) + 3),
-        Constraint::Length(s.accounts.len().max(1) as u16 + 3),
-        Constraint::Min(4),
+        Constraint::Fill(1),
         Constraint::Length(1),
         Constraint::Length(1),
     ])
@@ -227,31 +428,275 @@ pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
         ])),
         title,
     );
-    draw_lines(frame, s, ui, lines);
-    draw_queues(frame, s, ui, queues);
-    draw_retries(frame, s, ui, retries_area);
+    match &ui.detail {
+        Some(detail) => draw_detail(frame, s, detail, body),
+        None => draw_panes(frame, s, ui, body),
+    }
     let t = &s.totals;
     frame.render_widget(
         Paragraph::new(format!(
-            " today: {} sent ({} pages), {} failed, {} received ({} pages); API {} accepted",
+            " today: sent {} ({} p), failed {}, received {} ({} p); in: API {}, email {}",
             t.completed_today,
             t.pages_sent_today,
             t.failed_today,
             t.received_today,
             t.pages_received_today,
-            t.api_accepted
+            s.intake.api,
+            s.intake.smtp,
         )),
         totals,
     );
     let bottom = match (&ui.confirm, &ui.message) {
+        _ if ui.filtering => format!(
+            " / filter: {}\u{2588}   enter keeps it, esc clears it",
+            ui.filter
+        ),
         (Some(action), _) => action.question(),
         (None, Some(message)) => format!(" {message}"),
-        (None, None) => {
-            " q quit  tab pane  \u{2191}\u{2193} move  c cancel  r retry now  p pause/resume line"
-                .into()
+        (None, None) if ui.detail.is_some() => {
+            " esc back  c cancel  r retry now  ? help  q quit".into()
         }
+        (None, None) => HINTS.into(),
     };
     frame.render_widget(Paragraph::new(bottom), keys);
+    if ui.help {
+        draw_help(frame, area);
+    }
+}
+
+/// The panes: lines and queues on top; the retries, the job list and the
+/// log share the rest (on a short screen the log takes the job list's
+/// place while it is in focus).
+fn draw_panes(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
+    let channels: u16 = s
+        .lines
+        .iter()
+        .map(|l| l.channels.len() as u16 + u16::from(l.state != "up"))
+        .sum();
+    let [lines, queues, rest] = Layout::vertical([
+        Constraint::Length(channels.max(1) + 3),
+        Constraint::Length(s.accounts.len().max(1) as u16 + 3),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
+    draw_lines(frame, s, ui, lines);
+    draw_queues(frame, s, ui, queues);
+    let waiting = retries(s).len().max(1) as u16 + 3;
+    let tall = rest.height >= 24;
+    let [retries_area, jobs_area, log_area] = Layout::vertical([
+        Constraint::Length(waiting.min(rest.height / 2).max(3)),
+        Constraint::Fill(1),
+        Constraint::Length(if tall { 8 } else { 0 }),
+    ])
+    .areas(rest);
+    draw_retries(frame, s, ui, retries_area);
+    if tall {
+        draw_jobs(frame, s, ui, jobs_area);
+        draw_log(frame, ui, log_area);
+    } else if ui.pane == Pane::Log {
+        draw_log(frame, ui, jobs_area);
+    } else {
+        draw_jobs(frame, s, ui, jobs_area);
+    }
+}
+
+fn dim() -> Style {
+    Style::default().add_modifier(Modifier::DIM)
+}
+
+fn draw_jobs(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
+    let focused = ui.pane == Pane::Jobs;
+    let shown = jobs(s, &ui.filter);
+    // Keep the selected row on the screen.
+    let room = area.height.saturating_sub(3) as usize;
+    let skip = (ui.selected + 1).saturating_sub(room.max(1));
+    let rows = shown.iter().enumerate().skip(skip).map(|(i, r)| {
+        Row::new(vec![
+            age(s.generated + ui.since_snapshot - r.created),
+            if r.folder == "inbox" { "in" } else { "out" }.to_owned(),
+            short(&r.fax_id),
+            r.number.clone(),
+            r.status.clone(),
+            r.pages.map(|p| p.to_string()).unwrap_or_default(),
+            r.last_result.clone().unwrap_or_default(),
+        ])
+        .style(highlight(focused, ui.selected, i))
+    });
+    let title = if ui.filter.is_empty() {
+        format!("Faxes ({})", shown.len())
+    } else {
+        format!(
+            "Faxes matching \"{}\" ({} of {})",
+            ui.filter,
+            shown.len(),
+            s.recent.len()
+        )
+    };
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(4),
+            Constraint::Length(3),
+            Constraint::Length(8),
+            Constraint::Length(13),
+            Constraint::Length(10),
+            Constraint::Length(3),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(Row::new(["age", "dir", "fax", "number", "status", "pp", "last result"]).style(dim()))
+    .block(pane_block(&title, focused));
+    frame.render_widget(table, area);
+}
+
+fn draw_log(frame: &mut Frame, ui: &UiState, area: Rect) {
+    let focused = ui.pane == Pane::Log;
+    let room = area.height.saturating_sub(2) as usize;
+    let start = ui.log.len().saturating_sub(room);
+    let text: Vec<TextLine> = ui.log[start..]
+        .iter()
+        .map(|l| TextLine::raw(format!(" {l}")))
+        .collect();
+    frame.render_widget(Paragraph::new(text).block(pane_block("Log", focused)), area);
+}
+
+/// One fax: what it is, and each attempt (or the reception).
+fn draw_detail(frame: &mut Frame, s: &Snapshot, detail: &Detail, area: Rect) {
+    let block = pane_block(&format!("Fax {}", detail.fax_id), true);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let Some(fax) = &detail.fax else {
+        let text = match &detail.error {
+            Some(e) => format!(" cannot read the fax: {e}"),
+            None => " reading the fax...".to_owned(),
+        };
+        frame.render_widget(Paragraph::new(text), inner);
+        return;
+    };
+    let inbound = fax.folder == "inbox";
+    let mut text = Vec::new();
+    let status = fax.status.clone().unwrap_or_else(|| "received".into());
+    let pages = fax.pages.map_or("-".to_owned(), |p| p.to_string());
+    if inbound {
+        text.push(TextLine::raw(format!(
+            " received from {} on {}, {pages} pages",
+            fax.from_number.as_deref().unwrap_or("an unknown number"),
+            fax.to_number
+        )));
+    } else {
+        text.push(TextLine::raw(format!(
+            " {status}, to {}, attempt {} of {}, {pages} pages",
+            fax.to_number,
+            fax.attempts,
+            fax.retries.max(1)
+        )));
+    }
+    if let Some(doc) = &detail.document {
+        text.push(TextLine::raw(format!(" document: {doc}")));
+    }
+    text.push(TextLine::raw(format!(
+        " created {} UTC, last change {} ago",
+        clock(fax.created, true),
+        age(s.generated - fax.modified)
+    )));
+    if let Some(e) = &fax.error {
+        text.push(TextLine::raw(format!(" why: {e}")));
+    }
+    if let Some(rx) = &fax.rx_result {
+        text.push(TextLine::raw(format!(
+            " {} pages at {} bit/s{}, from {:?}, {:.0}s: {} {}",
+            rx.pages,
+            rx.bit_rate,
+            if rx.ecm { ", ECM" } else { "" },
+            rx.remote_station_id.trim(),
+            rx.duration_s,
+            rx.result_code,
+            rx.result_text
+        )));
+    }
+    let [head, attempts] = Layout::vertical([
+        Constraint::Length(text.len() as u16 + 1),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), head);
+    if inbound {
+        return;
+    }
+    let rows = fax.history.iter().map(|a| {
+        let result = match (&a.result_code, &a.result_text, &a.hangup_cause) {
+            (Some(code), Some(text), _) => format!("{code} {text}"),
+            (None, Some(text), _) => text.clone(),
+            (_, None, Some(cause)) => cause.clone(),
+            _ if a.ended.is_none() => "on the line".to_owned(),
+            _ => String::new(),
+        };
+        Row::new(vec![
+            a.attempt.to_string(),
+            a.line.clone(),
+            clock(a.started, false),
+            a.ended
+                .map(|e| format!("{}s", e - a.started))
+                .unwrap_or_default(),
+            a.pages_sent.to_string(),
+            a.fax_speed.map(|r| r.to_string()).unwrap_or_default(),
+            match a.fax_error_correction {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "",
+            }
+            .to_owned(),
+            a.fax_receiver_id.as_deref().unwrap_or("").trim().to_owned(),
+            result,
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Length(2),
+            Constraint::Length(9),
+            Constraint::Length(8),
+            Constraint::Length(5),
+            Constraint::Length(3),
+            Constraint::Length(5),
+            Constraint::Length(3),
+            Constraint::Length(12),
+            Constraint::Fill(1),
+        ],
+    )
+    .header(
+        Row::new([
+            "#",
+            "line",
+            "started",
+            "took",
+            "pp",
+            "rate",
+            "ECM",
+            "remote CSI",
+            "result",
+        ])
+        .style(dim()),
+    );
+    frame.render_widget(table, attempts);
+}
+
+/// The keys, over the middle of the screen.
+fn draw_help(frame: &mut Frame, area: Rect) {
+    let width = 64.min(area.width);
+    let height = (KEYS.len() as u16 + 2).min(area.height);
+    let popup = Rect {
+        x: area.x + (area.width - width) / 2,
+        y: area.y + (area.height - height) / 2,
+        width,
+        height,
+    };
+    let text: Vec<TextLine> = KEYS
+        .iter()
+        .map(|(key, what)| TextLine::raw(format!(" {key:<16}{what}")))
+        .collect();
+    frame.render_widget(Clear, popup);
+    frame.render_widget(Paragraph::new(text).block(pane_block("Keys", true)), popup);
 }
 
 fn draw_lines(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
@@ -338,7 +783,7 @@ fn draw_retries(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
             r.fax_id.chars().take(8).collect::<String>(),
             r.to_number.clone(),
             format!("{}/{}", r.attempts, r.retries),
-            countdown(r.next_attempt - s.generated),
+            countdown(r.next_attempt - s.generated - ui.since_snapshot),
             r.last_cause.clone().unwrap_or_default(),
         ])
         .style(highlight(focused, ui.selected, i))

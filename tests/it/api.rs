@@ -1689,6 +1689,24 @@ fn status_shows_lines_queues_and_todays_counts_to_whom_they_concern() {
     assert_eq!(retry["last_cause"], "the number was busy");
     assert_eq!(own["totals"]["completed_today"], 1);
     assert!(own.get("api").is_none());
+    // The job list: newest first, with the number, the pages, the document
+    // and how each last ended.
+    let recent = own["recent"].as_array().unwrap();
+    assert_eq!(recent.len(), 2, "{own}");
+    assert_eq!(recent[0]["fax_id"], busy_id.as_str());
+    assert_eq!(
+        (&recent[0]["status"], &recent[0]["number"]),
+        (&json!("pending"), &json!(BUSY_NUMBER))
+    );
+    assert_eq!(recent[0]["document"], "b.pdf");
+    assert_eq!(recent[0]["last_result"], "the number was busy");
+    assert_eq!(recent[0]["folder"], "outbox");
+    assert_eq!(recent[1]["status"], "completed");
+    assert_eq!(recent[1]["pages"], 1);
+    assert!(
+        own.get("intake").is_none(),
+        "box-wide counts are the admin's"
+    );
     // The paused line: its free channels are paused, with the reason.
     assert_eq!(own["lines"][0]["state"], "paused");
     assert_eq!(own["lines"][0]["reason"], "new toner");
@@ -1705,6 +1723,14 @@ fn status_shows_lines_queues_and_todays_counts_to_whom_they_concern() {
         .collect();
     assert_eq!(names, ["Acme", "Admin", "Other"]);
     assert_eq!(all["totals"]["api_accepted"], 2);
+    assert_eq!(
+        (
+            all["intake"]["api"].as_u64(),
+            all["intake"]["smtp"].as_u64()
+        ),
+        (Some(2), Some(0))
+    );
+    assert_eq!(all["recent"].as_array().unwrap().len(), 2);
     assert_eq!(all["accounts"][2]["account_id"], other.id.as_str());
     assert_eq!(all["accounts"][2]["pending"], 0);
 

@@ -202,6 +202,32 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
     let fax = session.outgoing(&busy_id).unwrap();
     assert_eq!(fax["status"], "cancelled", "{fax}");
 
+    // `/` narrows the job list to the busy number's fax; `enter` opens it
+    // with its attempt and how the attempt ended.
+    tmux.wait_for(&["Faxes (2)"], Duration::from_secs(10));
+    tmux.run(&["send-keys", "-t", "dash", "/"]);
+    tmux.run(&["send-keys", "-t", "dash", "-l", BUSY]);
+    tmux.run(&["send-keys", "-t", "dash", "Enter"]);
+    let filtered = tmux.wait_for(
+        &[&format!("Faxes matching \"{BUSY}\" (1 of 2)")],
+        Duration::from_secs(10),
+    );
+    assert!(filtered.contains(&busy_id[..8]), "{filtered}");
+    tmux.run(&["send-keys", "-t", "dash", "Enter"]);
+    let detail = tmux.wait_for(
+        &[
+            &format!("Fax {busy_id}"),
+            "cancelled, to 5550001",
+            "loopback",
+            "the number was busy",
+            "esc back",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(detail.contains("document: letter.pdf"), "{detail}");
+    tmux.run(&["send-keys", "-t", "dash", "Escape"]);
+    tmux.wait_for(&["Waiting to retry"], Duration::from_secs(10));
+
     // `q` ends the dashboard, and the terminal is itself again.
     tmux.run(&["send-keys", "-t", "dash", "q"]);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -224,4 +250,78 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
         "the dashboard's screen is gone:\n{after}"
     );
     drop(box_process);
+}
+
+/// Waits for the shell in the pane to write the program's exit status to
+/// `file` (see the first test for why not tmux's own); returns it.
+fn exit_status(tmux: &Tmux, file: &std::path::Path) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match std::fs::read_to_string(file) {
+            Ok(status) if status.ends_with('\n') => return status.trim().to_owned(),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "it did not end:\n{}",
+            tmux.screen()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn serve_tui_shows_the_dashboard_with_the_log_in_its_pane_and_q_stops_the_box() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 1\n",
+    )
+    .unwrap();
+    let tmux = Tmux {
+        socket: format!("faxbox-test-serve-{}", std::process::id()),
+    };
+    let status_file = dir.path().join("exit-status");
+    let command = format!(
+        "cd {} && {} --config faxbox.toml --data-dir data serve --tui; echo $? > {}",
+        dir.path().display(),
+        crate::harness::faxbox_bin().display(),
+        status_file.display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "100",
+        "-y",
+        "44",
+        &command,
+    ]);
+    tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
+    // The log (the banner, then the appliance's own lines) is in its pane,
+    // and nothing was written over the dashboard: its title is still the
+    // first line.
+    let screen = tmux.wait_for(
+        &[
+            "Faxbox | live",
+            "Log",
+            "First start: created the account",
+            "INFO faxbox is running",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(screen.starts_with(" Faxbox | live"), "{screen}");
+    assert!(screen.contains("loopback     1   idle"), "{screen}");
+
+    // `q` ends the dashboard and stops the box in order.
+    tmux.run(&["send-keys", "-t", "dash", "q"]);
+    assert_eq!(exit_status(&tmux, &status_file), "0", "{}", tmux.screen());
+    let after = tmux.screen();
+    assert!(
+        !after.contains("Faxbox | live"),
+        "the screen is restored:\n{after}"
+    );
 }

@@ -221,6 +221,27 @@ impl Line for FreeSwitchLine {
         self.nodes.iter().map(|n| n.in_flight()).sum()
     }
 
+    /// Down when no node is connected, with each node's last error (or
+    /// that it was never reached yet).
+    fn fault(&self) -> Option<String> {
+        if self.is_up() {
+            return None;
+        }
+        let why: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| match n.last_error() {
+                Some(e) => format!("{}: {e}", n.address()),
+                None => format!("{}: not connected yet", n.address()),
+            })
+            .collect();
+        Some(if why.is_empty() {
+            "no FreeSWITCH node is configured".to_owned()
+        } else {
+            format!("FreeSWITCH unreachable ({})", why.join("; "))
+        })
+    }
+
     fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError> {
         check_number(&fax.to_number)?;
         let document = FaxDocument::open(&fax.document)?;

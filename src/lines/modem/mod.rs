@@ -215,6 +215,20 @@ impl Line for ModemLine {
         }
     }
 
+    /// The modem's own state: the phone ringing before a call is
+    /// answered, or a call the store has no record of yet.
+    fn activity(&self) -> Option<super::LineActivity> {
+        let (state, text) = match self.shared.state() {
+            ModemState::Down(_) | ModemState::Idle => return None,
+            ModemState::Ringing(n) => ("ringing", format!("ringing ({n} rings)")),
+            ModemState::Dialling => ("dialling", "dialling".to_owned()),
+            ModemState::Training(rate) => ("training", format!("training at {rate} bit/s")),
+            ModemState::Sending(page) => ("sending", format!("sending page {page}")),
+            ModemState::Receiving => ("receiving", "receiving a fax".to_owned()),
+        };
+        Some(super::LineActivity { state, text })
+    }
+
     fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError> {
         let valid_id = !fax.call_id.is_empty()
             && fax.call_id.len() <= 64

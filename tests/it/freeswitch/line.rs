@@ -198,6 +198,7 @@ fn busy_and_no_answer_are_retried_per_policy() {
     let proxy = file_proxy();
     let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
     wait_up(&line);
+    assert_eq!(line.fault(), None, "a connected line is up");
     let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
     let account = store.create_account("Acme", None).unwrap().id;
     let scheduler = Scheduler::start(
@@ -426,6 +427,13 @@ fn a_refused_password_keeps_the_line_down_with_the_reason() {
     });
     assert!(!line.is_up());
     assert_eq!(line.channels(), 0, "a line that is down offers no channels");
+    // `/v2/status` and the dashboard show it down, with the node's error.
+    let fault = line.fault().expect("the line is down");
+    assert!(
+        fault.starts_with("FreeSWITCH unreachable (")
+            && fault.contains("refused the event socket password"),
+        "{fault}"
+    );
     let document = dir.path().join("job.tif");
     std::fs::write(&document, small_fax_tiff()).unwrap();
     let refused = line.send(outgoing("down", "5551234", document), Box::new(|_| {}));
