@@ -365,6 +365,11 @@ fn a_modem_unplugged_mid_call_fails_the_attempt_and_the_retry_succeeds_once_it_r
         ModemState::Sending(2),
         "the second page is going out"
     );
+    // What /v2/status shows while no other record says it.
+    let doing = line
+        .activity()
+        .expect("a modem in a call says what it does");
+    assert_eq!(doing.state, "sending", "{doing:?}");
     r.modems.unplug(0);
     let down = line.wait_for(Duration::from_secs(10), |s| {
         matches!(s, ModemState::Down(_))
@@ -373,6 +378,7 @@ fn a_modem_unplugged_mid_call_fails_the_attempt_and_the_retry_succeeds_once_it_r
     assert_eq!(line.channels(), 0, "a down line takes no calls");
     let fault = line.fault().expect("a down line says why");
     assert!(fault.contains("ttyFAX0"), "{fault}");
+    assert_eq!(line.activity(), None, "down: the fault says it all");
     // The first attempt is recorded as failed by the line, the job waits.
     // (Its row exists from the moment the call was placed; wait for its end.)
     let until = Instant::now() + Duration::from_secs(10);

@@ -157,6 +157,21 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
     session
         .send(&json!({"to_number": "5550100"}), &[pdf("in flight")])
         .unwrap();
+    // `FAXBOX_CAPTURE_DASHBOARD=<file>` writes the busy screen to <file>
+    // (`scripts/capture-dashboard` makes `docs/dashboard.txt` so): a few
+    // more faxes then wait their turn behind the calls.
+    let capture = std::env::var_os("FAXBOX_CAPTURE_DASHBOARD");
+    let queued = if capture.is_some() {
+        vec!["+1 555 0102", "555-0103", "5550104"]
+    } else {
+        vec![]
+    };
+    for number in &queued {
+        session
+            .send(&json!({"to_number": number}), &[pdf("queued")])
+            .unwrap();
+    }
+    let faxes = 2 + queued.len();
 
     let tmux = Tmux {
         socket: format!("faxbox-test-{}", std::process::id()),
@@ -179,7 +194,7 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
         "-x",
         "100",
         "-y",
-        "30",
+        "40",
         &command,
     ]);
     tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
@@ -193,6 +208,13 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
         &["the number was busy", "1/3     in "],
         Duration::from_secs(60),
     );
+    if let Some(file) = capture {
+        let busy = tmux.wait_for(
+            &["sending page", "the number was busy", "1/3     in ", "Log"],
+            Duration::from_secs(60),
+        );
+        std::fs::write(file, busy).unwrap();
+    }
 
     // Cancel the retry: to its pane, `c`, then confirm.
     tmux.run(&["send-keys", "-t", "dash", "Tab", "Tab", "c"]);
@@ -204,12 +226,12 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
 
     // `/` narrows the job list to the busy number's fax; `enter` opens it
     // with its attempt and how the attempt ended.
-    tmux.wait_for(&["Faxes (2)"], Duration::from_secs(10));
+    tmux.wait_for(&[&format!("Faxes ({faxes})")], Duration::from_secs(10));
     tmux.run(&["send-keys", "-t", "dash", "/"]);
     tmux.run(&["send-keys", "-t", "dash", "-l", BUSY]);
     tmux.run(&["send-keys", "-t", "dash", "Enter"]);
     let filtered = tmux.wait_for(
-        &[&format!("Faxes matching \"{BUSY}\" (1 of 2)")],
+        &[&format!("Faxes matching \"{BUSY}\" (1 of {faxes})")],
         Duration::from_secs(10),
     );
     assert!(filtered.contains(&busy_id[..8]), "{filtered}");
