@@ -291,6 +291,11 @@ async fn run_inner(
         ),
         None => None,
     };
+    // Faxboxes made later are announced at the next start.
+    let announcer = match &ipp {
+        Some(ipp) if config.ipp.mdns => announce_printers(&store, ipp.local_addr(), &config),
+        _ => None,
+    };
 
     let banner = banner(
         &config,
@@ -322,6 +327,7 @@ async fn run_inner(
     tokio::task::spawn_blocking(move || {
         // Intake stops first, so no job is accepted that nothing will send.
         smtp.stop(Duration::from_secs(10));
+        drop(announcer);
         if let Some(ipp) = ipp {
             ipp.stop();
         }
@@ -337,6 +343,33 @@ async fn run_inner(
     .await?;
     info!("stopped");
     Ok(())
+}
+
+/// The DNS-SD announcement of every faxbox's printer; a failure is logged
+/// (printing by address still works) rather than stopping the box.
+fn announce_printers(
+    store: &Store,
+    listen: std::net::SocketAddr,
+    config: &Config,
+) -> Option<crate::ipp::Announcer> {
+    let faxboxes: Vec<Faxbox> = match store.accounts() {
+        Ok(accounts) => accounts
+            .iter()
+            .filter_map(|a| store.faxboxes(&a.id).ok())
+            .flatten()
+            .collect(),
+        Err(e) => {
+            warn!(error = %e, "cannot list the faxboxes to announce their printers");
+            return None;
+        }
+    };
+    match crate::ipp::Announcer::start(&faxboxes, listen, config.ipp.require_auth) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            warn!(error = %e, "the fax printers are not announced on the LAN (ipp.mdns)");
+            None
+        }
+    }
 }
 
 /// Start-up recovery (invariant 2): calls cut by the last stop are queued

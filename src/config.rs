@@ -1072,6 +1072,14 @@ mod tests {
         assert_eq!(c.file_proxy.listen.to_string(), "127.0.0.1:30950");
         let allow: Vec<String> = c.file_proxy.allow.iter().map(|n| n.to_string()).collect();
         assert_eq!(allow, ["127.0.0.0/8", "::1/128"]);
+        // The printers: off, on IPP's port, for the LAN, announced.
+        assert!(!c.ipp.enabled && c.ipp.mdns && !c.ipp.require_auth);
+        assert_eq!(c.ipp.listen.to_string(), "0.0.0.0:631");
+        let lan: Vec<String> = c.ipp.allow.iter().map(|n| n.to_string()).collect();
+        assert!(
+            lan.contains(&"192.168.0.0/16".to_owned()) && lan.contains(&"127.0.0.0/8".to_owned())
+        );
+        assert!(!lan.iter().any(|n| n == "0.0.0.0/0"));
         assert_eq!(c.lines.len(), 1);
         assert_eq!(c.lines[0].name, "loopback");
         assert_eq!(c.lines[0].channels(), 4);
@@ -1250,6 +1258,12 @@ mod tests {
             (
                 "[file_proxy]\nallow = [\"10.0.0.300/8\"]",
                 &["file_proxy.allow", "10.0.0.300/8"],
+            ),
+            ("[ipp]\nallow = [\"the lan\"]", &["ipp.allow", "the lan"]),
+            ("[ipp]\nlisten = \"631\"", &["ipp.listen", "631"]),
+            (
+                "[ipp]\nenabled = \"yes\"",
+                &["enabled", "expected a boolean"],
             ),
             (
                 "[[line]]\nname = \"a\"\ntype = \"freeswitch\"\ndial_string = \"x/{number}\"\nchannels = 2\n[[line.node]]",

@@ -18,6 +18,7 @@
 //! or `ipp` crate type leaves this module.
 
 mod jobs;
+mod mdns;
 mod printer;
 mod wire;
 
@@ -34,6 +35,7 @@ use crate::documents::ConvertOptions;
 use crate::model::{Faxbox, FaxboxId};
 use crate::store::{Store, StoreError};
 
+pub use mdns::{Announcer, PRINT_SUBTYPE, SERVICE_TYPE};
 pub use printer::{printer_uuid, txt_record};
 
 /// The path under which each faxbox's printer lives.

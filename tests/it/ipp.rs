@@ -877,3 +877,193 @@ fn a_pwg_raster_made_by_cups_filters_prints_and_its_pages_are_faxed() {
     let last = attempts.last().expect("an attempt");
     assert_eq!((last.report.pages_sent, last.report.pages_total), (2, 2));
 }
+
+#[test]
+fn each_faxbox_printer_is_announced_over_dns_sd_and_says_goodbye() {
+    use faxbox::ipp::{Announcer, PRINT_SUBTYPE, printer_uuid};
+    use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent};
+    let b = PrinterBox::start(false, IppOptions::default());
+    // The printers listen on loopback, so they are announced on loopback
+    // only, and the browse below listens there too: no packet leaves the
+    // machine.
+    let announcer = Announcer::start(std::slice::from_ref(&b.faxbox), b.addr, false).unwrap();
+    assert_eq!(announcer.names().len(), 1);
+    let browser = ServiceDaemon::new().unwrap();
+    browser.disable_interface(IfKind::All).unwrap();
+    browser.enable_interface(IfKind::LoopbackV4).unwrap();
+    let events = browser.browse(PRINT_SUBTYPE).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let found = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(ServiceEvent::ServiceResolved(s)) if s.get_fullname().starts_with("Front desk") => {
+                break s;
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("the printer was not seen by a DNS-SD browse: {e}"),
+        }
+    };
+    assert_eq!(found.get_fullname(), announcer.names()[0]);
+    assert!(found.get_fullname().ends_with("._ipp._tcp.local."));
+    assert_eq!(found.get_subtype().as_deref(), Some(PRINT_SUBTYPE));
+    assert_eq!(found.get_port(), b.addr.port());
+    let txt = |key: &str| found.get_property_val_str(key).map(str::to_owned);
+    assert_eq!(txt("rfo").as_deref(), Some("ipp/faxout"));
+    assert_eq!(txt("Fax").as_deref(), Some("T"));
+    assert_eq!(txt("rp"), Some(format!("ipp/faxout/{}", b.faxbox.id)));
+    assert_eq!(txt("ty").as_deref(), Some("Faxbox Front desk"));
+    assert_eq!(txt("UUID"), Some(printer_uuid(&b.faxbox)));
+    let pdl = txt("pdl").unwrap();
+    for format in [
+        "application/pdf",
+        "image/pwg-raster",
+        "image/urf",
+        "image/jpeg",
+    ] {
+        assert!(pdl.split(',').any(|p| p == format), "{pdl}");
+    }
+    assert!(txt("URF").unwrap().starts_with("V1.4"));
+    // The announcement leads to the printer: its `rp` path answers with the
+    // same UUID.
+    let (status, _, body) = http_post(
+        b.addr,
+        &format!("/{}", txt("rp").unwrap()),
+        &[("Content-Type", "application/ipp")],
+        &Message::new(0x000B, &b.uri()).bytes(),
+    );
+    assert_eq!(status, 200);
+    let r = ipp::parser::IppParser::new(ipp::reader::IppReader::new(Cursor::new(body)))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        attr_in(&r, DelimiterTag::PrinterAttributes, "printer-uuid").map(|v| v.to_string()),
+        Some(format!("urn:uuid:{}", printer_uuid(&b.faxbox)))
+    );
+    // Stopping says goodbye: browsers drop the printer.
+    let name = announcer.names()[0].clone();
+    drop(announcer);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(ServiceEvent::ServiceRemoved(_, gone)) if gone == name => break,
+            Ok(_) => continue,
+            Err(e) => panic!("no goodbye for {name}: {e}"),
+        }
+    }
+    let _ = browser.shutdown();
+}
+
+#[test]
+fn faxbox_serve_with_ipp_enabled_prints_the_printer_address_and_announces_it() {
+    use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent};
+    use std::io::BufRead;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    // Loopback listeners (port 0 so parallel tests never collide): the
+    // announcement stays on loopback too.
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\
+         [ipp]\nenabled = true\nlisten = \"127.0.0.1:0\"\nmdns = true\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let mut child = Command::new(crate::harness::faxbox_bin())
+        .args(["--data-dir", data.to_str().unwrap(), "serve"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut banner = String::new();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("serve prints its banner");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Press Ctrl-C to stop") {
+            break;
+        }
+    }
+    let printer = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ipp:"))
+        .expect("the banner names the printers' address")
+        .trim()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(printer.starts_with("ipp://127.0.0.1:"), "{banner}");
+    let addr: SocketAddr = printer["ipp://".len()..]
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // The first start's faxbox: "faxbox:   Default faxbox (<id>), ...".
+    let faxbox_id = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("faxbox:"))
+        .and_then(|l| l.split('(').nth(1))
+        .and_then(|l| l.split(')').next())
+        .expect("the first start names its faxbox")
+        .to_owned();
+    let path = format!("/ipp/faxout/{faxbox_id}");
+    let (status, _, body) = http_post(
+        addr,
+        &path,
+        &[("Content-Type", "application/ipp")],
+        &Message::new(0x000B, &format!("ipp://{addr}{path}")).bytes(),
+    );
+    assert_eq!(status, 200);
+    let r = ipp::parser::IppParser::new(ipp::reader::IppReader::new(Cursor::new(body)))
+        .parse()
+        .unwrap();
+    assert_eq!(
+        attr_in(&r, DelimiterTag::PrinterAttributes, "printer-name").map(|v| v.to_string()),
+        Some("Default faxbox".to_owned())
+    );
+    // The running box announces the faxbox's printer.
+    let browser = ServiceDaemon::new().unwrap();
+    browser.disable_interface(IfKind::All).unwrap();
+    browser.enable_interface(IfKind::LoopbackV4).unwrap();
+    let events = browser.browse(faxbox::ipp::PRINT_SUBTYPE).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(ServiceEvent::ServiceResolved(s))
+                if s.get_property_val_str("rp") == Some(&path[1..]) =>
+            {
+                assert_eq!(s.get_port(), addr.port());
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("the running box's printer was not announced: {e}"),
+        }
+    }
+    let _ = browser.shutdown();
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "serve stops cleanly on SIGTERM: {status:?}"
+    );
+}
