@@ -1001,7 +1001,6 @@ fn faxbox_serve_with_ipp_enabled_prints_the_printer_address_and_announces_it() {
         .lines()
         .find_map(|l| l.trim().strip_prefix("ipp:"))
         .expect("the banner names the printers' address")
-        .trim()
         .split_whitespace()
         .next()
         .unwrap()
