@@ -974,6 +974,65 @@ pub(crate) mod tests {
         assert_eq!(row_black(band(1210.0 / 300.0)), 0);
     }
 
+    /// Fits a grey page row by row with `PageFitter`, and in one piece with
+    /// the images' `draw_fitted`, both screened.
+    fn both_fits(w: usize, h: usize, dpi: u32, ink: impl Fn(usize, usize) -> bool) -> [BitPage; 2] {
+        let grey: Vec<u8> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .map(|(x, y)| if ink(x, y) { 0 } else { 255 })
+            .collect();
+        let geom = Geometry::new(204.0, 196.0, 11.0);
+        let header = PageHeader {
+            width: w as u32,
+            height: h as u32,
+            bits_per_colour: 8,
+            bytes_per_line: w,
+            colour: Colour::Grey,
+            x_dpi: dpi,
+            y_dpi: dpi,
+            mirrored: false,
+            upside_down: false,
+        };
+        let mut fitter = PageFitter::new(&geom, &header);
+        for row in grey.chunks_exact(w) {
+            fitter.push(row, 1);
+        }
+        let streamed = fitter.finish(false);
+        let picture = Grey {
+            width: w as u32,
+            height: h as u32,
+            data: grey,
+        };
+        let rotate = raster::should_rotate(w as f32, h as f32);
+        let whole = raster::binarize(
+            &raster::draw_fitted(&picture, &geom, rotate, MARGIN_IN, (dpi as f32, dpi as f32)),
+            geom.x_dpi,
+            geom.y_dpi,
+        );
+        [streamed, whole]
+    }
+
+    #[test]
+    fn row_by_row_fitting_matches_the_images_whole_page_fitting() {
+        // Portrait: the same passes in the same order, so the same pixels.
+        let [a, b] = both_fits(850, 1100, 100, |x, y| (x / 40 + y / 30) % 3 == 0);
+        assert_eq!(a, b);
+        assert!(a.black_pixels() > 100_000);
+        // Landscape is turned a quarter clockwise: its top runs down the
+        // right edge. Scaling before turning rounds a few edges otherwise.
+        let [a, b] = both_fits(1100, 850, 100, |_, y| y < 60);
+        assert_eq!((a.width, a.height), (b.width, b.height));
+        let diff = a.differing_pixels(&b).unwrap();
+        assert!(
+            diff * 100 < a.black_pixels(),
+            "{diff} of {}",
+            a.black_pixels()
+        );
+        let right = (0..a.height).filter(|&y| a.get(a.width - 10, y)).count();
+        let left = (0..a.height).filter(|&y| a.get(10, y)).count();
+        assert!(right > 2000 && left == 0, "right {right}, left {left}");
+    }
+
     #[test]
     fn too_many_pages_are_counted_and_refused() {
         let f = pwg_grey(&[picture(8, 4, 1), picture(8, 4, 2), picture(8, 4, 3)], 72);

@@ -84,18 +84,24 @@ pub fn cups_pwg_raster(pdf: &[u8], options: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// The PDF rendered by Ghostscript's Apple raster device, which writes
-/// through CUPS's raster library (the same code as CUPS's own URF output).
-fn ghostscript_urf(pdf: &[u8], colour_space: u32, bits_per_pixel: u32) -> Vec<u8> {
+/// The PDF rendered at 300 dpi by one of Ghostscript's CUPS raster devices
+/// (`pwgraster`, `appleraster`), which write through CUPS's raster library,
+/// the same code as CUPS's own PWG and URF output.
+fn ghostscript_raster(
+    pdf: &[u8],
+    device: &str,
+    colour_space: u32,
+    bits_per_colour: u32,
+) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("letter.pdf");
-    let out = dir.path().join("letter.urf");
+    let out = dir.path().join("letter.raster");
     std::fs::write(&file, pdf).unwrap();
     let status = Command::new(tool("gs", "ghostscript"))
         .args(["-q", "-dSAFER", "-dBATCH", "-dNOPAUSE", "-r300"])
-        .arg("-sDEVICE=appleraster")
+        .arg(format!("-sDEVICE={device}"))
         .arg(format!("-dcupsColorSpace={colour_space}"))
-        .arg(format!("-dcupsBitsPerColor={}", 8))
+        .arg(format!("-dcupsBitsPerColor={bits_per_colour}"))
         .arg(format!("-sOutputFile={}", out.display()))
         .arg(&file)
         .output()
@@ -105,10 +111,7 @@ fn ghostscript_urf(pdf: &[u8], colour_space: u32, bits_per_pixel: u32) -> Vec<u8
         "gs failed: {}",
         String::from_utf8_lossy(&status.stderr)
     );
-    let urf = std::fs::read(&out).unwrap();
-    assert!(urf.starts_with(b"UNIRAST\0"));
-    assert_eq!(urf[12], bits_per_pixel as u8, "bits per pixel of page 1");
-    urf
+    std::fs::read(&out).unwrap()
 }
 
 fn fax_pages(
@@ -242,9 +245,28 @@ fn apple_raster_from_cups_raster_library_faxes_like_the_pdf() {
     let options = ConvertOptions::default();
     let direct = fax_pages("letter.pdf", "application/pdf", pdf.clone(), &options);
     // 8-bit sGray (URF "W8") and 24-bit sRGB ("SRGB24") at 300 dpi.
-    for (space, bits, what) in [(18, 8, "W8"), (19, 24, "SRGB24")] {
-        let urf = ghostscript_urf(&pdf, space, bits);
+    for (space, bits, what) in [(18, 8u8, "W8"), (19, 24, "SRGB24")] {
+        let urf = ghostscript_raster(&pdf, "appleraster", space, 8);
+        assert!(urf.starts_with(b"UNIRAST\0"));
+        assert_eq!(urf[12], bits, "{what}: bits per pixel of page 1");
         let printed = fax_pages("job", "image/urf", urf, &options);
+        assert_like_the_pdf(&printed, &direct, what);
+    }
+}
+
+/// One bit a pixel means opposite things in the two one-channel spaces:
+/// ink in black (K), paper in sGray. Both must fax black as black.
+#[test]
+fn one_bit_black_and_sgray_pwg_rasters_keep_the_ink_black() {
+    let pdf = two_page_pdf();
+    let options = ConvertOptions::default();
+    let direct = fax_pages("letter.pdf", "application/pdf", pdf.clone(), &options);
+    for (space, what) in [(3u32, "black_1"), (18, "sgray_1")] {
+        let pwg = ghostscript_raster(&pdf, "pwgraster", space, 1);
+        assert!(pwg.starts_with(b"RaS2"));
+        assert_eq!(&pwg[4 + 400..4 + 404], &space.to_be_bytes(), "{what}");
+        assert_eq!(&pwg[4 + 388..4 + 392], &1u32.to_be_bytes(), "{what}: 1 bit");
+        let printed = fax_pages("job", "image/pwg-raster", pwg, &options);
         assert_like_the_pdf(&printed, &direct, what);
     }
 }
