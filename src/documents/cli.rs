@@ -9,7 +9,8 @@ use super::{ConvertOptions, Input, PaperSize, Resolution};
 
 #[derive(Debug, clap::Args)]
 pub struct ConvertArgs {
-    /// Documents to fax, in order (PDF, images, TIFF, text, office files);
+    /// Documents to fax, in order (PDF, images, TIFF, text, office files,
+    /// PWG Raster and Apple URF print files);
     /// or one fax TIFF when the output is a PDF.
     #[arg(required = true, value_name = "IN")]
     pub inputs: Vec<PathBuf>,
