@@ -146,6 +146,17 @@ async fn run_inner(
             config.smtp.listen
         )
     })?;
+    let ipp = match config.ipp.enabled {
+        true => Some(
+            std::net::TcpListener::bind(config.ipp.listen).with_context(|| {
+                format!(
+                    "cannot listen for print-to-fax on {} (ipp.listen in the configuration)",
+                    config.ipp.listen
+                )
+            })?,
+        ),
+        false => None,
+    };
     let smtp_tls = match &config.smtp.tls {
         Some(files) => Some(
             crate::smtp::load_tls(&files.certificate, &files.key)
@@ -262,6 +273,24 @@ async fn run_inner(
         )
         .context("cannot start the SMTP listener")?
     };
+    let ipp = match ipp {
+        Some(listener) => Some(
+            crate::ipp::IppServer::start(
+                listener,
+                crate::ipp::IppCtx {
+                    store: store.clone(),
+                    wake: wake.clone(),
+                    options: crate::ipp::IppOptions {
+                        allow: config.ipp.allow.clone(),
+                        require_auth: config.ipp.require_auth,
+                        ..Default::default()
+                    },
+                },
+            )
+            .context("cannot start the IPP printers")?,
+        ),
+        None => None,
+    };
 
     let banner = banner(
         &config,
@@ -269,6 +298,7 @@ async fn run_inner(
         first_run.as_ref(),
         api.local_addr(),
         smtp.local_addr(),
+        ipp.as_ref().map(|i| i.local_addr()),
     );
     match console {
         Some(console) => {
@@ -292,6 +322,9 @@ async fn run_inner(
     tokio::task::spawn_blocking(move || {
         // Intake stops first, so no job is accepted that nothing will send.
         smtp.stop(Duration::from_secs(10));
+        if let Some(ipp) = ipp {
+            ipp.stop();
+        }
         api.stop();
         match Arc::try_unwrap(scheduler) {
             Ok(scheduler) => scheduler.stop(SHUTDOWN_GRACE),
@@ -391,6 +424,7 @@ fn banner(
     first: Option<&FirstRun>,
     api: std::net::SocketAddr,
     smtp: std::net::SocketAddr,
+    ipp: Option<std::net::SocketAddr>,
 ) -> String {
     let mut text = format!(
         "Faxbox {} is running.\n  data:  {} (from {})\n",
@@ -400,6 +434,11 @@ fn banner(
     );
     text.push_str(&format!("  api:   http://{api}/v2\n"));
     text.push_str(&format!("  smtp:  {smtp} (email to fax)\n"));
+    if let Some(ipp) = ipp {
+        text.push_str(&format!(
+            "  ipp:   ipp://{ipp}/ipp/faxout/<faxbox id> (print to fax)\n"
+        ));
+    }
     for line in &config.lines {
         text.push_str(&format!(
             "  line:  {} ({} channels)\n",

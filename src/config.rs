@@ -47,6 +47,7 @@ pub struct Config {
     pub http: Listener,
     pub smtp: SmtpConfig,
     pub file_proxy: FileProxyConfig,
+    pub ipp: IppConfig,
     pub lines: Vec<LineConfig>,
     pub smarthost: Smarthost,
     pub log: LogConfig,
@@ -71,6 +72,20 @@ pub struct SmtpConfig {
 pub struct TlsFiles {
     pub certificate: PathBuf,
     pub key: PathBuf,
+}
+
+/// The IPP FaxOut printers (print to fax), one per faxbox.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IppConfig {
+    /// Off unless asked for: it opens a port to the LAN.
+    pub enabled: bool,
+    pub listen: SocketAddr,
+    /// Client networks that may print; others get 403.
+    pub allow: Vec<ipnet::IpNet>,
+    /// Jobs need an HTTP Basic login (user email + API key).
+    pub require_auth: bool,
+    /// Announce the printers over DNS-SD (mDNS) on the LAN.
+    pub mdns: bool,
 }
 
 /// The file proxy FreeSWITCH fetches fax images from (Kazoo's
@@ -273,6 +288,7 @@ struct RawConfig {
     http: Option<RawListener>,
     smtp: Option<RawSmtp>,
     file_proxy: Option<RawFileProxy>,
+    ipp: Option<RawIpp>,
     #[serde(rename = "line")]
     lines: Option<Vec<RawLine>>,
     smarthost: Option<RawSmarthost>,
@@ -292,6 +308,16 @@ struct RawSmtp {
     hostname: Option<String>,
     tls_certificate: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIpp {
+    enabled: Option<bool>,
+    listen: Option<String>,
+    allow: Option<Vec<String>>,
+    require_auth: Option<bool>,
+    mdns: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -549,6 +575,40 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         };
         FileProxyConfig { listen, allow, url }
     };
+    let ipp = {
+        let raw = raw.ipp.unwrap_or_default();
+        // IPP's own port (631) on every interface: printers are found on the LAN.
+        let listen = listener(
+            "ipp",
+            Some(RawListener { listen: raw.listen }),
+            "0.0.0.0:631",
+        )?
+        .listen;
+        let words = raw
+            .allow
+            .unwrap_or_else(|| crate::ipp::LAN.iter().map(|s| s.to_string()).collect());
+        let mut allow = Vec::with_capacity(words.len());
+        for word in words {
+            let net = word
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| word.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| {
+                    bad(
+                        "ipp.allow",
+                        &format!("{word:?}"),
+                        "expected an address or network such as \"192.168.1.0/24\"",
+                    )
+                })?;
+            allow.push(net);
+        }
+        IppConfig {
+            enabled: raw.enabled.unwrap_or(false),
+            listen,
+            allow,
+            require_auth: raw.require_auth.unwrap_or(false),
+            mdns: raw.mdns.unwrap_or(true),
+        }
+    };
 
     let raw_lines = raw.lines.unwrap_or_else(|| {
         vec![RawLine {
@@ -716,6 +776,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         http,
         smtp,
         file_proxy,
+        ipp,
         lines,
         smarthost,
         log,

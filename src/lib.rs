@@ -12,6 +12,7 @@ pub mod documents;
 pub mod doorbell;
 pub mod fax;
 pub mod inbound;
+pub mod ipp;
 pub mod lines;
 pub mod model;
 pub mod notify;

@@ -39,7 +39,7 @@ use crate::documents::ConvertOptions;
 use crate::store::Store;
 
 pub use mime::{Email, MimeError, read_email};
-pub use resolve::permits;
+pub use resolve::{check_sender, permits};
 pub use tls::load_tls;
 
 /// What the SMTP listener needs from the rest of the appliance.

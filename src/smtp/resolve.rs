@@ -150,6 +150,24 @@ fn owner_email(store: &Store, faxbox: &Faxbox) -> Result<Option<String>, StoreEr
     }
 }
 
+/// The faxbox's sender rules for someone who is not mailing (the IPP
+/// printers apply them to a logged-in user as email does): the owner's
+/// email when `sender` may use it, else the reason why not.
+pub fn check_sender(
+    store: &Store,
+    sender: &str,
+    faxbox: &Faxbox,
+) -> Result<Result<Option<String>, String>, StoreError> {
+    let owner = owner_email(store, faxbox)?;
+    match authorize(store, sender, faxbox, owner.as_deref()) {
+        Ok(()) => Ok(Ok(owner)),
+        Err(Refusal::Store(e)) => Err(e),
+        Err(Refusal::NotAllowed { reason, .. } | Refusal::NotFound { reason, .. }) => {
+            Ok(Err(reason))
+        }
+    }
+}
+
 /// Reference 6.5, plus the rule that every user of the faxbox's
 /// account may use it.
 fn authorize(

@@ -874,7 +874,7 @@ pub(super) fn insert_document(
 
 /// The row of a new outbound job, checked: it starts attaching its files or
 /// pending, and it has a number to dial.
-fn new_outbox_fax(new: NewFax, status: JobStatus, t: UnixTime) -> Result<Fax> {
+pub(super) fn new_outbox_fax(new: NewFax, status: JobStatus, t: UnixTime) -> Result<Fax> {
     if !matches!(status, JobStatus::AttachingFiles | JobStatus::Pending) {
         return Err(StoreError::Conflict(format!(
             "a new job cannot start as {status}"

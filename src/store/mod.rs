@@ -14,6 +14,7 @@ mod accounts;
 mod faxboxes;
 mod inbox;
 mod intake;
+mod ipp;
 mod jobs;
 mod lines;
 mod mail;
@@ -31,6 +32,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
+pub use ipp::PrintJob;
 pub use jobs::{AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport};
 pub use mail::QueuedMail;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};

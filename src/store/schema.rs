@@ -159,6 +159,26 @@ const MIGRATIONS: &[&str] = &[
         started     INTEGER NOT NULL
     );
     "#,
+    // 4: print jobs of the IPP FaxOut printers. A print job has its own
+    // integer id (IPP job-id) and becomes one fax job per destination once
+    // its document arrives.
+    r#"
+    CREATE TABLE ipp_jobs (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        faxbox_id    TEXT NOT NULL REFERENCES faxboxes(id) ON DELETE CASCADE,
+        name         TEXT NOT NULL,
+        user         TEXT NOT NULL,
+        destinations TEXT NOT NULL,
+        cancelled    INTEGER NOT NULL DEFAULT 0,
+        error        TEXT,
+        created      INTEGER NOT NULL
+    );
+    CREATE TABLE ipp_job_faxes (
+        ipp_job INTEGER NOT NULL REFERENCES ipp_jobs(id) ON DELETE CASCADE,
+        fax_id  TEXT NOT NULL REFERENCES faxes(id) ON DELETE CASCADE,
+        PRIMARY KEY (ipp_job, fax_id)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -8,6 +8,7 @@ mod file_proxy;
 mod freeswitch;
 mod harness;
 mod inbound;
+mod ipp;
 mod loopback;
 mod modem;
 mod notify;

@@ -1,0 +1,746 @@
+//! The IPP operations of a FaxOut printer: each request against one
+//! faxbox's printer becomes its response. Print jobs are kept by the store
+//! (`store::PrintJob`); their state is read from the fax jobs they became.
+
+use ipp::attribute::IppAttribute;
+use ipp::model::{DelimiterTag, StatusCode};
+use ipp::value::IppValue;
+use tracing::{info, warn};
+
+use super::printer::{self, MAX_DESTINATIONS, PrinterView};
+use super::wire::{self, Request, Response, attr, keyword, keywords, name, string_of, text, uri};
+use super::{Caller, Http, IppCtx, check_operation_group};
+use crate::documents::{self, DocumentError, Input};
+use crate::model::{Fax, JobStatus, NewFax, is_email, normalize_number, now};
+use crate::store::{PrintJob, StoreError};
+
+/// A refusal with its status and, for bad values, the attributes to
+/// return in the unsupported-attributes group.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    unsupported: Vec<IppAttribute>,
+}
+
+fn refusal(status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        message: message.into(),
+        unsupported: Vec::new(),
+    }
+}
+
+fn store_failed(e: StoreError) -> Refusal {
+    warn!(error = %e, "the store failed during an IPP request");
+    refusal(
+        StatusCode::ServerErrorInternalError,
+        "the fax could not be stored; try again",
+    )
+}
+
+/// Answers one request.
+pub(super) fn operate(ctx: &IppCtx, http: &Http, request: &Request) -> Response {
+    if let Err(response) = check_operation_group(request) {
+        return response;
+    }
+    let ok = || {
+        Response::new(
+            request.version,
+            StatusCode::SuccessfulOk,
+            request.request_id,
+        )
+    };
+    let result = match request.operation {
+        0x0002 => print_job(ctx, http, request).map(|job| job_created(ok(), http, &job, ctx)),
+        0x0004 => validate(ctx, http, request).map(|_| ok()),
+        0x0005 => create_job(ctx, http, request).map(|job| job_created(ok(), http, &job, ctx)),
+        0x0006 => send_document(ctx, http, request).map(|job| job_created(ok(), http, &job, ctx)),
+        0x0008 => cancel_job(ctx, http, request).map(|_| ok()),
+        0x0009 => get_job(ctx, http, request).map(|attrs| {
+            let mut r = ok();
+            r.push_group(DelimiterTag::JobAttributes, attrs);
+            r
+        }),
+        0x000A => get_jobs(ctx, http, request).map(|jobs| {
+            let mut r = ok();
+            for attrs in jobs {
+                r.push_group(DelimiterTag::JobAttributes, attrs);
+            }
+            r
+        }),
+        0x000B => printer_attributes(ctx, http, request).map(|attrs| {
+            let mut r = ok();
+            r.push_group(DelimiterTag::PrinterAttributes, attrs);
+            r
+        }),
+        other => Err(refusal(
+            StatusCode::ServerErrorOperationNotSupported,
+            format!("operation 0x{other:04x} is not supported by a fax printer"),
+        )),
+    };
+    match result {
+        Ok(response) => response,
+        Err(r) => {
+            info!(faxbox = %http.faxbox.id, status = ?r.status, error = %r.message, "IPP request refused");
+            let mut response = Response::new(request.version, r.status, request.request_id)
+                .with_message(r.message);
+            if !r.unsupported.is_empty() {
+                response.push_group(DelimiterTag::UnsupportedAttributes, r.unsupported);
+            }
+            response
+        }
+    }
+}
+
+fn printer_uri(http: &Http) -> String {
+    format!(
+        "ipp://{}{}{}",
+        http.host,
+        super::PRINTER_PATH,
+        http.faxbox.id
+    )
+}
+
+fn requested(request: &Request) -> Vec<String> {
+    request
+        .operation_attr("requested-attributes")
+        .map(|v| {
+            wire::values_of(v)
+                .into_iter()
+                .filter_map(string_of)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn printer_attributes(
+    ctx: &IppCtx,
+    http: &Http,
+    request: &Request,
+) -> Result<Vec<IppAttribute>, Refusal> {
+    let jobs = ctx
+        .store
+        .print_jobs(&http.faxbox.id, 500)
+        .map_err(store_failed)?;
+    let mut queued = 0;
+    let mut sending = false;
+    for job in &jobs {
+        let state = job_state(ctx, job).map_err(store_failed)?;
+        if state.code < 7 {
+            queued += 1;
+        }
+        sending |= state.code == 5;
+    }
+    let view = PrinterView {
+        faxbox: &http.faxbox,
+        uri: printer_uri(http),
+        more_info: format!(
+            "http://{}{}{}",
+            http.host,
+            super::PRINTER_PATH,
+            http.faxbox.id
+        ),
+        basic_auth: ctx.options.require_auth,
+        sending,
+        queued,
+        up_time: now() as i32,
+    };
+    Ok(printer::select(
+        printer::attributes(&view),
+        &requested(request),
+    ))
+}
+
+/// The fax numbers of a job: `destination-uris`, each a collection with a
+/// `destination-uri` that is a `tel:` URI.
+fn destinations(request: &Request) -> Result<Vec<String>, Refusal> {
+    let Some(value) = request.job_attr("destination-uris") else {
+        return Err(refusal(
+            StatusCode::ClientErrorBadRequest,
+            "a fax needs a number: give destination-uris with a tel: URI (e.g. tel:+15551234567)",
+        ));
+    };
+    let unsupported = |message: String| Refusal {
+        status: StatusCode::ClientErrorAttributesOrValuesNotSupported,
+        message,
+        unsupported: vec![attr("destination-uris", value.clone())],
+    };
+    let list = wire::values_of(value);
+    if list.len() > MAX_DESTINATIONS {
+        return Err(unsupported(format!(
+            "a print job may fax to at most {MAX_DESTINATIONS} numbers, not {}",
+            list.len()
+        )));
+    }
+    let mut numbers = Vec::new();
+    for item in list {
+        let IppValue::Collection(members) = item else {
+            return Err(unsupported(
+                "each destination-uris value is a collection with a destination-uri".into(),
+            ));
+        };
+        let Some(uri) = members.get("destination-uri").and_then(string_of) else {
+            return Err(unsupported(
+                "a destination-uris collection has no destination-uri".into(),
+            ));
+        };
+        numbers.push(tel_number(&uri).map_err(unsupported)?);
+    }
+    if numbers.is_empty() {
+        return Err(refusal(
+            StatusCode::ClientErrorBadRequest,
+            "a fax needs a number: destination-uris is empty",
+        ));
+    }
+    Ok(numbers)
+}
+
+/// `tel:+1-555-123-4567;phone-context=...` -> `+15551234567` (RFC 3966:
+/// visual separators are allowed, parameters follow a `;`).
+pub(crate) fn tel_number(uri: &str) -> Result<String, String> {
+    let Some(rest) = uri
+        .strip_prefix("tel:")
+        .or_else(|| uri.strip_prefix("TEL:"))
+    else {
+        return Err(format!(
+            "destination {uri} is not a tel: URI; a fax goes to a phone number such as tel:+15551234567"
+        ));
+    };
+    let number = rest.split(';').next().unwrap_or("");
+    normalize_number(number).map_err(|e| format!("destination {uri}: {}", e.message))
+}
+
+/// The checks shared by Validate-Job, Print-Job and Create-Job.
+fn validate(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Vec<String>, Refusal> {
+    if let Some(format) = request
+        .operation_attr("document-format")
+        .and_then(string_of)
+    {
+        let format = format.to_ascii_lowercase();
+        if !printer::FORMATS.contains(&format.as_str()) {
+            return Err(Refusal {
+                status: StatusCode::ClientErrorDocumentFormatNotSupported,
+                message: format!(
+                    "a fax printer takes PDF, JPEG, PWG Raster or Apple Raster, not {format}"
+                ),
+                unsupported: vec![attr("document-format", wire::mime(&format))],
+            });
+        }
+    }
+    if let Some(compression) = request.operation_attr("compression").and_then(string_of)
+        && compression != "none"
+    {
+        return Err(Refusal {
+            status: StatusCode::ClientErrorCompressionNotSupported,
+            message: format!("compression {compression} is not supported; send the document as is"),
+            unsupported: vec![attr("compression", keyword(&compression))],
+        });
+    }
+    let numbers = destinations(request)?;
+    if let Caller::User(email) = &http.caller {
+        match crate::smtp::check_sender(&ctx.store, email, &http.faxbox) {
+            Ok(Ok(_)) => {}
+            Ok(Err(reason)) => {
+                return Err(refusal(StatusCode::ClientErrorNotAuthorized, reason));
+            }
+            Err(e) => return Err(store_failed(e)),
+        }
+    }
+    Ok(numbers)
+}
+
+fn user_of(http: &Http, request: &Request) -> String {
+    match &http.caller {
+        Caller::User(email) => email.clone(),
+        Caller::Anonymous => request
+            .operation_attr("requesting-user-name")
+            .and_then(string_of)
+            .filter(|s| !s.trim().is_empty())
+            .unwrap_or_else(|| "anonymous".into()),
+    }
+}
+
+fn job_name(request: &Request) -> String {
+    request
+        .operation_attr("job-name")
+        .and_then(string_of)
+        .or_else(|| request.operation_attr("document-name").and_then(string_of))
+        .unwrap_or_else(|| "Untitled".into())
+}
+
+fn create_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, Refusal> {
+    let numbers = validate(ctx, http, request)?;
+    ctx.store
+        .create_print_job(
+            &http.faxbox.id,
+            &job_name(request),
+            &user_of(http, request),
+            &numbers,
+        )
+        .map_err(store_failed)
+}
+
+fn print_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, Refusal> {
+    let numbers = validate(ctx, http, request)?;
+    if request.document.is_empty() {
+        return Err(refusal(
+            StatusCode::ClientErrorBadRequest,
+            "Print-Job carries the document to fax, and this one has none",
+        ));
+    }
+    // Converted before anything is stored: what cannot be faxed is
+    // refused now, with the reason, and leaves no job behind.
+    let stored = intake(ctx, request)?;
+    let job = ctx
+        .store
+        .create_print_job(
+            &http.faxbox.id,
+            &job_name(request),
+            &user_of(http, request),
+            &numbers,
+        )
+        .map_err(store_failed)?;
+    attach(ctx, http, &job, stored)
+}
+
+fn send_document(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, Refusal> {
+    let job = find_job(ctx, http, request)?;
+    let last = match request.operation_attr("last-document") {
+        Some(IppValue::Boolean(b)) => *b,
+        _ => {
+            return Err(refusal(
+                StatusCode::ClientErrorBadRequest,
+                "Send-Document needs last-document (true: a fax job has one document)",
+            ));
+        }
+    };
+    if !last {
+        return Err(refusal(
+            StatusCode::ServerErrorMultipleDocumentJobsNotSupported,
+            "a fax job has one document: send it with last-document true",
+        ));
+    }
+    if job.cancelled || job.error.is_some() || !job.faxes.is_empty() {
+        return Err(refusal(
+            StatusCode::ClientErrorNotPossible,
+            format!("job {} already has its document or has ended", job.id),
+        ));
+    }
+    if request.document.is_empty() {
+        return Err(refusal(
+            StatusCode::ClientErrorBadRequest,
+            "Send-Document carries the document to fax, and this one has none",
+        ));
+    }
+    let stored = match intake(ctx, request) {
+        Ok(s) => s,
+        Err(r) => {
+            // The job cannot be faxed: it ends, with the reason to show.
+            if let Err(e) = ctx.store.end_print_job(job.id, false, Some(&r.message)) {
+                warn!(error = %e, "cannot record a refused print job");
+            }
+            return Err(r);
+        }
+    };
+    attach(ctx, http, &job, stored)
+}
+
+/// The document through the shared intake path.
+fn intake(ctx: &IppCtx, request: &Request) -> Result<Vec<crate::model::NewDocument>, Refusal> {
+    let format = request
+        .operation_attr("document-format")
+        .and_then(string_of)
+        .map(|f| f.to_ascii_lowercase())
+        .filter(|f| f != "application/octet-stream");
+    let extension = match format.as_deref() {
+        Some("application/pdf") => ".pdf",
+        Some("image/jpeg") => ".jpg",
+        Some("image/pwg-raster") => ".pwg",
+        Some("image/urf") => ".urf",
+        _ => "",
+    };
+    let base = request
+        .operation_attr("document-name")
+        .and_then(string_of)
+        .filter(|n| !n.trim().is_empty())
+        .unwrap_or_else(|| "printed".into());
+    let name = if extension.is_empty() || base.to_ascii_lowercase().ends_with(extension) {
+        base
+    } else {
+        format!("{base}{extension}")
+    };
+    let mut input = Input::new(name, request.document.clone());
+    input.content_type = format;
+    documents::prepare_for_intake(vec![input], &ctx.options.convert).map_err(|e| {
+        let status = match e {
+            DocumentError::Unsupported { .. } | DocumentError::WrongKind { .. } => {
+                StatusCode::ClientErrorDocumentFormatNotSupported
+            }
+            _ => StatusCode::ClientErrorDocumentFormatError,
+        };
+        refusal(status, e.to_string())
+    })
+}
+
+/// The print job's faxes, one per number, sharing the documents.
+fn attach(
+    ctx: &IppCtx,
+    http: &Http,
+    job: &PrintJob,
+    stored: Vec<crate::model::NewDocument>,
+) -> Result<PrintJob, Refusal> {
+    let f = &http.faxbox;
+    let owner = match &f.owner_id {
+        Some(id) => ctx.store.user(id).ok().map(|u| u.email.to_lowercase()),
+        None => None,
+    };
+    let mut notify: Vec<String> = match &http.caller {
+        Caller::User(email) => vec![email.clone()],
+        Caller::Anonymous => Vec::new(),
+    };
+    notify.extend(owner);
+    notify.extend(f.notifications.outbound.send_to.iter().cloned());
+    let mut notify: Vec<String> = notify
+        .into_iter()
+        .map(|a| a.trim().to_ascii_lowercase())
+        .filter(|a| is_email(a))
+        .collect();
+    notify.sort();
+    notify.dedup();
+    let faxes: Vec<NewFax> = job
+        .destinations
+        .iter()
+        .map(|number| NewFax {
+            account_id: f.account_id.clone(),
+            faxbox_id: Some(f.id.clone()),
+            to_number: number.clone(),
+            to_number_normalized: number.clone(),
+            to_name: Some(number.clone()),
+            from_number: f.caller_id.clone(),
+            from_name: Some(f.caller_name.clone()),
+            fax_identity_number: f.fax_identity.clone(),
+            fax_identity_name: Some(f.fax_header.clone()),
+            fax_timezone: f.fax_timezone.clone(),
+            retries: f.retries,
+            notify_email: notify.clone(),
+            subject: Some(job.name.clone()),
+        })
+        .collect();
+    ctx.store
+        .print_job_faxes(job.id, faxes, stored)
+        .map_err(|e| match e {
+            StoreError::Conflict(m) => refusal(StatusCode::ClientErrorNotPossible, m),
+            e => store_failed(e),
+        })?;
+    (ctx.wake)();
+    info!(faxbox = %f.id, job = job.id, faxes = job.destinations.len(), "print job accepted for faxing");
+    ctx.store.print_job(job.id).map_err(store_failed)
+}
+
+/// The job a request names by `job-id` (or `job-uri`), in this faxbox.
+fn find_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, Refusal> {
+    let id = match request.operation_attr("job-id") {
+        Some(IppValue::Integer(id)) => Some(i64::from(*id)),
+        Some(_) => {
+            return Err(refusal(
+                StatusCode::ClientErrorBadRequest,
+                "job-id is an integer",
+            ));
+        }
+        None => request
+            .operation_attr("job-uri")
+            .and_then(string_of)
+            .and_then(|u| u.rsplit('/').next().and_then(|s| s.parse().ok())),
+    };
+    let Some(id) = id else {
+        return Err(refusal(
+            StatusCode::ClientErrorBadRequest,
+            "name the job with job-id",
+        ));
+    };
+    match ctx.store.print_job(id) {
+        Ok(job) if job.faxbox_id == http.faxbox.id => Ok(job),
+        Ok(_) | Err(StoreError::NotFound { .. }) => Err(refusal(
+            StatusCode::ClientErrorNotFound,
+            format!("this printer has no job {id}"),
+        )),
+        Err(e) => Err(store_failed(e)),
+    }
+}
+
+fn cancel_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<(), Refusal> {
+    let job = find_job(ctx, http, request)?;
+    let state = job_state(ctx, &job).map_err(store_failed)?;
+    if state.code >= 7 {
+        return Err(refusal(
+            StatusCode::ClientErrorNotPossible,
+            format!("job {} has already ended ({})", job.id, state.word),
+        ));
+    }
+    let reason = "cancelled from the print queue";
+    if job.faxes.is_empty() {
+        ctx.store
+            .end_print_job(job.id, true, None)
+            .map_err(store_failed)?;
+    }
+    for id in &job.faxes {
+        match ctx.store.fax(id) {
+            Ok(fax) if fax.status.is_some_and(|s| !s.is_terminal()) => {
+                ctx.store.request_cancel(id, reason).map_err(store_failed)?;
+            }
+            Ok(_) => {}
+            Err(e) => return Err(store_failed(e)),
+        }
+    }
+    (ctx.wake)();
+    info!(faxbox = %http.faxbox.id, job = job.id, "print job cancelled");
+    Ok(())
+}
+
+/// An IPP job state (RFC 8011 5.3.7) with its reasons and message.
+struct JobState {
+    code: i32,
+    word: &'static str,
+    reasons: Vec<&'static str>,
+    message: Option<String>,
+}
+
+/// The print job's state, from the fax jobs it became.
+fn job_state(ctx: &IppCtx, job: &PrintJob) -> Result<JobState, StoreError> {
+    let state = |code, word, reasons: &[&'static str], message: Option<String>| JobState {
+        code,
+        word,
+        reasons: reasons.to_vec(),
+        message,
+    };
+    if job.faxes.is_empty() {
+        return Ok(if job.cancelled {
+            state(7, "canceled", &["job-canceled-by-user"], None)
+        } else if let Some(error) = &job.error {
+            state(8, "aborted", &["aborted-by-system"], Some(error.clone()))
+        } else {
+            state(3, "pending", &["job-incoming"], None)
+        });
+    }
+    let faxes: Vec<Fax> = job
+        .faxes
+        .iter()
+        .map(|id| ctx.store.fax(id))
+        .collect::<Result<_, _>>()?;
+    let statuses: Vec<JobStatus> = faxes.iter().filter_map(|f| f.status).collect();
+    let all = |s: JobStatus| statuses.iter().all(|x| *x == s);
+    let any = |s: JobStatus| statuses.contains(&s);
+    let errors: Vec<String> = faxes
+        .iter()
+        .filter(|f| matches!(f.status, Some(JobStatus::Failed)))
+        .map(|f| match &f.error {
+            Some(e) => format!("fax to {}: {e}", f.to_number),
+            None => format!("fax to {} failed", f.to_number),
+        })
+        .collect();
+    Ok(if all(JobStatus::Completed) {
+        state(9, "completed", &["job-completed-successfully"], None)
+    } else if statuses.iter().all(|s| s.is_terminal()) {
+        if any(JobStatus::Failed) {
+            state(
+                8,
+                "aborted",
+                &["aborted-by-system", "job-completed-with-errors"],
+                Some(errors.join("; ")),
+            )
+        } else {
+            state(7, "canceled", &["job-canceled-by-user"], None)
+        }
+    } else if any(JobStatus::Processing) || statuses.iter().any(|s| s.is_terminal()) {
+        state(5, "processing", &["job-printing"], None)
+    } else {
+        let waiting = faxes
+            .iter()
+            .find(|f| f.attempts > 0)
+            .and_then(|f| f.error.clone())
+            .map(|e| format!("waiting to try again: {e}"));
+        state(3, "pending", &["none"], waiting)
+    })
+}
+
+fn job_attributes(
+    ctx: &IppCtx,
+    http: &Http,
+    job: &PrintJob,
+) -> Result<Vec<IppAttribute>, StoreError> {
+    let state = job_state(ctx, job)?;
+    let printer = printer_uri(http);
+    let mut attrs = vec![
+        attr("job-id", IppValue::Integer(job.id as i32)),
+        attr("job-uri", uri(&format!("{printer}/{}", job.id))),
+        attr("job-printer-uri", uri(&printer)),
+        attr("job-name", name(&job.name)),
+        attr("job-originating-user-name", name(&job.user)),
+        attr("job-state", IppValue::Enum(state.code)),
+        attr("job-state-reasons", keywords(&state.reasons)),
+        attr("job-printer-up-time", IppValue::Integer(now() as i32)),
+        attr("time-at-creation", IppValue::Integer(job.created as i32)),
+        attr(
+            "destination-uris",
+            wire::one_or_set(
+                job.destinations
+                    .iter()
+                    .map(|n| {
+                        let mut map = std::collections::BTreeMap::new();
+                        map.insert(
+                            ipp::value::IppName::new_truncated("destination-uri"),
+                            uri(&format!("tel:{n}")),
+                        );
+                        IppValue::Collection(map)
+                    })
+                    .collect(),
+            ),
+        ),
+    ];
+    if let Some(message) = &state.message {
+        attrs.push(attr("job-state-message", text(message)));
+    }
+    Ok(attrs)
+}
+
+/// The Print-Job / Create-Job / Send-Document answer: the job's id, URI
+/// and state.
+fn job_created(mut response: Response, http: &Http, job: &PrintJob, ctx: &IppCtx) -> Response {
+    let wanted = [
+        "job-id",
+        "job-uri",
+        "job-state",
+        "job-state-reasons",
+        "job-state-message",
+    ];
+    match job_attributes(ctx, http, job) {
+        Ok(attrs) => response.push_group(
+            DelimiterTag::JobAttributes,
+            attrs
+                .into_iter()
+                .filter(|a| wanted.contains(&a.name().as_str()))
+                .collect(),
+        ),
+        Err(e) => warn!(error = %e, "cannot read a new print job back"),
+    }
+    response
+}
+
+fn select_job_attrs(
+    attrs: Vec<IppAttribute>,
+    requested: &[String],
+    default: &[&str],
+) -> Vec<IppAttribute> {
+    if requested
+        .iter()
+        .any(|r| matches!(r.as_str(), "all" | "job-description" | "job-template"))
+    {
+        return attrs;
+    }
+    attrs
+        .into_iter()
+        .filter(|a| {
+            let n = a.name().as_str();
+            if requested.is_empty() {
+                default.contains(&n)
+            } else {
+                requested.iter().any(|r| r == n)
+            }
+        })
+        .collect()
+}
+
+fn get_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Vec<IppAttribute>, Refusal> {
+    let job = find_job(ctx, http, request)?;
+    let attrs = job_attributes(ctx, http, &job).map_err(store_failed)?;
+    let wanted = requested(request);
+    // Without a list, Get-Job-Attributes answers everything (RFC 8011 4.3.4).
+    if wanted.is_empty() {
+        return Ok(attrs);
+    }
+    Ok(select_job_attrs(attrs, &wanted, &[]))
+}
+
+fn get_jobs(
+    ctx: &IppCtx,
+    http: &Http,
+    request: &Request,
+) -> Result<Vec<Vec<IppAttribute>>, Refusal> {
+    let which = request
+        .operation_attr("which-jobs")
+        .and_then(string_of)
+        .unwrap_or_else(|| "not-completed".into());
+    if !matches!(which.as_str(), "completed" | "not-completed" | "all") {
+        return Err(Refusal {
+            status: StatusCode::ClientErrorAttributesOrValuesNotSupported,
+            message: format!(
+                "which-jobs {which} is not supported; use completed, not-completed or all"
+            ),
+            unsupported: vec![attr("which-jobs", keyword(&which))],
+        });
+    }
+    let limit = match request.operation_attr("limit") {
+        Some(IppValue::Integer(n)) if *n > 0 => *n as u32,
+        _ => 1000,
+    };
+    let my_jobs = matches!(
+        request.operation_attr("my-jobs"),
+        Some(IppValue::Boolean(true))
+    );
+    let me = user_of(http, request);
+    let wanted = requested(request);
+    let mut out = Vec::new();
+    for job in ctx
+        .store
+        .print_jobs(&http.faxbox.id, 1000)
+        .map_err(store_failed)?
+    {
+        if out.len() as u32 >= limit {
+            break;
+        }
+        if my_jobs && !job.user.eq_ignore_ascii_case(&me) {
+            continue;
+        }
+        let attrs = job_attributes(ctx, http, &job).map_err(store_failed)?;
+        let code = attrs
+            .iter()
+            .find(|a| a.name().as_str() == "job-state")
+            .and_then(|a| a.value().as_enum().copied())
+            .unwrap_or(3);
+        let keep = match which.as_str() {
+            "completed" => code >= 7,
+            "not-completed" => code < 7,
+            _ => true,
+        };
+        if keep {
+            out.push(select_job_attrs(attrs, &wanted, &["job-id", "job-uri"]));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tel_uris_become_e164_numbers_or_a_reason() {
+        assert_eq!(tel_number("tel:+15551234567").unwrap(), "+15551234567");
+        assert_eq!(tel_number("tel:+1-555-123-4567").unwrap(), "+15551234567");
+        assert_eq!(
+            tel_number("tel:+15551234567;phone-context=example.com").unwrap(),
+            "+15551234567"
+        );
+        for bad in [
+            "mailto:bob@example.com",
+            "tel:",
+            "tel:abc",
+            "tel:12",
+            "ipp://10.0.0.1/ipp/print",
+            "+15551234567",
+        ] {
+            let e = tel_number(bad).unwrap_err();
+            assert!(e.contains(bad) || e.contains("destination"), "{bad}: {e}");
+        }
+    }
+}

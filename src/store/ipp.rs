@@ -1,0 +1,191 @@
+//! Print jobs of the IPP FaxOut printers (`src/ipp/`). IPP names a job by a
+//! small integer and may announce it (Create-Job) before its document comes
+//! (Send-Document); a print job therefore lives here first, and becomes one
+//! fax job per destination, committed with the link to its print job in
+//! one transaction (invariant 1), once the document is there.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::jobs::{insert_document, insert_fax, new_outbox_fax};
+use super::{Result, Store, StoreError};
+use crate::model::{Fax, FaxId, FaxboxId, JobStatus, NewDocument, NewFax, UnixTime, now};
+
+/// A print job: what the printing computer asked for, and the faxes it became.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrintJob {
+    /// The IPP job-id.
+    pub id: i64,
+    pub faxbox_id: FaxboxId,
+    pub name: String,
+    /// Who printed it: the logged-in user, else the name the client gave.
+    pub user: String,
+    /// The numbers to fax to (E.164), in the order given.
+    pub destinations: Vec<String>,
+    /// Cancelled before its document came.
+    pub cancelled: bool,
+    /// Why its document was refused, when it was.
+    pub error: Option<String>,
+    pub created: UnixTime,
+    /// The fax jobs it became (empty until the document came).
+    pub faxes: Vec<FaxId>,
+}
+
+const COLUMNS: &str = "id, faxbox_id, name, user, destinations, cancelled, error, created";
+
+fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrintJob> {
+    let destinations: String = r.get(4)?;
+    Ok(PrintJob {
+        id: r.get(0)?,
+        faxbox_id: FaxboxId(r.get(1)?),
+        name: r.get(2)?,
+        user: r.get(3)?,
+        destinations: serde_json::from_str(&destinations).unwrap_or_default(),
+        cancelled: r.get(5)?,
+        error: r.get(6)?,
+        created: r.get(7)?,
+        faxes: Vec::new(),
+    })
+}
+
+fn faxes_of(conn: &rusqlite::Connection, job: &mut PrintJob) -> Result<()> {
+    let mut stmt =
+        conn.prepare("SELECT fax_id FROM ipp_job_faxes WHERE ipp_job = ?1 ORDER BY rowid")?;
+    let rows = stmt.query_map([job.id], |r| r.get::<_, String>(0))?;
+    job.faxes = rows
+        .map(|r| r.map(FaxId))
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(())
+}
+
+impl Store {
+    /// Records a print job whose document is still to come (Create-Job).
+    pub fn create_print_job(
+        &self,
+        faxbox: &FaxboxId,
+        name: &str,
+        user: &str,
+        destinations: &[String],
+    ) -> Result<PrintJob> {
+        let created = now();
+        let destinations_json = serde_json::to_string(destinations).unwrap_or_default();
+        let id = self.write(|tx| {
+            tx.execute(
+                "INSERT INTO ipp_jobs (faxbox_id, name, user, destinations, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![faxbox.as_str(), name, user, destinations_json, created],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })?;
+        self.print_job(id)
+    }
+
+    /// The document of a print job arrived: one fax job per destination,
+    /// sharing the documents, linked to the print job, all in one
+    /// transaction. Refused when the print job already has its faxes or
+    /// was cancelled.
+    pub fn print_job_faxes(
+        &self,
+        job: i64,
+        faxes: Vec<NewFax>,
+        documents: Vec<NewDocument>,
+    ) -> Result<Vec<Fax>> {
+        let t = now();
+        let faxes: Vec<Fax> = faxes
+            .into_iter()
+            .map(|new| new_outbox_fax(new, JobStatus::Pending, t))
+            .collect::<Result<_>>()?;
+        self.write(|tx| {
+            let state: Option<(bool, i64)> = tx
+                .query_row(
+                    "SELECT cancelled, (SELECT COUNT(*) FROM ipp_job_faxes WHERE ipp_job = ?1)
+                     FROM ipp_jobs WHERE id = ?1",
+                    [job],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            match state {
+                None => {
+                    return Err(StoreError::NotFound {
+                        kind: "print job",
+                        id: job.to_string(),
+                    });
+                }
+                Some((true, _)) => {
+                    return Err(StoreError::Conflict(format!(
+                        "print job {job} was cancelled"
+                    )));
+                }
+                Some((_, n)) if n > 0 => {
+                    return Err(StoreError::Conflict(format!(
+                        "print job {job} already has its document"
+                    )));
+                }
+                _ => {}
+            }
+            for fax in &faxes {
+                super::ensure_account(tx, &fax.account_id)?;
+                insert_fax(tx, fax)?;
+                for doc in &documents {
+                    insert_document(tx, &fax.id, doc)?;
+                }
+                tx.execute(
+                    "INSERT INTO ipp_job_faxes (ipp_job, fax_id) VALUES (?1, ?2)",
+                    params![job, fax.id.as_str()],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(faxes)
+    }
+
+    /// Ends a print job that has no faxes: cancelled, or refused with a reason.
+    pub fn end_print_job(&self, job: i64, cancelled: bool, error: Option<&str>) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE ipp_jobs SET cancelled = ?2, error = COALESCE(?3, error) WHERE id = ?1",
+                params![job, cancelled, error],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "print job",
+                    id: job.to_string(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    pub fn print_job(&self, id: i64) -> Result<PrintJob> {
+        self.read(|conn| {
+            let mut job = conn
+                .query_row(
+                    &format!("SELECT {COLUMNS} FROM ipp_jobs WHERE id = ?1"),
+                    [id],
+                    from_row,
+                )
+                .optional()?
+                .ok_or_else(|| StoreError::NotFound {
+                    kind: "print job",
+                    id: id.to_string(),
+                })?;
+            faxes_of(conn, &mut job)?;
+            Ok(job)
+        })
+    }
+
+    /// A faxbox's print jobs, newest first, at most `limit`.
+    pub fn print_jobs(&self, faxbox: &FaxboxId, limit: u32) -> Result<Vec<PrintJob>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {COLUMNS} FROM ipp_jobs WHERE faxbox_id = ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            let mut jobs = stmt
+                .query_map(params![faxbox.as_str(), limit], from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            for job in &mut jobs {
+                faxes_of(conn, job)?;
+            }
+            Ok(jobs)
+        })
+    }
+}
