@@ -82,7 +82,7 @@ impl Default for IntakeCounts {
 impl IntakeCounts {
     /// Counts `faxes` accepted by `intake`.
     pub fn count(&self, intake: Intake, faxes: u64) {
-        let mut day = self.today(local_day_start());
+        let mut day = self.on(local_day_start());
         match intake {
             Intake::Api => day.api += faxes,
             Intake::Smtp => day.smtp += faxes,
@@ -90,9 +90,15 @@ impl IntakeCounts {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = day;
     }
 
+    /// Today's faxes accepted by (the API, email).
+    pub fn today(&self) -> (u64, u64) {
+        let day = self.on(local_day_start());
+        (day.api, day.smtp)
+    }
+
     /// The counts of the day starting at `day_start` (zero once the day
     /// has changed).
-    fn today(&self, day_start: UnixTime) -> IntakeDay {
+    fn on(&self, day_start: UnixTime) -> IntakeDay {
         let mut day = self.0.lock().unwrap_or_else(|e| e.into_inner());
         if day.day_start != day_start {
             *day = IntakeDay {
@@ -221,7 +227,7 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
             "api_accepted": api_accepted,
         }));
     }
-    let intake = ctx.intake.today(day_start);
+    let intake = ctx.intake.on(day_start);
     let recent: Vec<Value> = snap
         .recent
         .iter()
@@ -440,10 +446,10 @@ mod tests {
         counts.count(Intake::Api, 2);
         counts.count(Intake::Smtp, 3);
         let today = local_day_start();
-        let day = counts.today(today);
+        let day = counts.on(today);
         assert_eq!((day.api, day.smtp), (2, 3));
         assert!(day.since <= now());
-        let tomorrow = counts.today(today + 86_400);
+        let tomorrow = counts.on(today + 86_400);
         assert_eq!((tomorrow.api, tomorrow.smtp), (0, 0));
         assert_eq!(tomorrow.since, today + 86_400, "counted from midnight");
     }

@@ -9,7 +9,7 @@
 //! something changed (and slowly anyway), draw, read keys, restore the
 //! terminal (also on a panic: `ratatui::init` installs that hook).
 
-mod events;
+pub mod events;
 mod log;
 mod snapshot;
 mod view;

@@ -35,6 +35,8 @@ struct SmtpBox {
     postman: Option<Arc<Postman>>,
     sink: MailSink,
     addr: SocketAddr,
+    /// The dashboard's intake counts, as the app shares them.
+    intake: Arc<faxbox::api::IntakeCounts>,
 }
 
 /// An account with a realm, a user and the faxbox the user owns.
@@ -95,6 +97,11 @@ impl SmtpBox {
         };
         let mut options = SmtpOptions::new("fax.test", "faxbox@box.test");
         options.tls = tls;
+        let intake = Arc::new(faxbox::api::IntakeCounts::default());
+        options.accepted = {
+            let intake = intake.clone();
+            Arc::new(move |n| intake.count(faxbox::api::Intake::Smtp, n))
+        };
         let smtp = SmtpServer::start(
             TcpListener::bind("127.0.0.1:0").unwrap(),
             SmtpCtx {
@@ -114,6 +121,7 @@ impl SmtpBox {
             postman: Some(postman),
             sink,
             addr,
+            intake,
         }
     }
 
@@ -448,6 +456,7 @@ fn an_emailed_pdf_is_faxed_over_the_line_and_the_sender_gets_a_receipt() {
     assert_eq!(fax.notify_email, vec!["bob@acme.example".to_owned()]);
     assert_eq!(b.originals(&id), vec!["report.pdf".to_owned()]);
     assert_eq!(b.pages(&id), 2);
+    assert_eq!(b.intake.today(), (0, 1), "counted as email intake");
     // ... and the fax really goes out over the loopback line.
     wait_for("the fax to be sent", Duration::from_secs(120), || {
         b.fax(&id).status == Some(JobStatus::Completed)

@@ -338,6 +338,26 @@ fn serve_tui_shows_the_dashboard_with_the_log_in_its_pane_and_q_stops_the_box() 
     assert!(screen.starts_with(" Faxbox | live"), "{screen}");
     assert!(screen.contains("loopback     1   idle"), "{screen}");
 
+    // Made smaller, it follows: 80 columns, no room for the log pane, the
+    // key hints still at the bottom.
+    tmux.run(&["resize-window", "-t", "dash", "-x", "80", "-y", "24"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let screen = tmux.screen();
+        let widest = screen.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        let rows: Vec<&str> = screen.lines().collect();
+        if widest <= 80
+            && !screen.contains("┌ Log")
+            && rows.len() == 24
+            && rows[23].contains("q quit")
+            && rows[0].starts_with(" Faxbox | live")
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not redrawn at 80x24:\n{screen}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
     // `q` ends the dashboard and stops the box in order.
     tmux.run(&["send-keys", "-t", "dash", "q"]);
     assert_eq!(exit_status(&tmux, &status_file), "0", "{}", tmux.screen());
@@ -346,4 +366,63 @@ fn serve_tui_shows_the_dashboard_with_the_log_in_its_pane_and_q_stops_the_box() 
         !after.contains("Faxbox | live"),
         "the screen is restored:\n{after}"
     );
+}
+
+/// The event stream as the dashboard follows it: each event of the box
+/// arrives as news (so the snapshot is read again) and as a line in words.
+#[test]
+fn the_dashboard_hears_the_boxs_events_as_they_happen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (box_process, url) = serve(dir.path());
+    let key = std::fs::read_to_string(dir.path().join("data/api.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let log = faxbox::tui::LogBuffer::new(100);
+    let (news, heard) = std::sync::mpsc::channel();
+    faxbox::tui::events::follow(url.clone(), key.clone(), news, log.clone());
+    // Connected first (the stream says so), so the fax's events are in it.
+    heard.recv_timeout(Duration::from_secs(30)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !log
+        .lines()
+        .iter()
+        .any(|l| l.contains("following the box's events"))
+    {
+        assert!(Instant::now() < deadline, "{:?}", log.lines());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let session = Session::login(&url, &key).unwrap();
+    let busy = session
+        .send(&json!({"to_number": BUSY, "retries": 2}), &[pdf("busy")])
+        .unwrap();
+    let short: String = busy["id"].as_str().unwrap().chars().take(8).collect();
+    let want = format!("fax {short} pending after attempt 1");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !log.lines().iter().any(|l| l.contains(&want)) {
+        assert!(Instant::now() < deadline, "{want} in {:?}", log.lines());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        heard.try_iter().count() > 0,
+        "each event is news for the dashboard"
+    );
+    assert!(
+        log.lines()
+            .iter()
+            .any(|l| l.contains(&format!("fax {short} on loopback: "))),
+        "the call's progress too: {:?}",
+        log.lines()
+    );
+    session
+        .put(
+            &format!(
+                "/v2/accounts/{}/faxes/outgoing/{}",
+                session.account_id,
+                busy["id"].as_str().unwrap()
+            ),
+            &json!({"action": "cancel"}),
+        )
+        .unwrap();
+    drop(box_process);
 }

@@ -866,3 +866,60 @@ fn the_standin_answers_as_the_transcript() {
         Message::Disconnect(_)
     ));
 }
+
+/// A FreeSWITCH that cannot be reached: `/v2/status` (what the dashboard
+/// draws) shows the line down, with the node and its last error.
+#[test]
+fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachable() {
+    use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus, client::Session};
+    let dir = tempfile::tempdir().unwrap();
+    // A port nobody listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut unreachable = config(&[], PASSWORD);
+    unreachable.nodes.push(FreeSwitchNode {
+        esl: closed.to_string(),
+        password: PASSWORD.into(),
+        channels: 2,
+    });
+    let proxy = file_proxy();
+    let line: Arc<dyn Line> = Arc::new(start_line(unreachable, &proxy, dir.path()));
+    let store = Arc::new(faxbox::store::Store::open_data_dir(&dir.path().join("data")).unwrap());
+    let first = faxbox::app::bootstrap(&store).unwrap().unwrap();
+    let api = Api::start(
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        Ctx::new(
+            store.clone(),
+            Arc::new(|| {}),
+            LiveStatus::default(),
+            ApiOptions::default(),
+        )
+        .with_lines(vec![line.clone()]),
+    )
+    .unwrap();
+    wait_for("the refused connection", Duration::from_secs(10), || {
+        line.fault()
+            .is_some_and(|f| !f.contains("not connected yet"))
+    });
+    let session = Session::login(&format!("http://{}", api.local_addr()), &first.api_key).unwrap();
+    let status = session.status().unwrap();
+    let pstn = &status["lines"][0];
+    assert_eq!(
+        (&pstn["name"], &pstn["state"]),
+        (&"pstn".into(), &"down".into()),
+        "{status}"
+    );
+    let reason = pstn["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("FreeSWITCH unreachable ({closed}: ")),
+        "{reason}"
+    );
+    assert_eq!(
+        pstn["channels"],
+        serde_json::json!([{"channel": 1, "state": "down", "text": "down"}]),
+        "a line with no node up has no channels; it shows as one, down"
+    );
+    api.stop();
+}
