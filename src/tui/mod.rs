@@ -71,7 +71,14 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
     );
     let log = options.log.clone().unwrap_or(event_log);
 
-    let mut terminal = ratatui::init();
+    // Also installs the panic hook that puts the terminal back first.
+    let mut terminal = match ratatui::try_init() {
+        Ok(t) => t,
+        Err(e) => {
+            ratatui::restore();
+            anyhow::bail!("the dashboard needs a terminal: {e}");
+        }
+    };
     let mut ui = UiState::default();
     let mut snapshot: Option<Snapshot> = None;
     let mut read_at = Instant::now();
@@ -613,5 +620,41 @@ mod tests {
         // Countdowns run on between readings of the snapshot.
         assert!(text.contains("in 4m 00s"), "{text}");
         check("busy-120x44", &text);
+    }
+
+    #[test]
+    fn any_screen_size_draws_without_breaking() {
+        let s = busy("down", Some("no modem answers on /dev/ttyACM0"));
+        let mut states = vec![UiState::default()];
+        states.push(UiState {
+            help: true,
+            ..UiState::default()
+        });
+        states.push(UiState {
+            filtering: true,
+            filter: "555".into(),
+            pane: view::Pane::Jobs,
+            selected: 3,
+            ..UiState::default()
+        });
+        states.push(UiState {
+            pane: view::Pane::Log,
+            log: vec!["a line".into(); 50],
+            ..UiState::default()
+        });
+        states.push(UiState {
+            detail: Some(Detail {
+                fax: Some(busy_fax_detail()),
+                ..Detail::default()
+            }),
+            ..UiState::default()
+        });
+        for ui in &states {
+            for (w, h) in [(1, 1), (20, 5), (40, 10), (80, 24), (200, 60)] {
+                let text = screen(Some(&s), ui, w, h);
+                assert_eq!(text.lines().count(), h as usize);
+            }
+            screen(None, ui, 80, 24);
+        }
     }
 }
