@@ -291,7 +291,6 @@ async fn run_inner(
         ),
         None => None,
     };
-    // Faxboxes made later are announced at the next start.
     let announcer = match &ipp {
         Some(ipp) if config.ipp.mdns => announce_printers(&store, ipp.local_addr(), &config),
         _ => None,
@@ -345,26 +344,28 @@ async fn run_inner(
     Ok(())
 }
 
-/// The DNS-SD announcement of every faxbox's printer; a failure is logged
-/// (printing by address still works) rather than stopping the box.
+/// The DNS-SD announcement of every faxbox's printer, kept up to date as
+/// faxboxes come and go; a failure is logged (printing by address still
+/// works) rather than stopping the box.
 fn announce_printers(
-    store: &Store,
+    store: &Arc<Store>,
     listen: std::net::SocketAddr,
     config: &Config,
 ) -> Option<crate::ipp::Announcer> {
-    let faxboxes: Vec<Faxbox> = match store.accounts() {
-        Ok(accounts) => accounts
-            .iter()
-            .filter_map(|a| store.faxboxes(&a.id).ok())
-            .flatten()
-            .collect(),
+    let faxboxes = match crate::ipp::all_faxboxes(store) {
+        Ok(f) => f,
         Err(e) => {
             warn!(error = %e, "cannot list the faxboxes to announce their printers");
             return None;
         }
     };
     match crate::ipp::Announcer::start(&faxboxes, listen, config.ipp.require_auth) {
-        Ok(a) => Some(a),
+        Ok(mut a) => {
+            if let Err(e) = a.follow(store.clone(), Duration::from_secs(30)) {
+                warn!(error = %e, "new faxboxes are announced at the next start only");
+            }
+            Some(a)
+        }
         Err(e) => {
             warn!(error = %e, "the fax printers are not announced on the LAN (ipp.mdns)");
             None

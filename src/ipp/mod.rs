@@ -35,7 +35,7 @@ use crate::documents::ConvertOptions;
 use crate::model::{Faxbox, FaxboxId};
 use crate::store::{Store, StoreError};
 
-pub use mdns::{Announcer, PRINT_SUBTYPE, SERVICE_TYPE};
+pub use mdns::{Announcer, PRINT_SUBTYPE, SERVICE_TYPE, all_faxboxes};
 pub use printer::{printer_uuid, txt_record};
 
 /// The path under which each faxbox's printer lives.

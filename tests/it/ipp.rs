@@ -886,7 +886,7 @@ fn each_faxbox_printer_is_announced_over_dns_sd_and_says_goodbye() {
     // The printers listen on loopback, so they are announced on loopback
     // only, and the browse below listens there too: no packet leaves the
     // machine.
-    let announcer = Announcer::start(std::slice::from_ref(&b.faxbox), b.addr, false).unwrap();
+    let mut announcer = Announcer::start(std::slice::from_ref(&b.faxbox), b.addr, false).unwrap();
     assert_eq!(announcer.names().len(), 1);
     let browser = ServiceDaemon::new().unwrap();
     browser.disable_interface(IfKind::All).unwrap();
@@ -939,6 +939,36 @@ fn each_faxbox_printer_is_announced_over_dns_sd_and_says_goodbye() {
         attr_in(&r, DelimiterTag::PrinterAttributes, "printer-uuid").map(|v| v.to_string()),
         Some(format!("urn:uuid:{}", printer_uuid(&b.faxbox)))
     );
+    // A faxbox made while the box runs is announced too.
+    announcer
+        .follow(b.store.clone(), Duration::from_millis(200))
+        .unwrap();
+    let back = b
+        .store
+        .create_faxbox(
+            &b.faxbox.account_id,
+            FaxboxFields {
+                name: Some("Back office".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(ServiceEvent::ServiceResolved(s)) if s.get_fullname().starts_with("Back office") => {
+                assert_eq!(
+                    s.get_property_val_str("rp"),
+                    Some(format!("ipp/faxout/{}", back.id).as_str())
+                );
+                break;
+            }
+            Ok(_) => continue,
+            Err(e) => panic!("the new faxbox's printer was not announced: {e}"),
+        }
+    }
+    assert_eq!(announcer.names().len(), 2);
     // Stopping says goodbye: browsers drop the printer.
     let name = announcer.names()[0].clone();
     drop(announcer);
