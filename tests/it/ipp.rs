@@ -41,6 +41,12 @@ struct PrinterBox {
 impl PrinterBox {
     /// With `line`, a loopback line sends the faxes; without, they wait.
     fn start(line: bool, options: IppOptions) -> PrinterBox {
+        PrinterBox::start_with(line, false, options)
+    }
+
+    /// `realtime`: the loopback line paces its audio at real speed, so a
+    /// call lasts long enough to be watched and cancelled.
+    fn start_with(line: bool, realtime: bool, options: IppOptions) -> PrinterBox {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_data_dir(&dir.path().join("data")).unwrap());
         let account = store
@@ -68,7 +74,7 @@ impl PrinterBox {
                 "loopback",
                 LoopbackConfig {
                     channels: 2,
-                    realtime: false,
+                    realtime,
                     numbers: BTreeMap::from([(BUSY.to_owned(), FarEnd::Busy)]),
                 },
                 dir.path(),
@@ -1095,4 +1101,56 @@ fn faxbox_serve_with_ipp_enabled_prints_the_printer_address_and_announces_it() {
         status.success(),
         "serve stops cleanly on SIGTERM: {status:?}"
     );
+}
+
+#[test]
+fn a_fax_on_the_line_shows_as_processing_and_cancel_job_hangs_it_up() {
+    let b = PrinterBox::start_with(true, true, IppOptions::default());
+    let body = Message::new(0x0002, &b.uri())
+        .attr(0x49, "document-format", b"application/pdf")
+        .destinations(&["tel:+15551234567"])
+        .document(&pdf(&["one", "two", "three"]))
+        .bytes();
+    let (_, r) = b.ipp(&body);
+    let r = r.unwrap();
+    assert_eq!(status_of(&r), 0, "{}", message_of(&r));
+    let job_id = match attr_in(&r, DelimiterTag::JobAttributes, "job-id") {
+        Some(IppValue::Integer(id)) => *id,
+        other => panic!("job-id: {other:?}"),
+    };
+    let job_state = || {
+        let body = Message::new(0x0009, &b.uri())
+            .attr(0x21, "job-id", &job_id.to_be_bytes())
+            .bytes();
+        attr_in(
+            &b.ipp(&body).1.unwrap(),
+            DelimiterTag::JobAttributes,
+            "job-state",
+        )
+        .cloned()
+    };
+    wait_for("the fax to be on the line", Duration::from_secs(30), || {
+        job_state() == Some(IppValue::Enum(5))
+    });
+    // The printer is busy while a fax of its faxbox is being sent.
+    let (_, r) = b.ipp(&Message::new(0x000B, &b.uri()).bytes());
+    assert_eq!(
+        attr_in(
+            &r.unwrap(),
+            DelimiterTag::PrinterAttributes,
+            "printer-state"
+        ),
+        Some(&IppValue::Enum(4))
+    );
+    let cancel = Message::new(0x0008, &b.uri())
+        .attr(0x21, "job-id", &job_id.to_be_bytes())
+        .bytes();
+    let (_, r) = b.ipp(&cancel);
+    let r = r.unwrap();
+    assert_eq!(status_of(&r), 0, "{}", message_of(&r));
+    wait_for("the call to be hung up", Duration::from_secs(30), || {
+        job_state() == Some(IppValue::Enum(7))
+    });
+    let fax = &b.faxes()[0];
+    assert_eq!(fax.status, Some(JobStatus::Cancelled));
 }
