@@ -27,8 +27,6 @@ mod status;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -40,6 +38,7 @@ pub use reply::ApiError;
 pub use status::{Intake, IntakeCounts};
 
 use crate::documents::ConvertOptions;
+use crate::http_pool::HttpPool;
 use crate::lines::Line;
 use crate::model::{Account, AccountId, FieldError, Folder, UnixTime};
 use crate::store::{Store, UpdateMode};
@@ -166,47 +165,23 @@ impl Ctx {
 
 /// The running API server.
 pub struct Api {
-    server: Arc<tiny_http::Server>,
-    stopping: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
-    addr: SocketAddr,
+    pool: HttpPool,
     ctx: Arc<Ctx>,
 }
 
 impl Api {
     /// Serves the API on `listener` from `ctx.options.workers` threads.
     pub fn start(listener: TcpListener, ctx: Ctx) -> std::io::Result<Api> {
-        let addr = listener.local_addr()?;
-        let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let server = Arc::new(server);
-        let stopping = Arc::new(AtomicBool::new(false));
         let ctx = Arc::new(ctx);
-        let mut workers = Vec::new();
-        for i in 0..ctx.options.workers.max(1) {
-            let (server, stopping, ctx) = (server.clone(), stopping.clone(), ctx.clone());
-            workers.push(std::thread::Builder::new().name(format!("api-{i}")).spawn(
-                move || {
-                    while !stopping.load(Ordering::Acquire) {
-                        // `recv` fails when `stop` unblocks this thread.
-                        if let Ok(request) = server.recv() {
-                            serve(&ctx, request);
-                        }
-                    }
-                },
-            )?);
-        }
-        Ok(Api {
-            server,
-            stopping,
-            workers,
-            addr,
-            ctx,
-        })
+        let served = ctx.clone();
+        let pool = HttpPool::start(listener, "api", ctx.options.workers, move |request| {
+            serve(&served, request)
+        })?;
+        Ok(Api { pool, ctx })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.pool.local_addr()
     }
 
     /// Stops taking requests: each worker finishes the one it serves, then
@@ -216,13 +191,7 @@ impl Api {
     }
 
     fn shut(&mut self) {
-        self.stopping.store(true, Ordering::Release);
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
+        self.pool.stop();
         // No worker is left to start a stream: end the running ones.
         self.ctx.streams.stop();
     }

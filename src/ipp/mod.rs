@@ -25,13 +25,12 @@ mod wire;
 use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 use ipp::model::{DelimiterTag, StatusCode};
 use tracing::{debug, info, warn};
 
 use crate::documents::ConvertOptions;
+use crate::http_pool::HttpPool;
 use crate::model::{Faxbox, FaxboxId};
 use crate::store::{Store, StoreError};
 
@@ -91,67 +90,28 @@ impl Default for IppOptions {
 
 /// The running listener.
 pub struct IppServer {
-    server: Arc<tiny_http::Server>,
-    stopping: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
-    addr: SocketAddr,
+    pool: HttpPool,
 }
 
 impl IppServer {
     /// Serves the FaxOut printers on an already bound listener.
     pub fn start(listener: TcpListener, ctx: IppCtx) -> std::io::Result<IppServer> {
-        let addr = listener.local_addr()?;
-        let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let server = Arc::new(server);
-        let stopping = Arc::new(AtomicBool::new(false));
+        let workers = ctx.options.workers;
         let ctx = Arc::new(ctx);
-        let mut workers = Vec::new();
-        for i in 0..ctx.options.workers.max(1) {
-            let (server, stopping, ctx) = (server.clone(), stopping.clone(), ctx.clone());
-            workers.push(std::thread::Builder::new().name(format!("ipp-{i}")).spawn(
-                move || {
-                    while !stopping.load(Ordering::Acquire) {
-                        // `recv` fails when `stop` unblocks this thread.
-                        if let Ok(request) = server.recv() {
-                            serve(&ctx, request);
-                        }
-                    }
-                },
-            )?);
-        }
-        info!(ipp = %addr, "the FaxOut printers are listening");
-        Ok(IppServer {
-            server,
-            stopping,
-            workers,
-            addr,
-        })
+        let pool = HttpPool::start(listener, "ipp", workers, move |request| {
+            serve(&ctx, request)
+        })?;
+        info!(ipp = %pool.local_addr(), "the FaxOut printers are listening");
+        Ok(IppServer { pool })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.pool.local_addr()
     }
 
     /// Stops taking print jobs: each worker finishes the request it serves.
     pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        self.stopping.store(true, Ordering::Release);
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
-
-impl Drop for IppServer {
-    fn drop(&mut self) {
-        self.shut();
+        self.pool.stop();
     }
 }
 
@@ -385,18 +345,12 @@ fn login(ctx: &IppCtx, faxbox: &Faxbox, value: &str) -> Result<Option<String>, S
     let Some((user, key)) = text.split_once(':') else {
         return Ok(None);
     };
-    let store = &ctx.store;
-    let Some(account) = store.account_for_api_key(key.trim())? else {
-        return Ok(None);
-    };
-    if account.id != faxbox.account_id {
-        return Ok(None);
-    }
-    let user = user.trim().to_lowercase();
-    Ok(store
-        .users_by_email(&account.id, &user)?
-        .first()
-        .map(|u| u.email.to_lowercase()))
+    // Only a user of the faxbox's own account prints to it.
+    Ok(ctx
+        .store
+        .login(user, key)?
+        .filter(|(account, _)| account.id == faxbox.account_id)
+        .map(|(_, email)| email))
 }
 
 /// The operation group must open with the charset and the language (RFC

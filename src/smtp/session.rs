@@ -546,15 +546,11 @@ fn check_login(
     user: &str,
     password: &str,
 ) -> Result<Option<String>, crate::store::StoreError> {
-    let store = &shared.ctx.store;
-    let Some(account) = store.account_for_api_key(password.trim())? else {
-        return Ok(None);
-    };
-    let user = user.trim().to_lowercase();
-    Ok(store
-        .users_by_email(&account.id, &user)?
-        .first()
-        .map(|u| u.email.to_lowercase()))
+    Ok(shared
+        .ctx
+        .store
+        .login(user, password)?
+        .map(|(_, email)| email))
 }
 
 #[cfg(test)]

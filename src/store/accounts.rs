@@ -295,6 +295,22 @@ impl Store {
         })
     }
 
+    /// A login for email (SMTP AUTH) and printing (IPP Basic auth): a
+    /// user's email address and an API key of the user's account, since
+    /// users have no passwords of their own. The account and the user's
+    /// address (lowercase) when both match.
+    pub fn login(&self, email: &str, api_key: &str) -> Result<Option<(Account, String)>> {
+        let Some(account) = self.account_for_api_key(api_key.trim())? else {
+            return Ok(None);
+        };
+        let email = email.trim().to_lowercase();
+        let user = self
+            .users_by_email(&account.id, &email)?
+            .first()
+            .map(|u| u.email.to_lowercase());
+        Ok(user.map(|user| (account, user)))
+    }
+
     pub fn revoke_api_key(&self, id: &str) -> Result<()> {
         self.write(|tx| {
             let n = tx.execute(

@@ -127,3 +127,37 @@ pub fn smarthost(port: u16) -> faxbox::config::Smarthost {
         from: "faxbox@box.test".into(),
     }
 }
+
+/// A PDF with one Helvetica line per page, one page per text.
+pub fn pdf_of_texts(pages: &[&str]) -> Vec<u8> {
+    use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+    let mut pdf = Pdf::new();
+    let catalog = Ref::new(1);
+    let tree = Ref::new(2);
+    let font = Ref::new(3);
+    pdf.catalog(catalog).pages(tree);
+    let page_ids: Vec<Ref> = (0..pages.len())
+        .map(|i| Ref::new(10 + 2 * i as i32))
+        .collect();
+    pdf.pages(tree)
+        .kids(page_ids.iter().copied())
+        .count(pages.len() as i32);
+    for (i, text) in pages.iter().enumerate() {
+        let content_id = Ref::new(11 + 2 * i as i32);
+        let mut page = pdf.page(page_ids[i]);
+        page.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
+            .parent(tree)
+            .contents(content_id);
+        page.resources().fonts().pair(Name(b"F1"), font);
+        page.finish();
+        let mut c = Content::new();
+        c.begin_text()
+            .set_font(Name(b"F1"), 24.0)
+            .next_line(72.0, 700.0)
+            .show(Str(text.as_bytes()))
+            .end_text();
+        pdf.stream(content_id, &c.finish());
+    }
+    pdf.type1_font(font).base_font(Name(b"Helvetica"));
+    pdf.finish()
+}

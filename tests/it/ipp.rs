@@ -21,7 +21,8 @@ use faxbox::scheduler::{Scheduler, SchedulerOptions};
 use faxbox::store::{JobFilter, Store};
 use ipp::model::DelimiterTag;
 use ipp::value::IppValue;
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
+
+use crate::harness::pdf_of_texts as pdf;
 
 /// The number the loopback line answers as busy.
 const BUSY: &str = "5550001";
@@ -299,39 +300,6 @@ fn message_of(r: &ipp::request::IppRequestResponse) -> String {
     attr_in(r, DelimiterTag::OperationAttributes, "status-message")
         .map(|v| v.to_string())
         .unwrap_or_default()
-}
-
-/// A PDF with one page per text.
-fn pdf(pages: &[&str]) -> Vec<u8> {
-    let mut pdf = Pdf::new();
-    let catalog = Ref::new(1);
-    let tree = Ref::new(2);
-    let font = Ref::new(3);
-    pdf.catalog(catalog).pages(tree);
-    let page_ids: Vec<Ref> = (0..pages.len())
-        .map(|i| Ref::new(10 + 2 * i as i32))
-        .collect();
-    pdf.pages(tree)
-        .kids(page_ids.iter().copied())
-        .count(pages.len() as i32);
-    for (i, text) in pages.iter().enumerate() {
-        let content_id = Ref::new(11 + 2 * i as i32);
-        let mut page = pdf.page(page_ids[i]);
-        page.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
-            .parent(tree)
-            .contents(content_id);
-        page.resources().fonts().pair(Name(b"F1"), font);
-        page.finish();
-        let mut c = Content::new();
-        c.begin_text()
-            .set_font(Name(b"F1"), 24.0)
-            .next_line(72.0, 700.0)
-            .show(Str(text.as_bytes()))
-            .end_text();
-        pdf.stream(content_id, &c.finish());
-    }
-    pdf.type1_font(font).base_font(Name(b"Helvetica"));
-    pdf.finish()
 }
 
 /// A gray JPEG photo-sized image.

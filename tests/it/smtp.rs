@@ -21,10 +21,9 @@ use faxbox::notify::{Backoff, Postman};
 use faxbox::scheduler::{Scheduler, SchedulerOptions};
 use faxbox::smtp::{SmtpCtx, SmtpOptions, SmtpServer};
 use faxbox::store::{JobFilter, Store};
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use serde_json::json;
 
-use crate::harness::{MailSink, ReceivedMail, smarthost};
+use crate::harness::{MailSink, ReceivedMail, pdf_of_texts as pdf, smarthost};
 
 /// A running email-to-fax box.
 struct SmtpBox {
@@ -301,39 +300,6 @@ fn queued_id(reply: &str) -> String {
         .strip_prefix("250 queued as ")
         .unwrap_or_else(|| panic!("not queued: {reply}"));
     rest.split_whitespace().next().unwrap().to_owned()
-}
-
-/// A PDF with one page per text.
-fn pdf(pages: &[&str]) -> Vec<u8> {
-    let mut pdf = Pdf::new();
-    let catalog = Ref::new(1);
-    let tree = Ref::new(2);
-    let font = Ref::new(3);
-    pdf.catalog(catalog).pages(tree);
-    let page_ids: Vec<Ref> = (0..pages.len())
-        .map(|i| Ref::new(10 + 2 * i as i32))
-        .collect();
-    pdf.pages(tree)
-        .kids(page_ids.iter().copied())
-        .count(pages.len() as i32);
-    for (i, text) in pages.iter().enumerate() {
-        let content_id = Ref::new(11 + 2 * i as i32);
-        let mut page = pdf.page(page_ids[i]);
-        page.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
-            .parent(tree)
-            .contents(content_id);
-        page.resources().fonts().pair(Name(b"F1"), font);
-        page.finish();
-        let mut c = Content::new();
-        c.begin_text()
-            .set_font(Name(b"F1"), 24.0)
-            .next_line(72.0, 700.0)
-            .show(Str(text.as_bytes()))
-            .end_text();
-        pdf.stream(content_id, &c.finish());
-    }
-    pdf.type1_font(font).base_font(Name(b"Helvetica"));
-    pdf.finish()
 }
 
 /// A photo-sized JPEG and a signature-logo-sized PNG.

@@ -13,13 +13,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use ipnet::IpNet;
 use rand::RngCore;
 use tracing::{debug, warn};
+
+use crate::http_pool::HttpPool;
 
 /// Requests served at once. FreeSWITCH fetches each fax once per attempt
 /// (mod_http_cache keeps it), so a few workers carry many channels.
@@ -30,12 +30,9 @@ type Table = Arc<Mutex<HashMap<String, PathBuf>>>;
 
 /// The running file proxy.
 pub struct FileProxy {
-    server: Arc<tiny_http::Server>,
+    pool: HttpPool,
     table: Table,
     base_url: String,
-    stopping: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
-    addr: SocketAddr,
 }
 
 /// One fax served while the call that published it runs; dropping it makes
@@ -75,45 +72,20 @@ impl FileProxy {
         let base_url = base_url
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| format!("http://{}", advertised(addr)));
-        let server = tiny_http::Server::from_listener(listener, None)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
-        let server = Arc::new(server);
         let table: Table = Arc::default();
-        let allow = Arc::new(allow);
-        let stopping = Arc::new(AtomicBool::new(false));
-        let mut workers = Vec::new();
-        for i in 0..WORKERS {
-            let (server, table, allow, stopping) = (
-                server.clone(),
-                table.clone(),
-                allow.clone(),
-                stopping.clone(),
-            );
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("file-proxy-{i}"))
-                    .spawn(move || {
-                        while !stopping.load(Ordering::Acquire) {
-                            // `recv` fails when `stop` unblocks this thread.
-                            if let Ok(request) = server.recv() {
-                                serve(&table, &allow, request);
-                            }
-                        }
-                    })?,
-            );
-        }
+        let served = table.clone();
+        let pool = HttpPool::start(listener, "file-proxy", WORKERS, move |request| {
+            serve(&served, &allow, request)
+        })?;
         Ok(FileProxy {
-            server,
+            pool,
             table,
             base_url,
-            stopping,
-            workers,
-            addr,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.pool.local_addr()
     }
 
     /// Serves `tiff` at a new unguessable URL until the returned
@@ -140,23 +112,7 @@ impl FileProxy {
     /// Stops serving: each worker finishes its request, then the listener
     /// is closed.
     pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        self.stopping.store(true, Ordering::Release);
-        for _ in 0..self.workers.len() {
-            self.server.unblock();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-    }
-}
-
-impl Drop for FileProxy {
-    fn drop(&mut self) {
-        self.shut();
+        self.pool.stop();
     }
 }
 
