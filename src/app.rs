@@ -258,7 +258,8 @@ async fn run_inner(
         let mut options =
             crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
         options.tls = smtp_tls;
-        options.accepted = Arc::new(move |n| intake.count(crate::api::Intake::Smtp, n));
+        let counts = intake.clone();
+        options.accepted = Arc::new(move |n| counts.count(crate::api::Intake::Smtp, n));
         crate::smtp::SmtpServer::start(
             smtp,
             crate::smtp::SmtpCtx {
@@ -283,6 +284,7 @@ async fn run_inner(
                     options: crate::ipp::IppOptions {
                         allow: config.ipp.allow.clone(),
                         require_auth: config.ipp.require_auth,
+                        accepted: Arc::new(move |n| intake.count(crate::api::Intake::Ipp, n)),
                         ..Default::default()
                     },
                 },

@@ -52,6 +52,8 @@ fn local_day_start() -> UnixTime {
 pub enum Intake {
     Api,
     Smtp,
+    /// The IPP FaxOut printers.
+    Ipp,
 }
 
 /// Faxes accepted today by each intake, counted as they are accepted.
@@ -66,6 +68,7 @@ struct IntakeDay {
     since: UnixTime,
     api: u64,
     smtp: u64,
+    ipp: u64,
 }
 
 impl Default for IntakeCounts {
@@ -75,6 +78,7 @@ impl Default for IntakeCounts {
             since: now(),
             api: 0,
             smtp: 0,
+            ipp: 0,
         }))
     }
 }
@@ -86,14 +90,15 @@ impl IntakeCounts {
         match intake {
             Intake::Api => day.api += faxes,
             Intake::Smtp => day.smtp += faxes,
+            Intake::Ipp => day.ipp += faxes,
         }
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = day;
     }
 
-    /// Today's faxes accepted by (the API, email).
-    pub fn today(&self) -> (u64, u64) {
+    /// Today's faxes accepted by (the API, email, the printers).
+    pub fn today(&self) -> (u64, u64, u64) {
         let day = self.on(local_day_start());
-        (day.api, day.smtp)
+        (day.api, day.smtp, day.ipp)
     }
 
     /// The counts of the day starting at `day_start` (zero once the day
@@ -106,6 +111,7 @@ impl IntakeCounts {
                 since: day_start,
                 api: 0,
                 smtp: 0,
+                ipp: 0,
             };
         }
         *day
@@ -262,6 +268,7 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
             "since": to_gregorian(intake.since),
             "api": intake.api,
             "smtp": intake.smtp,
+            "ipp": intake.ipp,
         });
         data["api"] = json!({
             "since": to_gregorian(ctx.started),
@@ -445,12 +452,13 @@ mod tests {
         let counts = IntakeCounts::default();
         counts.count(Intake::Api, 2);
         counts.count(Intake::Smtp, 3);
+        counts.count(Intake::Ipp, 4);
         let today = local_day_start();
         let day = counts.on(today);
-        assert_eq!((day.api, day.smtp), (2, 3));
+        assert_eq!((day.api, day.smtp, day.ipp), (2, 3, 4));
         assert!(day.since <= now());
         let tomorrow = counts.on(today + 86_400);
-        assert_eq!((tomorrow.api, tomorrow.smtp), (0, 0));
+        assert_eq!((tomorrow.api, tomorrow.smtp, tomorrow.ipp), (0, 0, 0));
         assert_eq!(tomorrow.since, today + 86_400, "counted from midnight");
     }
 

@@ -433,6 +433,7 @@ fn attach(
             e => store_failed(e),
         })?;
     (ctx.wake)();
+    (ctx.options.accepted)(job.destinations.len() as u64);
     info!(faxbox = %f.id, job = job.id, faxes = job.destinations.len(), "print job accepted for faxing");
     ctx.store.print_job(job.id).map_err(store_failed)
 }

@@ -74,6 +74,9 @@ pub struct IppOptions {
     pub max_request: usize,
     /// Worker threads.
     pub workers: usize,
+    /// Told how many faxes each accepted print job became (the dashboard's
+    /// intake counts).
+    pub accepted: Arc<dyn Fn(u64) + Send + Sync>,
 }
 
 impl Default for IppOptions {
@@ -84,6 +87,7 @@ impl Default for IppOptions {
             convert: ConvertOptions::default(),
             max_request: 64 * 1024 * 1024,
             workers: 4,
+            accepted: Arc::new(|_| {}),
         }
     }
 }

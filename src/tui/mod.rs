@@ -312,7 +312,7 @@ mod tests {
             ],
             "totals": {"completed_today": 20, "failed_today": 1, "pages_sent_today": 61,
                        "received_today": 4, "pages_received_today": 9, "api_accepted": 25},
-            "intake": {"since": t - 3600, "api": 25, "smtp": 7},
+            "intake": {"since": t - 3600, "api": 25, "smtp": 7, "ipp": 3},
             "recent": [
                 {"fax_id": "f2000000aaaa", "account_id": "a1", "folder": "outbox",
                  "status": "processing", "number": "5550123", "pages": 1, "attempts": 0,

@@ -30,6 +30,8 @@ pub struct Intake {
     pub since: i64,
     pub api: u64,
     pub smtp: u64,
+    /// Print jobs' faxes (IPP FaxOut printers).
+    pub ipp: u64,
 }
 
 /// A row of the job list.

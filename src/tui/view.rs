@@ -435,7 +435,7 @@ pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
     let t = &s.totals;
     frame.render_widget(
         Paragraph::new(format!(
-            " today: sent {} ({} p), failed {}, received {} ({} p); in: API {}, email {}",
+            " today: sent {} ({} p), failed {}, received {} ({} p); in: API {}, email {}, print {}",
             t.completed_today,
             t.pages_sent_today,
             t.failed_today,
@@ -443,6 +443,7 @@ pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
             t.pages_received_today,
             s.intake.api,
             s.intake.smtp,
+            s.intake.ipp,
         )),
         totals,
     );

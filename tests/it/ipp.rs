@@ -37,6 +37,8 @@ struct PrinterBox {
     faxbox: Faxbox,
     bob: User,
     api_key: String,
+    /// Faxes the printers reported accepted (the dashboard's intake count).
+    accepted: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl PrinterBox {
@@ -47,7 +49,12 @@ impl PrinterBox {
 
     /// `realtime`: the loopback line paces its audio at real speed, so a
     /// call lasts long enough to be watched and cancelled.
-    fn start_with(line: bool, realtime: bool, options: IppOptions) -> PrinterBox {
+    fn start_with(line: bool, realtime: bool, mut options: IppOptions) -> PrinterBox {
+        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = accepted.clone();
+        options.accepted = Arc::new(move |n| {
+            counter.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        });
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_data_dir(&dir.path().join("data")).unwrap());
         let account = store
@@ -109,6 +116,7 @@ impl PrinterBox {
             faxbox,
             bob,
             api_key,
+            accepted,
         }
     }
 
@@ -663,6 +671,11 @@ fn a_jpeg_to_two_numbers_becomes_two_faxes_and_a_busy_number_aborts_with_the_rea
     // Converted at intake (not a PDF): both faxes share the fax image.
     let faxes = b.faxes();
     assert_eq!(faxes.len(), 2);
+    assert_eq!(
+        b.accepted.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "both faxes counted as print intake"
+    );
     for fax in &faxes {
         let docs = b.store.documents(&fax.id).unwrap();
         assert!(

@@ -422,7 +422,7 @@ fn an_emailed_pdf_is_faxed_over_the_line_and_the_sender_gets_a_receipt() {
     assert_eq!(fax.notify_email, vec!["bob@acme.example".to_owned()]);
     assert_eq!(b.originals(&id), vec!["report.pdf".to_owned()]);
     assert_eq!(b.pages(&id), 2);
-    assert_eq!(b.intake.today(), (0, 1), "counted as email intake");
+    assert_eq!(b.intake.today(), (0, 1, 0), "counted as email intake");
     // ... and the fax really goes out over the loopback line.
     wait_for("the fax to be sent", Duration::from_secs(120), || {
         b.fax(&id).status == Some(JobStatus::Completed)
