@@ -12,7 +12,6 @@ use faxbox::lines::{Line, LoopbackLine};
 use faxbox::model::{AccountId, JobStatus};
 use faxbox::scheduler::{Scheduler, SchedulerOptions};
 use faxbox::store::{JobFilter, Store};
-use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
 use serde_json::{Value, json};
 
 /// A number the loopback line's far end answers busy.
@@ -154,31 +153,7 @@ impl Drop for TestBox {
 
 /// A one-page PDF with a line of text.
 fn text_pdf(text: &str) -> Vec<u8> {
-    let mut pdf = Pdf::new();
-    let (catalog, tree, page_id, font, content_id) = (
-        Ref::new(1),
-        Ref::new(2),
-        Ref::new(3),
-        Ref::new(4),
-        Ref::new(5),
-    );
-    pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree).kids([page_id]).count(1);
-    let mut page = pdf.page(page_id);
-    page.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
-        .parent(tree)
-        .contents(content_id);
-    page.resources().fonts().pair(Name(b"F1"), font);
-    page.finish();
-    pdf.type1_font(font).base_font(Name(b"Helvetica"));
-    let mut c = Content::new();
-    c.begin_text()
-        .set_font(Name(b"F1"), 24.0)
-        .next_line(72.0, 700.0)
-        .show(Str(text.as_bytes()))
-        .end_text();
-    pdf.stream(content_id, &c.finish());
-    pdf.finish()
+    crate::harness::pdf_of_texts(&[text])
 }
 
 fn pdf_document(name: &str, bytes: Vec<u8>) -> Document {
@@ -647,7 +622,6 @@ fn another_accounts_fax_is_not_found() {
 /// Starts `faxbox serve` on a free port in `dir`; returns it and the API
 /// address from its banner.
 fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
-    use std::io::{BufRead, BufReader};
     std::fs::write(
         dir.join("faxbox.toml"),
         "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
@@ -660,26 +634,8 @@ fn serve(dir: &std::path::Path) -> (std::process::Child, String) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut api = None;
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve prints its banner");
-        if let Some(url) = line.trim().strip_prefix("api:") {
-            api = Some(url.trim().trim_end_matches("/v2").to_owned());
-        }
-        if line.contains("Press Ctrl-C to stop") {
-            break;
-        }
-    }
-    (child, api.expect("the banner says where the API listens"))
+    let banner = crate::harness::serve_banner(&mut child);
+    (child, crate::harness::banner_api_url(&banner))
 }
 
 #[test]

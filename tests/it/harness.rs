@@ -161,3 +161,40 @@ pub fn pdf_of_texts(pages: &[&str]) -> Vec<u8> {
     pdf.type1_font(font).base_font(Name(b"Helvetica"));
     pdf.finish()
 }
+
+/// `faxbox serve`'s banner, read from its piped stdout up to "Press Ctrl-C
+/// to stop" (30 s at most). A thread keeps draining stdout afterwards, so
+/// the box never blocks on a full pipe.
+pub fn serve_banner(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("serve's stdout is piped");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut banner = String::new();
+    loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("serve prints its banner");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("Press Ctrl-C to stop") {
+            return banner;
+        }
+    }
+}
+
+/// The API's base URL (without `/v2`) from `serve`'s banner.
+pub fn banner_api_url(banner: &str) -> String {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("api:"))
+        .map(|url| url.trim().trim_end_matches("/v2").to_owned())
+        .expect("the banner says where the API listens")
+}

@@ -974,7 +974,6 @@ fn each_faxbox_printer_is_announced_over_dns_sd_and_says_goodbye() {
 #[test]
 fn faxbox_serve_with_ipp_enabled_prints_the_printer_address_and_announces_it() {
     use mdns_sd::{IfKind, ServiceDaemon, ServiceEvent};
-    use std::io::BufRead;
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     // Loopback listeners (port 0 so parallel tests never collide): the
@@ -993,27 +992,7 @@ fn faxbox_serve_with_ipp_enabled_prints_the_printer_address_and_announces_it() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let mut banner = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve prints its banner");
-        banner.push_str(&line);
-        banner.push('\n');
-        if line.contains("Press Ctrl-C to stop") {
-            break;
-        }
-    }
+    let banner = crate::harness::serve_banner(&mut child);
     let printer = banner
         .lines()
         .find_map(|l| l.trim().strip_prefix("ipp:"))

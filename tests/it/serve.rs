@@ -1,10 +1,7 @@
 //! `faxbox serve` as a person starts it: first-start bootstrap, a clean stop
 //! on SIGTERM, and no second bootstrap on the next start.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
 use faxbox::store::Store;
 
@@ -26,24 +23,7 @@ fn serve_once(data: &std::path::Path) -> String {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut banner = String::new();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve prints its banner");
-        banner.push_str(&line);
-        banner.push('\n');
-        if line.contains("Press Ctrl-C to stop") {
-            break;
-        }
-    }
+    let banner = crate::harness::serve_banner(&mut child);
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

@@ -2,7 +2,6 @@
 //! capture-pane) against a running `faxbox serve` whose loopback line runs
 //! at real speed, so that calls are on the screen while they last.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,26 +42,8 @@ fn serve(dir: &std::path::Path) -> (Served, String) {
             .spawn()
             .unwrap(),
     );
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stdout = served.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut api = None;
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("serve prints its banner");
-        if let Some(url) = line.trim().strip_prefix("api:") {
-            api = Some(url.trim().trim_end_matches("/v2").to_owned());
-        }
-        if line.contains("Press Ctrl-C to stop") {
-            break;
-        }
-    }
-    (served, api.expect("the banner says where the API listens"))
+    let banner = crate::harness::serve_banner(&mut served.0);
+    (served, crate::harness::banner_api_url(&banner))
 }
 
 /// A tmux server of this test's own, so nothing else is touched.
@@ -109,35 +90,10 @@ impl Drop for Tmux {
 }
 
 fn pdf(text: &str) -> Document {
-    use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
-    let mut pdf = Pdf::new();
-    let (catalog, tree, page_id, font, content_id) = (
-        Ref::new(1),
-        Ref::new(2),
-        Ref::new(3),
-        Ref::new(4),
-        Ref::new(5),
-    );
-    pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree).kids([page_id]).count(1);
-    let mut page = pdf.page(page_id);
-    page.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
-        .parent(tree)
-        .contents(content_id);
-    page.resources().fonts().pair(Name(b"F1"), font);
-    page.finish();
-    pdf.type1_font(font).base_font(Name(b"Helvetica"));
-    let mut c = Content::new();
-    c.begin_text()
-        .set_font(Name(b"F1"), 14.0)
-        .next_line(72.0, 700.0)
-        .show(Str(text.as_bytes()))
-        .end_text();
-    pdf.stream(content_id, &c.finish());
     Document {
         name: "letter.pdf".into(),
         content_type: "application/pdf".into(),
-        bytes: pdf.finish(),
+        bytes: crate::harness::pdf_of_texts(&[text]),
     }
 }
 
