@@ -410,7 +410,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let out = Output { json: cli.json };
     let open = || {
-        Store::open_data_dir(&config.data_dir)
+        // Beside a running box, on its store: never creating one, never
+        // running recovery (only `serve` does either).
+        Store::open_existing(&config.data_dir)
             .with_context(|| format!("cannot open the fax store in {}", config.data_dir.display()))
     };
     match cli.command {

@@ -32,6 +32,12 @@ fn refusal(status: StatusCode, message: impl Into<String>) -> Refusal {
 
 fn store_failed(e: StoreError) -> Refusal {
     warn!(error = %e, "the store failed during an IPP request");
+    if e.is_unavailable() {
+        return refusal(
+            StatusCode::ServerErrorBusy,
+            "the fax box cannot store the fax right now (its disk is full or failing); print again in a minute",
+        );
+    }
     refusal(
         StatusCode::ServerErrorInternalError,
         "the fax could not be stored; try again",
@@ -50,7 +56,14 @@ pub(super) fn operate(ctx: &IppCtx, http: &Http, request: &Request) -> Response 
             request.request_id,
         )
     };
+    // Print-Job, Create-Job and Send-Document bring new faxes.
+    let closed =
+        matches!(request.operation, 0x0002 | 0x0005 | 0x0006) && ctx.options.gate.is_closed();
     let result = match request.operation {
+        _ if closed => Err(refusal(
+            StatusCode::ServerErrorNotAcceptingJobs,
+            "the fax box is stopping and takes no new faxes now; print again in a minute",
+        )),
         0x0002 => print_job(ctx, http, request).map(|job| job_created(ok(), http, &job, ctx)),
         0x0004 => validate(ctx, http, request).map(|_| ok()),
         0x0005 => create_job(ctx, http, request).map(|job| job_created(ok(), http, &job, ctx)),

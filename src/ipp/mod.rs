@@ -77,6 +77,9 @@ pub struct IppOptions {
     /// Told how many faxes each accepted print job became (the dashboard's
     /// intake counts).
     pub accepted: Arc<dyn Fn(u64) + Send + Sync>,
+    /// Closed when the box stops: print jobs are refused as
+    /// server-error-not-accepting-jobs (RFC 8011 section 4.1.8.2).
+    pub gate: crate::gate::IntakeGate,
 }
 
 impl Default for IppOptions {
@@ -88,6 +91,7 @@ impl Default for IppOptions {
             max_request: 64 * 1024 * 1024,
             workers: 4,
             accepted: Arc::new(|_| {}),
+            gate: Default::default(),
         }
     }
 }
