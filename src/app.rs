@@ -13,10 +13,10 @@ use tracing::{info, warn};
 
 use crate::api::{Api, ApiOptions, Ctx, LiveStatus};
 use crate::config::{Config, LogConfig, LogFormat};
+use crate::gate::IntakeGate;
 use crate::inbound::Receiver;
 use crate::lines::{self, Line};
 use crate::model::{Account, Faxbox, FaxboxFields, FaxboxId};
-use crate::gate::IntakeGate;
 use crate::notify::{Backoff, Postman};
 use crate::scheduler::{Scheduler, SchedulerOptions};
 use crate::store::{DataDirOwner, Store};
@@ -60,10 +60,9 @@ pub fn serve_with_dashboard(config: Config) -> anyhow::Result<()> {
                 let result = runtime.block_on(async {
                     let signal = shutdown_signal()?;
                     // The terminal closing stops the box too, in order.
-                    let mut hangup = tokio::signal::unix::signal(
-                        tokio::signal::unix::SignalKind::hangup(),
-                    )
-                    .context("cannot listen for SIGHUP")?;
+                    let mut hangup =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                            .context("cannot listen for SIGHUP")?;
                     let shutdown = async move {
                         tokio::select! {
                             _ = signal => {}
@@ -308,8 +307,8 @@ impl Appliance {
             line.set_inbound(receiver.clone());
         }
         let status_lines = lines.clone();
-        let scheduler =
-            Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?;
+        let scheduler = Scheduler::start(store.clone(), lines, options)
+            .context("cannot start the scheduler")?;
         let live = LiveStatus::default();
         live.follow(scheduler.subscribe())
             .context("cannot start the API's status thread")?;

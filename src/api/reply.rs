@@ -200,11 +200,7 @@ pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
             (415, "unsupported media type", json!({ "message": text }))
         }
         ApiError::Conflict(text) => (409, "conflict", json!({ "message": text })),
-        ApiError::Unavailable(text) => (
-            503,
-            "service unavailable",
-            json!({ "message": text }),
-        ),
+        ApiError::Unavailable(text) => (503, "service unavailable", json!({ "message": text })),
         ApiError::Internal(detail) => {
             tracing::error!(request_id, "API request failed: {detail}");
             (
@@ -230,10 +226,7 @@ pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
         reply = reply.with_header("WWW-Authenticate", "X-Auth-Token".into());
     }
     if status == 503 {
-        reply = reply.with_header(
-            "Retry-After",
-            crate::gate::RETRY_AFTER_S.to_string(),
-        );
+        reply = reply.with_header("Retry-After", crate::gate::RETRY_AFTER_S.to_string());
     }
     reply
 }

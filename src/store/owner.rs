@@ -63,7 +63,11 @@ impl DataDirOwner {
                 let pid = pid.trim();
                 return Err(OwnerError::Taken {
                     dir: dir.to_owned(),
-                    pid: if pid.is_empty() { "unknown".into() } else { pid.to_owned() },
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid.to_owned()
+                    },
                 });
             }
             return Err(io(e.into()));

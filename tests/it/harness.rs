@@ -290,11 +290,7 @@ impl ServeProcess {
     }
 
     /// Starts it without waiting for anything; its stderr is piped.
-    pub fn spawn(
-        dir: &Path,
-        config: &str,
-        stderr: std::process::Stdio,
-    ) -> std::process::Child {
+    pub fn spawn(dir: &Path, config: &str, stderr: std::process::Stdio) -> std::process::Child {
         std::fs::write(
             dir.join("faxbox.toml"),
             // Its top-level keys come before any table.

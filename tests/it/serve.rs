@@ -134,11 +134,15 @@ fn sigterm_during_a_three_page_call_lets_it_finish_and_the_far_end_has_one_copy(
     let dir = tempfile::tempdir().unwrap();
     let mut serve = ServeProcess::start(dir.path(), REALTIME_LINE);
     let fax = send_fax(&serve, "5551234", 3);
-    wait_for("the first page to be confirmed", Duration::from_secs(120), || {
-        attempts_of(&serve.data_dir, &fax)
-            .first()
-            .is_some_and(|a| a.report.pages_sent >= 1)
-    });
+    wait_for(
+        "the first page to be confirmed",
+        Duration::from_secs(120),
+        || {
+            attempts_of(&serve.data_dir, &fax)
+                .first()
+                .is_some_and(|a| a.report.pages_sent >= 1)
+        },
+    );
     serve.signal("TERM");
     let status = serve.wait(Duration::from_secs(300));
     assert!(status.success(), "serve stops cleanly: {status:?}");
@@ -159,8 +163,7 @@ fn sigterm_during_a_three_page_call_lets_it_finish_and_the_far_end_has_one_copy(
 #[test]
 fn a_call_longer_than_the_grace_is_hung_up_and_recorded_interrupted() {
     let dir = tempfile::tempdir().unwrap();
-    let mut serve =
-        ServeProcess::start(dir.path(), &format!("stop_grace_s = 1\n{REALTIME_LINE}"));
+    let mut serve = ServeProcess::start(dir.path(), &format!("stop_grace_s = 1\n{REALTIME_LINE}"));
     let fax = send_fax(&serve, "5551234", 3);
     wait_for("the call to be answered", Duration::from_secs(60), || {
         attempts_of(&serve.data_dir, &fax).first().is_some_and(|a| {
@@ -212,7 +215,10 @@ fn jobs_list_in_an_empty_folder_fails_without_creating_anything() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--data-dir") && err.contains("--config"), "{err}");
+    assert!(
+        err.contains("--data-dir") && err.contains("--config"),
+        "{err}"
+    );
     let left: Vec<_> = walk(dir.path());
     assert!(left.is_empty(), "created {left:?}");
     // Nor in a named data dir that does not exist.
