@@ -23,8 +23,8 @@ const TAB: usize = 8;
 /// thin strokes whole at 98 lines per inch.
 const INK: f32 = 0.42;
 
-/// Turns bytes into text lines, each a vector of characters, with `None`
-/// marking a form feed (page break).
+/// Turns the bytes of a text file into text: UTF-8 (with or without a BOM),
+/// UTF-16 with a BOM, and anything else as Windows-1252.
 fn decode(bytes: &[u8]) -> String {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
         return String::from_utf8_lossy(rest).into_owned();
@@ -107,20 +107,28 @@ fn layout(
             if line.is_empty() {
                 push_line(&mut pages, Vec::new())?;
             }
-            while !line.is_empty() {
-                if line.len() <= cols {
-                    push_line(&mut pages, std::mem::take(&mut line))?;
+            // Each wrapped line is copied out at its own length from one
+            // walk along the source line: splitting the rest off at every
+            // wrap kept a buffer the size of the rest per line, quadratic
+            // memory on a long unbroken line (issue 18 item 2).
+            let mut start = 0;
+            while start < line.len() {
+                let rest = &line[start..];
+                if rest.len() <= cols {
+                    push_line(&mut pages, rest.to_vec())?;
                     break;
                 }
                 // Break at the last space in the second half of the line.
-                let cut = line[..=cols]
+                let cut = rest[..=cols]
                     .iter()
                     .rposition(|&c| c == ' ')
                     .filter(|&i| i > cols / 2)
                     .unwrap_or(cols);
-                let rest = line.split_off(cut);
-                push_line(&mut pages, line)?;
-                line = rest.into_iter().skip_while(|&c| c == ' ').collect();
+                push_line(&mut pages, rest[..cut].to_vec())?;
+                start += cut;
+                while line.get(start) == Some(&' ') {
+                    start += 1;
+                }
             }
             if segments.peek().is_some() {
                 pages.push(Vec::new());
@@ -245,6 +253,20 @@ mod tests {
             layout(&"line\n".repeat(100), 30, 2, 10, "t"),
             Err(DocumentError::TooManyPages { .. })
         ));
+    }
+
+    #[test]
+    fn a_long_single_line_costs_memory_in_proportion_to_its_length() {
+        // Issue 18 item 2: 400 KB of text on one line.
+        let text = "x".repeat(400_000);
+        let pages = layout(&text, 80, 60, 500, "t").unwrap();
+        let lines: Vec<&Vec<char>> = pages.iter().flatten().collect();
+        assert_eq!(lines.len(), 5_000);
+        let held: usize = lines.iter().map(|l| l.capacity()).sum();
+        assert!(
+            held <= 400_000 + 80,
+            "the laid-out lines hold {held} characters for 400,000 of text"
+        );
     }
 
     #[test]
