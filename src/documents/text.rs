@@ -19,6 +19,13 @@ const POINT_SIZE: f32 = 10.0;
 const LINE_SPACING: f32 = 1.2;
 const MARGIN_IN: f32 = 0.5;
 const TAB: usize = 8;
+/// The longest line a text document may have, in characters: about two
+/// pages once wrapped. Text meant to be read on paper has far shorter lines;
+/// a longer one is a data dump (a minified file, a log without newlines),
+/// refused with the line's number rather than faxed as pages of wrapped
+/// characters (issue 18 item 2).
+pub(crate) const MAX_LINE_CHARS: usize = 10_000;
+
 /// Coverage above which a glyph pixel is black: a little under half keeps
 /// thin strokes whole at 98 lines per inch.
 const INK: f32 = 0.42;
@@ -92,7 +99,16 @@ fn layout(
             Ok(())
         };
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    for raw in text.split('\n') {
+    for (number, raw) in text.split('\n').enumerate() {
+        let chars = raw.chars().count();
+        if chars > MAX_LINE_CHARS {
+            return Err(DocumentError::LineTooLong {
+                name: name.into(),
+                line: number + 1,
+                chars,
+                limit: MAX_LINE_CHARS,
+            });
+        }
         let mut segments = raw.split('\u{0C}').peekable();
         while let Some(seg) = segments.next() {
             // Expand tabs, drop other control characters.
@@ -256,17 +272,32 @@ mod tests {
     }
 
     #[test]
-    fn a_long_single_line_costs_memory_in_proportion_to_its_length() {
-        // Issue 18 item 2: 400 KB of text on one line.
-        let text = "x".repeat(400_000);
+    fn a_long_line_costs_memory_in_proportion_to_its_length() {
+        // Issue 18 item 2: wrapping kept the rest of the line per line.
+        let text = "x".repeat(MAX_LINE_CHARS);
         let pages = layout(&text, 80, 60, 500, "t").unwrap();
         let lines: Vec<&Vec<char>> = pages.iter().flatten().collect();
-        assert_eq!(lines.len(), 5_000);
+        assert_eq!(lines.len(), MAX_LINE_CHARS.div_ceil(80));
         let held: usize = lines.iter().map(|l| l.capacity()).sum();
+        assert_eq!(held, MAX_LINE_CHARS, "each line holds only its characters");
+    }
+
+    #[test]
+    fn a_400_kb_single_line_is_refused_naming_the_line() {
+        let text = format!("short\n{}\n", "x".repeat(400_000));
+        let e = layout(&text, 80, 60, 500, "dump.txt").unwrap_err();
         assert!(
-            held <= 400_000 + 80,
-            "the laid-out lines hold {held} characters for 400,000 of text"
+            matches!(
+                e,
+                DocumentError::LineTooLong {
+                    line: 2,
+                    chars: 400_000,
+                    ..
+                }
+            ),
+            "{e:?}"
         );
+        assert!(e.to_string().contains("line 2 of 'dump.txt'"), "{e}");
     }
 
     #[test]
