@@ -281,6 +281,10 @@ impl Appliance {
         let mut options =
             SchedulerOptions::new(config.data_dir.join("spool"), config.smarthost.from.clone());
         options.mail_queued = mail_queued.clone();
+        // Every conversion, at intake and at send time, is drawn in a render
+        // worker process under memory and CPU limits (issue 18).
+        let drawing = crate::documents::Drawing::worker_of_this_program();
+        options.convert.drawing = drawing.clone();
         let receiver = Arc::new(
             Receiver::new(
                 store.clone(),
@@ -315,9 +319,11 @@ impl Appliance {
         let wake = scheduler.waker();
         let gate = IntakeGate::default();
         let intake = Arc::new(crate::api::IntakeCounts::default());
+        let mut api_options = ApiOptions::default();
+        api_options.convert.drawing = drawing.clone();
         let api = Api::start(
             listeners.http,
-            Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default())
+            Ctx::new(store.clone(), wake.clone(), live, api_options)
                 .with_lines(status_lines)
                 .with_intake(intake.clone())
                 .with_gate(gate.clone()),
@@ -327,6 +333,7 @@ impl Appliance {
             let mut options =
                 crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
             options.tls = smtp_tls;
+            options.convert.drawing = drawing.clone();
             let counts = intake.clone();
             options.accepted = Arc::new(move |n| counts.count(crate::api::Intake::Smtp, n));
             crate::smtp::SmtpServer::start(
@@ -352,6 +359,10 @@ impl Appliance {
                             require_auth: config.ipp.require_auth,
                             accepted: Arc::new(move |n| intake.count(crate::api::Intake::Ipp, n)),
                             gate: gate.clone(),
+                            convert: crate::documents::ConvertOptions {
+                                drawing,
+                                ..Default::default()
+                            },
                             ..Default::default()
                         },
                     },
