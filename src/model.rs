@@ -522,6 +522,9 @@ pub struct RxResult {
 /// A fax a line received, to be put in a faxbox's inbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReceivedFax {
+    /// Chosen before the fax is stored, so that the mail announcing it,
+    /// composed first and queued in the same transaction, names it.
+    pub id: FaxId,
     pub account_id: AccountId,
     pub faxbox_id: FaxboxId,
     pub from_number: String,

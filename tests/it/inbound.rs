@@ -92,7 +92,8 @@ pub fn two_offices() -> (Box2, faxbox::model::Faxbox) {
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let sink = MailSink::start(listener);
+    // A smarthost as strict as Postfix with reject_non_fqdn_helo_hostname.
+    let sink = MailSink::start_fqdn_helo_only(listener);
     let postman = Arc::new(
         Postman::start(
             store.clone(),
@@ -247,6 +248,29 @@ fn one_faxbox_faxes_another_and_the_pages_arrive_identical() {
     let text = mails[0].text();
     assert!(text.contains("Subject: New fax from 15550009999"), "{text}");
     assert!(text.contains("application/pdf"));
+    // The mail names the fax it announces (it is composed before the fax
+    // is stored, in the same transaction).
+    assert!(
+        text.contains(&format!("Fax id:        {}", fax.id)),
+        "{text}"
+    );
+    // Headers of a well-behaved machine sender, greeted with the box's
+    // fully qualified name.
+    assert_eq!(mails[0].helo, "faxbox.box.test");
+    let headers = &text[..text.find("\r\n\r\n").expect("a header block")];
+    let header = |name: &str| {
+        headers
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_owned)
+    };
+    let id = header("Message-ID").expect("a Message-ID");
+    assert!(id.starts_with('<') && id.ends_with("@box.test>"), "{id}");
+    assert!(
+        header("Date").is_some_and(|d| d.ends_with("+0000")),
+        "{headers}"
+    );
+    assert_eq!(header("Auto-Submitted").as_deref(), Some("auto-generated"));
     // The attachment's name (lettre may fold it as RFC 2231 `filename*0=`).
     let disposition = &text[text
         .find("Content-Disposition: attachment")
