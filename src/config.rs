@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::model::is_domain;
+
 /// Where `faxbox` looks when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "faxbox.toml";
 /// Where installed appliances keep it (see systemd/faxbox.service).
@@ -496,7 +498,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         )?
         .listen;
         let hostname = match raw_smtp.hostname {
-            Some(h) if !is_domain(&h) || !h.contains('.') => {
+            Some(h) if !is_domain(&h) => {
                 return Err(bad(
                     "smtp.hostname",
                     &format!("{h:?}"),
@@ -800,27 +802,13 @@ fn system_hostname() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
-        .filter(|h| is_domain(h))
+        .filter(|h| !h.is_empty() && is_domain(&format!("{h}.localdomain")))
         .unwrap_or_else(|| "faxbox".to_owned());
-    if host.contains('.') {
+    if is_domain(&host) {
         host
     } else {
         format!("{host}.localdomain")
     }
-}
-
-/// A DNS name (RFC 1123 2.1): labels of letters, digits and inner
-/// hyphens, 1 to 63 characters each, at most 253 in all.
-pub fn is_domain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 fn resolve_modem(

@@ -286,6 +286,11 @@ impl FaxboxFields {
                 format!("{domain:?} is not a mail domain such as fax.example.com"),
             ));
         }
+        if let Some(tz) = &self.fax_timezone
+            && let Err(e) = crate::timezone::check(tz)
+        {
+            return Err(FieldError::new("fax_timezone", "format", e));
+        }
         for pattern in self.smtp_permission_list.iter().flatten() {
             if let Err(e) = regex::Regex::new(pattern) {
                 return Err(FieldError::new(
