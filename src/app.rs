@@ -249,9 +249,17 @@ async fn run_inner(
     let intake = Arc::new(crate::api::IntakeCounts::default());
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default())
-            .with_lines(status_lines)
-            .with_intake(intake.clone()),
+        Ctx::new(
+            store.clone(),
+            wake.clone(),
+            live,
+            ApiOptions {
+                cors_origins: config.http.cors_origins.clone(),
+                ..ApiOptions::default()
+            },
+        )
+        .with_lines(status_lines)
+        .with_intake(intake.clone()),
     )
     .context("cannot start the HTTP API")?;
     let smtp = {
