@@ -48,8 +48,22 @@ pub fn typed<T: DeserializeOwned>(
     data: &mut Map<String, Value>,
     what: &str,
 ) -> Result<T, ApiError> {
+    match typed_leniently(data, what)? {
+        (value, errors) if errors.is_empty() => Ok(value),
+        (_, errors) => Err(ApiError::Invalid(errors)),
+    }
+}
+
+/// As `typed`, but a key of the wrong type is left out of `T` and its error
+/// returned beside it, so that the other rules can still be checked and
+/// every problem reported at once (as Kazoo's schema validation does).
+pub fn typed_leniently<T: DeserializeOwned>(
+    data: &mut Map<String, Value>,
+    what: &str,
+) -> Result<(T, Vec<FieldError>), ApiError> {
     let keys: Vec<String> = data.keys().cloned().collect();
     let mut errors = Vec::new();
+    let mut wrong: Vec<String> = Vec::new();
     for key in keys {
         // Each key on its own, so that one reply names every bad field.
         loop {
@@ -85,6 +99,7 @@ pub fn typed<T: DeserializeOwned>(
                 .map(|v| v.clone())
                 .unwrap_or(Value::Null);
             let types = expected_types(&text);
+            wrong.push(key.clone());
             errors.push(
                 FieldError::new(
                     if path == "." { &key } else { &path },
@@ -96,10 +111,11 @@ pub fn typed<T: DeserializeOwned>(
             break;
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::Invalid(errors));
+    let mut usable = data.clone();
+    for key in &wrong {
+        usable.remove(key);
     }
-    serde_json::from_value(Value::Object(data.clone())).map_err(|e| {
+    let value = serde_json::from_value(Value::Object(usable)).map_err(|e| {
         let text = e.to_string();
         match text
             .strip_prefix("missing field `")
@@ -112,7 +128,8 @@ pub fn typed<T: DeserializeOwned>(
             )]),
             None => ApiError::Invalid(vec![FieldError::new("data", "type", text)]),
         }
-    })
+    })?;
+    Ok((value, errors))
 }
 
 /// The value at a dotted serde path (`notifications.inbound.email`,

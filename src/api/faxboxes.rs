@@ -292,9 +292,9 @@ fn fields_of(
     mut data: Map<String, Value>,
     creating: bool,
 ) -> Result<FaxboxFields, ApiError> {
-    let input: FaxboxInput = document::typed(&mut data, "faxbox")?;
+    let (input, mut problems): (FaxboxInput, _) = document::typed_leniently(&mut data, "faxbox")?;
     let mut extra = document::extra_keys(&data, MODELLED);
-    let mut problems = input.problems();
+    problems.extend(input.problems());
     let mut fields = {
         let owner = input.owner_id.clone();
         let mut f = input.into_fields(Map::new());

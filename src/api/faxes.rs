@@ -81,7 +81,6 @@ const MODELLED: &[&str] = &[
     "retries",
     "notifications",
     "faxbox_id",
-    "document",
     "subject",
     "attempts",
     "flags",

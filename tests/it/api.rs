@@ -2249,3 +2249,7 @@ fn a_pwg_raster_print_job_is_faxed_over_the_loopback_line() {
     assert!(err.contains("cut off"), "{err}");
     assert_eq!(b.store.faxes(&JobFilter::default()).unwrap().len(), before);
 }
+
+/// Kazoo's own documents and Monster UI's requests, replayed.
+#[path = "kazoo.rs"]
+mod kazoo;
