@@ -141,10 +141,11 @@ pub struct FieldError {
     /// Kazoo's validation code (`required`, `unique`, `maxLength`, ...).
     pub code: &'static str,
     pub message: String,
-    /// What the rule asked for (a bound, a type, a pattern), when it has one.
-    pub target: Option<serde_json::Value>,
+    /// What the rule asked for (a bound, a type, a pattern), when it has
+    /// one (boxed: most errors have none, and errors stay small).
+    pub target: Option<Box<serde_json::Value>>,
     /// The value that broke the rule.
-    pub value: Option<serde_json::Value>,
+    pub value: Option<Box<serde_json::Value>>,
 }
 
 impl FieldError {
@@ -165,8 +166,8 @@ impl FieldError {
         target: Option<serde_json::Value>,
         value: impl Into<serde_json::Value>,
     ) -> Self {
-        self.target = target;
-        self.value = Some(value.into());
+        self.target = target.map(Box::new);
+        self.value = Some(Box::new(value.into()));
         self
     }
 }

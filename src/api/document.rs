@@ -87,6 +87,7 @@ pub fn typed_leniently<T: DeserializeOwned>(
                     )
                     .with(None, data[&key].clone()),
                 );
+                wrong.push(key.clone());
                 break;
             }
             if let Some(slot) = pointer_mut(data, &path)
@@ -115,21 +116,24 @@ pub fn typed_leniently<T: DeserializeOwned>(
     for key in &wrong {
         usable.remove(key);
     }
-    let value = serde_json::from_value(Value::Object(usable)).map_err(|e| {
-        let text = e.to_string();
-        match text
-            .strip_prefix("missing field `")
-            .and_then(|t| t.split_once('`'))
-        {
-            Some((field, _)) => ApiError::Invalid(vec![FieldError::new(
-                field,
-                "required",
-                format!("a {what} needs {field}"),
-            )]),
-            None => ApiError::Invalid(vec![FieldError::new("data", "type", text)]),
+    match serde_json::from_value(Value::Object(usable)) {
+        Ok(value) => Ok((value, errors)),
+        Err(e) => {
+            let text = e.to_string();
+            errors.push(
+                match text
+                    .strip_prefix("missing field `")
+                    .and_then(|t| t.split_once('`'))
+                {
+                    Some((field, _)) => {
+                        FieldError::new(field, "required", format!("a {what} needs {field}"))
+                    }
+                    None => FieldError::new("data", "type", text),
+                },
+            );
+            Err(ApiError::Invalid(errors))
         }
-    })?;
-    Ok((value, errors))
+    }
 }
 
 /// The value at a dotted serde path (`notifications.inbound.email`,
@@ -305,7 +309,7 @@ mod tests {
         };
         let mut got: Vec<(String, &str, Option<Value>)> = errors
             .into_iter()
-            .map(|e| (e.field, e.code, e.target))
+            .map(|e| (e.field, e.code, e.target.map(|t| *t)))
             .collect();
         got.sort_by(|a, b| a.0.cmp(&b.0));
         assert_eq!(

@@ -53,7 +53,10 @@ impl Paging {
             match row.pointer(&pointer) {
                 Some(Value::String(s)) => s == wanted,
                 Some(Value::Array(items)) => items.iter().any(|i| i.as_str() == Some(wanted)),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string() == *wanted,
+                Some(Value::Number(n)) => {
+                    wanted.parse::<serde_json::Number>().is_ok_and(|w| w == *n)
+                }
+                Some(Value::Bool(b)) => wanted == if *b { "true" } else { "false" },
                 _ => false,
             }
         })

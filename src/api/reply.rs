@@ -151,10 +151,10 @@ fn field_entries(errors: &[FieldError]) -> Value {
             let mut detail = Map::new();
             detail.insert("message".into(), Value::String(e.message.clone()));
             if let Some(target) = &e.target {
-                detail.insert("target".into(), target.clone());
+                detail.insert("target".into(), (**target).clone());
             }
             if let Some(value) = &e.value {
-                detail.insert("value".into(), value.clone());
+                detail.insert("value".into(), (**value).clone());
             }
             codes.insert(e.code.to_owned(), Value::Object(detail));
         }
