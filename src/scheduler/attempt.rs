@@ -426,7 +426,12 @@ fn fax_settings(fax: &Fax) -> FaxSettings {
     FaxSettings {
         ident,
         header,
-        timezone: None,
+        // The faxbox's zone for the time in the page header (issue 21).
+        timezone: fax
+            .fax_timezone
+            .as_deref()
+            .filter(|tz| !tz.trim().is_empty())
+            .map(|tz| crate::timezone::posix_at(tz, crate::model::now())),
         error_correction: ErrorCorrection::Enabled,
         ..FaxSettings::default()
     }
