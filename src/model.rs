@@ -343,7 +343,7 @@ impl FaxboxFields {
         if let Some(tz) = &self.fax_timezone
             && let Err(e) = crate::timezone::check(tz)
         {
-            return Err(FieldError::new("fax_timezone", "format", e));
+            problems.push(FieldError::new("fax_timezone", "format", e).with(None, tz.as_str()));
         }
         for pattern in self.smtp_permission_list.iter().flatten() {
             if let Err(e) = regex::Regex::new(pattern) {
