@@ -247,6 +247,13 @@ fn submit(
     documents: Vec<Input>,
     extra: serde_json::Map<String, Value>,
 ) -> Result<Answer, ApiError> {
+    if ctx.intake_closed() {
+        return Err(ApiError::Unavailable(
+            "the fax box is stopping and takes no new faxes now; nothing was stored: send it \
+             again in a minute"
+                .into(),
+        ));
+    }
     let account = scope.account;
     let mut errors: Vec<FieldError> = Vec::new();
 
