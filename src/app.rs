@@ -321,6 +321,7 @@ impl Appliance {
         let intake = Arc::new(crate::api::IntakeCounts::default());
         let mut api_options = ApiOptions {
             token_lifetime: config.token_lifetime,
+            cors_origins: config.http.cors_origins.clone(),
             ..ApiOptions::default()
         };
         api_options.convert.drawing = drawing.clone();
