@@ -21,10 +21,11 @@ use super::faxtiff::{BitPage, EncodedPage};
 use super::raster::{self, Geometry};
 use super::{DocumentError, Watch};
 
-/// Coverage (of 255) above which a pixel is painted. Below half, so hairlines
-/// and thin strokes of small type survive at 204 dpi, as on Ghostscript's
-/// 1-bit devices.
-const PAINT_COVERAGE: u8 = 96;
+/// Coverage (of 255) above which a pixel is painted: any part of it, the
+/// scan conversion rule of ISO 32000-1 10.7.5. With a higher threshold, rules thinner than a pixel
+/// (0.1 pt is 0.14 of a pixel row at standard resolution) vanished when
+/// they fell between rows, and form fill-in lines with them (issue 27).
+const PAINT_COVERAGE: u8 = 1;
 
 /// The largest page side a PDF may have, in points: 200 inches, the
 /// implementation limit of ISO 32000-1 Annex C.2. A page of 100,000 x

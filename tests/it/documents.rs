@@ -1160,3 +1160,87 @@ fn converted_document_crosses_the_loopback_line_intact() {
         assert_eq!(g.differing_pixels(s), Some(0), "page {}", i + 1);
     }
 }
+
+/// Black runs along a line of pixels: how many separate marks it crosses.
+fn runs(pixels: impl Iterator<Item = bool>) -> usize {
+    let mut count = 0;
+    let mut inside = false;
+    for black in pixels {
+        if black && !inside {
+            count += 1;
+        }
+        inside = black;
+    }
+    count
+}
+
+#[test]
+fn rules_from_a_tenth_of_a_point_to_one_point_are_all_drawn_at_both_resolutions() {
+    // Issue 27: thin rules (form fill-in lines, table borders) vanished when
+    // they fell between pixel rows. Rules 0.1 to 1 pt thick, filled and
+    // stroked, at spacings that put them at every phase of the pixel grid.
+    let widths = [0.1f32, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1.0];
+    let mut c = Content::new();
+    c.set_fill_gray(0.0).set_stroke_gray(0.0);
+    let mut horizontal = 0;
+    for i in 0..60 {
+        let w = widths[i % widths.len()];
+        let y = 740.0 - i as f32 * 5.37;
+        if i % 2 == 0 {
+            c.rect(72.0, y, 468.0, w).fill_nonzero();
+        } else {
+            c.set_line_width(w)
+                .move_to(72.0, y)
+                .line_to(540.0, y)
+                .stroke();
+        }
+        horizontal += 1;
+    }
+    let mut vertical = 0;
+    for i in 0..60 {
+        let w = widths[i % widths.len()];
+        let x = 60.0 + i as f32 * 8.13;
+        if i % 2 == 0 {
+            c.rect(x, 40.0, w, 360.0).fill_nonzero();
+        } else {
+            c.set_line_width(w)
+                .move_to(x, 40.0)
+                .line_to(x, 400.0)
+                .stroke();
+        }
+        vertical += 1;
+    }
+    let pdf = make_pdf(
+        &[PdfPage {
+            size: (612.0, 792.0),
+            rotate: None,
+            content: c.finish().to_vec(),
+        }],
+        None,
+    );
+    for resolution in [Resolution::Standard, Resolution::Fine] {
+        let options = ConvertOptions {
+            resolution,
+            ..ConvertOptions::default()
+        };
+        let doc = convert(&[doc("rules.pdf", pdf.clone())], &options).unwrap();
+        let page = &decode_fax_tiff(&doc.tiff).unwrap()[0];
+        let (w, h) = (page.width, page.height);
+        // Down three columns through the horizontal rules (top 48% of the
+        // page), across three rows through the vertical ones (below 55%).
+        for x in [w / 4, w / 2, 3 * w / 4] {
+            let found = runs((0..h * 48 / 100).map(|y| page.get(x, y)));
+            assert_eq!(
+                found, horizontal,
+                "{resolution:?}: horizontal rules crossed at x = {x}"
+            );
+        }
+        for y in [h * 60 / 100, h * 70 / 100, h * 80 / 100] {
+            let found = runs((0..w).map(|x| page.get(x, y)));
+            assert_eq!(
+                found, vertical,
+                "{resolution:?}: vertical rules crossed at y = {y}"
+            );
+        }
+    }
+}
