@@ -375,23 +375,6 @@ pub fn url_encode(text: &str) -> String {
     utf8_percent_encode(text, FREESWITCH_UNSAFE).to_string()
 }
 
-/// A value for a channel variable inside originate's `{...}`: commas
-/// separate variables and unquoted spaces break the parse
-/// (`-ERR DESTINATION_OUT_OF_ORDER`, transcript 00), so values with either
-/// are single-quoted; quotes and braces are dropped, as FreeSWITCH has no
-/// escape for them there.
-pub fn channel_value(value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .filter(|c| !matches!(c, '\'' | '{' | '}' | '\n' | '\r') && !c.is_control())
-        .collect();
-    if clean.contains([' ', ',']) || clean.is_empty() {
-        format!("'{clean}'")
-    } else {
-        clean
-    }
-}
-
 /// A random (version 4) UUID in FreeSWITCH's text form.
 pub fn new_uuid() -> String {
     use rand::RngCore;
@@ -441,15 +424,6 @@ mod tests {
             url_decode(&url_encode("Acme Fax, 5% off")),
             "Acme Fax, 5% off"
         );
-    }
-
-    #[test]
-    fn channel_values_are_quoted_when_needed() {
-        assert_eq!(channel_value("TX-1"), "TX-1");
-        assert_eq!(channel_value("Acme Fax"), "'Acme Fax'");
-        assert_eq!(channel_value("a,b"), "'a,b'");
-        assert_eq!(channel_value("it's {x}"), "'its x'");
-        assert_eq!(channel_value(""), "''");
     }
 
     #[test]

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::call::{CallTrack, Direction, DocumentSource};
-use super::esl::{EslError, channel_value, new_uuid};
+use super::esl::{EslError, new_uuid};
 use super::file_proxy::{FileProxy, Publication};
 use super::inbound::InboundServer;
 use super::node::{Backoff, ChannelClaim, Node, Signal};
+use super::variables::OriginateVariables;
 use crate::config::{DocumentDelivery, FreeSwitchConfig};
 use crate::fax::{ErrorCorrection, FaxDocument};
 use crate::lines::{
@@ -144,60 +145,53 @@ impl FreeSwitchLine {
             })
     }
 
-    /// `{var=value,...}`: the fax settings as mod_spandsp's channel
-    /// variables.
-    fn originate_variables(&self, fax: &OutgoingFax, channel: &str) -> String {
+    /// The call's channel variables: the fax settings as mod_spandsp reads
+    /// them, and the caller ID. Every value, free text or not, goes through
+    /// [`OriginateVariables`], so none can change the command.
+    fn originate_variables(&self, fax: &OutgoingFax, channel: &str) -> OriginateVariables {
         let s = &fax.settings;
-        let mut vars = vec![
-            ("origination_uuid", channel.to_owned()),
-            ("ignore_early_media", "true".into()),
-            (
-                "originate_timeout",
-                self.config.originate_timeout.as_secs().to_string(),
-            ),
-            ("fax_ident", channel_value(&s.ident)),
-            ("fax_header", channel_value(&s.header)),
-            (
-                "fax_use_ecm",
-                (s.error_correction == ErrorCorrection::Enabled).to_string(),
-            ),
-            ("fax_enable_t38", self.config.t38.to_string()),
-            (
-                "fax_enable_t38_request",
-                self.config.t38_request.to_string(),
-            ),
-            ("fax_verbose", "false".into()),
-        ];
+        let mut vars = OriginateVariables::new();
+        vars.set("origination_uuid", channel);
+        vars.set("ignore_early_media", "true");
+        vars.set(
+            "originate_timeout",
+            &self.config.originate_timeout.as_secs().to_string(),
+        );
+        vars.set("fax_ident", &s.ident);
+        vars.set("fax_header", &s.header);
+        vars.set(
+            "fax_use_ecm",
+            &(s.error_correction == ErrorCorrection::Enabled).to_string(),
+        );
+        vars.set("fax_enable_t38", &self.config.t38.to_string());
+        vars.set(
+            "fax_enable_t38_request",
+            &self.config.t38_request.to_string(),
+        );
+        vars.set("fax_verbose", "false");
         if let Some(tz) = &s.timezone {
-            vars.push(("fax_timezone", channel_value(tz)));
+            vars.set("fax_timezone", tz);
         }
         if !fax.from_number.is_empty() {
-            vars.push((
-                "origination_caller_id_number",
-                channel_value(&fax.from_number),
-            ));
+            vars.set("origination_caller_id_number", &fax.from_number);
         }
         if !s.header.is_empty() {
-            vars.push(("origination_caller_id_name", channel_value(&s.header)));
+            vars.set("origination_caller_id_name", &s.header);
         }
-        let body: Vec<String> = vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{{{}}}", body.join(","))
+        vars
     }
 }
 
-/// Numbers FreeSWITCH can dial: digits and what dial plans use, nothing that
-/// would change the originate command.
+/// Numbers go into the dial string as they are, so the line takes only
+/// what the intakes' number check lets through: digits with an optional
+/// leading `+` (defence in depth; a bad number never gets this far).
 fn check_number(number: &str) -> Result<(), LineError> {
-    let ok = !number.is_empty()
-        && number.len() <= 64
-        && number
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.' | '@'));
-    if ok {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    if !digits.is_empty() && digits.len() <= 32 && digits.chars().all(|c| c.is_ascii_digit()) {
         Ok(())
     } else {
         Err(LineError::Settings(format!(
-            "{number:?} is not a number FreeSWITCH can dial (digits, +, *, #)"
+            "{number:?} is not a number FreeSWITCH can dial: only digits and a leading + are dialled"
         )))
     }
 }
@@ -260,7 +254,7 @@ impl Line for FreeSwitchLine {
         let job = new_uuid();
         let command = format!(
             "bgapi originate {}{} &txfax({})\nJob-UUID: {job}",
-            self.originate_variables(&fax, &channel),
+            self.originate_variables(&fax, &channel).command_prefix(),
             self.config.dial_string.replace("{number}", &fax.to_number),
             source.txfax_argument(),
         );

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::originate_parse::{Originate, parse_originate};
 use faxbox::fax::{
     FaxDocument, FaxEvent, FaxOutcome, FaxSession, FaxSettings, LineModel, Role, Terminal,
     Transfer, VoiceAnswer, Wire,
@@ -58,6 +59,8 @@ struct State {
     received_dir: PathBuf,
     counters: Counters,
     originates: Mutex<Vec<String>>,
+    /// Every originate, as FreeSWITCH's parser read it.
+    parsed: Mutex<Vec<Parsed>>,
     /// HTTP fetches: (url, status, bytes).
     fetches: Mutex<Vec<(String, u16, usize)>>,
     /// Open ESL connections, so a test can cut them.
@@ -90,6 +93,7 @@ impl StandIn {
             received_dir: received_dir.to_owned(),
             counters: Counters::default(),
             originates: Mutex::default(),
+            parsed: Mutex::default(),
             fetches: Mutex::default(),
             sockets: Mutex::default(),
             logins: AtomicU32::new(0),
@@ -144,6 +148,22 @@ impl StandIn {
 
     pub fn originates(&self) -> Vec<String> {
         self.state.originates.lock().unwrap().clone()
+    }
+
+    /// Every originate, as FreeSWITCH's parser read it.
+    pub fn parsed(&self) -> Vec<Parsed> {
+        self.state.parsed.lock().unwrap().clone()
+    }
+
+    /// The channel variables FreeSWITCH set for the `n`th originate.
+    pub fn call_variables(&self, n: usize) -> Vec<(String, String)> {
+        match &self.parsed()[n].originate {
+            Originate::Call { variables, .. } => variables.clone(),
+            other => panic!(
+                "originate {n} placed no call: {other:?} from {:?}",
+                self.parsed()[n].args
+            ),
+        }
     }
 
     pub fn fetches(&self) -> Vec<(String, u16, usize)> {
@@ -519,24 +539,12 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
     }
 }
 
-/// `{a=b,c='d e'}`: channel variables, quotes removed.
-fn parse_variables(text: &str) -> Vec<(String, String)> {
-    let mut vars = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            ',' if !quoted => {
-                vars.push(std::mem::take(&mut current));
-            }
-            c => current.push(c),
-        }
-    }
-    vars.push(current);
-    vars.into_iter()
-        .filter_map(|v| v.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
+/// One originate as the stand-in's FreeSWITCH parser read it.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// The command line after `bgapi originate `.
+    pub args: String,
+    pub originate: Originate,
 }
 
 fn originate(
@@ -546,30 +554,41 @@ fn originate(
     job: &str,
     kills: &Mutex<HashMap<String, Arc<AtomicBool>>>,
 ) {
-    // {vars}dialstring &txfax(arg)
-    let (vars_text, rest) = args
-        .strip_prefix('{')
-        .and_then(|a| a.split_once('}'))
-        .unwrap_or(("", args));
-    let vars = parse_variables(vars_text);
+    let parsed = parse_originate(args);
+    state.parsed.lock().unwrap().push(Parsed {
+        args: args.to_owned(),
+        originate: parsed.clone(),
+    });
+    let (vars, dial, app) = match parsed {
+        Originate::Call {
+            variables,
+            dial,
+            application,
+            ..
+        } => (variables, dial, application),
+        // What FreeSWITCH answers a "Parse Error!" (transcript 00).
+        Originate::Refused(_) => {
+            return background_job(state, w, job, "-ERR DESTINATION_OUT_OF_ORDER\n");
+        }
+        Originate::Enterprise(_) => {
+            return background_job(state, w, job, "-ERR INJECTED_ENTERPRISE_ORIGINATE\n");
+        }
+    };
     let var = |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let (dial, app) = rest.split_once(" &").expect("dial string and application");
     let number = dial.rsplit('/').next().unwrap_or_default().to_owned();
     let txfax_arg = app
-        .strip_prefix("txfax(")
+        .strip_prefix("&txfax(")
         .and_then(|a| a.strip_suffix(')'))
         .expect("&txfax(...)")
         .to_owned();
     let uuid = var("origination_uuid").unwrap_or_else(faxbox::lines::freeswitch::esl::new_uuid);
-    let mut variables = vec![("origination_uuid".to_owned(), uuid.clone())];
-    variables.extend(vars.iter().filter(|(k, _)| k.starts_with("fax_")).cloned());
     let ch = ChannelInfo {
         uuid: uuid.clone(),
         name: format!("sofia/gateway/standin/{number}"),
         direction: "outbound",
         caller: var("origination_caller_id_number").unwrap_or_else(|| "0000000000".into()),
         destination: number.clone(),
-        variables,
+        variables: vars.clone(),
     };
     let once = state.once.lock().unwrap().remove(&number);
     let far_end = once
@@ -916,6 +935,7 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
         received_dir: PathBuf::new(),
         counters: Counters::default(),
         originates: Mutex::default(),
+        parsed: Mutex::default(),
         fetches: Mutex::default(),
         sockets: Mutex::default(),
         logins: AtomicU32::new(0),
