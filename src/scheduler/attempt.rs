@@ -427,6 +427,17 @@ fn fax_settings(fax: &Fax) -> FaxSettings {
         ident,
         header,
         timezone: None,
+        timezone_name: fax.fax_timezone.clone().filter(|tz| !tz.is_empty()),
+        // The faxbox's caller_name (Kazoo's from_name), not the header
+        // (issue 25 item 6).
+        caller_name: fax
+            .from_name
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(50)
+            .collect(),
         error_correction: ErrorCorrection::Enabled,
         ..FaxSettings::default()
     }

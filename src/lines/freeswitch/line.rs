@@ -169,14 +169,16 @@ impl FreeSwitchLine {
             &self.config.t38_request.to_string(),
         );
         vars.set("fax_verbose", "false");
-        if let Some(tz) = &s.timezone {
+        // mod_spandsp looks zone names up itself (switch_lookup_timezone)
+        // and takes POSIX TZ strings too.
+        if let Some(tz) = s.timezone_name.as_ref().or(s.timezone.as_ref()) {
             vars.set("fax_timezone", tz);
         }
         if !fax.from_number.is_empty() {
             vars.set("origination_caller_id_number", &fax.from_number);
         }
-        if !s.header.is_empty() {
-            vars.set("origination_caller_id_name", &s.header);
+        if !s.caller_name.is_empty() {
+            vars.set("origination_caller_id_name", &s.caller_name);
         }
         vars
     }

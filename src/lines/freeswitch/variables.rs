@@ -23,13 +23,40 @@
 //!    (the enterprise originate), and `origination_nested_vars=true`
 //!    anywhere turns that refusal off.
 //!
-//! [`OriginateVariables`] escapes each value for step 4, then 3, then 2,
+//! mod_spandsp URL-decodes `fax_ident`, `fax_header` and `fax_timezone`
+//! when it reads them (mod_spandsp_fax.c), so those are sent
+//! percent-encoded: letters, digits and `%XX` only, which no parser above
+//! splits and which carries any text exactly (the decoding also means a
+//! header with a literal `%41` must be encoded to print as typed).
+//!
+//! For the other variables, [`OriginateVariables`] escapes each value for step 4, then 3, then 2,
 //! using backslashes only; it writes spaces, line ends and tabs as escapes
 //! so that no raw space, CR or LF reaches steps 1 and 2; it breaks `:_:`
 //! and `...vars=` with an empty quote pair that step 4 removes; and it puts
 //! a value in whichever bracket block its own brackets balance in. What no
 //! encoding can carry is changed by [`carried_text`], the one place that
 //! decides it.
+
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+/// The variables mod_spandsp reads through `switch_url_decode`.
+const URL_DECODED: [&str; 3] = ["fax_ident", "fax_header", "fax_timezone"];
+
+/// The value a channel variable will hold for `text`: percent-encoded for
+/// the variables mod_spandsp decodes (NUL dropped, an empty text sent as
+/// one space so that mod_spandsp does not print its own "SpanDSP Fax
+/// Ident"), else [`carried_text`].
+pub fn channel_value(name: &str, text: &str) -> String {
+    if URL_DECODED.contains(&name) {
+        let mut text: String = text.chars().filter(|c| *c != '\0').collect();
+        if text.is_empty() {
+            text.push(' ');
+        }
+        utf8_percent_encode(&text, NON_ALPHANUMERIC).to_string()
+    } else {
+        carried_text(text)
+    }
+}
 
 /// The bracket pairs a variable block can use, in the order FreeSWITCH
 /// reads them (`<...>` before `{...}`).
@@ -149,7 +176,7 @@ impl OriginateVariables {
     pub fn set(&mut self, name: &'static str, value: &str) {
         debug_assert!(name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'));
         self.variables.retain(|(n, _)| *n != name);
-        self.variables.push((name, carried_text(value)));
+        self.variables.push((name, channel_value(name, value)));
     }
 
     /// What FreeSWITCH will hold for each variable.
@@ -195,21 +222,41 @@ mod tests {
     }
 
     #[test]
+    fn what_mod_spandsp_decodes_is_sent_percent_encoded() {
+        let mut v = OriginateVariables::new();
+        v.set("fax_header", "ACME, Dental {50%}");
+        v.set("fax_ident", "");
+        assert_eq!(
+            v.command_prefix(),
+            "{fax_header=ACME%2C%20Dental%20%7B50%25%7D,fax_ident=%20}"
+        );
+    }
+
+    #[test]
     fn separators_are_escaped_for_every_parser_in_turn() {
         let mut v = OriginateVariables::new();
-        v.set("fax_header", "ACME, Dental");
+        v.set("origination_caller_id_name", "ACME, Dental");
         // comma: escaped once for the block (`\,`), its backslash once more
         // for the argument split; space: `\s` for the value, twice more.
-        assert_eq!(v.command_prefix(), "{fax_header=ACME\\\\,\\\\\\\\sDental}");
+        assert_eq!(
+            v.command_prefix(),
+            "{origination_caller_id_name=ACME\\\\,\\\\\\\\sDental}"
+        );
         let mut v = OriginateVariables::new();
-        v.set("fax_header", "it's");
-        assert_eq!(v.command_prefix(), "{fax_header=it\\\\\\\\\\\\\\'s}");
+        v.set("origination_caller_id_name", "it's");
+        assert_eq!(
+            v.command_prefix(),
+            "{origination_caller_id_name=it\\\\\\\\\\\\\\'s}"
+        );
     }
 
     #[test]
     fn the_command_never_holds_a_raw_space_line_end_or_enterprise_split() {
         let mut v = OriginateVariables::new();
-        v.set("fax_header", "a b\r\nc:_:d\torigination_nested_vars=true");
+        v.set(
+            "origination_caller_id_name",
+            "a b\r\nc:_:d\torigination_nested_vars=true",
+        );
         let prefix = v.command_prefix();
         assert!(!prefix.contains([' ', '\r', '\n', '\t']), "{prefix}");
         assert!(!prefix.contains(":_:"), "{prefix}");
@@ -224,12 +271,15 @@ mod tests {
     #[test]
     fn unbalanced_braces_move_to_the_angle_block() {
         let mut v = OriginateVariables::new();
-        v.set("fax_ident", "1");
-        v.set("fax_header", "}x{");
-        assert_eq!(v.command_prefix(), "<fax_header=}x{>{fax_ident=1}");
+        v.set("fax_use_ecm", "true");
+        v.set("origination_caller_id_name", "}x{");
+        assert_eq!(
+            v.command_prefix(),
+            "<origination_caller_id_name=}x{>{fax_use_ecm=true}"
+        );
         let mut v = OriginateVariables::new();
-        v.set("fax_header", "{ok}");
-        assert_eq!(v.command_prefix(), "{fax_header={ok}}");
+        v.set("origination_caller_id_name", "{ok}");
+        assert_eq!(v.command_prefix(), "{origination_caller_id_name={ok}}");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use faxbox::lines::{CallProgress, FaxSettings, Line, LineError, OutgoingFax};
 use faxbox::model::{AttemptOutcome, JobStatus};
 use faxbox::scheduler::Scheduler;
 
+use super::originate_parse::switch_url_decode;
 use super::standin::{self, FarEnd, StandIn};
 use crate::scheduler::{queue_job, small_fax_tiff, wait_terminal};
 
@@ -150,8 +151,10 @@ fn a_three_page_fax_arrives_identical_through_the_file_proxy() {
     // with its exact text.
     let vars = fs.call_variables(0);
     let var = |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-    assert_eq!(var("fax_header"), Some("Acme Fax, Inc"), "{o}");
-    assert_eq!(var("fax_ident"), Some("+1 555 000 1111"), "{o}");
+    // mod_spandsp URL-decodes the ident and header it reads.
+    let spandsp = |n: &str| String::from_utf8(switch_url_decode(var(n).unwrap())).unwrap();
+    assert_eq!(spandsp("fax_header"), "Acme Fax, Inc", "{o}");
+    assert_eq!(spandsp("fax_ident"), "+1 555 000 1111", "{o}");
     assert_eq!(var("fax_use_ecm"), Some("true"));
     assert_eq!(var("origination_caller_id_number"), Some("15550001111"));
     assert_eq!(var("ignore_early_media"), Some("true"));
@@ -520,7 +523,13 @@ fn an_incoming_call_through_the_outbound_socket_lands_in_the_right_inbox() {
         report.commands
     );
     assert!(report.commands[4].contains(&"execute-app-name: answer".to_owned()));
-    assert!(report.commands[5].contains(&"execute-app-arg: fax_ident=+1 555 700 0000".to_owned()));
+    // Percent-encoded: `set` expands `${...}`, mod_spandsp decodes it.
+    assert!(
+        report.commands[5]
+            .contains(&"execute-app-arg: fax_ident=%2B1%20555%20700%200000".to_owned()),
+        "{:?}",
+        report.commands[5]
+    );
     assert!(report.commands[6].contains(&"execute-app-arg: fax_enable_t38=true".to_owned()));
     assert!(
         report.commands[7].contains(&"execute-app-arg: fax_enable_t38_request=false".to_owned())
@@ -923,4 +932,117 @@ fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachab
         "a line with no node up has no channels; it shows as one, down"
     );
     api.stop();
+}
+
+/// The free text every intake stores with a job (the API's
+/// `fax_identity_name`, `from_name`, `fax_identity_number` and
+/// `fax_timezone`; a faxbox's `fax_header`, `caller_name`, `fax_identity`
+/// and `fax_timezone`; a mail subject used as the header) reaches
+/// FreeSWITCH as exactly one channel variable each, holding the text, and
+/// no other variable (issue 25 item 1).
+#[test]
+fn free_text_from_a_job_reaches_freeswitch_as_one_variable_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let texts = [
+        (
+            "ACME, Dental {x}",
+            "O'Brien ^^;a=b,api_on_answer=system touch /tmp/x",
+            "Europe/Paris",
+        ),
+        (
+            "x:_:u/1 origination_nested_vars=true ${id}",
+            "line one\nline two}<{",
+            "EST5EDT,M3.2.0,M11.1.0",
+        ),
+    ];
+    let mut jobs = Vec::new();
+    for (header, name, zone) in texts {
+        let job = store
+            .create_job(
+                faxbox::model::NewFax {
+                    account_id: account.clone(),
+                    to_number: "5551234".into(),
+                    to_number_normalized: "5551234".into(),
+                    retries: 1,
+                    from_number: Some("+15550009999".into()),
+                    from_name: Some(name.into()),
+                    fax_identity_number: Some("+1 555 000 9999".into()),
+                    fax_identity_name: Some(header.into()),
+                    fax_timezone: Some(zone.into()),
+                    ..Default::default()
+                },
+                vec![faxbox::model::NewDocument {
+                    kind: faxbox::model::DocumentKind::FaxTiff,
+                    content_type: "image/tiff".into(),
+                    filename: "fax_file.tiff".into(),
+                    pages: Some(1),
+                    bytes: small_fax_tiff(),
+                }],
+                JobStatus::Pending,
+            )
+            .unwrap()
+            .id;
+        jobs.push(job);
+    }
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![Arc::new(line)],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    scheduler.wake();
+    wait_terminal(&store, &jobs, Duration::from_secs(60));
+    scheduler.stop(Duration::from_secs(5));
+    for job in &jobs {
+        assert_eq!(store.fax(job).unwrap().status, Some(JobStatus::Completed));
+    }
+    let parsed = fs.parsed();
+    assert_eq!(parsed.len(), 2, "{parsed:?}");
+    for (n, p) in parsed.iter().enumerate() {
+        let vars = fs.call_variables(n);
+        let mut names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "fax_enable_t38",
+                "fax_enable_t38_request",
+                "fax_header",
+                "fax_ident",
+                "fax_timezone",
+                "fax_use_ecm",
+                "fax_verbose",
+                "ignore_early_media",
+                "originate_timeout",
+                "origination_caller_id_name",
+                "origination_caller_id_number",
+                "origination_uuid",
+            ],
+            "no injected variable: {:?}",
+            p.args
+        );
+        let var = |k: &str| vars.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        let spandsp = |k: &str| String::from_utf8(switch_url_decode(&var(k))).unwrap();
+        let (header, name, zone) = texts
+            .iter()
+            .find(|(h, _, _)| spandsp("fax_header") == *h)
+            .unwrap_or_else(|| panic!("the header arrives as typed: {vars:?}"));
+        assert_eq!(spandsp("fax_timezone"), *zone);
+        assert_eq!(spandsp("fax_ident"), "+1 555 000 9999");
+        assert_eq!(var("origination_caller_id_number"), "+15550009999");
+        // The caller-ID name is the job's caller name, not its header; the
+        // page header and caller ID have no line ends, and FreeSWITCH can
+        // hold no `}<{` that closes both of its blocks (variables.rs).
+        assert_eq!(
+            var("origination_caller_id_name"),
+            faxbox::lines::freeswitch::variables::carried_text(&name.replace('\n', "")),
+        );
+        assert!(!header.is_empty());
+    }
 }

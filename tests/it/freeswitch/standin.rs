@@ -607,7 +607,8 @@ fn originate(
         job,
         &far_end,
         &txfax_arg,
-        &var("fax_ident").unwrap_or_default(),
+        // mod_spandsp URL-decodes what it reads.
+        &url_decode(&var("fax_ident").unwrap_or_default()),
         &kill,
     );
     kills.lock().unwrap().remove(&uuid);
@@ -1041,7 +1042,7 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
                             "set" => {
                                 if let Some((k, v)) = arg.split_once('=') {
                                     if k == "fax_ident" {
-                                        fax_ident = v.to_owned();
+                                        fax_ident = url_decode(v);
                                     }
                                     ch.variables.push((k.to_owned(), v.to_owned()));
                                 }
