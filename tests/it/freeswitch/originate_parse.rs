@@ -227,7 +227,7 @@ fn strchr_strict(s: &[u8], from: usize, find: u8) -> Option<usize> {
 /// replaces an earlier: `EF_UNIQ_HEADERS`) and returns where the rest of
 /// `data` starts, or `None` on "Parse Error!".
 fn create_brackets(
-    data: &mut Vec<u8>,
+    data: &mut [u8],
     a: u8,
     b: u8,
     c: u8,
