@@ -136,10 +136,6 @@ pub struct FaxSettings {
     /// POSIX TZ string for the header's timestamp (`EST5EDT`), or the
     /// machine's zone.
     pub timezone: Option<String>,
-    /// The job's `fax_timezone` as given (an IANA name such as
-    /// `America/New_York`, or a POSIX TZ string), for lines whose fax
-    /// engine looks names up itself (FreeSWITCH's `fax_timezone`).
-    pub timezone_name: Option<String>,
     /// The caller-ID name a line shows the far end where it can
     /// (FreeSWITCH's `origination_caller_id_name`); empty for none.
     pub caller_name: String,
@@ -155,7 +151,6 @@ impl Default for FaxSettings {
             ident: String::new(),
             header: String::new(),
             timezone: None,
-            timezone_name: None,
             caller_name: String::new(),
             error_correction: ErrorCorrection::Enabled,
             modems: Modems::ALL,

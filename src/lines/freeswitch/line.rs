@@ -169,9 +169,9 @@ impl FreeSwitchLine {
             &self.config.t38_request.to_string(),
         );
         vars.set("fax_verbose", "false");
-        // mod_spandsp looks zone names up itself (switch_lookup_timezone)
-        // and takes POSIX TZ strings too.
-        if let Some(tz) = s.timezone_name.as_ref().or(s.timezone.as_ref()) {
+        // A POSIX TZ string, which mod_spandsp hands to SpanDSP when it is
+        // no zone name of its own (switch_lookup_timezone).
+        if let Some(tz) = &s.timezone {
             vars.set("fax_timezone", tz);
         }
         if !fax.from_number.is_empty() {
