@@ -375,6 +375,21 @@ pub fn url_encode(text: &str) -> String {
     utf8_percent_encode(text, FREESWITCH_UNSAFE).to_string()
 }
 
+/// The channel UUID (`origination_uuid`) of the call with this call id:
+/// derived, not random, so that the attempt row that named the call (fax
+/// id and attempt number) is all Faxbox needs to ask FreeSWITCH about it
+/// after a restart (issue 25 item 2). Shaped as a version 8 (name-based,
+/// RFC 9562) UUID from SHA-256.
+pub fn call_uuid(call_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("faxbox call {call_id}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(&b)
+}
+
 /// A random (version 4) UUID in FreeSWITCH's text form.
 pub fn new_uuid() -> String {
     use rand::RngCore;
@@ -382,6 +397,10 @@ pub fn new_uuid() -> String {
     rand::rng().fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(&b)
+}
+
+fn uuid_text(b: &[u8; 16]) -> String {
     let h = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",
@@ -432,6 +451,10 @@ mod tests {
         assert_eq!(u.len(), 36);
         assert_eq!(u.matches('-').count(), 4);
         assert_ne!(u, new_uuid());
+        let c = call_uuid("f00d-2");
+        assert_eq!(c, call_uuid("f00d-2"));
+        assert_ne!(c, call_uuid("f00d-3"));
+        assert_eq!((c.len(), &c[14..15]), (36, "8"));
     }
 
     #[test]

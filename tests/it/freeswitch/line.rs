@@ -1033,7 +1033,11 @@ fn free_text_from_a_job_reaches_freeswitch_as_one_variable_each() {
             .iter()
             .find(|(h, _, _)| spandsp("fax_header") == *h)
             .unwrap_or_else(|| panic!("the header arrives as typed: {vars:?}"));
-        assert_eq!(spandsp("fax_timezone"), *zone);
+        // The zone as a POSIX TZ string for SpanDSP (issue 21).
+        assert_eq!(
+            spandsp("fax_timezone"),
+            faxbox::timezone::posix_at(zone, faxbox::model::now())
+        );
         assert_eq!(spandsp("fax_ident"), "+1 555 000 9999");
         assert_eq!(var("origination_caller_id_number"), "+15550009999");
         // The caller-ID name is the job's caller name, not its header; the
@@ -1045,4 +1049,112 @@ fn free_text_from_a_job_reaches_freeswitch_as_one_variable_each() {
         );
         assert!(!header.is_empty());
     }
+}
+
+/// A graceful FreeSWITCH restart hangs up with SYSTEM_SHUTDOWN (and code
+/// 49): the attempt is interrupted, the fax goes again without using a
+/// retry, and every attempt records FreeSWITCH's own hang-up cause, as
+/// does a number that does not exist (issue 25 items 3 and 4).
+#[test]
+fn a_freeswitch_shutdown_requeues_without_a_retry_and_causes_are_freeswitchs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set_once("5551234", FarEnd::ShutsDown);
+    fs.set("5550404", FarEnd::Unallocated);
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![Arc::new(line)],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    let tiff = encode_fax_tiff(&test_pages(2)).unwrap();
+    // One attempt in all: a shutdown must not use it up.
+    let job = queue_job(&store, &account, "5551234", 1, &tiff, &[]);
+    let missing = queue_job(&store, &account, "5550404", 1, &tiff, &[]);
+    scheduler.wake();
+    wait_terminal(
+        &store,
+        &[job.clone(), missing.clone()],
+        Duration::from_secs(60),
+    );
+    scheduler.stop(Duration::from_secs(5));
+
+    assert_eq!(store.fax(&job).unwrap().status, Some(JobStatus::Completed));
+    let attempts = store.attempts(&job).unwrap();
+    let summary: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.outcome, a.report.hangup_cause.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some(AttemptOutcome::Interrupted), Some("SYSTEM_SHUTDOWN")),
+            (Some(AttemptOutcome::Success), Some("NORMAL_CLEARING")),
+        ],
+        "{attempts:?}"
+    );
+    assert_eq!(store.fax(&missing).unwrap().status, Some(JobStatus::Failed));
+    let attempts = store.attempts(&missing).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        attempts[0].report.hangup_cause.as_deref(),
+        Some("UNALLOCATED_NUMBER"),
+        "FreeSWITCH's cause, not one made up: {attempts:?}"
+    );
+}
+
+/// The event socket drops mid-call while FreeSWITCH keeps the call: the
+/// line reconnects, finds the call with uuid_exists and follows it to its
+/// end. The far end gets exactly one call and the fax completes on its
+/// first attempt (issue 25 item 2).
+#[test]
+fn an_esl_drop_mid_call_is_followed_to_the_end_without_a_second_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set("5551234", FarEnd::CutsConnectionsMidCall);
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![Arc::new(line)],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    let pages = test_pages(3);
+    let job = queue_job(
+        &store,
+        &account,
+        "5551234",
+        3,
+        &encode_fax_tiff(&pages).unwrap(),
+        &[],
+    );
+    scheduler.wake();
+    wait_terminal(&store, std::slice::from_ref(&job), Duration::from_secs(60));
+    scheduler.stop(Duration::from_secs(5));
+
+    assert!(fs.logins() >= 2, "the connection was cut and made again");
+    assert_eq!(
+        fs.counters()
+            .calls
+            .load(std::sync::atomic::Ordering::Acquire),
+        1,
+        "exactly one call at the far end"
+    );
+    assert_eq!(store.fax(&job).unwrap().status, Some(JobStatus::Completed));
+    let attempts = store.attempts(&job).unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Success));
+    assert_eq!(attempts[0].report.pages_sent, 3);
+    let channel = channel_of(&fs.originates()[0]);
+    let received = decode_fax_tiff(&std::fs::read(fs.received_file(&channel)).unwrap()).unwrap();
+    assert_eq!(received.len(), 3);
 }
