@@ -358,14 +358,17 @@ impl FaxboxFields {
             }
         }
         // The caller ID goes into every call this faxbox places.
-        if let Some(caller_id) = self.caller_id.as_deref().filter(|c| !c.is_empty()) {
-            check_fax_number("caller_id", caller_id, ServiceNumbers::Refused).map_err(|e| {
+        if let Some(caller_id) = self.caller_id.as_deref().filter(|c| !c.is_empty())
+            && let Err(e) = check_fax_number("caller_id", caller_id, ServiceNumbers::Refused)
+        {
+            problems.push(
                 FieldError::new(
                     "caller_id",
                     "format",
                     format!("the caller ID must be a phone number ({})", e.message),
                 )
-            })?;
+                .with(None, caller_id),
+            );
         }
         for number in self.numbers.iter().flatten() {
             if digits_of(number).is_empty() {
