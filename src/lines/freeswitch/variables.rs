@@ -5,7 +5,8 @@
 //! from API keys, mail subjects and faxbox settings. FreeSWITCH reads an
 //! `originate` through several parsers, each with its own quoting, and
 //! none of them is a safe place for raw text (src/switch_utils.c,
-//! src/switch_event.c and src/switch_ivr_originate.c of FreeSWITCH 1.10):
+//! src/switch_event.c and src/switch_ivr_originate.c of FreeSWITCH, as on
+//! its master branch in 2025):
 //!
 //! 1. mod_event_socket takes the command up to the first CR or LF;
 //! 2. `originate` splits its arguments on unquoted, unescaped spaces, then
