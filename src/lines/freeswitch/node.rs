@@ -44,7 +44,9 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             first: Duration::from_millis(500),
-            max: Duration::from_secs(30),
+            // A FreeSWITCH that restarts is back within seconds; a long
+            // backoff would keep the line down well after it (issue 25).
+            max: Duration::from_secs(5),
         }
     }
 }
@@ -283,11 +285,13 @@ impl Node {
             if self.stopping.load(Ordering::Acquire) {
                 break;
             }
-            warn!(node = %self.config.esl, "FreeSWITCH event socket: {error}; reconnecting in {delay:?}");
-            *lock(&self.last_error) = Some(error);
+            // A connection that had logged in starts the backoff again; the
+            // log names the delay actually waited (issue 25 item 6).
             if logged_in {
                 delay = backoff.first;
             }
+            warn!(node = %self.config.esl, "FreeSWITCH event socket: {error}; reconnecting in {delay:?}");
+            *lock(&self.last_error) = Some(error);
             let until = std::time::Instant::now() + delay;
             while !self.stopping.load(Ordering::Acquire) && std::time::Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(20));
