@@ -357,6 +357,19 @@ impl FaxboxFields {
                 );
             }
         }
+        // The caller ID goes into every call this faxbox places.
+        if let Some(caller_id) = self.caller_id.as_deref().filter(|c| !c.is_empty())
+            && let Err(e) = check_fax_number("caller_id", caller_id, ServiceNumbers::Refused)
+        {
+            problems.push(
+                FieldError::new(
+                    "caller_id",
+                    "format",
+                    format!("the caller ID must be a phone number ({})", e.message),
+                )
+                .with(None, caller_id),
+            );
+        }
         for number in self.numbers.iter().flatten() {
             if digits_of(number).is_empty() {
                 problems.push(
@@ -415,29 +428,69 @@ pub fn digits_of(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
 }
 
-/// A destination number as the scheduler dials and serializes it.
+/// Whether emergency and service numbers may be dialled (the fax setting
+/// `allow_service_numbers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceNumbers {
+    Refused,
+    Allowed,
+}
+
+/// Emergency numbers of the numbering plans a fax box meets (ITU-T E.161.1
+/// recommends 112 and 911; 999 and 000 are the UK's and Australia's, 110 and
+/// 119 Japan's and China's), also behind an outside-line prefix 9 or 0.
+const EMERGENCY_NUMBERS: [&str; 6] = ["911", "112", "999", "000", "110", "119"];
+
+/// Whether a dialled number (digits, no `+`) reaches an emergency or
+/// service number rather than a subscriber: an emergency number, a NANP
+/// N11 code (211 to 911: information, repair, relay) or a three-digit
+/// short code starting with 1 (Europe's 1xx services), alone or after an
+/// outside-line prefix.
+fn is_service_number(digits: &str) -> bool {
+    let short = |d: &str| {
+        let b = d.as_bytes();
+        d.len() == 3 && (EMERGENCY_NUMBERS.contains(&d) || b[0] == b'1' || &d[1..] == "11")
+    };
+    short(digits)
+        || (digits.len() == 4
+            && (digits.starts_with('9') || digits.starts_with('0'))
+            && EMERGENCY_NUMBERS.contains(&&digits[1..]))
+}
+
+/// The one check of a fax number, for every way a fax comes in (API,
+/// email, IPP, the CLI through the API) and for the caller IDs of
+/// faxboxes (issue 18 item 8): `field` names it in the error. Returns the
+/// number as the scheduler dials and serializes it; nothing else reaches
+/// a line, whose dial strings take it as it is (issue 25).
 ///
 /// Kazoo's default E.164 converters (reference 11.3): a NANP number of 10
 /// digits starting 2-9 (or 11 with the leading 1) becomes `+1...` (Kazoo
 /// also wants the exchange to start 2-9, else it reads the number as
-/// international; test numbers like 555-1234 are common, so Faxbox does not); `011...` and `00...`
-/// become `+...`; a `+` number of 8 or more digits starting 2-9 stays
-/// international. Kazoo refuses everything else; an office fax box also
-/// dials local numbers and extensions, so any other 3 to 20 digits are kept
-/// as dialled (Faxbox's choice). Spaces, dashes, dots and brackets are
-/// ignored; letters or an empty number are an error.
-pub fn normalize_number(raw: &str) -> Result<String, FieldError> {
-    let trimmed = raw.trim();
+/// international; test numbers like 555-1234 are common, so Faxbox does
+/// not); `011...` and `00...` become `+...`; a `+` number of 8 or more
+/// digits starting 2-9 stays international. Kazoo refuses everything else;
+/// an office fax box also dials local numbers and extensions, so any other
+/// 3 to 20 digits are kept as dialled (Faxbox's choice). Spaces, dashes,
+/// dots and brackets are ignored; letters, control characters, a `+`
+/// anywhere but first, a country code starting 0 (E.164 has none), an
+/// all-zero number and (unless `service` allows them) emergency and
+/// service numbers are errors.
+pub fn check_fax_number(
+    field: &str,
+    raw: &str,
+    service: ServiceNumbers,
+) -> Result<String, FieldError> {
+    let trimmed = raw.trim_matches(' ');
     let invalid = |why: &str| {
         FieldError::new(
-            "to_number",
+            field,
             "format",
             format!(
                 "invalid fax number: {}: {why}",
                 if trimmed.is_empty() {
-                    "(empty)"
+                    "(empty)".to_owned()
                 } else {
-                    trimmed
+                    trimmed.escape_debug().to_string()
                 }
             ),
         )
@@ -445,6 +498,7 @@ pub fn normalize_number(raw: &str) -> Result<String, FieldError> {
     if trimmed
         .chars()
         .any(|c| !(c.is_ascii_digit() || " -.()+".contains(c)))
+        || trimmed.rfind('+').is_some_and(|i| i > 0)
     {
         return Err(invalid(
             "a fax number has only digits, spaces, dashes and a leading +",
@@ -454,6 +508,23 @@ pub fn normalize_number(raw: &str) -> Result<String, FieldError> {
     let digits = digits_of(trimmed);
     if digits.len() < 3 || digits.len() > 20 {
         return Err(invalid("a fax number has 3 to 20 digits"));
+    }
+    if digits.bytes().all(|b| b == b'0') && digits != "000" {
+        return Err(invalid("a fax number cannot be all zeros"));
+    }
+    if plus && digits.starts_with('0') {
+        return Err(invalid(
+            "after the + comes the country code, which starts with 1 to 9",
+        ));
+    }
+    if !plus && is_service_number(&digits) {
+        return match service {
+            ServiceNumbers::Refused => Err(invalid(
+                "emergency and service numbers (such as 911, 112, 999 and other short codes) are not faxed; an administrator can allow them with the fax setting allow_service_numbers",
+            )),
+            // Dialled as they are: `000` is no international prefix.
+            ServiceNumbers::Allowed => Ok(digits),
+        };
     }
     let nanp = |d: &str| {
         let b = d.as_bytes();
@@ -471,6 +542,11 @@ pub fn normalize_number(raw: &str) -> Result<String, FieldError> {
     {
         if rest.is_empty() {
             return Err(invalid("an international prefix needs a number after it"));
+        }
+        if rest.starts_with('0') {
+            return Err(invalid(
+                "after the international prefix comes the country code, which starts with 1 to 9",
+            ));
         }
         format!("+{rest}")
     } else {
@@ -810,12 +886,23 @@ mod tests {
                 },
                 "numbers",
             ),
+            (
+                FaxboxFields {
+                    caller_id: Some("5559001,api_on_answer=system touch /tmp/x".into()),
+                    ..ok.clone()
+                },
+                "caller_id",
+            ),
         ];
         for (fields, field) in cases {
             assert_eq!(fields.validate(true).unwrap_err().field, field);
         }
         // An update need not repeat the name.
         assert!(FaxboxFields::default().validate(false).is_ok());
+    }
+
+    fn number(raw: &str) -> Result<String, FieldError> {
+        check_fax_number("to_number", raw, ServiceNumbers::Refused)
     }
 
     #[test]
@@ -829,9 +916,10 @@ mod tests {
             ("+44 20 7946 0958", "+442079460958"),
             ("5550001", "5550001"),
             ("204", "204"),
+            (" 5550001 ", "5550001"),
         ];
         for (raw, want) in cases {
-            assert_eq!(normalize_number(raw).unwrap(), want, "{raw}");
+            assert_eq!(number(raw).unwrap(), want, "{raw}");
         }
         for bad in [
             "",
@@ -841,13 +929,51 @@ mod tests {
             "555-CALL-NOW",
             "00",
             "123456789012345678901",
+            "5551234\n",
+            "555\n1234",
+            "555\r\n1234",
+            "\t5551234",
+            "555\u{0}1234",
+            "555+1234",
+            "++15551234",
+            "+0000000",
+            "0000000",
+            "+0123456789",
+            "00 0123456",
+            "5559001,api_on_answer=system touch /tmp/x",
         ] {
-            let err = normalize_number(bad).unwrap_err();
+            let err = number(bad).unwrap_err();
             assert!(
                 err.message.starts_with("invalid fax number"),
-                "{bad}: {err}"
+                "{bad:?}: {err:?}"
+            );
+            assert!(!err.message.contains(['\n', '\r']), "{err:?}");
+        }
+    }
+
+    #[test]
+    fn emergency_and_service_numbers_need_the_setting() {
+        for service in [
+            "911", "112", "999", "000", "110", "119", "411", "211", "118", "100", "1-1-2", "9911",
+            "9112", "0112", "9 999",
+        ] {
+            let err = number(service).unwrap_err();
+            assert!(
+                err.message.contains("allow_service_numbers"),
+                "{service}: {err:?}"
+            );
+            assert!(
+                check_fax_number("to_number", service, ServiceNumbers::Allowed).is_ok(),
+                "{service}"
             );
         }
+        // Extensions and subscriber numbers are not service numbers; nor is
+        // India (+91) dialled with its +.
+        for ordinary in ["204", "311 555 0100", "9115", "+911123456789", "5550911"] {
+            assert!(number(ordinary).is_ok(), "{ordinary}");
+        }
+        let err = check_fax_number("caller_id", "91 1", ServiceNumbers::Refused).unwrap_err();
+        assert_eq!(err.field, "caller_id");
     }
 
     #[test]

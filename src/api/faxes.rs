@@ -21,7 +21,8 @@ use super::{Ctx, Paging, document, parse_data};
 use crate::documents::{self, Input};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, Faxbox, FaxboxId,
-    FieldError, Folder, JobStatus, NewFax, is_email, normalize_number, to_gregorian,
+    FieldError, Folder, JobStatus, NewFax, ServiceNumbers, check_fax_number, is_email,
+    to_gregorian,
 };
 use crate::store::JobFilter;
 
@@ -290,8 +291,10 @@ fn submit(
             "add document url or upload a document",
         ));
     }
+    let service = service_numbers(ctx, account)?;
     let to_number = input.to_number.clone().unwrap_or_default();
-    let normalized = check_number(&to_number, &mut errors);
+    let normalized = check_number(&to_number, service, &mut errors);
+    check_from_number(input.from_number.as_deref(), &mut errors);
     // Without a faxbox, the account's default_retry_count applies (issue 21).
     let retries = match (check_retries(input.retries, &mut errors), &faxbox) {
         (Some(r), _) => r,
@@ -374,10 +377,46 @@ fn submit(
     ))
 }
 
+/// Whether the account may fax emergency and service numbers.
+fn service_numbers(ctx: &Ctx, account: &AccountId) -> Result<ServiceNumbers, ApiError> {
+    Ok(
+        if ctx
+            .store
+            .setting_bool(Some(account), "allow_service_numbers")?
+        {
+            ServiceNumbers::Allowed
+        } else {
+            ServiceNumbers::Refused
+        },
+    )
+}
+
+/// The caller ID a job gives goes into the call as it is: it must be a
+/// number, checked as a number to fax to is.
+fn check_from_number(from_number: Option<&str>, errors: &mut Vec<FieldError>) {
+    if let Some(Err(e)) = from_number
+        .filter(|n| !n.is_empty())
+        .map(|n| check_fax_number("from_number", n, ServiceNumbers::Refused))
+    {
+        errors.push(FieldError::new(
+            "from_number",
+            "format",
+            format!(
+                "the caller ID (from_number) must be a phone number ({})",
+                e.message
+            ),
+        ));
+    }
+}
+
 /// The number to fax to, normalized; an entry in `errors` when it is not
 /// one (Kazoo's words).
-fn check_number(to_number: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    match normalize_number(to_number) {
+fn check_number(
+    to_number: &str,
+    service: ServiceNumbers,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
+    match check_fax_number("to_number", to_number, service) {
         Ok(n) => Some(n),
         Err(e) => {
             errors.push(FieldError::new(
@@ -429,7 +468,10 @@ fn check_emails(
 
 /// What `resubmit` may change: the job's fields, validated as for a new
 /// fax. The documents stay the ones sent before.
-fn resubmit_changes(body: &[u8]) -> Result<impl FnOnce(&mut Fax), ApiError> {
+fn resubmit_changes(
+    body: &[u8],
+    service: ServiceNumbers,
+) -> Result<impl FnOnce(&mut Fax), ApiError> {
     let input: FaxInput = parse_data(body, "fax")?;
     let mut errors = Vec::new();
     for (given, field) in [
@@ -449,7 +491,8 @@ fn resubmit_changes(body: &[u8]) -> Result<impl FnOnce(&mut Fax), ApiError> {
     let number = input
         .to_number
         .as_deref()
-        .map(|n| (n.to_owned(), check_number(n, &mut errors)));
+        .map(|n| (n.to_owned(), check_number(n, service, &mut errors)));
+    check_from_number(input.from_number.as_deref(), &mut errors);
     let retries = check_retries(input.retries, &mut errors);
     let emails = check_emails(input.notifications, &mut errors);
     if !errors.is_empty() {
@@ -1000,7 +1043,7 @@ pub fn action(
         (Folder::Outbox, "resubmit") => {
             // `data` may change the job's fields, checked as for a new fax.
             let again = if top.get("data").is_some() {
-                let change = resubmit_changes(body)?;
+                let change = resubmit_changes(body, service_numbers(ctx, &fax.account_id)?)?;
                 ctx.store.resubmit_changed(&fax.id, change)?
             } else {
                 ctx.store.resubmit(&fax.id)?

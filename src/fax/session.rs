@@ -136,6 +136,9 @@ pub struct FaxSettings {
     /// POSIX TZ string for the header's timestamp (`EST5EDT`), or the
     /// machine's zone.
     pub timezone: Option<String>,
+    /// The caller-ID name a line shows the far end where it can
+    /// (FreeSWITCH's `origination_caller_id_name`); empty for none.
+    pub caller_name: String,
     pub error_correction: ErrorCorrection,
     pub modems: Modems,
     pub max_resolution: Resolution,
@@ -148,6 +151,7 @@ impl Default for FaxSettings {
             ident: String::new(),
             header: String::new(),
             timezone: None,
+            caller_name: String::new(),
             error_correction: ErrorCorrection::Enabled,
             modems: Modems::ALL,
             max_resolution: Resolution::Superfine,

@@ -11,7 +11,7 @@ use super::printer::{self, MAX_DESTINATIONS, PrinterView};
 use super::wire::{self, Request, Response, attr, keyword, keywords, name, string_of, text, uri};
 use super::{Caller, Http, IppCtx, check_operation_group};
 use crate::documents::{self, DocumentError, Input};
-use crate::model::{Fax, JobStatus, NewFax, is_email, normalize_number, now};
+use crate::model::{Fax, JobStatus, NewFax, ServiceNumbers, check_fax_number, is_email, now};
 use crate::store::{PrintJob, StoreError};
 
 /// A refusal with its status and, for bad values, the attributes to
@@ -192,7 +192,10 @@ fn printer_attributes(
 /// client-error-bad-request: CUPS's ipp backend cancels the job on the
 /// former and retries the latter every 10 seconds for ever, which would
 /// hold every later job of the queue (issue 21).
-fn destinations(request: &Request) -> Result<(Vec<String>, Vec<IppAttribute>), Refusal> {
+fn destinations(
+    request: &Request,
+    service: ServiceNumbers,
+) -> Result<(Vec<String>, Vec<IppAttribute>), Refusal> {
     let no_number = |message: &str| Refusal {
         status: StatusCode::ClientErrorAttributesOrValuesNotSupported,
         message: message.to_owned(),
@@ -231,7 +234,7 @@ fn destinations(request: &Request) -> Result<(Vec<String>, Vec<IppAttribute>), R
             ));
         };
         if uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("tel:")) {
-            numbers.push(tel_number(&uri).map_err(unsupported)?);
+            numbers.push(tel_number(&uri, service).map_err(unsupported)?);
         } else {
             first_other.get_or_insert(uri);
             others.push(item.clone());
@@ -255,7 +258,7 @@ fn destinations(request: &Request) -> Result<(Vec<String>, Vec<IppAttribute>), R
 
 /// `tel:+1-555-123-4567;phone-context=...` -> `+15551234567` (RFC 3966:
 /// visual separators are allowed, parameters follow a `;`).
-pub(crate) fn tel_number(uri: &str) -> Result<String, String> {
+pub(crate) fn tel_number(uri: &str, service: ServiceNumbers) -> Result<String, String> {
     let Some(rest) = uri
         .get(..4)
         .filter(|scheme| scheme.eq_ignore_ascii_case("tel:"))
@@ -266,7 +269,8 @@ pub(crate) fn tel_number(uri: &str) -> Result<String, String> {
         ));
     };
     let number = rest.split(';').next().unwrap_or("");
-    normalize_number(number).map_err(|e| format!("destination {uri}: {}", e.message))
+    check_fax_number("destination-uri", number, service)
+        .map_err(|e| format!("destination {uri}: {}", e.message))
 }
 
 /// What Validate-Job, Print-Job and Create-Job agree to: the numbers to
@@ -303,7 +307,15 @@ fn validate(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Accepted, Re
             unsupported: vec![attr("compression", keyword(&compression))],
         });
     }
-    let (numbers, ignored) = destinations(request)?;
+    let service = match ctx
+        .store
+        .setting_bool(Some(&http.faxbox.account_id), "allow_service_numbers")
+    {
+        Ok(true) => ServiceNumbers::Allowed,
+        Ok(false) => ServiceNumbers::Refused,
+        Err(e) => return Err(store_failed(e)),
+    };
+    let (numbers, ignored) = destinations(request, service)?;
     if let Caller::User(email) = &http.caller {
         match crate::smtp::check_sender(&ctx.store, email, &http.faxbox) {
             Ok(Ok(_)) => {}
@@ -848,10 +860,20 @@ mod tests {
 
     #[test]
     fn tel_uris_become_e164_numbers_or_a_reason() {
-        assert_eq!(tel_number("tel:+15551234567").unwrap(), "+15551234567");
-        assert_eq!(tel_number("tel:+1-555-123-4567").unwrap(), "+15551234567");
         assert_eq!(
-            tel_number("tel:+15551234567;phone-context=example.com").unwrap(),
+            tel_number("tel:+15551234567", ServiceNumbers::Refused).unwrap(),
+            "+15551234567"
+        );
+        assert_eq!(
+            tel_number("tel:+1-555-123-4567", ServiceNumbers::Refused).unwrap(),
+            "+15551234567"
+        );
+        assert_eq!(
+            tel_number(
+                "tel:+15551234567;phone-context=example.com",
+                ServiceNumbers::Refused
+            )
+            .unwrap(),
             "+15551234567"
         );
         for bad in [
@@ -862,7 +884,7 @@ mod tests {
             "ipp://10.0.0.1/ipp/print",
             "+15551234567",
         ] {
-            let e = tel_number(bad).unwrap_err();
+            let e = tel_number(bad, ServiceNumbers::Refused).unwrap_err();
             assert!(e.contains(bad) || e.contains("destination"), "{bad}: {e}");
         }
     }

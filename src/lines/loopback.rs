@@ -400,6 +400,7 @@ impl PlannedCall {
             document_pages: self.document.pages(),
             duration,
             wall_time: started.elapsed(),
+            hangup_cause: None,
         }
     }
 }

@@ -136,6 +136,11 @@ pub struct AttemptResult {
     pub duration: Duration,
     /// How long it took here (shorter than `duration` on a fast loopback).
     pub wall_time: Duration,
+    /// The switch's own word for how the call ended (FreeSWITCH's
+    /// `Hangup-Cause`, e.g. `NORMAL_CLEARING`, `UNALLOCATED_NUMBER`), when
+    /// the line has a switch; the scheduler records it as Kazoo's
+    /// `hangup_cause` / `result_cause` (issue 25 item 4).
+    pub hangup_cause: Option<String>,
 }
 
 impl AttemptResult {
@@ -215,6 +220,7 @@ impl Call {
                 document_pages: 0,
                 duration: Duration::ZERO,
                 wall_time: Duration::ZERO,
+                hangup_cause: None,
             },
         }
     }
@@ -299,6 +305,19 @@ pub trait Line: Send + Sync {
     /// returned here (bad document, bad settings, no free channel) mean no
     /// call was placed; everything later is in the [`AttemptResult`].
     fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError>;
+    /// Sends a fax whose previous attempt, the call `interrupted_call_id`
+    /// on this line, was interrupted (Faxbox stopped or lost the line
+    /// mid-call). A line whose switch may still be carrying that call
+    /// follows it instead of dialling again; the others send anew.
+    fn resume(
+        &self,
+        interrupted_call_id: &str,
+        fax: OutgoingFax,
+        progress: ProgressSink,
+    ) -> Result<Call, LineError> {
+        let _ = interrupted_call_id;
+        self.send(fax, progress)
+    }
     /// Where faxes this line receives are delivered.
     fn set_inbound(&self, inbound: Arc<dyn Inbound>);
 }

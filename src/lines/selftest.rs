@@ -247,6 +247,7 @@ mod tests {
             document_pages: 3,
             duration: Duration::from_secs(30),
             wall_time: Duration::from_millis(30),
+            hangup_cause: None,
         };
         let rows = [
             SelftestRow {

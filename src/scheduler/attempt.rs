@@ -16,6 +16,7 @@ use super::{Event, Shared};
 use crate::documents::{self, ConvertOptions, Input};
 use crate::lines::{
     AttemptResult, CallProgress, ErrorCorrection, FaxSettings, Line, LineError, OutgoingFax,
+    ProgressSink,
 };
 use crate::model::{
     Attempt, AttemptOutcome, AttemptReport, AttemptStage, DocumentKind, Fax, JobStatus, NewDocument,
@@ -230,7 +231,7 @@ impl CallRun<'_> {
         let store = &self.shared.store;
         let (tx, rx) = mpsc::channel();
         let outgoing = OutgoingFax {
-            call_id: format!("{}-{}", self.fax.id, self.attempt.number),
+            call_id: call_id(self.fax, self.attempt.number),
             to_number: self.fax.to_number_normalized.clone(),
             from_number: self.fax.from_number.clone().unwrap_or_default(),
             document: self.spool.clone(),
@@ -240,10 +241,12 @@ impl CallRun<'_> {
         // The line reports `Dialling` itself; recording it here too would put
         // a second disk sync between the claim and the seized line.
         *stage = AttemptStage::Originate;
-        let call = match self
-            .line
-            .send(outgoing, Box::new(move |p| drop(tx.send(p))))
-        {
+        let sink: ProgressSink = Box::new(move |p| drop(tx.send(p)));
+        let call = match self.interrupted_call() {
+            Some(previous) => self.line.resume(&previous, outgoing, sink),
+            None => self.line.send(outgoing, sink),
+        };
+        let call = match call {
             Ok(call) => call,
             Err(e) => {
                 return CallEnd {
@@ -330,6 +333,21 @@ impl CallRun<'_> {
         }
     }
 
+    /// The call id of the previous attempt, when it was interrupted on this
+    /// line: its call may still be running on the line's switch.
+    fn interrupted_call(&self) -> Option<String> {
+        let previous = self.attempt.number.checked_sub(1)?;
+        let attempts = self.shared.store.attempts(&self.fax.id).ok()?;
+        attempts
+            .iter()
+            .find(|a| {
+                a.number == previous
+                    && a.outcome == Some(AttemptOutcome::Interrupted)
+                    && a.line == self.line.name()
+            })
+            .map(|a| call_id(self.fax, a.number))
+    }
+
     /// Folds one progress report into the attempt; returns it in words.
     fn apply(
         &self,
@@ -401,6 +419,11 @@ impl StageTimeouts {
     }
 }
 
+/// Names an attempt's call for the line (and FreeSWITCH's channel UUID).
+fn call_id(fax: &Fax, attempt: u32) -> String {
+    format!("{}-{}", fax.id, attempt)
+}
+
 /// The fax settings of a job: our ident (TSI) and page header from the job,
 /// which took them from its faxbox (reference 1.2, 3.6).
 fn fax_settings(fax: &Fax) -> FaxSettings {
@@ -432,6 +455,16 @@ fn fax_settings(fax: &Fax) -> FaxSettings {
             .as_deref()
             .filter(|tz| !tz.trim().is_empty())
             .map(|tz| crate::timezone::posix_at(tz, crate::model::now())),
+        // The faxbox's caller_name (Kazoo's from_name), not the header
+        // (issue 25 item 6).
+        caller_name: fax
+            .from_name
+            .clone()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(50)
+            .collect(),
         error_correction: ErrorCorrection::Enabled,
         ..FaxSettings::default()
     }
@@ -473,20 +506,24 @@ fn merge_result(report: &mut AttemptReport, result: &AttemptResult) {
             report.remote_station_id = Some(f.remote_ident.clone());
         }
     }
-    report.hangup_cause = Some(
-        match &result.outcome {
-            Ok(()) => "NORMAL_CLEARING",
-            Err(LineError::Busy) => "USER_BUSY",
-            Err(LineError::NoAnswer) => "NO_ANSWER",
-            Err(LineError::Rejected(_)) => "CALL_REJECTED",
-            Err(LineError::NoDialTone { .. } | LineError::LineDown { .. }) => {
-                "NETWORK_OUT_OF_ORDER"
+    // The switch's own cause when the line has one (issue 25 item 4), else
+    // the nearest Q.850 cause for how the call ended.
+    report.hangup_cause = result.hangup_cause.clone().or_else(|| {
+        Some(
+            match &result.outcome {
+                Ok(()) => "NORMAL_CLEARING",
+                Err(LineError::Busy) => "USER_BUSY",
+                Err(LineError::NoAnswer) => "NO_ANSWER",
+                Err(LineError::Rejected(_)) => "CALL_REJECTED",
+                Err(LineError::NoDialTone { .. } | LineError::LineDown { .. }) => {
+                    "NETWORK_OUT_OF_ORDER"
+                }
+                Err(_) if result.answered => "NORMAL_CLEARING",
+                Err(_) => "NORMAL_TEMPORARY_FAILURE",
             }
-            Err(_) if result.answered => "NORMAL_CLEARING",
-            Err(_) => "NORMAL_TEMPORARY_FAILURE",
-        }
-        .to_owned(),
-    );
+            .to_owned(),
+        )
+    });
 }
 
 /// The attempt's result by Kazoo's `tx_result` names, for reschedule rules.

@@ -7,7 +7,7 @@
 
 use regex::RegexBuilder;
 
-use crate::model::{Faxbox, digits_of, is_email, normalize_number};
+use crate::model::{Faxbox, ServiceNumbers, check_fax_number, digits_of, is_email};
 use crate::store::{Store, StoreError};
 
 /// A recipient that resolved to a faxbox and a number to dial.
@@ -57,7 +57,12 @@ pub fn resolve(store: &Store, sender: &str, recipient: &str) -> Result<Target, R
         return Err(not_found(format!("invalid address {recipient}")));
     };
     let (faxbox, owner_email) = find_faxbox(store, sender, domain)?;
-    let number = match number_of(local) {
+    let service = if store.setting_bool(Some(&faxbox.account_id), "allow_service_numbers")? {
+        ServiceNumbers::Allowed
+    } else {
+        ServiceNumbers::Refused
+    };
+    let number = match number_of(local, service) {
         Ok(n) => n,
         Err(reason) => {
             return Err(Refusal::NotFound {
@@ -77,12 +82,12 @@ pub fn resolve(store: &Store, sender: &str, recipient: &str) -> Result<Target, R
 }
 
 /// Reference 6.4: the digits of the local part, normalized to E.164.
-fn number_of(local: &str) -> Result<String, String> {
+fn number_of(local: &str, service: ServiceNumbers) -> Result<String, String> {
     let digits = digits_of(local);
     if digits.is_empty() {
         return Err(format!("fax number {local} is empty"));
     }
-    normalize_number(&digits).map_err(|_| format!("fax number {digits} is invalid"))
+    check_fax_number("to_number", &digits, service).map_err(|e| e.message)
 }
 
 /// Reference 6.3: the faxbox by its address, else the account by realm and
@@ -264,13 +269,26 @@ mod tests {
 
     #[test]
     fn numbers_keep_digits_and_become_e164() {
-        assert_eq!(number_of("+1 (555) 123-4567").unwrap(), "+15551234567");
-        assert_eq!(number_of("15551234567").unwrap(), "+15551234567");
-        assert_eq!(number_of("bob").unwrap_err(), "fax number bob is empty");
-        assert!(
-            number_of("12")
-                .unwrap_err()
-                .contains("fax number 12 is invalid")
+        let refused = ServiceNumbers::Refused;
+        assert_eq!(
+            number_of("+1 (555) 123-4567", refused).unwrap(),
+            "+15551234567"
         );
+        assert_eq!(number_of("15551234567", refused).unwrap(), "+15551234567");
+        assert_eq!(
+            number_of("bob", refused).unwrap_err(),
+            "fax number bob is empty"
+        );
+        assert!(
+            number_of("12", refused)
+                .unwrap_err()
+                .contains("invalid fax number: 12: a fax number has 3 to 20 digits")
+        );
+        assert!(
+            number_of("911", refused)
+                .unwrap_err()
+                .contains("allow_service_numbers")
+        );
+        assert_eq!(number_of("911", ServiceNumbers::Allowed).unwrap(), "911");
     }
 }

@@ -117,6 +117,13 @@ pub static SETTINGS: &[Setting] = &[
         "document URLs may point to loopback and private (intranet) addresses"
     ),
     setting!(
+        "allow_service_numbers",
+        "false",
+        SettingKind::Bool,
+        Account,
+        "faxes may be sent to emergency and service numbers (911, 112, 999, short codes)"
+    ),
+    setting!(
         "allowed_content_types",
         r#"["application/pdf","image/tiff",{"prefix":"image"},{"prefix":"application/vnd.openxmlformats-officedocument."},{"prefix":"application/vnd.oasis.opendocument."},"application/msword","application/vnd.ms-excel","application/vnd.ms-powerpoint"]"#,
         SettingKind::Json,

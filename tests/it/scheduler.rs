@@ -77,7 +77,12 @@ pub fn queue_job(
             NewFax {
                 account_id: account.clone(),
                 to_number: number.into(),
-                to_number_normalized: faxbox::model::normalize_number(number).unwrap(),
+                to_number_normalized: faxbox::model::check_fax_number(
+                    "to_number",
+                    number,
+                    faxbox::model::ServiceNumbers::Allowed,
+                )
+                .unwrap(),
                 retries,
                 from_number: Some("15550009999".into()),
                 from_name: Some("Acme".into()),

@@ -526,7 +526,11 @@ fn recipients_are_refused_at_rcpt_with_kazoos_codes() {
         ),
         (
             "12@fax.acme.example".to_owned(),
-            "554 Not Found: fax number 12 is invalid",
+            "554 Not Found: invalid fax number: 12: a fax number has 3 to 20 digits",
+        ),
+        (
+            "911@fax.acme.example".to_owned(),
+            "554 Not Found: invalid fax number: 911: emergency and service numbers",
         ),
     ];
     for (to, want) in &cases {
@@ -591,10 +595,10 @@ fn recipients_are_refused_at_rcpt_with_kazoos_codes() {
     // The refusals of Bob's account are in its SMTP log (the unknown domain
     // has no account to log for); none is mailed (the sender may be forged).
     let log = b.store.smtp_log(&office.account, None, 50).unwrap();
-    assert_eq!(log.len(), 4, "{log:?}");
+    assert_eq!(log.len(), 5, "{log:?}");
     assert!(
         log.iter()
-            .any(|e| e.errors[0].contains("fax number 12 is invalid"))
+            .any(|e| e.errors[0].contains("invalid fax number: 12"))
     );
     assert_eq!(b.store.unsent_mail_count().unwrap(), 0);
     assert!(d.cmd("QUIT").starts_with("221"));

@@ -170,8 +170,14 @@ impl CallTrack {
         self.result.as_ref()
     }
 
+    /// FreeSWITCH's cause for the end of the call: the channel's
+    /// `Hangup-Cause`, or the cause of an originate that failed
+    /// (`-ERR USER_BUSY`).
     pub fn hangup_cause(&self) -> Option<&str> {
-        self.hangup_cause.as_deref()
+        self.hangup_cause
+            .as_deref()
+            .or(self.originate_error.as_deref())
+            .filter(|c| !c.is_empty())
     }
 
     /// Folds in one event of this call; returns what to tell the scheduler.
@@ -253,7 +259,15 @@ impl CallTrack {
     /// error when FreeSWITCH could not open it.
     pub fn verdict(&self, document: &DocumentSource) -> Verdict {
         let fax = self.result.as_ref().map(SpandspReport::outcome);
-        let outcome = if let Some(cause) = &self.originate_error {
+        let succeeded = self.result.as_ref().is_some_and(|r| r.success);
+        let outcome = if self.hangup_cause.as_deref() == Some(SHUTDOWN_CAUSE) && !succeeded {
+            // FreeSWITCH was stopped (or restarted) and hung up every call:
+            // not the fax's fault, so it is sent again without using up a
+            // retry (issue 25 item 3), though SpanDSP reports code 49.
+            Err(LineError::Interrupted(
+                "FreeSWITCH shut down during the call (SYSTEM_SHUTDOWN)".into(),
+            ))
+        } else if let Some(cause) = &self.originate_error {
             Err(line_error_for_cause(cause))
         } else if let Some(response) = &self.app_response {
             Err(document.cannot_open(response))
@@ -280,6 +294,9 @@ impl CallTrack {
         }
     }
 }
+
+/// The cause FreeSWITCH hangs up every call with when it stops.
+pub const SHUTDOWN_CAUSE: &str = "SYSTEM_SHUTDOWN";
 
 /// The end of a call, as the line reports it.
 #[derive(Debug, Clone, PartialEq)]

@@ -375,21 +375,19 @@ pub fn url_encode(text: &str) -> String {
     utf8_percent_encode(text, FREESWITCH_UNSAFE).to_string()
 }
 
-/// A value for a channel variable inside originate's `{...}`: commas
-/// separate variables and unquoted spaces break the parse
-/// (`-ERR DESTINATION_OUT_OF_ORDER`, transcript 00), so values with either
-/// are single-quoted; quotes and braces are dropped, as FreeSWITCH has no
-/// escape for them there.
-pub fn channel_value(value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .filter(|c| !matches!(c, '\'' | '{' | '}' | '\n' | '\r') && !c.is_control())
-        .collect();
-    if clean.contains([' ', ',']) || clean.is_empty() {
-        format!("'{clean}'")
-    } else {
-        clean
-    }
+/// The channel UUID (`origination_uuid`) of the call with this call id:
+/// derived, not random, so that the attempt row that named the call (fax
+/// id and attempt number) is all Faxbox needs to ask FreeSWITCH about it
+/// after a restart (issue 25 item 2). Shaped as a version 8 (name-based,
+/// RFC 9562) UUID from SHA-256.
+pub fn call_uuid(call_id: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("faxbox call {call_id}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(&b)
 }
 
 /// A random (version 4) UUID in FreeSWITCH's text form.
@@ -399,6 +397,10 @@ pub fn new_uuid() -> String {
     rand::rng().fill_bytes(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
+    uuid_text(&b)
+}
+
+fn uuid_text(b: &[u8; 16]) -> String {
     let h = hex::encode(b);
     format!(
         "{}-{}-{}-{}-{}",
@@ -444,20 +446,15 @@ mod tests {
     }
 
     #[test]
-    fn channel_values_are_quoted_when_needed() {
-        assert_eq!(channel_value("TX-1"), "TX-1");
-        assert_eq!(channel_value("Acme Fax"), "'Acme Fax'");
-        assert_eq!(channel_value("a,b"), "'a,b'");
-        assert_eq!(channel_value("it's {x}"), "'its x'");
-        assert_eq!(channel_value(""), "''");
-    }
-
-    #[test]
     fn uuids_look_like_freeswitch_ones() {
         let u = new_uuid();
         assert_eq!(u.len(), 36);
         assert_eq!(u.matches('-').count(), 4);
         assert_ne!(u, new_uuid());
+        let c = call_uuid("f00d-2");
+        assert_eq!(c, call_uuid("f00d-2"));
+        assert_ne!(c, call_uuid("f00d-3"));
+        assert_eq!((c.len(), &c[14..15]), (36, "8"));
     }
 
     #[test]

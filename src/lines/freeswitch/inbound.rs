@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use super::call::{CallTrack, Direction};
 use super::esl::{EslError, FrameReader, Headers, Message};
 use super::line::spool_file;
+use super::variables::channel_value;
 use crate::fax::{FaxOutcome, T30Code};
 use crate::lines::{Inbound, IncomingCall, ReceivedFax};
 
@@ -272,7 +273,16 @@ impl Session {
         )?;
         channel.command("linger")?;
         channel.execute("answer", None)?;
-        channel.execute("set", Some(&format!("fax_ident={}", answer.ident)))?;
+        // `set` expands `${...}` in its argument and the argument is a
+        // header line of `sendmsg`: the ident goes percent-encoded, which
+        // mod_spandsp decodes (issue 25).
+        channel.execute(
+            "set",
+            Some(&format!(
+                "fax_ident={}",
+                channel_value("fax_ident", &answer.ident)
+            )),
+        )?;
         for (name, value) in &self.variables {
             channel.execute("set", Some(&format!("{name}={value}")))?;
         }

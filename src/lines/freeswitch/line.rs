@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::call::{CallTrack, Direction, DocumentSource};
-use super::esl::{EslError, channel_value, new_uuid};
+use super::esl::{EslError, call_uuid, new_uuid};
 use super::file_proxy::{FileProxy, Publication};
 use super::inbound::InboundServer;
 use super::node::{Backoff, ChannelClaim, Node, Signal};
+use super::variables::OriginateVariables;
 use crate::config::{DocumentDelivery, FreeSwitchConfig};
 use crate::fax::{ErrorCorrection, FaxDocument};
 use crate::lines::{
@@ -24,6 +25,10 @@ use crate::lines::{
 /// line gives up on it (the channel may be stuck, as without
 /// `rtp-timer-name=soft`, transcript 21).
 const HANG_UP_GRACE: Duration = Duration::from_secs(30);
+
+/// How long a call whose connection was lost waits for FreeSWITCH to be
+/// back before it counts as interrupted: long enough for a restart.
+const RECONNECT_WAIT: Duration = Duration::from_secs(90);
 
 /// How often a call looks at its hang-up flag while waiting for events.
 const POLL: Duration = Duration::from_millis(100);
@@ -144,60 +149,55 @@ impl FreeSwitchLine {
             })
     }
 
-    /// `{var=value,...}`: the fax settings as mod_spandsp's channel
-    /// variables.
-    fn originate_variables(&self, fax: &OutgoingFax, channel: &str) -> String {
+    /// The call's channel variables: the fax settings as mod_spandsp reads
+    /// them, and the caller ID. Every value, free text or not, goes through
+    /// [`OriginateVariables`], so none can change the command.
+    fn originate_variables(&self, fax: &OutgoingFax, channel: &str) -> OriginateVariables {
         let s = &fax.settings;
-        let mut vars = vec![
-            ("origination_uuid", channel.to_owned()),
-            ("ignore_early_media", "true".into()),
-            (
-                "originate_timeout",
-                self.config.originate_timeout.as_secs().to_string(),
-            ),
-            ("fax_ident", channel_value(&s.ident)),
-            ("fax_header", channel_value(&s.header)),
-            (
-                "fax_use_ecm",
-                (s.error_correction == ErrorCorrection::Enabled).to_string(),
-            ),
-            ("fax_enable_t38", self.config.t38.to_string()),
-            (
-                "fax_enable_t38_request",
-                self.config.t38_request.to_string(),
-            ),
-            ("fax_verbose", "false".into()),
-        ];
+        let mut vars = OriginateVariables::new();
+        vars.set("origination_uuid", channel);
+        vars.set("ignore_early_media", "true");
+        vars.set(
+            "originate_timeout",
+            &self.config.originate_timeout.as_secs().to_string(),
+        );
+        vars.set("fax_ident", &s.ident);
+        vars.set("fax_header", &s.header);
+        vars.set(
+            "fax_use_ecm",
+            &(s.error_correction == ErrorCorrection::Enabled).to_string(),
+        );
+        vars.set("fax_enable_t38", &self.config.t38.to_string());
+        vars.set(
+            "fax_enable_t38_request",
+            &self.config.t38_request.to_string(),
+        );
+        vars.set("fax_verbose", "false");
+        // A POSIX TZ string, which mod_spandsp hands to SpanDSP when it is
+        // no zone name of its own (switch_lookup_timezone).
         if let Some(tz) = &s.timezone {
-            vars.push(("fax_timezone", channel_value(tz)));
+            vars.set("fax_timezone", tz);
         }
         if !fax.from_number.is_empty() {
-            vars.push((
-                "origination_caller_id_number",
-                channel_value(&fax.from_number),
-            ));
+            vars.set("origination_caller_id_number", &fax.from_number);
         }
-        if !s.header.is_empty() {
-            vars.push(("origination_caller_id_name", channel_value(&s.header)));
+        if !s.caller_name.is_empty() {
+            vars.set("origination_caller_id_name", &s.caller_name);
         }
-        let body: Vec<String> = vars.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!("{{{}}}", body.join(","))
+        vars
     }
 }
 
-/// Numbers FreeSWITCH can dial: digits and what dial plans use, nothing that
-/// would change the originate command.
+/// Numbers go into the dial string as they are, so the line takes only
+/// what the intakes' number check lets through: digits with an optional
+/// leading `+` (defence in depth; a bad number never gets this far).
 fn check_number(number: &str) -> Result<(), LineError> {
-    let ok = !number.is_empty()
-        && number.len() <= 64
-        && number
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '*' | '#' | '-' | '.' | '@'));
-    if ok {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    if !digits.is_empty() && digits.len() <= 32 && digits.chars().all(|c| c.is_ascii_digit()) {
         Ok(())
     } else {
         Err(LineError::Settings(format!(
-            "{number:?} is not a number FreeSWITCH can dial (digits, +, *, #)"
+            "{number:?} is not a number FreeSWITCH can dial: only digits and a leading + are dialled"
         )))
     }
 }
@@ -256,11 +256,13 @@ impl Line for FreeSwitchLine {
             }
             _ => (DocumentSource::Path(fax.document.clone()), None),
         };
-        let channel = new_uuid();
+        // Derived from the call id, so that after a restart Faxbox can ask
+        // FreeSWITCH about the call an interrupted attempt placed.
+        let channel = call_uuid(&fax.call_id);
         let job = new_uuid();
         let command = format!(
             "bgapi originate {}{} &txfax({})\nJob-UUID: {job}",
-            self.originate_variables(&fax, &channel),
+            self.originate_variables(&fax, &channel).command_prefix(),
             self.config.dial_string.replace("{number}", &fax.to_number),
             source.txfax_argument(),
         );
@@ -268,11 +270,61 @@ impl Line for FreeSwitchLine {
             line: self.name.clone(),
             fax,
             pages: document.pages(),
-            command,
+            command: Some(command),
             track: CallTrack::new(&channel, &job, Direction::Send),
             source,
             _publication: publication,
         };
+        self.start_call(planned, claim, progress)
+    }
+
+    /// Follows the call an interrupted attempt placed, when FreeSWITCH still
+    /// has it (Faxbox was stopped or killed mid-call): the fax is not dialled
+    /// a second time while the first call is still sending (issue 25 item 2).
+    /// When no node has it, the fax is sent anew.
+    fn resume(
+        &self,
+        interrupted_call_id: &str,
+        fax: OutgoingFax,
+        progress: ProgressSink,
+    ) -> Result<Call, LineError> {
+        let channel = call_uuid(interrupted_call_id);
+        let holder = self
+            .nodes
+            .iter()
+            .find(|n| n.is_up() && n.channel_exists(&channel).unwrap_or(false));
+        let Some(node) = holder else {
+            return self.send(fax, progress);
+        };
+        info!(line = %self.name, call = %fax.call_id, channel = %channel, "FreeSWITCH still has the call of the interrupted attempt; following it");
+        let document = FaxDocument::open(&fax.document)?;
+        let planned = PlannedCall {
+            line: self.name.clone(),
+            fax,
+            pages: document.pages(),
+            command: None,
+            track: CallTrack::new(&channel, "", Direction::Send),
+            source: DocumentSource::Path(PathBuf::new()),
+            _publication: None,
+        };
+        self.start_call(planned, node.claim_existing(), progress)
+    }
+
+    fn set_inbound(&self, inbound: Arc<dyn Inbound>) {
+        if let Ok(mut slot) = self.inbound.write() {
+            *slot = Some(inbound);
+        }
+    }
+}
+
+impl FreeSwitchLine {
+    /// Runs a call on its own thread.
+    fn start_call(
+        &self,
+        planned: PlannedCall,
+        claim: ChannelClaim,
+        progress: ProgressSink,
+    ) -> Result<Call, LineError> {
         let call_id = planned.fax.call_id.clone();
         let to_number = planned.fax.to_number.clone();
         let hang_up = HangUp::default();
@@ -288,12 +340,6 @@ impl Line for FreeSwitchLine {
             thread,
             hang_up,
         ))
-    }
-
-    fn set_inbound(&self, inbound: Arc<dyn Inbound>) {
-        if let Ok(mut slot) = self.inbound.write() {
-            *slot = Some(inbound);
-        }
     }
 }
 
@@ -313,7 +359,8 @@ struct PlannedCall {
     line: String,
     fax: OutgoingFax,
     pages: u32,
-    command: String,
+    /// The originate to send; `None` for a call FreeSWITCH already has.
+    command: Option<String>,
     track: CallTrack,
     source: DocumentSource,
     /// Keeps the fax on the file proxy for exactly as long as the call runs.
@@ -334,18 +381,41 @@ impl PlannedCall {
         progress(CallProgress::Dialling);
         let keys = [self.track.channel.clone(), self.track.job.clone()];
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let signals = node.follow(&key_refs);
+        let mut signals = node.follow(&key_refs);
         let mut answered_at = None;
-        let outcome = match node.command(&self.command) {
+        let sent = match &self.command {
+            Some(command) => node.command(command).map(drop),
+            None => Ok(()),
+        };
+        let outcome = match sent {
             // FreeSWITCH read the originate and refused it.
             Err(EslError::CommandFailed { reply, .. }) => Err(LineError::Rejected(format!(
                 "FreeSWITCH refused the call: {reply}"
             ))),
-            Err(e) => Err(LineError::Interrupted(format!(
-                "FreeSWITCH at {} did not take the call: {e}",
-                node.address()
-            ))),
-            Ok(_) => self.follow_call(&node, &signals, &mut progress, &hang_up, &mut answered_at),
+            // The connection went with the originate: FreeSWITCH may have
+            // read it and placed the call all the same.
+            Err(e) => match self.find_again(&node, &key_refs, &e.to_string()) {
+                Ok(found) => {
+                    signals = found;
+                    self.follow_call(
+                        &node,
+                        &key_refs,
+                        signals,
+                        &mut progress,
+                        &hang_up,
+                        &mut answered_at,
+                    )
+                }
+                Err(e) => Err(e),
+            },
+            Ok(()) => self.follow_call(
+                &node,
+                &key_refs,
+                signals,
+                &mut progress,
+                &hang_up,
+                &mut answered_at,
+            ),
         };
         node.forget(&key_refs);
         drop(claim);
@@ -361,27 +431,23 @@ impl PlannedCall {
             document_pages: self.pages,
             duration: answered_at.map(|t| t.elapsed()).unwrap_or_default(),
             wall_time: started.elapsed(),
+            hangup_cause: self.track.hangup_cause().map(str::to_owned),
         }
     }
 }
 
 impl PlannedCall {
-    /// Folds the call's events until it ends, the connection is lost, or a
-    /// requested hang-up is not carried out in time.
+    /// Folds the call's events until it ends, FreeSWITCH is known to have
+    /// lost it, or a requested hang-up is not carried out in time.
     fn follow_call(
         &mut self,
         node: &Node,
-        signals: &Receiver<Signal>,
+        keys: &[&str],
+        mut signals: Receiver<Signal>,
         progress: &mut ProgressSink,
         hang_up: &HangUp,
         answered_at: &mut Option<Instant>,
     ) -> Result<(), LineError> {
-        let lost = |why: &str| {
-            LineError::Interrupted(format!(
-                "the connection to FreeSWITCH at {} was lost during the call{why}",
-                node.address()
-            ))
-        };
         let mut hang_up_sent: Option<Instant> = None;
         loop {
             if hang_up.requested() && hang_up_sent.is_none() {
@@ -398,7 +464,7 @@ impl PlannedCall {
                     node.address()
                 )));
             }
-            match signals.recv_timeout(POLL) {
+            let why = match signals.recv_timeout(POLL) {
                 Ok(Signal::Event(event)) => {
                     if let Some(p) = self.track.apply(&event) {
                         if p == CallProgress::Answered {
@@ -409,10 +475,61 @@ impl PlannedCall {
                     if self.track.is_finished() {
                         return self.track.verdict(&self.source).outcome;
                     }
+                    continue;
                 }
-                Ok(Signal::Lost(why)) => return Err(lost(&format!(": {why}"))),
-                Err(RecvTimeoutError::Disconnected) => return Err(lost("")),
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => continue,
+                Ok(Signal::Lost(why)) => why,
+                Err(RecvTimeoutError::Disconnected) => "the connection closed".to_owned(),
+            };
+            signals = self.find_again(node, keys, &why)?;
+        }
+    }
+
+    /// After the connection to FreeSWITCH was lost: waits for it to come
+    /// back and asks whether the call is still there. A call FreeSWITCH
+    /// still has is followed again (its events reach every connection);
+    /// only a call known to be gone, or a FreeSWITCH that stays away, ends
+    /// the attempt as interrupted, to be sent again (issue 25 item 2).
+    fn find_again(
+        &self,
+        node: &Node,
+        keys: &[&str],
+        why: &str,
+    ) -> Result<Receiver<Signal>, LineError> {
+        let lost = |what: String| {
+            LineError::Interrupted(format!(
+                "the connection to FreeSWITCH at {} was lost during the call ({why}) and {what}",
+                node.address()
+            ))
+        };
+        let until = Instant::now() + RECONNECT_WAIT;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if !node.wait_up(left) {
+                return Err(lost(format!("it was not back within {RECONNECT_WAIT:?}")));
+            }
+            // Follow first, then ask: no event of the call falls between.
+            let signals = node.follow(keys);
+            match node.channel_exists(&self.track.channel) {
+                Ok(true) => {
+                    info!(channel = %self.track.channel, "FreeSWITCH still has the call after reconnecting; following it again");
+                    return Ok(signals);
+                }
+                Ok(false) => {
+                    node.forget(keys);
+                    return Err(lost("FreeSWITCH no longer has the call".into()));
+                }
+                // Lost again while asking: wait for the next connection.
+                Err(e) => {
+                    node.forget(keys);
+                    warn!("cannot ask FreeSWITCH about the call: {e}");
+                    if Instant::now() >= until {
+                        return Err(lost(format!(
+                            "FreeSWITCH could not say whether it has the call: {e}"
+                        )));
+                    }
+                    std::thread::sleep(POLL);
+                }
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod file_proxy;
 mod inbound;
 mod line;
 pub mod node;
+pub mod variables;
 
 pub use file_proxy::{FileProxy, Publication};
 pub use line::FreeSwitchLine;

@@ -44,7 +44,9 @@ impl Default for Backoff {
     fn default() -> Self {
         Backoff {
             first: Duration::from_millis(500),
-            max: Duration::from_secs(30),
+            // A FreeSWITCH that restarts is back within seconds; a long
+            // backoff would keep the line down well after it (issue 25).
+            max: Duration::from_secs(5),
         }
     }
 }
@@ -57,7 +59,15 @@ pub enum Signal {
     Lost(String),
 }
 
-type ReplySlot = Sender<Result<Headers, EslError>>;
+/// FreeSWITCH's answer to one command: a `command/reply` or, for `api`, an
+/// `api/response` body. It answers in the order the commands were sent.
+#[derive(Debug)]
+enum Reply {
+    Command(Headers),
+    Api(String),
+}
+
+type ReplySlot = Sender<Result<Reply, EslError>>;
 
 #[derive(Default)]
 struct Connection {
@@ -156,23 +166,11 @@ impl Node {
     /// Sends one command (`text` without the final blank line) and waits for
     /// its reply; `-ERR` replies are errors.
     pub fn command(&self, text: &str) -> Result<Headers, EslError> {
-        let (tx, rx) = mpsc::channel();
-        {
-            let mut connection = lock(&self.connection);
-            let writer = connection.writer.as_mut().ok_or(EslError::Closed)?;
-            writer
-                .write_all(format!("{text}\n\n").as_bytes())
-                .map_err(|e| EslError::Io(e.to_string()))?;
-            connection.waiting.push_back(tx);
-        }
-        let reply = match rx.recv_timeout(REPLY_TIMEOUT) {
-            Ok(reply) => reply?,
-            Err(_) => {
-                // No answer in time: the connection is not usable.
-                self.drop_connection();
-                return Err(EslError::Io(format!(
-                    "FreeSWITCH at {} did not answer within {REPLY_TIMEOUT:?}",
-                    self.config.esl
+        let reply = match self.exchange(text)? {
+            Reply::Command(headers) => headers,
+            Reply::Api(body) => {
+                return Err(EslError::BadEvent(format!(
+                    "FreeSWITCH answered a command with an api response: {body:?}"
                 )));
             }
         };
@@ -183,6 +181,78 @@ impl Node {
                 reply: t.to_owned(),
             }),
             _ => Ok(reply),
+        }
+    }
+
+    /// Runs `api <text>` and returns FreeSWITCH's answer (`true`, `+OK ...`,
+    /// `-ERR ...`: the caller reads it).
+    pub fn api(&self, text: &str) -> Result<String, EslError> {
+        match self.exchange(&format!("api {text}"))? {
+            Reply::Api(body) => Ok(body),
+            Reply::Command(headers) => Err(EslError::CommandFailed {
+                command: format!("api {text}").chars().take(60).collect(),
+                reply: headers
+                    .get("Reply-Text")
+                    .unwrap_or("(no Reply-Text)")
+                    .to_owned(),
+            }),
+        }
+    }
+
+    /// Whether FreeSWITCH still has the channel `uuid` (`uuid_exists`).
+    pub fn channel_exists(&self, uuid: &str) -> Result<bool, EslError> {
+        let answer = self.api(&format!("uuid_exists {uuid}"))?;
+        match answer.trim() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(EslError::BadEvent(format!(
+                "FreeSWITCH answered uuid_exists with {other:?}"
+            ))),
+        }
+    }
+
+    /// Waits until the node is connected again, at most `within`; false if
+    /// it is not (or the node is stopping).
+    pub fn wait_up(&self, within: Duration) -> bool {
+        let until = std::time::Instant::now() + within;
+        while !self.is_up() {
+            if self.stopping.load(Ordering::Acquire) || std::time::Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        true
+    }
+
+    /// Takes a channel for a call FreeSWITCH already has (found again after
+    /// a reconnect or a restart of Faxbox): counted even beyond the limit,
+    /// since the call is there whether or not there is room.
+    pub fn claim_existing(self: &Arc<Self>) -> ChannelClaim {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        ChannelClaim(self.clone())
+    }
+
+    /// Writes a command and waits for FreeSWITCH's answer to it.
+    fn exchange(&self, text: &str) -> Result<Reply, EslError> {
+        let (tx, rx) = mpsc::channel();
+        {
+            let mut connection = lock(&self.connection);
+            let writer = connection.writer.as_mut().ok_or(EslError::Closed)?;
+            writer
+                .write_all(format!("{text}\n\n").as_bytes())
+                .map_err(|e| EslError::Io(e.to_string()))?;
+            connection.waiting.push_back(tx);
+        }
+        match rx.recv_timeout(REPLY_TIMEOUT) {
+            Ok(reply) => reply,
+            Err(_) => {
+                // No answer in time: the connection is not usable.
+                self.drop_connection();
+                Err(EslError::Io(format!(
+                    "FreeSWITCH at {} did not answer within {REPLY_TIMEOUT:?}",
+                    self.config.esl
+                )))
+            }
         }
     }
 
@@ -215,11 +285,13 @@ impl Node {
             if self.stopping.load(Ordering::Acquire) {
                 break;
             }
-            warn!(node = %self.config.esl, "FreeSWITCH event socket: {error}; reconnecting in {delay:?}");
-            *lock(&self.last_error) = Some(error);
+            // A connection that had logged in starts the backoff again; the
+            // log names the delay actually waited (issue 25 item 6).
             if logged_in {
                 delay = backoff.first;
             }
+            warn!(node = %self.config.esl, "FreeSWITCH event socket: {error}; reconnecting in {delay:?}");
+            *lock(&self.last_error) = Some(error);
             let until = std::time::Instant::now() + delay;
             while !self.stopping.load(Ordering::Acquire) && std::time::Instant::now() < until {
                 std::thread::sleep(Duration::from_millis(20));
@@ -283,16 +355,8 @@ impl Node {
         info!(node = %self.config.esl, channels = self.config.channels, "connected to FreeSWITCH");
         loop {
             match reader.read_message()? {
-                Message::CommandReply(headers) => {
-                    let slot = lock(&self.connection).waiting.pop_front();
-                    match slot {
-                        Some(slot) => drop(slot.send(Ok(headers))),
-                        None => debug!(node = %self.config.esl, "a reply nobody waited for"),
-                    }
-                }
-                Message::ApiResponse(body) => {
-                    debug!(node = %self.config.esl, "an api response nobody waited for: {body}");
-                }
+                Message::CommandReply(headers) => self.answer(Reply::Command(headers)),
+                Message::ApiResponse(body) => self.answer(Reply::Api(body)),
                 Message::Event(event) => self.route(event),
                 Message::Disconnect(text) => {
                     return Err(EslError::Io(format!(
@@ -306,6 +370,15 @@ impl Node {
                     ));
                 }
             }
+        }
+    }
+
+    /// Hands a reply to the oldest command waiting for one.
+    fn answer(&self, reply: Reply) {
+        let slot = lock(&self.connection).waiting.pop_front();
+        match slot {
+            Some(slot) => drop(slot.send(Ok(reply))),
+            None => debug!(node = %self.config.esl, "a reply nobody waited for: {reply:?}"),
         }
     }
 

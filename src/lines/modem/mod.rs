@@ -525,6 +525,7 @@ fn send_call(
         document_pages: pages,
         duration: started.elapsed().mul_f64(shared.config.time_scale),
         wall_time: started.elapsed(),
+        hangup_cause: None,
     };
     let line_down = |why: String| LineError::LineDown {
         line: shared.name.clone(),

@@ -13,6 +13,7 @@ use faxbox::lines::{CallProgress, FaxSettings, Line, LineError, OutgoingFax};
 use faxbox::model::{AttemptOutcome, JobStatus};
 use faxbox::scheduler::Scheduler;
 
+use super::originate_parse::switch_url_decode;
 use super::standin::{self, FarEnd, StandIn};
 use crate::scheduler::{queue_job, small_fax_tiff, wait_terminal};
 
@@ -146,14 +147,17 @@ fn a_three_page_fax_arrives_identical_through_the_file_proxy() {
     assert_eq!(originates.len(), 1);
     let o = &originates[0];
     assert!(o.starts_with("bgapi originate {origination_uuid="), "{o}");
-    assert!(o.contains("fax_header='Acme Fax, Inc'"), "{o}");
-    assert!(o.contains("fax_ident='+1 555 000 1111'"), "{o}");
-    assert!(o.contains("fax_use_ecm=true"), "{o}");
-    assert!(
-        o.contains("origination_caller_id_number=15550001111"),
-        "{o}"
-    );
-    assert!(o.contains("ignore_early_media=true"), "{o}");
+    // What FreeSWITCH's parser makes of it: one variable per setting, each
+    // with its exact text.
+    let vars = fs.call_variables(0);
+    let var = |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+    // mod_spandsp URL-decodes the ident and header it reads.
+    let spandsp = |n: &str| String::from_utf8(switch_url_decode(var(n).unwrap())).unwrap();
+    assert_eq!(spandsp("fax_header"), "Acme Fax, Inc", "{o}");
+    assert_eq!(spandsp("fax_ident"), "+1 555 000 1111", "{o}");
+    assert_eq!(var("fax_use_ecm"), Some("true"));
+    assert_eq!(var("origination_caller_id_number"), Some("15550001111"));
+    assert_eq!(var("ignore_early_media"), Some("true"));
     assert!(
         o.contains("}sofia/gateway/standin/5551234 &txfax(${http_get({refresh=true}http://"),
         "{o}"
@@ -519,7 +523,13 @@ fn an_incoming_call_through_the_outbound_socket_lands_in_the_right_inbox() {
         report.commands
     );
     assert!(report.commands[4].contains(&"execute-app-name: answer".to_owned()));
-    assert!(report.commands[5].contains(&"execute-app-arg: fax_ident=+1 555 700 0000".to_owned()));
+    // Percent-encoded: `set` expands `${...}`, mod_spandsp decodes it.
+    assert!(
+        report.commands[5]
+            .contains(&"execute-app-arg: fax_ident=%2B1%20555%20700%200000".to_owned()),
+        "{:?}",
+        report.commands[5]
+    );
     assert!(report.commands[6].contains(&"execute-app-arg: fax_enable_t38=true".to_owned()));
     assert!(
         report.commands[7].contains(&"execute-app-arg: fax_enable_t38_request=false".to_owned())
@@ -922,4 +932,229 @@ fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachab
         "a line with no node up has no channels; it shows as one, down"
     );
     api.stop();
+}
+
+/// The free text every intake stores with a job (the API's
+/// `fax_identity_name`, `from_name`, `fax_identity_number` and
+/// `fax_timezone`; a faxbox's `fax_header`, `caller_name`, `fax_identity`
+/// and `fax_timezone`; a mail subject used as the header) reaches
+/// FreeSWITCH as exactly one channel variable each, holding the text, and
+/// no other variable (issue 25 item 1).
+#[test]
+fn free_text_from_a_job_reaches_freeswitch_as_one_variable_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let texts = [
+        (
+            "ACME, Dental {x}",
+            "O'Brien ^^;a=b,api_on_answer=system touch /tmp/x",
+            "Europe/Paris",
+        ),
+        (
+            "x:_:u/1 origination_nested_vars=true ${id}",
+            "line one\nline two}<{",
+            "EST5EDT,M3.2.0,M11.1.0",
+        ),
+    ];
+    let mut jobs = Vec::new();
+    for (header, name, zone) in texts {
+        let job = store
+            .create_job(
+                faxbox::model::NewFax {
+                    account_id: account.clone(),
+                    to_number: "5551234".into(),
+                    to_number_normalized: "5551234".into(),
+                    retries: 1,
+                    from_number: Some("+15550009999".into()),
+                    from_name: Some(name.into()),
+                    fax_identity_number: Some("+1 555 000 9999".into()),
+                    fax_identity_name: Some(header.into()),
+                    fax_timezone: Some(zone.into()),
+                    ..Default::default()
+                },
+                vec![faxbox::model::NewDocument {
+                    kind: faxbox::model::DocumentKind::FaxTiff,
+                    content_type: "image/tiff".into(),
+                    filename: "fax_file.tiff".into(),
+                    pages: Some(1),
+                    bytes: small_fax_tiff(),
+                }],
+                JobStatus::Pending,
+            )
+            .unwrap()
+            .id;
+        jobs.push(job);
+    }
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![Arc::new(line)],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    scheduler.wake();
+    wait_terminal(&store, &jobs, Duration::from_secs(60));
+    scheduler.stop(Duration::from_secs(5));
+    for job in &jobs {
+        assert_eq!(store.fax(job).unwrap().status, Some(JobStatus::Completed));
+    }
+    let parsed = fs.parsed();
+    assert_eq!(parsed.len(), 2, "{parsed:?}");
+    for (n, p) in parsed.iter().enumerate() {
+        let vars = fs.call_variables(n);
+        let mut names: Vec<&str> = vars.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "fax_enable_t38",
+                "fax_enable_t38_request",
+                "fax_header",
+                "fax_ident",
+                "fax_timezone",
+                "fax_use_ecm",
+                "fax_verbose",
+                "ignore_early_media",
+                "originate_timeout",
+                "origination_caller_id_name",
+                "origination_caller_id_number",
+                "origination_uuid",
+            ],
+            "no injected variable: {:?}",
+            p.args
+        );
+        let var = |k: &str| vars.iter().find(|(n, _)| n == k).unwrap().1.clone();
+        let spandsp = |k: &str| String::from_utf8(switch_url_decode(&var(k))).unwrap();
+        let (header, name, zone) = texts
+            .iter()
+            .find(|(h, _, _)| spandsp("fax_header") == *h)
+            .unwrap_or_else(|| panic!("the header arrives as typed: {vars:?}"));
+        // The zone as a POSIX TZ string for SpanDSP (issue 21).
+        assert_eq!(
+            spandsp("fax_timezone"),
+            faxbox::timezone::posix_at(zone, faxbox::model::now())
+        );
+        assert_eq!(spandsp("fax_ident"), "+1 555 000 9999");
+        assert_eq!(var("origination_caller_id_number"), "+15550009999");
+        // The caller-ID name is the job's caller name, not its header; the
+        // page header and caller ID have no line ends, and FreeSWITCH can
+        // hold no `}<{` that closes both of its blocks (variables.rs).
+        assert_eq!(
+            var("origination_caller_id_name"),
+            faxbox::lines::freeswitch::variables::carried_text(&name.replace('\n', "")),
+        );
+        assert!(!header.is_empty());
+    }
+}
+
+/// A graceful FreeSWITCH restart hangs up with SYSTEM_SHUTDOWN (and code
+/// 49): the attempt is interrupted, the fax goes again without using a
+/// retry, and every attempt records FreeSWITCH's own hang-up cause, as
+/// does a number that does not exist (issue 25 items 3 and 4).
+#[test]
+fn a_freeswitch_shutdown_requeues_without_a_retry_and_causes_are_freeswitchs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set_once("5551234", FarEnd::ShutsDown);
+    fs.set("5550404", FarEnd::Unallocated);
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![Arc::new(line)],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    let tiff = encode_fax_tiff(&test_pages(2)).unwrap();
+    // One attempt in all: a shutdown must not use it up.
+    let job = queue_job(&store, &account, "5551234", 1, &tiff, &[]);
+    let missing = queue_job(&store, &account, "5550404", 1, &tiff, &[]);
+    scheduler.wake();
+    wait_terminal(
+        &store,
+        &[job.clone(), missing.clone()],
+        Duration::from_secs(60),
+    );
+    scheduler.stop(Duration::from_secs(5));
+
+    assert_eq!(store.fax(&job).unwrap().status, Some(JobStatus::Completed));
+    let attempts = store.attempts(&job).unwrap();
+    let summary: Vec<_> = attempts
+        .iter()
+        .map(|a| (a.outcome, a.report.hangup_cause.as_deref()))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some(AttemptOutcome::Interrupted), Some("SYSTEM_SHUTDOWN")),
+            (Some(AttemptOutcome::Success), Some("NORMAL_CLEARING")),
+        ],
+        "{attempts:?}"
+    );
+    assert_eq!(store.fax(&missing).unwrap().status, Some(JobStatus::Failed));
+    let attempts = store.attempts(&missing).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        attempts[0].report.hangup_cause.as_deref(),
+        Some("UNALLOCATED_NUMBER"),
+        "FreeSWITCH's cause, not one made up: {attempts:?}"
+    );
+}
+
+/// The event socket drops mid-call while FreeSWITCH keeps the call: the
+/// line reconnects, finds the call with uuid_exists and follows it to its
+/// end. The far end gets exactly one call and the fax completes on its
+/// first attempt (issue 25 item 2).
+#[test]
+fn an_esl_drop_mid_call_is_followed_to_the_end_without_a_second_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set("5551234", FarEnd::CutsConnectionsMidCall);
+    let proxy = file_proxy();
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![Arc::new(line)],
+        crate::scheduler::options(dir.path()),
+    )
+    .unwrap();
+    let pages = test_pages(3);
+    let job = queue_job(
+        &store,
+        &account,
+        "5551234",
+        3,
+        &encode_fax_tiff(&pages).unwrap(),
+        &[],
+    );
+    scheduler.wake();
+    wait_terminal(&store, std::slice::from_ref(&job), Duration::from_secs(60));
+    scheduler.stop(Duration::from_secs(5));
+
+    assert!(fs.logins() >= 2, "the connection was cut and made again");
+    assert_eq!(
+        fs.counters()
+            .calls
+            .load(std::sync::atomic::Ordering::Acquire),
+        1,
+        "exactly one call at the far end"
+    );
+    assert_eq!(store.fax(&job).unwrap().status, Some(JobStatus::Completed));
+    let attempts = store.attempts(&job).unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Success));
+    assert_eq!(attempts[0].report.pages_sent, 3);
+    let channel = channel_of(&fs.originates()[0]);
+    let received = decode_fax_tiff(&std::fs::read(fs.received_file(&channel)).unwrap()).unwrap();
+    assert_eq!(received.len(), 3);
 }

@@ -2,6 +2,7 @@
 //! the line against the stand-in FreeSWITCH.
 
 mod line;
+mod originate_parse;
 mod replay;
 mod standin;
 mod transcript;

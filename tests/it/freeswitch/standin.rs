@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::originate_parse::{Originate, parse_originate};
 use faxbox::fax::{
     FaxDocument, FaxEvent, FaxOutcome, FaxSession, FaxSettings, LineModel, Role, Terminal,
     Transfer, VoiceAnswer, Wire,
@@ -38,6 +39,16 @@ pub enum FarEnd {
     DropsAfter(Duration),
     /// The stand-in closes the event socket once the first page is sent.
     ClosesSocket,
+    /// Every event socket connection is cut once the first page is sent
+    /// (Faxbox's TCP connection dropped, or Faxbox killed), while the call
+    /// goes on, as FreeSWITCH keeps its calls; it goes on once Faxbox has
+    /// logged in again.
+    CutsConnectionsMidCall,
+    /// The number does not exist (`-ERR UNALLOCATED_NUMBER`).
+    Unallocated,
+    /// FreeSWITCH is shut down gracefully once the first page is sent: it
+    /// hangs up with SYSTEM_SHUTDOWN and SpanDSP reports code 49.
+    ShutsDown,
 }
 
 #[derive(Default)]
@@ -58,6 +69,15 @@ struct State {
     received_dir: PathBuf,
     counters: Counters,
     originates: Mutex<Vec<String>>,
+    /// Every originate, as FreeSWITCH's parser read it.
+    parsed: Mutex<Vec<Parsed>>,
+    /// The channels that exist now (`uuid_exists`), with their hang-up
+    /// flags (`uuid_kill`).
+    live: Mutex<HashMap<String, Arc<AtomicBool>>>,
+    /// The logged-in event socket connections: FreeSWITCH sends every
+    /// event to every connection subscribed to it, whichever placed the
+    /// call.
+    writers: Mutex<Vec<Writer>>,
     /// HTTP fetches: (url, status, bytes).
     fetches: Mutex<Vec<(String, u16, usize)>>,
     /// Open ESL connections, so a test can cut them.
@@ -90,6 +110,9 @@ impl StandIn {
             received_dir: received_dir.to_owned(),
             counters: Counters::default(),
             originates: Mutex::default(),
+            parsed: Mutex::default(),
+            live: Mutex::default(),
+            writers: Mutex::default(),
             fetches: Mutex::default(),
             sockets: Mutex::default(),
             logins: AtomicU32::new(0),
@@ -144,6 +167,22 @@ impl StandIn {
 
     pub fn originates(&self) -> Vec<String> {
         self.state.originates.lock().unwrap().clone()
+    }
+
+    /// Every originate, as FreeSWITCH's parser read it.
+    pub fn parsed(&self) -> Vec<Parsed> {
+        self.state.parsed.lock().unwrap().clone()
+    }
+
+    /// The channel variables FreeSWITCH set for the `n`th originate.
+    pub fn call_variables(&self, n: usize) -> Vec<(String, String)> {
+        match &self.parsed()[n].originate {
+            Originate::Call { variables, .. } => variables.clone(),
+            other => panic!(
+                "originate {n} placed no call: {other:?} from {:?}",
+                self.parsed()[n].args
+            ),
+        }
     }
 
     pub fn fetches(&self) -> Vec<(String, u16, usize)> {
@@ -412,7 +451,7 @@ fn channel_event(
     for (n, v) in extra {
         h.push(((*n).into(), (*v).into()));
     }
-    w.event(&h, None)
+    broadcast(state, w, &h, None)
 }
 
 fn spandsp_event(
@@ -427,7 +466,7 @@ fn spandsp_event(
     for (n, v) in fields {
         h.push((format!("fax-{n}"), v.clone()));
     }
-    w.event(&h, None)
+    broadcast(state, w, &h, None)
 }
 
 fn result_fields(o: &FaxOutcome, local: &str, total: u32) -> Vec<(&'static str, String)> {
@@ -473,7 +512,7 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
     }
     writer.reply("+OK accepted");
     state.logins.fetch_add(1, Ordering::AcqRel);
-    let kills: Arc<Mutex<HashMap<String, Arc<AtomicBool>>>> = Arc::default();
+    state.writers.lock().unwrap().push(writer.clone());
     while let Some(command) = read_command(&mut reader) {
         let first = command[0].clone();
         if let Some(names) = first.strip_prefix("event plain ") {
@@ -495,20 +534,32 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
                 .unwrap_or_else(faxbox::lines::freeswitch::esl::new_uuid);
             writer.send(format!("Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n").as_bytes());
             state.originates.lock().unwrap().push(first.clone());
-            let (state, writer, args, kills) = (
-                state.clone(),
-                writer.clone(),
-                args.to_owned(),
-                kills.clone(),
-            );
-            std::thread::spawn(move || originate(&state, &writer, &args, &job, &kills));
+            let (state, writer, args) = (state.clone(), writer.clone(), args.to_owned());
+            std::thread::spawn(move || originate(&state, &writer, &args, &job));
         } else if let Some(args) = first.strip_prefix("bgapi uuid_kill ") {
             let job = faxbox::lines::freeswitch::esl::new_uuid();
             writer.send(format!("Content-Type: command/reply\nReply-Text: +OK Job-UUID: {job}\nJob-UUID: {job}\n\n").as_bytes());
             let uuid = args.split_whitespace().next().unwrap_or_default();
-            if let Some(flag) = kills.lock().unwrap().get(uuid) {
+            if let Some(flag) = state.live.lock().unwrap().get(uuid) {
                 flag.store(true, Ordering::Release);
             }
+        } else if let Some(command) = first.strip_prefix("api ") {
+            let answer = match command.split_once(' ') {
+                Some(("uuid_exists", uuid)) => state
+                    .live
+                    .lock()
+                    .unwrap()
+                    .contains_key(uuid.trim())
+                    .to_string(),
+                _ => format!("-ERR {command} Command not found!\n"),
+            };
+            writer.send(
+                format!(
+                    "Content-Type: api/response\nContent-Length: {}\n\n{answer}",
+                    answer.len()
+                )
+                .as_bytes(),
+            );
         } else if first == "exit" {
             writer.reply("+OK bye");
             writer.send(b"Content-Type: text/disconnect-notice\nContent-Length: 67\n\nDisconnected, goodbye.\nSee you at ClueCon! http://www.cluecon.com/\n");
@@ -519,57 +570,50 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
     }
 }
 
-/// `{a=b,c='d e'}`: channel variables, quotes removed.
-fn parse_variables(text: &str) -> Vec<(String, String)> {
-    let mut vars = Vec::new();
-    let mut current = String::new();
-    let mut quoted = false;
-    for c in text.chars() {
-        match c {
-            '\'' => quoted = !quoted,
-            ',' if !quoted => {
-                vars.push(std::mem::take(&mut current));
-            }
-            c => current.push(c),
-        }
-    }
-    vars.push(current);
-    vars.into_iter()
-        .filter_map(|v| v.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
-        .collect()
+/// One originate as the stand-in's FreeSWITCH parser read it.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// The command line after `bgapi originate `.
+    pub args: String,
+    pub originate: Originate,
 }
 
-fn originate(
-    state: &State,
-    w: &Writer,
-    args: &str,
-    job: &str,
-    kills: &Mutex<HashMap<String, Arc<AtomicBool>>>,
-) {
-    // {vars}dialstring &txfax(arg)
-    let (vars_text, rest) = args
-        .strip_prefix('{')
-        .and_then(|a| a.split_once('}'))
-        .unwrap_or(("", args));
-    let vars = parse_variables(vars_text);
+fn originate(state: &State, w: &Writer, args: &str, job: &str) {
+    let parsed = parse_originate(args);
+    state.parsed.lock().unwrap().push(Parsed {
+        args: args.to_owned(),
+        originate: parsed.clone(),
+    });
+    let (vars, dial, app) = match parsed {
+        Originate::Call {
+            variables,
+            dial,
+            application,
+            ..
+        } => (variables, dial, application),
+        // What FreeSWITCH answers a "Parse Error!" (transcript 00).
+        Originate::Refused(_) => {
+            return background_job(state, w, job, "-ERR DESTINATION_OUT_OF_ORDER\n");
+        }
+        Originate::Enterprise(_) => {
+            return background_job(state, w, job, "-ERR INJECTED_ENTERPRISE_ORIGINATE\n");
+        }
+    };
     let var = |n: &str| vars.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
-    let (dial, app) = rest.split_once(" &").expect("dial string and application");
     let number = dial.rsplit('/').next().unwrap_or_default().to_owned();
     let txfax_arg = app
-        .strip_prefix("txfax(")
+        .strip_prefix("&txfax(")
         .and_then(|a| a.strip_suffix(')'))
         .expect("&txfax(...)")
         .to_owned();
     let uuid = var("origination_uuid").unwrap_or_else(faxbox::lines::freeswitch::esl::new_uuid);
-    let mut variables = vec![("origination_uuid".to_owned(), uuid.clone())];
-    variables.extend(vars.iter().filter(|(k, _)| k.starts_with("fax_")).cloned());
     let ch = ChannelInfo {
         uuid: uuid.clone(),
         name: format!("sofia/gateway/standin/{number}"),
         direction: "outbound",
         caller: var("origination_caller_id_number").unwrap_or_else(|| "0000000000".into()),
         destination: number.clone(),
-        variables,
+        variables: vars.clone(),
     };
     let once = state.once.lock().unwrap().remove(&number);
     let far_end = once
@@ -580,7 +624,11 @@ fn originate(
     c.max_calls.fetch_max(now, Ordering::AcqRel);
     c.calls.fetch_add(1, Ordering::AcqRel);
     let kill = Arc::new(AtomicBool::new(false));
-    kills.lock().unwrap().insert(uuid.clone(), kill.clone());
+    state
+        .live
+        .lock()
+        .unwrap()
+        .insert(uuid.clone(), kill.clone());
     run_call(
         state,
         w,
@@ -588,10 +636,11 @@ fn originate(
         job,
         &far_end,
         &txfax_arg,
-        &var("fax_ident").unwrap_or_default(),
+        // mod_spandsp URL-decodes what it reads.
+        &url_decode(&var("fax_ident").unwrap_or_default()),
         &kill,
     );
-    kills.lock().unwrap().remove(&uuid);
+    state.live.lock().unwrap().remove(&uuid);
     c.calls_now.fetch_sub(1, Ordering::AcqRel);
 }
 
@@ -599,7 +648,18 @@ fn background_job(state: &State, w: &Writer, job: &str, body: &str) {
     let mut h = event_head(state, "BACKGROUND_JOB", None);
     h.push(("Job-UUID".into(), job.into()));
     h.push(("Job-Command".into(), "originate".into()));
-    w.event(&h, Some(body));
+    broadcast(state, w, &h, Some(body));
+}
+
+/// Sends an event to every logged-in connection that wants it (or to the
+/// outbound socket's one connection); connections that fail are dropped.
+fn broadcast(state: &State, w: &Writer, headers: &[(String, String)], body: Option<&str>) -> bool {
+    let mut writers = state.writers.lock().unwrap();
+    if writers.is_empty() {
+        return w.event(headers, body);
+    }
+    writers.retain(|writer| writer.event(headers, body));
+    true
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -615,27 +675,24 @@ fn run_call(
 ) {
     channel_event(state, w, "CHANNEL_CREATE", ch, "ringing", None, &[]);
     match far_end {
-        FarEnd::Busy => {
+        FarEnd::Busy | FarEnd::Unallocated => {
             // Transcript 16: hangup, hangup complete, then the job's -ERR.
-            channel_event(
-                state,
-                w,
-                "CHANNEL_HANGUP",
-                ch,
-                "hangup",
-                Some("USER_BUSY"),
-                &[],
-            );
+            let cause = if *far_end == FarEnd::Busy {
+                "USER_BUSY"
+            } else {
+                "UNALLOCATED_NUMBER"
+            };
+            channel_event(state, w, "CHANNEL_HANGUP", ch, "hangup", Some(cause), &[]);
             channel_event(
                 state,
                 w,
                 "CHANNEL_HANGUP_COMPLETE",
                 ch,
                 "hangup",
-                Some("USER_BUSY"),
+                Some(cause),
                 &[],
             );
-            background_job(state, w, job, "-ERR USER_BUSY\n");
+            background_job(state, w, job, &format!("-ERR {cause}\n"));
             return;
         }
         FarEnd::NoAnswer => {
@@ -789,6 +846,28 @@ fn run_call(
                             ("longest-bad-row-run", p.longest_bad_row_run.to_string()),
                         ],
                     );
+                    if *far_end == FarEnd::CutsConnectionsMidCall && p.page == 1 {
+                        let logins = state.logins.load(Ordering::Acquire);
+                        for socket in state.sockets.lock().unwrap().drain(..) {
+                            let _ = socket.shutdown(Shutdown::Both);
+                        }
+                        let until = std::time::Instant::now() + Duration::from_secs(20);
+                        while state.logins.load(Ordering::Acquire) == logins
+                            && std::time::Instant::now() < until
+                        {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
+                    if *far_end == FarEnd::ShutsDown {
+                        let mut o = empty_outcome(faxbox::lines::T30Code::CallDropped);
+                        o.pages = p.page;
+                        return finish(
+                            "SYSTEM_SHUTDOWN",
+                            Some(result_fields(&o, ident, total)),
+                            "_none_",
+                        );
+                    }
                     if *far_end == FarEnd::ClosesSocket {
                         // FreeSWITCH goes away mid-call: the socket closes
                         // and nothing more is said about this call.
@@ -916,6 +995,9 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
         received_dir: PathBuf::new(),
         counters: Counters::default(),
         originates: Mutex::default(),
+        parsed: Mutex::default(),
+        live: Mutex::default(),
+        writers: Mutex::default(),
         fetches: Mutex::default(),
         sockets: Mutex::default(),
         logins: AtomicU32::new(0),
@@ -1021,7 +1103,7 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
                             "set" => {
                                 if let Some((k, v)) = arg.split_once('=') {
                                     if k == "fax_ident" {
-                                        fax_ident = v.to_owned();
+                                        fax_ident = url_decode(v);
                                     }
                                     ch.variables.push((k.to_owned(), v.to_owned()));
                                 }
