@@ -714,8 +714,15 @@ fn write_document(dir: &Path, name: &str, pages: &[BitPage]) -> (PathBuf, Vec<u8
 fn assert_identical_under_header(got: &[BitPage], sent: &[BitPage]) {
     assert_eq!(got.len(), sent.len(), "page count");
     for (i, (got, sent)) in got.iter().zip(sent).enumerate() {
-        let header = got.height.checked_sub(sent.height).expect("no shorter page");
-        assert!((1..=100).contains(&header), "page {}: {header} header rows", i + 1);
+        let header = got
+            .height
+            .checked_sub(sent.height)
+            .expect("no shorter page");
+        assert!(
+            (1..=100).contains(&header),
+            "page {}: {header} header rows",
+            i + 1
+        );
         let stride = got.width.div_ceil(8) as usize;
         let mut body = BitPage::new(got.width, sent.height, got.x_dpi, got.y_dpi);
         body.rows = got.rows[header as usize * stride..].to_vec();
