@@ -673,7 +673,7 @@ fn dense_page() -> BitPage {
             seed ^= seed << 13;
             seed ^= seed >> 17;
             seed ^= seed << 5;
-            if seed % 3 == 0 {
+            if seed.is_multiple_of(3) {
                 for y in band..band + 4 + (seed >> 8) % 16 {
                     for x in cell..cell + 4 {
                         page.set(x, y, true);
