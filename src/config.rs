@@ -53,7 +53,15 @@ pub struct Config {
     pub lines: Vec<LineConfig>,
     pub smarthost: Smarthost,
     pub log: LogConfig,
+    /// How long calls in progress may go on after a stop is asked for
+    /// (`stop_grace_s`); the rest are hung up and recorded as interrupted.
+    pub stop_grace: std::time::Duration,
 }
+
+/// The default of `stop_grace_s`: a typical multi-page fax (five pages at
+/// 9600 bit/s with training) fits; the systemd unit's TimeoutStopSec is
+/// above it.
+pub const DEFAULT_STOP_GRACE_S: u64 = 180;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
@@ -319,6 +327,7 @@ struct RawConfig {
     lines: Option<Vec<RawLine>>,
     smarthost: Option<RawSmarthost>,
     log: Option<RawLog>,
+    stop_grace_s: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -804,6 +813,18 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         LogConfig { level, format }
     };
 
+    let stop_grace = match raw.stop_grace_s {
+        None => std::time::Duration::from_secs(DEFAULT_STOP_GRACE_S),
+        Some(s @ 0..=3600) => std::time::Duration::from_secs(s as u64),
+        Some(other) => {
+            return Err(bad(
+                "stop_grace_s",
+                &other,
+                "expected seconds from 0 to 3600 that calls may go on after a stop",
+            ));
+        }
+    };
+
     Ok(Config {
         source: path.display().to_string(),
         data_dir,
@@ -814,6 +835,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         lines,
         smarthost,
         log,
+        stop_grace,
     })
 }
 

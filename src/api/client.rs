@@ -44,9 +44,15 @@ impl Default for Http {
 
 impl Http {
     pub fn new() -> Http {
+        Http::with_timeout(Duration::from_secs(300))
+    }
+
+    /// A client whose every request ends within `timeout`: the dashboard
+    /// must never wait long on a box that is going away (issue 19).
+    pub fn with_timeout(timeout: Duration) -> Http {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
+            .timeout_global(Some(timeout))
             .build()
             .into();
         Http { agent }
@@ -199,7 +205,11 @@ pub struct Session {
 impl Session {
     /// `PUT /v2/api_auth` with the key; `base` is like `http://127.0.0.1:8000`.
     pub fn login(base: &str, api_key: &str) -> anyhow::Result<Session> {
-        let http = Http::new();
+        Session::login_with(Http::new(), base, api_key)
+    }
+
+    /// [`login`](Self::login) with a client of one's own (a short timeout).
+    pub fn login_with(http: Http, base: &str, api_key: &str) -> anyhow::Result<Session> {
         let base = base
             .trim_end_matches('/')
             .trim_end_matches("/v2")

@@ -211,6 +211,13 @@ fn submit(
     input: FaxInput,
     documents: Vec<Input>,
 ) -> Result<Answer, ApiError> {
+    if ctx.intake_closed() {
+        return Err(ApiError::Unavailable(
+            "the fax box is stopping and takes no new faxes now; nothing was stored: send it \
+             again in a minute"
+                .into(),
+        ));
+    }
     let account = scope.account;
     let mut errors: Vec<FieldError> = Vec::new();
 

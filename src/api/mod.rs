@@ -99,6 +99,8 @@ pub struct Ctx {
     /// Faxes accepted today by each intake (the API counts its own; the
     /// app shares this with the SMTP listener).
     intake: Arc<IntakeCounts>,
+    /// Closed when the box stops: new faxes are refused with 503.
+    gate: crate::gate::IntakeGate,
     streams: events::Streams,
 }
 
@@ -120,6 +122,7 @@ impl Ctx {
             started: crate::model::now(),
             accepted: Default::default(),
             intake: Default::default(),
+            gate: Default::default(),
             streams: Default::default(),
         }
     }
@@ -128,6 +131,16 @@ impl Ctx {
     pub fn with_intake(mut self, intake: Arc<IntakeCounts>) -> Ctx {
         self.intake = intake;
         self
+    }
+
+    /// Shares the appliance's intake gate (closed when it stops).
+    pub fn with_gate(mut self, gate: crate::gate::IntakeGate) -> Ctx {
+        self.gate = gate;
+        self
+    }
+
+    fn intake_closed(&self) -> bool {
+        self.gate.is_closed()
     }
 
     /// The lines `/v2/status` reports on (the ones the scheduler uses).

@@ -103,6 +103,10 @@ pub enum ApiError {
     UnsupportedType(String),
     #[error("{0}")]
     Conflict(String),
+    /// The box cannot take this now (it is stopping, or its store cannot
+    /// write): the client tries again later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -129,6 +133,15 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid(f) => ApiError::Invalid(vec![f]),
             StoreError::IllegalTransition { .. } | StoreError::Conflict(_) => {
                 ApiError::Conflict(e.to_string())
+            }
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the store cannot write; answering 503");
+                ApiError::Unavailable(
+                    "the fax box cannot store anything right now (its disk is full or failing); \
+                     nothing was changed: try again in a minute, and tell its administrator if \
+                     this persists"
+                        .into(),
+                )
             }
             other => ApiError::Internal(other.to_string()),
         }
@@ -187,6 +200,7 @@ pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
             (415, "unsupported media type", json!({ "message": text }))
         }
         ApiError::Conflict(text) => (409, "conflict", json!({ "message": text })),
+        ApiError::Unavailable(text) => (503, "service unavailable", json!({ "message": text })),
         ApiError::Internal(detail) => {
             tracing::error!(request_id, "API request failed: {detail}");
             (
@@ -210,6 +224,9 @@ pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
     let mut reply = json_reply(status, &body);
     if status == 401 {
         reply = reply.with_header("WWW-Authenticate", "X-Auth-Token".into());
+    }
+    if status == 503 {
+        reply = reply.with_header("Retry-After", crate::gate::RETRY_AFTER_S.to_string());
     }
     reply
 }
