@@ -1031,3 +1031,70 @@ fn an_idle_modem_line_does_not_poll() {
     assert!(c1 - c0 <= 1, "{} ticks of CPU", c1 - c0);
     drop(line);
 }
+
+/// `faxbox serve` with a modem that is not there: the line is down, the
+/// reason is logged once however often it is probed, and `faxbox line
+/// list` shows it down with that reason.
+#[test]
+fn a_missing_modem_is_logged_once_and_line_list_shows_it_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let device = dir.path().join("ttyNONE");
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\
+             [[line]]\nname = \"modem1\"\ntype = \"modem\"\ndevice = \"{}\"\nlock_dir = \"\"\nprobe_every_s = 0.2\n",
+            device.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let mut child = std::process::Command::new(crate::harness::faxbox_bin())
+        .args(["--config", "faxbox.toml", "--data-dir", "data", "serve"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .unwrap();
+    crate::harness::serve_banner(&mut child);
+    // Several probes find it missing.
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = std::process::Command::new(crate::harness::faxbox_bin())
+        .args([
+            "--config",
+            "faxbox.toml",
+            "--data-dir",
+            "data",
+            "line",
+            "list",
+        ])
+        .current_dir(dir.path())
+        .env_remove("FAXBOX_TOKEN")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        listed.contains("modem1  1 channels  down: ") && listed.contains("ttyNONE"),
+        "{listed}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    let downs = log.matches("modem line down").count();
+    assert_eq!(downs, 1, "logged once: {log}");
+    assert!(log.contains("ttyNONE"), "with the reason: {log}");
+}
