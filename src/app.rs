@@ -319,7 +319,10 @@ impl Appliance {
         let wake = scheduler.waker();
         let gate = IntakeGate::default();
         let intake = Arc::new(crate::api::IntakeCounts::default());
-        let mut api_options = ApiOptions::default();
+        let mut api_options = ApiOptions {
+            cors_origins: config.http.cors_origins.clone(),
+            ..ApiOptions::default()
+        };
         api_options.convert.drawing = drawing.clone();
         let api = Api::start(
             listeners.http,

@@ -105,15 +105,17 @@ impl Http {
 /// per-field message or the `data.message`.
 pub fn error_text(response: &RawResponse) -> String {
     let body = response.json();
+    let data = &body["data"];
+    // The words for a person; `message` is Kazoo's error atom
+    // (`invalid_credentials`) or "validation error".
+    if let Some(m) = data["message"].as_str() {
+        return m.to_owned();
+    }
     let mut text = body["message"]
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("HTTP status {}", response.status));
-    let data = &body["data"];
-    if let Some(m) = data["message"].as_str() {
-        text.push_str(": ");
-        text.push_str(m);
-    } else if let Some(fields) = data.as_object() {
+    if let Some(fields) = data.as_object() {
         for (field, codes) in fields {
             for entry in codes.as_object().into_iter().flat_map(|c| c.values()) {
                 if let Some(m) = entry["message"].as_str() {
@@ -262,7 +264,7 @@ impl Session {
     pub fn send(&self, data: &Value, documents: &[Document]) -> anyhow::Result<Value> {
         let (content_type, body) = multipart_body(data, documents);
         let r = self.call("PUT", "/faxes/outgoing", Some((&content_type, body)))?;
-        if r.status != 202 {
+        if !matches!(r.status, 201 | 202) {
             bail!("the fax was not accepted: {}", error_text(&r));
         }
         Ok(r.json()["data"].take())
