@@ -67,14 +67,16 @@ pub struct FlowStats {
     pub overrun_bytes: usize,
 }
 
-/// The modem's buffer for data from the computer (iaxmodem's is a few
-/// kilobytes; SpanDSP's T.31 takes about 4 KB more).
-const BUFFER: usize = 32 * 1024;
+/// The modem's buffer for data from the computer. Without ECM, a buffer
+/// that runs dry mid-page spoils rows, so DC1 comes while a second of
+/// data (at 14400 bit/s, four times real time) is still waiting: a
+/// computer busy elsewhere for a moment must not starve the modem.
+const BUFFER: usize = 96 * 1024;
 /// DC3 above this much waiting, DC1 once below `RESUME_BELOW`. The pty
 /// in between holds several kilobytes the computer wrote before it could
 /// see the DC3, so the stop leaves that much room.
-const PAUSE_ABOVE: usize = 4096;
-const RESUME_BELOW: usize = 1024;
+const PAUSE_ABOVE: usize = 24 * 1024;
+const RESUME_BELOW: usize = 12 * 1024;
 
 /// A call to a simulated fax machine, once it has ended.
 #[derive(Debug, Clone)]
