@@ -399,6 +399,24 @@ pub enum JobsCommand {
     },
 }
 
+/// Prints a line to stdout, or fails with the write's error: a reader
+/// that went away (`faxbox account list | head -1`) is not a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)?
+    }};
+}
+
+/// Whether `e` is stdout's reader having gone away (a closed pipe).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 /// Runs one command and turns its outcome into an exit status.
 pub fn main(cli: Cli) -> ExitCode {
     // A render worker reads no configuration and touches no data dir.
@@ -407,6 +425,8 @@ pub fn main(cli: Cli) -> ExitCode {
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // As `head` closing the pipe early means: the reader has enough.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("faxbox: {e:#}");
             ExitCode::FAILURE
@@ -452,13 +472,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CheckConfig => {
-            println!("{}: ok", config.source);
-            println!("data_dir = {}", config.data_dir.display());
-            println!("http     = {}", config.http.listen);
-            println!("smtp     = {}", config.smtp.listen);
-            println!("proxy    = {}", config.file_proxy.listen);
+            say!("{}: ok", config.source);
+            say!("data_dir = {}", config.data_dir.display());
+            say!("http     = {}", config.http.listen);
+            say!("smtp     = {}", config.smtp.listen);
+            say!("proxy    = {}", config.file_proxy.listen);
             for line in &config.lines {
-                println!("line {:?}: {} channels", line.name, line.channels());
+                say!("line {:?}: {} channels", line.name, line.channels());
             }
             Ok(())
         }
@@ -490,19 +510,19 @@ impl Output {
     /// A created object: its id alone, or the whole object with `--json`.
     fn created<T: Serialize>(&self, id: &str, value: &T) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(value)?);
+            say!("{}", serde_json::to_string_pretty(value)?);
         } else {
-            println!("{id}");
+            say!("{id}");
         }
         Ok(())
     }
 
     fn list<T: Serialize>(&self, items: &[T], line: impl Fn(&T) -> String) -> anyhow::Result<()> {
         if self.json {
-            println!("{}", serde_json::to_string_pretty(items)?);
+            say!("{}", serde_json::to_string_pretty(items)?);
         } else {
             for item in items {
-                println!("{}", line(item));
+                say!("{}", line(item));
             }
         }
         Ok(())
@@ -510,7 +530,7 @@ impl Output {
 
     fn show<T: Serialize>(&self, value: &T) -> anyhow::Result<()> {
         // One object reads best as indented JSON either way.
-        println!("{}", serde_json::to_string_pretty(value)?);
+        say!("{}", serde_json::to_string_pretty(value)?);
         Ok(())
     }
 }
@@ -573,7 +593,7 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
     }
     let job = session.send(&data, &documents)?;
     let id = job["id"].as_str().unwrap_or_default().to_owned();
-    println!("{id}");
+    say!("{id}");
     if !args.wait {
         return Ok(());
     }
@@ -640,7 +660,7 @@ fn faxbox(store: &Store, out: &Output, cmd: FaxboxCommand) -> anyhow::Result<()>
                 out.show(&f)
             } else {
                 // The id for scripts, then the address people will use.
-                println!("{}", f.id);
+                say!("{}", f.id);
                 eprintln!(
                     "Fax by email: <number>@{}{}",
                     f.smtp_email_address,
@@ -694,7 +714,7 @@ fn apikey(store: &Store, out: &Output, cmd: ApikeyCommand) -> anyhow::Result<()>
                     api_key: &secret,
                 })
             } else {
-                println!("{secret}");
+                say!("{secret}");
                 Ok(())
             }
         }
@@ -739,11 +759,11 @@ fn settings(store: &Store, out: &Output, cmd: ConfigCommand) -> anyhow::Result<(
                     .collect();
                 out.show(&map)
             } else if key.is_some() {
-                println!("{}", values[0].value);
+                say!("{}", values[0].value);
                 Ok(())
             } else {
                 for v in values {
-                    println!("{} = {}  ({})", v.key, v.value, v.source);
+                    say!("{} = {}  ({})", v.key, v.value, v.source);
                 }
                 Ok(())
             }
@@ -859,28 +879,56 @@ fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyho
     match cmd {
         LineCommand::List => {
             let paused = store.paused_lines()?;
+            // Whether a line is up lives in the running box (a modem that
+            // does not answer is only known there): ask its API.
+            let live: Option<Vec<serde_json::Value>> = api_access(config, None, None)
+                .and_then(|(url, key)| crate::api::client::Session::login(&url, &key))
+                .and_then(|session| session.status())
+                .map_err(|e| {
+                    eprintln!("faxbox: line states come from the running fax box, which could not be asked: {e:#}")
+                })
+                .ok()
+                .and_then(|status| status["lines"].as_array().cloned());
             #[derive(Serialize)]
             struct LineRow {
                 name: String,
                 channels: u32,
                 paused: bool,
+                /// "up", "down" or "paused" from the running box; null when
+                /// it could not be asked.
+                state: Option<String>,
+                /// Why a line is down (or paused).
+                reason: Option<String>,
             }
             let rows: Vec<LineRow> = config
                 .lines
                 .iter()
-                .map(|l| LineRow {
-                    name: l.name.clone(),
-                    channels: l.channels(),
-                    paused: paused.contains(&l.name),
+                .map(|l| {
+                    let now = live
+                        .iter()
+                        .flatten()
+                        .find(|v| v["name"].as_str() == Some(l.name.as_str()));
+                    LineRow {
+                        name: l.name.clone(),
+                        channels: l.channels(),
+                        paused: paused.contains(&l.name),
+                        state: now.and_then(|v| v["state"].as_str()).map(str::to_owned),
+                        reason: now.and_then(|v| v["reason"].as_str()).map(str::to_owned),
+                    }
                 })
                 .collect();
             out.list(&rows, |r| {
-                format!(
-                    "{}  {} channels{}",
-                    r.name,
-                    r.channels,
-                    if r.paused { "  (paused)" } else { "" }
-                )
+                let mut text = format!("{}  {} channels", r.name, r.channels);
+                match (&r.state, &r.reason) {
+                    (Some(state), Some(why)) if state == "paused" => {
+                        text.push_str(&format!("  (paused) {why}"))
+                    }
+                    (Some(state), Some(why)) => text.push_str(&format!("  {state}: {why}")),
+                    (Some(state), None) => text.push_str(&format!("  {state}")),
+                    (None, _) if r.paused => text.push_str("  (paused)"),
+                    (None, _) => {}
+                }
+                text
             })
         }
         LineCommand::Pause { name, reason } => {

@@ -211,8 +211,12 @@ pub struct ModemConfig {
     pub device: PathBuf,
     /// Bits per second between the computer and the modem.
     pub speed: u32,
-    /// RTS/CTS flow control; without it the modem must keep up by itself.
-    pub hardware_flow_control: bool,
+    /// How the modem holds back the computer while it sends page data.
+    pub flow_control: FlowControl,
+    /// Where UUCP lock files (`LCK..ttyUSB0`) are kept, so that Faxbox and
+    /// other programs (HylaFAX, mgetty, minicom) never drive the modem at
+    /// once; `None` takes no lock.
+    pub lock_dir: Option<PathBuf>,
     /// Sent after `ATZ`-style reset at every probe (after `ATE0`).
     pub init: String,
     /// What comes before the number when dialling (`ATDT`, `ATDP`).
@@ -227,6 +231,22 @@ pub struct ModemConfig {
     /// Line time runs this many times faster than wall time: 1 for a real
     /// modem; tests with the soft modem run faster.
     pub time_scale: f64,
+}
+
+/// Flow control between the computer and a modem (V.250 `+IFC`, T.31
+/// `+FLO`): how the modem says "wait" while page data comes faster than
+/// the phone line carries it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlowControl {
+    /// Not configured: XON/XOFF when the modem offers it (`AT+FLO=?`,
+    /// `AT+IFC=?`), else RTS/CTS.
+    Auto,
+    /// RTS/CTS wires (`CRTSCTS`).
+    Hardware,
+    /// In-band DC3 (pause) and DC1 (resume) from the modem while the
+    /// computer sends; received data is left alone.
+    XonXoff,
+    None,
 }
 
 /// What the loopback line's far end does when a number is dialled.
@@ -376,6 +396,7 @@ struct RawLine {
     device: Option<PathBuf>,
     speed: Option<i64>,
     flow_control: Option<String>,
+    lock_dir: Option<PathBuf>,
     init: Option<String>,
     dial_prefix: Option<String>,
     answer_after_rings: Option<i64>,
@@ -698,6 +719,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             device: None,
             speed: None,
             flow_control: None,
+            lock_dir: None,
             init: None,
             dial_prefix: None,
             answer_after_rings: None,
@@ -922,14 +944,16 @@ fn resolve_modem(
             "expected a serial speed such as 19200, 57600 or 115200",
         ));
     }
-    let hardware_flow_control = match line.flow_control.as_deref().unwrap_or("hardware") {
-        "hardware" | "rtscts" => true,
-        "none" => false,
-        other => {
+    let flow_control = match line.flow_control.as_deref() {
+        None | Some("auto") => FlowControl::Auto,
+        Some("hardware" | "rtscts") => FlowControl::Hardware,
+        Some("xonxoff") => FlowControl::XonXoff,
+        Some("none") => FlowControl::None,
+        Some(other) => {
             return Err(bad(
                 &key("flow_control"),
                 &format!("{other:?}"),
-                "expected \"hardware\" (RTS/CTS) or \"none\"",
+                "expected \"xonxoff\" (DC1/DC3 from the modem), \"hardware\" (RTS/CTS), \"none\" or \"auto\" (ask the modem)",
             ));
         }
     };
@@ -985,10 +1009,23 @@ fn resolve_modem(
             "expected 1 to 100 (1 for a real modem)",
         ));
     }
+    let lock_dir = match &line.lock_dir {
+        None => Some(PathBuf::from("/var/lock")),
+        Some(d) if d.as_os_str().is_empty() => None,
+        Some(d) if d.is_absolute() => Some(d.clone()),
+        Some(d) => {
+            return Err(bad(
+                &key("lock_dir"),
+                &d.display(),
+                "expected an absolute directory such as \"/var/lock\" (\"\" takes no lock)",
+            ));
+        }
+    };
     Ok(ModemConfig {
         device,
         speed: speed as u32,
-        hardware_flow_control,
+        flow_control,
+        lock_dir,
         init,
         dial_prefix,
         answer_after_rings: rings as u32,
@@ -1261,7 +1298,7 @@ mod tests {
         };
         assert_eq!(m.device, PathBuf::from("/dev/faxmodem0"));
         assert_eq!(m.speed, 115_200);
-        assert!(m.hardware_flow_control);
+        assert_eq!(m.flow_control, FlowControl::XonXoff);
         assert_eq!((m.init.as_str(), m.dial_prefix.as_str()), ("ATZ", "ATDT"));
         assert_eq!(m.answer_after_rings, 2);
         assert_eq!(m.numbers, ["5550100"]);

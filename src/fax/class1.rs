@@ -11,7 +11,7 @@
 //! framed at high speed, which Class 1 leaves to the host: [`HdlcFramer`]
 //! and [`HdlcDeframer`] do that with SpanDSP's own HDLC code.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::ffi::c_void;
 use std::os::raw::c_int;
 use std::ptr::NonNull;
@@ -380,27 +380,34 @@ unsafe extern "C" fn on_send_hdlc(user: *mut c_void, msg: *const u8, len: c_int)
 /// sends them).
 pub struct HdlcFramer {
     tx: NonNull<sys::hdlc_tx_state_t>,
+    /// Set by SpanDSP's underflow report: the queued frame's last bits
+    /// (its FCS and closing flag) have been handed out.
+    frame_out: NonNull<Cell<bool>>,
 }
 
-// SAFETY: plain owned C state with no callbacks and no thread affinity.
+// SAFETY: plain owned C state whose only callback writes to the owned
+// flag; no thread affinity.
 unsafe impl Send for HdlcFramer {}
 
 impl HdlcFramer {
     pub fn new() -> HdlcFramer {
-        // SAFETY: a null state asks for a new allocation; no underflow
-        // handler, 16-bit CRC, two flags between frames.
+        let frame_out = NonNull::from(Box::leak(Box::new(Cell::new(false))));
+        // SAFETY: a null state asks for a new allocation; 16-bit CRC, two
+        // flags between frames. The underflow handler gets the flag's
+        // pointer, which outlives the state (Drop frees the state first).
         let tx = unsafe {
             sys::hdlc_tx_init(
                 std::ptr::null_mut(),
                 false,
                 2,
                 false,
-                None,
-                std::ptr::null_mut(),
+                Some(on_hdlc_underflow),
+                frame_out.as_ptr().cast(),
             )
         };
         HdlcFramer {
             tx: NonNull::new(tx).expect("allocating an HDLC framer"),
+            frame_out,
         }
     }
 
@@ -408,6 +415,29 @@ impl HdlcFramer {
     pub fn frame(&mut self, frame: &[u8]) -> bool {
         // SAFETY: the state is live; `frame` is valid for its length.
         unsafe { sys::hdlc_tx_frame(self.tx.as_ptr(), frame.as_ptr(), frame.len()) == 0 }
+    }
+
+    /// One frame as line bytes: whatever flags are still due, the frame
+    /// with its FCS, and the byte that closes it, and no idle flags after
+    /// (issue 26: padding every ECM frame to its worst-case stuffed size
+    /// made pages 16 % longer on the wire).
+    pub fn frame_bytes(&mut self, frame: &[u8]) -> Vec<u8> {
+        // SAFETY: allocated until Drop; only a shared reference is made.
+        let frame_out = unsafe { self.frame_out.as_ref() };
+        frame_out.set(false);
+        if !self.frame(frame) {
+            return Vec::new();
+        }
+        // Worst case bit stuffing adds one bit in five; the FCS, the flags
+        // still due and the closing flag a few bytes more.
+        let most = (frame.len() + 4) * 6 / 5 + 8;
+        let mut out = Vec::with_capacity(most);
+        let mut byte = [0u8];
+        while !frame_out.get() && out.len() < most {
+            self.bytes(&mut byte);
+            out.push(byte[0]);
+        }
+        out
     }
 
     /// The next `out.len()` bytes of the bit stream (flags when idle).
@@ -422,6 +452,13 @@ impl HdlcFramer {
     }
 }
 
+/// # Safety
+/// Only SpanDSP calls this, with the registered flag pointer.
+unsafe extern "C" fn on_hdlc_underflow(user: *mut c_void) {
+    // SAFETY: as documented above; only a shared reference is made.
+    unsafe { (*(user as *const Cell<bool>)).set(true) };
+}
+
 impl Default for HdlcFramer {
     fn default() -> Self {
         HdlcFramer::new()
@@ -430,8 +467,12 @@ impl Default for HdlcFramer {
 
 impl Drop for HdlcFramer {
     fn drop(&mut self) {
-        // SAFETY: allocated by hdlc_tx_init, freed once here.
-        unsafe { sys::hdlc_tx_free(self.tx.as_ptr()) };
+        // SAFETY: allocated by hdlc_tx_init and Box::leak, freed once here,
+        // the state first (it holds the flag's pointer).
+        unsafe {
+            sys::hdlc_tx_free(self.tx.as_ptr());
+            drop(Box::from_raw(self.frame_out.as_ptr()));
+        }
     }
 }
 
@@ -547,6 +588,47 @@ mod tests {
             got,
             frames.iter().map(|f| (f.clone(), true)).collect::<Vec<_>>()
         );
+    }
+
+    /// ECM frames go out back to back: each costs its stuffed bits, the
+    /// FCS and a flag or two, not a worst-case allowance of idle flags.
+    #[test]
+    fn ecm_frames_are_framed_without_padding() {
+        let mut tx = HdlcFramer::new();
+        let mut rx = HdlcDeframer::new();
+        let mut flags = [0u8; 32];
+        tx.bytes(&mut flags);
+        assert!(rx.push(&flags).is_empty());
+        // A 256-octet ECM frame of white (0x00: no stuffing) and one of
+        // 0xff (the most stuffing).
+        let frames: Vec<Vec<u8>> = vec![
+            [0xff, 0x03, 0x06, 0x00]
+                .into_iter()
+                .chain([0u8; 256])
+                .collect(),
+            [0xff, 0x03, 0x06, 0x01]
+                .into_iter()
+                .chain([0xffu8; 256])
+                .collect(),
+        ];
+        let mut got = Vec::new();
+        let mut sizes = Vec::new();
+        for f in &frames {
+            let bytes = tx.frame_bytes(f);
+            sizes.push(bytes.len());
+            got.extend(rx.push(&bytes));
+        }
+        // The receiver sees a frame end at the next flag.
+        tx.bytes(&mut flags);
+        got.extend(rx.push(&flags));
+        assert_eq!(
+            got,
+            frames.iter().map(|f| (f.clone(), true)).collect::<Vec<_>>()
+        );
+        // Frame + FCS + at most three flag octets; 0xff stuffs 1 bit in 5.
+        assert!(sizes[0] <= 260 + 2 + 3, "{sizes:?}");
+        assert!(sizes[1] <= 260 + 2 + 3 + 260 * 8 / 5 / 8 + 1, "{sizes:?}");
+        eprintln!("ECM frame of 260 octets on the wire: {sizes:?} octets");
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! reports the network's answer (ringing, connected, busy, ...).
 
 use std::cell::{Cell, RefCell};
-use std::ffi::{CStr, c_void};
+use std::ffi::{CStr, CString, c_void};
 use std::os::raw::{c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr::NonNull;
@@ -59,6 +59,12 @@ impl NetworkEvent {
             NetworkEvent::HungUp => 7,
         }
     }
+}
+
+// at_interpreter.h, which bindgen leaves these out of.
+unsafe extern "C" {
+    fn at_reset_call_info(s: *mut sys::at_state_t);
+    fn at_set_call_info(s: *mut sys::at_state_t, id: *const c_char, value: *const c_char);
 }
 
 // at_interpreter.h `enum at_modem_control_operation_e`.
@@ -174,6 +180,22 @@ impl SoftModem {
     /// Whether the modem is on hook (no call).
     pub fn is_on_hook(&self) -> bool {
         self.on_hook
+    }
+
+    /// The calling number the modem reports before its first `RING`
+    /// (`NMBR=...`), when the DTE asked for it with `AT+VCID=1`.
+    pub fn set_caller_id(&mut self, number: &str) {
+        let Ok(value) = CString::new(number) else {
+            return;
+        };
+        // SAFETY: the state is live; t31_get_at_state returns its embedded
+        // AT state. at_reset_call_info frees the previous call's list;
+        // at_set_call_info copies both strings.
+        unsafe {
+            let at = sys::t31_get_at_state(self.t31.as_ptr());
+            at_reset_call_info(at);
+            at_set_call_info(at, c"NMBR".as_ptr(), value.as_ptr());
+        }
     }
 
     /// Tells the modem what the network did.
@@ -351,5 +373,21 @@ mod tests {
         modem.call_event(NetworkEvent::Busy);
         let said = String::from_utf8_lossy(&modem.take_to_dte()).into_owned();
         assert!(said.contains("BUSY"), "{said:?}");
+    }
+
+    #[test]
+    fn caller_id_comes_before_the_first_ring_once_asked_for() {
+        let mut modem = SoftModem::new();
+        say(&mut modem, "ATE0");
+        modem.set_caller_id("5550777");
+        modem.call_event(NetworkEvent::Ringing);
+        let said = String::from_utf8_lossy(&modem.take_to_dte()).into_owned();
+        assert!(!said.contains("NMBR"), "not asked for: {said:?}");
+        assert!(say(&mut modem, "AT+VCID=1").contains("OK"));
+        modem.set_caller_id("5550777");
+        modem.call_event(NetworkEvent::Ringing);
+        let said = String::from_utf8_lossy(&modem.take_to_dte()).into_owned();
+        let nmbr = said.find("NMBR=5550777").expect("caller id");
+        assert!(nmbr < said.find("RING").unwrap(), "{said:?}");
     }
 }

@@ -336,3 +336,34 @@ fn jobs_list_show_cancel_and_retry() {
         2
     );
 }
+
+/// A reader that goes away (`faxbox account list | head -1`) is no panic:
+/// the command stops quietly and exits 0, as `head` expects.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    for name in ["Acme", "Bravo", "Charlie"] {
+        ok(&data, &["account", "create", name]);
+    }
+    for args in [
+        &["account", "list"][..],
+        &["--json", "account", "list"][..],
+        &["line", "list"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = std::process::Command::new(crate::harness::faxbox_bin())
+            .arg("--data-dir")
+            .arg(&data)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+    }
+}

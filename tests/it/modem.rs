@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faxbox::config::ModemConfig;
+use faxbox::config::{FlowControl, ModemConfig};
 use faxbox::documents::faxtiff::{BitPage, decode_fax_tiff, encode_fax_tiff};
-use faxbox::lines::modem::{ModemState, Party, SoftModems};
+use faxbox::lines::modem::{Behaviour, ModemState, Party, SoftModems};
 use faxbox::lines::{
     Answer, AttemptResult, CallProgress, ErrorCorrection, FaxSettings, Inbound, IncomingCall, Line,
     LineError, ModemLine, OutgoingFax, ReceivedFax, T30Code,
@@ -98,7 +98,8 @@ fn config(device: &Path, numbers: &[&str], scale: f64) -> ModemConfig {
     ModemConfig {
         device: device.to_owned(),
         speed: 115_200,
-        hardware_flow_control: false,
+        flow_control: FlowControl::Auto,
+        lock_dir: None,
         init: "ATZ".into(),
         dial_prefix: "ATDT".into(),
         answer_after_rings: 2,
@@ -208,15 +209,13 @@ fn busy_no_answer_no_carrier_and_no_dial_tone_map_to_their_causes() {
         assert!(want.retry_may_help());
         assert_eq!(line.state(), ModemState::Idle, "{number}");
     }
+    // NO DIALTONE is what iaxmodem says for a busy number (issue 26): a
+    // missing dial tone is retried as busy, and the line is not blamed.
     r.modems.set_dial_tone(0, false);
     let (result, _) = call(&line, fax(&r, "e9", FAX, ErrorCorrection::Enabled));
-    assert_eq!(
-        result.outcome,
-        Err(LineError::NoDialTone {
-            line: "modem1".into()
-        })
-    );
+    assert_eq!(result.outcome, Err(LineError::Busy));
     assert!(!result.answered);
+    assert_eq!(line.fault(), None);
     r.modems.set_dial_tone(0, true);
     let (result, _) = call(&line, fax(&r, "ok", FAX, ErrorCorrection::Enabled));
     assert!(result.succeeded(), "{result:?}");
@@ -398,8 +397,14 @@ fn a_modem_unplugged_mid_call_fails_the_attempt_and_the_retry_succeeds_once_it_r
     assert_eq!(store.attempts(&id).unwrap().len(), 1, "no call while down");
 
     r.modems.plug(0).unwrap();
-    let up = line.wait_for(Duration::from_secs(10), |s| *s == ModemState::Idle);
-    assert_eq!(up, ModemState::Idle, "probed again and found");
+    // Up again; the waiting retry may start the moment it is.
+    let up = line.wait_for(Duration::from_secs(10), |s| {
+        !matches!(s, ModemState::Down(_))
+    });
+    assert!(
+        !matches!(up, ModemState::Down(_)),
+        "probed again and found: {up:?}"
+    );
     assert_eq!(line.fault(), None);
     crate::scheduler::wait_terminal(&store, std::slice::from_ref(&id), Duration::from_secs(60));
     scheduler.stop(Duration::from_secs(5));
@@ -647,4 +652,411 @@ fn error_to_a_class_1_command_mid_call_is_a_line_fault_and_the_line_recovers() {
         line.wait_for(Duration::from_secs(10), |s| *s == ModemState::Idle),
         ModemState::Idle
     );
+}
+
+/// The three ways iaxmodem 1.2.0 differs from the rig's default modem
+/// (issue 26): in-band XON/XOFF pacing, no clock (so no answer to
+/// `AT+FTS`) once the far end hung up, and `NO DIALTONE` for a busy number.
+const IAXMODEM: Behaviour = Behaviour {
+    xon_xoff: true,
+    clock_only_in_calls: true,
+    busy_is_no_dialtone: true,
+};
+
+/// A dense A4 page at fine resolution: lines of "text" (small blobs) over
+/// the whole page, many seconds of image data at 14400 bit/s.
+fn dense_page() -> BitPage {
+    let mut page = BitPage::new(1728, 2200, 204.0, 196.0);
+    let mut seed = 0x2545_f491_u32;
+    for band in (60..2140).step_by(36) {
+        for cell in (40..1690).step_by(4) {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            if seed.is_multiple_of(3) {
+                for y in band..band + 4 + (seed >> 8) % 16 {
+                    for x in cell..cell + 4 {
+                        page.set(x, y, true);
+                    }
+                }
+            }
+        }
+    }
+    page
+}
+
+/// Ten pages, each different (the n-th has n boxes).
+fn ten_pages() -> Vec<BitPage> {
+    (1..=10u32)
+        .map(|n| {
+            let mut page = BitPage::new(1728, 400, 204.0, 196.0);
+            for i in 0..n {
+                for y in 40..120 + 20 * n {
+                    for x in 100 + i * 140..200 + i * 140 {
+                        page.set(x, y, true);
+                    }
+                }
+            }
+            page
+        })
+        .collect()
+}
+
+fn write_document(dir: &Path, name: &str, pages: &[BitPage]) -> (PathBuf, Vec<u8>) {
+    let tiff = encode_fax_tiff(pages).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, &tiff).unwrap();
+    (path, tiff)
+}
+
+/// Issue 26's "done when", sending: behind a modem that behaves as
+/// iaxmodem, a dense full page and a 10-page fax reach a SpanDSP receiver
+/// identical, with ECM and without; each call ends in success (not a
+/// device fault after the final DCN), the receiver got each fax once; the
+/// modem paced the sender mid-page and lost nothing; the line is not
+/// blamed afterwards.
+#[test]
+fn a_dense_page_and_ten_pages_go_out_through_an_iaxmodem_once_each() {
+    let r = rig(1);
+    r.modems.set_behaviour(0, IAXMODEM);
+    let line = line(&r, 0, "modem1");
+    let dense = vec![dense_page()];
+    let ten = ten_pages();
+    let (dense_path, dense_tiff) = write_document(r.dir.path(), "dense.tiff", &dense);
+    let (ten_path, ten_tiff) = write_document(r.dir.path(), "ten.tiff", &ten);
+    let jobs = [
+        ("dense, ECM", FAX, &dense_path, &dense_tiff, &dense),
+        (
+            "dense, no ECM",
+            FAX_NO_ECM,
+            &dense_path,
+            &dense_tiff,
+            &dense,
+        ),
+        ("ten pages, ECM", FAX, &ten_path, &ten_tiff, &ten),
+        ("ten pages, no ECM", FAX_NO_ECM, &ten_path, &ten_tiff, &ten),
+    ];
+    for (k, (name, number, path, tiff, pages)) in jobs.iter().enumerate() {
+        let started = Instant::now();
+        let mut outgoing = fax(&r, &format!("iax{k}"), number, ErrorCorrection::Enabled);
+        outgoing.document = (*path).clone();
+        let (result, progress) = call(&line, outgoing);
+        assert!(result.succeeded(), "{name}: {result:?}");
+        let outcome = result.fax.as_ref().unwrap();
+        assert_eq!(outcome.pages, pages.len() as u32, "{name}");
+        assert_eq!(outcome.ecm, *number == FAX, "{name}");
+        let pages_done = progress
+            .iter()
+            .filter(|p| matches!(p, CallProgress::PageDone(_)))
+            .count();
+        assert_eq!(pages_done, pages.len(), "{name}: {progress:?}");
+        let far = r.modems.wait_finished(k + 1, Duration::from_secs(30));
+        assert_eq!(far.len(), k + 1, "{name}: the receiver got it once");
+        assert_eq!(far[k].outcome.as_ref().unwrap().code, T30Code::Ok, "{name}");
+        let got =
+            decode_fax_tiff(&std::fs::read(far[k].received.as_ref().unwrap()).unwrap()).unwrap();
+        assert_identical(&got, pages);
+        let flow = r.modems.flow_stats(0);
+        eprintln!(
+            "{name}: {} bytes of TIFF, {:?} on the line, {:?} wall; DC3 pauses so far {}",
+            tiff.len(),
+            result.duration,
+            started.elapsed(),
+            flow.pauses
+        );
+        assert_eq!(flow.overrun_bytes, 0, "{name}: the sender heeded every DC3");
+        assert_eq!(line.fault(), None, "{name}: the line is not blamed");
+    }
+    assert!(
+        r.modems.flow_stats(0).pauses > 0,
+        "the modem paced the sender"
+    );
+    // Nothing else was dialled.
+    assert_eq!(r.modems.finished().len(), jobs.len());
+}
+
+/// Issue 26's "done when", receiving: an iaxmodem-like modem rings with
+/// the caller's number; a dense page and ten pages, ECM on and off, reach
+/// the inbox identical, once each, from that number.
+#[test]
+fn a_dense_page_and_ten_pages_come_in_through_an_iaxmodem_with_caller_id() {
+    let r = rig(1);
+    r.modems.set_behaviour(0, IAXMODEM);
+    let line = line(&r, 0, "modem1");
+    let inbox = inbox(&r);
+    line.set_inbound(inbox.clone());
+    let dense = vec![dense_page()];
+    let ten = ten_pages();
+    let (dense_path, _) = write_document(r.dir.path(), "dense.tiff", &dense);
+    let (ten_path, _) = write_document(r.dir.path(), "ten.tiff", &ten);
+    let calls = [
+        ("dense, ECM", &dense_path, &dense, ErrorCorrection::Enabled),
+        (
+            "dense, no ECM",
+            &dense_path,
+            &dense,
+            ErrorCorrection::Disabled,
+        ),
+        ("ten pages, ECM", &ten_path, &ten, ErrorCorrection::Enabled),
+        (
+            "ten pages, no ECM",
+            &ten_path,
+            &ten,
+            ErrorCorrection::Disabled,
+        ),
+    ];
+    for (k, (name, path, pages, ecm)) in calls.iter().enumerate() {
+        let started = Instant::now();
+        let settings = FaxSettings {
+            ident: "+1 555 0777".into(),
+            error_correction: *ecm,
+            ..FaxSettings::default()
+        };
+        r.modems.call_in_from(0, path, settings, "5550777").unwrap();
+        let far = r.modems.wait_finished(k + 1, Duration::from_secs(240));
+        assert_eq!(far.len(), k + 1, "{name}");
+        assert_eq!(
+            far[k].outcome.as_ref().unwrap().code,
+            T30Code::Ok,
+            "{name}: {:?}",
+            far[k]
+        );
+        let got = wait_delivered(&inbox, k + 1);
+        assert_eq!(got.len(), k + 1, "{name}: delivered once");
+        let fax = &got[k];
+        assert_eq!(fax.outcome.code, T30Code::Ok, "{name}: {fax:?}");
+        assert_eq!(fax.outcome.ecm, *ecm == ErrorCorrection::Enabled, "{name}");
+        assert_eq!(fax.from_number, "5550777", "{name}: the caller id");
+        let received = decode_fax_tiff(&std::fs::read(&fax.tiff).unwrap()).unwrap();
+        assert_identical(&received, pages);
+        eprintln!("{name}: received in {:?} wall", started.elapsed());
+        assert_eq!(
+            line.wait_for(Duration::from_secs(10), |s| *s == ModemState::Idle),
+            ModemState::Idle,
+            "{name}: the line is not blamed"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(inbox.got.lock().unwrap().len(), calls.len(), "no fax twice");
+}
+
+/// A busy number on iaxmodem reads `NO DIALTONE`: retried by the busy
+/// rule (cause USER_BUSY), the line not blamed.
+#[test]
+fn a_busy_number_behind_an_iaxmodem_is_retried_as_busy() {
+    use faxbox::model::{AttemptOutcome, JobStatus};
+    use faxbox::scheduler::Scheduler;
+    use faxbox::store::Store;
+
+    let r = rig_at(1, FAST);
+    r.modems.set_behaviour(0, IAXMODEM);
+    let store = Arc::new(Store::open_data_dir(&r.dir.path().join("data")).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let line = Arc::new(line(&r, 0, "modem1"));
+    let tiff = std::fs::read(&r.document).unwrap();
+    let id = crate::scheduler::queue_job(&store, &account, BUSY, 2, &tiff, &[]);
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![line.clone() as Arc<dyn Line>],
+        crate::scheduler::options(r.dir.path()),
+    )
+    .unwrap();
+    crate::scheduler::wait_terminal(&store, std::slice::from_ref(&id), Duration::from_secs(60));
+    scheduler.stop(Duration::from_secs(5));
+    let fax = store.fax(&id).unwrap();
+    assert_eq!(fax.status, Some(JobStatus::Failed));
+    let error = fax.error.unwrap_or_default();
+    assert!(error.contains("busy"), "{error}");
+    let attempts = store.attempts(&id).unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    for a in &attempts {
+        assert_eq!(a.outcome, Some(AttemptOutcome::Failure));
+        assert_eq!(a.report.hangup_cause.as_deref(), Some("USER_BUSY"), "{a:?}");
+    }
+    assert_eq!(line.fault(), None, "a busy number is not a line fault");
+}
+
+/// A second program holding the UUCP lock keeps Faxbox off the device
+/// (the line is down and says who holds it); once that program is gone,
+/// its lock is stale, Faxbox takes the device and locks it itself, and
+/// removes its lock when the line stops.
+#[test]
+fn a_uucp_lock_held_by_another_program_keeps_the_line_off_the_modem() {
+    let r = rig_at(1, FAST);
+    let locks = r.dir.path().join("lock");
+    std::fs::create_dir_all(&locks).unwrap();
+    let lock_file = locks.join("LCK..ttyFAX0");
+    let mut other = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    std::fs::write(&lock_file, format!("{:>10}\n", other.id())).unwrap();
+    let mut config = config(&r.modems.device(0), &["5550150"], FAST);
+    config.lock_dir = Some(locks.clone());
+    config.probe_every = Duration::from_secs(2);
+    let line = ModemLine::start("modem1", config, r.dir.path());
+    let state = line.wait_for(
+        Duration::from_secs(10),
+        |s| matches!(s, ModemState::Down(w) if w != "not probed yet"),
+    );
+    let ModemState::Down(why) = &state else {
+        panic!("{state:?}");
+    };
+    assert!(
+        why.contains("in use by another program") && why.contains(&other.id().to_string()),
+        "{why}"
+    );
+    // Still off it at the next probes; the other program's lock untouched.
+    std::thread::sleep(Duration::from_millis(600));
+    assert!(matches!(line.state(), ModemState::Down(_)));
+    assert_eq!(
+        std::fs::read_to_string(&lock_file).unwrap().trim(),
+        other.id().to_string()
+    );
+    let err = line
+        .send(
+            fax(&r, "locked", FAX, ErrorCorrection::Enabled),
+            Box::new(|_| {}),
+        )
+        .expect_err("no call on a locked modem");
+    assert!(
+        matches!(&err, LineError::LineDown { why, .. } if why.contains("in use")),
+        "{err}"
+    );
+
+    other.kill().unwrap();
+    other.wait().unwrap();
+    assert_eq!(
+        line.wait_for(Duration::from_secs(10), |s| *s == ModemState::Idle),
+        ModemState::Idle,
+        "a dead program's lock is stale"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&lock_file).unwrap().trim(),
+        std::process::id().to_string(),
+        "Faxbox holds the lock while it has the modem"
+    );
+    let (result, _) = call(&line, fax(&r, "unlocked", FAX, ErrorCorrection::Enabled));
+    assert!(result.succeeded(), "{result:?}");
+    drop(line);
+    assert!(!lock_file.exists(), "the lock goes with the line");
+}
+
+/// Idle, the modem line sleeps until the modem says something: its thread
+/// barely wakes (it polled every 20 ms before, issue 26).
+#[test]
+fn an_idle_modem_line_does_not_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let modem = ScriptedModem::start(dir.path(), |c| match c {
+        "AT+FCLASS=?" => b"\r\n0,1\r\n\r\nOK\r\n".to_vec(),
+        _ => b"\r\nOK\r\n".to_vec(),
+    });
+    let mut config = config(&modem.link, &[], 1.0);
+    config.probe_every = Duration::from_secs(60);
+    let line = ModemLine::start("idle", config, dir.path());
+    assert_eq!(
+        line.wait_for(Duration::from_secs(10), |s| *s == ModemState::Idle),
+        ModemState::Idle
+    );
+    let thread = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .filter_map(|t| t.ok())
+        .find(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "modem-idle")
+        })
+        .expect("the line's thread")
+        .path();
+    let wakeups = || -> u64 {
+        let status = std::fs::read_to_string(thread.join("status")).unwrap();
+        status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    let cpu = || -> u64 {
+        let stat = std::fs::read_to_string(thread.join("stat")).unwrap();
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        // utime and stime, fields 14 and 15 of stat (11 and 12 after comm).
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let (w0, c0) = (wakeups(), cpu());
+    std::thread::sleep(Duration::from_secs(2));
+    let (w1, c1) = (wakeups(), cpu());
+    eprintln!(
+        "idle modem line over 2 s: {} wake-ups, {} clock ticks of CPU",
+        w1 - w0,
+        c1 - c0
+    );
+    assert!(w1 - w0 <= 4, "{} wake-ups in 2 s", w1 - w0);
+    assert!(c1 - c0 <= 1, "{} ticks of CPU", c1 - c0);
+    drop(line);
+}
+
+/// `faxbox serve` with a modem that is not there: the line is down, the
+/// reason is logged once however often it is probed, and `faxbox line
+/// list` shows it down with that reason.
+#[test]
+fn a_missing_modem_is_logged_once_and_line_list_shows_it_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let device = dir.path().join("ttyNONE");
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        format!(
+            "[http]\nlisten = \"127.0.0.1:{port}\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\
+             [[line]]\nname = \"modem1\"\ntype = \"modem\"\ndevice = \"{}\"\nlock_dir = \"\"\nprobe_every_s = 0.2\n",
+            device.display()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("serve.log");
+    let mut child = std::process::Command::new(crate::harness::faxbox_bin())
+        .args(["--config", "faxbox.toml", "--data-dir", "data", "serve"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .env("NO_COLOR", "1")
+        .spawn()
+        .unwrap();
+    crate::harness::serve_banner(&mut child);
+    // Several probes find it missing.
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = std::process::Command::new(crate::harness::faxbox_bin())
+        .args([
+            "--config",
+            "faxbox.toml",
+            "--data-dir",
+            "data",
+            "line",
+            "list",
+        ])
+        .current_dir(dir.path())
+        .env_remove("FAXBOX_TOKEN")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&out.stdout).into_owned();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let _ = child.wait();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        listed.contains("modem1  1 channels  down: ") && listed.contains("ttyNONE"),
+        "{listed}"
+    );
+    let log = std::fs::read_to_string(&log).unwrap();
+    let downs = log.matches("modem line down").count();
+    assert_eq!(downs, 1, "logged once: {log}");
+    assert!(log.contains("ttyNONE"), "with the reason: {log}");
 }

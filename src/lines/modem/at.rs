@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -20,6 +20,10 @@ pub const ETX: u8 = 0x03;
 pub const SUB: u8 = 0x1a;
 /// Cancel: any character aborts `+FRH`/`+FRM`; this one is never data.
 pub const CAN: u8 = 0x18;
+/// DC1 (XON): the modem takes data again (V.250 6.2.12, `+IFC=1`).
+pub const DC1: u8 = 0x11;
+/// DC3 (XOFF): the modem's buffer is full, wait for DC1.
+pub const DC3: u8 = 0x13;
 
 /// A final result code (V.250 5.7, T.31 8.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,6 +110,13 @@ pub enum AtError {
 /// without line ends is cut off here rather than buffered forever.
 const MAX_LINE: usize = 256;
 
+/// How long a modem may hold the computer back (DC3, or a full device)
+/// while it is sent data, before the call is given up: far longer than
+/// any modem's buffer takes to drain.
+const WRITE_STALL: Duration = Duration::from_secs(30);
+/// Data goes out in pieces this big, so a DC3 is heeded within one.
+const FLOW_CHUNK: usize = 64;
+
 /// One open modem device.
 pub struct AtPort {
     file: File,
@@ -113,6 +124,17 @@ pub struct AtPort {
     /// Responses that arrived while waiting for something else (a `RING`
     /// while idle), oldest first.
     pending_ring: u32,
+    /// The modem paces data in-band (DC3/DC1, V.250 `+IFC=1`).
+    xon_xoff: bool,
+    /// A DC3 came and no DC1 yet.
+    held: bool,
+    /// The caller's number the modem reported before a `RING`
+    /// (`NMBR = 5551234` after `AT+VCID=1`).
+    caller: Option<String>,
+    /// The UUCP lock held while the device is open; removed on drop.
+    lock: Option<super::lock::UucpLock>,
+    /// The last wait ended because the wake-up descriptor was readable.
+    woken: bool,
 }
 
 impl AtPort {
@@ -122,7 +144,7 @@ impl AtPort {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
-            .custom_flags(rustix::fs::OFlags::NOCTTY.bits() as i32)
+            .custom_flags((rustix::fs::OFlags::NOCTTY | rustix::fs::OFlags::NONBLOCK).bits() as i32)
             .open(path)
             .map_err(|e| AtError::Io(format!("cannot open {}: {e}", path.display())))?;
         if let Ok(mut tio) = rustix::termios::tcgetattr(file.as_fd()) {
@@ -141,33 +163,175 @@ impl AtPort {
         Ok(AtPort::from_file(file))
     }
 
+    /// Turns RTS/CTS flow control on or off on an open serial port.
+    pub fn set_hardware_flow(&mut self, on: bool) -> Result<(), AtError> {
+        let Ok(mut tio) = rustix::termios::tcgetattr(self.file.as_fd()) else {
+            // Not a terminal (a test's pipe): nothing to set.
+            return Ok(());
+        };
+        if on {
+            tio.control_modes |= rustix::termios::ControlModes::CRTSCTS;
+        } else {
+            tio.control_modes -= rustix::termios::ControlModes::CRTSCTS;
+        }
+        rustix::termios::tcsetattr(
+            self.file.as_fd(),
+            rustix::termios::OptionalActions::Now,
+            &tio,
+        )
+        .map_err(|e| AtError::Io(format!("cannot set flow control: {e}")))
+    }
+
     /// Wraps an already open byte stream (tests use a pty directly).
     pub fn from_file(file: File) -> AtPort {
         AtPort {
             file,
             buf: Vec::new(),
             pending_ring: 0,
+            xon_xoff: false,
+            held: false,
+            caller: None,
+            lock: None,
+            woken: false,
         }
     }
 
-    /// Writes all of `bytes`.
-    pub fn write(&mut self, bytes: &[u8]) -> Result<(), AtError> {
-        self.file.write_all(bytes).map_err(io_error)
+    /// The modem paces the computer in-band with DC3/DC1 while it is sent
+    /// data ([`AtPort::write_data`]); its responses are read without them.
+    pub fn set_xon_xoff(&mut self, on: bool) {
+        self.xon_xoff = on;
+        self.held = false;
+    }
+
+    /// Keeps `lock` until the port is dropped.
+    pub fn keep_lock(&mut self, lock: super::lock::UucpLock) {
+        self.lock = Some(lock);
+    }
+
+    /// Writes all of `bytes`, waiting (up to [`WRITE_STALL`]) while the
+    /// device takes no more.
+    pub fn write(&mut self, mut bytes: &[u8]) -> Result<(), AtError> {
+        let mut stalled_since: Option<Instant> = None;
+        while !bytes.is_empty() {
+            match self.file.write(bytes) {
+                Ok(0) => return Err(AtError::Closed),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    stalled_since = None;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let since = *stalled_since.get_or_insert_with(Instant::now);
+                    let left = WRITE_STALL.saturating_sub(since.elapsed());
+                    if left.is_zero() {
+                        return Err(AtError::Timeout {
+                            command: "data (the modem stopped taking it)".into(),
+                            after: WRITE_STALL,
+                            echoed: false,
+                        });
+                    }
+                    let mut fds = [rustix::event::PollFd::new(
+                        &self.file,
+                        rustix::event::PollFlags::OUT,
+                    )];
+                    let timeout = rustix::event::Timespec::try_from(left).ok();
+                    match rustix::event::poll(&mut fds, timeout.as_ref()) {
+                        Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                        Err(e) => return Err(AtError::Io(e.to_string())),
+                    }
+                }
+                Err(e) => return Err(io_error(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes data after `CONNECT` to `+FTM`/`+FTH`. With in-band flow
+    /// control, a DC3 from the modem holds the rest back until its DC1;
+    /// both are taken out of what the modem says (issue 26: iaxmodem and
+    /// many USB modems pace every page this way).
+    pub fn write_data(&mut self, bytes: &[u8]) -> Result<(), AtError> {
+        if !self.xon_xoff {
+            return self.write(bytes);
+        }
+        for chunk in bytes.chunks(FLOW_CHUNK) {
+            // Take in whatever the modem said meanwhile, without waiting.
+            while self.fill(Instant::now())? {}
+            self.take_flow_control();
+            if self.held {
+                let until = Instant::now() + WRITE_STALL;
+                while self.held {
+                    if Instant::now() >= until {
+                        return Err(AtError::Timeout {
+                            command: "data (the modem sent DC3 and never DC1)".into(),
+                            after: WRITE_STALL,
+                            echoed: false,
+                        });
+                    }
+                    self.fill(until)?;
+                    self.take_flow_control();
+                }
+            }
+            self.write(chunk)?;
+        }
+        Ok(())
+    }
+
+    /// Removes DC1/DC3 from what the modem sent; the last one decides.
+    /// Only while sending: the modem sends nothing else then but a final
+    /// result code, which never contains them.
+    fn take_flow_control(&mut self) {
+        let mut held = self.held;
+        self.buf.retain(|b| match *b {
+            DC3 => {
+                held = true;
+                false
+            }
+            DC1 => {
+                held = false;
+                false
+            }
+            _ => true,
+        });
+        self.held = held;
     }
 
     /// Waits up to `deadline` for more bytes; false when none came.
     fn fill(&mut self, deadline: Instant) -> Result<bool, AtError> {
+        self.fill_or_wake(deadline, None)
+    }
+
+    /// As `fill`, but also returns (false, setting `woken`) as soon as
+    /// `wake` is readable: the line's supervisor sleeps on the modem and
+    /// its doorbell together instead of polling.
+    fn fill_or_wake(
+        &mut self,
+        deadline: Instant,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> Result<bool, AtError> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let mut fds = [rustix::event::PollFd::new(
+        let mut fds = vec![rustix::event::PollFd::new(
             &self.file,
             rustix::event::PollFlags::IN,
         )];
+        if let Some(wake) = &wake {
+            fds.push(rustix::event::PollFd::new(
+                wake,
+                rustix::event::PollFlags::IN,
+            ));
+        }
         let timeout = rustix::event::Timespec::try_from(left).ok();
         match rustix::event::poll(&mut fds, timeout.as_ref()) {
             Ok(0) => return Ok(false),
             Ok(_) => {}
             Err(rustix::io::Errno::INTR) => return Ok(false),
             Err(e) => return Err(AtError::Io(e.to_string())),
+        }
+        if fds.get(1).is_some_and(|f| !f.revents().is_empty()) {
+            self.woken = true;
+            if fds[0].revents().is_empty() {
+                return Ok(false);
+            }
         }
         let revents = fds[0].revents();
         let mut chunk = [0u8; 4096];
@@ -191,6 +355,15 @@ impl AtPort {
 
     /// The next non-empty response line, or `None` at the deadline.
     pub fn read_line(&mut self, deadline: Instant) -> Result<Option<String>, AtError> {
+        self.read_line_or_wake(deadline, None)
+    }
+
+    fn read_line_or_wake(
+        &mut self,
+        deadline: Instant,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> Result<Option<String>, AtError> {
+        self.woken = false;
         loop {
             // Skip line ends left from the previous line.
             let start = self
@@ -200,7 +373,7 @@ impl AtPort {
                 .unwrap_or(self.buf.len());
             self.buf.drain(..start);
             if let Some(end) = self.buf.iter().position(|b| *b == b'\r' || *b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..end).collect();
+                let mut line: Vec<u8> = self.buf.drain(..end).collect();
                 // Take the line's own end too (CR, LF or CR LF): after
                 // CONNECT, data follows at once and must not start with it.
                 let mut ending = 1;
@@ -208,12 +381,23 @@ impl AtPort {
                     ending = 2;
                 }
                 self.buf.drain(..ending);
+                if self.xon_xoff {
+                    // A late DC1 (or DC3) before a result code is pacing,
+                    // not part of the response.
+                    line.retain(|b| *b != DC1 && *b != DC3);
+                    if line.is_empty() {
+                        continue;
+                    }
+                }
                 return Ok(Some(line_text(&line)?));
             }
             if self.buf.len() > MAX_LINE {
                 return Err(garbage(&self.buf));
             }
-            if (Instant::now() >= deadline || !self.fill(deadline)?) && Instant::now() >= deadline {
+            if Instant::now() >= deadline || self.woken {
+                return Ok(None);
+            }
+            if !self.fill_or_wake(deadline, wake)? && (Instant::now() >= deadline || self.woken) {
                 return Ok(None);
             }
         }
@@ -256,20 +440,28 @@ impl AtPort {
         }
     }
 
-    /// Waits up to `deadline` for an unsolicited `RING`; true when one came.
-    pub fn wait_ring(&mut self, deadline: Instant) -> Result<bool, AtError> {
+    /// Waits up to `deadline` for an unsolicited `RING`; true when one
+    /// came. False also as soon as `wake` is readable (the caller drains it).
+    pub fn wait_ring(
+        &mut self,
+        deadline: Instant,
+        wake: Option<BorrowedFd<'_>>,
+    ) -> Result<bool, AtError> {
         loop {
             if self.pending_ring > 0 {
                 self.pending_ring -= 1;
                 return Ok(true);
             }
-            match self.read_line(deadline)? {
+            match self.read_line_or_wake(deadline, wake)? {
                 None => return Ok(false),
                 Some(line) => match ResultCode::parse(&line) {
                     Some(ResultCode::Ring) => return Ok(true),
                     // Left over from an aborted command: harmless.
                     Some(_) => {}
                     None => {
+                        if let Some(number) = caller_number(&line) {
+                            self.caller = Some(number);
+                        }
                         // Caller id and other chatter between rings.
                         tracing::debug!(line = %line, "modem said");
                     }
@@ -278,8 +470,14 @@ impl AtPort {
         }
     }
 
-    /// Reads a block of Class 1 data up to `DLE ETX`, unstuffed. `None` when
-    /// a result code came instead (the carrier went away: `NO CARRIER`).
+    /// The caller's number reported with the last rings, if any; forgets it.
+    pub fn take_caller(&mut self) -> Option<String> {
+        self.caller.take()
+    }
+
+    /// Reads a block of Class 1 data up to `DLE ETX`, unstuffed. The sink
+    /// is called after every read (with what arrived, maybe nothing), so
+    /// the caller's clock can run while a long page comes in.
     pub fn read_data(
         &mut self,
         deadline: Instant,
@@ -306,6 +504,7 @@ impl AtPort {
     pub fn discard_input(&mut self) {
         self.buf.clear();
         self.pending_ring = 0;
+        self.held = false;
     }
 
     /// Whether bytes are waiting (without blocking).
@@ -315,6 +514,22 @@ impl AtPort {
         }
         self.fill(Instant::now())
     }
+}
+
+/// The number in a caller id line (`NMBR = 5551234`, `NMBR=5551234`);
+/// `P` (private) and `O` (out of area) are no number.
+pub fn caller_number(line: &str) -> Option<String> {
+    let (key, value) = line.split_once('=').or_else(|| line.split_once(':'))?;
+    if !key.trim().eq_ignore_ascii_case("NMBR") {
+        return None;
+    }
+    let value = value.trim();
+    let ok = !value.is_empty()
+        && value.len() <= 40
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#' | '-' | ' '));
+    ok.then(|| value.to_owned())
 }
 
 fn io_error(e: std::io::Error) -> AtError {
@@ -599,9 +814,11 @@ mod tests {
             .write_all(b"\r\nRING\r\n\r\nNMBR = 5551234\r\n\r\nRING\r\n")
             .unwrap();
         let soon = || Instant::now() + Duration::from_millis(200);
-        assert!(port.wait_ring(soon()).unwrap());
-        assert!(port.wait_ring(soon()).unwrap());
-        assert!(!port.wait_ring(soon()).unwrap());
+        assert!(port.wait_ring(soon(), None).unwrap());
+        assert_eq!(port.take_caller(), None, "no number before the first ring");
+        assert!(port.wait_ring(soon(), None).unwrap());
+        assert_eq!(port.take_caller().as_deref(), Some("5551234"));
+        assert!(!port.wait_ring(soon(), None).unwrap());
     }
 
     /// The master side of a new pty (the "modem") and an AT port on its

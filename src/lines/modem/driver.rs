@@ -12,6 +12,9 @@ use crate::fax::{Class1T30, FaxEvent, FrontEnd, HdlcDeframer, HdlcFramer, Signal
 
 use super::at::{self, AtError, AtPort, CAN, DLE, ETX, ResultCode, stuff};
 
+/// T.30's DCN (disconnect) frame control field, without its final bit.
+const DCN: u8 = 0xfa;
+
 /// Why a call over the modem stopped before T.30 finished.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DriverError {
@@ -65,6 +68,9 @@ pub struct Driver<'a> {
     /// The far end hung up: what T.30 still sends goes nowhere, and its
     /// timers end the call.
     dropped: bool,
+    /// A DCN went either way: the call is over, whatever the modem does
+    /// next (issue 26).
+    disconnected: bool,
     answered: bool,
     events: Box<dyn FnMut(DriverEvent) + 'a>,
     hang_up: Box<dyn Fn() -> bool + 'a>,
@@ -100,6 +106,7 @@ impl<'a> Driver<'a> {
             hdlc_tx: false,
             frames_sent: false,
             dropped: false,
+            disconnected: false,
             answered: start == Start::Answered,
             events: Box::new(events),
             hang_up: Box::new(hang_up),
@@ -247,13 +254,28 @@ impl<'a> Driver<'a> {
                 }
                 self.sent();
             }
+            Signal::Pause(_) if self.disconnected => {
+                // T.30's pause after DCN only lets the last frame drain on
+                // an audio line; the modem has sent it already. iaxmodem
+                // never answers AT+FTS once the far end has hung up
+                // (issue 26), so none is asked for.
+                self.sent();
+            }
             Signal::Pause(length) => {
                 let tens = (length.as_millis() / 10).clamp(1, 255);
-                // A pause the modem refuses (the far end already hung up)
-                // changes nothing for T.30.
-                let code = self.command(&format!("AT+FTS={tens}"), COMMAND_TIMEOUT + length)?;
-                if code != ResultCode::Ok {
-                    tracing::debug!(%code, "the modem did not pause");
+                // A pause the modem refuses or never ends (the far end
+                // already hung up) changes nothing for T.30: any character
+                // ends the wait (T.31 8.3.4) and the call goes on.
+                match self.command(&format!("AT+FTS={tens}"), COMMAND_TIMEOUT + length) {
+                    Ok(ResultCode::Ok) => {}
+                    Ok(code) => tracing::debug!(%code, "the modem did not pause"),
+                    Err(DriverError::Modem(AtError::Timeout { .. })) => {
+                        tracing::debug!("the modem did not end a pause; cancelled");
+                        self.port.write(&[CAN])?;
+                        let timeout = self.wall(Duration::from_secs(1));
+                        let _ = self.port.reply("(cancel)", timeout);
+                    }
+                    Err(e) => return Err(e),
                 }
                 self.sent();
             }
@@ -304,7 +326,10 @@ impl<'a> Driver<'a> {
         if !self.hdlc_tx {
             self.transmit(Signal::V21)?;
         }
-        self.port.write(&stuff(frame, true))?;
+        if frame.get(2).is_some_and(|fcf| fcf & 0xfe == DCN) {
+            self.disconnected = true;
+        }
+        self.port.write_data(&stuff(frame, true))?;
         self.frames_sent = true;
         let timeout = self.wall(DATA_TIMEOUT);
         match self.port.reply("(frame)", timeout)?.code {
@@ -335,12 +360,12 @@ impl<'a> Driver<'a> {
         let mut buf = vec![0u8; 1024];
         loop {
             let n = self.t30.data_to_send(&mut buf);
-            self.port.write(&stuff(&buf[..n], false))?;
+            self.port.write_data(&stuff(&buf[..n], false))?;
             if n < buf.len() {
                 break;
             }
         }
-        self.port.write(&[DLE, ETX])?;
+        self.port.write_data(&[DLE, ETX])?;
         let timeout = self.wall(DATA_TIMEOUT);
         let code = self.port.reply("(image data)", timeout)?.code;
         if code != ResultCode::Ok {
@@ -360,31 +385,28 @@ impl<'a> Driver<'a> {
         // 200 ms of flags first, so the receiver syncs before the first frame.
         let mut flags = vec![0u8; (bit_rate as usize / 8) / 5];
         framer.bytes(&mut flags);
-        self.port.write(&stuff(&flags, false))?;
+        self.port.write_data(&stuff(&flags, false))?;
         loop {
             self.collect();
             let Some(request) = self.queue.pop_front() else {
                 // T.30 always ends a block with EndOfFrames; if it stopped
                 // short, close the data so the modem drops the carrier.
-                self.port.write(&[DLE, ETX])?;
+                self.port.write_data(&[DLE, ETX])?;
                 let timeout = self.wall(DATA_TIMEOUT);
                 self.port.reply("(ECM data)", timeout)?;
                 break;
             };
             match request {
                 FrontEnd::Frame(frame) => {
-                    framer.frame(&frame);
-                    // Worst case bit stuffing adds one bit in five; the FCS
-                    // and closing flags a few bytes more.
-                    let mut out = vec![0u8; (frame.len() + 4) * 6 / 5 + 4];
-                    framer.bytes(&mut out);
-                    self.port.write(&stuff(&out, false))?;
+                    let out = framer.frame_bytes(&frame);
+                    self.port.write_data(&stuff(&out, false))?;
                     self.sent();
                 }
                 FrontEnd::EndOfFrames => {
-                    let mut out = vec![0u8; 4];
+                    // Two closing flags, then the end of the data.
+                    let mut out = vec![0u8; 2];
                     framer.bytes(&mut out);
-                    self.port.write(&stuff(&out, true))?;
+                    self.port.write_data(&stuff(&out, true))?;
                     let timeout = self.wall(DATA_TIMEOUT);
                     let code = self.port.reply("(ECM data)", timeout)?.code;
                     if code != ResultCode::Ok {
@@ -401,7 +423,7 @@ impl<'a> Driver<'a> {
                 other => {
                     // Anything else ends the block: put it back.
                     self.queue.push_front(other);
-                    self.port.write(&[DLE, ETX])?;
+                    self.port.write_data(&[DLE, ETX])?;
                     let timeout = self.wall(DATA_TIMEOUT);
                     self.port.reply("(ECM data)", timeout)?;
                     break;
@@ -514,6 +536,9 @@ impl<'a> Driver<'a> {
         // The modem delivers the two FCS octets after the frame.
         if frame.len() >= 3 {
             let body = &frame[..frame.len() - 2];
+            if ok && body.get(2).is_some_and(|fcf| fcf & 0xfe == DCN) {
+                self.disconnected = true;
+            }
             self.t30.frame_received(body, ok);
             // The modem says OK to a final frame (control 0x13) only once
             // the carrier has dropped: T.30 acts on the frames then.
@@ -578,18 +603,28 @@ impl<'a> Driver<'a> {
         } else {
             self.t30.signal_present();
         }
-        // Data until DLE ETX, fed to T.30 as it arrives.
+        // Data until DLE ETX, fed to T.30 as it arrives, with T.30's clock
+        // running as it does: a page can last minutes, and a timer T.30
+        // starts when it ends must start then (issue 26: the clock stood
+        // still during the page, then jumped, and T2 expired at once).
         let deadline = Instant::now() + self.wall(DATA_TIMEOUT * 5);
         {
             let t30 = &mut *self.t30;
             let port = &mut *self.port;
-            port.read_data(deadline, |d| match deframer.as_mut() {
-                None => t30.data_received(d),
-                Some(deframer) => {
-                    for (frame, ok) in deframer.push(d) {
-                        t30.frame_received(&frame, ok);
+            let last_tick = &mut self.last_tick;
+            let scale = self.scale;
+            port.read_data(deadline, |d| {
+                match deframer.as_mut() {
+                    None => t30.data_received(d),
+                    Some(deframer) => {
+                        for (frame, ok) in deframer.push(d) {
+                            t30.frame_received(&frame, ok);
+                        }
                     }
                 }
+                let now = Instant::now();
+                t30.advance((now - *last_tick).mul_f64(scale));
+                *last_tick = now;
             })?;
         }
         let timeout = self.wall(Duration::from_secs(10));
@@ -597,6 +632,7 @@ impl<'a> Driver<'a> {
         if !matches!(code, ResultCode::NoCarrier | ResultCode::Ok) {
             tracing::debug!(%code, "unexpected result after image data");
         }
+        self.tick();
         self.t30.carrier_down();
         self.collect();
         Ok(())

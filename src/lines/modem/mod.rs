@@ -1,12 +1,17 @@
 //! The modem line: a Class 1 fax modem on a serial port, with SpanDSP's
 //! T.30 on this side of the cable (the design card's second deployment).
 //!
-//! It owns the serial device: probing the modem at start and now and then
-//! (`ATI`, `AT+FCLASS=?`), marking the line down when it does not answer
-//! and up again when it does, counting `RING`s and answering, dialling and
-//! hanging up, and mapping the modem's `BUSY`, `NO ANSWER`, `NO CARRIER`
-//! and `NO DIALTONE` to [`LineError`]s. The AT layer is [`at`]; one call's
-//! T.30 over Class 1 is `driver`; [`rig`] has soft modems for tests.
+//! It owns the serial device: its UUCP lock ([`lock`]), probing the modem
+//! at start and now and then (`ATI`, `AT+FCLASS=?`, flow control, caller
+//! id), marking the line down when it does not answer and up again when it
+//! does, counting `RING`s and answering, dialling and hanging up, and
+//! mapping the modem's `BUSY`, `NO ANSWER`, `NO CARRIER` and `NO DIALTONE`
+//! to [`LineError`]s. The AT layer is [`at`]; one call's T.30 over Class 1
+//! is `driver`; [`rig`] has soft modems for tests.
+//!
+//! T.30 decides what a call achieved: once the far end confirmed the last
+//! page, the fax is delivered whatever the modem does afterwards, and a
+//! modem that stops answering then is reset, not blamed (issue 26).
 //!
 //! One modem carries one call at a time: a send takes the port from the
 //! line's supervisor thread (which listens for rings while idle) and gives
@@ -14,15 +19,17 @@
 
 pub mod at;
 mod driver;
+pub mod lock;
 pub mod rig;
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::config::ModemConfig;
+use crate::config::{FlowControl, ModemConfig};
 use crate::fax::{Class1T30, FaxDocument, FaxEvent, FaxOutcome, FaxSettings, Role, Transfer};
 
 use self::at::{AtError, AtPort, CAN, ResultCode};
@@ -32,7 +39,7 @@ use super::{
     ProgressSink, ReceivedFax,
 };
 
-pub use rig::{FarCall, Party, SoftModems};
+pub use rig::{Behaviour, FarCall, FlowStats, Party, SoftModems};
 
 /// What the modem is doing, for the dashboard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +87,9 @@ struct Shared {
     /// A call found the device failed: wait a probe interval before
     /// looking for it again (it may be being unplugged or reset).
     faulted: AtomicBool,
+    /// Wakes the supervisor (an eventfd): a call wants the port, a call
+    /// ended, or the line stops. Idle, it sleeps on this and the modem.
+    wake: Option<OwnedFd>,
 }
 
 impl Shared {
@@ -94,12 +104,45 @@ impl Shared {
                 (ModemState::Down(_), ModemState::Idle) => {
                     tracing::info!(line = %self.name, "modem answers again: line up")
                 }
-                (_, ModemState::Down(why)) if !matches!(&*s, ModemState::Down(_)) => {
+                // Once per reason: a modem missing at start-up is logged
+                // too, a modem that stays missing is not logged again.
+                (_, ModemState::Down(why)) => {
                     tracing::warn!(line = %self.name, reason = %why, "modem line down")
                 }
                 _ => {}
             }
             *s = state;
+        }
+    }
+
+    /// Wakes the supervisor thread.
+    fn ring_wake(&self) {
+        if let Some(fd) = &self.wake {
+            let _ = rustix::io::write(fd, &1u64.to_ne_bytes());
+        }
+    }
+
+    /// Sleeps until `until` or a wake-up, without the port.
+    fn sleep(&self, until: Instant) {
+        let Some(fd) = &self.wake else {
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(20)),
+            );
+            return;
+        };
+        let left = until.saturating_duration_since(Instant::now());
+        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let timeout = rustix::event::Timespec::try_from(left).ok();
+        let _ = rustix::event::poll(&mut fds, timeout.as_ref());
+        self.drain_wake();
+    }
+
+    fn drain_wake(&self) {
+        if let Some(fd) = &self.wake {
+            let mut count = [0u8; 8];
+            let _ = rustix::io::read(fd, &mut count);
         }
     }
 
@@ -140,6 +183,14 @@ impl ModemLine {
             stop: AtomicBool::new(false),
             calls: AtomicU32::new(0),
             faulted: AtomicBool::new(false),
+            wake: rustix::event::eventfd(
+                0,
+                rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+            )
+            .map_err(
+                |e| tracing::warn!(line = name, error = %e, "no eventfd: the modem line polls"),
+            )
+            .ok(),
         });
         let supervisor = {
             let shared = shared.clone();
@@ -178,6 +229,7 @@ impl ModemLine {
 impl Drop for ModemLine {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        self.shared.ring_wake();
         let thread = self
             .supervisor
             .lock()
@@ -279,6 +331,9 @@ impl Line for ModemLine {
                 channels: 1,
             });
         }
+        // The supervisor may be waiting on the modem with the port: it
+        // lets go when woken and sees the call.
+        shared.ring_wake();
         let Some(port) = shared.port().take() else {
             shared.in_call.store(false, Ordering::Release);
             let why = match shared.state() {
@@ -335,14 +390,28 @@ fn give_back(shared: &Shared, port: Result<AtPort, String>) {
         }
     }
     shared.in_call.store(false, Ordering::Release);
+    shared.ring_wake();
 }
 
-/// Opens the device and checks it is a Class 1 fax modem.
+/// Locks the device, opens it and checks it is a Class 1 fax modem.
 fn open_and_probe(shared: &Shared) -> Result<AtPort, String> {
     let config = &shared.config;
     let device = config.device.display();
-    let mut port = AtPort::open(&config.device, config.speed, config.hardware_flow_control)
-        .map_err(|e| e.to_string())?;
+    // Another program's lock keeps us off before the device is even
+    // opened: opening and probing would reset its modem (issue 26).
+    let lock = match &config.lock_dir {
+        Some(dir) => Some(
+            lock::UucpLock::acquire(dir, &config.device)
+                .map_err(|e| format!("the modem on {device} {e}"))?,
+        ),
+        None => None,
+    };
+    let hardware = config.flow_control == FlowControl::Hardware;
+    let mut port =
+        AtPort::open(&config.device, config.speed, hardware).map_err(|e| e.to_string())?;
+    if let Some(lock) = lock {
+        port.keep_lock(lock);
+    }
     probe(shared, &mut port).map_err(|e| format!("the modem on {device} {e}"))?;
     Ok(port)
 }
@@ -350,14 +419,18 @@ fn open_and_probe(shared: &Shared) -> Result<AtPort, String> {
 fn probe(shared: &Shared, port: &mut AtPort) -> Result<(), String> {
     let timeout = shared.wall(Duration::from_secs(5));
     port.discard_input();
-    let mut ok = |command: &str| -> Result<at::Reply, String> {
-        let reply = port.command(command, timeout).map_err(|e| match e {
+    port.set_xon_xoff(false);
+    let mut ask = |command: &str| -> Result<at::Reply, String> {
+        port.command(command, timeout).map_err(|e| match e {
             AtError::Timeout { echoed: true, .. } => {
                 format!("only echoes {command} back and never answers it")
             }
             AtError::Timeout { .. } => format!("does not answer {command}"),
             other => format!("failed on {command}: {other}"),
-        })?;
+        })
+    };
+    let mut ok = |command: &str| -> Result<at::Reply, String> {
+        let reply = ask(command)?;
         match reply.code {
             ResultCode::Ok => Ok(reply),
             code => Err(format!("said {code} to {command}")),
@@ -383,18 +456,99 @@ fn probe(shared: &Shared, port: &mut AtPort) -> Result<(), String> {
         ));
     }
     ok("AT+FCLASS=1")?;
-    tracing::debug!(line = %shared.name, model = %ident.info.join(" "), "modem probed");
+    let flow = flow_control(shared, &mut ask)?;
+    port.set_xon_xoff(flow == FlowControl::XonXoff);
+    if flow == FlowControl::Hardware && shared.config.flow_control != FlowControl::Hardware {
+        port.set_hardware_flow(true).map_err(|e| e.to_string())?;
+    }
+    // Caller id before the first RING (`NMBR = ...`); a modem without it
+    // says ERROR, which changes nothing.
+    let _ = port.command("AT+VCID=1", timeout);
+    tracing::debug!(line = %shared.name, model = %ident.info.join(" "), flow = ?flow, "modem probed");
     Ok(())
 }
 
-/// The line's own thread: probe, re-probe, count rings, answer.
+/// Agrees flow control with the modem (T.31 `+FLO`, else V.250 `+IFC`).
+/// Not configured: XON/XOFF where the modem offers it (it needs no wires,
+/// and iaxmodem and many USB modems pace that way whatever they are told),
+/// else RTS/CTS where offered, else in-band XON/XOFF honoured anyway (it
+/// costs nothing when no DC3 ever comes).
+fn flow_control(
+    shared: &Shared,
+    ask: &mut impl FnMut(&str) -> Result<at::Reply, String>,
+) -> Result<FlowControl, String> {
+    let offered = |reply: &at::Reply| -> Vec<u32> {
+        // `(0-2)` or `(0-2),(0-2)`: the first range is the DTE's side.
+        let first = reply
+            .info
+            .first()
+            .map(|l| l.split("),").next().unwrap_or("").to_owned())
+            .unwrap_or_default();
+        let first = first
+            .trim_start_matches("+FLO:")
+            .trim_start_matches("+IFC:");
+        let mut values = Vec::new();
+        for part in first
+            .trim_matches(|c| c == '(' || c == ')' || c == ' ')
+            .split(',')
+        {
+            match part.split_once('-') {
+                Some((a, b)) => {
+                    if let (Ok(a), Ok(b)) = (a.trim().parse::<u32>(), b.trim().parse::<u32>()) {
+                        values.extend(a.min(b)..=b.min(9));
+                    }
+                }
+                None => values.extend(part.trim().parse::<u32>().ok()),
+            }
+        }
+        values
+    };
+    let flo = ask("AT+FLO=?").ok().filter(|r| r.code == ResultCode::Ok);
+    let (offers, set): (Vec<u32>, fn(u32) -> String) = match &flo {
+        Some(reply) => (offered(reply), |v| format!("AT+FLO={v}")),
+        None => match ask("AT+IFC=?").ok().filter(|r| r.code == ResultCode::Ok) {
+            Some(reply) => (offered(&reply), |v| format!("AT+IFC={v},{v}")),
+            None => (Vec::new(), |_| String::new()),
+        },
+    };
+    let flow = match shared.config.flow_control {
+        FlowControl::Auto if offers.contains(&1) => FlowControl::XonXoff,
+        FlowControl::Auto if offers.contains(&2) => FlowControl::Hardware,
+        FlowControl::Auto => {
+            return Ok(FlowControl::XonXoff);
+        }
+        chosen => chosen,
+    };
+    let value = match flow {
+        FlowControl::XonXoff => 1,
+        FlowControl::Hardware => 2,
+        _ => 0,
+    };
+    let command = set(value);
+    if !command.is_empty() {
+        match ask(&command) {
+            Ok(r) if r.code == ResultCode::Ok => {}
+            // The modem may pace its own way anyway; we follow what was
+            // configured.
+            Ok(r) => {
+                tracing::info!(line = %shared.name, code = %r.code, "the modem refused {command}")
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(flow)
+}
+
+/// The line's own thread: probe, re-probe, count rings, answer. Idle, it
+/// sleeps on the modem and its wake-up descriptor together: no polling.
 fn supervise(shared: &Arc<Shared>) {
     let mut next_probe = Instant::now();
     let mut rings = 0u32;
     let mut last_ring = Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
         if shared.in_call.load(Ordering::Acquire) {
-            std::thread::sleep(Duration::from_millis(20));
+            // The call's thread has the port; it wakes us when done.
+            shared.sleep(Instant::now() + Duration::from_secs(1));
             continue;
         }
         if shared.faulted.swap(false, Ordering::AcqRel) {
@@ -413,7 +567,7 @@ fn supervise(shared: &Arc<Shared>) {
                 }
                 next_probe = Instant::now() + shared.wall(shared.config.probe_every);
             } else {
-                std::thread::sleep(Duration::from_millis(20));
+                shared.sleep(next_probe);
             }
             continue;
         };
@@ -431,7 +585,17 @@ fn supervise(shared: &Arc<Shared>) {
             }
             continue;
         }
-        match port.wait_ring(Instant::now() + Duration::from_millis(20)) {
+        let mut until = next_probe;
+        if rings > 0 {
+            until = until.min(last_ring + shared.wall(RINGS_FORGOTTEN_AFTER));
+        }
+        let wake = shared.wake.as_ref().map(|fd| fd.as_fd());
+        let until = if wake.is_some() {
+            until
+        } else {
+            until.min(Instant::now() + Duration::from_millis(20))
+        };
+        match port.wait_ring(until, wake) {
             Ok(true) => {
                 rings += 1;
                 last_ring = Instant::now();
@@ -449,8 +613,11 @@ fn supervise(shared: &Arc<Shared>) {
                 }
             }
             Ok(false) => {
+                shared.drain_wake();
                 if rings > 0 && last_ring.elapsed() > shared.wall(RINGS_FORGOTTEN_AFTER) {
                     rings = 0;
+                    // The caller gave up; its number goes with it.
+                    let _ = port.take_caller();
                     shared.set_state(ModemState::Idle);
                 }
             }
@@ -571,19 +738,18 @@ fn send_call(
         t30.hang_up();
     }
     let fax_outcome = if answered { t30.outcome() } else { None };
+    // The far end confirmed every page (MCF after EOP): delivered, and
+    // nothing the modem does from here changes that (issue 26).
+    let delivered = fax_outcome.as_ref().is_some_and(|o| o.is_ok());
     let mut device = Ok(());
     if let Err(e) = &run
         && let Some(why) = device_fault(e)
+        && !delivered
     {
         device = Err(why);
     }
-    if device.is_ok()
-        && let Err(e) = hang_up_modem(shared, &mut port)
-    {
-        device = Err(e.to_string());
-    }
     let outcome = match (&run, &fax_outcome) {
-        (Ok(()), Some(o)) if o.is_ok() => Ok(()),
+        _ if delivered => Ok(()),
         (Ok(()), Some(o)) => Err(LineError::Fax(o.code)),
         // T.30 gave up (timer T0) before the modem heard any fax machine:
         // the same as the modem's own NO CARRIER, whichever came first.
@@ -595,9 +761,14 @@ fn send_call(
             (Some(ResultCode::Busy), false) => LineError::Busy,
             (Some(ResultCode::NoAnswer), false) => LineError::NoAnswer,
             (Some(ResultCode::NoCarrier), false) => LineError::NoCarrier,
-            (Some(ResultCode::NoDialTone), _) => LineError::NoDialTone {
-                line: shared.name.clone(),
-            },
+            (Some(ResultCode::NoDialTone), false) => {
+                // iaxmodem (and other soft modems on VoIP) says NO
+                // DIALTONE for a busy number (issue 26): retried as busy,
+                // the line is not blamed. A dead phone line says the same
+                // on every call, which the log shows.
+                tracing::warn!(number = %fax.to_number, "the modem said NO DIALTONE: retried as a busy number; if every call says so, check the phone line");
+                LineError::Busy
+            }
             _ => match (&device, &fax_outcome) {
                 (Err(why), _) => line_down(why.clone()),
                 (Ok(()), Some(o)) if !o.is_ok() => LineError::Fax(o.code),
@@ -610,8 +781,25 @@ fn send_call(
         pages = fax_outcome.as_ref().map(|o| o.pages),
         "modem call ended"
     );
-    let port = device.map(|()| port);
+    let port = match device {
+        Ok(()) => after_call(shared, port),
+        Err(why) => Err(why),
+    };
     (result(answered, outcome, fax_outcome), port)
+}
+
+/// Hangs up after a call. A modem that no longer answers (iaxmodem after
+/// the far end hung up) is reset: closed, which drops DTR, and opened and
+/// probed again. `Err` only when that fails too.
+fn after_call(shared: &Shared, mut port: AtPort) -> Result<AtPort, String> {
+    match hang_up_modem(shared, &mut port) {
+        Ok(()) => Ok(port),
+        Err(e) => {
+            tracing::info!(line = %shared.name, error = %e, "the modem did not hang up; resetting it");
+            drop(port);
+            open_and_probe(shared).map_err(|why| format!("{e}; reset: {why}"))
+        }
+    }
 }
 
 fn on_event(shared: &Shared, progress: &mut ProgressSink, event: DriverEvent, sending: bool) {
@@ -653,7 +841,7 @@ fn answer_call(shared: &Arc<Shared>, mut port: AtPort) -> Result<AtPort, String>
     let call = IncomingCall {
         line: shared.name.clone(),
         call_id: shared.next_call_id(),
-        from_number: String::new(),
+        from_number: port.take_caller().unwrap_or_default(),
         to_number: shared.config.numbers.first().cloned().unwrap_or_default(),
     };
     let Some(answer) = inbound.answer(&call) else {
@@ -700,18 +888,21 @@ fn answer_call(shared: &Arc<Shared>, mut port: AtPort) -> Result<AtPort, String>
     if run.is_err() {
         t30.hang_up();
     }
+    let received = t30.outcome().is_some_and(|o| o.is_ok());
     let mut device = Ok(());
     if let Err(e) = &run {
         tracing::warn!(error = %e, "receiving over the modem failed");
-        if let Some(why) = device_fault(e) {
+        if let Some(why) = device_fault(e)
+            && !received
+        {
             device = Err(why);
         }
     }
-    if device.is_ok()
-        && let Err(e) = hang_up_modem(shared, &mut port)
-    {
-        device = Err(e.to_string());
-    }
+    // Hang up before the fax is filed: the phone line is free sooner.
+    let port = match device {
+        Ok(()) => after_call(shared, port),
+        Err(why) => Err(why),
+    };
     if let Some(outcome) = t30.outcome() {
         tracing::info!(code = ?outcome.code, pages = outcome.pages, "modem reception ended");
         inbound.deliver(ReceivedFax {
@@ -724,5 +915,5 @@ fn answer_call(shared: &Arc<Shared>, mut port: AtPort) -> Result<AtPort, String>
             duration: started.elapsed().mul_f64(shared.config.time_scale),
         });
     }
-    device.map(|()| port)
+    port
 }

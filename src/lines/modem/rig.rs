@@ -40,6 +40,44 @@ pub enum Party {
     Modem(usize),
 }
 
+/// Ways a modem can differ from SpanDSP's T.31 as the rig runs it by
+/// default: each is what iaxmodem 1.2.0 (SpanDSP's T.31 on an IAX2 call)
+/// does, as issue 26 found against HylaFAX and efax, so tests can show
+/// the line copes with it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Behaviour {
+    /// Paces the computer in-band while it sends data: DC3 when the
+    /// modem's buffer is half full, DC1 when it has drained. What arrives
+    /// while the buffer is full is lost (an overrun), as on a real modem.
+    pub xon_xoff: bool,
+    /// The modem's clock only runs while a call is up, so a command that
+    /// waits on line time (`AT+FTS`) after the far end hung up is never
+    /// answered; a character from the computer ends the wait.
+    pub clock_only_in_calls: bool,
+    /// Says `NO DIALTONE` when the number dialled is busy.
+    pub busy_is_no_dialtone: bool,
+}
+
+/// How the modem's in-band flow control went, for tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    /// DC3s sent: times the computer was asked to wait.
+    pub pauses: u32,
+    /// Bytes lost because the computer kept sending into a full buffer.
+    pub overrun_bytes: usize,
+}
+
+/// The modem's buffer for data from the computer. Without ECM, a buffer
+/// that runs dry mid-page spoils rows, so DC1 comes while a second of
+/// data (at 14400 bit/s, four times real time) is still waiting: a
+/// computer busy elsewhere for a moment must not starve the modem.
+const BUFFER: usize = 96 * 1024;
+/// DC3 above this much waiting, DC1 once below `RESUME_BELOW`. The pty
+/// in between holds several kilobytes the computer wrote before it could
+/// see the DC3, so the stop leaves that much room.
+const PAUSE_ABOVE: usize = 24 * 1024;
+const RESUME_BELOW: usize = 12 * 1024;
+
 /// A call to a simulated fax machine, once it has ended.
 #[derive(Debug, Clone)]
 pub struct FarCall {
@@ -73,6 +111,12 @@ struct Port {
     engaged: bool,
     /// Bytes the modem would have sent while unplugged are dropped.
     plugged: bool,
+    behaviour: Behaviour,
+    /// A DC3 was sent and no DC1 yet.
+    paused_dte: bool,
+    flow: FlowStats,
+    /// This modem's own number, given to whoever it calls.
+    number: String,
 }
 
 enum End {
@@ -99,6 +143,8 @@ struct Ringing {
     next_ring: u64,
     rings: u32,
     number: String,
+    /// The caller's number, shown to the called modem (`NMBR=`).
+    caller_id: String,
 }
 
 struct Pending {
@@ -135,6 +181,10 @@ impl SoftModems {
                 dial_tone: true,
                 engaged: false,
                 plugged: false,
+                behaviour: Behaviour::default(),
+                paused_dte: false,
+                flow: FlowStats::default(),
+                number: String::new(),
             };
             port.plug()?;
             ports.push(port);
@@ -184,8 +234,34 @@ impl SoftModems {
         self.lock().ports[n].dial_tone = present;
     }
 
+    /// Makes modem `n` behave as `behaviour` says (from now on).
+    pub fn set_behaviour(&self, n: usize, behaviour: Behaviour) {
+        self.lock().ports[n].behaviour = behaviour;
+    }
+
+    /// How modem `n`'s in-band flow control went so far.
+    pub fn flow_stats(&self, n: usize) -> FlowStats {
+        self.lock().ports[n].flow
+    }
+
+    /// Modem `n`'s own number, shown as the caller id when it calls.
+    pub fn set_own_number(&self, n: usize, number: &str) {
+        self.lock().ports[n].number = number.to_owned();
+    }
+
     /// A SpanDSP fax machine calls modem `n` to send `document`.
     pub fn call_in(&self, n: usize, document: &Path, settings: FaxSettings) -> std::io::Result<()> {
+        self.call_in_from(n, document, settings, "")
+    }
+
+    /// As `call_in`, from the number `from` (the caller id, if any).
+    pub fn call_in_from(
+        &self,
+        n: usize,
+        document: &Path,
+        settings: FaxSettings,
+        from: &str,
+    ) -> std::io::Result<()> {
         let document = FaxDocument::open(document)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))?;
         let mut ex = self.lock();
@@ -197,6 +273,7 @@ impl SoftModems {
             next_ring: now,
             rings: 0,
             number: format!("from {n}"),
+            caller_id: from.to_owned(),
         });
         Ok(())
     }
@@ -220,6 +297,7 @@ impl SoftModems {
         port.from_dte.clear();
         port.to_dte.clear();
         port.engaged = false;
+        port.paused_dte = false;
         port.plug()
     }
 
@@ -275,9 +353,22 @@ impl Port {
         let Some(master) = self.master.as_mut() else {
             return;
         };
-        // Read only what the modem can soon take, so a fast DTE is held
-        // back by the pty (its flow control).
-        if self.from_dte.len() < 4096 {
+        if self.behaviour.xon_xoff {
+            // Take all the computer wrote: only DC3 holds it back, and
+            // what overflows the buffer is lost.
+            let mut buf = [0u8; 4096];
+            // EIO while no one has the slave side open: nothing to read.
+            while let Ok(n) = master.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let room = BUFFER.saturating_sub(self.from_dte.len()).min(n);
+                self.from_dte.extend_from_slice(&buf[..room]);
+                self.flow.overrun_bytes += n - room;
+            }
+        } else if self.from_dte.len() < 4096 {
+            // Read only what the modem can soon take, so a fast DTE is held
+            // back by the pty (its flow control).
             let mut buf = [0u8; 1024];
             // EIO while no one has the slave side open: nothing to read.
             if let Ok(n) = master.read(&mut buf) {
@@ -288,6 +379,24 @@ impl Port {
         if room > 0 {
             let bytes: Vec<u8> = self.from_dte.drain(..room).collect();
             self.modem.from_dte(&bytes);
+        }
+        if self.behaviour.xon_xoff {
+            // XOFF and XON go out ahead of anything queued for the DTE,
+            // as a UART sends them.
+            let waiting = self.from_dte.len();
+            let flow = if !self.paused_dte && waiting > PAUSE_ABOVE {
+                self.flow.pauses += 1;
+                Some(super::at::DC3)
+            } else if self.paused_dte && waiting < RESUME_BELOW {
+                Some(super::at::DC1)
+            } else {
+                None
+            };
+            if let Some(byte) = flow
+                && master.write(&[byte]).is_ok_and(|n| n == 1)
+            {
+                self.paused_dte = byte == super::at::DC3;
+            }
         }
         self.to_dte.extend(self.modem.take_to_dte());
         if !self.to_dte.is_empty() {
@@ -365,6 +474,9 @@ impl Exchange {
                     None | Some(Party::NoAnswer) => {
                         self.later(i, NetworkEvent::NoAnswer, RING_EVERY * MAX_RINGS)
                     }
+                    Some(Party::Busy) if self.ports[i].behaviour.busy_is_no_dialtone => {
+                        self.later(i, NetworkEvent::NoDialTone, Duration::from_secs(1))
+                    }
                     Some(Party::Busy) => self.later(i, NetworkEvent::Busy, Duration::from_secs(1)),
                     Some(Party::Voice) => {
                         self.connect(i, End::Voice(VoiceAnswer::default()), number);
@@ -396,12 +508,14 @@ impl Exchange {
                     Some(Party::Modem(j)) if j < self.ports.len() && !self.ports[j].engaged => {
                         self.ports[j].engaged = true;
                         let now = self.samples;
+                        let caller_id = self.ports[i].number.clone();
                         self.ringing.push(Ringing {
                             to: j,
                             from: Caller::Modem(i),
                             next_ring: now,
                             rings: 0,
                             number,
+                            caller_id,
                         });
                     }
                     Some(Party::Modem(_)) => {
@@ -470,7 +584,11 @@ impl Exchange {
                 }
                 r.rings += 1;
                 r.next_ring = now + samples(RING_EVERY);
-                self.ports[r.to].modem.call_event(NetworkEvent::Ringing);
+                let modem = &mut self.ports[r.to].modem;
+                if r.rings == 1 && !r.caller_id.is_empty() {
+                    modem.set_caller_id(&r.caller_id);
+                }
+                modem.call_event(NetworkEvent::Ringing);
             }
         }
         for k in gave_up.into_iter().rev() {
@@ -545,10 +663,11 @@ impl Exchange {
                 }
             }
         }
-        // Idle modems still need their clocks to run (timeouts, CED/CNG).
+        // Idle modems still need their clocks to run (timeouts, CED/CNG),
+        // except one whose clock is the call's audio.
         let mut silence = [0i16; CHUNK_SAMPLES];
         for (i, port) in self.ports.iter_mut().enumerate() {
-            if !busy[i] {
+            if !busy[i] && !port.behaviour.clock_only_in_calls {
                 port.modem.transmit(&mut silence);
                 silence.fill(0);
                 port.modem.receive(&silence);
