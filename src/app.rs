@@ -258,6 +258,7 @@ async fn run_inner(
         let mut options =
             crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
         options.tls = smtp_tls;
+        options.trusted_relays = config.smtp.trusted_relays.clone();
         let counts = intake.clone();
         options.accepted = Arc::new(move |n| counts.count(crate::api::Intake::Smtp, n));
         crate::smtp::SmtpServer::start(

@@ -72,7 +72,7 @@ impl Default for ApiOptions {
             ..ConvertOptions::default()
         };
         ApiOptions {
-            workers: 8,
+            workers: 64,
             max_body: 32 * 1024 * 1024,
             convert,
             fetch: fetch::FetchPolicy::default(),
@@ -308,25 +308,26 @@ fn respond(raw: tiny_http::Request, reply: Reply, request_id: &str) {
     }
 }
 
-/// Reads the body, refusing more than `limit` bytes (by the declared length
-/// before reading anything, else while reading).
+/// Reads the body (`http_pool::read_body`: bounded in size and time).
 fn read_body(
     reader: &mut dyn Read,
     declared: Option<usize>,
     limit: usize,
 ) -> Result<Vec<u8>, ApiError> {
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge { limit });
-    }
-    let mut body = Vec::new();
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::BadRequest(format!("the request body could not be read: {e}")))?;
-    if body.len() > limit {
-        return Err(ApiError::TooLarge { limit });
-    }
-    Ok(body)
+    use crate::http_pool::BodyError;
+    crate::http_pool::read_body(reader, declared, limit).map_err(|e| match e {
+        BodyError::TooLarge { limit } => ApiError::TooLarge { limit },
+        BodyError::TooSlow => ApiError::Timeout(format!(
+            "the request body came too slowly; send it at {} KB/s or faster",
+            crate::http_pool::MIN_BODY_RATE / 1024
+        )),
+        BodyError::Busy => ApiError::Timeout(
+            "the fax box is taking in other large uploads; send this one again in a minute".into(),
+        ),
+        BodyError::Io(e) => {
+            ApiError::BadRequest(format!("the request body could not be read: {e}"))
+        }
+    })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -356,13 +357,29 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The largest JSON body read: a fax's or a user's fields are a few KB, and
+/// a parsed JSON value takes many times its text in memory (documents come
+/// as multipart parts, not inside JSON). Nesting is bounded by serde_json,
+/// which refuses values nested more than 128 deep.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// A JSON body as a value, bounded by `MAX_JSON_BODY`.
+pub fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+    if body.len() > MAX_JSON_BODY {
+        return Err(ApiError::BadRequest(format!(
+            "the JSON body is {} bytes; the fields of a request fit in {MAX_JSON_BODY} (send documents as multipart parts)",
+            body.len()
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
 /// Reads `{"data": {...}}` into `T`, with a per-field entry for every field
 /// that is unknown or of the wrong type (each field is tried on its own, so
 /// one reply names them all).
-pub(crate) fn parse_data<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    let data = match value {
+pub fn parse_data<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
+    let data = match json_body(body)? {
         Value::Object(mut top) => match top.remove("data") {
             Some(Value::Object(data)) => data,
             Some(_) => {

@@ -99,6 +99,10 @@ pub enum ApiError {
     Document(#[from] DocumentError),
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// 408: the body came too slowly, or the box was too busy with other
+    /// uploads to take it in time.
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     UnsupportedType(String),
     #[error("{0}")]
@@ -183,6 +187,7 @@ pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
             "request entity too large",
             json!({ "message": error.to_string() }),
         ),
+        ApiError::Timeout(text) => (408, "request timeout", json!({ "message": text })),
         ApiError::UnsupportedType(text) => {
             (415, "unsupported media type", json!({ "message": text }))
         }

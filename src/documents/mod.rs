@@ -17,7 +17,7 @@ pub mod faxtiff;
 mod images;
 mod office;
 mod pdf;
-mod print_raster;
+pub(crate) mod print_raster;
 mod raster;
 pub mod storage;
 mod text;

@@ -278,6 +278,13 @@ pub static SETTINGS: &[Setting] = &[
         "simultaneous SMTP sessions"
     ),
     setting!(
+        "smtp_sessions_per_client",
+        "10",
+        int(1, 10_000),
+        System,
+        "simultaneous SMTP sessions from one client address (trusted relays are not limited)"
+    ),
+    setting!(
         "store_fax_pdf",
         "true",
         SettingKind::Bool,
