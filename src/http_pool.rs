@@ -5,8 +5,9 @@
 //! a body a byte every two seconds took every worker of a fixed pool, and
 //! `/healthz` with them). What bounds them instead:
 //! - at most `max_requests` requests are served at once, and one client
-//!   address may hold at most half of them; past that a client is answered
-//!   503 at once;
+//!   address on the network may hold at most half of them; past that a
+//!   client is answered 503 at once (clients on this machine, the CLI and a
+//!   local relay, are not limited per address);
 //! - every connection has read and write timeouts (`IDLE_TIMEOUT`): a client
 //!   silent that long, between requests or inside a body, is cut off;
 //! - handlers read bodies with `read_body`, which also bounds the time the
@@ -48,7 +49,7 @@ pub const BODY_GRACE: Duration = Duration::from_secs(30);
 /// twenty 30 MB uploads at once took 850 MB (issue 18). A large body waits
 /// for room (its client's bytes wait in the kernel meanwhile) and holds it
 /// until its request is answered. Bodies under `SMALL_BODY` do not count.
-pub const BODY_BUDGET: usize = 96 * 1024 * 1024;
+pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 /// Bodies this small (JSON requests, most IPP requests) never wait.
 pub const SMALL_BODY: usize = 256 * 1024;
@@ -119,8 +120,14 @@ pub fn read_body(
     let expected = declared.unwrap_or(limit);
     let deadline =
         Instant::now() + BODY_GRACE + Duration::from_secs(expected as u64 / MIN_BODY_RATE);
-    if expected > SMALL_BODY && !take_body_budget(expected, deadline) {
-        return Err(BodyError::Busy);
+    // A declared length is taken from the budget at once; a chunked body
+    // takes it a megabyte at a time as it grows.
+    let mut held = 0;
+    if let Some(n) = declared.filter(|n| *n > SMALL_BODY) {
+        if !take_body_budget(n, deadline) {
+            return Err(BodyError::Busy);
+        }
+        held = n;
     }
     // Grown as the body comes, not reserved from what the client claims.
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(64 * 1024));
@@ -149,6 +156,13 @@ pub fn read_body(
             return Err(BodyError::TooLarge { limit });
         }
         body.extend_from_slice(&chunk[..n]);
+        if body.len() > SMALL_BODY.max(held) {
+            let more = (body.len() - held).max(1024 * 1024);
+            if !take_body_budget(more, deadline) {
+                return Err(BodyError::Busy);
+            }
+            held += more;
+        }
     }
 }
 
@@ -212,7 +226,8 @@ pub struct HttpPool {
 
 impl HttpPool {
     /// Serves `listener`, each request on a thread named `name` calling
-    /// `serve`, at most `max_requests` (at least two) at once.
+    /// `serve`, at most `max_requests` (at least 16: a client's event
+    /// stream and a few uploads must not lock it out) at once.
     pub fn start<F>(
         listener: TcpListener,
         name: &str,
@@ -236,7 +251,7 @@ impl HttpPool {
         );
         let stopping = Arc::new(AtomicBool::new(false));
         let in_flight = Arc::new(InFlight::default());
-        let max = max_requests.max(2);
+        let max = max_requests.max(16);
         let serve = Arc::new(serve);
         let dispatcher = {
             let (server, stopping, in_flight) =
@@ -290,7 +305,10 @@ fn dispatch<F>(
 ) where
     F: Fn(tiny_http::Request) + Send + Sync + 'static,
 {
-    let client = request.remote_addr().map(|a| a.ip().to_canonical());
+    let client = request
+        .remote_addr()
+        .map(|a| a.ip().to_canonical())
+        .filter(|ip| !ip.is_loopback());
     if !in_flight.enter(client, max) {
         let mut busy = tiny_http::Response::from_string(
             "Faxbox is serving as many requests as it can right now; try again in a moment\n",
@@ -329,5 +347,35 @@ fn dispatch<F>(
 impl Drop for HttpPool {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_bounded_by_declared_and_sent_length() {
+        let read = |bytes: &[u8], declared: Option<usize>, limit: usize| {
+            read_body(&mut std::io::Cursor::new(bytes.to_vec()), declared, limit)
+        };
+        assert_eq!(read(b"hello", Some(5), 10).unwrap(), b"hello");
+        // A terabyte declared is refused before a byte is read.
+        assert!(matches!(
+            read(b"", Some(1 << 40), 10),
+            Err(BodyError::TooLarge { limit: 10 })
+        ));
+        // Chunked (no length): cut at the limit as it comes.
+        assert!(matches!(
+            read(&[b'x'; 11], None, 10),
+            Err(BodyError::TooLarge { limit: 10 })
+        ));
+        // A large chunked body takes budget as it grows, and gives it back
+        // when its request is done.
+        let big = vec![b'x'; 3 * SMALL_BODY];
+        assert_eq!(read(&big, None, 4 * SMALL_BODY).unwrap().len(), big.len());
+        assert!(BODY_HELD.with(|h| h.get()) > 0);
+        give_back_body_budget();
+        assert_eq!(BODY_HELD.with(|h| h.get()), 0);
     }
 }

@@ -31,10 +31,27 @@ pub const MAX_COLLECTION_DEPTH: usize = 16;
 
 /// Walks the attributes of an IPP message (RFC 8010 3.1.1) without keeping
 /// them, and says which bound it breaks, if any, before the `ipp` crate's
-/// parser builds them.
-fn check_bounds(body: &[u8]) -> Result<(), String> {
+/// parser builds them: too many values or collections too deep (refused as
+/// too large), or a length that runs past its field, which that parser
+/// does not check inside textWithLanguage and nameWithLanguage values
+/// (it panicked; found by the `ipp` fuzz target).
+fn check_bounds(body: &[u8]) -> Result<(), (StatusCode, String)> {
+    let too_large = |why: String| Err((StatusCode::ClientErrorRequestEntityTooLong, why));
+    let malformed = |why: &str| {
+        Err((
+            StatusCode::ClientErrorBadRequest,
+            format!("the request is not a well-formed IPP message: {why}"),
+        ))
+    };
     let mut at = 8;
     let (mut values, mut depth) = (0usize, 0usize);
+    // A length-prefixed field at `at`: its bytes, and `at` moved past it.
+    let field = |at: &mut usize| -> Option<&[u8]> {
+        let len = u16::from_be_bytes([*body.get(*at)?, *body.get(*at + 1)?]) as usize;
+        let bytes = body.get(*at + 2..*at + 2 + len)?;
+        *at += 2 + len;
+        Some(bytes)
+    };
     while let Some(&tag) = body.get(at) {
         at += 1;
         match tag {
@@ -44,28 +61,34 @@ fn check_bounds(body: &[u8]) -> Result<(), String> {
             0x00..=0x0f => continue,
             _ => {}
         }
-        let mut field = || -> Option<usize> {
-            let len = u16::from_be_bytes([*body.get(at)?, *body.get(at + 1)?]) as usize;
-            at += 2 + len;
-            Some(len)
+        let (Some(_name), Some(value)) = (field(&mut at), field(&mut at)) else {
+            return malformed("an attribute runs past the end of the request");
         };
-        // name-length and name, then value-length and value; the parser
-        // reports a message cut short.
-        if field().is_none() || field().is_none() {
-            return Ok(());
-        }
         values += 1;
         if values > MAX_VALUES {
-            return Err(format!(
+            return too_large(format!(
                 "the request has more than {MAX_VALUES} attribute values"
             ));
         }
         match tag {
+            // textWithLanguage, nameWithLanguage: a language and a text,
+            // each with its length, inside the value (RFC 8010 3.9).
+            0x35 | 0x36 => {
+                let mut inner = 0;
+                let mut part = |inner: &mut usize| -> Option<()> {
+                    let len = u16::from_be_bytes([*value.get(*inner)?, *value.get(*inner + 1)?]);
+                    *inner += 2 + len as usize;
+                    (*inner <= value.len()).then_some(())
+                };
+                if part(&mut inner).and_then(|_| part(&mut inner)).is_none() {
+                    return malformed("a text with language runs past its value");
+                }
+            }
             // begCollection, endCollection (RFC 8010 3.1.6).
             0x34 => {
                 depth += 1;
                 if depth > MAX_COLLECTION_DEPTH {
-                    return Err(format!(
+                    return too_large(format!(
                         "the request nests collections more than {MAX_COLLECTION_DEPTH} deep"
                     ));
                 }
@@ -163,13 +186,8 @@ pub fn decode(body: &[u8]) -> Result<Request, Refused> {
         ));
     }
     let attributes_part = &body[..body.len().min(MAX_ATTRIBUTES)];
-    if let Err(why) = check_bounds(attributes_part) {
-        return Err(refuse(
-            StatusCode::ClientErrorRequestEntityTooLong,
-            request_id,
-            version,
-            why,
-        ));
+    if let Err((status, why)) = check_bounds(attributes_part) {
+        return Err(refuse(status, request_id, version, why));
     }
     // The parser wants an owned reader; the document is then the rest of
     // `body` after the position where the attributes ended.

@@ -254,7 +254,7 @@ pub static SETTINGS: &[Setting] = &[
         "180",
         int(1, 3600),
         System,
-        "email to fax: seconds an SMTP client may stay silent before it is disconnected"
+        "email to fax: seconds an SMTP client may take to send one command or line before it is disconnected"
     ),
     setting!(
         "smtp_max_msg_size",

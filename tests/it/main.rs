@@ -4,8 +4,10 @@
 mod api;
 mod cli;
 mod documents;
+mod edges;
 mod file_proxy;
 mod freeswitch;
+mod fuzz;
 mod harness;
 mod inbound;
 mod ipp;

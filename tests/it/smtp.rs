@@ -1189,23 +1189,8 @@ fn a_250_survives_sigkill_and_the_fax_goes_out_after_restart() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let (account, domain) = {
-        let store = Store::open_data_dir(&data).unwrap();
-        let account = store.create_account("Acme", None).unwrap().id;
-        store
-            .create_user(&account, "bob@acme.example", "Bob")
-            .unwrap();
-        let f = store
-            .create_faxbox(
-                &account,
-                FaxboxFields {
-                    name: Some("Desk".into()),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        (account, f.smtp_email_address)
-    };
+    let (account, desk) = crate::harness::acme_with_desk(&data);
+    let domain = desk.smtp_email_address;
     let (mut child, addr) = serve(dir.path());
     let mut d = Dialogue::hello(addr);
     let to = format!("5551234@{domain}");

@@ -226,8 +226,13 @@ impl Iterator for ClientConnection {
             };
 
             // checking HTTP version
+            // Faxbox patch: the answer goes through this request's own
+            // writer, and the connection ends. Upstream took the next
+            // writer, which waits for this request's, so an HTTP/2 preface
+            // (`PRI * HTTP/2.0`) was never answered; nor can HTTP/1.1
+            // requests follow an HTTP/2 client's preface.
             if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
+                let writer = rq.into_writer();
                 let response = Response::from_string(
                     "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
                 )
@@ -235,7 +240,7 @@ impl Iterator for ClientConnection {
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();
-                continue;
+                return None;
             }
 
             // updating the status of the connection
