@@ -75,7 +75,7 @@ fn check_bounds(body: &[u8]) -> Result<(), (StatusCode, String)> {
             // each with its length, inside the value (RFC 8010 3.9).
             0x35 | 0x36 => {
                 let mut inner = 0;
-                let mut part = |inner: &mut usize| -> Option<()> {
+                let part = |inner: &mut usize| -> Option<()> {
                     let len = u16::from_be_bytes([*value.get(*inner)?, *value.get(*inner + 1)?]);
                     *inner += 2 + len as usize;
                     (*inner <= value.len()).then_some(())
