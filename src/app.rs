@@ -207,6 +207,10 @@ async fn run_inner(
         let postman = postman.clone();
         Arc::new(move || postman.wake())
     };
+    // Every conversion, at intake and at send time, is drawn in a render
+    // worker process under memory and CPU limits (issue 18).
+    let drawing = crate::documents::Drawing::worker_of_this_program();
+    options.convert.drawing = drawing.clone();
     let receiver = Arc::new(
         Receiver::new(
             store.clone(),
@@ -247,9 +251,11 @@ async fn run_inner(
         Arc::new(move || scheduler.wake())
     };
     let intake = Arc::new(crate::api::IntakeCounts::default());
+    let mut api_options = ApiOptions::default();
+    api_options.convert.drawing = drawing.clone();
     let api = Api::start(
         http,
-        Ctx::new(store.clone(), wake.clone(), live, ApiOptions::default())
+        Ctx::new(store.clone(), wake.clone(), live, api_options)
             .with_lines(status_lines)
             .with_intake(intake.clone()),
     )
@@ -259,6 +265,7 @@ async fn run_inner(
             crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
         options.tls = smtp_tls;
         options.trusted_relays = config.smtp.trusted_relays.clone();
+        options.convert.drawing = drawing.clone();
         let counts = intake.clone();
         options.accepted = Arc::new(move |n| counts.count(crate::api::Intake::Smtp, n));
         crate::smtp::SmtpServer::start(
@@ -286,6 +293,10 @@ async fn run_inner(
                         allow: config.ipp.allow.clone(),
                         require_auth: config.ipp.require_auth,
                         accepted: Arc::new(move |n| intake.count(crate::api::Intake::Ipp, n)),
+                        convert: crate::documents::ConvertOptions {
+                            drawing,
+                            ..Default::default()
+                        },
                         ..Default::default()
                     },
                 },

@@ -90,6 +90,10 @@ pub enum Command {
     /// Received faxes: list, inspect, export as PDF.
     #[command(subcommand)]
     Inbox(InboxCommand),
+    /// Internal: draws one conversion sent on stdin under memory and CPU
+    /// limits (started by the box itself, see `documents::worker`).
+    #[command(hide = true)]
+    RenderWorker,
 }
 
 #[derive(Debug, Subcommand)]
@@ -394,6 +398,10 @@ pub enum JobsCommand {
 
 /// Runs one command and turns its outcome into an exit status.
 pub fn main(cli: Cli) -> ExitCode {
+    // A render worker reads no configuration and touches no data dir.
+    if matches!(cli.command, Command::RenderWorker) {
+        return crate::documents::worker::serve();
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -454,6 +462,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs(cmd) => jobs(&open()?, &out, cmd),
         Command::Line(cmd) => line(&config, &open()?, &out, cmd),
         Command::Inbox(cmd) => inbox(&open()?, &out, cmd),
+        Command::RenderWorker => anyhow::bail!("render-worker is started by the box itself"),
     }
 }
 

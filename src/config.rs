@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::model::is_domain;
+
 /// Where `faxbox` looks when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "faxbox.toml";
 /// Where installed appliances keep it (see systemd/faxbox.service).
@@ -239,6 +241,10 @@ pub struct Smarthost {
     /// `None` leaves mail queued in the store until one is configured.
     pub server: Option<SmarthostServer>,
     pub from: String,
+    /// The name the box gives in EHLO: `smtp.hostname`, a fully qualified
+    /// name (smarthosts with Postfix's reject_non_fqdn_helo_hostname
+    /// refuse a bare one).
+    pub hello_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -514,11 +520,12 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         )?
         .listen;
         let hostname = match raw_smtp.hostname {
-            Some(h) if h.trim().is_empty() || h.contains(char::is_whitespace) => {
+            Some(h) if !is_domain(&h) => {
                 return Err(bad(
                     "smtp.hostname",
                     &format!("{h:?}"),
-                    "expected the box's mail name such as \"fax.example.com\"",
+                    "expected the box's fully qualified mail name such as \"fax.example.com\" \
+                     (smarthosts refuse a bare host name in EHLO)",
                 ));
             }
             Some(h) => h,
@@ -707,6 +714,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         None => Smarthost {
             server: None,
             from: "faxbox@localhost".into(),
+            hello_name: smtp.hostname.clone(),
         },
         Some(s) => {
             let tls = match s.tls.as_deref().unwrap_or("starttls") {
@@ -745,7 +753,11 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
                     "expected an email address",
                 ));
             }
-            Smarthost { server, from }
+            Smarthost {
+                server,
+                from,
+                hello_name: smtp.hostname.clone(),
+            }
         }
     };
 
@@ -789,13 +801,20 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     })
 }
 
-/// The machine's name, for the SMTP greeting when the file names none.
+/// The machine's name, for the SMTP greeting and EHLO when the file names
+/// none. A bare host name (an appliance often has one) gets `.localdomain`,
+/// so that it is fully qualified as EHLO needs (RFC 5321 4.1.1.1).
 fn system_hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
-        .filter(|h| !h.is_empty() && !h.contains(char::is_whitespace))
-        .unwrap_or_else(|| "faxbox".to_owned())
+        .filter(|h| !h.is_empty() && is_domain(&format!("{h}.localdomain")))
+        .unwrap_or_else(|| "faxbox".to_owned());
+    if is_domain(&host) {
+        host
+    } else {
+        format!("{host}.localdomain")
+    }
 }
 
 fn resolve_modem(

@@ -9,8 +9,6 @@
 //! bytes; a panic, an abort, a hang or a runaway allocation is the bug the
 //! fuzzer looks for.
 
-use std::sync::atomic::AtomicBool;
-
 /// An email as the SMTP listener reads it at the end of DATA.
 pub fn mime(data: &[u8]) {
     let _ = crate::smtp::read_email(data, &crate::smtp::ContentRules::defaults());
@@ -58,8 +56,8 @@ pub fn raster(data: &[u8]) {
     } else {
         Format::Pwg
     };
-    let cancel = AtomicBool::new(false);
-    let _ = convert(data, "fuzz.pwg", format, &geometry, 4, 4_000_000, &cancel);
+    let watch = crate::documents::Watch::idle();
+    let _ = convert(data, "fuzz.pwg", format, &geometry, 4, 4_000_000, &watch);
 }
 
 /// The targets by name, for `make fuzz TARGET=...` and the replay.

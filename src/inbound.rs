@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::documents;
 use crate::lines::{Answer, FaxOutcome, Inbound, IncomingCall, ReceivedFax};
 use crate::model::{
-    DocumentKind, Faxbox, FaxboxId, NewDocument, NewReceivedFax, Reception, RxResult, now,
+    DocumentKind, FaxId, Faxbox, FaxboxId, NewDocument, NewReceivedFax, Reception, RxResult, now,
 };
 use crate::notify::{self, InboundFacts};
 use crate::store::{MailToQueue, Store};
@@ -118,8 +118,11 @@ impl Receiver {
                 None
             }
         });
+        // Nothing arrived: no inbox entry, and the error mail names none.
+        let fax_id = tiff.as_ref().map(|_| FaxId::new());
         let facts = InboundFacts {
             fax: None,
+            fax_id: fax_id.as_ref(),
             faxbox: &faxbox,
             owner_email: owner_email.as_deref(),
             from_number: &r.from_number,
@@ -138,7 +141,7 @@ impl Receiver {
             warn!(call = %r.call_id, "cannot compose the mail for a received fax: {e}");
             None
         });
-        let fax = tiff.map(|tiff| {
+        let fax = tiff.zip(fax_id.clone()).map(|(tiff, id)| {
             let mut docs = vec![NewDocument {
                 kind: DocumentKind::ReceivedTiff,
                 content_type: "image/tiff".into(),
@@ -157,6 +160,7 @@ impl Receiver {
             }
             (
                 NewReceivedFax {
+                    id,
                     account_id: r.account_id.clone(),
                     faxbox_id: r.faxbox_id.clone(),
                     from_number: r.from_number.clone(),

@@ -23,4 +23,5 @@ pub mod scheduler;
 pub mod smtp;
 pub mod store;
 pub mod systemd;
+pub mod timezone;
 pub mod tui;

@@ -286,6 +286,11 @@ impl FaxboxFields {
                 format!("{domain:?} is not a mail domain such as fax.example.com"),
             ));
         }
+        if let Some(tz) = &self.fax_timezone
+            && let Err(e) = crate::timezone::check(tz)
+        {
+            return Err(FieldError::new("fax_timezone", "format", e));
+        }
         for pattern in self.smtp_permission_list.iter().flatten() {
             if let Err(e) = regex::Regex::new(pattern) {
                 return Err(FieldError::new(
@@ -522,6 +527,9 @@ pub struct RxResult {
 /// A fax a line received, to be put in a faxbox's inbox.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewReceivedFax {
+    /// Chosen before the fax is stored, so that the mail announcing it,
+    /// composed first and queued in the same transaction, names it.
+    pub id: FaxId,
     pub account_id: AccountId,
     pub faxbox_id: FaxboxId,
     pub from_number: String,

@@ -192,6 +192,18 @@ pub fn create(
     submit(ctx, scope, input, upload.documents)
 }
 
+/// The attempts a job without a faxbox or its own `retries` gets.
+pub(crate) fn default_retries(
+    ctx: &Ctx,
+    account: &crate::model::AccountId,
+) -> Result<u8, ApiError> {
+    let value = ctx
+        .store
+        .setting(Some(account), "default_retry_count")?
+        .value;
+    Ok(value.as_u64().map_or(1, |n| n.clamp(1, 4) as u8))
+}
+
 /// Validates a job, converts its documents and commits it with them.
 fn submit(
     ctx: &Ctx,
@@ -237,8 +249,17 @@ fn submit(
     }
     let to_number = input.to_number.clone().unwrap_or_default();
     let normalized = check_number(&to_number, &mut errors);
-    let retries = check_retries(input.retries, &mut errors)
-        .unwrap_or_else(|| faxbox.as_ref().map_or(1, |f| f.retries));
+    // Without a faxbox, the account's default_retry_count applies (issue 21).
+    let retries = match (check_retries(input.retries, &mut errors), &faxbox) {
+        (Some(r), _) => r,
+        (None, Some(f)) => f.retries,
+        (None, None) => default_retries(ctx, account)?,
+    };
+    if let Some(tz) = input.timezone.as_ref().or(input.fax_timezone.as_ref())
+        && let Err(e) = crate::timezone::check(tz)
+    {
+        errors.push(FieldError::new("fax_timezone", "format", e));
+    }
     let notify_email: Vec<String> =
         check_emails(input.notifications, &mut errors).unwrap_or_else(|| {
             faxbox

@@ -59,6 +59,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
             } else {
                 PaperSize::Letter
             },
+            drawing: super::Drawing::worker_of_this_program(),
             ..ConvertOptions::default()
         };
         let doc = super::convert(&inputs, &options)?;

@@ -7,7 +7,7 @@
 use super::DocumentError;
 
 /// The kinds of input Faxbox converts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Pdf,
     Tiff,
@@ -181,7 +181,7 @@ pub fn detect(bytes: &[u8], name: &str, content_type: Option<&str>) -> Result<Ki
         }),
         (Some(c), None) => Err(DocumentError::Corrupt {
             name: name.into(),
-            kind: c.describe(),
+            kind: c.describe().into(),
             reason: "its contents are not in that format".into(),
         }),
         (None, Some(a)) => Ok(a),

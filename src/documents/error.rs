@@ -2,10 +2,12 @@
 //! phrased for the person who sent the document (it ends up in an email or an
 //! API reply), naming the file and what to do about it.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Why a document could not be turned into a fax (or a fax into a PDF).
-#[derive(Debug, thiserror::Error)]
+/// Serializable because a render worker process sends it to the box.
+#[derive(Debug, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum DocumentError {
     /// The file has no bytes at all.
@@ -31,7 +33,7 @@ pub enum DocumentError {
     #[error("'{name}' could not be read as {kind}: {reason}")]
     Corrupt {
         name: String,
-        kind: &'static str,
+        kind: Cow<'static, str>,
         reason: String,
     },
 
@@ -56,9 +58,31 @@ pub enum DocumentError {
     #[error("'{name}' has a page or image too large to fax ({detail})")]
     TooLarge { name: String, detail: String },
 
+    /// A text document with a line longer than any written to be read.
+    #[error(
+        "line {line} of '{name}' is {chars} characters long; a text fax takes lines of at most {limit} characters; break the text into lines or send it as a PDF"
+    )]
+    LineTooLong {
+        name: String,
+        line: usize,
+        chars: usize,
+        limit: usize,
+    },
+
     /// The per-document time budget ran out.
     #[error("'{name}' took longer than {}s to convert; simplify it or split it and send it again", .limit.as_secs())]
     TimedOut { name: String, limit: Duration },
+
+    /// Drawing one page (or opening the document, page 0) needed more
+    /// memory than a render worker may take.
+    #[error(
+        "{} needs more than {limit_mb} MB of memory to draw; simplify it (or print it to a new PDF) and send it again", page_of(.name, *.page)
+    )]
+    OutOfMemory {
+        name: String,
+        page: usize,
+        limit_mb: u64,
+    },
 
     /// Office formats go through LibreOffice, which this box does not have.
     #[error(
@@ -75,6 +99,13 @@ pub enum DocumentError {
         "'{name}' could not be rendered (the renderer failed on page {page}); save it again as PDF and resend"
     )]
     RendererFailed { name: String, page: usize },
+
+    /// The render worker process could not be started (the box itself is
+    /// short of processes or memory; not the document's fault).
+    #[error(
+        "'{name}' could not be converted now: the document renderer did not start ({reason}); try again later"
+    )]
+    WorkerUnavailable { name: String, reason: String },
 
     /// A fax TIFF that cannot be read.
     #[error("this fax image could not be read: {reason}")]
@@ -95,5 +126,13 @@ impl DocumentError {
         DocumentError::BadFaxTiff {
             reason: reason.into(),
         }
+    }
+}
+
+/// "page 3 of 'invoice.pdf'", or "'invoice.pdf'" for page 0 (before any page).
+fn page_of(name: &str, page: usize) -> String {
+    match page {
+        0 => format!("'{name}'"),
+        n => format!("page {n} of '{name}'"),
     }
 }

@@ -6,13 +6,12 @@
 //! pixels are decoded, so a decompression bomb costs nothing.
 
 use std::io::Cursor;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use image::{DynamicImage, ImageDecoder, ImageReader};
 
-use super::DocumentError;
 use super::faxtiff::{self, BitPage, EncodedPage};
 use super::raster::{self, Geometry, Grey};
+use super::{DocumentError, Watch};
 
 /// White space kept around pictures, in inches: photos and scans fill the
 /// page up to here, and the far machine's print margins do not clip them.
@@ -31,7 +30,7 @@ fn too_large(name: &str, w: u64, h: u64, limit: u64) -> DocumentError {
 fn corrupt(name: &str, kind: &'static str, e: impl std::fmt::Display) -> DocumentError {
     DocumentError::Corrupt {
         name: name.into(),
-        kind,
+        kind: kind.into(),
         reason: e.to_string(),
     }
 }
@@ -106,7 +105,7 @@ pub(crate) fn convert_tiff(
     geom: &Geometry,
     max_pages: usize,
     max_pixels: u64,
-    cancel: &AtomicBool,
+    watch: &Watch,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let info = faxtiff::tiff_page_info(bytes).map_err(|e| corrupt(name, "a TIFF image", e))?;
     if info.is_empty() {
@@ -131,15 +130,17 @@ pub(crate) fn convert_tiff(
         let pages =
             faxtiff::decode_fax_tiff(bytes).map_err(|e| corrupt(name, "a TIFF image", e))?;
         let mut out = Vec::with_capacity(pages.len());
-        for page in &pages {
-            if cancel.load(Ordering::Relaxed) {
+        for (i, page) in pages.iter().enumerate() {
+            if watch.cancelled() {
                 break;
             }
+            watch.started(i + 1);
             out.push(fax_page(page, geom));
+            watch.finished(i + 1);
         }
         return Ok(out);
     }
-    decode_general_tiff(bytes, name, geom, cancel)
+    decode_general_tiff(bytes, name, geom, watch)
 }
 
 /// A bi-level page: kept as it is when already a fax page (1728 wide at 204
@@ -178,7 +179,7 @@ fn decode_general_tiff(
     bytes: &[u8],
     name: &str,
     geom: &Geometry,
-    cancel: &AtomicBool,
+    watch: &Watch,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     use tiff::decoder::{Decoder, DecodingResult};
     use tiff::tags::Tag;
@@ -186,7 +187,7 @@ fn decode_general_tiff(
     let mut dec = Decoder::new(Cursor::new(bytes)).map_err(bad)?;
     let mut out = Vec::new();
     loop {
-        if cancel.load(Ordering::Relaxed) {
+        if watch.cancelled() {
             break;
         }
         let subfile = dec
@@ -223,6 +224,7 @@ fn decode_general_tiff(
                 (Some(x), None) | (None, Some(x)) => (x, x),
                 _ => (1.0, 1.0),
             };
+            watch.started(out.len() + 1);
             let image = dec.read_image().map_err(bad)?;
             let samples: Vec<u8> = match image {
                 DecodingResult::U8(v) => v,
@@ -243,13 +245,14 @@ fn decode_general_tiff(
                 )
             })?;
             out.push(fit_grey(&grey, geom, dpi));
+            watch.finished(out.len());
         }
         if !dec.more_images() {
             break;
         }
         dec.next_image().map_err(bad)?;
     }
-    if out.is_empty() && !cancel.load(Ordering::Relaxed) {
+    if out.is_empty() && !watch.cancelled() {
         return Err(DocumentError::NoPages { name: name.into() });
     }
     Ok(out)

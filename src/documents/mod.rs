@@ -7,7 +7,11 @@
 //! Conversions are CPU-bound and may take seconds: call them from a blocking
 //! thread (`spawn_blocking`), never on an async worker. Each input runs on
 //! its own thread under a time budget; a renderer panic or a pathological
-//! file ends as a `DocumentError`, never as a crash.
+//! file ends as a `DocumentError`, never as a crash. In the running box
+//! (`Drawing::Worker`) the whole conversion runs in a render worker process
+//! under a memory ceiling and a CPU limit (`worker`), so a document that
+//! would exhaust memory kills only that worker, as CUPS filters and
+//! HylaFAX's converters run apart from their servers.
 
 mod ccitt;
 pub mod cli;
@@ -22,7 +26,9 @@ mod raster;
 pub mod storage;
 mod text;
 mod topdf;
+pub mod worker;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -57,7 +63,7 @@ impl Input {
 }
 
 /// Vertical resolution of the fax (T.30 "standard" or "fine").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Resolution {
     /// 204 x 196 dpi.
     #[default]
@@ -67,7 +73,7 @@ pub enum Resolution {
 }
 
 /// The page length of the fax.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum PaperSize {
     /// 11 inches.
     #[default]
@@ -91,6 +97,32 @@ pub struct ConvertOptions {
     pub threads: usize,
     /// The LibreOffice program (`soffice`); `None` looks it up on PATH.
     pub libreoffice: Option<std::path::PathBuf>,
+    /// Where documents are drawn: in this process, or in a render worker.
+    pub drawing: Drawing,
+}
+
+/// Where a conversion runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Drawing {
+    /// On a thread of this process, under the time budget only: for the
+    /// library's own tests and callers that are themselves disposable.
+    #[default]
+    InProcess,
+    /// In a child process (`program render-worker`) under the memory
+    /// ceiling and CPU limit of `worker`: a bad document kills only the
+    /// child. The running box draws this way.
+    Worker { program: PathBuf },
+}
+
+impl Drawing {
+    /// Render workers that are this very program (Linux's `/proc/self/exe`
+    /// stays valid even when the binary is replaced by an upgrade while the
+    /// box runs, so the worker always speaks this version's protocol).
+    pub fn worker_of_this_program() -> Self {
+        Drawing::Worker {
+            program: PathBuf::from("/proc/self/exe"),
+        }
+    }
 }
 
 impl Default for ConvertOptions {
@@ -103,6 +135,7 @@ impl Default for ConvertOptions {
             time_budget: Duration::from_secs(120),
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             libreoffice: None,
+            drawing: Drawing::InProcess,
         }
     }
 }
@@ -128,13 +161,54 @@ pub struct FaxDocument {
     pub pages: usize,
 }
 
-/// Converts the inputs, in order, into one fax document.
+/// Converts the inputs, in order, into one fax document, where
+/// `options.drawing` says.
 pub fn convert(inputs: &[Input], options: &ConvertOptions) -> Result<FaxDocument, DocumentError> {
+    let kinds = inputs
+        .iter()
+        .map(|i| detect(&i.bytes, &i.name, i.content_type.as_deref()))
+        .collect::<Result<Vec<Kind>, _>>()?;
+    match &options.drawing {
+        Drawing::InProcess => {
+            let unwatched: OnPage = Arc::new(|_| {});
+            convert_here(inputs, &kinds, options, &unwatched)
+        }
+        Drawing::Worker { program } => worker::convert(program, inputs, &kinds, options),
+    }
+}
+
+/// What happened to a page: reported to a render worker's parent so that a
+/// worker that dies can be blamed on the page it was drawing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PageEvent {
+    /// Which input (from 0).
+    pub input: usize,
+    /// Which page of it (from 1).
+    pub page: usize,
+    /// True when drawing starts, false when it is done.
+    pub started: bool,
+}
+
+/// Called with each `PageEvent` of a conversion.
+pub(crate) type OnPage = Arc<dyn Fn(PageEvent) + Send + Sync>;
+
+/// Converts in this process: each input on its own thread under the time
+/// budget, reporting pages to `on_page`.
+pub(crate) fn convert_here(
+    inputs: &[Input],
+    kinds: &[Kind],
+    options: &ConvertOptions,
+    on_page: &OnPage,
+) -> Result<FaxDocument, DocumentError> {
     let mut pages: Vec<EncodedPage> = Vec::new();
-    for input in inputs {
-        let kind = detect(&input.bytes, &input.name, input.content_type.as_deref())?;
+    for (index, (input, &kind)) in inputs.iter().zip(kinds).enumerate() {
         let remaining = options.max_pages.saturating_sub(pages.len());
-        let mut got = convert_with_budget(input, kind, options, remaining)?;
+        let watch = Watch {
+            cancel: Arc::new(AtomicBool::new(false)),
+            input: index,
+            on_page: on_page.clone(),
+        };
+        let mut got = convert_with_budget(input, kind, options, remaining, watch)?;
         pages.append(&mut got);
     }
     if pages.is_empty() {
@@ -149,6 +223,50 @@ pub fn convert(inputs: &[Input], options: &ConvertOptions) -> Result<FaxDocument
     })
 }
 
+/// What a converter checks and reports as it goes through one input's
+/// pages: whether its time is up, and which page it is drawing.
+#[derive(Clone)]
+pub(crate) struct Watch {
+    cancel: Arc<AtomicBool>,
+    input: usize,
+    on_page: OnPage,
+}
+
+impl Watch {
+    /// A watch that is never cancelled and reports nowhere (tests, and the
+    /// fuzz targets of `crate::fuzz`).
+    pub(crate) fn idle() -> Self {
+        Watch {
+            cancel: Arc::new(AtomicBool::new(false)),
+            input: 0,
+            on_page: Arc::new(|_| {}),
+        }
+    }
+
+    /// The time budget ran out: stop at the next page boundary.
+    pub(crate) fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    /// Page `page` (from 1) is about to be drawn.
+    pub(crate) fn started(&self, page: usize) {
+        self.report(page, true);
+    }
+
+    /// Page `page` (from 1) is drawn.
+    pub(crate) fn finished(&self, page: usize) {
+        self.report(page, false);
+    }
+
+    fn report(&self, page: usize, started: bool) {
+        (self.on_page)(PageEvent {
+            input: self.input,
+            page,
+            started,
+        });
+    }
+}
+
 /// Runs one input's conversion on its own thread and waits at most the time
 /// budget. On time-out the thread is told to stop at its next page boundary
 /// (and LibreOffice is killed) and the caller gets `TimedOut` at once.
@@ -157,18 +275,18 @@ fn convert_with_budget(
     kind: Kind,
     options: &ConvertOptions,
     max_pages: usize,
+    watch: Watch,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let bytes = Arc::new(input.bytes.clone());
     let name = input.name.clone();
     let opts = options.clone();
-    let cancel = Arc::new(AtomicBool::new(false));
-    let flag = cancel.clone();
+    let cancel = watch.cancel.clone();
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name("faxbox-convert".into())
         .spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                convert_kind(bytes, &name, kind, &opts, max_pages, &flag)
+                convert_kind(bytes, &name, kind, &opts, max_pages, &watch)
             }))
             .unwrap_or_else(|_| {
                 Err(DocumentError::RendererFailed {
@@ -202,7 +320,7 @@ fn convert_kind(
     kind: Kind,
     opts: &ConvertOptions,
     max_pages: usize,
-    cancel: &AtomicBool,
+    watch: &Watch,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let geom = opts.geometry();
     match kind {
@@ -212,17 +330,15 @@ fn convert_kind(
             &geom,
             (max_pages, opts.max_image_pixels),
             opts.threads,
-            cancel,
+            watch,
         ),
-        Kind::Image => images::convert_image(&bytes, name, &geom, opts.max_image_pixels),
-        Kind::Tiff => images::convert_tiff(
-            &bytes,
-            name,
-            &geom,
-            max_pages,
-            opts.max_image_pixels,
-            cancel,
-        ),
+        Kind::Image => {
+            watch.started(1);
+            images::convert_image(&bytes, name, &geom, opts.max_image_pixels)
+        }
+        Kind::Tiff => {
+            images::convert_tiff(&bytes, name, &geom, max_pages, opts.max_image_pixels, watch)
+        }
         Kind::Text => text::convert(&bytes, name, &geom, max_pages),
         Kind::PwgRaster | Kind::AppleRaster => {
             let format = if kind == Kind::PwgRaster {
@@ -237,7 +353,7 @@ fn convert_kind(
                 &geom,
                 max_pages,
                 opts.max_image_pixels,
-                cancel,
+                watch,
             )
         }
         Kind::Office => {
@@ -246,7 +362,7 @@ fn convert_kind(
                 name,
                 opts.libreoffice.as_deref(),
                 opts.time_budget,
-                cancel,
+                &watch.cancel,
             )?;
             pdf::convert(
                 Arc::new(pdf_bytes),
@@ -254,7 +370,7 @@ fn convert_kind(
                 &geom,
                 (max_pages, opts.max_image_pixels),
                 opts.threads,
-                cancel,
+                watch,
             )
         }
     }

@@ -7,7 +7,6 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use hayro::hayro_interpret::InterpreterSettings;
 use hayro::hayro_interpret::util::TransformExt;
@@ -18,14 +17,40 @@ use hayro::vello_cpu::color::palette::css::WHITE;
 use hayro::vello_cpu::{Pixmap, RasterizerSettings, RenderContext, Resources, TargetInit};
 use hayro::{RenderCache, RenderSettings, render_into};
 
-use super::DocumentError;
 use super::faxtiff::{BitPage, EncodedPage};
 use super::raster::{self, Geometry};
+use super::{DocumentError, Watch};
 
 /// Coverage (of 255) above which a pixel is painted. Below half, so hairlines
 /// and thin strokes of small type survive at 204 dpi, as on Ghostscript's
 /// 1-bit devices.
 const PAINT_COVERAGE: u8 = 96;
+
+/// The largest page side a PDF may have, in points: 200 inches, the
+/// implementation limit of ISO 32000-1 Annex C.2. A page of 100,000 x
+/// 100,000 pt is refused before anything is drawn (issue 18).
+const MAX_PAGE_SIDE_PT: f32 = 14_400.0;
+
+/// Refuses a PDF with a page larger than any real page (checked on the page
+/// boxes only, before any drawing).
+fn check_page_sizes(pdf: &Pdf, name: &str) -> Result<(), DocumentError> {
+    for (i, page) in pdf.pages().iter().enumerate() {
+        let (w, h) = page.render_dimensions();
+        if !(w.is_finite() && h.is_finite()) || w > MAX_PAGE_SIDE_PT || h > MAX_PAGE_SIDE_PT {
+            return Err(DocumentError::TooLarge {
+                name: name.into(),
+                detail: format!(
+                    "page {} is {:.0} x {:.0} inches; a PDF page is at most {:.0} inches a side",
+                    i + 1,
+                    w / 72.0,
+                    h / 72.0,
+                    MAX_PAGE_SIDE_PT / 72.0
+                ),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// Opens a PDF, telling encrypted from damaged.
 pub(crate) fn open(bytes: Arc<Vec<u8>>, name: &str) -> Result<Pdf, DocumentError> {
@@ -37,19 +62,19 @@ pub(crate) fn open(bytes: Arc<Vec<u8>>, name: &str) -> Result<Pdf, DocumentError
                 D::PasswordProtected => Err(DocumentError::Encrypted { name: name.into() }),
                 D::UnsupportedAlgorithm => Err(DocumentError::Corrupt {
                     name: name.into(),
-                    kind: "a PDF",
+                    kind: "a PDF".into(),
                     reason: "it is encrypted with a method Faxbox cannot read; save it without a password or security settings".into(),
                 }),
                 D::MissingIDEntry | D::InvalidEncryption => Err(DocumentError::Corrupt {
                     name: name.into(),
-                    kind: "a PDF",
+                    kind: "a PDF".into(),
                     reason: "its encryption settings are damaged".into(),
                 }),
             }
         }
         Ok(Err(LoadPdfError::Invalid)) => Err(DocumentError::Corrupt {
             name: name.into(),
-            kind: "a PDF",
+            kind: "a PDF".into(),
             reason: "the file is damaged or not a PDF".into(),
         }),
         Err(_) => Err(DocumentError::RendererFailed {
@@ -90,15 +115,16 @@ fn check_images(pdf: &Pdf, name: &str, max_pixels: u64) -> Result<(), DocumentEr
     Ok(())
 }
 
-/// Renders every page of a PDF. `cancel` is checked between pages (the time
-/// budget); `threads` workers share the pages round-robin.
+/// Renders every page of a PDF. `watch` is checked between pages (the time
+/// budget) and told of each page; `threads` workers share the pages
+/// round-robin.
 pub(crate) fn convert(
     bytes: Arc<Vec<u8>>,
     name: &str,
     geom: &Geometry,
     limits: (usize, u64),
     threads: usize,
-    cancel: &AtomicBool,
+    watch: &Watch,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let (max_pages, max_pixels) = limits;
     let pdf = open(bytes.clone(), name)?;
@@ -113,6 +139,7 @@ pub(crate) fn convert(
             limit: max_pages,
         });
     }
+    check_page_sizes(&pdf, name)?;
     check_images(&pdf, name, max_pixels)?;
     let threads = threads.clamp(1, count);
     let mut results: Vec<Option<Result<EncodedPage, DocumentError>>> =
@@ -122,10 +149,11 @@ pub(crate) fn convert(
         let mut renderer = PageRenderer::new(geom);
         let cache = RenderCache::new();
         for i in (t..count).step_by(threads) {
-            if cancel.load(Ordering::Relaxed) {
+            if watch.cancelled() {
                 break;
             }
             let page = &pdf.pages()[i];
+            watch.started(i + 1);
             let r =
                 catch_unwind(AssertUnwindSafe(|| renderer.render(page, &cache))).map_err(|_| {
                     DocumentError::RendererFailed {
@@ -133,6 +161,7 @@ pub(crate) fn convert(
                         page: i + 1,
                     }
                 });
+            watch.finished(i + 1);
             let failed = r.is_err();
             out.push((i, r));
             if failed {
@@ -168,7 +197,7 @@ pub(crate) fn convert(
             }
         }
     });
-    if cancel.load(Ordering::Relaxed) {
+    if watch.cancelled() {
         // The caller has already reported the time-out.
         return Err(DocumentError::RendererFailed {
             name: name.into(),
@@ -184,12 +213,15 @@ pub(crate) fn convert(
             None => {
                 let renderer = renderer.get_or_insert_with(|| PageRenderer::new(geom));
                 let page = &pdf.pages()[i];
-                catch_unwind(AssertUnwindSafe(|| renderer.render(page, &cache))).map_err(|_| {
-                    DocumentError::RendererFailed {
+                watch.started(i + 1);
+                let r = catch_unwind(AssertUnwindSafe(|| renderer.render(page, &cache))).map_err(
+                    |_| DocumentError::RendererFailed {
                         name: name.into(),
                         page: i + 1,
-                    }
-                })
+                    },
+                );
+                watch.finished(i + 1);
+                r
             }
         };
         pages.push(r?);
@@ -268,7 +300,10 @@ impl PageRenderer {
     }
 }
 
-/// The number of pages, for callers that only need to count.
+/// The number of pages, for intake, which refuses here what drawing would
+/// refuse for its page sizes.
 pub(crate) fn page_count(bytes: Arc<Vec<u8>>, name: &str) -> Result<usize, DocumentError> {
-    Ok(open(bytes, name)?.pages().len())
+    let pdf = open(bytes, name)?;
+    check_page_sizes(&pdf, name)?;
+    Ok(pdf.pages().len())
 }

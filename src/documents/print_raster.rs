@@ -16,11 +16,9 @@
 //! before anything is allocated, and running out of data is an error naming
 //! the page and line, never a panic.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
-use super::DocumentError;
 use super::faxtiff::{BitPage, EncodedPage};
 use super::raster::{self, Geometry, Grey};
+use super::{DocumentError, Watch};
 
 /// Which of the two print formats a file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +174,7 @@ impl<'a> RasterReader<'a> {
     fn corrupt(&self, reason: String) -> DocumentError {
         DocumentError::Corrupt {
             name: self.name.into(),
-            kind: self.format.describe(),
+            kind: self.format.describe().into(),
             reason,
         }
     }
@@ -608,7 +606,7 @@ impl PageFitter {
     }
 }
 
-/// Every page of a PWG or Apple raster file as fax pages. `cancel` is
+/// Every page of a PWG or Apple raster file as fax pages. `watch` is
 /// checked between pages (the time budget).
 pub(crate) fn convert(
     bytes: &[u8],
@@ -617,13 +615,13 @@ pub(crate) fn convert(
     geom: &Geometry,
     max_pages: usize,
     max_pixels: u64,
-    cancel: &AtomicBool,
+    watch: &Watch,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let mut reader = RasterReader::open(bytes, name, format)?;
     let mut out = Vec::new();
     let mut pages = 0usize;
     while let Some(h) = reader.next_page(max_pixels)? {
-        if cancel.load(Ordering::Relaxed) {
+        if watch.cancelled() {
             return Ok(out);
         }
         pages += 1;
@@ -633,9 +631,11 @@ pub(crate) fn convert(
             reader.read_page(&h, |_, _| {})?;
             continue;
         }
+        watch.started(pages);
         let mut fitter = PageFitter::new(geom, &h);
         reader.read_page(&h, |grey, times| fitter.push(grey, times))?;
         out.push(EncodedPage::encode(&fitter.finish(h.upside_down)));
+        watch.finished(pages);
     }
     if pages == 0 {
         return Err(DocumentError::NoPages { name: name.into() });
@@ -958,7 +958,7 @@ pub(crate) mod tests {
             &geom,
             10,
             100_000_000,
-            &AtomicBool::new(false),
+            &crate::documents::Watch::idle(),
         )
         .unwrap();
         assert_eq!(pages.len(), 1);
@@ -1044,7 +1044,7 @@ pub(crate) mod tests {
             &geom,
             2,
             100_000_000,
-            &AtomicBool::new(false),
+            &crate::documents::Watch::idle(),
         ));
         assert!(
             matches!(

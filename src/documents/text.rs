@@ -19,12 +19,19 @@ const POINT_SIZE: f32 = 10.0;
 const LINE_SPACING: f32 = 1.2;
 const MARGIN_IN: f32 = 0.5;
 const TAB: usize = 8;
+/// The longest line a text document may have, in characters: about two
+/// pages once wrapped. Text meant to be read on paper has far shorter lines;
+/// a longer one is a data dump (a minified file, a log without newlines),
+/// refused with the line's number rather than faxed as pages of wrapped
+/// characters (issue 18 item 2).
+pub(crate) const MAX_LINE_CHARS: usize = 10_000;
+
 /// Coverage above which a glyph pixel is black: a little under half keeps
 /// thin strokes whole at 98 lines per inch.
 const INK: f32 = 0.42;
 
-/// Turns bytes into text lines, each a vector of characters, with `None`
-/// marking a form feed (page break).
+/// Turns the bytes of a text file into text: UTF-8 (with or without a BOM),
+/// UTF-16 with a BOM, and anything else as Windows-1252.
 fn decode(bytes: &[u8]) -> String {
     if let Some(rest) = bytes.strip_prefix(&[0xEF, 0xBB, 0xBF]) {
         return String::from_utf8_lossy(rest).into_owned();
@@ -92,7 +99,16 @@ fn layout(
             Ok(())
         };
     let text = text.replace("\r\n", "\n").replace('\r', "\n");
-    for raw in text.split('\n') {
+    for (number, raw) in text.split('\n').enumerate() {
+        let chars = raw.chars().count();
+        if chars > MAX_LINE_CHARS {
+            return Err(DocumentError::LineTooLong {
+                name: name.into(),
+                line: number + 1,
+                chars,
+                limit: MAX_LINE_CHARS,
+            });
+        }
         let mut segments = raw.split('\u{0C}').peekable();
         while let Some(seg) = segments.next() {
             // Expand tabs, drop other control characters.
@@ -107,20 +123,28 @@ fn layout(
             if line.is_empty() {
                 push_line(&mut pages, Vec::new())?;
             }
-            while !line.is_empty() {
-                if line.len() <= cols {
-                    push_line(&mut pages, std::mem::take(&mut line))?;
+            // Each wrapped line is copied out at its own length from one
+            // walk along the source line: splitting the rest off at every
+            // wrap kept a buffer the size of the rest per line, quadratic
+            // memory on a long unbroken line (issue 18 item 2).
+            let mut start = 0;
+            while start < line.len() {
+                let rest = &line[start..];
+                if rest.len() <= cols {
+                    push_line(&mut pages, rest.to_vec())?;
                     break;
                 }
                 // Break at the last space in the second half of the line.
-                let cut = line[..=cols]
+                let cut = rest[..=cols]
                     .iter()
                     .rposition(|&c| c == ' ')
                     .filter(|&i| i > cols / 2)
                     .unwrap_or(cols);
-                let rest = line.split_off(cut);
-                push_line(&mut pages, line)?;
-                line = rest.into_iter().skip_while(|&c| c == ' ').collect();
+                push_line(&mut pages, rest[..cut].to_vec())?;
+                start += cut;
+                while line.get(start) == Some(&' ') {
+                    start += 1;
+                }
             }
             if segments.peek().is_some() {
                 pages.push(Vec::new());
@@ -245,6 +269,35 @@ mod tests {
             layout(&"line\n".repeat(100), 30, 2, 10, "t"),
             Err(DocumentError::TooManyPages { .. })
         ));
+    }
+
+    #[test]
+    fn a_long_line_costs_memory_in_proportion_to_its_length() {
+        // Issue 18 item 2: wrapping kept the rest of the line per line.
+        let text = "x".repeat(MAX_LINE_CHARS);
+        let pages = layout(&text, 80, 60, 500, "t").unwrap();
+        let lines: Vec<&Vec<char>> = pages.iter().flatten().collect();
+        assert_eq!(lines.len(), MAX_LINE_CHARS.div_ceil(80));
+        let held: usize = lines.iter().map(|l| l.capacity()).sum();
+        assert_eq!(held, MAX_LINE_CHARS, "each line holds only its characters");
+    }
+
+    #[test]
+    fn a_400_kb_single_line_is_refused_naming_the_line() {
+        let text = format!("short\n{}\n", "x".repeat(400_000));
+        let e = layout(&text, 80, 60, 500, "dump.txt").unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DocumentError::LineTooLong {
+                    line: 2,
+                    chars: 400_000,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("line 2 of 'dump.txt'"), "{e}");
     }
 
     #[test]

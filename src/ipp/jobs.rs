@@ -50,10 +50,27 @@ pub(super) fn operate(ctx: &IppCtx, http: &Http, request: &Request) -> Response 
             request.request_id,
         )
     };
+    // Attributes ignored are returned in the unsupported-attributes group
+    // with a successful-ok-ignored-or-substituted-attributes (RFC 8011
+    // 4.1.7).
+    let ok_but = |ignored: Vec<IppAttribute>| {
+        if ignored.is_empty() {
+            return ok();
+        }
+        let mut r = Response::new(
+            request.version,
+            StatusCode::SuccessfulOkIgnoredOrSubstitutedAttributes,
+            request.request_id,
+        );
+        r.push_group(DelimiterTag::UnsupportedAttributes, ignored);
+        r
+    };
     let result = match request.operation {
-        0x0002 => print_job(ctx, http, request).map(|job| job_created(ok(), http, &job, ctx)),
-        0x0004 => validate(ctx, http, request).map(|_| ok()),
-        0x0005 => create_job(ctx, http, request).map(|job| job_created(ok(), http, &job, ctx)),
+        0x0002 => print_job(ctx, http, request)
+            .map(|(job, ignored)| job_created(ok_but(ignored), http, &job, ctx)),
+        0x0004 => validate(ctx, http, request).map(|accepted| ok_but(accepted.ignored)),
+        0x0005 => create_job(ctx, http, request)
+            .map(|(job, ignored)| job_created(ok_but(ignored), http, &job, ctx)),
         0x0006 => send_document(ctx, http, request).map(|job| job_created(ok(), http, &job, ctx)),
         0x0008 => cancel_job(ctx, http, request).map(|_| ok()),
         0x0009 => get_job(ctx, http, request).map(|attrs| {
@@ -144,6 +161,7 @@ fn printer_attributes(
         sending,
         queued,
         up_time: now() as i32,
+        document_timeout: ctx.options.document_timeout.as_secs().min(i32::MAX as u64) as i32,
     };
     Ok(printer::select(
         printer::attributes(&view),
@@ -151,13 +169,26 @@ fn printer_attributes(
     ))
 }
 
-/// The fax numbers of a job: `destination-uris`, each a collection with a
-/// `destination-uri` that is a `tel:` URI.
-fn destinations(request: &Request) -> Result<Vec<String>, Refusal> {
+/// The fax numbers of a job (`destination-uris`, each a collection with a
+/// `destination-uri` that is a `tel:` URI), and the destinations ignored:
+/// those of another scheme next to at least one `tel:` (CUPS's
+/// `fax-job.test` gives a phone number and an `ipp:` printer together).
+///
+/// A job without a number is answered
+/// client-error-attributes-or-values-not-supported, never
+/// client-error-bad-request: CUPS's ipp backend cancels the job on the
+/// former and retries the latter every 10 seconds for ever, which would
+/// hold every later job of the queue (issue 21).
+fn destinations(request: &Request) -> Result<(Vec<String>, Vec<IppAttribute>), Refusal> {
+    let no_number = |message: &str| Refusal {
+        status: StatusCode::ClientErrorAttributesOrValuesNotSupported,
+        message: message.to_owned(),
+        unsupported: Vec::new(),
+    };
     let Some(value) = request.job_attr("destination-uris") else {
-        return Err(refusal(
-            StatusCode::ClientErrorBadRequest,
-            "a fax needs a number: give destination-uris with a tel: URI (e.g. tel:+15551234567)",
+        return Err(no_number(
+            "a fax needs a number: print again and give the fax number \
+             (destination-uris with a tel: URI, e.g. tel:+15551234567)",
         ));
     };
     let unsupported = |message: String| Refusal {
@@ -173,6 +204,8 @@ fn destinations(request: &Request) -> Result<Vec<String>, Refusal> {
         )));
     }
     let mut numbers = Vec::new();
+    let mut others = Vec::new();
+    let mut first_other = None;
     for item in list {
         let IppValue::Collection(members) = item else {
             return Err(unsupported(
@@ -184,23 +217,36 @@ fn destinations(request: &Request) -> Result<Vec<String>, Refusal> {
                 "a destination-uris collection has no destination-uri".into(),
             ));
         };
-        numbers.push(tel_number(&uri).map_err(unsupported)?);
+        if uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("tel:")) {
+            numbers.push(tel_number(&uri).map_err(unsupported)?);
+        } else {
+            first_other.get_or_insert(uri);
+            others.push(item.clone());
+        }
     }
     if numbers.is_empty() {
-        return Err(refusal(
-            StatusCode::ClientErrorBadRequest,
-            "a fax needs a number: destination-uris is empty",
-        ));
+        return Err(match first_other {
+            Some(uri) => unsupported(format!(
+                "destination {uri} is not a tel: URI; a fax goes to a phone number such as tel:+15551234567"
+            )),
+            None => no_number("a fax needs a number: destination-uris is empty"),
+        });
     }
-    Ok(numbers)
+    let ignored = if others.is_empty() {
+        Vec::new()
+    } else {
+        vec![attr("destination-uris", wire::one_or_set(others))]
+    };
+    Ok((numbers, ignored))
 }
 
 /// `tel:+1-555-123-4567;phone-context=...` -> `+15551234567` (RFC 3966:
 /// visual separators are allowed, parameters follow a `;`).
 pub(crate) fn tel_number(uri: &str) -> Result<String, String> {
     let Some(rest) = uri
-        .strip_prefix("tel:")
-        .or_else(|| uri.strip_prefix("TEL:"))
+        .get(..4)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("tel:"))
+        .and_then(|_| uri.get(4..))
     else {
         return Err(format!(
             "destination {uri} is not a tel: URI; a fax goes to a phone number such as tel:+15551234567"
@@ -210,8 +256,16 @@ pub(crate) fn tel_number(uri: &str) -> Result<String, String> {
     normalize_number(number).map_err(|e| format!("destination {uri}: {}", e.message))
 }
 
+/// What Validate-Job, Print-Job and Create-Job agree to: the numbers to
+/// fax, and the attributes ignored (answered with
+/// successful-ok-ignored-or-substituted-attributes).
+struct Accepted {
+    numbers: Vec<String>,
+    ignored: Vec<IppAttribute>,
+}
+
 /// The checks shared by Validate-Job, Print-Job and Create-Job.
-fn validate(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Vec<String>, Refusal> {
+fn validate(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Accepted, Refusal> {
     if let Some(format) = request
         .operation_attr("document-format")
         .and_then(string_of)
@@ -236,7 +290,7 @@ fn validate(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Vec<String>,
             unsupported: vec![attr("compression", keyword(&compression))],
         });
     }
-    let numbers = destinations(request)?;
+    let (numbers, ignored) = destinations(request)?;
     if let Caller::User(email) = &http.caller {
         match crate::smtp::check_sender(&ctx.store, email, &http.faxbox) {
             Ok(Ok(_)) => {}
@@ -246,7 +300,7 @@ fn validate(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Vec<String>,
             Err(e) => return Err(store_failed(e)),
         }
     }
-    Ok(numbers)
+    Ok(Accepted { numbers, ignored })
 }
 
 fn user_of(http: &Http, request: &Request) -> String {
@@ -268,20 +322,30 @@ fn job_name(request: &Request) -> String {
         .unwrap_or_else(|| "Untitled".into())
 }
 
-fn create_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, Refusal> {
-    let numbers = validate(ctx, http, request)?;
-    ctx.store
+fn create_job(
+    ctx: &IppCtx,
+    http: &Http,
+    request: &Request,
+) -> Result<(PrintJob, Vec<IppAttribute>), Refusal> {
+    let accepted = validate(ctx, http, request)?;
+    let job = ctx
+        .store
         .create_print_job(
             &http.faxbox.id,
             &job_name(request),
             &user_of(http, request),
-            &numbers,
+            &accepted.numbers,
         )
-        .map_err(store_failed)
+        .map_err(store_failed)?;
+    Ok((job, accepted.ignored))
 }
 
-fn print_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, Refusal> {
-    let numbers = validate(ctx, http, request)?;
+fn print_job(
+    ctx: &IppCtx,
+    http: &Http,
+    request: &Request,
+) -> Result<(PrintJob, Vec<IppAttribute>), Refusal> {
+    let accepted = validate(ctx, http, request)?;
     if request.document.is_empty() {
         return Err(refusal(
             StatusCode::ClientErrorBadRequest,
@@ -297,10 +361,10 @@ fn print_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, R
             &http.faxbox.id,
             &job_name(request),
             &user_of(http, request),
-            &numbers,
+            &accepted.numbers,
         )
         .map_err(store_failed)?;
-    attach(ctx, http, &job, stored)
+    Ok((attach(ctx, http, &job, stored)?, accepted.ignored))
 }
 
 fn send_document(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, Refusal> {
@@ -320,7 +384,9 @@ fn send_document(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJo
             "a fax job has one document: send it with last-document true",
         ));
     }
-    if job.cancelled || job.error.is_some() || !job.faxes.is_empty() {
+    // Reading the state ends a job whose document came too late.
+    let state = job_state(ctx, &job).map_err(store_failed)?;
+    if state.code >= 7 || !job.faxes.is_empty() {
         return Err(refusal(
             StatusCode::ClientErrorNotPossible,
             format!("job {} already has its document or has ended", job.id),
@@ -507,6 +573,12 @@ struct JobState {
 }
 
 /// The print job's state, from the fax jobs it became.
+///
+/// A fax waiting to try again (the number was busy, no answer) makes the
+/// job pending-held: CUPS's ipp backend stops watching a job once it is
+/// held or ended, and goes on with the next job of its queue, where a
+/// pending or processing job would hold the whole queue until the retry
+/// is over (issue 21). The fax itself still follows in the faxbox.
 fn job_state(ctx: &IppCtx, job: &PrintJob) -> Result<JobState, StoreError> {
     let state = |code, word, reasons: &[&'static str], message: Option<String>| JobState {
         code,
@@ -515,13 +587,27 @@ fn job_state(ctx: &IppCtx, job: &PrintJob) -> Result<JobState, StoreError> {
         message,
     };
     if job.faxes.is_empty() {
-        return Ok(if job.cancelled {
-            state(7, "canceled", &["job-canceled-by-user"], None)
-        } else if let Some(error) = &job.error {
-            state(8, "aborted", &["aborted-by-system"], Some(error.clone()))
-        } else {
-            state(3, "pending", &["job-incoming"], None)
-        });
+        if job.cancelled {
+            return Ok(state(7, "canceled", &["job-canceled-by-user"], None));
+        }
+        if let Some(error) = &job.error {
+            return Ok(state(
+                8,
+                "aborted",
+                &["aborted-by-system"],
+                Some(error.clone()),
+            ));
+        }
+        let timeout = ctx.options.document_timeout.as_secs();
+        if now().saturating_sub(job.created) > timeout as i64 {
+            // Read at each look rather than by a timer, so a job left
+            // waiting when the box stopped ends too once the box is back.
+            let error =
+                format!("no document came within {timeout} seconds of Create-Job; print again");
+            ctx.store.end_print_job(job.id, false, Some(&error))?;
+            return Ok(state(8, "aborted", &["aborted-by-system"], Some(error)));
+        }
+        return Ok(state(3, "pending", &["job-incoming"], None));
     }
     let faxes: Vec<Fax> = job
         .faxes
@@ -552,15 +638,38 @@ fn job_state(ctx: &IppCtx, job: &PrintJob) -> Result<JobState, StoreError> {
         } else {
             state(7, "canceled", &["job-canceled-by-user"], None)
         }
+    } else if !any(JobStatus::Processing)
+        && faxes
+            .iter()
+            .filter(|f| f.status.is_some_and(|s| !s.is_terminal()))
+            .all(|f| f.attempts > 0)
+    {
+        let mut waiting = Vec::new();
+        for fax in faxes
+            .iter()
+            .filter(|f| f.status.is_some_and(|s| !s.is_terminal()))
+        {
+            let last = ctx.store.attempts(&fax.id)?.pop();
+            let reason = last
+                .and_then(|a| a.report.result_text)
+                .unwrap_or_else(|| "the last attempt failed".into());
+            let minutes = ((fax.due_at - now()).max(0) as u64).div_ceil(60);
+            waiting.push(format!(
+                "fax to {}: {reason}; tries again in {minutes} min",
+                fax.to_number
+            ));
+        }
+        let waiting = waiting.join("; ");
+        state(
+            4,
+            "pending-held",
+            &["resources-are-not-ready"],
+            Some(waiting),
+        )
     } else if any(JobStatus::Processing) || statuses.iter().any(|s| s.is_terminal()) {
         state(5, "processing", &["job-printing"], None)
     } else {
-        let waiting = faxes
-            .iter()
-            .find(|f| f.attempts > 0)
-            .and_then(|f| f.error.clone())
-            .map(|e| format!("waiting to try again: {e}"));
-        state(3, "pending", &["none"], waiting)
+        state(3, "pending", &["none"], None)
     })
 }
 

@@ -76,6 +76,10 @@ pub struct IppOptions {
     pub max_request: usize,
     /// Requests served at once (each on its own thread).
     pub workers: usize,
+    /// How long a job made by Create-Job waits for its document
+    /// (Send-Document) before it is aborted: the printer's
+    /// `multiple-operation-time-out` (RFC 8011 5.4.31).
+    pub document_timeout: std::time::Duration,
     /// Told how many faxes each accepted print job became (the dashboard's
     /// intake counts).
     pub accepted: Arc<dyn Fn(u64) + Send + Sync>,
@@ -89,6 +93,7 @@ impl Default for IppOptions {
             convert: ConvertOptions::default(),
             max_request: 64 * 1024 * 1024,
             workers: 16,
+            document_timeout: std::time::Duration::from_secs(60),
             accepted: Arc::new(|_| {}),
         }
     }

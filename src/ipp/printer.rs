@@ -58,6 +58,8 @@ pub struct PrinterView<'a> {
     pub queued: i32,
     /// Seconds since the epoch (IPP's printer-up-time clock here).
     pub up_time: i32,
+    /// Seconds a Create-Job waits for its Send-Document.
+    pub document_timeout: i32,
 }
 
 /// A stable UUID for a faxbox (its id is 32 hex digits, the size of one).
@@ -193,7 +195,10 @@ pub fn attributes(view: &PrinterView<'_>) -> Vec<IppAttribute> {
             IppValue::Boolean(true),
         ),
         attr("multiple-document-jobs-supported", IppValue::Boolean(false)),
-        attr("multiple-operation-time-out", IppValue::Integer(60)),
+        attr(
+            "multiple-operation-time-out",
+            IppValue::Integer(view.document_timeout),
+        ),
         attr("natural-language-configured", language("en")),
         attr(
             "operations-supported",
@@ -295,7 +300,10 @@ pub fn txt_record(faxbox: &Faxbox, basic_auth: bool) -> Vec<(String, String)> {
         ("txtvers", "1".to_owned()),
         ("qtotal", "1".to_owned()),
         ("rp", format!("ipp/faxout/{}", faxbox.id)),
-        ("rfo", "ipp/faxout".to_owned()),
+        // The FaxOut service's own path: CUPS resolves a discovered fax
+        // printer to ipp://host:port/<rfo> (cups/http-support.c), and each
+        // faxbox's printer answers only at its own path.
+        ("rfo", format!("ipp/faxout/{}", faxbox.id)),
         ("ty", format!("Faxbox {}", faxbox.name)),
         ("product", "(Faxbox FaxOut)".to_owned()),
         ("note", String::new()),

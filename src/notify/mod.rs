@@ -11,7 +11,8 @@ mod postman;
 pub use postman::{Backoff, Postman};
 
 use chrono::{DateTime, Utc};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart, header::ContentType};
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
 
 use crate::model::{Attempt, AttemptOutcome, Fax, Faxbox, UnixTime};
 
@@ -279,10 +280,19 @@ fn compose(
         return Ok(None);
     }
     let (subject, body) = render(template, fields);
+    // Every message gets its own Message-ID (RFC 5322 3.6.4), made here so
+    // that a delivery retried from the queue keeps it, and says it was
+    // sent by a machine (RFC 3834 Auto-Submitted), so that vacation
+    // responders and mail loops leave it alone.
     let mut builder = lettre::Message::builder()
         .from(mailbox(from)?)
         .subject(subject)
-        .date_now();
+        .date_now()
+        .message_id(Some(message_id(from)))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_owned(),
+        ));
     for r in &recipients {
         builder = builder.to(mailbox(r)?);
     }
@@ -302,6 +312,23 @@ fn compose(
         recipients,
         message: message.formatted(),
     }))
+}
+
+/// `<random@domain of the sender>`: unique without a registry, and on a
+/// domain the box sends as.
+fn message_id(from: &str) -> String {
+    use rand::Rng;
+    let domain = from
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('>'))
+        .filter(|d| !d.is_empty())
+        .unwrap_or("faxbox.invalid");
+    let unique: String = rand::rng()
+        .sample_iter(rand::distr::Alphanumeric)
+        .take(24)
+        .map(char::from)
+        .collect();
+    format!("<{}.{unique}@{domain}>", crate::model::now())
 }
 
 /// The attachment of an outbound fax's mail.
@@ -381,6 +408,9 @@ pub fn outbound_smtp_error(
 pub struct InboundFacts<'a> {
     /// The inbox entry; `None` when nothing arrived.
     pub fax: Option<&'a Fax>,
+    /// The id the inbox entry gets, when the mail is composed before the
+    /// fax is stored (both are committed together).
+    pub fax_id: Option<&'a crate::model::FaxId>,
     pub faxbox: &'a Faxbox,
     pub owner_email: Option<&'a str>,
     pub from_number: &'a str,
@@ -441,7 +471,11 @@ fn inbound_fields(facts: &InboundFacts<'_>, note: &str) -> Vec<(&'static str, St
         ),
         (
             "fax_id",
-            facts.fax.map_or("(none)".into(), |f| f.id.to_string()),
+            facts
+                .fax
+                .map(|f| &f.id)
+                .or(facts.fax_id)
+                .map_or("(none)".into(), |id| id.to_string()),
         ),
         ("note", note.to_owned()),
     ]

@@ -11,6 +11,7 @@ use lettre::Transport;
 use lettre::address::Envelope;
 use lettre::transport::smtp::SmtpTransport;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::extension::ClientId;
 use tracing::{debug, info, warn};
 
 use crate::config::{Smarthost, SmarthostServer, TlsMode};
@@ -96,7 +97,10 @@ impl Drop for Postman {
 }
 
 fn deliver_until_stopped(store: &Store, smarthost: &Smarthost, backoff: Backoff, bell: &Doorbell) {
-    let transport = smarthost.server.as_ref().map(transport_for);
+    let transport = smarthost
+        .server
+        .as_ref()
+        .map(|server| transport_for(server, &smarthost.hello_name));
     let mut warned = false;
     loop {
         match &transport {
@@ -176,7 +180,7 @@ fn envelope(from: &str, to: &[String]) -> Result<Envelope, String> {
     Envelope::new(Some(parse(from)?), to).map_err(|e| e.to_string())
 }
 
-fn transport_for(server: &SmarthostServer) -> Result<SmtpTransport, String> {
+fn transport_for(server: &SmarthostServer, hello_name: &str) -> Result<SmtpTransport, String> {
     let builder = match server.tls {
         TlsMode::None => SmtpTransport::builder_dangerous(&server.host),
         TlsMode::StartTls => {
@@ -186,6 +190,7 @@ fn transport_for(server: &SmarthostServer) -> Result<SmtpTransport, String> {
     };
     let mut builder = builder
         .port(server.port)
+        .hello_name(ClientId::Domain(hello_name.to_owned()))
         .timeout(Some(Duration::from_secs(30)));
     if !server.username.is_empty() {
         builder = builder.credentials(Credentials::new(

@@ -39,7 +39,7 @@ pub(super) fn run(shared: &Arc<Shared>, line: Arc<dyn Line>, fax: Fax, attempt: 
     let mut cancelled = false;
     let mut interrupted = false;
 
-    let image = fax_image(store, &fax);
+    let image = fax_image(store, &fax, &shared.options.convert);
     let (failure, image) = match image {
         Err(failure) => (Some(failure), None),
         Ok(image) => {
@@ -157,7 +157,7 @@ pub(super) fn run(shared: &Arc<Shared>, line: Arc<dyn Line>, fax: Fax, attempt: 
 
 /// The fax image to send: the stored one, or the originals converted now
 /// (and kept when `store_fax_tiff` is on, reference 7.6).
-fn fax_image(store: &Store, fax: &Fax) -> Result<FaxImage, Failure> {
+fn fax_image(store: &Store, fax: &Fax, convert: &ConvertOptions) -> Result<FaxImage, Failure> {
     let internal = |e: crate::store::StoreError| Failure::Internal(e.to_string());
     let docs = store.documents(&fax.id).map_err(internal)?;
     if let Some(doc) = docs.iter().find(|d| d.kind == DocumentKind::FaxTiff) {
@@ -183,8 +183,8 @@ fn fax_image(store: &Store, fax: &Fax) -> Result<FaxImage, Failure> {
             "no attachment found: the fax has no document to send".into(),
         ));
     }
-    let converted = documents::convert(&inputs, &ConvertOptions::default())
-        .map_err(|e| Failure::Document(e.to_string()))?;
+    let converted =
+        documents::convert(&inputs, convert).map_err(|e| Failure::Document(e.to_string()))?;
     let pages = converted.pages as u32;
     if store
         .setting_bool(Some(&fax.account_id), "store_fax_tiff")
@@ -426,7 +426,12 @@ fn fax_settings(fax: &Fax) -> FaxSettings {
     FaxSettings {
         ident,
         header,
-        timezone: None,
+        // The faxbox's zone for the time in the page header (issue 21).
+        timezone: fax
+            .fax_timezone
+            .as_deref()
+            .filter(|tz| !tz.trim().is_empty())
+            .map(|tz| crate::timezone::posix_at(tz, crate::model::now())),
         error_correction: ErrorCorrection::Enabled,
         ..FaxSettings::default()
     }

@@ -25,6 +25,7 @@ use tracing::{info, warn};
 
 pub use events::Event;
 
+use crate::documents::ConvertOptions;
 use crate::doorbell::Doorbell;
 use crate::lines::Line;
 use crate::model::{AccountId, now};
@@ -46,6 +47,8 @@ pub struct SchedulerOptions {
     pub mail_from: String,
     /// Called after a notification mail was queued (wakes the postman).
     pub mail_queued: Arc<dyn Fn() + Send + Sync>,
+    /// How an attempt converts originals that have no fax image yet.
+    pub convert: ConvertOptions,
 }
 
 impl SchedulerOptions {
@@ -55,6 +58,7 @@ impl SchedulerOptions {
             retry_delay_scale: 1.0,
             mail_from,
             mail_queued: Arc::new(|| {}),
+            convert: ConvertOptions::default(),
         }
     }
 

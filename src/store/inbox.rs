@@ -6,9 +6,7 @@ use std::path::PathBuf;
 use rusqlite::params;
 
 use super::{Result, Store, jobs};
-use crate::model::{
-    AccountId, Fax, FaxId, FaxboxId, Folder, NewDocument, NewReceivedFax, Reception, now,
-};
+use crate::model::{AccountId, Fax, FaxboxId, Folder, NewDocument, NewReceivedFax, Reception, now};
 
 /// A mail to queue in the same transaction as what it announces, so it
 /// goes out exactly once.
@@ -88,7 +86,7 @@ impl Store {
                 Some((new, docs)) => {
                     let t = now();
                     let fax = Fax {
-                        id: FaxId::new(),
+                        id: new.id.clone(),
                         account_id: new.account_id.clone(),
                         faxbox_id: Some(new.faxbox_id.clone()),
                         folder: Folder::Inbox,

@@ -30,6 +30,8 @@ pub fn shared_corpus() -> Option<PathBuf> {
 /// A mail a test SMTP server received.
 #[derive(Debug, Clone)]
 pub struct ReceivedMail {
+    /// The name the client gave in HELO/EHLO.
+    pub helo: String,
     pub from: String,
     pub to: Vec<String>,
     pub data: Vec<u8>,
@@ -46,17 +48,31 @@ impl ReceivedMail {
 pub struct MailSink {
     received: std::sync::Arc<std::sync::Mutex<Vec<ReceivedMail>>>,
     current: Option<ReceivedMail>,
+    /// Refuses a HELO/EHLO name that is not fully qualified with 504, as
+    /// Postfix's reject_non_fqdn_helo_hostname does.
+    fqdn_helo_only: bool,
 }
 
 impl mailin_embedded::Handler for MailSink {
+    fn helo(&mut self, _ip: std::net::IpAddr, domain: &str) -> mailin_embedded::Response {
+        if self.fqdn_helo_only && !domain.contains('.') {
+            return mailin_embedded::Response::custom(
+                504,
+                format!("5.5.2 <{domain}>: Helo command rejected: need fully-qualified hostname"),
+            );
+        }
+        mailin_embedded::response::OK
+    }
+
     fn data_start(
         &mut self,
-        _domain: &str,
+        domain: &str,
         from: &str,
         _is8bit: bool,
         to: &[String],
     ) -> mailin_embedded::Response {
         self.current = Some(ReceivedMail {
+            helo: domain.to_owned(),
             from: from.to_owned(),
             to: to.to_vec(),
             data: Vec::new(),
@@ -83,7 +99,21 @@ impl MailSink {
     /// Serves SMTP on `listener` from a background thread, for the rest of
     /// the test process.
     pub fn start(listener: std::net::TcpListener) -> MailSink {
-        let sink = MailSink::default();
+        MailSink::serve(listener, MailSink::default())
+    }
+
+    /// A smarthost that refuses a client greeting with a bare host name.
+    pub fn start_fqdn_helo_only(listener: std::net::TcpListener) -> MailSink {
+        MailSink::serve(
+            listener,
+            MailSink {
+                fqdn_helo_only: true,
+                ..MailSink::default()
+            },
+        )
+    }
+
+    fn serve(listener: std::net::TcpListener, sink: MailSink) -> MailSink {
         let mut server = mailin_embedded::Server::new(sink.clone());
         server.with_name("sink.test").with_tcp_listener(listener);
         std::thread::spawn(move || {
@@ -125,6 +155,7 @@ pub fn smarthost(port: u16) -> faxbox::config::Smarthost {
             tls: faxbox::config::TlsMode::None,
         }),
         from: "faxbox@box.test".into(),
+        hello_name: "faxbox.box.test".into(),
     }
 }
 

@@ -92,7 +92,8 @@ pub fn two_offices() -> (Box2, faxbox::model::Faxbox) {
         .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let sink = MailSink::start(listener);
+    // A smarthost as strict as Postfix with reject_non_fqdn_helo_hostname.
+    let sink = MailSink::start_fqdn_helo_only(listener);
     let postman = Arc::new(
         Postman::start(
             store.clone(),
@@ -247,6 +248,29 @@ fn one_faxbox_faxes_another_and_the_pages_arrive_identical() {
     let text = mails[0].text();
     assert!(text.contains("Subject: New fax from 15550009999"), "{text}");
     assert!(text.contains("application/pdf"));
+    // The mail names the fax it announces (it is composed before the fax
+    // is stored, in the same transaction).
+    assert!(
+        text.contains(&format!("Fax id:        {}", fax.id)),
+        "{text}"
+    );
+    // Headers of a well-behaved machine sender, greeted with the box's
+    // fully qualified name.
+    assert_eq!(mails[0].helo, "faxbox.box.test");
+    let headers = &text[..text.find("\r\n\r\n").expect("a header block")];
+    let header = |name: &str| {
+        headers
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}: ")))
+            .map(str::to_owned)
+    };
+    let id = header("Message-ID").expect("a Message-ID");
+    assert!(id.starts_with('<') && id.ends_with("@box.test>"), "{id}");
+    assert!(
+        header("Date").is_some_and(|d| d.ends_with("+0000")),
+        "{headers}"
+    );
+    assert_eq!(header("Auto-Submitted").as_deref(), Some("auto-generated"));
     // The attachment's name (lettre may fold it as RFC 2231 `filename*0=`).
     let disposition = &text[text
         .find("Content-Disposition: attachment")
@@ -374,4 +398,109 @@ fn pages_received_before_a_crash_are_delivered_once_after_restart() {
     assert_eq!(mails.len(), 1);
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(b.sink.received().len(), 1, "mailed once");
+}
+
+/// The header line SpanDSP draws above a sent page, read back as text.
+/// Its layout is fixed ("  %2d-%s-%d  %02d:%02d    <header> ...", one
+/// 16-pixel glyph per character, each pixel drawn twice across at 204
+/// dpi): the sender's header text is "0123456789", so the glyphs of the
+/// ten digits are the characters from position 24 on, and the time's
+/// digits (positions 15, 16, 18 and 19) are read by matching them.
+fn header_time(page: &BitPage, header_rows: u32) -> (u32, u32) {
+    let bytes_per_char = 4;
+    let cell = |c: usize| -> Vec<u8> {
+        (0..header_rows)
+            .flat_map(|y| page.row(y)[c * bytes_per_char..(c + 1) * bytes_per_char].to_vec())
+            .collect()
+    };
+    let digits: Vec<Vec<u8>> = (0..10).map(|d| cell(24 + d)).collect();
+    let read = |c: usize| -> u32 {
+        digits
+            .iter()
+            .position(|g| *g == cell(c))
+            .unwrap_or_else(|| panic!("the header's character {c} is not a digit")) as u32
+    };
+    (read(15) * 10 + read(16), read(18) * 10 + read(19))
+}
+
+#[test]
+fn the_page_header_shows_the_time_in_the_sending_faxbox_zone() {
+    use chrono::{TimeZone, Timelike};
+    let (b, _) = two_offices();
+    // India is UTC+5:30: a header in UTC, or in any whole-hour zone,
+    // shows other minutes.
+    let zone = "Asia/Kolkata";
+    let sales = b
+        .store
+        .create_faxbox(
+            &b.sender,
+            FaxboxFields {
+                name: Some("Sales".into()),
+                fax_header: Some("0123456789".into()),
+                fax_timezone: Some(zone.into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let sent = pages(1, 300);
+    let tiff = encode_fax_tiff(&sent).unwrap();
+    let line = loopback(&b.dir, 2, &[], false);
+    line.set_inbound(b.receiver.clone());
+    let scheduler =
+        Scheduler::start(b.store.clone(), vec![Arc::new(line)], b.options.clone()).unwrap();
+    let before = faxbox::model::now();
+    // What every intake copies from the faxbox into the job.
+    let job = b
+        .store
+        .create_job(
+            faxbox::model::NewFax {
+                account_id: b.sender.clone(),
+                faxbox_id: Some(sales.id.clone()),
+                to_number: "5557000".into(),
+                to_number_normalized: "5557000".into(),
+                retries: 1,
+                from_number: Some("15550009999".into()),
+                fax_identity_name: Some(sales.fax_header.clone()),
+                fax_timezone: sales.fax_timezone.clone(),
+                ..Default::default()
+            },
+            vec![faxbox::model::NewDocument {
+                kind: DocumentKind::FaxTiff,
+                content_type: "image/tiff".into(),
+                filename: "fax_file.tiff".into(),
+                pages: Some(1),
+                bytes: tiff,
+            }],
+            JobStatus::Pending,
+        )
+        .unwrap()
+        .id;
+    scheduler.wake();
+    wait_terminal(
+        &b.store,
+        std::slice::from_ref(&job),
+        Duration::from_secs(60),
+    );
+    scheduler.stop(Duration::from_secs(5));
+    let after = faxbox::model::now();
+    assert_eq!(
+        b.store.fax(&job).unwrap().status,
+        Some(JobStatus::Completed)
+    );
+    let fax = &inbox(&b.store)[0];
+    let got = &received_pages(&b.store, fax)[0];
+    let (hour, minute) = header_time(got, got.height - sent[0].height);
+    let tz: chrono_tz::Tz = zone.parse().unwrap();
+    let expected: Vec<(u32, u32)> = (before..=after + 1)
+        .map(|t| {
+            let local = tz.timestamp_opt(t, 0).unwrap();
+            (local.hour(), local.minute())
+        })
+        .collect();
+    assert!(
+        expected.contains(&(hour, minute)),
+        "the header says {hour:02}:{minute:02}; in {zone} it was {:02}:{:02}",
+        expected[0].0,
+        expected[0].1
+    );
 }

@@ -429,7 +429,7 @@ fn create_job_send_document_and_cancel_while_queued() {
 /// The standard files test a printer that prints whatever it is sent.
 /// A FaxOut printer needs the fax number with every job (PWG 5100.15), so
 /// the tests that print without `destination-uris` are refused with
-/// client-error-bad-request, and the tests that look at the job they would
+/// client-error-attributes-or-values-not-supported, and the tests that look at the job they would
 /// have made find none. Those are listed here, with the reason; every other
 /// test of the files must pass. PWG 5100.14's IPP Everywhere print-device
 /// checks (Identify-Printer, Close-Job, supplies, icons, the
@@ -895,7 +895,8 @@ fn each_faxbox_printer_is_announced_over_dns_sd_and_says_goodbye() {
     assert_eq!(found.get_subtype().as_deref(), Some(PRINT_SUBTYPE));
     assert_eq!(found.get_port(), b.addr.port());
     let txt = |key: &str| found.get_property_val_str(key).map(str::to_owned);
-    assert_eq!(txt("rfo").as_deref(), Some("ipp/faxout"));
+    // CUPS resolves a discovered fax printer to ipp://host:port/<rfo>.
+    assert_eq!(txt("rfo"), Some(format!("ipp/faxout/{}", b.faxbox.id)));
     assert_eq!(txt("Fax").as_deref(), Some("T"));
     assert_eq!(txt("rp"), Some(format!("ipp/faxout/{}", b.faxbox.id)));
     assert_eq!(txt("ty").as_deref(), Some("Faxbox Front desk"));
@@ -910,22 +911,36 @@ fn each_faxbox_printer_is_announced_over_dns_sd_and_says_goodbye() {
         assert!(pdl.split(',').any(|p| p == format), "{pdl}");
     }
     assert!(txt("URF").unwrap().starts_with("V1.4"));
-    // The announcement leads to the printer: its `rp` path answers with the
-    // same UUID.
-    let (status, _, body) = http_post(
-        b.addr,
-        &format!("/{}", txt("rp").unwrap()),
-        &[("Content-Type", "application/ipp")],
-        &Message::new(0x000B, &b.uri()).bytes(),
-    );
-    assert_eq!(status, 200);
-    let r = ipp::parser::IppParser::new(ipp::reader::IppReader::new(Cursor::new(body)))
-        .parse()
-        .unwrap();
-    assert_eq!(
-        attr_in(&r, DelimiterTag::PrinterAttributes, "printer-uuid").map(|v| v.to_string()),
-        Some(format!("urn:uuid:{}", printer_uuid(&b.faxbox)))
-    );
+    // The announcement leads to the printer: its `rp` path and its FaxOut
+    // `rfo` path (the one CUPS's fax queues use) answer with the same
+    // UUID, as a fax printer.
+    for key in ["rp", "rfo"] {
+        let path = format!("/{}", txt(key).unwrap());
+        let (status, _, body) = http_post(
+            b.addr,
+            &path,
+            &[("Content-Type", "application/ipp")],
+            &Message::new(0x000B, &format!("ipp://{}{path}", b.addr)).bytes(),
+        );
+        assert_eq!(status, 200, "{key}={path}");
+        let r = ipp::parser::IppParser::new(ipp::reader::IppReader::new(Cursor::new(body)))
+            .parse()
+            .unwrap();
+        assert_eq!(status_of(&r), 0, "{key}: {}", message_of(&r));
+        assert_eq!(
+            attr_in(&r, DelimiterTag::PrinterAttributes, "printer-uuid").map(|v| v.to_string()),
+            Some(format!("urn:uuid:{}", printer_uuid(&b.faxbox))),
+            "{key}"
+        );
+        let features = attr_in(
+            &r,
+            DelimiterTag::PrinterAttributes,
+            "ipp-features-supported",
+        )
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+        assert!(features.contains("faxout"), "{key}: {features}");
+    }
     // A faxbox made while the box runs is announced too.
     announcer
         .follow(b.store.clone(), Duration::from_millis(200))
@@ -1113,4 +1128,232 @@ fn a_fax_on_the_line_shows_as_processing_and_cancel_job_hangs_it_up() {
     });
     let fax = &b.faxes()[0];
     assert_eq!(fax.status, Some(JobStatus::Cancelled));
+}
+
+/// The job's id from a Print-Job or Create-Job answer.
+fn job_id_of(r: &ipp::request::IppRequestResponse) -> i32 {
+    match attr_in(r, DelimiterTag::JobAttributes, "job-id") {
+        Some(IppValue::Integer(id)) => *id,
+        other => panic!("job-id: {other:?} ({})", message_of(r)),
+    }
+}
+
+/// Get-Job-Attributes of one job: (state, reasons, message).
+fn job_status(b: &PrinterBox, job_id: i32) -> (i32, String, String) {
+    let body = Message::new(0x0009, &b.uri())
+        .attr(0x21, "job-id", &job_id.to_be_bytes())
+        .bytes();
+    let r = b.ipp(&body).1.unwrap();
+    let state = match attr_in(&r, DelimiterTag::JobAttributes, "job-state") {
+        Some(IppValue::Enum(s)) => *s,
+        other => panic!("job-state: {other:?}"),
+    };
+    let text = |name| {
+        attr_in(&r, DelimiterTag::JobAttributes, name)
+            .map(|v| v.to_string())
+            .unwrap_or_default()
+    };
+    (state, text("job-state-reasons"), text("job-state-message"))
+}
+
+#[test]
+fn a_print_without_a_number_is_refused_with_the_status_cups_cancels_on_not_the_one_it_retries() {
+    let Some(tool) = ipptool() else { return };
+    let b = PrinterBox::start(false, IppOptions::default());
+    let document = b.file("memo.pdf", &pdf(&["Memo"]));
+    // What a `-m everywhere` queue sends: Validate-Job, then Print-Job,
+    // neither with a number. CUPS's ipp backend retries
+    // client-error-bad-request every 10 s (the queue is stuck) and cancels
+    // the job on client-error-attributes-or-values-not-supported.
+    let test = b.file(
+        "no-number.test",
+        b"{
+	NAME \"Validate-Job without a number\"
+	OPERATION Validate-Job
+	GROUP operation-attributes-tag
+	ATTR charset attributes-charset utf-8
+	ATTR naturalLanguage attributes-natural-language en
+	ATTR uri printer-uri $uri
+	ATTR name requesting-user-name $user
+	ATTR mimeMediaType document-format application/pdf
+	STATUS client-error-attributes-or-values-not-supported
+}
+{
+	NAME \"Print-Job without a number\"
+	OPERATION Print-Job
+	GROUP operation-attributes-tag
+	ATTR charset attributes-charset utf-8
+	ATTR naturalLanguage attributes-natural-language en
+	ATTR uri printer-uri $uri
+	ATTR name requesting-user-name $user
+	ATTR mimeMediaType document-format application/pdf
+	FILE $filename
+	STATUS client-error-attributes-or-values-not-supported
+	EXPECT status-message OF-TYPE text WITH-VALUE \"/fax number/\"
+	EXPECT !job-id
+}
+",
+    );
+    let (ok, report) = run_ipptool(&tool, &b.uri(), &test, &["-f", document.to_str().unwrap()]);
+    assert!(ok, "{report}");
+    assert!(b.faxes().is_empty());
+}
+
+#[test]
+fn cups_own_fax_job_test_with_a_number_and_an_ipp_destination_is_accepted() {
+    let Some(tool) = ipptool() else { return };
+    let file = Path::new("/usr/share/cups/ipptool/fax-job.test");
+    if !file.exists() {
+        println!("skipped: {} is not installed", file.display());
+        return;
+    }
+    let b = PrinterBox::start(false, IppOptions::default());
+    let document = b.file("fax.pdf", &pdf(&["CUPS fax-job.test"]));
+    let (ok, report) = run_ipptool(&tool, &b.uri(), file, &["-f", document.to_str().unwrap()]);
+    assert!(ok, "{report}");
+    // The tel: destination became the fax; the ipp: printer next to it
+    // was ignored (successful-ok-ignored-or-substituted-attributes).
+    let faxes = b.faxes();
+    assert_eq!(faxes.len(), 1, "{faxes:?}");
+    assert!(
+        faxes[0].to_number.ends_with("4055551212"),
+        "{}",
+        faxes[0].to_number
+    );
+    let body = Message::new(0x0005, &b.uri())
+        .destinations(&["tel:+15551234567", "ipp://11.22.33.44/ipp/print"])
+        .bytes();
+    let r = b.ipp(&body).1.unwrap();
+    assert_eq!(status_of(&r), 0x0001, "{}", message_of(&r));
+    let ignored = attr_in(&r, DelimiterTag::UnsupportedAttributes, "destination-uris")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    assert!(ignored.contains("ipp://11.22.33.44"), "{ignored}");
+    assert!(!ignored.contains("tel:"), "{ignored}");
+    assert!(job_id_of(&r) > 0);
+}
+
+#[test]
+fn a_fax_waiting_for_a_retry_holds_its_print_job_so_the_cups_queue_goes_on() {
+    let b = PrinterBox::start(true, IppOptions::default());
+    // Two attempts: after the busy one, the fax waits (five minutes by
+    // default) for the second.
+    b.store
+        .update_faxbox(
+            &b.faxbox.id,
+            FaxboxFields {
+                retries: Some(2),
+                ..Default::default()
+            },
+            faxbox::store::UpdateMode::Merge,
+        )
+        .unwrap();
+    let print = |number: &str| {
+        let body = Message::new(0x0002, &b.uri())
+            .attr(0x49, "document-format", b"application/pdf")
+            .destinations(&[&format!("tel:{number}")])
+            .document(&pdf(&["Order"]))
+            .bytes();
+        let r = b.ipp(&body).1.unwrap();
+        assert_eq!(status_of(&r), 0, "{}", message_of(&r));
+        job_id_of(&r)
+    };
+    let busy = print(BUSY);
+    wait_for(
+        "the busy fax to wait for its retry",
+        Duration::from_secs(120),
+        || {
+            b.faxes()
+                .iter()
+                .any(|f| f.attempts == 1 && f.status == Some(JobStatus::Pending))
+        },
+    );
+    // pending-held: CUPS's ipp backend stops waiting on a held job and
+    // sends the queue's next job.
+    let (state, reasons, message) = job_status(&b, busy);
+    assert_eq!(state, 4, "{reasons} {message}");
+    assert!(reasons.contains("resources-are-not-ready"), "{reasons}");
+    assert!(
+        message.contains("tries again") && message.contains(BUSY) && message.contains("busy"),
+        "{message}"
+    );
+    // The next job goes out while the first still waits.
+    let good = print("+15551234567");
+    wait_for("the next fax to complete", Duration::from_secs(120), || {
+        job_status(&b, good).0 == 9
+    });
+    assert_eq!(job_status(&b, busy).0, 4);
+    // Held jobs are not completed: Get-Jobs lists it as not completed.
+    let body = Message::new(0x000A, &b.uri())
+        .attr(0x44, "which-jobs", b"not-completed")
+        .bytes();
+    let r = b.ipp(&body).1.unwrap();
+    let listed: Vec<String> = r
+        .attributes()
+        .groups_of(DelimiterTag::JobAttributes)
+        .filter_map(|g| g.get("job-id").map(|a| a.value().to_string()))
+        .collect();
+    assert_eq!(listed, [busy.to_string()]);
+}
+
+#[test]
+fn a_created_job_whose_document_never_comes_is_aborted_even_across_a_restart() {
+    let options = || IppOptions {
+        document_timeout: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let mut b = PrinterBox::start(false, options());
+    let create = Message::new(0x0005, &b.uri())
+        .destinations(&["tel:+15551234567"])
+        .bytes();
+    let r = b.ipp(&create).1.unwrap();
+    assert_eq!(status_of(&r), 0, "{}", message_of(&r));
+    let job = job_id_of(&r);
+    assert_eq!(job_status(&b, job).0, 3, "waiting for its document");
+    // The printer says how long it waits.
+    let r = b.ipp(&Message::new(0x000B, &b.uri()).bytes()).1.unwrap();
+    assert_eq!(
+        attr_in(
+            &r,
+            DelimiterTag::PrinterAttributes,
+            "multiple-operation-time-out"
+        ),
+        Some(&IppValue::Integer(2))
+    );
+    // The box stops before the time is up and starts again after.
+    b.server.take().unwrap().stop();
+    std::thread::sleep(Duration::from_secs(3));
+    let server = IppServer::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        IppCtx {
+            store: b.store.clone(),
+            wake: Arc::new(|| {}),
+            options: options(),
+        },
+    )
+    .unwrap();
+    b.addr = server.local_addr();
+    b.server = Some(server);
+    let (state, reasons, message) = job_status(&b, job);
+    assert_eq!(state, 8, "{reasons} {message}");
+    assert!(reasons.contains("aborted-by-system"), "{reasons}");
+    assert!(
+        message.contains("no document came within 2 seconds"),
+        "{message}"
+    );
+    // A document that comes now is refused, and nothing is faxed.
+    let late = Message::new(0x0006, &b.uri())
+        .attr(0x21, "job-id", &job.to_be_bytes())
+        .attr(0x22, "last-document", &[1])
+        .attr(0x49, "document-format", b"application/pdf")
+        .document(&pdf(&["late"]))
+        .bytes();
+    let r = b.ipp(&late).1.unwrap();
+    assert_eq!(status_of(&r), 0x0404, "{}", message_of(&r));
+    assert!(b.faxes().is_empty());
+    let r = b.ipp(&Message::new(0x000B, &b.uri()).bytes()).1.unwrap();
+    assert_eq!(
+        attr_in(&r, DelimiterTag::PrinterAttributes, "queued-job-count"),
+        Some(&IppValue::Integer(0))
+    );
 }

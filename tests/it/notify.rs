@@ -81,3 +81,58 @@ fn mail_waits_while_the_smarthost_is_down_and_arrives_when_it_is_back() {
     assert!(got[0].text().contains("Subject: late"));
     postman.stop();
 }
+
+#[test]
+fn a_smarthost_refusing_a_bare_ehlo_name_gets_the_box_fully_qualified_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let sink = MailSink::start_fqdn_helo_only(listener);
+    store
+        .enqueue_mail(
+            None,
+            &["bob@example.com".into()],
+            b"From: faxbox@box.test\r\nTo: bob@example.com\r\nSubject: hi\r\n\r\nhello\r\n",
+        )
+        .unwrap();
+    // A bare host name is refused (504) and the mail stays queued ...
+    let mut bare = smarthost(port);
+    bare.hello_name = "faxbox".into();
+    let postman = Postman::start(store.clone(), bare, quick()).unwrap();
+    postman.wake();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let queued = store.due_mail(i64::MAX, 10).unwrap();
+        assert_eq!(queued.len(), 1);
+        if let Some(e) = &queued[0].last_error {
+            assert!(e.contains("504") || e.contains("fully-qualified"), "{e}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no delivery attempt");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    postman.stop();
+    assert!(sink.received().is_empty());
+    // ... and the box's configured name (smtp.hostname) is taken.
+    let config = faxbox::config::Config::parse(
+        "[smtp]\nhostname = \"fax.office.example\"\n[smarthost]\nhost = \"127.0.0.1\"\n",
+        std::path::Path::new("faxbox.toml"),
+    )
+    .unwrap();
+    assert_eq!(config.smarthost.hello_name, "fax.office.example");
+    let mut named = smarthost(port);
+    named.hello_name = config.smarthost.hello_name.clone();
+    let postman = Postman::start(store.clone(), named, quick()).unwrap();
+    postman.wake();
+    let got = sink.wait_for(1, Duration::from_secs(15));
+    assert_eq!(got[0].helo, "fax.office.example");
+    postman.stop();
+    // Without smtp.hostname the name is still fully qualified.
+    let default = faxbox::config::Config::embedded_default();
+    assert!(
+        default.smarthost.hello_name.contains('.'),
+        "{}",
+        default.smarthost.hello_name
+    );
+}
