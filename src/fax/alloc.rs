@@ -10,17 +10,15 @@
 //! 35 MB (issue 18 item 7, issue 27's memory that stays after calls).
 //! Setting it also stops glibc from moving it.
 
-/// The size from which blocks are mapped on their own (glibc's default
-/// starting value, kept for good).
-const MMAP_THRESHOLD: i32 = 128 * 1024;
-
-/// Fixes the allocator's mmap threshold. Called first thing in `main`.
+/// Fixes the allocator's mmap threshold at 128 KB (glibc's starting value,
+/// kept for good). Called first thing in `main`. Other C libraries (musl,
+/// in the static builds) return large blocks anyway.
 pub fn return_large_blocks_to_the_system() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets a number inside glibc's allocator; it is
     // called before any other thread exists, and M_MMAP_THRESHOLD takes any
     // value up to 32 MB.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
