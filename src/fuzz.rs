@@ -60,8 +60,11 @@ pub fn raster(data: &[u8]) {
     let _ = convert(data, "fuzz.pwg", format, &geometry, 4, 4_000_000, &watch);
 }
 
+/// One fuzz target: the bytes in, nothing out.
+pub type Target = fn(&[u8]);
+
 /// The targets by name, for `make fuzz TARGET=...` and the replay.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("mime", mime),
     ("multipart", multipart),
     ("json", json),
