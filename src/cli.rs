@@ -59,6 +59,9 @@ pub enum Command {
     Send(SendArgs),
     /// The live dashboard of a running `faxbox serve`: lines, queues, retries.
     Tui(TuiArgs),
+    /// Create an empty fax store in the data dir, for setting a box up with
+    /// the admin commands before its first `serve` (which does this too).
+    Init,
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
     /// Convert documents into a fax TIFF, or a fax TIFF into a PDF.
@@ -418,7 +421,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let out = Output { json: cli.json };
     let open = || {
-        Store::open_data_dir(&config.data_dir)
+        // Beside a running box, on its store: never creating one, never
+        // running recovery (only `serve` does either).
+        Store::open_existing(&config.data_dir)
             .with_context(|| format!("cannot open the fax store in {}", config.data_dir.display()))
     };
     match cli.command {
@@ -435,6 +440,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 crate::app::serve(config)
             }
+        }
+        Command::Init => {
+            let store = Store::open_data_dir(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot create the fax store in {}",
+                    config.data_dir.display()
+                )
+            })?;
+            println!("{}", store.path().display());
+            Ok(())
         }
         Command::CheckConfig => {
             println!("{}: ok", config.source);

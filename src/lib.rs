@@ -13,6 +13,7 @@ pub mod doorbell;
 pub mod fax;
 #[doc(hidden)]
 pub mod fuzz;
+pub mod gate;
 pub mod http_pool;
 pub mod inbound;
 pub mod ipp;
