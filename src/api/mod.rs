@@ -472,7 +472,7 @@ fn percent_decode(s: &str) -> String {
 pub const MAX_JSON_BODY: usize = 1024 * 1024;
 
 /// A JSON body as a value, bounded by `MAX_JSON_BODY`.
-pub(crate) fn json_body(body: &[u8]) -> Result<Value, ApiError> {
+pub(crate) fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if body.len() > MAX_JSON_BODY {
         return Err(ApiError::BadRequest(format!(
             "the JSON body is {} bytes; the fields of a request fit in {MAX_JSON_BODY} (send documents as multipart parts)",
