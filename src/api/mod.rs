@@ -77,7 +77,7 @@ impl Default for ApiOptions {
             ..ConvertOptions::default()
         };
         ApiOptions {
-            workers: 64,
+            workers: 128,
             max_body: 32 * 1024 * 1024,
             convert,
             fetch: fetch::FetchPolicy::default(),
