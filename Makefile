@@ -17,7 +17,7 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux cups cups-filters cups-ipp-utils
 
 .PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
-.PHONY: install static cross-aarch64 cross-armv7 test-cross
+.PHONY: install static cross-aarch64 cross-armv7 test-cross fuzz fuzz-all
 
 run: build-deps
 	$(CARGO) build --release
@@ -92,3 +92,31 @@ cross-armv7:
 # selftest of all three static binaries (ARM under qemu-user) and their sizes.
 test-cross: static cross-aarch64 cross-armv7
 	scripts/test-cross
+
+# Fuzzing the parsers that read bytes from outside (src/fuzz.rs: mime,
+# multipart, json, ipp, pdf, tiff, raster) with libFuzzer on the stable
+# toolchain: coverage instrumentation through rustc's sancov pass, built for
+# the explicit host target so that build scripts stay uninstrumented. Starts
+# from the seeds (fuzz/seeds/TARGET, and the mails of tests/fixtures/mail)
+# and grows fuzz/corpus/TARGET; stops at the first crash, a run over 10 s or
+# RSS over 300 MB, leaving the input in fuzz/artifacts/TARGET. The test suite
+# replays seeds and corpus (tests/it/fuzz.rs).
+#   make fuzz TARGET=mime SECONDS=600
+TARGET ?= mime
+SECONDS ?= 60
+FUZZ_HOST := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing
+
+fuzz: build-deps
+	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --manifest-path fuzz/Cargo.toml \
+	  --target $(FUZZ_HOST) --bin $(TARGET)
+	mkdir -p fuzz/corpus/$(TARGET) fuzz/artifacts/$(TARGET)
+	fuzz/target/$(FUZZ_HOST)/release/$(TARGET) -max_total_time=$(SECONDS) -rss_limit_mb=300 \
+	  -timeout=10 -print_final_stats=1 -artifact_prefix=fuzz/artifacts/$(TARGET)/ \
+	  fuzz/corpus/$(TARGET) fuzz/seeds/$(TARGET) $(if $(filter mime,$(TARGET)),tests/fixtures/mail)
+
+# Every target in turn, SECONDS each.
+fuzz-all:
+	for t in mime multipart json ipp pdf tiff raster; do $(MAKE) fuzz TARGET=$$t SECONDS=$(SECONDS) || exit 1; done

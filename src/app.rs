@@ -337,6 +337,7 @@ impl Appliance {
             let mut options =
                 crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
             options.tls = smtp_tls;
+            options.trusted_relays = config.smtp.trusted_relays.clone();
             options.convert.drawing = drawing.clone();
             let counts = intake.clone();
             options.accepted = Arc::new(move |n| counts.count(crate::api::Intake::Smtp, n));

@@ -88,6 +88,9 @@ pub struct SmtpConfig {
     pub hostname: String,
     /// STARTTLS certificate chain and key (PEM files); `None` offers no TLS.
     pub tls: Option<TlsFiles>,
+    /// Relays (the office's Postfix, say) whose mail is taken without SMTP
+    /// AUTH even when `smtp_require_auth` is on: they checked the sender.
+    pub trusted_relays: Vec<ipnet::IpNet>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -363,6 +366,7 @@ struct RawSmtp {
     hostname: Option<String>,
     tls_certificate: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    trusted_relays: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -525,6 +529,24 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             })
     };
 
+    // A list of client addresses or networks (`allow`, `trusted_relays`).
+    let networks = |key: &str, words: Vec<String>, example: &str| {
+        words
+            .iter()
+            .map(|word| {
+                word.parse::<ipnet::IpNet>()
+                    .or_else(|_| word.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        bad(
+                            key,
+                            &format!("{word:?}"),
+                            &format!("expected an address or network such as {example}"),
+                        )
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+
     let data_dir = raw
         .data_dir
         .unwrap_or_else(|| PathBuf::from("./faxbox-data"));
@@ -624,10 +646,16 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
                 ));
             }
         };
+        let trusted_relays = networks(
+            "smtp.trusted_relays",
+            raw_smtp.trusted_relays.unwrap_or_default(),
+            "\"127.0.0.1\" or \"10.0.0.0/24\"",
+        )?;
         SmtpConfig {
             listen,
             hostname,
             tls,
+            trusted_relays,
         }
     };
     let file_proxy = {
@@ -646,20 +674,11 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         let allow_words = raw
             .allow
             .unwrap_or_else(|| vec!["127.0.0.0/8".into(), "::1/128".into()]);
-        let mut allow = Vec::with_capacity(allow_words.len());
-        for word in allow_words {
-            let net = word
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| word.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    bad(
-                        "file_proxy.allow",
-                        &format!("{word:?}"),
-                        "expected an address or network such as \"127.0.0.1\" or \"10.0.0.0/8\"",
-                    )
-                })?;
-            allow.push(net);
-        }
+        let allow = networks(
+            "file_proxy.allow",
+            allow_words,
+            "\"127.0.0.1\" or \"10.0.0.0/8\"",
+        )?;
         let url = match raw.url {
             None => None,
             Some(u) if u.starts_with("http://") && u.len() > "http://".len() => Some(u),
@@ -685,20 +704,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         let words = raw
             .allow
             .unwrap_or_else(|| crate::ipp::LAN.iter().map(|s| s.to_string()).collect());
-        let mut allow = Vec::with_capacity(words.len());
-        for word in words {
-            let net = word
-                .parse::<ipnet::IpNet>()
-                .or_else(|_| word.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
-                .map_err(|_| {
-                    bad(
-                        "ipp.allow",
-                        &format!("{word:?}"),
-                        "expected an address or network such as \"192.168.1.0/24\"",
-                    )
-                })?;
-            allow.push(net);
-        }
+        let allow = networks("ipp.allow", words, "\"192.168.1.0/24\"")?;
         IppConfig {
             enabled: raw.enabled.unwrap_or(false),
             listen,

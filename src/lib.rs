@@ -11,6 +11,8 @@ pub mod config;
 pub mod documents;
 pub mod doorbell;
 pub mod fax;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod gate;
 pub mod http_pool;
 pub mod inbound;

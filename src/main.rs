@@ -4,5 +4,6 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
+    faxbox::fax::return_large_blocks_to_the_system();
     faxbox::cli::main(faxbox::cli::Cli::parse())
 }

@@ -21,9 +21,7 @@ const READ_ONLY: &[&str] = &["id", "_id", "_rev", "_read_only", "created", "modi
 /// The `data` object of `{"data": {...}}`, and the tunnelled verb of the
 /// envelope (`"verb": "PUT"`, Kazoo's basics).
 pub fn envelope(body: &[u8], what: &str) -> Result<(Map<String, Value>, Option<String>), ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    let Value::Object(mut top) = value else {
+    let Value::Object(mut top) = super::json_body(body)? else {
         return Err(ApiError::BadRequest(format!(
             "the body must be a JSON object {{\"data\": {{...}}}} with the {what}'s fields"
         )));

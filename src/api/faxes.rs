@@ -17,7 +17,7 @@ use super::faxboxes::OneOrMany;
 use super::fetch::{self, DocumentRef};
 use super::multipart::{self, Part};
 use super::reply::{Answer, ApiError, Reply, Success};
-use super::{Ctx, Paging, document, parse_data};
+use super::{Ctx, Paging, document, json_body, parse_data};
 use crate::documents::{self, Input};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, Faxbox, FaxboxId,
@@ -1029,8 +1029,7 @@ pub fn action(
     id: &str,
     body: &[u8],
 ) -> Result<Answer, ApiError> {
-    let top: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let top = json_body(body)?;
     let action = match top.get("action") {
         None | Some(Value::Null) => {
             return Err(ApiError::field("action", "required", "action required"));
@@ -1094,8 +1093,7 @@ pub fn action(
 /// (the dashboard's `c` and `r`). A job on a line is hung up, and its
 /// attempt recorded, before it becomes `cancelled`.
 pub fn control(ctx: &Ctx, scope: &Scope<'_>, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
-    let top: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let top = json_body(body)?;
     let action = match top.get("action") {
         None | Some(Value::Null) => {
             return Err(ApiError::field("action", "required", "action required"));

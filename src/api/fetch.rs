@@ -79,16 +79,54 @@ pub fn address_allowed(ip: IpAddr, allow_private: bool) -> bool {
             !private || allow_private
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return address_allowed(IpAddr::V4(v4), allow_private);
-            }
             let first = v6.segments()[0];
             if v6.is_unspecified() || v6.is_multicast() || (first & 0xffc0) == 0xfe80 {
                 return false;
             }
-            let private = v6.is_loopback() || (first & 0xfe00) == 0xfc00;
+            // An IPv4 address inside an IPv6 one reaches that IPv4 host
+            // (issue 18: `[::127.0.0.1]` passed as a public address).
+            let embedded = embedded_ipv4(v6);
+            if !embedded.is_empty() {
+                return embedded
+                    .into_iter()
+                    .all(|v4| address_allowed(IpAddr::V4(v4), allow_private));
+            }
+            // Unique local fc00::/7, and the old site-local fec0::/10.
+            let private =
+                v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfec0;
             !private || allow_private
         }
+    }
+}
+
+/// The IPv4 addresses an IPv6 address carries, in every form a connection
+/// to it may end at that IPv4 host: IPv4-mapped `::ffff:a.b.c.d` and
+/// IPv4-compatible `::a.b.c.d` (RFC 4291 2.5.5), IPv4-translated
+/// `::ffff:0:a.b.c.d` (RFC 2765), NAT64 `64:ff9b::/96` (RFC 6052) and
+/// `64:ff9b:1::/48` (RFC 8215), 6to4 `2002::/16` (RFC 3056), and Teredo's
+/// server and client `2001::/32` (RFC 4380). `::1` is not one: it is the
+/// IPv6 loopback.
+fn embedded_ipv4(v6: std::net::Ipv6Addr) -> Vec<std::net::Ipv4Addr> {
+    use std::net::Ipv4Addr;
+    let s = v6.segments();
+    let o = v6.octets();
+    let last = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    if v6.is_loopback() {
+        return Vec::new();
+    }
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, ..] | [0, 0, 0, 0, 0, 0, ..] | [0, 0, 0, 0, 0xffff, 0, ..] => {
+            vec![last]
+        }
+        [0x64, 0xff9b, 0, 0, 0, 0, ..] => vec![last],
+        // RFC 8215's local-use prefix, in the /96 layout NAT64 gateways use.
+        [0x64, 0xff9b, 1, ..] => vec![last],
+        [0x2002, ..] => vec![Ipv4Addr::new(o[2], o[3], o[4], o[5])],
+        [0x2001, 0, ..] => vec![
+            Ipv4Addr::new(o[4], o[5], o[6], o[7]),
+            Ipv4Addr::new(!o[12], !o[13], !o[14], !o[15]),
+        ],
+        _ => Vec::new(),
     }
 }
 
@@ -306,6 +344,21 @@ mod tests {
             ("::1", false, true),
             ("fd00::1", false, true),
             ("::ffff:127.0.0.1", false, true),
+            // Every other IPv6 form of a local IPv4 address (issue 18).
+            ("::127.0.0.1", false, true),
+            ("::ffff:0:127.0.0.1", false, true),
+            ("::ffff:10.0.0.1", false, true),
+            ("64:ff9b::127.0.0.1", false, true),
+            ("64:ff9b::10.0.0.1", false, true),
+            ("64:ff9b::169.254.169.254", false, false),
+            ("2002:7f00:1::", false, true),
+            ("2002:a9fe:a9fe::", false, false),
+            ("2001:0:7f00:1::a247:25dd", false, true),
+            ("2001:0:5db8:1::80ff:fffe", false, true),
+            ("fec0::1", false, true),
+            // ...and of public ones are public.
+            ("64:ff9b::93.184.216.34", true, true),
+            ("2002:5db8:d822::", true, true),
             ("169.254.169.254", false, false),
             ("0.0.0.0", false, false),
             ("::", false, false),

@@ -80,7 +80,7 @@ impl Default for ApiOptions {
             ..ConvertOptions::default()
         };
         ApiOptions {
-            workers: 8,
+            workers: 128,
             max_body: 32 * 1024 * 1024,
             convert,
             fetch: fetch::FetchPolicy::default(),
@@ -425,25 +425,26 @@ fn respond(raw: tiny_http::Request, reply: Reply, request_id: &str, cors: &[(Str
     }
 }
 
-/// Reads the body, refusing more than `limit` bytes (by the declared length
-/// before reading anything, else while reading).
+/// Reads the body (`http_pool::read_body`: bounded in size and time).
 fn read_body(
     reader: &mut dyn Read,
     declared: Option<usize>,
     limit: usize,
 ) -> Result<Vec<u8>, ApiError> {
-    if declared.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge { limit });
-    }
-    let mut body = Vec::new();
-    reader
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-        .map_err(|e| ApiError::BadRequest(format!("the request body could not be read: {e}")))?;
-    if body.len() > limit {
-        return Err(ApiError::TooLarge { limit });
-    }
-    Ok(body)
+    use crate::http_pool::BodyError;
+    crate::http_pool::read_body(reader, declared, limit).map_err(|e| match e {
+        BodyError::TooLarge { limit } => ApiError::TooLarge { limit },
+        BodyError::TooSlow => ApiError::Timeout(format!(
+            "the request body came too slowly; send it at {} KB/s or faster",
+            crate::http_pool::MIN_BODY_RATE / 1024
+        )),
+        BodyError::Busy => ApiError::Timeout(
+            "the fax box is taking in other large uploads; send this one again in a minute".into(),
+        ),
+        BodyError::Io(e) => {
+            ApiError::BadRequest(format!("the request body could not be read: {e}"))
+        }
+    })
 }
 
 fn percent_decode(s: &str) -> String {
@@ -471,6 +472,24 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The largest JSON body read: a fax's or a user's fields are a few KB, and
+/// a parsed JSON value takes many times its text in memory (documents come
+/// as multipart parts, not inside JSON). Nesting is bounded by serde_json,
+/// which refuses values nested more than 128 deep.
+pub const MAX_JSON_BODY: usize = 1024 * 1024;
+
+/// A JSON body as a value, bounded by `MAX_JSON_BODY`.
+pub(crate) fn json_body(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if body.len() > MAX_JSON_BODY {
+        return Err(ApiError::BadRequest(format!(
+            "the JSON body is {} bytes; the fields of a request fit in {MAX_JSON_BODY} (send documents as multipart parts)",
+            body.len()
+        )));
+    }
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
 }
 
 /// Reads `{"data": {...}}` into `T` (`document::typed`: lenient types,

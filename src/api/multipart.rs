@@ -62,14 +62,14 @@ pub fn parameter(value: &str, name: &str) -> Option<String> {
     })
 }
 
+/// Parts in one upload: a fax's fields and its documents.
+pub const MAX_PARTS: usize = 100;
+
+/// Bytes of one part's headers (a part names its type and file name).
+pub const MAX_PART_HEADER: usize = 16 * 1024;
+
 fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    if from > haystack.len() {
-        return None;
-    }
-    haystack[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    memchr::memmem::find(haystack.get(from..)?, needle).map(|p| p + from)
 }
 
 /// Splits a multipart body on `boundary`. Errors are for the sender.
@@ -105,6 +105,11 @@ pub fn parse(body: &[u8], boundary: &str) -> Result<Vec<Part>, String> {
         let start = line_end + 2;
         let end = find(body, &next_delimiter, start)
             .ok_or("the multipart body ends before its closing boundary")?;
+        if parts.len() == MAX_PARTS {
+            return Err(format!(
+                "the multipart body has more than {MAX_PARTS} parts; send at most {MAX_PARTS} documents at once"
+            ));
+        }
         parts.push(part(&body[start..end])?);
         at = end + 2;
     }
@@ -117,6 +122,11 @@ fn part(raw: &[u8]) -> Result<Part, String> {
     } else {
         let split = find(raw, b"\r\n\r\n", 0)
             .ok_or("a multipart part has no blank line after its headers")?;
+        if split > MAX_PART_HEADER {
+            return Err(format!(
+                "a multipart part has more than {MAX_PART_HEADER} bytes of headers"
+            ));
+        }
         (&raw[..split], &raw[split + 4..])
     };
     let head = String::from_utf8_lossy(head);
@@ -189,6 +199,22 @@ mod tests {
         ] {
             assert!(parse(body, boundary).is_err(), "{body:?}");
         }
+    }
+
+    /// Issue 18: multipart bodies are bounded like every parser.
+    #[test]
+    fn too_many_parts_or_too_long_headers_are_refused() {
+        let many = format!("{}--b--\r\n", "--b\r\n\r\nx\r\n".repeat(MAX_PARTS + 1));
+        let err = parse(many.as_bytes(), "b").unwrap_err();
+        assert!(err.contains("more than 100 parts"), "{err}");
+        let fits = format!("{}--b--\r\n", "--b\r\n\r\nx\r\n".repeat(MAX_PARTS));
+        assert_eq!(parse(fits.as_bytes(), "b").unwrap().len(), MAX_PARTS);
+        let long = format!(
+            "--b\r\nX-Pad: {}\r\n\r\nx\r\n--b--\r\n",
+            "a".repeat(MAX_PART_HEADER)
+        );
+        let err = parse(long.as_bytes(), "b").unwrap_err();
+        assert!(err.contains("bytes of headers"), "{err}");
     }
 
     #[test]

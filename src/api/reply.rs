@@ -103,6 +103,10 @@ pub enum ApiError {
     Document(#[from] DocumentError),
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// 408: the body came too slowly, or the box was too busy with other
+    /// uploads to take it in time.
+    #[error("{0}")]
+    Timeout(String),
     #[error("{0}")]
     UnsupportedType(String),
     #[error("{0}")]
@@ -211,6 +215,7 @@ pub fn error_reply(error: &ApiError, request_id: &str, auth_token: Option<&str>)
             json!({ "document": { "convert": { "message": e.to_string() } } }),
         ),
         ApiError::TooLarge { .. } => (413, "request_entity_too_large", text()),
+        ApiError::Timeout(text) => (408, "request_timeout", json!({ "message": text })),
         ApiError::UnsupportedType(text) => {
             (415, "unsupported_media_type", json!({ "message": text }))
         }

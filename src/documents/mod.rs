@@ -21,7 +21,7 @@ pub mod faxtiff;
 mod images;
 mod office;
 mod pdf;
-mod print_raster;
+pub(crate) mod print_raster;
 mod raster;
 pub mod storage;
 mod text;
@@ -233,8 +233,8 @@ pub(crate) struct Watch {
 }
 
 impl Watch {
-    /// A watch that is never cancelled and reports nowhere (tests).
-    #[cfg(test)]
+    /// A watch that is never cancelled and reports nowhere (tests, and the
+    /// fuzz targets of `crate::fuzz`).
     pub(crate) fn idle() -> Self {
         Watch {
             cancel: Arc::new(AtomicBool::new(false)),

@@ -22,7 +22,6 @@ mod mdns;
 mod printer;
 mod wire;
 
-use std::io::Read;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::Arc;
 
@@ -30,12 +29,15 @@ use ipp::model::{DelimiterTag, StatusCode};
 use tracing::{debug, info, warn};
 
 use crate::documents::ConvertOptions;
-use crate::http_pool::HttpPool;
+use crate::http_pool::{BodyError, HttpPool};
 use crate::model::{Faxbox, FaxboxId};
 use crate::store::{Store, StoreError};
 
 pub use mdns::{Announcer, PRINT_SUBTYPE, SERVICE_TYPE, all_faxboxes};
 pub use printer::{printer_uuid, txt_record};
+/// The IPP request parser, for the fuzz targets.
+#[doc(hidden)]
+pub use wire::decode as decode_request;
 
 /// The path under which each faxbox's printer lives.
 pub const PRINTER_PATH: &str = "/ipp/faxout/";
@@ -72,7 +74,7 @@ pub struct IppOptions {
     pub convert: ConvertOptions,
     /// Largest request (attributes and document) taken, in bytes.
     pub max_request: usize,
-    /// Worker threads.
+    /// Requests served at once (each on its own thread).
     pub workers: usize,
     /// How long a job made by Create-Job waits for its document
     /// (Send-Document) before it is aborted: the printer's
@@ -93,7 +95,7 @@ impl Default for IppOptions {
             require_auth: false,
             convert: ConvertOptions::default(),
             max_request: 64 * 1024 * 1024,
-            workers: 4,
+            workers: 16,
             document_timeout: std::time::Duration::from_secs(60),
             accepted: Arc::new(|_| {}),
             gate: Default::default(),
@@ -287,29 +289,31 @@ fn handle(ctx: &IppCtx, raw: &mut tiny_http::Request) -> Reply {
         .filter(|h| !h.is_empty() && !h.contains(['/', ' ']))
         .map(str::to_owned)
         .unwrap_or_else(|| "localhost".to_owned());
-    // Read at most one byte past the limit, to tell "too big" from "just fits".
     let limit = ctx.options.max_request;
-    let mut body = Vec::new();
-    if let Err(e) = raw
-        .as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body)
-    {
-        debug!("an IPP request body could not be read: {e}");
-        return Reply::http(400, "the request body could not be read");
-    }
-    if body.len() > limit {
-        let request_id = body
-            .get(4..8)
-            .map_or(0, |b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-        let response = wire::Response::new(
-            0x0101,
-            StatusCode::ClientErrorRequestEntityTooLong,
-            request_id,
-        )
-        .with_message(format!("this printer takes documents up to {limit} bytes"));
-        return Reply::ipp(&response);
-    }
+    let too_large = || {
+        // The request-id is not known: nothing of the body was kept.
+        let response = wire::Response::new(0x0101, StatusCode::ClientErrorRequestEntityTooLong, 0)
+            .with_message(format!("this printer takes documents up to {limit} bytes"));
+        Reply::ipp(&response)
+    };
+    let declared = raw.body_length();
+    let body = match crate::http_pool::read_body(raw.as_reader(), declared, limit) {
+        Ok(body) => body,
+        Err(BodyError::TooLarge { .. }) => return too_large(),
+        Err(BodyError::TooSlow) => {
+            return Reply::http(408, "the request came too slowly; send it again");
+        }
+        Err(BodyError::Busy) => {
+            return Reply::http(
+                503,
+                "the printer is taking in other large jobs; try again in a minute",
+            );
+        }
+        Err(BodyError::Io(e)) => {
+            debug!("an IPP request body could not be read: {e}");
+            return Reply::http(400, "the request body could not be read");
+        }
+    };
     let request = match wire::decode(&body) {
         Ok(r) => r,
         Err(refused) => {

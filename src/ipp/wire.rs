@@ -20,6 +20,86 @@ pub const VERSIONS: &[(u8, u8)] = &[(1, 0), (1, 1), (2, 0)];
 /// may follow them); a request whose attributes run past it is malformed.
 pub const MAX_ATTRIBUTES: usize = 1024 * 1024;
 
+/// Attribute values (and collection members) in one request: printing
+/// asks for a few dozen; the `ipp` crate keeps each in memory.
+pub const MAX_VALUES: usize = 10_000;
+
+/// Collections nested in collections: `media-col` holds `media-size`, two
+/// levels. A value nested thousands deep would be freed recursively and
+/// overflow the stack.
+pub const MAX_COLLECTION_DEPTH: usize = 16;
+
+/// Walks the attributes of an IPP message (RFC 8010 3.1.1) without keeping
+/// them, and says which bound it breaks, if any, before the `ipp` crate's
+/// parser builds them: too many values or collections too deep (refused as
+/// too large), or a length that runs past its field, which that parser
+/// does not check inside textWithLanguage and nameWithLanguage values
+/// (it panicked; found by the `ipp` fuzz target).
+fn check_bounds(body: &[u8]) -> Result<(), (StatusCode, String)> {
+    let too_large = |why: String| Err((StatusCode::ClientErrorRequestEntityTooLong, why));
+    let malformed = |why: &str| {
+        Err((
+            StatusCode::ClientErrorBadRequest,
+            format!("the request is not a well-formed IPP message: {why}"),
+        ))
+    };
+    let mut at = 8;
+    let (mut values, mut depth) = (0usize, 0usize);
+    // A length-prefixed field at `at`: its bytes, and `at` moved past it.
+    let field = |at: &mut usize| -> Option<&[u8]> {
+        let len = u16::from_be_bytes([*body.get(*at)?, *body.get(*at + 1)?]) as usize;
+        let bytes = body.get(*at + 2..*at + 2 + len)?;
+        *at += 2 + len;
+        Some(bytes)
+    };
+    while let Some(&tag) = body.get(at) {
+        at += 1;
+        match tag {
+            // end-of-attributes-tag: the document follows.
+            0x03 => return Ok(()),
+            // Other delimiter tags start a group.
+            0x00..=0x0f => continue,
+            _ => {}
+        }
+        let (Some(_name), Some(value)) = (field(&mut at), field(&mut at)) else {
+            return malformed("an attribute runs past the end of the request");
+        };
+        values += 1;
+        if values > MAX_VALUES {
+            return too_large(format!(
+                "the request has more than {MAX_VALUES} attribute values"
+            ));
+        }
+        match tag {
+            // textWithLanguage, nameWithLanguage: a language and a text,
+            // each with its length, inside the value (RFC 8010 3.9).
+            0x35 | 0x36 => {
+                let mut inner = 0;
+                let part = |inner: &mut usize| -> Option<()> {
+                    let len = u16::from_be_bytes([*value.get(*inner)?, *value.get(*inner + 1)?]);
+                    *inner += 2 + len as usize;
+                    (*inner <= value.len()).then_some(())
+                };
+                if part(&mut inner).and_then(|_| part(&mut inner)).is_none() {
+                    return malformed("a text with language runs past its value");
+                }
+            }
+            // begCollection, endCollection (RFC 8010 3.1.6).
+            0x34 => {
+                depth += 1;
+                if depth > MAX_COLLECTION_DEPTH {
+                    return too_large(format!(
+                        "the request nests collections more than {MAX_COLLECTION_DEPTH} deep"
+                    ));
+                }
+            }
+            0x37 => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A decoded request.
 #[derive(Debug)]
 pub struct Request {
@@ -105,11 +185,13 @@ pub fn decode(body: &[u8]) -> Result<Request, Refused> {
             "the request-id must be a positive number".into(),
         ));
     }
+    let attributes_part = &body[..body.len().min(MAX_ATTRIBUTES)];
+    if let Err((status, why)) = check_bounds(attributes_part) {
+        return Err(refuse(status, request_id, version, why));
+    }
     // The parser wants an owned reader; the document is then the rest of
     // `body` after the position where the attributes ended.
-    let parser = IppParser::new(IppReader::new(Cursor::new(
-        body[..body.len().min(MAX_ATTRIBUTES)].to_vec(),
-    )));
+    let parser = IppParser::new(IppReader::new(Cursor::new(attributes_part.to_vec())));
     let (header, attributes, reader) = parser.parse_parts().map_err(|e| {
         refuse(
             StatusCode::ClientErrorBadRequest,
@@ -400,6 +482,54 @@ mod tests {
                 .and_then(string_of)
                 .as_deref(),
             Some("ipp://localhost/ipp/faxout/x")
+        );
+    }
+
+    /// A collection nested `levels` deep, as `nested-col`.
+    fn deep_collection(levels: usize) -> Vec<u8> {
+        let mut m = message([2, 0], 0x0002, 3, GOOD);
+        m.pop();
+        m.push(0x02);
+        for i in 0..levels {
+            let name: &[u8] = if i == 0 { b"nested-col" } else { b"" };
+            if i > 0 {
+                m.push(0x4A);
+                m.extend_from_slice(&[0, 0, 0, 1]);
+                m.push(b'm');
+            }
+            m.push(0x34);
+            m.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            m.extend_from_slice(name);
+            m.extend_from_slice(&[0, 0]);
+        }
+        for _ in 0..levels {
+            m.push(0x37);
+            m.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        m.push(0x03);
+        m
+    }
+
+    /// Issue 18: every parser is bounded. Collections a hundred thousand
+    /// deep fit in the attribute limit and would be freed recursively.
+    #[test]
+    fn deep_collections_and_too_many_values_are_refused() {
+        assert!(decode(&deep_collection(MAX_COLLECTION_DEPTH)).is_ok());
+        for levels in [MAX_COLLECTION_DEPTH + 1, 100_000] {
+            let refused = decode(&deep_collection(levels)).unwrap_err();
+            assert_eq!(refused.status, StatusCode::ClientErrorRequestEntityTooLong);
+            assert!(refused.message.contains("more than 16 deep"), "{refused:?}");
+            assert_eq!(refused.request_id, 3);
+        }
+        let many: Vec<(u8, &str, &[u8])> = GOOD
+            .iter()
+            .copied()
+            .chain(std::iter::repeat_n((0x44u8, "", &b"a"[..]), MAX_VALUES))
+            .collect();
+        let refused = decode(&message([2, 0], 0x000B, 9, &many)).unwrap_err();
+        assert!(
+            refused.message.contains("more than 10000 attribute values"),
+            "{refused:?}"
         );
     }
 

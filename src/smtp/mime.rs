@@ -192,7 +192,7 @@ pub fn read_email(bytes: &[u8], rules: &ContentRules) -> Result<Email, MimeError
         subject: message.subject().map(str::to_owned),
         ..Email::default()
     };
-    walk(&message, 0, rules, &mut email, 0);
+    walk(&message, rules, &mut email)?;
     Ok(email)
 }
 
@@ -217,43 +217,94 @@ pub fn first_attachment(bytes: &[u8]) -> Option<(String, String)> {
 /// Nested messages deeper than this are not opened (a mail bomb guard).
 const MAX_DEPTH: usize = 8;
 
-/// Visits part `id` of `message` and its children, in document order.
-fn walk(message: &Message<'_>, id: usize, rules: &ContentRules, email: &mut Email, depth: usize) {
-    let Some(part) = message.parts.get(id) else {
-        return;
+/// Multiparts nested deeper than this refuse the email, as Postfix's
+/// `mime_nesting_limit` does: real mail nests a few levels; ten thousand
+/// levels took the box down (issue 18).
+pub const MAX_NESTING: usize = 100;
+
+/// Parts in one email, over all nested messages: a thousand attachments is
+/// no fax.
+pub const MAX_PARTS: usize = 1000;
+
+/// Header fields of one part (a mail that passed through many relays has
+/// a few dozen).
+pub const MAX_HEADERS: usize = 1000;
+
+/// Bytes of one part's header section, as Postfix's `header_size_limit`.
+pub const MAX_HEADER_BYTES: usize = 102_400;
+
+/// The email's parts, in document order, as a loop over an explicit list
+/// rather than recursion, so that no nesting can exhaust the thread's
+/// stack; every bound above is checked on the way.
+fn walk(root: &Message<'_>, rules: &ContentRules, email: &mut Email) -> Result<(), MimeError> {
+    let refuse = |what: String| {
+        Err(MimeError::Unreadable(format!(
+            "{what}; send the documents as plain attachments"
+        )))
     };
-    let declared = part
-        .content_type()
-        .map(|c| match c.subtype() {
-            Some(s) => format!("{}/{s}", c.ctype()),
-            None => c.ctype().to_owned(),
-        })
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    let name = part.attachment_name().map(str::to_owned);
-    let is_attachment = part
-        .content_disposition()
-        .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
-    match &part.body {
-        PartType::Multipart(children) => {
-            for child in children {
-                walk(message, *child as usize, rules, email, depth);
-            }
+    // (message, part id, multipart nesting, message nesting)
+    let mut todo: Vec<(&Message<'_>, usize, usize, usize)> = vec![(root, 0, 0, 0)];
+    let mut seen = 0;
+    while let Some((message, id, nesting, depth)) = todo.pop() {
+        let Some(part) = message.parts.get(id) else {
+            continue;
+        };
+        seen += 1;
+        if seen > MAX_PARTS {
+            return refuse(format!("the email has more than {MAX_PARTS} MIME parts"));
         }
-        PartType::Message(inner) => {
-            if depth < MAX_DEPTH {
-                walk(inner, 0, rules, email, depth + 1);
-            }
+        if nesting > MAX_NESTING {
+            return refuse(format!(
+                "the email nests MIME parts more than {MAX_NESTING} levels deep"
+            ));
         }
-        PartType::Text(text) if !is_attachment => {
-            if (declared.is_empty() || declared == "text/plain") && email.body_text.is_none() {
-                email.body_text = Some(text.to_string());
-            }
+        if part.headers.len() > MAX_HEADERS {
+            return refuse(format!(
+                "a part of the email has more than {MAX_HEADERS} header lines"
+            ));
         }
-        // HTML bodies are the same words as the text body, dressed up.
-        PartType::Html(_) if !is_attachment => {}
-        _ => consider(part.contents(), &declared, name, rules, email),
+        if (part.offset_body as usize).saturating_sub(part.offset_header as usize)
+            > MAX_HEADER_BYTES
+        {
+            return refuse(format!(
+                "a part of the email has more than {MAX_HEADER_BYTES} bytes of headers"
+            ));
+        }
+        let declared = part
+            .content_type()
+            .map(|c| match c.subtype() {
+                Some(s) => format!("{}/{s}", c.ctype()),
+                None => c.ctype().to_owned(),
+            })
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let name = part.attachment_name().map(str::to_owned);
+        let is_attachment = part
+            .content_disposition()
+            .is_some_and(|d| d.ctype().eq_ignore_ascii_case("attachment"));
+        match &part.body {
+            PartType::Multipart(children) => {
+                // Reversed: the list is taken from its end.
+                for child in children.iter().rev() {
+                    todo.push((message, *child as usize, nesting + 1, depth));
+                }
+            }
+            PartType::Message(inner) => {
+                if depth < MAX_DEPTH {
+                    todo.push((inner, 0, nesting + 1, depth + 1));
+                }
+            }
+            PartType::Text(text) if !is_attachment => {
+                if (declared.is_empty() || declared == "text/plain") && email.body_text.is_none() {
+                    email.body_text = Some(text.to_string());
+                }
+            }
+            // HTML bodies are the same words as the text body, dressed up.
+            PartType::Html(_) if !is_attachment => {}
+            _ => consider(part.contents(), &declared, name, rules, email),
+        }
     }
+    Ok(())
 }
 
 /// Decides whether one leaf part is faxed.
@@ -363,6 +414,67 @@ mod tests {
         assert!(kazoo.allows("application/pdf"));
         let no_pdf = rules(serde_json::json!(["application/pdf"]));
         assert!(!no_pdf.allows("application/pdf"));
+    }
+
+    /// MIME parts nested `levels` deep, each a multipart around the next.
+    fn nested(levels: usize) -> Vec<u8> {
+        let mut m = String::from(
+            "From: a@b.test\r\nSubject: x\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=b0\r\n\r\n",
+        );
+        for i in 1..levels {
+            m.push_str(&format!(
+                "--b{}\r\nContent-Type: multipart/mixed; boundary=b{i}\r\n\r\n",
+                i - 1
+            ));
+        }
+        m.into_bytes()
+    }
+
+    /// Issue 18: ten thousand levels overflowed the SMTP session thread's
+    /// stack and aborted the process. Read on a thread with the stack an
+    /// SMTP session has (Rust's default, 2 MiB).
+    #[test]
+    fn a_mime_bomb_is_refused_without_exhausting_the_stack() {
+        let bomb = nested(10_000);
+        let got = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || read_email(&bomb, &ContentRules::defaults()).map(|_| ()))
+            .unwrap()
+            .join()
+            .expect("the session thread survives");
+        let MimeError::Unreadable(why) = got.unwrap_err();
+        assert!(why.contains("more than 100 levels deep"), "{why}");
+        // Real mail nests a few levels and is read.
+        assert!(read_email(&nested(20), &ContentRules::defaults()).is_ok());
+    }
+
+    #[test]
+    fn too_many_parts_or_headers_are_refused() {
+        let mut many =
+            String::from("From: a@b.test\r\nContent-Type: multipart/mixed; boundary=X\r\n\r\n");
+        for _ in 0..=MAX_PARTS {
+            many.push_str("--X\r\nContent-Type: text/plain\r\n\r\nhi\r\n");
+        }
+        many.push_str("--X--\r\n");
+        let MimeError::Unreadable(why) =
+            read_email(many.as_bytes(), &ContentRules::defaults()).unwrap_err();
+        assert!(why.contains("more than 1000 MIME parts"), "{why}");
+        let mut headers = String::from("From: a@b.test\r\n");
+        for i in 0..=MAX_HEADERS {
+            headers.push_str(&format!("X-Trace-{i}: relay\r\n"));
+        }
+        headers.push_str("\r\nbody\r\n");
+        let MimeError::Unreadable(why) =
+            read_email(headers.as_bytes(), &ContentRules::defaults()).unwrap_err();
+        assert!(why.contains("header lines"), "{why}");
+        let long = format!(
+            "From: a@b.test\r\nX-Long: {}\r\n\r\nbody\r\n",
+            "a".repeat(MAX_HEADER_BYTES)
+        );
+        let MimeError::Unreadable(why) =
+            read_email(long.as_bytes(), &ContentRules::defaults()).unwrap_err();
+        assert!(why.contains("bytes of headers"), "{why}");
     }
 
     #[test]

@@ -27,8 +27,10 @@ mod resolve;
 mod session;
 mod tls;
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -38,7 +40,7 @@ use tracing::{info, warn};
 use crate::documents::ConvertOptions;
 use crate::store::Store;
 
-pub use mime::{Email, MimeError, read_email};
+pub use mime::{ContentRules, Email, MimeError, first_attachment, read_email};
 pub use resolve::{check_sender, permits};
 pub use tls::load_tls;
 
@@ -65,6 +67,9 @@ pub struct SmtpOptions {
     /// Told how many faxes each accepted email became (the dashboard's
     /// intake counts).
     pub accepted: Arc<dyn Fn(u64) + Send + Sync>,
+    /// Relays whose mail needs no SMTP AUTH (`smtp.trusted_relays`) and
+    /// that the per-client session limit does not count.
+    pub trusted_relays: Vec<ipnet::IpNet>,
 }
 
 impl SmtpOptions {
@@ -75,7 +80,14 @@ impl SmtpOptions {
             convert: ConvertOptions::default(),
             report_from: report_from.into(),
             accepted: Arc::new(|_| {}),
+            trusted_relays: Vec::new(),
         }
+    }
+
+    /// Whether `peer` is one of the trusted relays.
+    pub fn is_trusted_relay(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_relays.iter().any(|net| net.contains(&peer))
     }
 }
 
@@ -86,6 +98,8 @@ struct Shared {
     stopping: AtomicBool,
     /// Sessions now open.
     sessions: AtomicUsize,
+    /// Sessions now open per client address, for `smtp_sessions_per_client`.
+    per_client: Mutex<HashMap<IpAddr, usize>>,
 }
 
 /// The running listener.
@@ -103,6 +117,7 @@ impl SmtpServer {
             ctx,
             stopping: AtomicBool::new(false),
             sessions: AtomicUsize::new(0),
+            per_client: Mutex::new(HashMap::new()),
         });
         let acceptor = {
             let shared = shared.clone();
@@ -167,13 +182,41 @@ impl Drop for SmtpServer {
     }
 }
 
-/// Counts a session for as long as it lives.
-struct SessionSlot(Arc<Shared>);
+/// Counts a session, in all and for its client, for as long as it lives.
+struct SessionSlot {
+    shared: Arc<Shared>,
+    client: Option<IpAddr>,
+}
 
 impl Drop for SessionSlot {
     fn drop(&mut self) {
-        self.0.sessions.fetch_sub(1, Ordering::SeqCst);
+        self.shared.sessions.fetch_sub(1, Ordering::SeqCst);
+        if let Some(client) = self.client {
+            let mut per_client = self
+                .shared
+                .per_client
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = per_client.get_mut(&client) {
+                *n -= 1;
+                if *n == 0 {
+                    per_client.remove(&client);
+                }
+            }
+        }
     }
+}
+
+/// Takes a session slot for a client; false when it already has `limit`
+/// sessions open.
+fn take_client_slot(shared: &Arc<Shared>, client: IpAddr, limit: usize) -> bool {
+    let mut per_client = shared.per_client.lock().unwrap_or_else(|e| e.into_inner());
+    let open = per_client.entry(client).or_insert(0);
+    if *open >= limit {
+        return false;
+    }
+    *open += 1;
+    true
 }
 
 fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
@@ -211,11 +254,39 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             );
             continue;
         }
-        let slot = SessionSlot(shared.clone());
+        let mut slot = SessionSlot {
+            shared: shared.clone(),
+            client: None,
+        };
+        // One client may not take every session (issue 18: sixty clients
+        // trickling a byte at a time locked out all real mail). A trusted
+        // relay carries everyone's mail, so it is not limited per client.
+        if let Ok(peer) = stream.peer_addr()
+            && !shared.ctx.options.is_trusted_relay(peer.ip())
+        {
+            let client = peer.ip().to_canonical();
+            let per_client = shared
+                .ctx
+                .store
+                .setting_i64(None, "smtp_sessions_per_client")
+                .unwrap_or(10)
+                .max(1) as usize;
+            if !take_client_slot(&shared, client, per_client) {
+                drop(slot);
+                session::refuse(
+                    stream,
+                    &format!(
+                        "421 {host} too many connections from {client}: at most {per_client} at once, try again later\r\n"
+                    ),
+                );
+                continue;
+            }
+            slot.client = Some(client);
+        }
         let spawned = std::thread::Builder::new()
             .name("smtp-session".into())
             .spawn(move || {
-                let shared = slot.0.clone();
+                let shared = slot.shared.clone();
                 session::run(stream, &shared);
                 drop(slot);
             });

@@ -204,8 +204,13 @@ fn authorize(
             "faxbox permissions is empty and policy doesn't allow it".into(),
         ));
     }
+    let who = if sender.is_empty() {
+        "the null sender <>".to_owned()
+    } else {
+        format!("address {sender}")
+    };
     Err(refuse(format!(
-        "address {sender} is not allowed on faxbox {}",
+        "{who} is not allowed on faxbox {}",
         faxbox.id
     )))
 }

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, TcpStream};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -32,6 +32,20 @@ const MAX_LINE: u64 = 64 * 1024;
 /// Recipients in one message; RFC 5321 4.5.3.1.8 asks for at least 100.
 const MAX_RECIPIENTS: usize = 100;
 
+/// Longest a whole session may last. Each line must also arrive within
+/// `smtp_idle_timeout_s` (not merely each byte: a client trickling a byte
+/// every few seconds held a session for ever, issue 18); this bounds a
+/// client that keeps sending commands that lead nowhere.
+const MAX_SESSION: Duration = Duration::from_secs(30 * 60);
+
+/// What mailin is given in place of every MAIL and RCPT path. Faxbox reads
+/// the path itself (`parse_path`), since mailin's parser takes neither the
+/// null reverse-path `<>` nor a quoted local part with spaces.
+/// How long a client may take to answer an AUTH prompt.
+const AUTH_ANSWER_TIME: Duration = Duration::from_secs(60);
+
+const PATH_PLACEHOLDER: &str = "path@faxbox.invalid";
+
 /// Answers a connection that will not get a session, and closes it.
 pub(super) fn refuse(mut stream: TcpStream, reply: &str) {
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
@@ -44,6 +58,15 @@ pub(super) fn refuse(mut stream: TcpStream, reply: &str) {
 enum Wire {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
+impl Wire {
+    fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
+        match self {
+            Wire::Plain(s) => s.set_read_timeout(Some(timeout)),
+            Wire::Tls(s) => s.sock.set_read_timeout(Some(timeout)),
+        }
+    }
 }
 
 impl Read for Wire {
@@ -79,6 +102,9 @@ struct Conversation {
     /// state machine ends the transaction either way (it would otherwise
     /// stay in DATA after a refusal); this is what the client is sent.
     data_reply: Option<String>,
+    /// The path of the MAIL or RCPT command being processed, as Faxbox read
+    /// it (mailin is handed a placeholder).
+    path: Option<String>,
 }
 
 /// The mail transaction being built (MAIL, RCPT..., DATA).
@@ -103,9 +129,13 @@ fn reply(code: u16, text: impl Into<String>) -> Response {
 }
 
 impl Handler for Intake {
-    fn mail(&mut self, _ip: IpAddr, _domain: &str, from: &str) -> Response {
+    fn mail(&mut self, ip: IpAddr, _domain: &str, from: &str) -> Response {
         let store = &self.shared.ctx.store;
-        let sender = from.trim().to_lowercase();
+        // Empty for the null reverse-path `<>` (RFC 5321 4.5.5: bounces and
+        // delivery reports); such mail is never answered with a report.
+        let path = self.conv.borrow_mut().path.take();
+        let sender = path.as_deref().unwrap_or(from).trim().to_lowercase();
+        let trusted = self.shared.ctx.options.is_trusted_relay(ip);
         let (required, limit) = match (
             store.setting_bool(None, "smtp_require_auth"),
             store.setting_i64(None, "smtp_max_msg_size"),
@@ -122,10 +152,10 @@ impl Handler for Intake {
             ..Transaction::default()
         };
         match &self.conv.borrow().authenticated {
-            None if required => {
+            None if required && !trusted => {
                 return reply(530, "Authentication required: log in with SMTP AUTH first");
             }
-            Some(user) if *user != sender => {
+            Some(user) if *user != sender && !sender.is_empty() => {
                 return reply(
                     553,
                     format!("You are logged in as {user}; send from that address, not {sender}"),
@@ -137,7 +167,8 @@ impl Handler for Intake {
     }
 
     fn rcpt(&mut self, to: &str) -> Response {
-        let recipient = to.trim().to_lowercase();
+        let path = self.conv.borrow_mut().path.take();
+        let recipient = path.as_deref().unwrap_or(to).trim().to_lowercase();
         if self.txn.targets.len() >= MAX_RECIPIENTS {
             return reply(
                 452,
@@ -265,11 +296,16 @@ fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result
         &format!("220 {host} Faxbox Email to Fax Server\r\n"),
     )?;
     let mut in_data = false;
+    // Whether the last DATA line ended in CRLF (or was the DATA command):
+    // only then can a dot line end the message.
+    let mut after_crlf = true;
     let mut tls_active = false;
     let mut line = Vec::with_capacity(1024);
+    let session_end = Instant::now() + MAX_SESSION;
     loop {
         line.clear();
-        match (&mut io).take(MAX_LINE).read_until(b'\n', &mut line) {
+        let line_deadline = (Instant::now() + Duration::from_secs(idle)).min(session_end);
+        match read_line(&mut io, &mut line, line_deadline) {
             Ok(0) => return Ok(()),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {
@@ -279,12 +315,24 @@ fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result
             Err(e) => return Err(e),
         }
         // Bare LF line ends are common from scripts; mailin wants CRLF.
-        if line.ends_with(b"\n") && !line.ends_with(b"\r\n") {
+        let bare_lf = line.ends_with(b"\n") && !line.ends_with(b"\r\n");
+        if bare_lf {
             line.insert(line.len() - 1, b'\r');
         }
         if in_data {
+            // DATA ends only at <CRLF>.<CRLF> (RFC 5321 4.1.1.4). A dot line
+            // next to a bare LF (<LF>.<LF>, <LF>.<CRLF>, <CRLF>.<LF>) is
+            // message text, as Postfix keeps it: ending the message there
+            // would run the rest as new commands that a relay in front
+            // never saw (SMTP smuggling, issue 18). It is dot-stuffed so
+            // that mailin keeps it as text too.
+            let terminator = line == b".\r\n" && !bare_lf && after_crlf;
+            after_crlf = !bare_lf && line.ends_with(b"\r\n");
+            if !terminator && line == b".\r\n" {
+                line.insert(0, b'.');
+            }
             let res = session.process(&line);
-            if line == b".\r\n" {
+            if terminator {
                 in_data = false;
                 let answer = conv
                     .borrow_mut()
@@ -331,16 +379,32 @@ fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result
                     .unwrap_or(10_485_670)
                     .max(0) as u64;
                 match mail_command(&text, limit) {
-                    Ok(rewritten) => line = rewritten.into_bytes(),
+                    Ok((path, rewritten)) => {
+                        conv.borrow_mut().path = Some(path);
+                        line = rewritten.into_bytes();
+                    }
                     Err(answer) => {
                         send(&mut io, &answer)?;
                         continue;
                     }
                 }
             }
+            "RCPT" => match rcpt_command(&text) {
+                Ok((path, rewritten)) => {
+                    conv.borrow_mut().path = Some(path);
+                    line = rewritten.into_bytes();
+                }
+                Err(answer) => {
+                    send(&mut io, &answer)?;
+                    continue;
+                }
+            },
             _ => {}
         }
         let res = session.process(&line);
+        // A path mailin refused before its handler took it is not kept for
+        // the next command.
+        conv.borrow_mut().path = None;
         let answer = match res.code {
             250 if verb == "EHLO" => {
                 let limit = ctx
@@ -388,6 +452,7 @@ fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result
         }
         if res.code == 354 {
             in_data = true;
+            after_crlf = true;
         }
     }
 }
@@ -401,23 +466,93 @@ fn multiline(code: u16, lines: &[String]) -> String {
     out
 }
 
+/// Reads one line (up to LF, at most `MAX_LINE` bytes) that must be
+/// complete by `deadline`; a client that sends it slower gets a timeout.
+/// Returns the bytes read (0 at the end of the connection).
+fn read_line(io: &mut BufReader<Wire>, line: &mut Vec<u8>, deadline: Instant) -> io::Result<usize> {
+    let start = line.len();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        io.get_ref().set_read_timeout(left)?;
+        let available = match io.fill_buf() {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if available.is_empty() {
+            return Ok(line.len() - start);
+        }
+        let room = (MAX_LINE as usize).saturating_sub(line.len() - start);
+        let (take, done) = match available.iter().take(room).position(|b| *b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (available.len().min(room), available.len() >= room),
+        };
+        line.extend_from_slice(&available[..take]);
+        io.consume(take);
+        if done {
+            return Ok(line.len() - start);
+        }
+    }
+}
+
+/// The address in an SMTP path (RFC 5321 4.1.2): `<>`, `<a@b>`, a source
+/// route `<@relay:a@b>` (ignored, RFC 5321 appendix C), or a quoted local
+/// part such as `<"+1 555 000 1234"@fax.example>`, which is unquoted
+/// (issue 21: fax numbers written with spaces). Returns the address and
+/// what follows the closing `>`.
+fn parse_path(text: &str) -> Option<(String, &str)> {
+    let rest = text.trim_start().strip_prefix('<')?;
+    let mut address = String::new();
+    let mut chars = rest.char_indices();
+    let mut quoted = false;
+    let mut route = rest.starts_with('@');
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '"' => quoted = !quoted,
+            '\\' if quoted => address.push(chars.next()?.1),
+            '>' if !quoted => return Some((address, &rest[i + 1..])),
+            ':' if route && !quoted => {
+                route = false;
+                address.clear();
+            }
+            c if c.is_control() => return None,
+            c => address.push(c),
+        }
+    }
+    None
+}
+
+/// The path of a `MAIL FROM:` or `RCPT TO:` command and what follows it.
+/// `Err` is the reply.
+fn command_path<'a>(text: &'a str, verb: &str) -> Result<(String, &'a str), String> {
+    let keyword = if verb == "MAIL" { "FROM" } else { "TO" };
+    let after_verb = text.trim_end().get(verb.len()..).unwrap_or("").trim_start();
+    let path = after_verb
+        .split_once(':')
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case(keyword))
+        .map(|(_, path)| path);
+    let Some(path) = path else {
+        return Err(format!(
+            "501 Syntax error: expected {verb} {keyword}:<address>\r\n"
+        ));
+    };
+    parse_path(path).ok_or_else(|| {
+        format!(
+            "501 Syntax error in the address of {verb} {keyword}: write it in angle brackets, \
+             with any spaces inside double quotes (<\"+1 555 000 1234\"@fax.example>)\r\n"
+        )
+    })
+}
+
 /// `MAIL FROM:<path> [params]`: checks `SIZE=` against the limit (Kazoo's
-/// 552 text), keeps `BODY=`, drops `AUTH=`, refuses the rest (555), and
-/// hands mailin the form it parses.
-fn mail_command(text: &str, limit: u64) -> Result<String, String> {
-    let trimmed = text.trim_end();
-    // "MAIL FROM: <a@b>" (a space after the colon) is common; mailin
-    // wants none.
-    let Some(colon) = trimmed.find(':') else {
-        return Ok(format!("{trimmed}\r\n"));
-    };
-    let (verb, rest) = trimmed.split_at(colon + 1);
-    let rest = rest.trim_start();
-    let Some(close) = rest.find('>') else {
-        return Ok(format!("{verb}{rest}\r\n"));
-    };
-    let (path, params) = rest.split_at(close + 1);
-    let mut out = format!("{verb}{path}");
+/// 552 text), keeps `BODY=`, drops `AUTH=`, refuses the rest (555).
+/// Returns the reverse-path (empty for `<>`) and the command for mailin.
+fn mail_command(text: &str, limit: u64) -> Result<(String, String), String> {
+    let (path, params) = command_path(text, "MAIL")?;
+    let mut out = format!("MAIL FROM:<{PATH_PLACEHOLDER}>");
     for p in params.split_whitespace() {
         let (key, value) = p.split_once('=').unwrap_or((p, ""));
         match key.to_ascii_uppercase().as_str() {
@@ -441,7 +576,19 @@ fn mail_command(text: &str, limit: u64) -> Result<String, String> {
         }
     }
     out.push_str("\r\n");
-    Ok(out)
+    Ok((path, out))
+}
+
+/// `RCPT TO:<path>`: the forward-path and the command for mailin.
+fn rcpt_command(text: &str) -> Result<(String, String), String> {
+    let (path, params) = command_path(text, "RCPT")?;
+    if let Some(p) = params.split_whitespace().next() {
+        return Err(format!("555 Unsupported option: {p}\r\n"));
+    }
+    if path.is_empty() {
+        return Err("501 Syntax error: RCPT TO:<> names no recipient\r\n".into());
+    }
+    Ok((path, format!("RCPT TO:<{PATH_PLACEHOLDER}>\r\n")))
 }
 
 /// SMTP AUTH PLAIN and LOGIN (RFC 4954), with the continuation lines read
@@ -471,7 +618,7 @@ fn authenticate(
     let mut ask = |prompt: &str| -> io::Result<Option<Vec<u8>>> {
         send(io, &format!("334 {prompt}\r\n"))?;
         let mut answer = Vec::new();
-        io.take(MAX_LINE).read_until(b'\n', &mut answer)?;
+        read_line(io, &mut answer, Instant::now() + AUTH_ANSWER_TIME)?;
         let answer = String::from_utf8_lossy(&answer).trim().to_owned();
         if answer == "*" {
             return Ok(None);
@@ -564,12 +711,21 @@ mod tests {
         let err = |s: &str| mail_command(s, limit).unwrap_err();
         assert_eq!(
             ok("MAIL FROM:<a@b.example>\r\n"),
-            "MAIL FROM:<a@b.example>\r\n"
+            (
+                "a@b.example".to_owned(),
+                format!("MAIL FROM:<{PATH_PLACEHOLDER}>\r\n")
+            )
         );
         assert_eq!(
             ok("MAIL FROM: <a@b.example> SIZE=999 BODY=8BITMIME AUTH=<>\r\n"),
-            "MAIL FROM:<a@b.example> BODY=8BITMIME\r\n"
+            (
+                "a@b.example".to_owned(),
+                format!("MAIL FROM:<{PATH_PLACEHOLDER}> BODY=8BITMIME\r\n")
+            )
         );
+        // The null reverse-path (RFC 5321 4.5.5).
+        assert_eq!(ok("MAIL FROM:<>\r\n").0, "");
+        assert!(err("MAIL FROM:a@b.example\r\n").starts_with("501 "));
         assert_eq!(
             err("MAIL FROM:<a@b.example> SIZE=1001\r\n"),
             "552 Estimated message length 1001 exceeds limit of 1000\r\n"
@@ -579,6 +735,43 @@ mod tests {
             "555 Unsupported option: RET=HDRS\r\n"
         );
         assert!(err("MAIL FROM:<a@b.example> SIZE=lots\r\n").starts_with("501 "));
+    }
+
+    #[test]
+    fn paths_are_unquoted_and_source_routes_dropped() {
+        let path = |s: &str| parse_path(s).map(|(a, rest)| (a, rest.to_owned()));
+        assert_eq!(
+            path("<\"+1 555 000 1234\"@fax.example>"),
+            Some(("+1 555 000 1234@fax.example".into(), "".into()))
+        );
+        assert_eq!(
+            path(" <\"a\\\"b>c\"@x.example> SIZE=1"),
+            Some(("a\"b>c@x.example".into(), " SIZE=1".into()))
+        );
+        assert_eq!(
+            path("<@relay.example,@r2.example:bob@x.example>"),
+            Some(("bob@x.example".into(), "".into()))
+        );
+        assert_eq!(path("<>"), Some((String::new(), String::new())));
+        assert_eq!(path("<unclosed@x.example"), None);
+        assert_eq!(path("<a\nb@x.example>"), None);
+        assert_eq!(
+            rcpt_command("RCPT TO:<\"555 0001\"@fax.example>\r\n").unwrap(),
+            (
+                "555 0001@fax.example".into(),
+                format!("RCPT TO:<{PATH_PLACEHOLDER}>\r\n")
+            )
+        );
+        assert!(
+            rcpt_command("RCPT TO:<>\r\n")
+                .unwrap_err()
+                .starts_with("501 ")
+        );
+        assert!(
+            rcpt_command("RCPT FROM:<a@b>\r\n")
+                .unwrap_err()
+                .starts_with("501 ")
+        );
     }
 
     #[test]

@@ -261,7 +261,7 @@ pub static SETTINGS: &[Setting] = &[
         "180",
         int(1, 3600),
         System,
-        "email to fax: seconds an SMTP client may stay silent before it is disconnected"
+        "email to fax: seconds an SMTP client may take to send one command or line before it is disconnected"
     ),
     setting!(
         "smtp_max_msg_size",
@@ -283,6 +283,13 @@ pub static SETTINGS: &[Setting] = &[
         int(1, 10_000),
         System,
         "simultaneous SMTP sessions"
+    ),
+    setting!(
+        "smtp_sessions_per_client",
+        "10",
+        int(1, 10_000),
+        System,
+        "simultaneous SMTP sessions from one client address (trusted relays are not limited)"
     ),
     setting!(
         "store_fax_pdf",

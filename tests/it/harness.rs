@@ -230,6 +230,27 @@ pub fn banner_api_url(banner: &str) -> String {
         .expect("the banner says where the API listens")
 }
 
+/// A data dir with an account "Acme", its user bob@acme.example and a
+/// faxbox "Desk", made before `faxbox serve` starts on it. Returns the
+/// account and the faxbox.
+pub fn acme_with_desk(data: &Path) -> (faxbox::model::AccountId, faxbox::model::Faxbox) {
+    let store = faxbox::store::Store::open_data_dir(data).unwrap();
+    let account = store.create_account("Acme", None).unwrap().id;
+    store
+        .create_user(&account, "bob@acme.example", "Bob")
+        .unwrap();
+    let desk = store
+        .create_faxbox(
+            &account,
+            faxbox::model::FaxboxFields {
+                name: Some("Desk".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    (account, desk)
+}
+
 /// Waits until `done` holds, polling every 20 ms; panics naming `what`
 /// after `within`. The one waiting loop of the tests.
 pub fn wait_for(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {

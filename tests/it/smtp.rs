@@ -52,6 +52,15 @@ impl SmtpBox {
     }
 
     fn start_with(line: bool, tls: Option<Arc<rustls::ServerConfig>>) -> SmtpBox {
+        SmtpBox::start_trusting(line, tls, Vec::new())
+    }
+
+    /// With `smtp.trusted_relays`.
+    fn start_trusting(
+        line: bool,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        trusted_relays: Vec<ipnet::IpNet>,
+    ) -> SmtpBox {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_data_dir(&dir.path().join("data")).unwrap());
         let smarthost_listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -96,6 +105,7 @@ impl SmtpBox {
         };
         let mut options = SmtpOptions::new("fax.test", "faxbox@box.test");
         options.tls = tls;
+        options.trusted_relays = trusted_relays;
         let intake = Arc::new(faxbox::api::IntakeCounts::default());
         options.accepted = {
             let intake = intake.clone();
@@ -1183,23 +1193,8 @@ fn a_250_survives_sigkill_and_the_fax_goes_out_after_restart() {
     )
     .unwrap();
     let data = dir.path().join("data");
-    let (account, domain) = {
-        let store = Store::open_data_dir(&data).unwrap();
-        let account = store.create_account("Acme", None).unwrap().id;
-        store
-            .create_user(&account, "bob@acme.example", "Bob")
-            .unwrap();
-        let f = store
-            .create_faxbox(
-                &account,
-                FaxboxFields {
-                    name: Some("Desk".into()),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        (account, f.smtp_email_address)
-    };
+    let (account, desk) = crate::harness::acme_with_desk(&data);
+    let domain = desk.smtp_email_address;
     let (mut child, addr) = serve(dir.path());
     let mut d = Dialogue::hello(addr);
     let to = format!("5551234@{domain}");
@@ -1239,4 +1234,234 @@ fn a_250_survives_sigkill_and_the_fax_goes_out_after_restart() {
         .args(["-TERM", &child.0.id().to_string()])
         .status();
     child.0.wait().unwrap();
+}
+
+/// Python's smtplib, the client desktop scripts and many programs use: one
+/// transaction from `source` (an address on this machine) to `addr`.
+/// Returns each reply as "CODE text", one per line: MAIL, each RCPT, DATA.
+fn smtplib(addr: SocketAddr, source: &str, from: &str, to: &[&str], message: &[u8]) -> Vec<String> {
+    const CLIENT: &str = r#"
+import smtplib, sys
+host, port, source, sender = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+rcpts = sys.argv[5:]
+message = sys.stdin.buffer.read()
+s = smtplib.SMTP(host, port, source_address=(source, 0), timeout=60)
+s.ehlo("client.test")
+def say(reply):
+    print(reply[0], reply[1].decode(errors="replace"), flush=True)
+say(s.mail(sender))
+for r in rcpts:
+    say(s.rcpt(r))
+try:
+    say(s.data(message))
+except smtplib.SMTPResponseException as e:
+    print(e.smtp_code, e.smtp_error.decode(errors="replace"), flush=True)
+s.quit()
+"#;
+    let mut child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(CLIENT)
+        .args([
+            addr.ip().to_string(),
+            addr.port().to_string(),
+            source.to_owned(),
+            from.to_owned(),
+        ])
+        .args(to)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs (make test-deps installs it)");
+    child.stdin.take().unwrap().write_all(message).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "smtplib failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text.lines().map(str::to_owned).collect()
+}
+
+/// Issue 21 items 5 and 6, through smtplib: a number written with spaces
+/// in the quoted form SMTP requires reaches that number, and a bounce-style
+/// null sender `MAIL FROM:<>` is taken (RFC 5321 4.5.5).
+#[test]
+fn a_quoted_number_with_spaces_and_a_null_sender_are_taken_from_smtplib() {
+    let b = SmtpBox::start();
+    let office = b.office();
+    let domain = office.faxbox.smtp_email_address.clone();
+    let to = format!("\"+1 555 000 1234\"@{domain}");
+    let message = email(
+        "bob@acme.example",
+        &to,
+        "quoted",
+        &[("application/pdf", "q.pdf", &pdf(&["quoted"]))],
+    );
+    let replies = smtplib(b.addr, "127.0.0.1", "bob@acme.example", &[&to], &message);
+    assert!(replies[0].starts_with("250 "), "{replies:?}");
+    assert!(replies[1].starts_with("250 "), "{replies:?}");
+    let id = queued_id(&replies[2]);
+    assert_eq!(b.fax(&id).to_number_normalized, "+15550001234");
+    // The null reverse-path: the faxbox admits anyone at its account's
+    // realm only, so the null sender is refused at RCPT, not at MAIL.
+    let replies = smtplib(b.addr, "127.0.0.1", "", &[&to], &message);
+    assert!(replies[0].starts_with("250 "), "MAIL FROM:<> {replies:?}");
+    assert!(
+        replies[1].starts_with("554 not allowed: the null sender <> is not allowed"),
+        "{replies:?}"
+    );
+    // Open to all addresses: the null sender's mail is faxed, and no
+    // report is ever mailed to it.
+    b.set("allow_all_addresses_when_empty", json!(true));
+    let open = b
+        .store
+        .create_faxbox(
+            &office.account,
+            FaxboxFields {
+                name: Some("Open".into()),
+                custom_smtp_email_address: Some("open.acme.example".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let to = format!("\"555 000 4321\"@{}", open.smtp_email_address);
+    let replies = smtplib(b.addr, "127.0.0.1", "", &[&to], &message);
+    let id = queued_id(&replies[2]);
+    assert_eq!(b.fax(&id).to_number_normalized, "+15550004321");
+}
+
+/// Issue 21 item 9: with `smtp_require_auth` on, the office's relay is
+/// trusted by address and its mail is taken without AUTH; any other client
+/// still has to log in.
+#[test]
+fn a_trusted_relay_sends_without_auth_when_auth_is_required() {
+    let b = SmtpBox::start_trusting(false, None, vec!["127.0.0.2/32".parse().unwrap()]);
+    let office = b.office();
+    b.set("smtp_require_auth", json!(true));
+    let to = format!("5551234@{}", office.faxbox.smtp_email_address);
+    let message = email(
+        "bob@acme.example",
+        &to,
+        "relayed",
+        &[("application/pdf", "r.pdf", &pdf(&["relayed"]))],
+    );
+    let relayed = smtplib(b.addr, "127.0.0.2", "bob@acme.example", &[&to], &message);
+    assert!(relayed[0].starts_with("250 "), "{relayed:?}");
+    queued_id(&relayed[2]);
+    let mut other = Dialogue::hello(b.addr);
+    let r = other.cmd("MAIL FROM:<bob@acme.example>");
+    assert!(r.starts_with("530 "), "{r}");
+}
+
+/// Issue 18 item 5: a bare `<LF>.<LF>` (and its mixed forms) does not end
+/// DATA; what follows it is message text, not a second transaction with
+/// a sender the relay never checked.
+#[test]
+fn a_smuggled_lf_dot_lf_is_message_text_not_the_end_of_data() {
+    let b = SmtpBox::start();
+    let office = b.office();
+    let to = format!("5551234@{}", office.faxbox.smtp_email_address);
+    let evil_to = format!("5559999@{}", office.faxbox.smtp_email_address);
+    let mut message = email(
+        "bob@acme.example",
+        &to,
+        "legit",
+        &[("application/pdf", "a.pdf", &pdf(&["legit"]))],
+    );
+    for smuggle in ["\n.\n", "\n.\r\n", "\r\n.\n"] {
+        message.extend_from_slice(smuggle.as_bytes());
+        message.extend_from_slice(
+            format!(
+                "MAIL FROM:<mallory@evil.example>\r\nRCPT TO:<{evil_to}>\r\nDATA\r\n\
+                 From: mallory@evil.example\r\n\r\nsmuggled\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    let mut d = Dialogue::hello(b.addr);
+    assert!(d.cmd("MAIL FROM:<bob@acme.example>").starts_with("250"));
+    assert!(d.cmd(&format!("RCPT TO:<{to}>")).starts_with("250"));
+    assert!(d.cmd("DATA").starts_with("354"));
+    // Sent as is (no dot-stuffing, which would hide the attack).
+    d.writer.write_all(&message).unwrap();
+    d.writer.write_all(b"\r\n.\r\n").unwrap();
+    let r = d.reply();
+    let id = queued_id(&r);
+    // The next reply is to our NOOP: no reply to any smuggled command.
+    assert_eq!(d.cmd("NOOP"), "250 OK\r\n");
+    let faxes = b.faxes();
+    assert_eq!(faxes.len(), 1, "one transaction only");
+    assert_eq!(faxes[0].id.0, id);
+    assert_eq!(faxes[0].to_number_normalized, "5551234");
+    let log = b.store.smtp_log(&office.account, None, 100).unwrap();
+    assert!(log.iter().all(|e| !e.from.contains("mallory")), "{log:?}");
+}
+
+/// Issue 18 item 4: sixty clients that trickle a byte at a time cannot
+/// lock out real mail: one address gets `smtp_sessions_per_client`
+/// sessions, each line must arrive within `smtp_idle_timeout_s`, and mail
+/// from another address goes through meanwhile.
+#[test]
+fn sixty_trickling_clients_do_not_lock_out_real_mail() {
+    let b = SmtpBox::start();
+    let office = b.office();
+    b.set("smtp_idle_timeout_s", json!(3));
+    let started = Instant::now();
+    let trickles: Vec<_> = (0..60)
+        .map(|_| {
+            let addr = b.addr;
+            std::thread::spawn(move || {
+                let mut stream = TcpStream::connect(addr).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(900)))
+                    .unwrap();
+                let mut got = Vec::new();
+                let mut buf = [0u8; 512];
+                // "EHLO x" one byte a second, never finished; read what
+                // the server says meanwhile.
+                for byte in b"EHLO slow.example".iter().cycle().take(30) {
+                    if stream.write_all(&[*byte]).is_err() {
+                        break;
+                    }
+                    match std::io::Read::read(&mut stream, &mut buf) {
+                        Ok(0) => break,
+                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                        Err(_) => {}
+                    }
+                    if got.windows(4).any(|w| w == b"421 ") {
+                        break;
+                    }
+                }
+                String::from_utf8_lossy(&got).into_owned()
+            })
+        })
+        .collect();
+    // Meanwhile, from another address, a real email.
+    std::thread::sleep(Duration::from_millis(500));
+    let to = format!("5551234@{}", office.faxbox.smtp_email_address);
+    let message = email(
+        "bob@acme.example",
+        &to,
+        "real",
+        &[("application/pdf", "r.pdf", &pdf(&["real mail"]))],
+    );
+    let replies = smtplib(b.addr, "127.0.0.2", "bob@acme.example", &[&to], &message);
+    queued_id(&replies[2]);
+    let heard: Vec<String> = trickles.into_iter().map(|t| t.join().unwrap()).collect();
+    let busy = heard
+        .iter()
+        .filter(|h| h.contains("421 fax.test too many connections from 127.0.0.1"))
+        .count();
+    let timed_out = heard
+        .iter()
+        .filter(|h| h.starts_with("220 ") && h.contains("421 fax.test Error: timeout exceeded"))
+        .count();
+    assert_eq!((timed_out, busy), (10, 50), "{heard:?}");
+    println!(
+        "60 trickling clients: 10 sessions cut after their line deadline, 50 refused; real mail \
+         queued; all done in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
 }

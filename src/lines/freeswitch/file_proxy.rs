@@ -22,8 +22,8 @@ use tracing::{debug, warn};
 use crate::http_pool::HttpPool;
 
 /// Requests served at once. FreeSWITCH fetches each fax once per attempt
-/// (mod_http_cache keeps it), so a few workers carry many channels.
-const WORKERS: usize = 4;
+/// (mod_http_cache keeps it), so this carries many channels.
+const WORKERS: usize = 16;
 
 /// The published faxes by token.
 type Table = Arc<Mutex<HashMap<String, PathBuf>>>;
