@@ -12,15 +12,23 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::model::Account;
+use crate::model::{Account, UserId};
+
+/// What a token was issued for, re-checked on each request: an API key
+/// (`api_auth`) or a user's login (`user_auth`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    ApiKey(String),
+    User(UserId),
+}
 
 /// Kazoo's default token lifetime (crossbar `auth_tokens` expiry).
 pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 struct Session {
     account: Account,
-    /// The API key the token was issued for, re-checked on each request.
-    key: String,
+    /// What the token was issued for, re-checked on each request.
+    credential: Credential,
     expires: Instant,
 }
 
@@ -32,7 +40,7 @@ pub struct Sessions {
 
 impl Sessions {
     /// A new token for `account`, valid for `TOKEN_LIFETIME`.
-    pub fn issue(&self, account: Account, key: &str) -> String {
+    pub fn issue(&self, account: Account, credential: Credential) -> String {
         let token = hex::encode(rand::random::<[u8; 32]>());
         let now = Instant::now();
         let mut tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
@@ -42,20 +50,20 @@ impl Sessions {
             token.clone(),
             Session {
                 account,
-                key: key.to_owned(),
+                credential,
                 expires: now + TOKEN_LIFETIME,
             },
         );
         token
     }
 
-    /// The account a live token belongs to, and the key it came from.
-    pub fn account(&self, token: &str) -> Option<(Account, String)> {
+    /// The account a live token belongs to, and what it was issued for.
+    pub fn account(&self, token: &str) -> Option<(Account, Credential)> {
         let tokens = self.tokens.lock().unwrap_or_else(|e| e.into_inner());
         tokens
             .get(token)
             .filter(|s| s.expires > Instant::now())
-            .map(|s| (s.account.clone(), s.key.clone()))
+            .map(|s| (s.account.clone(), s.credential.clone()))
     }
 }
 
@@ -94,8 +102,9 @@ mod tests {
             is_admin: false,
             created: 0,
         };
-        let t = sessions.issue(account.clone(), "key");
-        assert_eq!(sessions.account(&t), Some((account, "key".into())));
+        let key = Credential::ApiKey("key".into());
+        let t = sessions.issue(account.clone(), key.clone());
+        assert_eq!(sessions.account(&t), Some((account, key)));
         assert_eq!(sessions.account("nope"), None);
     }
 }
