@@ -326,10 +326,15 @@ const ACCOUNT_MODELLED: &[&str] = &[
     "parent_id",
 ];
 
+/// An account as checked: what the account table keeps, and the rest.
+struct AccountFields {
+    name: String,
+    realm: Option<String>,
+    doc: Map<String, Value>,
+}
+
 /// An account from a request's `data`: its name, realm and other keys.
-fn account_input(
-    mut data: Map<String, Value>,
-) -> Result<(String, Option<String>, Map<String, Value>), ApiError> {
+fn account_input(mut data: Map<String, Value>) -> Result<AccountFields, ApiError> {
     let (input, mut problems): (AccountInput, _) = document::typed_leniently(&mut data, "account")?;
     if let Some(tz) = &input.timezone
         && let Err(message) = crate::timezone::check(tz)
@@ -358,11 +363,11 @@ fn account_input(
     if !problems.is_empty() {
         return Err(ApiError::Invalid(problems));
     }
-    Ok((
-        input.name.unwrap_or_default(),
-        input.realm.filter(|r| !r.trim().is_empty()),
-        document::extra_keys(&data, ACCOUNT_MODELLED),
-    ))
+    Ok(AccountFields {
+        name: input.name.unwrap_or_default(),
+        realm: input.realm.filter(|r| !r.trim().is_empty()),
+        doc: document::extra_keys(&data, ACCOUNT_MODELLED),
+    })
 }
 
 pub fn account(ctx: &Ctx, account: &AccountId) -> Result<Answer, ApiError> {
@@ -396,7 +401,7 @@ pub fn children(ctx: &Ctx, account: &AccountId, paging: &Paging) -> Result<Answe
 /// `parent`; its realm is the mail domain its faxboxes answer to.
 pub fn create_account(ctx: &Ctx, parent: &AccountId, body: &[u8]) -> Result<Answer, ApiError> {
     let (data, _) = document::envelope(body, "account")?;
-    let (name, realm, doc) = account_input(data)?;
+    let AccountFields { name, realm, doc } = account_input(data)?;
     let account = ctx
         .store
         .create_child_account(parent, &name, realm.as_deref(), &doc)?;
@@ -425,7 +430,7 @@ pub fn update_account(
             }
         }
     };
-    let (name, realm, doc) = account_input(data)?;
+    let AccountFields { name, realm, doc } = account_input(data)?;
     let updated = ctx
         .store
         .update_account(account, &name, realm.as_deref(), &doc)?;
