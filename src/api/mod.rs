@@ -11,7 +11,7 @@
 //! it is serving, then closes the listener.
 
 mod accounts;
-mod auth;
+pub mod auth;
 pub mod client;
 mod document;
 mod events;
@@ -65,6 +65,9 @@ pub struct ApiOptions {
     pub fetch: fetch::FetchPolicy,
     /// How long an event stream stays silent before a keep-alive comment.
     pub keep_alive: Duration,
+    /// How long a token from `PUT /v2/api_auth` is good for, restarts
+    /// included (`http.token_lifetime_s`).
+    pub token_lifetime: Duration,
     /// The web origins whose pages may call the API (CORS, `http.
     /// cors_origins`); `*`, Kazoo's answer, lets any page.
     pub cors_origins: Vec<String>,
@@ -82,6 +85,7 @@ impl Default for ApiOptions {
             convert,
             fetch: fetch::FetchPolicy::default(),
             keep_alive: Duration::from_secs(15),
+            token_lifetime: auth::TOKEN_LIFETIME,
             cors_origins: vec!["*".into()],
         }
     }
@@ -117,12 +121,17 @@ impl Ctx {
         live: LiveStatus,
         options: ApiOptions,
     ) -> Ctx {
+        // The signing key lives beside the database, in the data dir.
+        let sessions = auth::Sessions::in_data_dir(
+            store.path().parent().unwrap_or(std::path::Path::new(".")),
+            options.token_lifetime,
+        );
         Ctx {
             store,
             wake,
             live,
             options,
-            sessions: auth::Sessions::default(),
+            sessions,
             replies: Default::default(),
             lines: Vec::new(),
             started: crate::model::now(),
@@ -603,26 +612,31 @@ fn route(
     }
 }
 
-/// The caller's account and token: a live token whose key is still valid.
+/// A token's subject for a user's login (`user_auth`); an API key's is the
+/// key's hash (hex, so the two never meet).
+const USER_SUBJECT: &str = "user-";
+
+/// The caller's account and token: a live token whose key (or user) is
+/// still valid.
 fn authenticate(ctx: &Ctx, rq: &Request) -> Result<(Account, String), ApiError> {
     // Kazoo also takes the token from the query string: browsers'
     // EventSource cannot set headers.
     let token = auth::token_of(|n| rq.header(n))
         .or_else(|| rq.query("auth_token"))
         .ok_or(ApiError::Unauthorized)?;
-    let (account, credential) = ctx.sessions.account(token).ok_or(ApiError::Unauthorized)?;
+    let subject = ctx.sessions.key_hash(token).ok_or(ApiError::Unauthorized)?;
     // A revoked key, a deleted user (or a deleted account) ends its tokens
     // at once.
-    let now = match &credential {
-        auth::Credential::ApiKey(key) => ctx.store.account_for_api_key(key)?,
-        auth::Credential::User(id) => match ctx.store.user(id) {
-            Ok(u) if u.account_id == account.id => ctx.store.account(&account.id).ok(),
-            _ => None,
+    let account = match subject.strip_prefix(USER_SUBJECT) {
+        Some(id) => match ctx.store.user(&crate::model::UserId(id.to_owned())) {
+            Ok(u) => ctx.store.account(&u.account_id).ok(),
+            Err(_) => None,
         },
+        None => ctx.store.account_for_api_key_hash(&subject)?,
     };
-    match now {
-        Some(now) if now.id == account.id => Ok((now, token.to_owned())),
-        _ => Err(ApiError::Unauthorized),
+    match account {
+        Some(account) => Ok((account, token.to_owned())),
+        None => Err(ApiError::Unauthorized),
     }
 }
 
@@ -816,9 +830,7 @@ fn user_auth(
     };
     let account = ctx.store.account(&user.account_id)?;
     let data = login_data(ctx, &account, Some(&user.id));
-    let token = ctx
-        .sessions
-        .issue(account, auth::Credential::User(user.id.clone()));
+    let token = ctx.sessions.issue(&format!("{USER_SUBJECT}{}", user.id));
     Ok((Answer::Json(Success::ok(&data).with_status(201)), token))
 }
 
@@ -850,9 +862,7 @@ fn api_auth(
         .account_for_api_key(key)?
         .ok_or(ApiError::UnknownApiKey)?;
     let data = login_data(ctx, &account, None);
-    let token = ctx
-        .sessions
-        .issue(account, auth::Credential::ApiKey(key.to_owned()));
+    let token = ctx.sessions.issue(&crate::store::hash_api_key(key));
     Ok((Answer::Json(Success::ok(&data).with_status(201)), token))
 }
 
