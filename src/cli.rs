@@ -211,6 +211,13 @@ pub enum UserCommand {
         email: String,
         #[arg(long, default_value = "")]
         name: String,
+        /// The login name for Kazoo clients' user login (`PUT
+        /// /v2/user_auth`); the email when a password is given without one.
+        #[arg(long)]
+        username: Option<String>,
+        /// The user's password (Monster UI and kazoo-sdk log in with it).
+        #[arg(long, env = "FAXBOX_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
     },
     List {
         #[arg(long)]
@@ -637,8 +644,18 @@ fn user(store: &Store, out: &Output, cmd: UserCommand) -> anyhow::Result<()> {
             account,
             email,
             name,
+            username,
+            password,
         } => {
-            let u = store.create_user(&AccountId(account), &email, &name)?;
+            let username = username.or_else(|| password.as_ref().map(|_| email.clone()));
+            let changes = crate::store::UserChanges {
+                email: Some(email),
+                name,
+                username,
+                password,
+                doc: Default::default(),
+            };
+            let u = store.put_user(&AccountId(account), None, changes)?;
             out.created(u.id.as_str(), &u)
         }
         UserCommand::List { account } => out.list(&store.users(&AccountId(account))?, |u| {

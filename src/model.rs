@@ -188,9 +188,30 @@ pub struct Account {
 pub struct User {
     pub id: UserId,
     pub account_id: AccountId,
+    /// Where the user's faxes and receipts are mailed; a user made without
+    /// one has a placeholder at `NO_EMAIL_DOMAIN` (`email_address` is
+    /// `None`).
     pub email: String,
     pub name: String,
     pub created: UnixTime,
+    /// The login name of Kazoo's `user_auth`, when the user has a login.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Kazoo's other user fields (`first_name`, `last_name`, `timezone`,
+    /// `priv_level`) and any key a client stored, as given.
+    #[serde(default)]
+    pub doc: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The domain of the placeholder address of a user without an email: the
+/// `.invalid` top-level domain (RFC 2606) never receives mail.
+pub const NO_EMAIL_DOMAIN: &str = "no-email.invalid";
+
+impl User {
+    /// The user's real email address, if it has one.
+    pub fn email_address(&self) -> Option<&str> {
+        (!self.email.ends_with(&format!("@{NO_EMAIL_DOMAIN}"))).then_some(self.email.as_str())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -530,6 +530,13 @@ fn route(
             },
             _ => (Err(not_allowed(method)), None),
         },
+        ["v2", "user_auth"] => match method {
+            "PUT" => match user_auth(ctx, body) {
+                Ok((answer, token)) => (Ok(answer), Some(token)),
+                Err(e) => (Err(e), None),
+            },
+            _ => (Err(not_allowed(method)), None),
+        },
         ["v2", "openapi"] => (
             match method {
                 "GET" => Ok(Answer::Raw(Reply::bytes(
@@ -587,8 +594,12 @@ fn route(
             };
             let outcome = match (method, caller.is_admin) {
                 ("GET" | "PUT", false) => Err(ApiError::Forbidden),
-                ("GET", true) => accounts::list_accounts(ctx),
-                ("PUT", true) => body(64 * 1024).and_then(|b| accounts::create_account(ctx, &b)),
+                ("GET", true) => {
+                    Paging::from_query(&rq.query).and_then(|p| accounts::list_accounts(ctx, &p))
+                }
+                ("PUT", true) => {
+                    body(64 * 1024).and_then(|b| accounts::create_account(ctx, &caller.id, &b))
+                }
                 _ => Err(not_allowed(method)),
             };
             (outcome, Some(token))
@@ -612,7 +623,7 @@ fn route(
             };
             let token = Some(token);
             match reach(ctx, &caller, account) {
-                Ok(account) => (account_route(ctx, rq, &account, rest, body), token),
+                Ok(account) => (account_route(ctx, rq, &caller, &account, rest, body), token),
                 Err(e) => (Err(e), token),
             }
         }
@@ -620,16 +631,29 @@ fn route(
     }
 }
 
-/// The caller's account and token: a live token whose key is still valid.
+/// A token's subject for a user's login (`user_auth`); an API key's is the
+/// key's hash (hex, so the two never meet).
+const USER_SUBJECT: &str = "user-";
+
+/// The caller's account and token: a live token whose key (or user) is
+/// still valid.
 fn authenticate(ctx: &Ctx, rq: &Request) -> Result<(Account, String), ApiError> {
     // Kazoo also takes the token from the query string: browsers'
     // EventSource cannot set headers.
     let token = auth::token_of(|n| rq.header(n))
         .or_else(|| rq.query("auth_token"))
         .ok_or(ApiError::Unauthorized)?;
-    let key_hash = ctx.sessions.key_hash(token).ok_or(ApiError::Unauthorized)?;
-    // A revoked key (or a deleted account) ends its tokens at once.
-    match ctx.store.account_for_api_key_hash(&key_hash)? {
+    let subject = ctx.sessions.key_hash(token).ok_or(ApiError::Unauthorized)?;
+    // A revoked key, a deleted user (or a deleted account) ends its tokens
+    // at once.
+    let account = match subject.strip_prefix(USER_SUBJECT) {
+        Some(id) => match ctx.store.user(&crate::model::UserId(id.to_owned())) {
+            Ok(u) => ctx.store.account(&u.account_id).ok(),
+            Err(_) => None,
+        },
+        None => ctx.store.account_for_api_key_hash(&subject)?,
+    };
+    match account {
         Some(account) => Ok((account, token.to_owned())),
         None => Err(ApiError::Unauthorized),
     }
@@ -715,46 +739,194 @@ struct ApiAuth {
     api_key: String,
 }
 
+/// What a login answers about the account (api_authentication.md,
+/// user_authentication.md): Faxbox has no apps and no resellers but the
+/// box's admin account.
+fn login_data(
+    ctx: &Ctx,
+    account: &Account,
+    owner: Option<&crate::model::UserId>,
+) -> serde_json::Value {
+    let reseller = ctx
+        .store
+        .accounts()
+        .ok()
+        .and_then(|all| all.into_iter().find(|a| a.is_admin))
+        .map(|a| a.id);
+    let language = ctx
+        .store
+        .account_doc(&account.id)
+        .ok()
+        .and_then(|(_, doc)| doc.get("language").cloned())
+        .unwrap_or_else(|| serde_json::json!("en-us"));
+    let mut data = serde_json::json!({
+        "account_id": account.id,
+        "account_name": account.name,
+        "is_admin": account.is_admin,
+        "is_reseller": account.is_admin,
+        "reseller_id": reseller,
+        "language": language,
+        "apps": [],
+    });
+    if let Some(owner) = owner {
+        data["owner_id"] = serde_json::json!(owner);
+    }
+    data
+}
+
+#[derive(serde::Deserialize)]
+struct UserAuth {
+    credentials: String,
+    account_name: Option<String>,
+    account_realm: Option<String>,
+    phone_number: Option<String>,
+    method: Option<String>,
+}
+
+/// `PUT /v2/user_auth` (user_authentication.md): a token for the user
+/// whose md5("username:password") is `credentials`, in the account named
+/// by `account_name`, `account_realm` or `phone_number` (a number of one
+/// of its faxboxes), or anywhere on the box when none is given.
+fn user_auth(
+    ctx: &Ctx,
+    body: &mut dyn FnMut(usize) -> Result<Vec<u8>, ApiError>,
+) -> Result<(Answer, String), ApiError> {
+    let body = body(64 * 1024)?;
+    let input: UserAuth = parse_data(&body, "user_auth request")?;
+    if let Some(method) = input.method.as_deref().filter(|m| *m != "md5") {
+        return Err(crate::model::FieldError::new(
+            "method",
+            "enum",
+            format!("the box checks md5 credentials; {method:?} is not supported"),
+        )
+        .with(Some(serde_json::json!(["md5"])), method)
+        .into());
+    }
+    let accounts: Option<Vec<AccountId>> = if let Some(name) = &input.account_name {
+        Some(
+            ctx.store
+                .accounts()?
+                .into_iter()
+                .filter(|a| a.name.eq_ignore_ascii_case(name.trim()))
+                .map(|a| a.id)
+                .collect(),
+        )
+    } else if let Some(realm) = &input.account_realm {
+        Some(
+            ctx.store
+                .account_by_realm(&realm.trim().to_ascii_lowercase())?
+                .map(|a| a.id)
+                .into_iter()
+                .collect(),
+        )
+    } else if let Some(number) = &input.phone_number {
+        Some(
+            ctx.store
+                .faxbox_by_number(number)?
+                .map(|f| f.account_id)
+                .into_iter()
+                .collect(),
+        )
+    } else {
+        None
+    };
+    let credentials = input.credentials.trim();
+    let mut users = match &accounts {
+        Some(ids) => {
+            let mut found = Vec::new();
+            for id in ids {
+                found.extend(ctx.store.users_by_credentials(Some(id), credentials)?);
+            }
+            found
+        }
+        None => ctx.store.users_by_credentials(None, credentials)?,
+    };
+    // Two users with the same login in different accounts: the client
+    // must say which account.
+    let user = match (users.pop(), users.is_empty()) {
+        (Some(u), true) => u,
+        _ => return Err(ApiError::BadCredentials),
+    };
+    let account = ctx.store.account(&user.account_id)?;
+    let data = login_data(ctx, &account, Some(&user.id));
+    let token = ctx.sessions.issue(&format!("{USER_SUBJECT}{}", user.id));
+    Ok((Answer::Json(Success::ok(&data).with_status(201)), token))
+}
+
 fn api_auth(
     ctx: &Ctx,
     body: &mut dyn FnMut(usize) -> Result<Vec<u8>, ApiError>,
 ) -> Result<(Answer, String), ApiError> {
     let body = body(64 * 1024)?;
     let input: ApiAuth = parse_data(&body, "api_auth request")?;
+    let key = input.api_key.trim();
+    // api_auth.json: an API key is 64 characters.
+    let length = key.chars().count();
+    if length != 64 {
+        let rule = if length < 64 {
+            "minLength"
+        } else {
+            "maxLength"
+        };
+        return Err(crate::model::FieldError::new(
+            "api_key",
+            rule,
+            format!("an API key has 64 characters; this one has {length}"),
+        )
+        .with(Some(64.into()), key)
+        .into());
+    }
     let account = ctx
         .store
-        .account_for_api_key(input.api_key.trim())?
-        .ok_or(ApiError::BadApiKey)?;
-    let data = serde_json::json!({
-        "account_id": account.id,
-        "account_name": account.name,
-        "is_admin": account.is_admin,
-    });
-    let token = ctx
-        .sessions
-        .issue(&crate::store::hash_api_key(input.api_key.trim()));
+        .account_for_api_key(key)?
+        .ok_or(ApiError::UnknownApiKey)?;
+    let data = login_data(ctx, &account, None);
+    let token = ctx.sessions.issue(&crate::store::hash_api_key(key));
     Ok((Answer::Json(Success::ok(&data).with_status(201)), token))
 }
 
 fn account_route(
     ctx: &Ctx,
     rq: &Request,
+    caller: &Account,
     account: &AccountId,
     rest: &[&str],
     body: &mut dyn FnMut(usize) -> Result<Vec<u8>, ApiError>,
 ) -> Result<Answer, ApiError> {
     let method = rq.method.as_str();
     let max = ctx.options.max_body;
+    let paging = || Paging::from_query(&rq.query);
     match (method, rest) {
         ("GET", []) => accounts::account(ctx, account),
-        ("GET", ["users"]) => accounts::users(ctx, account),
+        // A child account (accounts.md); managing accounts is the admin
+        // account's (Kazoo: a reseller's).
+        ("PUT", []) if caller.is_admin => accounts::create_account(ctx, account, &body(64 * 1024)?),
+        ("PUT", []) => Err(ApiError::Forbidden),
+        ("POST", []) => {
+            accounts::update_account(ctx, account, &body(64 * 1024)?, UpdateMode::Replace)
+        }
+        ("PATCH", []) => {
+            accounts::update_account(ctx, account, &body(64 * 1024)?, UpdateMode::Merge)
+        }
+        ("GET", ["children"]) => accounts::children(ctx, account, &paging()?),
+        ("GET", ["api_key"]) => accounts::api_key(ctx, account),
+        ("PUT", ["api_key"]) => accounts::new_api_key(ctx, account),
+        ("GET", ["users"]) => accounts::users(ctx, account, &paging()?),
         ("PUT", ["users"]) => accounts::create_user(ctx, account, &body(64 * 1024)?),
         ("GET", ["users", id]) => accounts::user(ctx, account, id),
+        ("POST", ["users", id]) => {
+            accounts::update_user(ctx, account, id, &body(64 * 1024)?, UpdateMode::Replace)
+        }
+        ("PATCH", ["users", id]) => {
+            accounts::update_user(ctx, account, id, &body(64 * 1024)?, UpdateMode::Merge)
+        }
         ("DELETE", ["users", id]) => accounts::delete_user(ctx, account, id),
         ("GET", ["api_keys"]) => accounts::api_keys(ctx, account),
         ("PUT", ["api_keys"]) => accounts::create_api_key(ctx, account, &body(64 * 1024)?),
         ("DELETE", ["api_keys", id]) => accounts::revoke_api_key(ctx, account, id),
-        (_, [] | ["users" | "api_keys"] | ["users" | "api_keys", _]) => Err(not_allowed(method)),
+        (_, [] | ["users" | "api_keys" | "children" | "api_key"] | ["users" | "api_keys", _]) => {
+            Err(not_allowed(method))
+        }
         ("GET", ["faxboxes"]) => faxboxes::list(ctx, account, &Paging::from_query(&rq.query)?),
         ("PUT", ["faxboxes"]) => faxboxes::create(ctx, account, &body(max)?),
         ("GET", ["faxboxes", id]) => faxboxes::get(ctx, account, id),

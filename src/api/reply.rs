@@ -81,8 +81,8 @@ pub enum ApiError {
         "no valid auth token: authenticate with PUT /v2/api_auth and send the token as X-Auth-Token"
     )]
     Unauthorized,
-    #[error("the API key is not valid")]
-    BadApiKey,
+    #[error("the username, password or account is not right")]
+    BadCredentials,
     #[error(
         "there is no such API key on this fax box; an administrator makes one with `faxbox apikey create`"
     )]
@@ -197,7 +197,7 @@ const NODE: &str = "faxbox";
 pub fn error_reply(error: &ApiError, request_id: &str, auth_token: Option<&str>) -> Reply {
     let text = || json!({ "message": error.to_string() });
     let (status, message, data) = match error {
-        ApiError::Unauthorized | ApiError::BadApiKey => (401, "invalid_credentials", text()),
+        ApiError::Unauthorized | ApiError::BadCredentials => (401, "invalid_credentials", text()),
         ApiError::UnknownApiKey => (404, "bad_identifier", text()),
         ApiError::NotFound { message, cause } => (
             404,

@@ -3,9 +3,9 @@
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{OptionalRow, Result, Store, StoreError};
+use super::{OptionalRow, Result, Store, StoreError, to_json};
 use crate::model::{
-    Account, AccountId, ApiKey, FieldError, User, UserId, is_domain, is_email, now,
+    Account, AccountId, ApiKey, FieldError, NO_EMAIL_DOMAIN, User, UserId, is_domain, is_email, now,
 };
 
 /// An API key as handed to its owner once; only its hash is kept.
@@ -24,12 +24,15 @@ fn account_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
 }
 
 fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let doc: String = r.get(6)?;
     Ok(User {
         id: UserId(r.get(0)?),
         account_id: AccountId(r.get(1)?),
         email: r.get(2)?,
         name: r.get(3)?,
         created: r.get(4)?,
+        username: r.get(5)?,
+        doc: serde_json::from_str(&doc).unwrap_or_default(),
     })
 }
 
@@ -44,7 +47,7 @@ fn key_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
 }
 
 const ACCOUNT_COLUMNS: &str = "id, name, realm, is_admin, created";
-const USER_COLUMNS: &str = "id, account_id, email, name, created";
+const USER_COLUMNS: &str = "id, account_id, email, name, created, username, doc";
 
 impl Store {
     pub fn create_account(&self, name: &str, realm: Option<&str>) -> Result<Account> {
@@ -175,6 +178,8 @@ impl Store {
             email,
             name: name.trim().to_owned(),
             created: now(),
+            username: None,
+            doc: Default::default(),
         };
         self.write(|tx| {
             super::ensure_account(tx, account)?;
@@ -330,6 +335,348 @@ impl Store {
                 });
             }
             Ok(())
+        })
+    }
+}
+
+/// What a client gives a user (`PUT`/`POST .../users`).
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// Where faxes and receipts are mailed; a user may have none (users.md
+    /// makes a user of a first and a last name alone).
+    pub email: Option<String>,
+    pub name: String,
+    /// The login name for `PUT /v2/user_auth`, unique in the account.
+    pub username: Option<String>,
+    /// A new password (`None` keeps the one set). Kept only as an Argon2
+    /// hash, and as the md5 of "username:password" that Kazoo's login
+    /// sends.
+    pub password: Option<String>,
+    /// Kazoo's other user fields (`first_name`, `last_name`, `timezone`,
+    /// `priv_level`) and the client's own, as given.
+    pub doc: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Kazoo's login credential: the md5 of "username:password" in lowercase
+/// hex (user_authentication.md), the username lowercased as Monster UI
+/// sends it.
+pub fn login_credentials(username: &str, password: &str) -> String {
+    use md5::Digest as _;
+    hex::encode(md5::Md5::digest(format!(
+        "{}:{password}",
+        username.to_lowercase()
+    )))
+}
+
+/// A slow, salted hash of a password (Argon2id, PHC string format).
+fn hash_password(password: &str) -> Result<String> {
+    use argon2::password_hash::{PasswordHasher, SaltString};
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| StoreError::Conflict(format!("cannot make a password salt: {e}")))?;
+    argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| {
+            FieldError::new(
+                "password",
+                "format",
+                format!("this password cannot be used ({e}); choose another"),
+            )
+            .into()
+        })
+}
+
+/// The stored address of a user without one: the `.invalid` top-level
+/// domain (RFC 2606) never receives mail, and each user's is unique.
+fn no_email(id: &UserId) -> String {
+    format!("{id}@{NO_EMAIL_DOMAIN}")
+}
+
+impl Store {
+    /// Creates a user (`id` `None`) or replaces one of `account`'s.
+    pub fn put_user(
+        &self,
+        account: &AccountId,
+        id: Option<&UserId>,
+        changes: UserChanges,
+    ) -> Result<User> {
+        let user_id = id.cloned().unwrap_or_else(UserId::new);
+        let email = match changes
+            .email
+            .as_deref()
+            .map(|e| e.trim().to_ascii_lowercase())
+        {
+            Some(e) if !e.is_empty() => {
+                if !is_email(&e) {
+                    return Err(FieldError::new(
+                        "email",
+                        "format",
+                        format!("{e:?} is not an email address"),
+                    )
+                    .with(Some("email".into()), e.as_str())
+                    .into());
+                }
+                e
+            }
+            _ => no_email(&user_id),
+        };
+        let username = changes
+            .username
+            .map(|u| u.trim().to_lowercase())
+            .filter(|u| !u.is_empty());
+        let secret = match (&changes.password, &username) {
+            (Some(p), _) if p.is_empty() => {
+                return Err(FieldError::new(
+                    "password",
+                    "minLength",
+                    "a password must not be empty",
+                )
+                .with(Some(1.into()), "")
+                .into());
+            }
+            (Some(_), None) => {
+                return Err(FieldError::new(
+                    "username",
+                    "required",
+                    "a user with a password needs a username to log in with",
+                )
+                .into());
+            }
+            (Some(p), Some(u)) => Some((hash_password(p)?, login_credentials(u, p))),
+            (None, _) => None,
+        };
+        let doc = to_json(&changes.doc);
+        let name = changes.name.trim().to_owned();
+        self.write(|tx| {
+            super::ensure_account(tx, account)?;
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND email = ?2 AND id != ?3)",
+                params![account.as_str(), email, user_id.as_str()],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(FieldError::new(
+                    "email",
+                    "unique",
+                    format!("{email} is already a user of this account"),
+                )
+                .with(None, email.as_str())
+                .into());
+            }
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND username = ?2 AND id != ?3)",
+                params![account.as_str(), username, user_id.as_str()],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(FieldError::new(
+                    "username",
+                    "unique",
+                    format!(
+                        "another user of this account logs in as {}",
+                        username.as_deref().unwrap_or_default()
+                    ),
+                )
+                .into());
+            }
+            match id {
+                None => {
+                    tx.execute(
+                        "INSERT INTO users (id, account_id, email, name, created, username, doc)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![user_id.as_str(), account.as_str(), email, name, now(), username, doc],
+                    )?;
+                }
+                Some(id) => {
+                    // A new username without a new password: the old md5
+                    // credential named the old username, so it goes.
+                    let n = tx.execute(
+                        "UPDATE users SET email = ?3, name = ?4, doc = ?6,
+                             credentials = CASE WHEN username IS ?5 THEN credentials END,
+                             username = ?5
+                         WHERE id = ?1 AND account_id = ?2",
+                        params![id.as_str(), account.as_str(), email, name, username, doc],
+                    )?;
+                    if n == 0 {
+                        return Err(StoreError::NotFound {
+                            kind: "user",
+                            id: id.to_string(),
+                        });
+                    }
+                }
+            }
+            if let Some((hash, credentials)) = &secret {
+                tx.execute(
+                    "UPDATE users SET password_hash = ?2, credentials = ?3 WHERE id = ?1",
+                    params![user_id.as_str(), hash, credentials],
+                )?;
+            }
+            Ok(())
+        })?;
+        self.user(&user_id)
+    }
+
+    /// The users whose Kazoo login credential is `credentials`, in
+    /// `account` or anywhere on the box.
+    pub fn users_by_credentials(
+        &self,
+        account: Option<&AccountId>,
+        credentials: &str,
+    ) -> Result<Vec<User>> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE credentials = ?1
+                 AND (?2 IS NULL OR account_id = ?2) ORDER BY rowid"
+            ))?;
+            let rows = stmt.query_map(
+                params![credentials.to_lowercase(), account.map(AccountId::as_str)],
+                user_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })
+    }
+
+    /// Whether `password` is the user's (checked against its Argon2 hash).
+    pub fn check_password(&self, id: &UserId, password: &str) -> Result<bool> {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        let hash: Option<String> = self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT password_hash FROM users WHERE id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten())
+        })?;
+        Ok(hash.is_some_and(|h| {
+            PasswordHash::new(&h).is_ok_and(|parsed| {
+                argon2::Argon2::default()
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
+        }))
+    }
+
+    /// A child account of `parent` (Kazoo's `PUT /v2/accounts/{parent}`),
+    /// with Kazoo's other account fields as given.
+    pub fn create_child_account(
+        &self,
+        parent: &AccountId,
+        name: &str,
+        realm: Option<&str>,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Account> {
+        let account = self.insert_account(name, realm, false)?;
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE accounts SET parent_id = ?2, doc = ?3 WHERE id = ?1",
+                params![account.id.as_str(), parent.as_str(), to_json(doc)],
+            )?;
+            Ok(())
+        })?;
+        Ok(account)
+    }
+
+    /// Changes an account's name, realm and other fields.
+    pub fn update_account(
+        &self,
+        id: &AccountId,
+        name: &str,
+        realm: Option<&str>,
+        doc: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Account> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 128 {
+            return Err(FieldError::new(
+                "name",
+                "required",
+                "an account needs a name (1 to 128 characters)",
+            )
+            .into());
+        }
+        let realm = realm.map(|r| r.trim().to_ascii_lowercase());
+        if let Some(r) = &realm
+            && !is_domain(r)
+        {
+            return Err(FieldError::new(
+                "realm",
+                "format",
+                format!("{r:?} is not a mail domain such as example.com"),
+            )
+            .into());
+        }
+        self.write(|tx| {
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM accounts WHERE realm = ?1 AND id != ?2)",
+                params![realm, id.as_str()],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Err(FieldError::new(
+                    "realm",
+                    "unique",
+                    format!(
+                        "another account already uses the realm {}",
+                        realm.as_deref().unwrap_or_default()
+                    ),
+                )
+                .into());
+            }
+            let n = tx.execute(
+                "UPDATE accounts SET name = ?2, realm = ?3, doc = ?4 WHERE id = ?1",
+                params![id.as_str(), name, realm, to_json(doc)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "account",
+                    id: id.to_string(),
+                });
+            }
+            Ok(())
+        })?;
+        self.account(id)
+    }
+
+    /// An account's Kazoo fields beyond name and realm (`timezone`,
+    /// `language`, the client's own), and its parent.
+    pub fn account_doc(
+        &self,
+        id: &AccountId,
+    ) -> Result<(
+        Option<AccountId>,
+        serde_json::Map<String, serde_json::Value>,
+    )> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT parent_id, doc FROM accounts WHERE id = ?1",
+                [id.as_str()],
+                |r| {
+                    let parent: Option<String> = r.get(0)?;
+                    let doc: String = r.get(1)?;
+                    Ok((
+                        parent.map(AccountId),
+                        serde_json::from_str(&doc).unwrap_or_default(),
+                    ))
+                },
+            )
+            .found("account", id.as_str())
+        })
+    }
+
+    /// The accounts made under `parent`; the admin account's children also
+    /// take in the accounts made without a parent (before accounts had one,
+    /// or by `faxbox account create`).
+    pub fn child_accounts(&self, parent: &AccountId) -> Result<Vec<Account>> {
+        let is_admin = self.account(parent)?.is_admin;
+        self.read(|conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {ACCOUNT_COLUMNS} FROM accounts
+                 WHERE parent_id = ?1 OR (?2 AND parent_id IS NULL AND NOT is_admin)
+                 ORDER BY rowid"
+            ))?;
+            let rows = stmt.query_map(params![parent.as_str(), is_admin], account_from_row)?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
-pub use accounts::hash_api_key;
+pub use accounts::{UserChanges, hash_api_key, login_credentials};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
 pub use ipp::PrintJob;

@@ -179,6 +179,21 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (ipp_job, fax_id)
     );
     "#,
+    // 5: Kazoo's users and accounts (issue 20): a login (the username, an
+    // Argon2 hash of the password and the md5 credential of Kazoo's
+    // user_auth), the other fields of users.json and accounts.json with a
+    // client's own keys as one JSON document, and child accounts.
+    r#"
+    ALTER TABLE users ADD COLUMN username TEXT COLLATE NOCASE;
+    ALTER TABLE users ADD COLUMN password_hash TEXT;
+    ALTER TABLE users ADD COLUMN credentials TEXT;
+    ALTER TABLE users ADD COLUMN doc TEXT NOT NULL DEFAULT '{}';
+    CREATE UNIQUE INDEX users_username ON users(account_id, username)
+        WHERE username IS NOT NULL;
+    CREATE INDEX users_credentials ON users(credentials) WHERE credentials IS NOT NULL;
+    ALTER TABLE accounts ADD COLUMN parent_id TEXT REFERENCES accounts(id) ON DELETE SET NULL;
+    ALTER TABLE accounts ADD COLUMN doc TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 /// The schema version this build writes.

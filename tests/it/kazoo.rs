@@ -400,3 +400,310 @@ fn faxes_md_a_fax_is_created_listed_with_its_result_and_its_document_dropped() {
     let r = b.call("GET", &format!("{base}/outbox/{id}"), Some(&token), None);
     assert_eq!(r.status, 404);
 }
+
+#[test]
+fn api_authentication_md_keys_of_the_wrong_length_and_unknown_keys() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let auth = |key: &str| {
+        b.call(
+            "PUT",
+            "/v2/api_auth",
+            None,
+            Some(json!({"data": {"api_key": key}})),
+        )
+    };
+    // api_auth.json: 64 characters.
+    let r = auth("short");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["data"]["api_key"]["minLength"]["target"], 64);
+    // A key of the right shape that no account has: bad_identifier.
+    let r = auth(&"0".repeat(64));
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["message"], "bad_identifier");
+    let r = auth(&acme.key);
+    assert_eq!(r.status, 201);
+    assert_envelope(&r, r.json()["auth_token"].as_str().unwrap());
+    let data = &r.json()["data"];
+    assert_eq!(data["account_id"], acme.id.as_str());
+    for key in [
+        "account_name",
+        "apps",
+        "is_reseller",
+        "language",
+        "reseller_id",
+    ] {
+        assert!(data.get(key).is_some(), "{key} in {data}");
+    }
+}
+
+#[test]
+fn users_md_and_user_authentication_md_a_user_is_made_changed_and_logs_in() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let users = format!("/v2/accounts/{}/users", acme.id);
+
+    // users.md's own example: a first and a last name, nothing else.
+    let r = b.call(
+        "PUT",
+        &users,
+        Some(&token),
+        Some(json!({"data": {"first_name": "User", "last_name": "Three"}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let three = r.json()["data"].clone();
+    assert_eq!(three["first_name"], "User");
+    assert!(three.get("email").is_none(), "{three}");
+
+    // A user with a login, as Monster UI makes one.
+    let r = b.call(
+        "PUT",
+        &users,
+        Some(&token),
+        Some(json!({"data": {
+            "first_name": "Frank", "last_name": "Fax", "username": "Frank@Acme.example",
+            "password": "s3cret", "priv_level": "admin", "timezone": "America/New_York",
+            "ui_metadata": {"origin": "accounts"}
+        }})),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let frank = r.json()["data"].clone();
+    let id = frank["id"].as_str().unwrap().to_owned();
+    assert_eq!(frank["username"], "frank@acme.example");
+    assert_eq!(
+        frank["email"], "frank@acme.example",
+        "a username that is an address is the email"
+    );
+    assert!(
+        frank.get("password").is_none() && frank.get("credentials").is_none(),
+        "{frank}"
+    );
+
+    // GET -> modify -> POST, as Monster UI saves a user (users.md's POST
+    // body keys included); the password stays.
+    let r = b.call("GET", &format!("{users}/{id}"), Some(&token), None);
+    let mut doc = r.json()["data"].clone();
+    doc["last_name"] = json!("Faxwell");
+    doc["vm_to_email_enabled"] = json!(true);
+    doc["hotdesk"] =
+        json!({"enabled": false, "keep_logged_in_elsewhere": false, "require_pin": false});
+    let r = b.call(
+        "POST",
+        &format!("{users}/{id}"),
+        Some(&token),
+        Some(json!({ "data": doc })),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["data"]["last_name"], "Faxwell");
+    assert_eq!(r.json()["data"]["hotdesk"]["require_pin"], false);
+    // users.md's PATCH example.
+    let r = b.call(
+        "PATCH",
+        &format!("{users}/{id}"),
+        Some(&token),
+        Some(json!({"data": {"enabled": false}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["data"]["enabled"], false);
+    assert_eq!(r.json()["data"]["vm_to_email_enabled"], true);
+
+    // Every bad field at once.
+    let r = b.call(
+        "PUT",
+        &users,
+        Some(&token),
+        Some(json!({"data": {"first_name": "", "priv_level": "root", "email": "nope", "timezone": "Mars/Base"}})),
+    );
+    assert_eq!(r.status, 400);
+    let errors = &r.json()["data"];
+    assert!(errors["priv_level"]["enum"].is_object(), "{errors}");
+    assert!(
+        errors["first_name"]["maxLength"].is_object()
+            || errors["first_name"]["minLength"].is_object(),
+        "{errors}"
+    );
+    assert!(errors["timezone"]["format"].is_object(), "{errors}");
+
+    // user_authentication.md: md5("username:password") and the account.
+    // md5 of "username:password", computed apart (Python's hashlib), as a
+    // client computes it.
+    let md5 = |text: &str| match text {
+        "frank@acme.example:s3cret" => "7657518653476592e0c7583b345f6bb1",
+        "frank@acme.example:wrong" => "125ce735b14870605c772243ccaddf0b",
+        other => panic!("no md5 for {other}"),
+    };
+    let login = |data: Value| b.call("PUT", "/v2/user_auth", None, Some(json!({ "data": data })));
+    let credentials = md5("frank@acme.example:s3cret");
+    let r = login(json!({"credentials": credentials, "account_name": "Acme"}));
+    assert_eq!(r.status, 201, "{}", r.json());
+    let user_token = r.json()["auth_token"].as_str().unwrap().to_owned();
+    assert_envelope(&r, &user_token);
+    assert_eq!(r.json()["data"]["owner_id"], id.as_str());
+    assert_eq!(r.json()["data"]["account_id"], acme.id.as_str());
+    let r = b.call("GET", &format!("{users}/{id}"), Some(&user_token), None);
+    assert_eq!(r.status, 200);
+    // Without an account, the login is found on the box.
+    assert_eq!(login(json!({"credentials": credentials})).status, 201);
+    // A wrong password, or another account's name: invalid_credentials.
+    for data in [
+        json!({"credentials": md5("frank@acme.example:wrong"), "account_name": "Acme"}),
+        json!({"credentials": credentials, "account_name": "Other"}),
+    ] {
+        let r = login(data);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.json()["message"], "invalid_credentials");
+    }
+    // A deleted user's token ends at once.
+    let r = b.call("DELETE", &format!("{users}/{id}"), Some(&token), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"]["_read_only"]["deleted"], true);
+    let r = b.call("GET", &users, Some(&user_token), None);
+    assert_eq!(r.status, 401);
+}
+
+#[test]
+fn accounts_md_child_accounts_are_made_changed_listed_and_removed() {
+    let b = TestBox::start();
+    let root = admin(&b);
+    let token = b.token(&root);
+
+    // accounts.md "Create a new child account": PUT /v2/accounts/{parent}.
+    let r = b.call(
+        "PUT",
+        &format!("/v2/accounts/{}", root.id),
+        Some(&token),
+        Some(json!({"data": {"name": "child account"}})),
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let child = r.json()["data"].clone();
+    let id = child["id"].as_str().unwrap().to_owned();
+    assert_eq!(child["parent_id"], root.id.as_str());
+
+    // PATCH with accounts.md's example, then POST the document back.
+    let r = b.call(
+        "PATCH",
+        &format!("/v2/accounts/{id}"),
+        Some(&token),
+        Some(json!({"data": {"some_key": "some_value", "timezone": "America/Los_Angeles"}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["data"]["some_key"], "some_value");
+    let mut doc = r.json()["data"].clone();
+    doc["language"] = json!("en-us");
+    doc["name"] = json!("child account renamed");
+    let r = b.call(
+        "POST",
+        &format!("/v2/accounts/{id}"),
+        Some(&token),
+        Some(json!({ "data": doc })),
+    );
+    assert_eq!(r.status, 200, "{}", r.json());
+    assert_eq!(r.json()["data"]["name"], "child account renamed");
+    assert_eq!(r.json()["data"]["timezone"], "America/Los_Angeles");
+    assert_eq!(r.json()["data"]["some_key"], "some_value");
+
+    // GET .../children, and .../api_key.
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{}/children", root.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"][0]["id"], id.as_str());
+    let r = b.call(
+        "PUT",
+        &format!("/v2/accounts/{id}/api_key"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 201, "{}", r.json());
+    let key = r.json()["data"]["api_key"].as_str().unwrap().to_owned();
+    let r = b.call(
+        "PUT",
+        "/v2/api_auth",
+        None,
+        Some(json!({"data": {"api_key": key}})),
+    );
+    assert_eq!(r.json()["data"]["account_id"], id.as_str());
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{id}/api_key"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"]["api_keys"].as_array().unwrap().len(), 1);
+
+    let r = b.call("DELETE", &format!("/v2/accounts/{id}"), Some(&token), None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["data"]["_read_only"]["deleted"], true);
+}
+
+/// Python 3 with kazoo-sdk (PyPI), the Kazoo client library the next test
+/// drives: installed with pip when missing. Without Python and pip the
+/// test fails, saying so; it never passes without running the client.
+fn kazoo_sdk_python() -> String {
+    let python = std::env::var("FAXBOX_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let importable = || {
+        std::process::Command::new(&python)
+            .args([
+                "-c",
+                "import kazoo.client, kazoo.request_objects; kazoo.client.Client",
+            ])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !importable() {
+        let out = std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "kazoo-sdk==0.2.4"])
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("the kazoo-sdk test needs {python} (Python 3 with pip): {e}")
+            });
+        assert!(
+            out.status.success(),
+            "pip could not install kazoo-sdk: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(importable(), "kazoo-sdk was installed but does not import");
+    }
+    python
+}
+
+/// kazoo-sdk, a real Kazoo client, against `faxbox serve`: API-key and
+/// username/password login, accounts, users and a faxbox, each call
+/// behaving as against Kazoo (tests/kazoo-sdk/check.py lists them).
+#[test]
+fn kazoo_sdk_logs_in_and_manages_accounts_users_and_a_faxbox_on_a_running_box() {
+    let python = kazoo_sdk_python();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, url) = super::serve(dir.path());
+    let key = std::fs::read_to_string(dir.path().join("data").join("api.key")).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kazoo-sdk/check.py");
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(format!("{}/v2", url.trim_end_matches('/')))
+        .arg(key.trim())
+        .output()
+        .unwrap();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "serve stops cleanly");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("calls behaved as against Kazoo"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("FAIL"), "{stdout}");
+}

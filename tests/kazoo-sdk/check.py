@@ -12,7 +12,7 @@ exits non-zero at the first call that does not behave as against Kazoo.
 import sys
 
 from kazoo.client import Client
-from kazoo.exceptions import KazooApiBadDataError, KazooApiError
+from kazoo.exceptions import KazooApiAuthenticationError, KazooApiBadDataError
 from kazoo.request_objects import KazooRequest
 
 base_url, api_key = sys.argv[1], sys.argv[2]
@@ -89,7 +89,8 @@ check("the user's token reads its account", reply["data"]["username"] == "frank"
 try:
     Client(username="frank", password="wrong", account_name="Branch Office", base_url=base_url).authenticate()
     check("a wrong password is refused", False, "accepted")
-except KazooApiError as e:
+except KazooApiAuthenticationError:
+    # What kazoo-sdk raises for Kazoo's 401.
     check("a wrong password is refused", True)
 
 # A faxbox, through kazoo-sdk's request machinery (it has no faxbox method).
