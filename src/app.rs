@@ -165,9 +165,11 @@ async fn run_inner(
         None => None,
     };
     let data_dir = config.data_dir.clone();
+    let mail_domain = config.smtp.hostname.clone();
     // Opening and recovery touch the disk: keep them off the async workers.
     let (store, first_run) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let store = Store::open_data_dir(&data_dir)?;
+        store.set_mail_domain(&mail_domain);
         recover(&store)?;
         let first_run = bootstrap(&store)?;
         ensure_local_key(&store, &data_dir)?;

@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::{Config, LogFormat};
-use crate::model::{AccountId, FaxId, FaxboxFields, FaxboxId, Folder, JobStatus, UserId};
+use crate::model::{AccountId, FaxboxFields, FaxboxId, Folder, JobStatus, UserId};
 use crate::store::{JobFilter, SETTINGS, Store};
 
 /// `faxbox --version`: which release, from which commit, for which machine
@@ -98,6 +98,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum InboxCommand {
+    /// Received faxes, newest first.
     List {
         #[arg(long)]
         account: Option<String>,
@@ -107,9 +108,13 @@ pub enum InboxCommand {
         limit: u32,
     },
     /// A received fax with its result and documents.
-    Show { id: String },
+    Show {
+        /// The fax id, or its first characters as the dashboard shows them.
+        id: String,
+    },
     /// Write a received fax as a PDF.
     Export {
+        /// The fax id, or its first characters as the dashboard shows them.
         id: String,
         #[arg(short, long, value_name = "FILE.pdf")]
         output: PathBuf,
@@ -126,9 +131,8 @@ pub enum LineCommand {
         #[arg(long, default_value = "paused by the operator")]
         reason: String,
     },
-    Resume {
-        name: String,
-    },
+    /// Take calls on a paused line again.
+    Resume { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +154,10 @@ pub struct SendArgs {
     /// The faxbox to send from (its caller id, header and retries apply).
     #[arg(long, value_name = "ID")]
     pub faxbox: Option<String>,
+    /// Total attempts, 1 to 4 (default: the faxbox's retries, else the
+    /// account's default_retry_count).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub retries: Option<u8>,
     /// The caller id number to send.
     #[arg(long, value_name = "NUMBER")]
     pub from: Option<String>,
@@ -189,14 +197,12 @@ pub enum AccountCommand {
         #[arg(long)]
         realm: Option<String>,
     },
+    /// Every account with its realm.
     List,
-    Show {
-        id: String,
-    },
+    /// One account as JSON.
+    Show { id: String },
     /// Delete an account and everything in it.
-    Delete {
-        id: String,
-    },
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,13 +215,13 @@ pub enum UserCommand {
         #[arg(long, default_value = "")]
         name: String,
     },
+    /// The users of an account.
     List {
         #[arg(long)]
         account: String,
     },
-    Delete {
-        id: String,
-    },
+    /// Delete a user; faxboxes they owned stay, without an owner.
+    Delete { id: String },
 }
 
 /// Faxbox fields settable from the command line (Kazoo names).
@@ -300,13 +306,13 @@ pub enum FaxboxCommand {
         #[command(flatten)]
         fields: FaxboxArgs,
     },
+    /// The faxboxes of an account with their mail addresses.
     List {
         #[arg(long)]
         account: String,
     },
-    Show {
-        id: String,
-    },
+    /// One faxbox with all its fields.
+    Show { id: String },
     /// Change the fields given; the others stay as they are.
     Update {
         id: String,
@@ -315,8 +321,14 @@ pub enum FaxboxCommand {
         #[command(flatten)]
         fields: FaxboxArgs,
     },
-    Delete {
-        id: String,
+    /// Delete a faxbox; its faxes stay in the account.
+    Delete { id: String },
+    /// Give faxboxes addresses under the current default_smtp_domain (after
+    /// it changed); prints each old and new address. Custom addresses stay.
+    Readdress {
+        /// Only this account's faxboxes.
+        #[arg(long)]
+        account: Option<String>,
     },
 }
 
@@ -329,13 +341,13 @@ pub enum ApikeyCommand {
         #[arg(long, default_value = "")]
         label: String,
     },
+    /// The API keys of an account (ids and labels; the keys are not shown).
     List {
         #[arg(long)]
         account: String,
     },
-    Revoke {
-        id: String,
-    },
+    /// Revoke an API key: it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -371,6 +383,7 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
+    /// Fax jobs, newest first.
     List {
         #[arg(long)]
         account: Option<String>,
@@ -385,13 +398,17 @@ pub enum JobsCommand {
     },
     /// A job with its documents and every attempt.
     Show {
+        /// The job id, or its first characters as the dashboard shows them.
         id: String,
     },
     /// A pending job: try now. A finished one: send again as a new job (prints its id).
     Retry {
+        /// The job id, or its first characters as the dashboard shows them.
         id: String,
     },
+    /// Cancel a job; one on a line now is hung up.
     Cancel {
+        /// The job id, or its first characters as the dashboard shows them.
         id: String,
     },
 }
@@ -418,8 +435,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let out = Output { json: cli.json };
     let open = || {
-        Store::open_data_dir(&config.data_dir)
-            .with_context(|| format!("cannot open the fax store in {}", config.data_dir.display()))
+        let store = Store::open_data_dir(&config.data_dir).with_context(|| {
+            format!("cannot open the fax store in {}", config.data_dir.display())
+        })?;
+        store.set_mail_domain(&config.smtp.hostname);
+        anyhow::Ok(store)
     };
     match cli.command {
         Command::Serve(args) => {
@@ -556,6 +576,9 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
             data[field] = v.into();
         }
     }
+    if let Some(n) = args.retries {
+        data["retries"] = n.into();
+    }
     let job = session.send(&data, &documents)?;
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     println!("{id}");
@@ -660,6 +683,30 @@ fn faxbox(store: &Store, out: &Output, cmd: FaxboxCommand) -> anyhow::Result<()>
             if out.json { out.show(&f) } else { Ok(()) }
         }
         FaxboxCommand::Delete { id } => Ok(store.delete_faxbox(&FaxboxId(id))?),
+        FaxboxCommand::Readdress { account } => {
+            let account = match account {
+                Some(id) => Some(store.account(&AccountId(id))?.id),
+                None => None,
+            };
+            let changes = store.readdress_faxboxes(account.as_ref())?;
+            #[derive(Serialize)]
+            struct Change {
+                faxbox: FaxboxId,
+                old: String,
+                new: String,
+            }
+            let rows: Vec<Change> = changes
+                .into_iter()
+                .map(|(faxbox, old, new)| Change { faxbox, old, new })
+                .collect();
+            if rows.is_empty() && !out.json {
+                eprintln!("Every faxbox's address is already under its default_smtp_domain.");
+                return Ok(());
+            }
+            out.list(&rows, |c| {
+                format!("{}  <number>@{}  ->  <number>@{}", c.faxbox, c.old, c.new)
+            })
+        }
     }
 }
 
@@ -788,7 +835,7 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             })
         }
         JobsCommand::Show { id } => {
-            let id = FaxId(id);
+            let id = store.fax_id_by_prefix(&id)?;
             #[derive(Serialize)]
             struct Detail {
                 #[serde(flatten)]
@@ -804,7 +851,7 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             })
         }
         JobsCommand::Retry { id } => {
-            let id = FaxId(id);
+            let id = store.fax_id_by_prefix(&id)?;
             let fax = store.fax(&id)?;
             if fax.status.is_some_and(JobStatus::is_terminal) {
                 let again = store.resubmit(&id)?;
@@ -815,7 +862,8 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             }
         }
         JobsCommand::Cancel { id } => {
-            if !store.request_cancel(&FaxId(id), "cancelled by the operator")? {
+            let id = store.fax_id_by_prefix(&id)?;
+            if !store.request_cancel(&id, "cancelled by the operator")? {
                 eprintln!(
                     "The fax is on a line now: the call will be hung up and the fax cancelled."
                 );
@@ -881,7 +929,7 @@ fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyho
 
 fn inbox(store: &Store, out: &Output, cmd: InboxCommand) -> anyhow::Result<()> {
     let received = |id: &str| -> anyhow::Result<crate::model::Fax> {
-        let fax = store.fax(&FaxId(id.to_owned()))?;
+        let fax = store.fax(&store.fax_id_by_prefix(id)?)?;
         if fax.folder != Folder::Inbox {
             anyhow::bail!("fax {id} is an outgoing fax; see `faxbox jobs show {id}`");
         }
