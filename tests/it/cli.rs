@@ -501,3 +501,65 @@ fn every_subcommand_has_help_text() {
     }
     assert!(checked >= 25, "{checked} subcommands checked");
 }
+
+/// Issue 21 item 14: `faxbox send --retries`, and without a faxbox or
+/// --retries the account's default_retry_count (it was 1 attempt).
+#[test]
+fn send_takes_retries_and_default_retry_count_applies_without_a_faxbox() {
+    let dir = tempfile::tempdir().unwrap();
+    // No line takes the faxes before they are looked at: the only line is
+    // paused first.
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("faxbox.toml");
+    let config = config.to_str().unwrap();
+    ok(&data, &["--config", config, "line", "pause", "loopback"]);
+    let mut served = std::process::Command::new(crate::harness::faxbox_bin())
+        .args(["--config", config, "--data-dir"])
+        .arg(&data)
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let banner = crate::harness::serve_banner(&mut served);
+    let url = crate::harness::banner_api_url(&banner);
+    let document = dir.path().join("letter.pdf");
+    std::fs::write(&document, crate::harness::pdf_of_texts(&["Hello"])).unwrap();
+    let send = |extra: &[&str]| {
+        let mut args = vec!["--config", config, "send", "--url", &url, "--to", "5551234"];
+        args.extend_from_slice(extra);
+        args.push(document.to_str().unwrap());
+        ok(&data, &args)
+    };
+    let retries_of = |id: &str| {
+        let shown: serde_json::Value =
+            serde_json::from_str(&ok(&data, &["jobs", "show", id])).unwrap();
+        shown["retries"].as_u64().unwrap()
+    };
+    let three = send(&["--retries", "3"]);
+    assert_eq!(retries_of(&three), 3);
+    let err = fails(
+        &data,
+        &[
+            "send",
+            "--url",
+            &url,
+            "--to",
+            "5551234",
+            "--retries",
+            "9",
+            document.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("--retries") && err.contains('9'), "{err}");
+    ok(&data, &["config", "set", "fax", "default_retry_count", "4"]);
+    let four = send(&[]);
+    assert_eq!(retries_of(&four), 4);
+    let _ = served.kill();
+    let _ = served.wait();
+}
