@@ -1,5 +1,5 @@
 //! API intake: small faxes submitted by many concurrent HTTP clients, each
-//! acknowledged (202) only after its job and documents are committed.
+//! acknowledged (201) only after its job and documents are committed.
 //! DESIGN's target: 500 faxes/s. For comparison, HylaFAX's `sendfax` took
 //! 55 ms per job on the same machine (about 18 jobs/s).
 //!
@@ -124,7 +124,7 @@ fn run(label: &str, document: Document) {
                         )
                         .unwrap();
                     let took = t.elapsed();
-                    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+                    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
                     latencies.lock().unwrap().push(took);
                     let id = r.json()["data"]["id"].as_str().unwrap().to_owned();
                     accepted.lock().unwrap().push(id);

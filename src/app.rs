@@ -13,12 +13,13 @@ use tracing::{info, warn};
 
 use crate::api::{Api, ApiOptions, Ctx, LiveStatus};
 use crate::config::{Config, LogConfig, LogFormat};
+use crate::gate::IntakeGate;
 use crate::inbound::Receiver;
 use crate::lines::{self, Line};
 use crate::model::{Account, Faxbox, FaxboxFields, FaxboxId};
 use crate::notify::{Backoff, Postman};
 use crate::scheduler::{Scheduler, SchedulerOptions};
-use crate::store::Store;
+use crate::store::{DataDirOwner, Store};
 
 /// `faxbox serve`: logging, a runtime, and `run` until SIGINT or SIGTERM.
 pub fn serve(config: Config) -> anyhow::Result<()> {
@@ -58,9 +59,14 @@ pub fn serve_with_dashboard(config: Config) -> anyhow::Result<()> {
             .spawn(move || {
                 let result = runtime.block_on(async {
                     let signal = shutdown_signal()?;
+                    // The terminal closing stops the box too, in order.
+                    let mut hangup =
+                        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                            .context("cannot listen for SIGHUP")?;
                     let shutdown = async move {
                         tokio::select! {
                             _ = signal => {}
+                            _ = hangup.recv() => {}
                             _ = quit_asked => {}
                         }
                     };
@@ -118,9 +124,9 @@ pub struct FirstRun {
     pub faxbox: Faxbox,
 }
 
-/// How long calls may go on after a stop is asked for; the rest are hung
-/// up and recorded as interrupted (STYLE.md principle 7).
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long calls may go on after a stop is asked for when the
+/// configuration does not say (`stop_grace_s`).
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(crate::config::DEFAULT_STOP_GRACE_S);
 
 /// Runs the appliance until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
@@ -134,191 +140,14 @@ async fn run_inner(
     console: Option<Console>,
 ) -> anyhow::Result<()> {
     // Bound first: a port already taken is reported before anything starts.
-    let http = std::net::TcpListener::bind(config.http.listen).with_context(|| {
-        format!(
-            "cannot listen for the HTTP API on {} (http.listen in the configuration)",
-            config.http.listen
-        )
-    })?;
-    let smtp = std::net::TcpListener::bind(config.smtp.listen).with_context(|| {
-        format!(
-            "cannot listen for email to fax on {} (smtp.listen in the configuration)",
-            config.smtp.listen
-        )
-    })?;
-    let ipp = match config.ipp.enabled {
-        true => Some(
-            std::net::TcpListener::bind(config.ipp.listen).with_context(|| {
-                format!(
-                    "cannot listen for print-to-fax on {} (ipp.listen in the configuration)",
-                    config.ipp.listen
-                )
-            })?,
-        ),
-        false => None,
+    let listeners = Listeners::bind(&config)?;
+    let grace = config.stop_grace;
+    let appliance = {
+        let config = config.clone();
+        // Opening and recovery touch the disk: keep them off the async workers.
+        tokio::task::spawn_blocking(move || Appliance::start(config, listeners)).await??
     };
-    let smtp_tls = match &config.smtp.tls {
-        Some(files) => Some(
-            crate::smtp::load_tls(&files.certificate, &files.key)
-                .map_err(|e| anyhow::anyhow!("smtp.tls_certificate / smtp.tls_key: {e}"))?,
-        ),
-        None => None,
-    };
-    let data_dir = config.data_dir.clone();
-    let mail_domain = config.smtp.hostname.clone();
-    // Opening and recovery touch the disk: keep them off the async workers.
-    let (store, first_run) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let store = Store::open_data_dir(&data_dir)?;
-        store.set_mail_domain(&mail_domain);
-        recover(&store)?;
-        let first_run = bootstrap(&store)?;
-        ensure_local_key(&store, &data_dir)?;
-        Ok((store, first_run))
-    })
-    .await??;
-    let store = Arc::new(store);
-
-    // The file proxy runs only for lines that fetch faxes from it.
-    let file_proxy = if lines::need_file_proxy(&config.lines) {
-        let fp = &config.file_proxy;
-        let listener = std::net::TcpListener::bind(fp.listen).with_context(|| {
-            format!(
-                "cannot listen for FreeSWITCH's fax downloads on {} (file_proxy.listen in the configuration)",
-                fp.listen
-            )
-        })?;
-        Some(Arc::new(
-            lines::freeswitch::FileProxy::start(listener, fp.allow.clone(), fp.url.clone())
-                .context("cannot start the file proxy")?,
-        ))
-    } else {
-        None
-    };
-    let lines: Vec<Arc<dyn Line>> = config
-        .lines
-        .iter()
-        .map(|l| lines::from_config(l, &config.data_dir, file_proxy.as_ref()))
-        .collect::<anyhow::Result<_>>()?;
-    let postman = Arc::new(
-        Postman::start(store.clone(), config.smarthost.clone(), Backoff::default())
-            .context("cannot start the mail delivery thread")?,
-    );
-    let mut options =
-        SchedulerOptions::new(config.data_dir.join("spool"), config.smarthost.from.clone());
-    options.mail_queued = {
-        let postman = postman.clone();
-        Arc::new(move || postman.wake())
-    };
-    // Every conversion, at intake and at send time, is drawn in a render
-    // worker process under memory and CPU limits (issue 18).
-    let drawing = crate::documents::Drawing::worker_of_this_program();
-    options.convert.drawing = drawing.clone();
-    let receiver = Arc::new(
-        Receiver::new(
-            store.clone(),
-            config.data_dir.join("incoming"),
-            config
-                .lines
-                .iter()
-                .filter_map(|l| Some((l.name.clone(), FaxboxId(l.default_faxbox.clone()?))))
-                .collect(),
-            config.smarthost.from.clone(),
-            options.mail_queued.clone(),
-        )
-        .context("cannot prepare the folder for incoming faxes")?,
-    );
-    // Pages that arrived before the last stop go to their inbox first.
-    {
-        let receiver = receiver.clone();
-        let delivered = tokio::task::spawn_blocking(move || receiver.recover()).await??;
-        if delivered > 0 {
-            warn!(
-                faxes = delivered,
-                "delivered faxes received just before the last stop"
-            );
-        }
-    }
-    for line in &lines {
-        line.set_inbound(receiver.clone());
-    }
-    let status_lines = lines.clone();
-    let scheduler = Arc::new(
-        Scheduler::start(store.clone(), lines, options).context("cannot start the scheduler")?,
-    );
-    let live = LiveStatus::default();
-    live.follow(scheduler.subscribe())
-        .context("cannot start the API's status thread")?;
-    let wake = {
-        let scheduler = scheduler.clone();
-        Arc::new(move || scheduler.wake())
-    };
-    let intake = Arc::new(crate::api::IntakeCounts::default());
-    let mut api_options = ApiOptions::default();
-    api_options.convert.drawing = drawing.clone();
-    let api = Api::start(
-        http,
-        Ctx::new(store.clone(), wake.clone(), live, api_options)
-            .with_lines(status_lines)
-            .with_intake(intake.clone()),
-    )
-    .context("cannot start the HTTP API")?;
-    let smtp = {
-        let mut options =
-            crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
-        options.tls = smtp_tls;
-        options.convert.drawing = drawing.clone();
-        let counts = intake.clone();
-        options.accepted = Arc::new(move |n| counts.count(crate::api::Intake::Smtp, n));
-        crate::smtp::SmtpServer::start(
-            smtp,
-            crate::smtp::SmtpCtx {
-                store: store.clone(),
-                wake: wake.clone(),
-                mail_queued: {
-                    let postman = postman.clone();
-                    Arc::new(move || postman.wake())
-                },
-                options,
-            },
-        )
-        .context("cannot start the SMTP listener")?
-    };
-    let ipp = match ipp {
-        Some(listener) => Some(
-            crate::ipp::IppServer::start(
-                listener,
-                crate::ipp::IppCtx {
-                    store: store.clone(),
-                    wake: wake.clone(),
-                    options: crate::ipp::IppOptions {
-                        allow: config.ipp.allow.clone(),
-                        require_auth: config.ipp.require_auth,
-                        accepted: Arc::new(move |n| intake.count(crate::api::Intake::Ipp, n)),
-                        convert: crate::documents::ConvertOptions {
-                            drawing,
-                            ..Default::default()
-                        },
-                        ..Default::default()
-                    },
-                },
-            )
-            .context("cannot start the IPP printers")?,
-        ),
-        None => None,
-    };
-    let announcer = match &ipp {
-        Some(ipp) if config.ipp.mdns => announce_printers(&store, ipp.local_addr(), &config),
-        _ => None,
-    };
-
-    let banner = banner(
-        &config,
-        &store,
-        first_run.as_ref(),
-        api.local_addr(),
-        smtp.local_addr(),
-        ipp.as_ref().map(|i| i.local_addr()),
-    );
+    let banner = banner(&config, &appliance);
     match console {
         Some(console) => {
             // The hints for a shell ("Next: ...") are not for the console.
@@ -326,37 +155,311 @@ async fn run_inner(
             for line in about.lines().filter(|l| !l.is_empty()) {
                 console.banner.push(line);
             }
-            let _ = console.ready.send(api.local_addr());
+            let _ = console.ready.send(appliance.api_addr());
         }
         None => print!("{banner}"),
     }
-    info!(data_dir = %config.data_dir.display(), api = %api.local_addr(), "faxbox is running");
+    info!(data_dir = %config.data_dir.display(), api = %appliance.api_addr(), "faxbox is running");
     // Under systemd (Type=notify): ready only now that every port listens.
-    crate::systemd::ready(&format!("running; API on http://{}", api.local_addr()));
+    crate::systemd::ready(&format!("running; API on http://{}", appliance.api_addr()));
     crate::systemd::spawn_watchdog();
 
     shutdown.await;
     crate::systemd::stopping();
-    info!("stopping: no new requests or calls; calls in progress may finish");
-    tokio::task::spawn_blocking(move || {
-        // Intake stops first, so no job is accepted that nothing will send.
-        smtp.stop(Duration::from_secs(10));
-        drop(announcer);
-        if let Some(ipp) = ipp {
-            ipp.stop();
-        }
-        api.stop();
-        match Arc::try_unwrap(scheduler) {
-            Ok(scheduler) => scheduler.stop(SHUTDOWN_GRACE),
-            // Only the API held other handles, and its threads have ended.
-            Err(_) => warn!("the scheduler is still shared at shutdown; stopping it at once"),
-        }
-        drop(postman);
-        drop(store);
-    })
-    .await?;
+    info!(
+        grace_s = grace.as_secs(),
+        "stopping: no new faxes; calls in progress may finish"
+    );
+    tokio::task::spawn_blocking(move || appliance.stop(grace)).await?;
     info!("stopped");
     Ok(())
+}
+
+/// The ports of the appliance, bound before anything starts: a port
+/// already taken is reported at once, and tests bind port 0 and read the
+/// addresses back from the running [`Appliance`].
+pub struct Listeners {
+    pub http: std::net::TcpListener,
+    pub smtp: std::net::TcpListener,
+    /// When `ipp.enabled`.
+    pub ipp: Option<std::net::TcpListener>,
+    /// When a line fetches fax images over HTTP (FreeSWITCH's
+    /// `document = "http"`).
+    pub file_proxy: Option<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the addresses the configuration names.
+    pub fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let bind = |addr: std::net::SocketAddr, what: &str, key: &str| {
+            std::net::TcpListener::bind(addr).with_context(|| {
+                format!("cannot listen for {what} on {addr} ({key} in the configuration)")
+            })
+        };
+        Ok(Listeners {
+            http: bind(config.http.listen, "the HTTP API", "http.listen")?,
+            smtp: bind(config.smtp.listen, "email to fax", "smtp.listen")?,
+            ipp: match config.ipp.enabled {
+                true => Some(bind(config.ipp.listen, "print-to-fax", "ipp.listen")?),
+                false => None,
+            },
+            file_proxy: match lines::need_file_proxy(&config.lines) {
+                true => Some(bind(
+                    config.file_proxy.listen,
+                    "FreeSWITCH's fax downloads",
+                    "file_proxy.listen",
+                )?),
+                false => None,
+            },
+        })
+    }
+}
+
+/// The running fax box: it owns every running part and stops them in
+/// order with [`Appliance::stop`]. Nothing else holds the scheduler, so no
+/// leftover handle can keep it from stopping (issue 19).
+pub struct Appliance {
+    config: Config,
+    first_run: Option<FirstRun>,
+    store: Arc<Store>,
+    gate: IntakeGate,
+    smtp: Option<crate::smtp::SmtpServer>,
+    ipp: Option<crate::ipp::IppServer>,
+    announcer: Option<crate::ipp::Announcer>,
+    api: Option<Api>,
+    scheduler: Option<Scheduler>,
+    postman: Option<Postman>,
+    api_addr: std::net::SocketAddr,
+    smtp_addr: std::net::SocketAddr,
+    ipp_addr: Option<std::net::SocketAddr>,
+    _file_proxy: Option<Arc<lines::freeswitch::FileProxy>>,
+    /// Released last, once nothing of this box touches the data dir.
+    _owner: DataDirOwner,
+}
+
+impl Appliance {
+    /// Takes the data dir, recovers from the last stop, makes the first
+    /// account on a new box and starts every part on `listeners`. Blocks
+    /// (disk and threads): call it off the async workers.
+    pub fn start(config: Config, listeners: Listeners) -> anyhow::Result<Appliance> {
+        let smtp_tls = match &config.smtp.tls {
+            Some(files) => Some(
+                crate::smtp::load_tls(&files.certificate, &files.key)
+                    .map_err(|e| anyhow::anyhow!("smtp.tls_certificate / smtp.tls_key: {e}"))?,
+            ),
+            None => None,
+        };
+        let data_dir = config.data_dir.clone();
+        // Before recovery: recovery closes the calls of a box that is gone,
+        // never those of one still running (issue 19).
+        let owner = DataDirOwner::claim(&data_dir)?;
+        let store = Store::open_data_dir(&data_dir)?;
+        store.set_mail_domain(&config.smtp.hostname);
+        recover(&store, &data_dir.join("spool"))?;
+        let first_run = bootstrap(&store)?;
+        ensure_local_key(&store, &data_dir)?;
+        let store = Arc::new(store);
+
+        // The file proxy runs only for lines that fetch faxes from it.
+        let file_proxy = match listeners.file_proxy {
+            Some(listener) => {
+                let fp = &config.file_proxy;
+                Some(Arc::new(
+                    lines::freeswitch::FileProxy::start(listener, fp.allow.clone(), fp.url.clone())
+                        .context("cannot start the file proxy")?,
+                ))
+            }
+            None => None,
+        };
+        let lines: Vec<Arc<dyn Line>> = config
+            .lines
+            .iter()
+            .map(|l| lines::from_config(l, &config.data_dir, file_proxy.as_ref()))
+            .collect::<anyhow::Result<_>>()?;
+        let postman = Postman::start(store.clone(), config.smarthost.clone(), Backoff::default())
+            .context("cannot start the mail delivery thread")?;
+        let mail_queued: Arc<dyn Fn() + Send + Sync> = Arc::new(postman.waker());
+        let mut options =
+            SchedulerOptions::new(config.data_dir.join("spool"), config.smarthost.from.clone());
+        options.mail_queued = mail_queued.clone();
+        // Every conversion, at intake and at send time, is drawn in a render
+        // worker process under memory and CPU limits (issue 18).
+        let drawing = crate::documents::Drawing::worker_of_this_program();
+        options.convert.drawing = drawing.clone();
+        let receiver = Arc::new(
+            Receiver::new(
+                store.clone(),
+                config.data_dir.join("incoming"),
+                config
+                    .lines
+                    .iter()
+                    .filter_map(|l| Some((l.name.clone(), FaxboxId(l.default_faxbox.clone()?))))
+                    .collect(),
+                config.smarthost.from.clone(),
+                mail_queued.clone(),
+            )
+            .context("cannot prepare the folder for incoming faxes")?,
+        );
+        // Pages that arrived before the last stop go to their inbox first.
+        let delivered = receiver.recover()?;
+        if delivered > 0 {
+            warn!(
+                faxes = delivered,
+                "delivered faxes received just before the last stop"
+            );
+        }
+        for line in &lines {
+            line.set_inbound(receiver.clone());
+        }
+        let status_lines = lines.clone();
+        let scheduler = Scheduler::start(store.clone(), lines, options)
+            .context("cannot start the scheduler")?;
+        let live = LiveStatus::default();
+        live.follow(scheduler.subscribe())
+            .context("cannot start the API's status thread")?;
+        let wake = scheduler.waker();
+        let gate = IntakeGate::default();
+        let intake = Arc::new(crate::api::IntakeCounts::default());
+        let mut api_options = ApiOptions {
+            cors_origins: config.http.cors_origins.clone(),
+            ..ApiOptions::default()
+        };
+        api_options.convert.drawing = drawing.clone();
+        let api = Api::start(
+            listeners.http,
+            Ctx::new(store.clone(), wake.clone(), live, api_options)
+                .with_lines(status_lines)
+                .with_intake(intake.clone())
+                .with_gate(gate.clone()),
+        )
+        .context("cannot start the HTTP API")?;
+        let smtp = {
+            let mut options =
+                crate::smtp::SmtpOptions::new(&config.smtp.hostname, &config.smarthost.from);
+            options.tls = smtp_tls;
+            options.convert.drawing = drawing.clone();
+            let counts = intake.clone();
+            options.accepted = Arc::new(move |n| counts.count(crate::api::Intake::Smtp, n));
+            crate::smtp::SmtpServer::start(
+                listeners.smtp,
+                crate::smtp::SmtpCtx {
+                    store: store.clone(),
+                    wake: wake.clone(),
+                    mail_queued,
+                    options,
+                },
+            )
+            .context("cannot start the SMTP listener")?
+        };
+        let ipp = match listeners.ipp {
+            Some(listener) => Some(
+                crate::ipp::IppServer::start(
+                    listener,
+                    crate::ipp::IppCtx {
+                        store: store.clone(),
+                        wake,
+                        options: crate::ipp::IppOptions {
+                            allow: config.ipp.allow.clone(),
+                            require_auth: config.ipp.require_auth,
+                            accepted: Arc::new(move |n| intake.count(crate::api::Intake::Ipp, n)),
+                            gate: gate.clone(),
+                            convert: crate::documents::ConvertOptions {
+                                drawing,
+                                ..Default::default()
+                            },
+                            ..Default::default()
+                        },
+                    },
+                )
+                .context("cannot start the IPP printers")?,
+            ),
+            None => None,
+        };
+        let announcer = match &ipp {
+            Some(ipp) if config.ipp.mdns => announce_printers(&store, ipp.local_addr(), &config),
+            _ => None,
+        };
+        Ok(Appliance {
+            api_addr: api.local_addr(),
+            smtp_addr: smtp.local_addr(),
+            ipp_addr: ipp.as_ref().map(|i| i.local_addr()),
+            config,
+            first_run,
+            store,
+            gate,
+            smtp: Some(smtp),
+            ipp,
+            announcer,
+            api: Some(api),
+            scheduler: Some(scheduler),
+            postman: Some(postman),
+            _file_proxy: file_proxy,
+            _owner: owner,
+        })
+    }
+
+    pub fn api_addr(&self) -> std::net::SocketAddr {
+        self.api_addr
+    }
+
+    pub fn smtp_addr(&self) -> std::net::SocketAddr {
+        self.smtp_addr
+    }
+
+    pub fn ipp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.ipp_addr
+    }
+
+    /// What the first start of this box created, when this was it.
+    pub fn first_run(&self) -> Option<&FirstRun> {
+        self.first_run.as_ref()
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stops in order: intake closes first (SMTP answers 421, the API 503
+    /// with Retry-After, the printers not-accepting-jobs) so nothing is
+    /// accepted that no call would send; calls in progress may finish for
+    /// up to `grace`, then the rest are hung up and recorded interrupted;
+    /// then the API and the printers stop, the postman puts down its mail
+    /// and the data dir is released.
+    pub fn stop(mut self, grace: Duration) {
+        self.shut(grace);
+    }
+
+    fn shut(&mut self, grace: Duration) {
+        self.gate.close();
+        if let Some(smtp) = self.smtp.take() {
+            smtp.stop(Duration::from_secs(10));
+        }
+        drop(self.announcer.take());
+        if let Some(scheduler) = self.scheduler.take() {
+            scheduler.stop(grace);
+        }
+        if let Some(ipp) = self.ipp.take() {
+            ipp.stop();
+        }
+        if let Some(api) = self.api.take() {
+            api.stop();
+        }
+        if let Some(postman) = self.postman.take() {
+            postman.stop();
+        }
+    }
+}
+
+impl Drop for Appliance {
+    /// Dropped without `stop` (a test that panicked): calls are hung up at
+    /// once rather than left running on threads nobody waits for.
+    fn drop(&mut self) {
+        self.shut(Duration::ZERO);
+    }
 }
 
 /// The DNS-SD announcement of every faxbox's printer, kept up to date as
@@ -392,7 +495,7 @@ fn announce_printers(
 /// again with their attempt recorded as interrupted, and jobs whose
 /// documents were still being converted go to the queue, where the attempt
 /// converts their originals (Kazoo left them stuck, reference 13 item 6).
-fn recover(store: &Store) -> anyhow::Result<()> {
+fn recover(store: &Store, _spool: &std::path::Path) -> anyhow::Result<()> {
     let report = store.recover()?;
     if !report.requeued.is_empty() {
         warn!(
@@ -467,14 +570,14 @@ pub fn ensure_local_key(store: &Store, data_dir: &std::path::Path) -> anyhow::Re
     Ok(())
 }
 
-fn banner(
-    config: &Config,
-    store: &Store,
-    first: Option<&FirstRun>,
-    api: std::net::SocketAddr,
-    smtp: std::net::SocketAddr,
-    ipp: Option<std::net::SocketAddr>,
-) -> String {
+fn banner(config: &Config, appliance: &Appliance) -> String {
+    let store = appliance.store();
+    let first = appliance.first_run();
+    let (api, smtp, ipp) = (
+        appliance.api_addr(),
+        appliance.smtp_addr(),
+        appliance.ipp_addr(),
+    );
     let mut text = format!(
         "Faxbox {} is running.\n  data:  {} (from {})\n",
         env!("CARGO_PKG_VERSION"),

@@ -59,6 +59,9 @@ pub enum Command {
     Send(SendArgs),
     /// The live dashboard of a running `faxbox serve`: lines, queues, retries.
     Tui(TuiArgs),
+    /// Create an empty fax store in the data dir, for setting a box up with
+    /// the admin commands before its first `serve` (which does this too).
+    Init,
     /// Check a configuration file and print what it resolves to.
     CheckConfig,
     /// Convert documents into a fax TIFF, or a fax TIFF into a PDF.
@@ -435,7 +438,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let out = Output { json: cli.json };
     let open = || {
-        let store = Store::open_data_dir(&config.data_dir).with_context(|| {
+        // Beside a running box, on its store: never creating one, never
+        // running recovery (only `serve` does either).
+        let store = Store::open_existing(&config.data_dir).with_context(|| {
             format!("cannot open the fax store in {}", config.data_dir.display())
         })?;
         store.set_mail_domain(&config.smtp.hostname);
@@ -455,6 +460,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             } else {
                 crate::app::serve(config)
             }
+        }
+        Command::Init => {
+            let store = Store::open_data_dir(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot create the fax store in {}",
+                    config.data_dir.display()
+                )
+            })?;
+            println!("{}", store.path().display());
+            Ok(())
         }
         Command::CheckConfig => {
             println!("{}: ok", config.source);

@@ -46,18 +46,35 @@ pub struct Config {
     /// Where the file came from (`built-in defaults` when none was read).
     pub source: String,
     pub data_dir: PathBuf,
-    pub http: Listener,
+    pub http: HttpConfig,
     pub smtp: SmtpConfig,
     pub file_proxy: FileProxyConfig,
     pub ipp: IppConfig,
     pub lines: Vec<LineConfig>,
     pub smarthost: Smarthost,
     pub log: LogConfig,
+    /// How long calls in progress may go on after a stop is asked for
+    /// (`stop_grace_s`); the rest are hung up and recorded as interrupted.
+    pub stop_grace: std::time::Duration,
 }
+
+/// The default of `stop_grace_s`: a typical multi-page fax (five pages at
+/// 9600 bit/s with training) fits; the systemd unit's TimeoutStopSec is
+/// above it.
+pub const DEFAULT_STOP_GRACE_S: u64 = 180;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     pub listen: SocketAddr,
+}
+
+/// The HTTP API's listener and who may call it from a web page.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    /// Origins (`https://pbx.example.com`) whose pages may call the API;
+    /// `*` (the default, as Kazoo) lets any page.
+    pub cors_origins: Vec<String>,
 }
 
 /// The email-to-fax listener.
@@ -291,7 +308,7 @@ impl fmt::Display for LogFormat {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     data_dir: Option<PathBuf>,
-    http: Option<RawListener>,
+    http: Option<RawHttp>,
     smtp: Option<RawSmtp>,
     file_proxy: Option<RawFileProxy>,
     ipp: Option<RawIpp>,
@@ -299,6 +316,14 @@ struct RawConfig {
     lines: Option<Vec<RawLine>>,
     smarthost: Option<RawSmarthost>,
     log: Option<RawLog>,
+    stop_grace_s: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: Option<String>,
+    cors_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -486,7 +511,37 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         ));
     }
     // Kazoo's ports: crossbar 8000, fax_smtp 19025, fax_file_proxy 30950.
-    let http = listener("http", raw.http, "127.0.0.1:8000")?;
+    let http = {
+        let raw_http = raw.http.unwrap_or_default();
+        let listen = listener(
+            "http",
+            Some(RawListener {
+                listen: raw_http.listen,
+            }),
+            "127.0.0.1:8000",
+        )?
+        .listen;
+        let cors_origins = raw_http.cors_origins.unwrap_or_else(|| vec!["*".into()]);
+        for origin in &cors_origins {
+            let is_origin = url::Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.path() == "/"
+                    && !origin.ends_with('/')
+            });
+            if origin != "*" && !is_origin {
+                return Err(bad(
+                    "http.cors_origins",
+                    &format!("{origin:?}"),
+                    "expected \"*\" or a web origin such as \"https://pbx.example.com\" (scheme, host and port; no path)",
+                ));
+            }
+        }
+        HttpConfig {
+            listen,
+            cors_origins,
+        }
+    };
     let smtp = {
         let raw_smtp = raw.smtp.unwrap_or_default();
         let listen = listener(
@@ -787,6 +842,17 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     };
 
     check_ports(&http, &smtp, &file_proxy, &ipp, &lines, &bad)?;
+    let stop_grace = match raw.stop_grace_s {
+        None => std::time::Duration::from_secs(DEFAULT_STOP_GRACE_S),
+        Some(s @ 0..=3600) => std::time::Duration::from_secs(s as u64),
+        Some(other) => {
+            return Err(bad(
+                "stop_grace_s",
+                &other,
+                "expected seconds from 0 to 3600 that calls may go on after a stop",
+            ));
+        }
+    };
 
     Ok(Config {
         source: path.display().to_string(),
@@ -798,6 +864,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         lines,
         smarthost,
         log,
+        stop_grace,
     })
 }
 
@@ -817,7 +884,7 @@ fn is_log_filter(text: &str) -> bool {
 /// No two listeners on one port: the second would fail to start, or, with
 /// a wildcard address beside a specific one, take the other's clients.
 fn check_ports(
-    http: &Listener,
+    http: &HttpConfig,
     smtp: &SmtpConfig,
     file_proxy: &FileProxyConfig,
     ipp: &IppConfig,

@@ -11,6 +11,7 @@ pub mod config;
 pub mod documents;
 pub mod doorbell;
 pub mod fax;
+pub mod gate;
 pub mod http_pool;
 pub mod inbound;
 pub mod ipp;

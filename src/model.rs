@@ -135,10 +135,17 @@ macro_rules! word_enum {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]
 pub struct FieldError {
+    /// The field's path, dot-separated as Kazoo writes it
+    /// (`notifications.inbound.email.send_to`).
     pub field: String,
     /// Kazoo's validation code (`required`, `unique`, `maxLength`, ...).
     pub code: &'static str,
     pub message: String,
+    /// What the rule asked for (a bound, a type, a pattern), when it has
+    /// one (boxed: most errors have none, and errors stay small).
+    pub target: Option<Box<serde_json::Value>>,
+    /// The value that broke the rule.
+    pub value: Option<Box<serde_json::Value>>,
 }
 
 impl FieldError {
@@ -147,7 +154,21 @@ impl FieldError {
             field: field.to_owned(),
             code,
             message: message.into(),
+            target: None,
+            value: None,
         }
+    }
+
+    /// The rule's target and the offending value, as Kazoo's schema errors
+    /// carry them.
+    pub fn with(
+        mut self,
+        target: Option<serde_json::Value>,
+        value: impl Into<serde_json::Value>,
+    ) -> Self {
+        self.target = target.map(Box::new);
+        self.value = Some(Box::new(value.into()));
+        self
     }
 }
 
@@ -223,6 +244,11 @@ pub struct Faxbox {
     pub numbers: Vec<String>,
     pub created: UnixTime,
     pub modified: UnixTime,
+    /// Every other field a client stored on the faxbox (Monster UI's
+    /// `ui_metadata`, the `sms` and `callback` notification settings...),
+    /// kept and returned as given, as Kazoo keeps any key of a document.
+    #[serde(default)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Kazoo's defaults for a new faxbox's identity, re-branded.
@@ -250,79 +276,114 @@ pub struct FaxboxFields {
     pub flags: Option<Vec<String>>,
     pub log_errors: Option<bool>,
     pub numbers: Option<Vec<String>>,
+    /// In Kazoo's schema (0 to 4) but meaningless on a faxbox; checked only.
+    pub attempts: Option<i64>,
+    /// The client's own fields, kept and returned as given (`None`: keep).
+    pub extra: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 impl FaxboxFields {
-    /// Checks what can be checked without the store (uniqueness needs it).
+    /// Checks what can be checked without the store (uniqueness needs it);
+    /// the first problem (see `problems` for all of them).
     pub fn validate(&self, creating: bool) -> Result<(), FieldError> {
+        match self.problems(creating).into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Every rule of Kazoo's `faxbox.json` the fields break, each with its
+    /// path, rule name, target and value, so one reply can name them all.
+    pub fn problems(&self, creating: bool) -> Vec<FieldError> {
+        let mut problems = Vec::new();
         match &self.name {
             None if creating => {
-                return Err(FieldError::new("name", "required", "a faxbox needs a name"));
+                problems.push(FieldError::new("name", "required", "a faxbox needs a name"));
             }
-            Some(n) if n.trim().is_empty() || n.chars().count() > 128 => {
-                return Err(FieldError::new(
+            Some(n) if n.trim().is_empty() => problems.push(
+                FieldError::new("name", "minLength", "a faxbox's name must not be empty")
+                    .with(Some(1.into()), n.as_str()),
+            ),
+            Some(n) if n.chars().count() > 128 => problems.push(
+                FieldError::new(
                     "name",
                     "maxLength",
-                    "the name must be 1 to 128 characters",
-                ));
-            }
+                    "a faxbox's name must not be more than 128 characters",
+                )
+                .with(Some(128.into()), n.as_str()),
+            ),
             _ => {}
         }
-        if let Some(r) = self.retries
-            && !(0..=4).contains(&r)
-        {
-            return Err(FieldError::new(
-                "retries",
-                "maximum",
-                format!("retries is the total number of attempts, 0 to 4; {r} is out of range"),
-            ));
+        for (key, value) in [("retries", self.retries), ("attempts", self.attempts)] {
+            let Some(r) = value else { continue };
+            let message =
+                |bound: &str| format!("{key} is a number of attempts from 0 to 4; {r} is {bound}");
+            if r < 0 {
+                problems.push(
+                    FieldError::new(key, "minimum", message("below 0")).with(Some(0.into()), r),
+                );
+            } else if r > 4 {
+                problems.push(
+                    FieldError::new(key, "maximum", message("above 4")).with(Some(4.into()), r),
+                );
+            }
         }
         if let Some(domain) = &self.custom_smtp_email_address
             && !is_domain(domain)
         {
-            return Err(FieldError::new(
-                "custom_smtp_email_address",
-                "format",
-                format!("{domain:?} is not a mail domain such as fax.example.com"),
-            ));
+            problems.push(
+                FieldError::new(
+                    "custom_smtp_email_address",
+                    "format",
+                    format!("{domain:?} is not a mail domain such as fax.example.com"),
+                )
+                .with(None, domain.as_str()),
+            );
         }
         if let Some(tz) = &self.fax_timezone
             && let Err(e) = crate::timezone::check(tz)
         {
-            return Err(FieldError::new("fax_timezone", "format", e));
+            problems.push(FieldError::new("fax_timezone", "format", e).with(None, tz.as_str()));
         }
         for pattern in self.smtp_permission_list.iter().flatten() {
             if let Err(e) = regex::Regex::new(pattern) {
-                return Err(FieldError::new(
-                    "smtp_permission_list",
-                    "format",
-                    format!("{pattern:?} is not a valid pattern: {e}"),
-                ));
+                problems.push(
+                    FieldError::new(
+                        "smtp_permission_list",
+                        "format",
+                        format!("{pattern:?} is not a valid pattern: {e}"),
+                    )
+                    .with(None, pattern.as_str()),
+                );
             }
         }
         for number in self.numbers.iter().flatten() {
             if digits_of(number).is_empty() {
-                return Err(FieldError::new(
-                    "numbers",
-                    "format",
-                    format!("{number:?} is not a phone number"),
-                ));
+                problems.push(
+                    FieldError::new(
+                        "numbers",
+                        "format",
+                        format!("{number:?} is not a phone number"),
+                    )
+                    .with(None, number.as_str()),
+                );
             }
         }
-        for email in self
-            .notifications
-            .iter()
-            .flat_map(|n| n.inbound.send_to.iter().chain(&n.outbound.send_to))
-        {
-            if !is_email(email) {
-                return Err(FieldError::new(
-                    "notifications",
-                    "format",
-                    format!("{email:?} is not an email address"),
-                ));
+        if let Some(n) = &self.notifications {
+            for (direction, targets) in [("inbound", &n.inbound), ("outbound", &n.outbound)] {
+                for email in targets.send_to.iter().filter(|e| !is_email(e)) {
+                    problems.push(
+                        FieldError::new(
+                            &format!("notifications.{direction}.email.send_to"),
+                            "format",
+                            format!("{email:?} is not an email address"),
+                        )
+                        .with(Some("email".into()), email.as_str()),
+                    );
+                }
             }
         }
-        Ok(())
+        problems
     }
 }
 

@@ -44,9 +44,15 @@ impl Default for Http {
 
 impl Http {
     pub fn new() -> Http {
+        Http::with_timeout(Duration::from_secs(300))
+    }
+
+    /// A client whose every request ends within `timeout`: the dashboard
+    /// must never wait long on a box that is going away (issue 19).
+    pub fn with_timeout(timeout: Duration) -> Http {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(300)))
+            .timeout_global(Some(timeout))
             .build()
             .into();
         Http { agent }
@@ -99,15 +105,17 @@ impl Http {
 /// per-field message or the `data.message`.
 pub fn error_text(response: &RawResponse) -> String {
     let body = response.json();
+    let data = &body["data"];
+    // The words for a person; `message` is Kazoo's error atom
+    // (`invalid_credentials`) or "validation error".
+    if let Some(m) = data["message"].as_str() {
+        return m.to_owned();
+    }
     let mut text = body["message"]
         .as_str()
         .map(str::to_owned)
         .unwrap_or_else(|| format!("HTTP status {}", response.status));
-    let data = &body["data"];
-    if let Some(m) = data["message"].as_str() {
-        text.push_str(": ");
-        text.push_str(m);
-    } else if let Some(fields) = data.as_object() {
+    if let Some(fields) = data.as_object() {
         for (field, codes) in fields {
             for entry in codes.as_object().into_iter().flat_map(|c| c.values()) {
                 if let Some(m) = entry["message"].as_str() {
@@ -199,7 +207,11 @@ pub struct Session {
 impl Session {
     /// `PUT /v2/api_auth` with the key; `base` is like `http://127.0.0.1:8000`.
     pub fn login(base: &str, api_key: &str) -> anyhow::Result<Session> {
-        let http = Http::new();
+        Session::login_with(Http::new(), base, api_key)
+    }
+
+    /// [`login`](Self::login) with a client of one's own (a short timeout).
+    pub fn login_with(http: Http, base: &str, api_key: &str) -> anyhow::Result<Session> {
         let base = base
             .trim_end_matches('/')
             .trim_end_matches("/v2")
@@ -252,7 +264,7 @@ impl Session {
     pub fn send(&self, data: &Value, documents: &[Document]) -> anyhow::Result<Value> {
         let (content_type, body) = multipart_body(data, documents);
         let r = self.call("PUT", "/faxes/outgoing", Some((&content_type, body)))?;
-        if r.status != 202 {
+        if !matches!(r.status, 201 | 202) {
             bail!("the fax was not accepted: {}", error_text(&r));
         }
         Ok(r.json()["data"].take())

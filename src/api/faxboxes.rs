@@ -5,13 +5,13 @@
 //! send_to`, `media.fax_option`); the nesting lives only here.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::reply::{Answer, ApiError, Success};
-use super::{Ctx, parse_data};
+use super::{Ctx, Paging, document};
 use crate::model::{
-    AccountId, EmailTargets, Faxbox, FaxboxFields, FaxboxId, FaxboxNotifications, UserId,
-    to_gregorian,
+    AccountId, EmailTargets, Faxbox, FaxboxFields, FaxboxId, FaxboxNotifications, FieldError,
+    UserId, to_gregorian,
 };
 use crate::store::UpdateMode;
 
@@ -32,21 +32,35 @@ impl OneOrMany {
     }
 }
 
+/// `send_to` of a notification channel (`email`, `sms`).
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KazooEmail {
+pub struct KazooChannel {
     send_to: Option<OneOrMany>,
 }
 
+/// Where a faxbox's results are posted (`faxbox.json`); stored and shown
+/// now, and checked as the schema says.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KazooTarget {
-    #[serde(default)]
-    email: KazooEmail,
+pub struct KazooCallback {
+    url: Option<String>,
+    method: Option<String>,
+    #[serde(rename = "type")]
+    content: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+pub struct KazooTarget {
+    #[serde(default)]
+    email: KazooChannel,
+    /// Parsed so that its type is checked; SMS is not sent, the setting
+    /// is kept as given.
+    #[serde(default)]
+    #[allow(dead_code)]
+    sms: KazooChannel,
+    callback: Option<KazooCallback>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
 pub struct KazooNotifications {
     #[serde(default)]
     inbound: KazooTarget,
@@ -55,16 +69,15 @@ pub struct KazooNotifications {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct KazooMedia {
     fax_option: Option<bool>,
 }
 
-/// A faxbox as a client sends it. Read-only fields that a client sends back
-/// after a GET (`id`, `smtp_email_address`, `created`, ...) are accepted
-/// and ignored, as Kazoo discards `smtp_email_address`.
+/// A faxbox as a client sends it. Keys not named here are the client's
+/// own and kept as given (`document::extra_keys`); read-only keys a client
+/// sends back after a GET (`id`, `smtp_email_address`, `created`, ...) are
+/// ignored, as Kazoo discards `smtp_email_address`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FaxboxInput {
     name: Option<String>,
     caller_id: Option<String>,
@@ -73,8 +86,6 @@ pub struct FaxboxInput {
     fax_identity: Option<String>,
     fax_timezone: Option<String>,
     retries: Option<i64>,
-    /// In Kazoo's schema but meaningless on a faxbox (reference 1.2).
-    #[allow(dead_code)]
     attempts: Option<i64>,
     owner_id: Option<String>,
     custom_smtp_email_address: Option<String>,
@@ -84,18 +95,81 @@ pub struct FaxboxInput {
     flags: Option<Vec<String>>,
     log_errors: Option<bool>,
     numbers: Option<Vec<String>>,
-    #[allow(dead_code)]
-    id: Option<Value>,
-    #[allow(dead_code)]
-    smtp_email_address: Option<Value>,
-    #[allow(dead_code)]
-    created: Option<Value>,
-    #[allow(dead_code)]
-    modified: Option<Value>,
 }
 
+/// The keys `FaxboxInput` models at the top level; `notifications`,
+/// `media` and an `owner_id` that names no user are also kept as given, so
+/// that their other keys (`sms`, `callback`, ...) survive.
+const MODELLED: &[&str] = &[
+    "name",
+    "caller_id",
+    "caller_name",
+    "fax_header",
+    "fax_identity",
+    "fax_timezone",
+    "retries",
+    "attempts",
+    "custom_smtp_email_address",
+    "smtp_permission_list",
+    "flags",
+    "log_errors",
+    "numbers",
+    "smtp_email_address",
+];
+
 impl FaxboxInput {
-    fn into_fields(self) -> FaxboxFields {
+    /// The schema's rules on what Faxbox stores but does not model:
+    /// `sms.send_to` and `callback` (faxbox.json).
+    fn problems(&self) -> Vec<FieldError> {
+        let mut problems = Vec::new();
+        let Some(n) = &self.notifications else {
+            return problems;
+        };
+        for (direction, target) in [("inbound", &n.inbound), ("outbound", &n.outbound)] {
+            let Some(callback) = &target.callback else {
+                continue;
+            };
+            let path = |key: &str| format!("notifications.{direction}.callback.{key}");
+            if let Some(url) = &callback.url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                problems.push(
+                    FieldError::new(
+                        &path("url"),
+                        "pattern",
+                        format!(
+                            "the callback URL must start with http:// or https://, not {url:?}"
+                        ),
+                    )
+                    .with(Some("^https?://".into()), url.as_str()),
+                );
+            }
+            let choices: [(&str, &Option<String>, &[&str]); 2] = [
+                ("method", &callback.method, &["post", "put"]),
+                ("type", &callback.content, &["json", "www-url-form-encoded"]),
+            ];
+            for (key, value, allowed) in choices {
+                if let Some(v) = value
+                    && !allowed.contains(&v.as_str())
+                {
+                    problems.push(
+                        FieldError::new(
+                            &path(key),
+                            "enum",
+                            format!(
+                                "the callback {key} is one of {}, not {v:?}",
+                                allowed.join(", ")
+                            ),
+                        )
+                        .with(Some(json!(allowed)), v.as_str()),
+                    );
+                }
+            }
+        }
+        problems
+    }
+
+    fn into_fields(self, extra: Map<String, Value>) -> FaxboxFields {
         let notifications = self.notifications.map(|n| FaxboxNotifications {
             inbound: EmailTargets {
                 send_to: n
@@ -130,6 +204,8 @@ impl FaxboxInput {
             flags: self.flags,
             log_errors: self.log_errors,
             numbers: self.numbers,
+            attempts: self.attempts,
+            extra: Some(extra),
         }
     }
 }
@@ -197,48 +273,74 @@ impl From<Faxbox> for FaxboxView {
     }
 }
 
-/// The owner must be a user of the same account (invariant 5).
-fn check_owner(ctx: &Ctx, account: &AccountId, fields: &FaxboxFields) -> Result<(), ApiError> {
-    if let Some(owner) = &fields.owner_id {
-        match ctx.store.user(owner) {
-            Ok(u) if &u.account_id == account => {}
-            _ => {
-                return Err(ApiError::field(
-                    "owner_id",
-                    "not_found",
-                    format!("there is no user {owner} in this account"),
-                ));
-            }
-        }
-    }
-    Ok(())
+/// The faxbox as the API shows it: the client's own keys with Faxbox's
+/// fields over them.
+fn shown(f: Faxbox) -> Value {
+    let extra = f.extra.clone();
+    let ours = serde_json::to_value(FaxboxView::from(f)).unwrap_or(Value::Null);
+    document::overlay(&extra, ours)
 }
 
-pub fn list(ctx: &Ctx, account: &AccountId) -> Result<Answer, ApiError> {
-    let list: Vec<FaxboxView> = ctx
+/// A faxbox from a request's `data`: checked as `faxbox.json` says (every
+/// problem at once), with the client's own keys kept. Kazoo does not check
+/// `owner_id` (Monster UI's "main faxbox" names the account); Faxbox acts
+/// on it only when it names a user of this account (invariant 5), and
+/// keeps any other value as given.
+fn fields_of(
+    ctx: &Ctx,
+    account: &AccountId,
+    mut data: Map<String, Value>,
+    creating: bool,
+) -> Result<FaxboxFields, ApiError> {
+    let (input, mut problems): (FaxboxInput, _) = document::typed_leniently(&mut data, "faxbox")?;
+    let mut extra = document::extra_keys(&data, MODELLED);
+    problems.extend(input.problems());
+    let mut fields = {
+        let owner = input.owner_id.clone();
+        let mut f = input.into_fields(Map::new());
+        if let Some(owner) = owner {
+            let is_user =
+                matches!(ctx.store.user(&UserId(owner.clone())), Ok(u) if &u.account_id == account);
+            if is_user {
+                extra.remove("owner_id");
+            } else {
+                f.owner_id = None;
+            }
+        }
+        f
+    };
+    problems.extend(fields.problems(creating));
+    if !problems.is_empty() {
+        return Err(ApiError::Invalid(problems));
+    }
+    fields.extra = Some(extra);
+    Ok(fields)
+}
+
+pub fn list(ctx: &Ctx, account: &AccountId, page: &Paging) -> Result<Answer, ApiError> {
+    let list: Vec<Value> = ctx
         .store
         .faxboxes(account)?
         .into_iter()
-        .map(FaxboxView::from)
+        .map(shown)
         .collect();
-    Ok((&list).into())
+    page.answer(list)
 }
 
 pub fn create(ctx: &Ctx, account: &AccountId, body: &[u8]) -> Result<Answer, ApiError> {
-    let fields = parse_data::<FaxboxInput>(body, "faxbox")?.into_fields();
-    fields.validate(true)?;
-    check_owner(ctx, account, &fields)?;
+    let (data, _) = document::envelope(body, "faxbox")?;
+    let fields = fields_of(ctx, account, data, true)?;
     let faxbox = ctx.store.create_faxbox(account, fields)?;
-    Ok(Answer::Json(
-        Success::ok(&FaxboxView::from(faxbox)).with_status(201),
-    ))
+    Ok(Answer::Json(Success::ok(&shown(faxbox)).with_status(201)))
 }
 
 pub fn get(ctx: &Ctx, account: &AccountId, id: &str) -> Result<Answer, ApiError> {
     let faxbox = ctx.store.faxbox_in(account, &FaxboxId(id.to_owned()))?;
-    Ok((&FaxboxView::from(faxbox)).into())
+    Ok((&shown(faxbox)).into())
 }
 
+/// POST replaces the faxbox; PATCH is a merge patch over what is stored
+/// (`null` removes a key), then checked as a whole (Kazoo's basics).
 pub fn update(
     ctx: &Ctx,
     account: &AccountId,
@@ -247,16 +349,29 @@ pub fn update(
     mode: UpdateMode,
 ) -> Result<Answer, ApiError> {
     let id = FaxboxId(id.to_owned());
-    ctx.store.faxbox_in(account, &id)?;
-    let fields = parse_data::<FaxboxInput>(body, "faxbox")?.into_fields();
-    fields.validate(mode == UpdateMode::Replace)?;
-    check_owner(ctx, account, &fields)?;
-    let faxbox = ctx.store.update_faxbox(&id, fields, mode)?;
-    Ok((&FaxboxView::from(faxbox)).into())
+    let current = ctx.store.faxbox_in(account, &id)?;
+    let (changes, _) = document::envelope(body, "faxbox")?;
+    let data = match mode {
+        UpdateMode::Replace => changes,
+        UpdateMode::Merge => {
+            let mut doc = shown(current);
+            document::merge_patch(&mut doc, &Value::Object(changes));
+            match doc {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            }
+        }
+    };
+    let fields = fields_of(ctx, account, data, true)?;
+    let faxbox = ctx.store.update_faxbox(&id, fields, UpdateMode::Replace)?;
+    Ok((&shown(faxbox)).into())
 }
 
 pub fn delete(ctx: &Ctx, account: &AccountId, id: &str) -> Result<Answer, ApiError> {
     let faxbox = ctx.store.faxbox_in(account, &FaxboxId(id.to_owned()))?;
     ctx.store.delete_faxbox(&faxbox.id)?;
-    Ok((&FaxboxView::from(faxbox)).into())
+    let mut doc = shown(faxbox);
+    // Kazoo marks what a DELETE answers (crossbar's `_read_only.deleted`).
+    doc["_read_only"] = json!({ "deleted": true });
+    Ok((&doc).into())
 }

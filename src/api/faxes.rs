@@ -4,7 +4,7 @@
 //!
 //! Unlike Kazoo, documents are checked before the reply: a document that
 //! cannot be faxed is a 400 with the reason and nothing is stored
-//! (invariant 4), and the 202 comes only after the job and its documents
+//! (invariant 4), and the 201 comes only after the job and its documents
 //! are committed together (invariant 1). PDFs are opened and counted then,
 //! and rendered into the fax image when the fax is sent (rendering is most
 //! of intake's cost, and a call takes far longer anyway); other documents
@@ -17,7 +17,7 @@ use super::faxboxes::OneOrMany;
 use super::fetch::{self, DocumentRef};
 use super::multipart::{self, Part};
 use super::reply::{Answer, ApiError, Reply, Success};
-use super::{Ctx, parse_data};
+use super::{Ctx, Paging, document, parse_data};
 use crate::documents::{self, Input};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, Faxbox, FaxboxId,
@@ -26,13 +26,11 @@ use crate::model::{
 use crate::store::JobFilter;
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct NotifyEmail {
     send_to: Option<OneOrMany>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct FaxNotifications {
     email: Option<NotifyEmail>,
     /// In Kazoo's schema, never implemented there either (reference 1.2).
@@ -41,10 +39,9 @@ struct FaxNotifications {
 }
 
 /// A fax job as a client sends it (reference 1.3). Kazoo fields Faxbox does
-/// not act on are accepted and ignored, so Kazoo clients work unchanged;
-/// anything else is an error.
+/// not act on are accepted and ignored; any other key is the client's own,
+/// kept and returned as given (`document::extra_keys`), as Kazoo keeps it.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 struct FaxInput {
     to_number: Option<String>,
@@ -69,6 +66,38 @@ struct FaxInput {
     tx_result: Option<Value>,
     retry_after: Option<Value>,
 }
+
+/// The keys of a fax that Faxbox models or derives; any other key a client
+/// sends is kept as given.
+const MODELLED: &[&str] = &[
+    "to_number",
+    "to_name",
+    "from_number",
+    "from_name",
+    "fax_identity_number",
+    "fax_identity_name",
+    "fax_timezone",
+    "timezone",
+    "retries",
+    "notifications",
+    "faxbox_id",
+    "subject",
+    "attempts",
+    "flags",
+    "bypass_e164",
+    "custom_sip_headers",
+    "ensure_valid_caller_id",
+    "owner_id",
+    "tx_result",
+    "retry_after",
+    "folder",
+    "status",
+    "delivered",
+    "history",
+    "pages",
+    "error",
+    "rx_result",
+];
 
 /// The request split into the job's JSON and its documents.
 struct Upload {
@@ -99,6 +128,8 @@ fn split_upload(
         // Kazoo's crossbar takes request data for binary bodies.
         let data: serde_json::Map<String, Value> = query
             .iter()
+            // Request options, not the fax's fields.
+            .filter(|(k, _)| !matches!(k.as_str(), "auth_token" | "verb" | "accept"))
             .map(|(k, v)| {
                 let value = match (k.as_str(), v.parse::<i64>()) {
                     ("retries", Ok(n)) => json!(n),
@@ -185,11 +216,15 @@ pub fn create(
     query: &[(String, String)],
 ) -> Result<Answer, ApiError> {
     let upload = split_upload(content_type, body, query)?;
-    let input: FaxInput = match &upload.json {
-        Some(json) if !json.iter().all(u8::is_ascii_whitespace) => parse_data(json, "fax")?,
-        _ => FaxInput::default(),
+    let (input, extra): (FaxInput, _) = match &upload.json {
+        Some(json) if !json.iter().all(u8::is_ascii_whitespace) => {
+            let (mut data, _) = document::envelope(json, "fax")?;
+            let input = document::typed(&mut data, "fax")?;
+            (input, document::extra_keys(&data, MODELLED))
+        }
+        _ => (FaxInput::default(), Default::default()),
     };
-    submit(ctx, scope, input, upload.documents)
+    submit(ctx, scope, input, upload.documents, extra)
 }
 
 /// The attempts a job without a faxbox or its own `retries` gets.
@@ -210,7 +245,15 @@ fn submit(
     scope: &Scope<'_>,
     input: FaxInput,
     documents: Vec<Input>,
+    extra: serde_json::Map<String, Value>,
 ) -> Result<Answer, ApiError> {
+    if ctx.intake_closed() {
+        return Err(ApiError::Unavailable(
+            "the fax box is stopping and takes no new faxes now; nothing was stored: send it \
+             again in a minute"
+                .into(),
+        ));
+    }
     let account = scope.account;
     let mut errors: Vec<FieldError> = Vec::new();
 
@@ -319,11 +362,16 @@ fn submit(
         subject: input.subject,
     };
     let fax = ctx.store.create_job(new, stored, JobStatus::Pending)?;
+    if !extra.is_empty() {
+        ctx.store.set_fax_extra(&fax.id, &extra)?;
+    }
     // Committed: now the scheduler may take it, and the client may be told.
     ctx.accepted(account);
     (ctx.wake)();
-    let view = detail(ctx, fax)?;
-    Ok(Answer::Json(Success::ok(&view).with_status(202)))
+    // 201 Created, as Kazoo answers a new fax (faxes.md).
+    Ok(Answer::Json(
+        Success::ok(&detail(ctx, fax)?).with_status(201),
+    ))
 }
 
 /// The number to fax to, normalized; an entry in `errors` when it is not
@@ -459,19 +507,85 @@ struct AttemptView {
     tx_result: Value,
 }
 
-fn tx_result(a: &Attempt) -> Value {
+/// An attempt's result with Kazoo's keys: those of a real call (the
+/// normalized `Fax-*` values: `ecm_used`, `transferred_pages`,
+/// `total_pages`, `transfer_rate`, `remote_station_id`, ...) and those of
+/// `faxes.json` (`pages_sent`, `fax_speed`, `fax_receiver_id`, ...), so a
+/// client reading either finds them; Faxbox's `hangup_cause` beside them.
+fn tx_result(a: &Attempt, total_pages: Option<u32>) -> Value {
     let r = &a.report;
+    let success = a.outcome == Some(AttemptOutcome::Success);
+    let total = Some(r.pages_total)
+        .filter(|&n| n > 0)
+        .or(total_pages)
+        .unwrap_or(0);
+    let remote = r.remote_station_id.clone().unwrap_or_default();
+    let elapsed = a.ended.map_or(0, |e| e - a.started);
     json!({
-        "success": a.outcome == Some(AttemptOutcome::Success),
-        "result_code": r.result_code,
-        "result_text": r.result_text,
+        "success": success,
+        "result_code": r.result_code.unwrap_or(0),
+        "result_text": r.result_text.clone().unwrap_or_default(),
+        "result_cause": r.hangup_cause,
         "hangup_cause": r.hangup_cause,
+        "ecm_used": r.ecm.unwrap_or(false),
+        "t38_used": false,
+        "transferred_pages": r.pages_sent,
+        "total_pages": total,
+        "bad_rows": 0,
+        "transfer_rate": r.bit_rate.unwrap_or(0),
+        "remote_station_id": remote,
+        "time_elapsed": elapsed,
         "pages_sent": r.pages_sent,
-        "fax_speed": r.bit_rate,
-        "fax_error_correction": r.ecm,
-        "fax_receiver_id": r.remote_station_id,
-        "time_elapsed": a.ended.map(|e| e - a.started),
+        "fax_speed": r.bit_rate.unwrap_or(0),
+        "fax_bad_rows": 0,
+        "fax_error_correction": r.ecm.unwrap_or(false),
+        "fax_receiver_id": remote,
+        "error_message": if success { String::new() } else { r.result_text.clone().unwrap_or_default() },
     })
+}
+
+/// `faxes.json`'s default `tx_result`, for a fax not tried yet (Kazoo
+/// writes it into every new job).
+fn untried(total_pages: Option<u32>) -> Value {
+    json!({
+        "success": false,
+        "result_code": 0,
+        "result_text": "",
+        "ecm_used": false,
+        "t38_used": false,
+        "transferred_pages": 0,
+        "total_pages": total_pages.unwrap_or(0),
+        "bad_rows": 0,
+        "transfer_rate": 0,
+        "remote_station_id": "",
+        "time_elapsed": 0,
+        "pages_sent": 0,
+        "fax_speed": 0,
+        "fax_bad_rows": 0,
+        "fax_error_correction": false,
+        "fax_receiver_id": "",
+        "error_message": "",
+    })
+}
+
+/// A receive's result with the keys of Kazoo's `rx_result` (the
+/// normalized `Fax-*` values), Faxbox's own beside them.
+fn rx_result(r: &crate::model::RxResult) -> Value {
+    let mut v = serde_json::to_value(r).unwrap_or_else(|_| json!({}));
+    if let Value::Object(m) = &mut v {
+        for (k, x) in [
+            ("ecm_used", json!(r.ecm)),
+            ("t38_used", json!(false)),
+            ("transferred_pages", json!(r.pages)),
+            ("total_pages", json!(r.pages)),
+            ("bad_rows", json!(0)),
+            ("transfer_rate", json!(r.bit_rate)),
+            ("time_elapsed", json!(r.duration_s.round() as i64)),
+        ] {
+            m.insert(k.to_owned(), x);
+        }
+    }
+    v
 }
 
 impl From<&Attempt> for AttemptView {
@@ -483,7 +597,7 @@ impl From<&Attempt> for AttemptView {
             ended: a.ended.map(to_gregorian),
             stage: a.stage.as_str(),
             outcome: a.outcome.map(|o| o.as_str()),
-            tx_result: tx_result(a),
+            tx_result: tx_result(a, None),
         }
     }
 }
@@ -529,7 +643,7 @@ pub struct FaxView {
     #[serde(skip_serializing_if = "Option::is_none")]
     tx_result: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    rx_result: Option<crate::model::RxResult>,
+    rx_result: Option<Value>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     history: Vec<AttemptView>,
 }
@@ -580,16 +694,27 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
         created: to_gregorian(fax.created),
         modified: to_gregorian(fax.modified),
         delivered: (fax.status == Some(JobStatus::Completed)).then(|| to_gregorian(fax.modified)),
-        tx_result: attempts.last().map(tx_result),
-        rx_result: fax.rx_result,
+        tx_result: match fax.folder {
+            Folder::Outbox => Some(
+                attempts
+                    .last()
+                    .map_or_else(|| untried(pages), |a| tx_result(a, pages)),
+            ),
+            Folder::Inbox => None,
+        },
+        rx_result: fax.rx_result.as_ref().map(rx_result),
         history: attempts.iter().map(AttemptView::from).collect(),
     }
 }
 
-fn detail(ctx: &Ctx, fax: Fax) -> Result<FaxView, ApiError> {
+/// A fax as a single read shows it: the client's own keys, with the view
+/// over them.
+fn detail(ctx: &Ctx, fax: Fax) -> Result<Value, ApiError> {
     let docs = ctx.store.documents(&fax.id)?;
     let attempts = ctx.store.attempts(&fax.id)?;
-    Ok(view(ctx, fax, &docs, &attempts))
+    let extra = ctx.store.fax_extra(&fax.id)?;
+    let ours = serde_json::to_value(view(ctx, fax, &docs, &attempts)).unwrap_or(Value::Null);
+    Ok(document::overlay(&extra, ours))
 }
 
 /// Which faxes a listing shows (reference 2.2).
@@ -620,13 +745,10 @@ impl Listing {
     }
 }
 
-/// A page of a listing (reference 2): `page_size`, `start_key` (the id
-/// the page starts at, from the last page's `next_start_key`) and the
-/// `created_from`/`created_to` window in Gregorian seconds.
+/// A listing's `created_from`/`created_to` window in Gregorian seconds
+/// (paging and filters are `Paging`'s).
 #[derive(Debug, Default)]
 pub struct Page {
-    size: Option<usize>,
-    start_key: Option<String>,
     created_from: Option<i64>,
     created_to: Option<i64>,
 }
@@ -639,20 +761,21 @@ impl Page {
             match text.parse::<i64>() {
                 Ok(n) if n >= 0 => Some(n),
                 _ => {
-                    errors.push(FieldError::new(
-                        key,
-                        "type",
-                        format!("{key} must be a whole number, not {text:?}"),
-                    ));
+                    errors.push(
+                        FieldError::new(
+                            key,
+                            "type",
+                            format!("{key} must be a whole number, not {text:?}"),
+                        )
+                        .with(Some("integer".into()), text),
+                    );
                     None
                 }
             }
         };
         let page = Page {
-            size: number("page_size").map(|n| n as usize),
             created_from: number("created_from"),
             created_to: number("created_to"),
-            start_key: query("start_key").map(str::to_owned),
         };
         if errors.is_empty() {
             Ok(page)
@@ -669,8 +792,9 @@ pub fn list(
     scope: &Scope<'_>,
     listing: Listing,
     page: &Page,
+    paging: &Paging,
 ) -> Result<Answer, ApiError> {
-    let faxes: Vec<Fax> = ctx
+    let rows: Vec<Value> = ctx
         .store
         .faxes(&JobFilter {
             account: Some(scope.account.clone()),
@@ -686,44 +810,20 @@ pub fn list(
                 .is_none_or(|t| to_gregorian(f.created) >= t)
         })
         .filter(|f| page.created_to.is_none_or(|t| to_gregorian(f.created) <= t))
+        .map(|f| serde_json::to_value(view(ctx, f, &[], &[])).unwrap_or(Value::Null))
         .collect();
-    let start = match &page.start_key {
-        Some(key) => faxes
-            .iter()
-            .position(|f| f.id.as_str() == key)
-            .ok_or_else(|| {
-                ApiError::field(
-                    "start_key",
-                    "not_found",
-                    format!("no fax {key} in this listing"),
-                )
-            })?,
-        None => 0,
-    };
-    let end = page
-        .size
-        .map_or(faxes.len(), |n| (start + n).min(faxes.len()));
-    let next = faxes.get(end).map(|f| f.id.to_string());
-    let rows: Vec<Value> = faxes[start..end]
-        .iter()
-        .cloned()
-        .map(|f| {
-            let (to, from) = (f.to_number.clone(), f.from_number.clone());
-            let mut row = serde_json::to_value(view(ctx, f, &[], &[])).expect("views serialize");
-            row["to"] = json!(to);
-            row["from"] = json!(from);
-            row
-        })
-        .collect();
-    let mut success = Success::ok(&rows);
-    success.extra.insert("page_size".into(), json!(rows.len()));
-    if let Some(key) = &page.start_key {
-        success.extra.insert("start_key".into(), json!(key));
-    }
-    if let Some(next) = next {
-        success.extra.insert("next_start_key".into(), json!(next));
-    }
-    Ok(Answer::Json(success))
+    // The rows shown get the whole fax: its result (`tx_result` with
+    // `success` and `total_pages`, which Monster UI's fax app reads from the
+    // listing) and the client's own keys.
+    paging.answer_with(rows, |row| {
+        let id = FaxId(row["id"].as_str().unwrap_or_default().to_owned());
+        let fax = ctx.store.fax(&id)?;
+        let (to, from) = (fax.to_number.clone(), fax.from_number.clone());
+        let mut full = detail(ctx, fax)?;
+        full["to"] = json!(to);
+        full["from"] = json!(from);
+        Ok(full)
+    })
 }
 
 /// The fax `id` of this account, in the folder the path names.
@@ -753,9 +853,23 @@ pub fn get(ctx: &Ctx, scope: &Scope<'_>, folder: Folder, id: &str) -> Result<Ans
 
 pub fn delete(ctx: &Ctx, scope: &Scope<'_>, folder: Folder, id: &str) -> Result<Answer, ApiError> {
     let fax = find(ctx, scope, folder, id)?;
-    let view = detail(ctx, fax)?;
-    ctx.store.delete_fax(&view.id)?;
+    let mut view = detail(ctx, fax.clone())?;
+    ctx.store.delete_fax(&fax.id)?;
+    view["_read_only"] = json!({ "deleted": true });
     Ok((&view).into())
+}
+
+/// `DELETE .../{id}/attachment` (faxes.md): the fax's documents go, its
+/// record stays.
+pub fn delete_attachment(
+    ctx: &Ctx,
+    scope: &Scope<'_>,
+    folder: Folder,
+    id: &str,
+) -> Result<Answer, ApiError> {
+    let fax = find(ctx, scope, folder, id)?;
+    ctx.store.delete_documents(&fax.id)?;
+    Ok((&detail(ctx, fax)?).into())
 }
 
 /// `GET .../attachment?format=pdf|tiff|original` (reference 2.5; Kazoo's
@@ -893,7 +1007,7 @@ pub fn action(
             };
             (ctx.wake)();
             Ok(Answer::Json(
-                Success::ok(&detail(ctx, again)?).with_status(202),
+                Success::ok(&detail(ctx, again)?).with_status(201),
             ))
         }
         (Folder::Inbox, "forward") => {
@@ -915,7 +1029,7 @@ pub fn action(
                 name: format!("received_{id}.tiff"),
                 content_type: Some("image/tiff".into()),
             };
-            submit(ctx, scope, input, vec![tiff])
+            submit(ctx, scope, input, vec![tiff], Default::default())
         }
         _ => Err(ApiError::field(
             "action",

@@ -13,10 +13,12 @@
 mod accounts;
 mod auth;
 pub mod client;
+mod document;
 mod events;
 mod faxboxes;
 mod faxes;
 pub mod fetch;
+mod listing;
 mod live;
 pub mod multipart;
 mod reply;
@@ -30,7 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
 use tracing::debug;
 
 pub use live::LiveStatus;
@@ -40,9 +41,10 @@ pub use status::{Intake, IntakeCounts};
 use crate::documents::ConvertOptions;
 use crate::http_pool::HttpPool;
 use crate::lines::Line;
-use crate::model::{Account, AccountId, FieldError, Folder, UnixTime};
+use crate::model::{Account, AccountId, Folder, UnixTime};
 use crate::store::{Store, UpdateMode};
 use faxes::Listing;
+use listing::Paging;
 use reply::{Answer, Reply, Success};
 
 /// The OpenAPI 3 document of every route (`GET /v2/openapi`); a test
@@ -63,6 +65,9 @@ pub struct ApiOptions {
     pub fetch: fetch::FetchPolicy,
     /// How long an event stream stays silent before a keep-alive comment.
     pub keep_alive: Duration,
+    /// The web origins whose pages may call the API (CORS, `http.
+    /// cors_origins`); `*`, Kazoo's answer, lets any page.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for ApiOptions {
@@ -77,6 +82,7 @@ impl Default for ApiOptions {
             convert,
             fetch: fetch::FetchPolicy::default(),
             keep_alive: Duration::from_secs(15),
+            cors_origins: vec!["*".into()],
         }
     }
 }
@@ -99,6 +105,8 @@ pub struct Ctx {
     /// Faxes accepted today by each intake (the API counts its own; the
     /// app shares this with the SMTP listener).
     intake: Arc<IntakeCounts>,
+    /// Closed when the box stops: new faxes are refused with 503.
+    gate: crate::gate::IntakeGate,
     streams: events::Streams,
 }
 
@@ -120,6 +128,7 @@ impl Ctx {
             started: crate::model::now(),
             accepted: Default::default(),
             intake: Default::default(),
+            gate: Default::default(),
             streams: Default::default(),
         }
     }
@@ -128,6 +137,16 @@ impl Ctx {
     pub fn with_intake(mut self, intake: Arc<IntakeCounts>) -> Ctx {
         self.intake = intake;
         self
+    }
+
+    /// Shares the appliance's intake gate (closed when it stops).
+    pub fn with_gate(mut self, gate: crate::gate::IntakeGate) -> Ctx {
+        self.gate = gate;
+        self
+    }
+
+    fn intake_closed(&self) -> bool {
+        self.gate.is_closed()
     }
 
     /// The lines `/v2/status` reports on (the ones the scheduler uses).
@@ -257,6 +276,19 @@ fn serve(ctx: &Arc<Ctx>, mut raw: tiny_http::Request) {
             })
             .collect(),
     };
+    let cors = cors_headers(&ctx.options.cors_origins, &request);
+    if request.method == "OPTIONS" {
+        // A browser's preflight (Fetch standard, CORS protocol): answered
+        // without a token, as Kazoo's crossbar does, for any path.
+        count_reply(ctx, 200);
+        respond(
+            raw,
+            Reply::bytes("text/plain", Vec::new()),
+            &request_id,
+            &cors,
+        );
+        return;
+    }
     if request.method == "GET" && request.path == ["v2", "events"] {
         match authenticate(ctx, &request) {
             Ok((caller, _)) => {
@@ -264,24 +296,99 @@ fn serve(ctx: &Arc<Ctx>, mut raw: tiny_http::Request) {
                 events::start(ctx, raw, caller, &request_id);
             }
             Err(e) => {
-                let reply = reply::error_reply(&e, &request_id);
+                let reply = reply::error_reply(&e, &request_id, None);
                 count_reply(ctx, reply.status);
-                respond(raw, reply, &request_id);
+                respond(raw, reply, &request_id, &cors);
             }
         }
         return;
     }
+    let mut request = request;
     let declared = raw.body_length();
-    let mut body = |limit: usize| read_body(raw.as_reader(), declared, limit);
+    // Kazoo's verb tunnelling (basics, "Tunneling the HTTP Verb"): a POST
+    // carries the real verb as `?verb=` or as the envelope's `verb`.
+    let mut early: Option<Result<Vec<u8>, ApiError>> = None;
+    if request.method == "POST" {
+        if let Some(verb) = request.query("verb") {
+            request.method = verb.to_ascii_uppercase();
+        } else if request
+            .header("content-type")
+            .is_some_and(|t| t.to_ascii_lowercase().contains("json"))
+        {
+            let body = read_body(raw.as_reader(), declared, ctx.options.max_body);
+            if let Ok(bytes) = &body
+                && let Some(verb) = envelope_verb(bytes)
+            {
+                request.method = verb.to_ascii_uppercase();
+            }
+            early = Some(body);
+        }
+    }
+    let mut body = |limit: usize| match early.take() {
+        Some(Ok(bytes)) if bytes.len() > limit => Err(ApiError::TooLarge { limit }),
+        Some(read) => read,
+        None => read_body(raw.as_reader(), declared, limit),
+    };
     let (outcome, token) = route(ctx, &request, &mut body);
     let reply = match outcome {
         Ok(Answer::Json(success)) => reply::envelope(&success, &request_id, token.as_deref()),
         Ok(Answer::Raw(reply)) => reply,
-        Err(e) => reply::error_reply(&e, &request_id),
+        Err(e) => reply::error_reply(&e, &request_id, token.as_deref()),
     };
     debug!(method = %request.method, path, status = reply.status, request_id, "api request");
     count_reply(ctx, reply.status);
-    respond(raw, reply, &request_id);
+    respond(raw, reply, &request_id, &cors);
+}
+
+/// The verb a JSON envelope tunnels (`{"data": ..., "verb": "PUT"}`).
+fn envelope_verb(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        verb: Option<String>,
+    }
+    serde_json::from_slice::<Envelope>(body).ok()?.verb
+}
+
+/// What Kazoo's crossbar lists in its CORS replies.
+const CORS_METHODS: &str = "OPTIONS, GET, PUT, POST, PATCH, DELETE, HEAD";
+const CORS_ALLOW_HEADERS: &str = "content-type, depth, user-agent, x-http-method-override, x-file-size, x-requested-with, if-modified-since, x-file-name, cache-control, x-auth-token, x-kazoo-cluster-id, if-match, authorization";
+const CORS_EXPOSE_HEADERS: &str =
+    "content-type, x-auth-token, x-request-id, x-kazoo-cluster-id, location, etag";
+
+/// The CORS headers of every reply (Fetch standard, CORS protocol): with
+/// `*` any page may call, else only the listed origins (the request's
+/// `Origin` is echoed back, and caches told the answer varies by it).
+fn cors_headers(origins: &[String], rq: &Request) -> Vec<(String, String)> {
+    let allowed = if origins.iter().any(|o| o == "*") {
+        "*".to_owned()
+    } else {
+        match rq.header("origin") {
+            Some(origin) if origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) => {
+                origin.to_owned()
+            }
+            _ => return Vec::new(),
+        }
+    };
+    let mut headers = vec![
+        ("Access-Control-Allow-Origin".to_owned(), allowed.clone()),
+        (
+            "Access-Control-Allow-Methods".to_owned(),
+            CORS_METHODS.to_owned(),
+        ),
+        (
+            "Access-Control-Allow-Headers".to_owned(),
+            CORS_ALLOW_HEADERS.to_owned(),
+        ),
+        (
+            "Access-Control-Expose-Headers".to_owned(),
+            CORS_EXPOSE_HEADERS.to_owned(),
+        ),
+        ("Access-Control-Max-Age".to_owned(), "86400".to_owned()),
+    ];
+    if allowed != "*" {
+        headers.push(("Vary".to_owned(), "Origin".to_owned()));
+    }
+    headers
 }
 
 fn count_reply(ctx: &Ctx, status: u16) {
@@ -292,9 +399,10 @@ fn count_reply(ctx: &Ctx, status: u16) {
         .or_default() += 1;
 }
 
-fn respond(raw: tiny_http::Request, reply: Reply, request_id: &str) {
+fn respond(raw: tiny_http::Request, reply: Reply, request_id: &str, cors: &[(String, String)]) {
     let mut response = tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
     let mut headers = reply.headers;
+    headers.extend(cors.iter().cloned());
     headers.push(("Content-Type".into(), reply.content_type));
     headers.push(("X-Request-ID".into(), request_id.to_owned()));
     for (name, value) in headers {
@@ -356,54 +464,11 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Reads `{"data": {...}}` into `T`, with a per-field entry for every field
-/// that is unknown or of the wrong type (each field is tried on its own, so
-/// one reply names them all).
+/// Reads `{"data": {...}}` into `T` (`document::typed`: lenient types,
+/// one entry per bad field).
 pub(crate) fn parse_data<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, ApiError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    let data = match value {
-        Value::Object(mut top) => match top.remove("data") {
-            Some(Value::Object(data)) => data,
-            Some(_) => {
-                return Err(ApiError::BadRequest(format!(
-                    "\"data\" must be an object with the {what}'s fields"
-                )));
-            }
-            None => {
-                return Err(ApiError::BadRequest(format!(
-                    "the body must be {{\"data\": {{...}}}} with the {what}'s fields"
-                )));
-            }
-        },
-        _ => {
-            return Err(ApiError::BadRequest(format!(
-                "the body must be a JSON object {{\"data\": {{...}}}} with the {what}'s fields"
-            )));
-        }
-    };
-    match serde_json::from_value::<T>(Value::Object(data.clone())) {
-        Ok(v) => Ok(v),
-        Err(whole) => {
-            let mut errors = Vec::new();
-            for (key, value) in &data {
-                let mut one = Map::new();
-                one.insert(key.clone(), value.clone());
-                if let Err(e) = serde_json::from_value::<T>(Value::Object(one)) {
-                    let text = e.to_string();
-                    errors.push(if text.starts_with("unknown field") {
-                        FieldError::new(key, "unknown", format!("{key} is not a field of a {what}"))
-                    } else {
-                        FieldError::new(key, "type", format!("{key}: {text}"))
-                    });
-                }
-            }
-            if errors.is_empty() {
-                errors.push(FieldError::new("data", "type", whole.to_string()));
-            }
-            Err(ApiError::Invalid(errors))
-        }
-    }
+    let (mut data, _) = document::envelope(body, what)?;
+    document::typed(&mut data, what)
 }
 
 type Outcome = (Result<Answer, ApiError>, Option<String>);
@@ -660,7 +725,7 @@ fn account_route(
         ("PUT", ["api_keys"]) => accounts::create_api_key(ctx, account, &body(64 * 1024)?),
         ("DELETE", ["api_keys", id]) => accounts::revoke_api_key(ctx, account, id),
         (_, [] | ["users" | "api_keys"] | ["users" | "api_keys", _]) => Err(not_allowed(method)),
-        ("GET", ["faxboxes"]) => faxboxes::list(ctx, account),
+        ("GET", ["faxboxes"]) => faxboxes::list(ctx, account, &Paging::from_query(&rq.query)?),
         ("PUT", ["faxboxes"]) => faxboxes::create(ctx, account, &body(max)?),
         ("GET", ["faxboxes", id]) => faxboxes::get(ctx, account, id),
         ("POST", ["faxboxes", id]) => {
@@ -715,7 +780,7 @@ fn fax_route(
     };
     let listing = |l: Listing| -> Result<Answer, ApiError> {
         let page = faxes::Page::from_query(|k| rq.query(k))?;
-        faxes::list(ctx, scope, l, &page)
+        faxes::list(ctx, scope, l, &page, &Paging::from_query(&rq.query)?)
     };
     match (method, rest) {
         ("PUT", [] | ["outgoing"]) => faxes::create(
@@ -729,7 +794,7 @@ fn fax_route(
             ctx,
             scope.account,
             scope.faxbox.as_ref().map(|f| &f.id),
-            rq.query("page_size"),
+            &Paging::from_query(&rq.query)?,
         ),
         ("GET", ["smtplog", id]) => smtplog::get(ctx, scope.account, id),
         (_, ["smtplog", ..]) => Err(ApiError::NoRoute),
@@ -745,6 +810,9 @@ fn fax_route(
         }
         ("DELETE", [f @ ("outgoing" | "outbox" | "inbox"), id]) => {
             faxes::delete(ctx, scope, folder(f), id)
+        }
+        ("DELETE", [f @ ("outbox" | "inbox"), id, "attachment"]) => {
+            faxes::delete_attachment(ctx, scope, folder(f), id)
         }
         ("GET", [f @ ("outgoing" | "outbox" | "inbox"), id, "attachment"]) => faxes::attachment(
             ctx,
@@ -794,7 +862,10 @@ mod tests {
         let mut fields: Vec<(&str, &str)> =
             errors.iter().map(|e| (e.field.as_str(), e.code)).collect();
         fields.sort();
-        assert_eq!(fields, [("colour", "unknown"), ("retries", "type")]);
+        assert_eq!(
+            fields,
+            [("colour", "additionalProperties"), ("retries", "type")]
+        );
         assert!(matches!(
             parse_data::<Sample>(b"{not json", "faxbox"),
             Err(ApiError::BadRequest(_))

@@ -83,6 +83,10 @@ pub enum ApiError {
     Unauthorized,
     #[error("the API key is not valid")]
     BadApiKey,
+    #[error(
+        "there is no such API key on this fax box; an administrator makes one with `faxbox apikey create`"
+    )]
+    UnknownApiKey,
     #[error("only the box's admin account may do this")]
     Forbidden,
     #[error("{message}")]
@@ -91,7 +95,7 @@ pub enum ApiError {
     NoRoute,
     #[error("{method} is not allowed here")]
     MethodNotAllowed { method: String },
-    #[error("validation failed")]
+    #[error("validation error")]
     Invalid(Vec<FieldError>),
     #[error("{0}")]
     BadRequest(String),
@@ -103,6 +107,10 @@ pub enum ApiError {
     UnsupportedType(String),
     #[error("{0}")]
     Conflict(String),
+    /// The box cannot take this now (it is stopping, or its store cannot
+    /// write): the client tries again later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -130,12 +138,22 @@ impl From<StoreError> for ApiError {
             StoreError::IllegalTransition { .. } | StoreError::Conflict(_) => {
                 ApiError::Conflict(e.to_string())
             }
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "the store cannot write; answering 503");
+                ApiError::Unavailable(
+                    "the fax box cannot store anything right now (its disk is full or failing); \
+                     nothing was changed: try again in a minute, and tell its administrator if \
+                     this persists"
+                        .into(),
+                )
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }
 }
 
-/// Kazoo's per-field validation shape: `{field: {code: {message}}}`.
+/// Kazoo's per-field validation shape: `{path: {rule: {message, target,
+/// value}}}`, every error of the request (crossbar's `validation_errors`).
 fn field_entries(errors: &[FieldError]) -> Value {
     let mut data = Map::new();
     for e in errors {
@@ -143,55 +161,66 @@ fn field_entries(errors: &[FieldError]) -> Value {
             .entry(e.field.clone())
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(codes) = entry {
-            codes.insert(e.code.to_owned(), json!({ "message": e.message }));
+            let mut detail = Map::new();
+            detail.insert("message".into(), Value::String(e.message.clone()));
+            if let Some(target) = &e.target {
+                detail.insert("target".into(), (**target).clone());
+            }
+            if let Some(value) = &e.value {
+                detail.insert("value".into(), (**value).clone());
+            }
+            codes.insert(e.code.to_owned(), Value::Object(detail));
         }
     }
     Value::Object(data)
 }
 
+/// The envelope keys Kazoo puts on every reply beside `data`: which node
+/// answered, its version, and when (ISO 8601, UTC).
+fn stamp(body: &mut Value) {
+    body["node"] = json!(NODE);
+    body["version"] = json!(env!("CARGO_PKG_VERSION"));
+    body["timestamp"] = json!(chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string());
+}
+
+/// The one node of a Faxbox "cluster".
+const NODE: &str = "faxbox";
+
 /// The one place an API error becomes an HTTP reply: Kazoo's error
-/// envelope (reference 2) with a status, a short `message` and details
-/// for the person in `data`.
-pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
+/// envelope, with the error's atom in `message` (`invalid_credentials`,
+/// `bad_identifier`, ...; "validation error" for field errors, as crossbar
+/// writes them) and the words for a person in `data.message`.
+pub fn error_reply(error: &ApiError, request_id: &str, auth_token: Option<&str>) -> Reply {
+    let text = || json!({ "message": error.to_string() });
     let (status, message, data) = match error {
-        ApiError::Unauthorized | ApiError::BadApiKey => (
-            401,
-            "invalid credentials",
-            json!({ "message": error.to_string() }),
-        ),
+        ApiError::Unauthorized | ApiError::BadApiKey => (401, "invalid_credentials", text()),
+        ApiError::UnknownApiKey => (404, "bad_identifier", text()),
         ApiError::NotFound { message, cause } => (
             404,
-            "bad identifier",
+            "bad_identifier",
             json!({ "message": message, "cause": cause }),
         ),
-        ApiError::NoRoute => (404, "not found", json!({ "message": error.to_string() })),
-        ApiError::Forbidden => (403, "forbidden", json!({ "message": error.to_string() })),
-        ApiError::MethodNotAllowed { .. } => (
-            405,
-            "method not allowed",
-            json!({ "message": error.to_string() }),
-        ),
-        ApiError::Invalid(errors) => (400, "validation failed", field_entries(errors)),
-        ApiError::BadRequest(text) => (400, "invalid request", json!({ "message": text })),
+        ApiError::NoRoute => (404, "not_found", text()),
+        ApiError::Forbidden => (403, "forbidden", text()),
+        ApiError::MethodNotAllowed { .. } => (405, "invalid_method", text()),
+        ApiError::Invalid(errors) => (400, "validation error", field_entries(errors)),
+        ApiError::BadRequest(text) => (400, "invalid_request", json!({ "message": text })),
         ApiError::Document(e) => (
             400,
-            "invalid document",
+            "validation error",
             json!({ "document": { "convert": { "message": e.to_string() } } }),
         ),
-        ApiError::TooLarge { .. } => (
-            413,
-            "request entity too large",
-            json!({ "message": error.to_string() }),
-        ),
+        ApiError::TooLarge { .. } => (413, "request_entity_too_large", text()),
         ApiError::UnsupportedType(text) => {
-            (415, "unsupported media type", json!({ "message": text }))
+            (415, "unsupported_media_type", json!({ "message": text }))
         }
-        ApiError::Conflict(text) => (409, "conflict", json!({ "message": text })),
+        ApiError::Conflict(text) => (409, "datastore_conflict", json!({ "message": text })),
+        ApiError::Unavailable(text) => (503, "datastore_fault", json!({ "message": text })),
         ApiError::Internal(detail) => {
             tracing::error!(request_id, "API request failed: {detail}");
             (
                 500,
-                "internal error",
+                "unspecified_fault",
                 json!({
                     "message": format!(
                         "something went wrong on the fax box; its log has the details (request {request_id})"
@@ -200,16 +229,21 @@ pub fn error_reply(error: &ApiError, request_id: &str) -> Reply {
             )
         }
     };
-    let body = json!({
+    let mut body = json!({
         "data": data,
         "error": status.to_string(),
         "message": message,
         "status": "error",
         "request_id": request_id,
+        "auth_token": auth_token.unwrap_or_default(),
     });
+    stamp(&mut body);
     let mut reply = json_reply(status, &body);
     if status == 401 {
         reply = reply.with_header("WWW-Authenticate", "X-Auth-Token".into());
+    }
+    if status == 503 {
+        reply = reply.with_header("Retry-After", crate::gate::RETRY_AFTER_S.to_string());
     }
     reply
 }
@@ -229,6 +263,7 @@ pub fn envelope(success: &Success, request_id: &str, auth_token: Option<&str>) -
     if let Some(token) = auth_token {
         body["auth_token"] = Value::String(token.to_owned());
     }
+    stamp(&mut body);
     for (k, v) in &success.extra {
         body[k] = v.clone();
     }
@@ -256,12 +291,15 @@ mod tests {
                 FieldError::new("retries", "maximum", "too many"),
             ]),
             "r1",
+            None,
         );
         assert_eq!(reply.status, 400);
         let body: Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(body["status"], "error");
         assert_eq!(body["error"], "400");
-        assert_eq!(body["message"], "validation failed");
+        assert_eq!(body["message"], "validation error");
+        assert_eq!(body["auth_token"], "");
+        assert!(body["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(
             body["data"]["name"]["required"]["message"],
             "a faxbox needs a name"
@@ -287,7 +325,7 @@ mod tests {
             ),
         ];
         for (e, status) in cases {
-            assert_eq!(error_reply(&e.into(), "r").status, status);
+            assert_eq!(error_reply(&e.into(), "r", None).status, status);
         }
     }
 

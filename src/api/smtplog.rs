@@ -4,38 +4,26 @@
 
 use serde_json::{Value, json};
 
-use super::Ctx;
 use super::reply::{Answer, ApiError, Success};
-use crate::model::{AccountId, FaxboxId, FieldError, to_gregorian};
+use super::{Ctx, Paging};
+use crate::model::{AccountId, FaxboxId, to_gregorian};
 use crate::store::SmtpLogEntry;
 
-/// Most rows in one listing, and the default.
-const MAX_ROWS: u32 = 1000;
-const DEFAULT_ROWS: u32 = 50;
+/// The newest entries a listing pages through: a log older than these is
+/// history no client pages back to.
+const MAX_ROWS: u32 = 10_000;
 
-/// The listing row: `id`, `from`, `to`, `error` (the first), `created`.
+/// The listing row: `id`, `from`, `to`, `error` (the first), `created`,
+/// paged as every Kazoo listing (`page_size`, `start_key`, `filter_*`).
 pub fn list(
     ctx: &Ctx,
     account: &AccountId,
     faxbox: Option<&FaxboxId>,
-    page_size: Option<&str>,
+    paging: &Paging,
 ) -> Result<Answer, ApiError> {
-    let limit = match page_size {
-        None => DEFAULT_ROWS,
-        Some(text) => match text.parse::<u32>() {
-            Ok(n) if (1..=MAX_ROWS).contains(&n) => n,
-            _ => {
-                return Err(ApiError::Invalid(vec![FieldError::new(
-                    "page_size",
-                    "format",
-                    format!("page_size must be a whole number from 1 to {MAX_ROWS}, not {text:?}"),
-                )]));
-            }
-        },
-    };
     let rows: Vec<Value> = ctx
         .store
-        .smtp_log(account, faxbox, limit)?
+        .smtp_log(account, faxbox, MAX_ROWS)?
         .into_iter()
         .map(|e| {
             json!({
@@ -47,7 +35,7 @@ pub fn list(
             })
         })
         .collect();
-    Ok(Answer::Json(Success::ok(&rows)))
+    paging.answer(rows)
 }
 
 /// One entry with every Kazoo key.

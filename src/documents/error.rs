@@ -76,7 +76,7 @@ pub enum DocumentError {
     /// Drawing one page (or opening the document, page 0) needed more
     /// memory than a render worker may take.
     #[error(
-        "{} needs more than {limit_mb} MB of memory to draw; simplify it (or print it to a new PDF) and send it again", page_of(.name, *.page)
+        "{} needs more than {limit_mb} MB of memory to {}; simplify it (or print it to a new PDF) and send it again", page_of(.name, *.page), if *.page == 0 { "open" } else { "draw" }
     )]
     OutOfMemory {
         name: String,

@@ -431,12 +431,30 @@ fn check_pdfs(
     documents: &[Input],
     options: &ConvertOptions,
 ) -> Result<Option<Vec<u32>>, DocumentError> {
-    let mut pages = Vec::with_capacity(documents.len());
     for d in documents {
         if detect(&d.bytes, &d.name, d.content_type.as_deref())? != Kind::Pdf {
             return Ok(None);
         }
-        match pdf_page_count(&d.bytes, &d.name)? {
+    }
+    // Opening a PDF whose structure is compressed inflates it, which only a
+    // render worker may do (an object stream can inflate to gigabytes).
+    let counted = match &options.drawing {
+        Drawing::Worker { program }
+            if !documents
+                .iter()
+                .all(|d| pdf::opens_without_inflating(&d.bytes)) =>
+        {
+            let all: Vec<&Input> = documents.iter().collect();
+            worker::count_pdf_pages(program, &all, options)?
+        }
+        _ => documents
+            .iter()
+            .map(|d| pdf_page_count(&d.bytes, &d.name))
+            .collect::<Result<Vec<usize>, _>>()?,
+    };
+    let mut pages = Vec::with_capacity(documents.len());
+    for (d, n) in documents.iter().zip(counted) {
+        match n {
             0 => {
                 return Err(DocumentError::NoPages {
                     name: d.name.clone(),

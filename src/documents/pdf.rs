@@ -300,10 +300,44 @@ impl PageRenderer {
     }
 }
 
+/// Whether a PDF's structure (cross-reference table, page tree, page boxes)
+/// can be read as it lies in the file, without inflating anything: true
+/// unless it has cross-reference streams or object streams (PDF 1.5, ISO
+/// 32000-1 7.5.7 and 7.5.8, compressed and of any size once inflated) or
+/// escapes in names (`/Obj#53tm` is `/ObjStm`). Intake counts the pages of
+/// such a PDF in this process; any other goes to a render worker.
+pub(crate) fn opens_without_inflating(bytes: &[u8]) -> bool {
+    static COMPRESSED_STRUCTURE: std::sync::LazyLock<Option<regex::bytes::Regex>> =
+        std::sync::LazyLock::new(|| {
+            regex::bytes::Regex::new(r"/ObjStm|/XRef|#[0-9A-Fa-f]{2}").ok()
+        });
+    COMPRESSED_STRUCTURE
+        .as_ref()
+        .is_some_and(|re| !re.is_match(bytes))
+}
+
 /// The number of pages, for intake, which refuses here what drawing would
 /// refuse for its page sizes.
 pub(crate) fn page_count(bytes: Arc<Vec<u8>>, name: &str) -> Result<usize, DocumentError> {
     let pdf = open(bytes, name)?;
     check_page_sizes(&pdf, name)?;
     Ok(pdf.pages().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compressed_structure_is_told_from_a_classic_pdf() {
+        let classic = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\nxref\n0 1\ntrailer";
+        assert!(opens_without_inflating(classic));
+        for packed in [
+            &b"%PDF-1.5\n4 0 obj << /Type /ObjStm /N 2 >>"[..],
+            b"%PDF-1.5\n5 0 obj << /Type/XRef /W [1 4 2] >>",
+            b"%PDF-1.5\n4 0 obj << /Type /Obj#53tm >>",
+        ] {
+            assert!(!opens_without_inflating(packed));
+        }
+    }
 }

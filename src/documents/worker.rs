@@ -65,9 +65,19 @@ struct InputHeader {
     len: u64,
 }
 
+/// What a worker is asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum Task {
+    /// Convert the inputs into one fax image.
+    Convert,
+    /// Open each input, a PDF, and count its pages (intake's check).
+    CountPdfPages,
+}
+
 /// The request line.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 struct Request {
+    task: Task,
     inputs: Vec<InputHeader>,
     resolution: Resolution,
     paper: PaperSize,
@@ -88,7 +98,68 @@ enum Reply {
         pages: usize,
         tiff_len: u64,
     },
+    /// The page count of each input (`Task::CountPdfPages`).
+    Counted(Vec<usize>),
     Failed(DocumentError),
+}
+
+/// What a worker answered.
+enum Outcome {
+    Converted(FaxDocument),
+    Counted(Vec<usize>),
+}
+
+/// Counts the pages of PDFs in a render worker: intake's check of a PDF
+/// that cannot be opened without decompressing part of it.
+pub(crate) fn count_pdf_pages(
+    program: &Path,
+    inputs: &[&Input],
+    options: &ConvertOptions,
+) -> Result<Vec<usize>, DocumentError> {
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    let bodies: Vec<&[u8]> = inputs.iter().map(|i| i.bytes.as_slice()).collect();
+    let kinds = vec![Kind::Pdf; inputs.len()];
+    let request = request(Task::CountPdfPages, &names, &kinds, &bodies, options);
+    match run(program, &request, &names, &bodies, options.time_budget)? {
+        Outcome::Counted(pages) if pages.len() == inputs.len() => Ok(pages),
+        _ => Err(DocumentError::RendererFailed {
+            name: names.first().map_or("the fax", |n| n).into(),
+            page: 0,
+        }),
+    }
+}
+
+fn request(
+    task: Task,
+    names: &[&str],
+    kinds: &[Kind],
+    bodies: &[&[u8]],
+    options: &ConvertOptions,
+) -> Request {
+    let threads = options.threads.max(1);
+    Request {
+        task,
+        inputs: names
+            .iter()
+            .zip(kinds)
+            .zip(bodies)
+            .map(|((name, &kind), body)| InputHeader {
+                name: (*name).into(),
+                kind,
+                len: body.len() as u64,
+            })
+            .collect(),
+        resolution: options.resolution,
+        paper: options.paper,
+        max_pages: options.max_pages,
+        max_image_pixels: options.max_image_pixels,
+        time_budget: options.time_budget,
+        threads,
+        memory_limit: WORKER_MEMORY,
+        cpu_seconds: options.time_budget.as_secs().saturating_mul(threads as u64)
+            * names.len().max(1) as u64
+            + WORKER_CPU_SLACK_S,
+    }
 }
 
 /// Converts `inputs` (whose kinds are already detected) in a render worker
@@ -118,38 +189,36 @@ pub(crate) fn convert(
         .zip(&office_pdfs)
         .map(|(input, pdf)| pdf.as_deref().unwrap_or(&input.bytes))
         .collect();
-    let threads = options.threads.max(1);
-    let request = Request {
-        inputs: inputs
-            .iter()
-            .zip(kinds)
-            .zip(&bodies)
-            .map(|((input, &kind), body)| InputHeader {
-                name: input.name.clone(),
-                kind: if kind == Kind::Office {
-                    Kind::Pdf
-                } else {
-                    kind
-                },
-                len: body.len() as u64,
-            })
-            .collect(),
-        resolution: options.resolution,
-        paper: options.paper,
-        max_pages: options.max_pages,
-        max_image_pixels: options.max_image_pixels,
-        time_budget: options.time_budget,
-        threads,
-        memory_limit: WORKER_MEMORY,
-        cpu_seconds: options.time_budget.as_secs().saturating_mul(threads as u64)
-            * inputs.len().max(1) as u64
-            + WORKER_CPU_SLACK_S,
-    };
+    let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
+    // What LibreOffice made is a PDF.
+    let kinds: Vec<Kind> = kinds
+        .iter()
+        .map(|&k| if k == Kind::Office { Kind::Pdf } else { k })
+        .collect();
+    let request = request(Task::Convert, &names, &kinds, &bodies, options);
+    match run(program, &request, &names, &bodies, options.time_budget)? {
+        Outcome::Converted(doc) => Ok(doc),
+        Outcome::Counted(_) => Err(DocumentError::RendererFailed {
+            name: names.first().map_or("the fax", |n| n).into(),
+            page: 0,
+        }),
+    }
+}
+
+/// Starts a worker, hands it the request and the documents, and waits for
+/// its answer until the deadline: the time budget per input.
+fn run(
+    program: &Path,
+    request: &Request,
+    names: &[&str],
+    bodies: &[&[u8]],
+    budget: Duration,
+) -> Result<Outcome, DocumentError> {
     let deadline = Instant::now()
-        + options.time_budget * u32::try_from(inputs.len().max(1)).unwrap_or(u32::MAX)
+        + budget * u32::try_from(names.len().max(1)).unwrap_or(u32::MAX)
         + WORKER_START_SLACK;
-    let first_name = inputs.first().map_or("the fax", |i| i.name.as_str());
-    let name_of = |input: usize| inputs.get(input).map_or(first_name, |i| i.name.as_str());
+    let first_name = names.first().copied().unwrap_or("the fax");
+    let name_of = |input: usize| names.get(input).copied().unwrap_or(first_name);
     let mut child = Command::new(program)
         .arg("render-worker")
         .env(ARENAS.0, ARENAS.1)
@@ -174,7 +243,7 @@ pub(crate) fn convert(
             reason: "its pipes could not be opened".into(),
         });
     };
-    let header = serde_json::to_vec(&request).map_err(|e| DocumentError::WorkerUnavailable {
+    let header = serde_json::to_vec(request).map_err(|e| DocumentError::WorkerUnavailable {
         name: first_name.into(),
         reason: e.to_string(),
     })?;
@@ -186,7 +255,7 @@ pub(crate) fn convert(
             let mut send = || -> std::io::Result<()> {
                 stdin.write_all(&header)?;
                 stdin.write_all(b"\n")?;
-                for body in &bodies {
+                for body in bodies {
                     stdin.write_all(body)?;
                 }
                 stdin.flush()
@@ -219,9 +288,9 @@ pub(crate) fn convert(
                         drawing.remove(&(event.input, event.page));
                     }
                 }
-                Ok(Answer::Done(doc)) => {
+                Ok(Answer::Done(outcome)) => {
                     let _ = child.wait();
-                    return Ok(doc);
+                    return Ok(outcome);
                 }
                 Ok(Answer::Failed(e)) => {
                     end(&mut child);
@@ -231,20 +300,14 @@ pub(crate) fn convert(
                     let status = child.wait();
                     let stderr = why.join().unwrap_or_default();
                     let (input, page) = blame(&drawing, last_input);
-                    return Err(death(
-                        name_of(input),
-                        page,
-                        status.ok(),
-                        &stderr,
-                        options.time_budget,
-                    ));
+                    return Err(death(name_of(input), page, status.ok(), &stderr, budget));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     end(&mut child);
                     let (input, _) = blame(&drawing, last_input);
                     return Err(DocumentError::TimedOut {
                         name: name_of(input).into(),
-                        limit: options.time_budget,
+                        limit: budget,
                     });
                 }
             }
@@ -255,7 +318,7 @@ pub(crate) fn convert(
 /// What the reader thread passes on.
 enum Answer {
     Page(PageEvent),
-    Done(FaxDocument),
+    Done(Outcome),
     Failed(DocumentError),
     /// The worker closed its stdout without an answer (it died).
     Ended,
@@ -276,10 +339,13 @@ fn read_replies(stdout: impl Read, tx: &mpsc::Sender<Answer>) {
         let answer = match serde_json::from_slice::<Reply>(&line) {
             Ok(Reply::Page(event)) => Answer::Page(event),
             Ok(Reply::Failed(e)) => Answer::Failed(e),
+            Ok(Reply::Counted(pages)) => Answer::Done(Outcome::Counted(pages)),
             Ok(Reply::Done { pages, tiff_len }) => {
                 let mut tiff = Vec::new();
                 match (&mut stdout).take(tiff_len).read_to_end(&mut tiff) {
-                    Ok(n) if n as u64 == tiff_len => Answer::Done(FaxDocument { tiff, pages }),
+                    Ok(n) if n as u64 == tiff_len => {
+                        Answer::Done(Outcome::Converted(FaxDocument { tiff, pages }))
+                    }
                     _ => break,
                 }
             }
@@ -390,6 +456,17 @@ fn serve_one() -> std::io::Result<()> {
             }
         })
     };
+    if request.task == Task::CountPdfPages {
+        let counted: Result<Vec<usize>, DocumentError> = inputs
+            .iter()
+            .map(|i| super::pdf_page_count(&i.bytes, &i.name))
+            .collect();
+        let mut out = std::io::stdout();
+        return match counted {
+            Ok(pages) => send(&mut out, &Reply::Counted(pages)),
+            Err(e) => send(&mut out, &Reply::Failed(e)),
+        };
+    }
     let result = super::convert_here(&inputs, &kinds, &options, &on_page);
     let mut out = stdout
         .lock()

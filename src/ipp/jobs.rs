@@ -32,6 +32,12 @@ fn refusal(status: StatusCode, message: impl Into<String>) -> Refusal {
 
 fn store_failed(e: StoreError) -> Refusal {
     warn!(error = %e, "the store failed during an IPP request");
+    if e.is_unavailable() {
+        return refusal(
+            StatusCode::ServerErrorBusy,
+            "the fax box cannot store the fax right now (its disk is full or failing); print again in a minute",
+        );
+    }
     refusal(
         StatusCode::ServerErrorInternalError,
         "the fax could not be stored; try again",
@@ -65,7 +71,14 @@ pub(super) fn operate(ctx: &IppCtx, http: &Http, request: &Request) -> Response 
         r.push_group(DelimiterTag::UnsupportedAttributes, ignored);
         r
     };
+    // Print-Job, Create-Job and Send-Document bring new faxes.
+    let closed =
+        matches!(request.operation, 0x0002 | 0x0005 | 0x0006) && ctx.options.gate.is_closed();
     let result = match request.operation {
+        _ if closed => Err(refusal(
+            StatusCode::ServerErrorNotAcceptingJobs,
+            "the fax box is stopping and takes no new faxes now; print again in a minute",
+        )),
         0x0002 => print_job(ctx, http, request)
             .map(|(job, ignored)| job_created(ok_but(ignored), http, &job, ctx)),
         0x0004 => validate(ctx, http, request).map(|accepted| ok_but(accepted.ignored)),

@@ -256,6 +256,7 @@ mod tests {
             numbers: Vec::new(),
             created: 0,
             modified: 0,
+            extra: Default::default(),
         };
         assert_eq!(instance_name(&f), "Front desk (Faxbox 9d9d0927)");
         f.name = "Ü".repeat(60) + ".x";

@@ -81,6 +81,9 @@ pub struct IppOptions {
     /// Told how many faxes each accepted print job became (the dashboard's
     /// intake counts).
     pub accepted: Arc<dyn Fn(u64) + Send + Sync>,
+    /// Closed when the box stops: print jobs are refused as
+    /// server-error-not-accepting-jobs (RFC 8011 section 4.1.8.2).
+    pub gate: crate::gate::IntakeGate,
 }
 
 impl Default for IppOptions {
@@ -93,6 +96,7 @@ impl Default for IppOptions {
             workers: 4,
             document_timeout: std::time::Duration::from_secs(60),
             accepted: Arc::new(|_| {}),
+            gate: Default::default(),
         }
     }
 }

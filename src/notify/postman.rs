@@ -77,6 +77,17 @@ impl Postman {
         self.bell.ring();
     }
 
+    /// A handle that rings [`wake`](Self::wake) without keeping the
+    /// postman: its owner still decides when it stops.
+    pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
+        let bell = Arc::downgrade(&self.bell);
+        move || {
+            if let Some(bell) = bell.upgrade() {
+                bell.ring();
+            }
+        }
+    }
+
     /// Finishes the message in hand and stops; queued mail stays queued.
     pub fn stop(mut self) {
         self.shut();

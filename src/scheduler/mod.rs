@@ -136,6 +136,19 @@ impl Scheduler {
         self.shared.ring();
     }
 
+    /// A handle that rings [`wake`](Self::wake) for the intakes. It shares
+    /// only the doorbell, not the scheduler, so whoever owns the scheduler
+    /// still decides when it stops (issue 19: a shared handle kept it
+    /// alive past shutdown).
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let shared = Arc::downgrade(&self.shared);
+        Arc::new(move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.ring();
+            }
+        })
+    }
+
     /// Live events: job states and call progress, each sent after the fact
     /// it reports was committed.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {

@@ -24,6 +24,9 @@ struct FaxboxDoc {
     fax_option: Option<bool>,
     flags: Vec<String>,
     log_errors: Option<bool>,
+    /// The client's own fields (`Faxbox::extra`).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// Whether an update replaces the whole faxbox (HTTP POST: fields not given
@@ -60,6 +63,7 @@ fn faxbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Faxbox> {
         numbers: Vec::new(),
         created: r.get(7)?,
         modified: r.get(8)?,
+        extra: doc.extra,
     })
 }
 
@@ -81,6 +85,8 @@ fn apply(base: &mut Faxbox, f: FaxboxFields) {
         flags,
         log_errors,
         numbers,
+        attempts: _,
+        extra,
     } = f;
     if let Some(v) = name {
         base.name = v.trim().to_owned();
@@ -129,6 +135,9 @@ fn apply(base: &mut Faxbox, f: FaxboxFields) {
         base.numbers.sort();
         base.numbers.dedup();
     }
+    if let Some(v) = extra {
+        base.extra = v;
+    }
 }
 
 fn blank_faxbox(account: &AccountId) -> Faxbox {
@@ -154,6 +163,7 @@ fn blank_faxbox(account: &AccountId) -> Faxbox {
         numbers: Vec::new(),
         created: t,
         modified: t,
+        extra: serde_json::Map::new(),
     }
 }
 
@@ -391,6 +401,7 @@ fn doc_of(f: &Faxbox) -> FaxboxDoc {
         fax_option: f.fax_option,
         flags: f.flags.clone(),
         log_errors: f.log_errors,
+        extra: f.extra.clone(),
     }
 }
 

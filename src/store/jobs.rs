@@ -6,7 +6,7 @@
 //! racing for a job cannot both win. Start-up recovery is an ordinary
 //! function, tested like any other (STYLE.md principle 6).
 
-use rusqlite::{Connection, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -936,6 +936,62 @@ pub(super) fn new_outbox_fax(new: NewFax, status: JobStatus, t: UnixTime) -> Res
         created: t,
         modified: t,
     })
+}
+
+impl Store {
+    /// Keeps a client's own fields on a fax (Monster UI's `ui_metadata`),
+    /// beside the fields Faxbox models, in the fax's JSON document.
+    pub fn set_fax_extra(
+        &self,
+        id: &FaxId,
+        extra: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE faxes SET doc = json_set(doc, '$.extra', json(?2)) WHERE id = ?1",
+                params![id.as_str(), to_json(extra)],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "fax",
+                    id: id.to_string(),
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// A fax's own client fields (empty when it has none).
+    pub fn fax_extra(&self, id: &FaxId) -> Result<serde_json::Map<String, serde_json::Value>> {
+        let text: Option<String> = self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT json_extract(doc, '$.extra') FROM faxes WHERE id = ?1",
+                    [id.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten())
+        })?;
+        Ok(text
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default())
+    }
+
+    /// Drops a finished or received fax's documents and keeps its record
+    /// (Kazoo's `DELETE .../attachment`). A fax still to be sent keeps its
+    /// documents: without them it could not be sent.
+    pub fn delete_documents(&self, id: &FaxId) -> Result<usize> {
+        self.write(|tx| {
+            let fax = load_fax(tx, id)?;
+            if fax.status.is_some_and(|s| !s.is_terminal()) {
+                return Err(StoreError::Conflict(format!(
+                    "fax {id} is still to be sent and needs its documents; cancel it first"
+                )));
+            }
+            Ok(tx.execute("DELETE FROM documents WHERE fax_id = ?1", [id.as_str()])?)
+        })
+    }
 }
 
 fn missing_number() -> crate::model::FieldError {

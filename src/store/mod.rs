@@ -18,6 +18,7 @@ mod ipp;
 mod jobs;
 mod lines;
 mod mail;
+mod owner;
 mod schema;
 mod settings;
 mod smtp_log;
@@ -35,6 +36,7 @@ pub use inbox::MailToQueue;
 pub use ipp::PrintJob;
 pub use jobs::{AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport};
 pub use mail::QueuedMail;
+pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
 pub use smtp_log::{SmtpErrorReport, SmtpLogEntry};
 pub use status::{BoxSnapshot, CallSnapshot, QueueSnapshot, RetrySnapshot};
@@ -73,8 +75,37 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(
+        "there is no fax box at {path}: run this command in the folder `faxbox serve` runs in \
+         (where its faxbox.toml is), or point it at the box with --config FILE or --data-dir DIR"
+    )]
+    Missing { path: PathBuf },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+}
+
+impl StoreError {
+    /// The store cannot write right now (the disk is full, failing or
+    /// read-only, or another writer holds it too long), as opposed to a
+    /// request it refuses: intake answers "try again later" (HTTP 503, SMTP
+    /// 451, IPP busy) and workers back off (issue 19).
+    pub fn is_unavailable(&self) -> bool {
+        use rusqlite::ErrorCode::*;
+        match self {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                DiskFull
+                    | SystemIoFailure
+                    | ReadOnly
+                    | CannotOpen
+                    | DatabaseBusy
+                    | DatabaseLocked
+                    | OutOfMemory
+            ),
+            StoreError::DataDir { .. } => true,
+            _ => false,
+        }
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -131,14 +162,27 @@ impl Store {
         Store::open(&data_dir.join(DATABASE_FILE))
     }
 
+    /// Opens the store of a box that exists: the admin commands, which must
+    /// not make a new, empty box in whatever folder they were run from
+    /// (issue 19). Only `faxbox serve` creates one.
+    pub fn open_existing(data_dir: &Path) -> Result<Store> {
+        let path = data_dir.join(DATABASE_FILE);
+        if !path.is_file() {
+            return Err(StoreError::Missing { path });
+        }
+        Store::open_with(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    }
+
     /// Opens (creating if needed) a database file and migrates it.
     pub fn open(path: &Path) -> Result<Store> {
-        let mut conn = Connection::open_with_flags(
+        Store::open_with(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+        )
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<Store> {
+        let mut conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         // Writers wait for each other instead of failing at once.
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;

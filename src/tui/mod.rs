@@ -42,6 +42,17 @@ const TICK: Duration = Duration::from_millis(250);
 /// How long the answer to an action stands in the key line before the keys
 /// come back.
 const MESSAGE_FOR: Duration = Duration::from_secs(6);
+/// The longest the dashboard waits on one request: a box that is stopping
+/// must not hold the screen (issue 19).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn login(url: &str, key: &str) -> anyhow::Result<Session> {
+    Session::login_with(
+        crate::api::client::Http::with_timeout(REQUEST_TIMEOUT),
+        url,
+        key,
+    )
+}
 
 /// How the dashboard is attached.
 #[derive(Default)]
@@ -57,13 +68,64 @@ pub struct Options {
 /// Attaches to the box at `url` with the API key `key` and shows the
 /// dashboard until `q`.
 pub fn run(url: &str, key: &str) -> anyhow::Result<()> {
-    run_with(url, key, Options::default())
+    // SIGTERM, SIGINT and SIGHUP end the dashboard like `q`, so the
+    // terminal is put back (its alternate screen and cursor).
+    let stopped = std::sync::Arc::new(AtomicBool::new(false));
+    end_on_signals(stopped.clone())?;
+    run_with(
+        url,
+        key,
+        Options {
+            stopped: Some(stopped),
+            ..Options::default()
+        },
+    )
+}
+
+/// Sets `stopped` on the first SIGTERM, SIGINT or SIGHUP, from a thread of
+/// its own; the handlers are in place when this returns.
+pub fn end_on_signals(stopped: std::sync::Arc<AtomicBool>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .context("cannot watch for signals")?;
+    let mut signals = runtime.block_on(async {
+        [
+            SignalKind::terminate(),
+            SignalKind::interrupt(),
+            SignalKind::hangup(),
+        ]
+        .map(signal)
+    });
+    for s in &signals {
+        if let Err(e) = s {
+            anyhow::bail!("cannot watch for signals: {e}");
+        }
+    }
+    std::thread::Builder::new()
+        .name("tui-signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let [Ok(term), Ok(int), Ok(hup)] = &mut signals else {
+                    return;
+                };
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                    _ = hup.recv() => {}
+                }
+            });
+            stopped.store(true, Ordering::Release);
+        })
+        .context("cannot watch for signals")?;
+    Ok(())
 }
 
 /// [`run`], with the log pane and the end as `options` say.
 pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
     let mut session =
-        Session::login(url, key).with_context(|| format!("cannot reach the fax box at {url}"))?;
+        login(url, key).with_context(|| format!("cannot reach the fax box at {url}"))?;
     let event_log = LogBuffer::new(500);
     let (changed_tx, changed) = mpsc::channel();
     events::follow(
@@ -120,7 +182,7 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
                     ui.connection = Connection::Reconnecting(e.to_string());
                     next_read = Instant::now() + RECONNECT;
                     // The box may have restarted: its tokens ended with it.
-                    if let Ok(s) = Session::login(url, key) {
+                    if let Ok(s) = login(url, key) {
                         session = s;
                     }
                 }

@@ -196,7 +196,7 @@ fn api_needs_a_token_and_a_token_reaches_only_its_account() {
         Some(json!({"data": {"api_key": "wrong"}})),
     );
     assert_eq!(r.status, 401);
-    assert_eq!(r.json()["message"], "invalid credentials");
+    assert_eq!(r.json()["message"], "invalid_credentials");
 
     let token = b.token(&acme);
     let r = b.call("GET", &path, Some(&token), None);
@@ -229,7 +229,7 @@ fn api_needs_a_token_and_a_token_reaches_only_its_account() {
         .unwrap();
     let r = b.call("GET", &format!("{path}/{}", theirs.id), Some(&token), None);
     assert_eq!(r.status, 404);
-    assert_eq!(r.json()["message"], "bad identifier");
+    assert_eq!(r.json()["message"], "bad_identifier");
     let r = b.call(
         "DELETE",
         &format!("{path}/{}", theirs.id),
@@ -310,20 +310,22 @@ fn faxboxes_are_created_read_replaced_patched_and_deleted() {
     let r = b.call("GET", &path, Some(&token), None);
     assert_eq!(r.json()["data"].as_array().unwrap().len(), 1);
 
-    // Validation: each bad field has its own entry; nothing changes.
+    // Validation: each bad field has its own entry, with Kazoo's rule
+    // name, target and value (the client's own `colour` is no error);
+    // nothing changes.
     let r = b.call(
         "PUT",
         &path,
         Some(&token),
-        Some(json!({"data": {"name": "X", "retries": 9, "colour": "red"}})),
+        Some(json!({"data": {"name": "", "retries": 9, "colour": "red"}})),
     );
     assert_eq!(r.status, 400);
     let body = r.json();
-    assert_eq!(body["message"], "validation failed");
-    assert!(
-        body["data"]["colour"]["unknown"]["message"].is_string(),
-        "{body}"
-    );
+    assert_eq!(body["message"], "validation error");
+    assert_eq!(body["data"]["retries"]["maximum"]["target"], 4, "{body}");
+    assert_eq!(body["data"]["retries"]["maximum"]["value"], 9, "{body}");
+    assert_eq!(body["data"]["name"]["minLength"]["target"], 1, "{body}");
+    assert!(body["data"].get("colour").is_none(), "{body}");
     let r = b.call(
         "PUT",
         &path,
@@ -465,7 +467,8 @@ fn a_pdf_uploaded_as_multipart_is_faxed_over_the_loopback_line() {
     );
     assert_eq!(r.body, text_pdf("Hello from the API"));
 
-    // Prometheus metrics, open like /healthz: the fax, its attempt, the 202.
+    // Prometheus metrics, open like /healthz: the fax, its attempt, the
+    // 201s (two tokens and the fax).
     let r = b.call("GET", "/metrics", None, None);
     assert_eq!(r.status, 200);
     let metrics = String::from_utf8(r.body).unwrap();
@@ -473,7 +476,7 @@ fn a_pdf_uploaded_as_multipart_is_faxed_over_the_loopback_line() {
         "faxbox_faxes{folder=\"outbox\",status=\"completed\"} 1",
         "faxbox_attempts_total{outcome=\"success\",result_code=\"0\"} 1",
         "faxbox_pages_sent_total 1",
-        "faxbox_api_replies_total{code=\"202\"} 1",
+        "faxbox_api_replies_total{code=\"201\"} 3",
     ] {
         assert!(metrics.lines().any(|l| l == line), "{line} in\n{metrics}");
     }
@@ -537,11 +540,11 @@ fn bad_uploads_are_refused_with_the_reason_and_store_nothing() {
     assert_eq!(r.status, 400);
     assert!(r.json()["data"]["faxbox_id"]["not_found"].is_object());
     let r = upload(
-        json!({"to_number": "5550100", "colour": "red"}),
+        json!({"to_number": "5550100", "retries": "many"}),
         &[pdf_document("a.pdf", text_pdf("a"))],
     );
     assert_eq!(r.status, 400);
-    assert!(r.json()["data"]["colour"]["unknown"].is_object());
+    assert_eq!(r.json()["data"]["retries"]["type"]["target"], "integer");
     let r = b.raw(
         "PUT",
         &path,
@@ -558,17 +561,17 @@ fn bad_uploads_are_refused_with_the_reason_and_store_nothing() {
         Some(vec![b'x'; 3 * 1024 * 1024]),
     );
     assert_eq!(r.status, 413);
-    assert_eq!(r.json()["message"], "request entity too large");
-    // A raw PDF body whose query string names an unknown field.
+    assert_eq!(r.json()["message"], "request_entity_too_large");
+    // A raw PDF body whose query string gives a field a bad value.
     let r = b.raw(
         "PUT",
-        &format!("{path}?to_number=5550100&colour=red"),
+        &format!("{path}?to_number=5550100&retries=many"),
         Some(&token),
         Some("application/pdf"),
         Some(text_pdf("raw")),
     );
     assert_eq!(r.status, 400);
-    assert!(r.json()["data"]["colour"]["unknown"].is_object());
+    assert!(r.json()["data"]["retries"]["type"].is_object());
 
     let faxes = b
         .store
@@ -710,7 +713,7 @@ fn faxbox_scoped_faxes_resubmit_and_pages() {
             &[pdf_document("a.pdf", text_pdf(to))],
         );
         let r = b.raw("PUT", path, Some(&token), Some(&ct), Some(body));
-        assert_eq!(r.status, 202, "{:?}", r.json());
+        assert_eq!(r.status, 201, "{:?}", r.json());
         r.json()["data"]["id"].as_str().unwrap().to_owned()
     };
     let scoped = send(&format!("{base}/faxboxes/{}/faxes", desk.id), "5550101");
@@ -723,7 +726,7 @@ fn faxbox_scoped_faxes_resubmit_and_pages() {
         Some("application/pdf"),
         Some(text_pdf("raw body")),
     );
-    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.status, 201, "{:?}", r.json());
     assert_eq!(r.json()["data"]["retries"], 2);
     let third = r.json()["data"]["id"].as_str().unwrap().to_owned();
     let ids = [&scoped, &plain, &third].map(|i| faxbox::model::FaxId(i.clone()));
@@ -811,7 +814,7 @@ fn faxbox_scoped_faxes_resubmit_and_pages() {
         Some(&token),
         Some(json!({"action": "resubmit"})),
     );
-    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.status, 201, "{:?}", r.json());
     let again = r.json()["data"]["id"].as_str().unwrap().to_owned();
     assert_ne!(again, plain);
     let r = b.call(
@@ -866,7 +869,7 @@ fn a_received_fax_is_listed_downloaded_and_forwarded() {
         Some(&ct),
         Some(body),
     );
-    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.status, 201, "{:?}", r.json());
 
     let mut received = String::new();
     wait_for(
@@ -923,7 +926,7 @@ fn a_received_fax_is_listed_downloaded_and_forwarded() {
         Some(&token),
         Some(json!({"action": "forward", "data": {"to_number": "5550100"}})),
     );
-    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.status, 201, "{:?}", r.json());
     let forwarded = faxbox::model::FaxId(r.json()["data"]["id"].as_str().unwrap().to_owned());
     wait_for(
         "the forwarded fax to be sent",
@@ -998,7 +1001,7 @@ fn a_document_url_is_fetched_only_where_the_guard_allows() {
     );
     assert_eq!(r.status, 200, "{:?}", r.json());
     let r = put(&open, &token, &acme.id, format!("{server}/hop"));
-    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.status, 201, "{:?}", r.json());
     let id = faxbox::model::FaxId(r.json()["data"]["id"].as_str().unwrap().to_owned());
     let original = open
         .store
@@ -1202,11 +1205,15 @@ fn admin(b: &TestBox) -> Tenant {
     Tenant { id, key }
 }
 
-/// The reply without its `request_id`, which differs on every request.
+/// The reply without the envelope keys that differ on every request
+/// (`request_id`, `timestamp`) or name the box (`node`, `version`), each
+/// checked present.
 fn error_body(r: &RawResponse) -> Value {
     let mut body = r.json();
-    assert!(body["request_id"].is_string(), "{body}");
-    body.as_object_mut().unwrap().remove("request_id");
+    for key in ["request_id", "timestamp", "node", "version"] {
+        assert!(body[key].is_string(), "{key} in {body}");
+        body.as_object_mut().unwrap().remove(key);
+    }
     body
 }
 
@@ -1274,6 +1281,7 @@ fn accounts_are_created_and_deleted_by_the_admin_only() {
         "error": "403",
         "message": "forbidden",
         "status": "error",
+        "auth_token": acme_token,
     });
     let r = b.call(
         "PUT",
@@ -1340,7 +1348,7 @@ fn error_bodies_are_exactly_kazoos() {
     let other = b.tenant("Other");
     let token = b.token(&acme);
     let path = format!("/v2/accounts/{}/faxes", acme.id);
-    let invalid = |data: Value| json!({"data": data, "error": "400", "message": "validation failed", "status": "error"});
+    let invalid = |data: Value| json!({"data": data, "error": "400", "message": "validation error", "status": "error", "auth_token": token});
     let upload = |data: Value| {
         let (ct, body) = multipart_body(&data, &[pdf_document("a.pdf", text_pdf("a"))]);
         b.raw("PUT", &path, Some(&token), Some(&ct), Some(body))
@@ -1379,7 +1387,7 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(
         error_body(&r),
         json!({"data": {"message": "the body is not valid JSON: EOF while parsing a value at line 1 column 9"},
-               "error": "400", "message": "invalid request", "status": "error"})
+               "error": "400", "message": "invalid_request", "status": "error", "auth_token": token})
     );
     // Unsupported content type.
     let r = b.raw(
@@ -1393,7 +1401,7 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(
         error_body(&r),
         json!({"data": {"message": "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), as JSON with document.url, or as a PDF or TIFF body with its fields in the query string; not as text/csv"},
-               "error": "415", "message": "unsupported media type", "status": "error"})
+               "error": "415", "message": "unsupported_media_type", "status": "error", "auth_token": token})
     );
     // Oversize body (the test box takes 2 MiB).
     let r = b.raw(
@@ -1407,7 +1415,7 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(
         error_body(&r),
         json!({"data": {"message": "the request body is larger than 2097152 bytes"},
-               "error": "413", "message": "request entity too large", "status": "error"})
+               "error": "413", "message": "request_entity_too_large", "status": "error", "auth_token": token})
     );
     // Unknown faxbox: named in the job, and in the path.
     let unknown = "0123456789abcdef0123456789abcdef";
@@ -1428,7 +1436,7 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(
         error_body(&r),
         json!({"data": {"message": format!("there is no faxbox {unknown} in this account"), "cause": unknown},
-               "error": "404", "message": "bad identifier", "status": "error"})
+               "error": "404", "message": "bad_identifier", "status": "error", "auth_token": token})
     );
     // Another account's fax.
     let theirs = Session::login(&b.base, &other.key)
@@ -1449,12 +1457,12 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(
         error_body(&r),
         json!({"data": {"message": format!("there is no fax {theirs} in this account"), "cause": theirs},
-               "error": "404", "message": "bad identifier", "status": "error"})
+               "error": "404", "message": "bad_identifier", "status": "error", "auth_token": token})
     );
     // Missing and bad token.
     let unauthorized = json!({
         "data": {"message": "no valid auth token: authenticate with PUT /v2/api_auth and send the token as X-Auth-Token"},
-        "error": "401", "message": "invalid credentials", "status": "error"});
+        "error": "401", "message": "invalid_credentials", "status": "error", "auth_token": ""});
     for t in [None, Some("not-a-token")] {
         let r = b.call("GET", &format!("{path}/outbox"), t, None);
         assert_eq!(r.status, 401);
@@ -1536,7 +1544,7 @@ fn resubmit_takes_changes_checked_like_a_new_fax() {
 
     // Good changes make the new job, with the same document.
     let r = resubmit(json!({"to_number": "555-0199", "retries": 3, "subject": "Second try"}));
-    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.status, 201, "{:?}", r.json());
     let again = r.json()["data"].clone();
     assert_ne!(again["id"], id.as_str());
     assert_eq!(again["to_number"], "555-0199");
@@ -1982,7 +1990,7 @@ fn the_openapi_document_lists_every_route_the_router_serves() {
         }
         let body = matches!(method, "PUT" | "POST" | "PATCH").then(|| json!({}));
         let r = b.call(method, path, Some(&token), body);
-        let no_route = r.status == 404 && (method == "HEAD" || r.json()["message"] == "not found");
+        let no_route = r.status == 404 && (method == "HEAD" || r.json()["message"] == "not_found");
         !(no_route || r.status == 405)
     };
     let documented = |path: &str| -> Option<&serde_json::Map<String, Value>> {
@@ -2221,7 +2229,7 @@ fn a_pwg_raster_print_job_is_faxed_over_the_loopback_line() {
         Some("image/pwg-raster"),
         Some(pwg.clone()),
     );
-    assert_eq!(r.status, 202, "{:?}", r.json());
+    assert_eq!(r.status, 201, "{:?}", r.json());
     assert_eq!(r.json()["data"]["pages"], 2);
 
     // A print file cut off on the way is refused with where it ends, and
@@ -2241,3 +2249,7 @@ fn a_pwg_raster_print_job_is_faxed_over_the_loopback_line() {
     assert!(err.contains("cut off"), "{err}");
     assert_eq!(b.store.faxes(&JobFilter::default()).unwrap().len(), before);
 }
+
+/// Kazoo's own documents and Monster UI's requests, replayed.
+#[path = "kazoo.rs"]
+mod kazoo;

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faxbox::documents::{ConvertOptions, DocumentError, Drawing, Input, convert};
+use faxbox::documents::{
+    ConvertOptions, DocumentError, Drawing, Input, convert, prepare_for_intake,
+};
 use faxbox::model::{FaxId, JobStatus};
 use faxbox::store::Store;
 
@@ -41,6 +43,68 @@ fn bomb_pdf(inflated: usize) -> Vec<u8> {
         .contents(contents);
     pdf.stream(contents, &content).filter(Filter::FlateDecode);
     pdf.finish()
+}
+
+/// A one-page PDF whose page objects sit in an object stream (PDF 1.5,
+/// ISO 32000-1 7.5.7) padded to `inflated` bytes once decompressed: merely
+/// counting its pages decompresses it.
+fn object_stream_bomb_pdf(inflated: usize) -> Vec<u8> {
+    let pages = "<< /Type /Pages /Kids [3 0 R] /Count 1 >> ";
+    let page = "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] >> ";
+    let index = format!("2 0 3 {} ", pages.len());
+    let mut deflate = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    deflate.write_all(index.as_bytes()).unwrap();
+    deflate.write_all(pages.as_bytes()).unwrap();
+    deflate.write_all(page.as_bytes()).unwrap();
+    let padding = vec![b' '; 64 * 1024];
+    let mut written = 0;
+    while written < inflated {
+        deflate.write_all(&padding).unwrap();
+        written += padding.len();
+    }
+    let packed = deflate.finish().unwrap();
+    let mut pdf = b"%PDF-1.5\n".to_vec();
+    let mut offsets = Vec::new();
+    offsets.push(pdf.len());
+    pdf.extend_from_slice(b"1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\n");
+    offsets.push(pdf.len());
+    pdf.extend_from_slice(
+        format!(
+            "4 0 obj\n<< /Type /ObjStm /N 2 /First {} /Filter /FlateDecode /Length {} >>\nstream\n",
+            index.len(),
+            packed.len()
+        )
+        .as_bytes(),
+    );
+    pdf.extend_from_slice(&packed);
+    pdf.extend_from_slice(b"\nendstream\nendobj\n");
+    let xref_at = pdf.len();
+    // Cross-reference stream entries: type, offset or object stream, index.
+    let entry = |kind: u8, field: u32, index: u16| {
+        let mut e = vec![kind];
+        e.extend_from_slice(&field.to_be_bytes());
+        e.extend_from_slice(&index.to_be_bytes());
+        e
+    };
+    let entries: Vec<u8> = [
+        entry(0, 0, 65535),
+        entry(1, offsets[0] as u32, 0),
+        entry(2, 4, 0),
+        entry(2, 4, 1),
+        entry(1, offsets[1] as u32, 0),
+        entry(1, xref_at as u32, 0),
+    ]
+    .concat();
+    pdf.extend_from_slice(
+        format!(
+            "5 0 obj\n<< /Type /XRef /Size 6 /W [1 4 2] /Root 1 0 R /Length {} >>\nstream\n",
+            entries.len()
+        )
+        .as_bytes(),
+    );
+    pdf.extend_from_slice(&entries);
+    pdf.extend_from_slice(format!("\nendstream\nendobj\nstartxref\n{xref_at}\n%%EOF\n").as_bytes());
+    pdf
 }
 
 /// A one-page PDF of `side` x `side` points.
@@ -178,6 +242,44 @@ fn a_render_worker_draws_what_this_process_draws_and_dies_alone_on_a_bomb() {
         "{e}"
     );
 
+    // A PDF that must be decompressed to be opened at all (its pages sit in
+    // a compressed object stream) is counted at intake by a worker: a small
+    // one passes, and opening a bomb kills only the worker.
+    let stored = prepare_for_intake(
+        vec![Input::new("packed.pdf", object_stream_bomb_pdf(1024))],
+        &worker_options(),
+    )
+    .unwrap();
+    assert_eq!(stored[0].pages, Some(1));
+    let e = prepare_for_intake(
+        vec![Input::new("packed.pdf", object_stream_bomb_pdf(400 << 20))],
+        &worker_options(),
+    )
+    .unwrap_err();
+    println!("{e}");
+    assert!(
+        e.to_string()
+            .starts_with("'packed.pdf' needs more than 256 MB of memory to open"),
+        "{e}"
+    );
+
+    // The time budget holds in the worker too.
+    let pages: Vec<String> = (1..=20).map(|n| format!("page {n}")).collect();
+    let pages: Vec<&str> = pages.iter().map(String::as_str).collect();
+    let hurried = ConvertOptions {
+        time_budget: Duration::ZERO,
+        ..worker_options()
+    };
+    let e = convert(
+        &[Input::new("long.pdf", crate::harness::pdf_of_texts(&pages))],
+        &hurried,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&e, DocumentError::TimedOut { name, .. } if name == "long.pdf"),
+        "{e:?}"
+    );
+
     // Errors the worker finds itself come back whole.
     let e = convert(
         &[Input::new("dump.txt", "x".repeat(400_000).into_bytes())],
@@ -244,7 +346,7 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
 fn documents_over_budget_are_refused_while_the_box_keeps_sending() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, url) = serve(dir.path());
-    let files: [(&str, Vec<u8>); 7] = [
+    let files: [(&str, Vec<u8>); 8] = [
         (
             "normal.pdf",
             crate::harness::pdf_of_texts(&["A fax in progress"]),
@@ -255,6 +357,7 @@ fn documents_over_budget_are_refused_while_the_box_keeps_sending() {
         ),
         ("bomb.pdf", bomb_pdf(200 << 20)),
         ("huge-page.pdf", huge_page_pdf(100_000.0)),
+        ("packed.pdf", object_stream_bomb_pdf(400 << 20)),
         ("huge.png", huge_png(50_000)),
         ("huge.tif", huge_tiff(100_000, 100_000, 4_000_000_000)),
         ("dump.txt", "x".repeat(400_000).into_bytes()),
@@ -315,6 +418,7 @@ fn documents_over_budget_are_refused_while_the_box_keeps_sending() {
     // What intake can see is refused there, with the reason.
     for (file, reason) in [
         ("huge-page.pdf", "page 1 is 1389 x 1389 inches"),
+        ("packed.pdf", "needs more than 256 MB of memory to open"),
         ("huge.png", "50000 x 50000 pixels"),
         ("huge.tif", "100000 x 100000 pixels"),
         ("dump.txt", "line 1 of 'dump.txt' is 400000 characters long"),

@@ -32,6 +32,8 @@ fn is_id(s: &str) -> bool {
 fn account_user_faxbox_and_the_generated_address() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Only `init` (or `serve`) makes a store; admin commands need one.
+    ok(&data, &["init"]);
 
     let account = ok(
         &data,
@@ -207,6 +209,7 @@ fn account_user_faxbox_and_the_generated_address() {
 fn bad_input_is_named_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    ok(&data, &["init"]);
     let account = ok(&data, &["account", "create", "Acme"]);
     let mut create = vec!["faxbox", "create", "--account", &account, "One"];
     create.extend(["--custom-smtp-email-address", "fax.acme.example"]);

@@ -229,3 +229,144 @@ pub fn banner_api_url(banner: &str) -> String {
         .map(|url| url.trim().trim_end_matches("/v2").to_owned())
         .expect("the banner says where the API listens")
 }
+
+/// Waits until `done` holds, polling every 20 ms; panics naming `what`
+/// after `within`. The one waiting loop of the tests.
+pub fn wait_for(what: &str, within: std::time::Duration, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + within;
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The whole appliance started in-process on port 0, as `faxbox serve`
+/// starts it: tests read its addresses and store from it and stop it in
+/// order (or drop it, which hangs up at once).
+pub struct TestAppliance {
+    pub appliance: Option<faxbox::app::Appliance>,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestAppliance {
+    /// A box on a fresh data dir with one loopback line; `tune` changes the
+    /// configuration before it starts.
+    pub fn start(tune: impl FnOnce(&mut faxbox::config::Config)) -> TestAppliance {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = faxbox::config::Config::embedded_default();
+        config.data_dir = dir.path().join("data");
+        config.http.listen = "127.0.0.1:0".parse().unwrap();
+        config.smtp.listen = "127.0.0.1:0".parse().unwrap();
+        config.ipp.listen = "127.0.0.1:0".parse().unwrap();
+        config.ipp.mdns = false;
+        config.file_proxy.listen = "127.0.0.1:0".parse().unwrap();
+        config.smarthost.server = None;
+        tune(&mut config);
+        let listeners = faxbox::app::Listeners::bind(&config).unwrap();
+        let appliance = faxbox::app::Appliance::start(config, listeners).unwrap();
+        TestAppliance {
+            appliance: Some(appliance),
+            dir,
+        }
+    }
+
+    pub fn get(&self) -> &faxbox::app::Appliance {
+        self.appliance.as_ref().expect("the box is running")
+    }
+
+    pub fn store(&self) -> &std::sync::Arc<faxbox::store::Store> {
+        self.get().store()
+    }
+
+    /// The API's base URL (without `/v2`).
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.get().api_addr())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops in order with `grace` for calls in progress.
+    pub fn stop(&mut self, grace: std::time::Duration) {
+        if let Some(a) = self.appliance.take() {
+            a.stop(grace);
+        }
+    }
+}
+
+/// `faxbox serve` as a separate process, on port 0, with its own config
+/// file beside the data dir.
+pub struct ServeProcess {
+    pub child: std::process::Child,
+    pub banner: String,
+    pub data_dir: PathBuf,
+}
+
+impl ServeProcess {
+    /// Writes `config` (TOML; listeners on port 0 are added) to
+    /// `<dir>/faxbox.toml` and starts `faxbox serve` on `<dir>/data`, up to
+    /// its banner.
+    pub fn start(dir: &Path, config: &str) -> ServeProcess {
+        let mut child = ServeProcess::spawn(dir, config, std::process::Stdio::null());
+        let banner = serve_banner(&mut child);
+        ServeProcess {
+            child,
+            banner,
+            data_dir: dir.join("data"),
+        }
+    }
+
+    /// Starts it without waiting for anything; its stderr is piped.
+    pub fn spawn(dir: &Path, config: &str, stderr: std::process::Stdio) -> std::process::Child {
+        std::fs::write(
+            dir.join("faxbox.toml"),
+            // Its top-level keys come before any table.
+            format!(
+                "{config}\n[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n"
+            ),
+        )
+        .unwrap();
+        Command::new(faxbox_bin())
+            .args(["--data-dir", dir.join("data").to_str().unwrap(), "serve"])
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+
+    pub fn api_url(&self) -> String {
+        banner_api_url(&self.banner)
+    }
+
+    /// Sends `signal` (a name such as "TERM" or "KILL") to the box.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{signal}");
+    }
+
+    /// Waits for the process to end, at most `within`; its exit status.
+    pub fn wait(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        let mut status = None;
+        wait_for("faxbox serve to exit", within, || {
+            status = self.child.try_wait().unwrap();
+            status.is_some()
+        });
+        status.unwrap()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

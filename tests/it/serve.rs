@@ -1,11 +1,16 @@
 //! `faxbox serve` as a person starts it: first-start bootstrap, a clean stop
-//! on SIGTERM, and no second bootstrap on the next start.
+//! on SIGTERM, and no second bootstrap on the next start; a stop in the
+//! middle of a call, a second box on the same data dir, admin commands in
+//! the wrong folder (issue 19).
 
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
+use faxbox::model::{AttemptOutcome, FaxId, JobStatus};
 use faxbox::store::Store;
 
-use crate::harness::faxbox_bin;
+use crate::harness::{ServeProcess, faxbox, faxbox_bin, wait_for};
 
 /// Starts `faxbox serve`, waits for its banner, stops it with SIGTERM and
 /// returns what it printed.
@@ -65,4 +70,166 @@ fn first_start_creates_an_account_key_and_faxbox_once() {
     assert!(!again.contains("First start"), "{again}");
     let store = Store::open_data_dir(&data).unwrap();
     assert_eq!(store.accounts().unwrap().len(), 1);
+}
+
+/// A loopback line paced at real speed, so that a call lasts long enough
+/// to be signalled in the middle of.
+const REALTIME_LINE: &str =
+    "[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 1\nrealtime = true\n";
+
+/// Sends `pages` pages to `number` through the running box's API with
+/// `faxbox send`; the fax's id.
+fn send_fax(serve: &ServeProcess, number: &str, pages: usize) -> FaxId {
+    let dir = serve.data_dir.parent().unwrap();
+    let texts: Vec<String> = (1..=pages).map(|p| format!("Page {p}")).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let pdf = dir.join("letter.pdf");
+    std::fs::write(&pdf, crate::harness::pdf_of_texts(&texts)).unwrap();
+    let sent = faxbox(
+        &serve.data_dir,
+        &[
+            "send",
+            "--url",
+            &serve.api_url(),
+            "--to",
+            number,
+            pdf.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    FaxId(String::from_utf8(sent.stdout).unwrap().trim().to_owned())
+}
+
+/// The far end's copies: every file it kept, and its pages.
+fn far_end_copies(data: &Path) -> Vec<(String, usize)> {
+    let dir = data.join("loopback").join("loopback");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| {
+            let path = e.unwrap().path();
+            let pages = std::fs::read(&path)
+                .ok()
+                .and_then(|b| faxbox::documents::faxtiff::count_tiff_pages(&b).ok())
+                .unwrap_or(0);
+            (path.display().to_string(), pages)
+        })
+        .collect()
+}
+
+/// The attempts of a fax, read beside the running box as an admin would.
+fn attempts_of(data: &Path, fax: &FaxId) -> Vec<faxbox::model::Attempt> {
+    Store::open_existing(data).unwrap().attempts(fax).unwrap()
+}
+
+/// Issue 19, item 1: a stop lets the call on the line finish; the far end
+/// has exactly one copy and nothing is sent again.
+#[test]
+fn sigterm_during_a_three_page_call_lets_it_finish_and_the_far_end_has_one_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = ServeProcess::start(dir.path(), REALTIME_LINE);
+    let fax = send_fax(&serve, "5551234", 3);
+    wait_for(
+        "the first page to be confirmed",
+        Duration::from_secs(120),
+        || {
+            attempts_of(&serve.data_dir, &fax)
+                .first()
+                .is_some_and(|a| a.report.pages_sent >= 1)
+        },
+    );
+    serve.signal("TERM");
+    let status = serve.wait(Duration::from_secs(300));
+    assert!(status.success(), "serve stops cleanly: {status:?}");
+
+    let store = Store::open_existing(&serve.data_dir).unwrap();
+    let done = store.fax(&fax).unwrap();
+    assert_eq!(done.status, Some(JobStatus::Completed), "{done:?}");
+    let attempts = store.attempts(&fax).unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].report.pages_sent, 3);
+    let copies = far_end_copies(&serve.data_dir);
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    assert_eq!(copies[0].1, 3, "{copies:?}");
+}
+
+/// Issue 19, item 1: a call that outlasts the grace is hung up and recorded
+/// interrupted; the fax waits in the queue without having used a retry.
+#[test]
+fn a_call_longer_than_the_grace_is_hung_up_and_recorded_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = ServeProcess::start(dir.path(), &format!("stop_grace_s = 1\n{REALTIME_LINE}"));
+    let fax = send_fax(&serve, "5551234", 3);
+    wait_for("the call to be answered", Duration::from_secs(60), || {
+        attempts_of(&serve.data_dir, &fax).first().is_some_and(|a| {
+            matches!(
+                a.stage,
+                faxbox::model::AttemptStage::Negotiate | faxbox::model::AttemptStage::Send
+            )
+        })
+    });
+    serve.signal("TERM");
+    let status = serve.wait(Duration::from_secs(60));
+    assert!(status.success(), "serve stops cleanly: {status:?}");
+
+    let store = Store::open_existing(&serve.data_dir).unwrap();
+    let fax = store.fax(&fax).unwrap();
+    assert_eq!(fax.status, Some(JobStatus::Pending), "{fax:?}");
+    assert_eq!(fax.attempts, 0, "an interruption uses no retry");
+    let attempts = store.attempts(&fax.id).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Interrupted));
+    assert!(attempts[0].report.pages_sent < 3, "{attempts:?}");
+}
+
+/// Issue 19, item 2: one box per data dir; the second says who holds it.
+#[test]
+fn a_second_serve_on_the_same_data_dir_exits_naming_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ServeProcess::start(dir.path(), "");
+    let second = ServeProcess::spawn(dir.path(), "", std::process::Stdio::piped());
+    let out = second.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&first.child.id().to_string()), "{err}");
+    assert!(err.contains(&first.data_dir.display().to_string()), "{err}");
+    // The first box is untouched: its API still answers.
+    let alive = faxbox(&first.data_dir, &["jobs", "list"]);
+    assert!(alive.status.success());
+}
+
+/// Issue 19, item 7: an admin command in the wrong folder creates nothing
+/// and says where it looked and how to point it elsewhere.
+#[test]
+fn jobs_list_in_an_empty_folder_fails_without_creating_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(faxbox_bin())
+        .args(["jobs", "list"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--data-dir") && err.contains("--config"),
+        "{err}"
+    );
+    let left: Vec<_> = walk(dir.path());
+    assert!(left.is_empty(), "created {left:?}");
+    // Nor in a named data dir that does not exist.
+    let out = faxbox(&dir.path().join("nowhere"), &["line", "list"]);
+    assert!(!out.status.success());
+    assert!(walk(dir.path()).is_empty());
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
 }
