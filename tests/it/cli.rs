@@ -412,6 +412,7 @@ fn every_bad_setting_is_refused_with_its_key_value_and_what_is_allowed() {
     }
     assert!(!data.exists(), "check-config wrote nothing");
 
+    ok(&data, &["init"]);
     let account = ok(&data, &["account", "create", "Acme"]);
     let faxbox_id = ok(&data, &["faxbox", "create", "--account", &account, "One"]);
     let settings: [(&str, &str, &str); 3] = [
@@ -520,6 +521,7 @@ fn send_takes_retries_and_default_retry_count_applies_without_a_faxbox() {
     let data = dir.path().join("data");
     let config = dir.path().join("faxbox.toml");
     let config = config.to_str().unwrap();
+    ok(&data, &["--config", config, "init"]);
     ok(&data, &["--config", config, "line", "pause", "loopback"]);
     let mut served = std::process::Command::new(crate::harness::faxbox_bin())
         .args(["--config", config, "--data-dir"])
