@@ -321,6 +321,7 @@ impl Appliance {
         let gate = IntakeGate::default();
         let intake = Arc::new(crate::api::IntakeCounts::default());
         let mut api_options = ApiOptions {
+            token_lifetime: config.token_lifetime,
             cors_origins: config.http.cors_origins.clone(),
             ..ApiOptions::default()
         };
@@ -492,10 +493,12 @@ fn announce_printers(
 }
 
 /// Start-up recovery (invariant 2): calls cut by the last stop are queued
-/// again with their attempt recorded as interrupted, and jobs whose
-/// documents were still being converted go to the queue, where the attempt
-/// converts their originals (Kazoo left them stuck, reference 13 item 6).
-fn recover(store: &Store, _spool: &std::path::Path) -> anyhow::Result<()> {
+/// again with their attempt recorded as interrupted, those whose pages were
+/// all confirmed are completed, and jobs whose documents were still being
+/// converted go to the queue, where the attempt converts their originals
+/// (Kazoo left them stuck, reference 13 item 6). Fax images in the spool of
+/// attempts that are over are removed.
+fn recover(store: &Store, spool: &std::path::Path) -> anyhow::Result<()> {
     let report = store.recover()?;
     if !report.requeued.is_empty() {
         warn!(
@@ -503,14 +506,52 @@ fn recover(store: &Store, _spool: &std::path::Path) -> anyhow::Result<()> {
             "faxes that were on a line when Faxbox stopped are queued again"
         );
     }
-    if !report.failed.is_empty() {
+    if !report.completed.is_empty() {
         warn!(
-            jobs = report.failed.len(),
-            "faxes interrupted too many times were marked failed"
+            jobs = report.completed.len(),
+            "faxes whose every page was confirmed before Faxbox stopped are completed"
         );
     }
     for id in &report.attaching {
         store.attach_documents(id, Vec::new())?;
+    }
+    clean_spool(store, spool)?;
+    Ok(())
+}
+
+/// Removes the spool's fax images (`<fax>-<attempt>.tif`) of attempts that
+/// are over, and anything else left in it: nothing in the data dir is kept
+/// that no row refers to (issue 19).
+fn clean_spool(store: &Store, spool: &std::path::Path) -> anyhow::Result<()> {
+    let entries = match std::fs::read_dir(spool) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).context(format!("cannot read the spool {}", spool.display())),
+    };
+    let open: std::collections::HashSet<String> = store
+        .open_attempts()?
+        .into_iter()
+        .map(|(fax, n)| format!("{fax}-{n}.tif"))
+        .collect();
+    let mut removed = 0;
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if open.contains(&name) || !entry.file_type()?.is_file() {
+            continue;
+        }
+        match std::fs::remove_file(entry.path()) {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                warn!(file = %entry.path().display(), error = %e, "cannot remove a leftover spool file")
+            }
+        }
+    }
+    if removed > 0 {
+        info!(
+            files = removed,
+            "removed fax images left in the spool by the last stop"
+        );
     }
     Ok(())
 }

@@ -56,6 +56,9 @@ pub struct Config {
     /// How long calls in progress may go on after a stop is asked for
     /// (`stop_grace_s`); the rest are hung up and recorded as interrupted.
     pub stop_grace: std::time::Duration,
+    /// How long an API token stays good, restarts included
+    /// (`http.token_lifetime_s`; Kazoo's 3600 s by default).
+    pub token_lifetime: std::time::Duration,
 }
 
 /// The default of `stop_grace_s`: a typical multi-page fax (five pages at
@@ -324,6 +327,7 @@ struct RawConfig {
 struct RawHttp {
     listen: Option<String>,
     cors_origins: Option<Vec<String>>,
+    token_lifetime_s: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -511,6 +515,17 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         ));
     }
     // Kazoo's ports: crossbar 8000, fax_smtp 19025, fax_file_proxy 30950.
+    let token_lifetime = match raw.http.as_ref().and_then(|h| h.token_lifetime_s) {
+        None => crate::api::auth::TOKEN_LIFETIME,
+        Some(s @ 60..=31_536_000) => std::time::Duration::from_secs(s as u64),
+        Some(other) => {
+            return Err(bad(
+                "http.token_lifetime_s",
+                &other,
+                "expected seconds from 60 to 31536000 that an API token stays good",
+            ));
+        }
+    };
     let http = {
         let raw_http = raw.http.unwrap_or_default();
         let listen = listener(
@@ -865,6 +880,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         smarthost,
         log,
         stop_grace,
+        token_lifetime,
     })
 }
 

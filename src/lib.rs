@@ -21,6 +21,7 @@ pub mod notify;
 pub mod scheduler;
 pub mod smtp;
 pub mod store;
+pub mod streak;
 pub mod systemd;
 pub mod timezone;
 pub mod tui;

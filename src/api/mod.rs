@@ -11,7 +11,7 @@
 //! it is serving, then closes the listener.
 
 mod accounts;
-mod auth;
+pub mod auth;
 pub mod client;
 mod document;
 mod events;
@@ -65,6 +65,9 @@ pub struct ApiOptions {
     pub fetch: fetch::FetchPolicy,
     /// How long an event stream stays silent before a keep-alive comment.
     pub keep_alive: Duration,
+    /// How long a token from `PUT /v2/api_auth` is good for, restarts
+    /// included (`http.token_lifetime_s`).
+    pub token_lifetime: Duration,
     /// The web origins whose pages may call the API (CORS, `http.
     /// cors_origins`); `*`, Kazoo's answer, lets any page.
     pub cors_origins: Vec<String>,
@@ -82,6 +85,7 @@ impl Default for ApiOptions {
             convert,
             fetch: fetch::FetchPolicy::default(),
             keep_alive: Duration::from_secs(15),
+            token_lifetime: auth::TOKEN_LIFETIME,
             cors_origins: vec!["*".into()],
         }
     }
@@ -117,12 +121,17 @@ impl Ctx {
         live: LiveStatus,
         options: ApiOptions,
     ) -> Ctx {
+        // The signing key lives beside the database, in the data dir.
+        let sessions = auth::Sessions::in_data_dir(
+            store.path().parent().unwrap_or(std::path::Path::new(".")),
+            options.token_lifetime,
+        );
         Ctx {
             store,
             wake,
             live,
             options,
-            sessions: auth::Sessions::default(),
+            sessions,
             replies: Default::default(),
             lines: Vec::new(),
             started: crate::model::now(),
@@ -599,11 +608,11 @@ fn authenticate(ctx: &Ctx, rq: &Request) -> Result<(Account, String), ApiError> 
     let token = auth::token_of(|n| rq.header(n))
         .or_else(|| rq.query("auth_token"))
         .ok_or(ApiError::Unauthorized)?;
-    let (account, key) = ctx.sessions.account(token).ok_or(ApiError::Unauthorized)?;
+    let key_hash = ctx.sessions.key_hash(token).ok_or(ApiError::Unauthorized)?;
     // A revoked key (or a deleted account) ends its tokens at once.
-    match ctx.store.account_for_api_key(&key)? {
-        Some(now) if now.id == account.id => Ok((now, token.to_owned())),
-        _ => Err(ApiError::Unauthorized),
+    match ctx.store.account_for_api_key_hash(&key_hash)? {
+        Some(account) => Ok((account, token.to_owned())),
+        None => Err(ApiError::Unauthorized),
     }
 }
 
@@ -702,7 +711,9 @@ fn api_auth(
         "account_name": account.name,
         "is_admin": account.is_admin,
     });
-    let token = ctx.sessions.issue(account, input.api_key.trim());
+    let token = ctx
+        .sessions
+        .issue(&crate::store::hash_api_key(input.api_key.trim()));
     Ok((Answer::Json(Success::ok(&data).with_status(201)), token))
 }
 

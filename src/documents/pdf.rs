@@ -262,9 +262,10 @@ impl PageRenderer {
         let sx = f64::from(p.scale * g.x_dpi / 72.0);
         let sy = f64::from(p.scale * g.y_dpi / 72.0);
         // Page space (points, y down, from initial_transform) -> turned a
-        // quarter clockwise when landscape -> scaled -> centred.
+        // quarter anticlockwise when landscape (its top to the left edge,
+        // `raster::should_rotate`) -> scaled -> centred.
         let turn = if rotate {
-            Affine::new([0.0, 1.0, -1.0, 0.0, f64::from(h_pt), 0.0])
+            Affine::new([0.0, -1.0, 1.0, 0.0, 0.0, f64::from(w_pt)])
         } else {
             Affine::IDENTITY
         };

@@ -1018,8 +1018,8 @@ pub(crate) mod tests {
         let [a, b] = both_fits(850, 1100, 100, |x, y| (x / 40 + y / 30) % 3 == 0);
         assert_eq!(a, b);
         assert!(a.black_pixels() > 100_000);
-        // Landscape is turned a quarter clockwise: its top runs down the
-        // right edge. Scaling before turning rounds a few edges otherwise.
+        // Landscape is turned a quarter anticlockwise: its top runs up the
+        // left edge. Scaling before turning rounds a few edges otherwise.
         let [a, b] = both_fits(1100, 850, 100, |_, y| y < 60);
         assert_eq!((a.width, a.height), (b.width, b.height));
         let diff = a.differing_pixels(&b).unwrap();
@@ -1030,7 +1030,7 @@ pub(crate) mod tests {
         );
         let right = (0..a.height).filter(|&y| a.get(a.width - 10, y)).count();
         let left = (0..a.height).filter(|&y| a.get(10, y)).count();
-        assert!(right > 2000 && left == 0, "right {right}, left {left}");
+        assert!(left > 2000 && right == 0, "right {right}, left {left}");
     }
 
     #[test]

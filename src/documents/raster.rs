@@ -56,9 +56,10 @@ pub(crate) struct Placement {
     pub height: u32,
 }
 
-/// Whether content wider than it is tall is turned a quarter clockwise to
-/// fit the portrait fax page (its top goes to the right edge, as Ghostscript's
-/// `-dPDFFitPage` turns it, so both agree).
+/// Whether content wider than it is tall is turned a quarter anticlockwise
+/// to fit the portrait fax page: its top goes to the left edge, as RFC 8011
+/// 5.2.10 defines landscape (+90 degrees) and as Ghostscript and printer
+/// drivers turn it, so the reader turns the sheet clockwise to read it.
 pub(crate) fn should_rotate(content_w: f32, content_h: f32) -> bool {
     content_w > content_h * 1.05
 }
@@ -223,14 +224,15 @@ pub(crate) fn draw_fitted(
     page
 }
 
-/// Turns a picture a quarter clockwise: its top becomes the right edge.
+/// Turns a picture a quarter anticlockwise (landscape, see
+/// `should_rotate`): its top becomes the left edge.
 pub(crate) fn rotate_quarter(src: &Grey) -> Grey {
     let (w, h) = (src.width as usize, src.height as usize);
     let mut data = vec![0u8; w * h];
-    // New picture is h wide and w tall; new (x', y') = (h - 1 - y, x).
+    // New picture is h wide and w tall; new (x', y') = (y, w - 1 - x).
     for y in 0..h {
         for x in 0..w {
-            data[x * h + (h - 1 - y)] = src.data[y * w + x];
+            data[(w - 1 - x) * h + y] = src.data[y * w + x];
         }
     }
     Grey {
@@ -396,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn rotation_puts_the_top_on_the_right() {
+    fn rotation_puts_the_top_on_the_left() {
         let g = Grey {
             width: 3,
             height: 2,
@@ -404,7 +406,7 @@ mod tests {
         };
         let r = rotate_quarter(&g);
         assert_eq!((r.width, r.height), (2, 3));
-        // Top row (0,1,2) now runs down the right column.
-        assert_eq!(r.data, vec![3, 0, 4, 1, 5, 2]);
+        // Top row (0,1,2) now runs up the left column.
+        assert_eq!(r.data, vec![2, 5, 1, 4, 0, 3]);
     }
 }

@@ -17,7 +17,8 @@ use tracing::{debug, info, warn};
 use crate::config::{Smarthost, SmarthostServer, TlsMode};
 use crate::doorbell::Doorbell;
 use crate::model::now;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
+use crate::streak::FailureStreak;
 
 /// The longest the postman sleeps without being woken.
 const IDLE_WAIT: Duration = Duration::from_secs(60);
@@ -113,9 +114,44 @@ fn deliver_until_stopped(store: &Store, smarthost: &Smarthost, backoff: Backoff,
         .as_ref()
         .map(|server| transport_for(server, &smarthost.hello_name));
     let mut warned = false;
+    let mut trouble = FailureStreak::new(Duration::from_secs(1), Duration::from_secs(300));
+    let mut relay = FailureStreak::new(Duration::from_secs(1), Duration::from_secs(300));
+    let mut unrecorded = Vec::new();
     loop {
         match &transport {
-            Some(Ok(transport)) => deliver_due(store, transport, &smarthost.from, backoff, bell),
+            Some(Ok(transport)) => {
+                let round = Round {
+                    store,
+                    transport,
+                    from: &smarthost.from,
+                    backoff,
+                    bell,
+                };
+                match round.deliver_due(&mut unrecorded, &mut relay) {
+                    Ok(()) => {
+                        if let Some(n) = trouble.succeeded() {
+                            info!(failures = n, "the mail queue can record its work again");
+                        }
+                    }
+                    Err(e) => {
+                        // The store cannot write (a full disk): nothing is
+                        // sent until it can, and the log gets a line a
+                        // minute, not one per try.
+                        let verdict = trouble.failed();
+                        if let Some(n) = verdict.log {
+                            warn!(
+                                failures = n,
+                                retry_in_s = verdict.wait.as_secs(),
+                                "mail sending is paused: the mail queue cannot record it: {e}"
+                            );
+                        }
+                        if !sleep_through(bell, verdict.wait) {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
             Some(Err(e)) if !warned => {
                 warn!("outgoing mail waits in the queue: the smarthost setting is unusable: {e}");
                 warned = true;
@@ -138,47 +174,81 @@ fn deliver_until_stopped(store: &Store, smarthost: &Smarthost, backoff: Backoff,
     }
 }
 
-fn deliver_due(
-    store: &Store,
-    transport: &SmtpTransport,
-    from: &str,
+/// Sleeps `wait` whatever rings the bell meanwhile (new mail changes
+/// nothing while the store cannot write); false once stopped.
+fn sleep_through(bell: &Doorbell, wait: Duration) -> bool {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return true;
+        }
+        if !bell.wait(left) {
+            return false;
+        }
+    }
+}
+
+/// One pass over the due mail.
+struct Round<'a> {
+    store: &'a Store,
+    transport: &'a SmtpTransport,
+    from: &'a str,
     backoff: Backoff,
-    bell: &Doorbell,
-) {
-    let due = match store.due_mail(now(), 50) {
-        Ok(d) => d,
-        Err(e) => {
-            warn!("cannot read the mail queue: {e}");
-            return;
+    bell: &'a Doorbell,
+}
+
+impl Round<'_> {
+    /// Sends what is due. Fails, having sent nothing more, when the store
+    /// cannot record a sending; `unrecorded` keeps the mails delivered whose
+    /// delivery is not recorded yet, which are recorded before anything
+    /// else is sent, and never sent again meanwhile.
+    fn deliver_due(
+        &self,
+        unrecorded: &mut Vec<i64>,
+        relay: &mut FailureStreak,
+    ) -> Result<(), StoreError> {
+        while let Some(&id) = unrecorded.first() {
+            self.store.mail_sent(id)?;
+            unrecorded.remove(0);
         }
-    };
-    for mail in due {
-        if bell.stopping() {
-            return;
-        }
-        let result = envelope(from, &mail.recipients).and_then(|env| {
-            transport
-                .send_raw(&env, &mail.message)
-                .map_err(|e| e.to_string())
-        });
-        let recorded = match result {
-            Ok(_) => {
-                info!(mail = mail.id, to = ?mail.recipients, "mail delivered to the smarthost");
-                store.mail_sent(mail.id)
+        let store = self.store;
+        for mail in store.due_mail(now(), 50)? {
+            if self.bell.stopping() {
+                return Ok(());
             }
-            Err(e) => {
-                warn!(
-                    mail = mail.id,
-                    attempts = mail.attempts + 1,
-                    "mail not delivered, will retry: {e}"
-                );
-                let wait = backoff.delay(mail.attempts + 1);
-                store.mail_failed(mail.id, &e, wait.as_secs().max(1) as i64)
+            let wait = self.backoff.delay(mail.attempts + 1).as_secs().max(1) as i64;
+            store.mail_sending(mail.id, wait)?;
+            let result = envelope(self.from, &mail.recipients).and_then(|env| {
+                self.transport
+                    .send_raw(&env, &mail.message)
+                    .map_err(|e| e.to_string())
+            });
+            match result {
+                Ok(_) => {
+                    info!(mail = mail.id, to = ?mail.recipients, "mail delivered to the smarthost");
+                    if let Some(n) = relay.succeeded() {
+                        info!(failures = n, "the smarthost takes mail again");
+                    }
+                    if let Err(e) = store.mail_sent(mail.id) {
+                        unrecorded.push(mail.id);
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    if let Some(n) = relay.failed().log {
+                        warn!(
+                            mail = mail.id,
+                            failures = n,
+                            attempts = mail.attempts + 1,
+                            "mail not delivered, will retry: {e}"
+                        );
+                    }
+                    store.mail_failed(mail.id, &e, wait)?;
+                }
             }
-        };
-        if let Err(e) = recorded {
-            warn!(mail = mail.id, "cannot record the delivery: {e}");
         }
+        Ok(())
     }
 }
 

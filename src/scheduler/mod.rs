@@ -201,9 +201,38 @@ impl Drop for Scheduler {
 }
 
 fn dispatch_until_stopped(shared: &Arc<Shared>) {
+    let mut trouble =
+        crate::streak::FailureStreak::new(Duration::from_millis(500), Duration::from_secs(60));
     loop {
-        if let Err(e) = dispatch_due(shared) {
-            warn!("the scheduler could not read the queue: {e}");
+        match dispatch_due(shared) {
+            Ok(()) => {
+                if let Some(n) = trouble.succeeded() {
+                    info!(failures = n, "the scheduler can use the store again");
+                }
+            }
+            Err(e) => {
+                // A full or failing disk: back off rather than spin, and
+                // log a line per interval with the count (issue 19).
+                let verdict = trouble.failed();
+                if let Some(n) = verdict.log {
+                    warn!(
+                        failures = n,
+                        retry_in_s = verdict.wait.as_secs_f64(),
+                        "the scheduler cannot use the store; faxes wait: {e}"
+                    );
+                }
+                let deadline = Instant::now() + verdict.wait;
+                loop {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break;
+                    }
+                    if !shared.bell.wait(left) {
+                        return;
+                    }
+                }
+                continue;
+            }
         }
         let wait = match shared.store.next_due_at() {
             Ok(Some(due)) => {

@@ -282,13 +282,19 @@ impl Store {
 
     /// The account a live (not revoked) key belongs to.
     pub fn account_for_api_key(&self, secret: &str) -> Result<Option<Account>> {
+        self.account_for_api_key_hash(&hash_api_key(secret))
+    }
+
+    /// [`account_for_api_key`](Self::account_for_api_key) by the key's
+    /// hash, which is what an API token carries.
+    pub fn account_for_api_key_hash(&self, key_hash: &str) -> Result<Option<Account>> {
         self.read(|conn| {
             Ok(conn
                 .query_row(
                     "SELECT a.id, a.name, a.realm, a.is_admin, a.created
                      FROM api_keys k JOIN accounts a ON a.id = k.account_id
                      WHERE k.key_hash = ?1 AND k.revoked IS NULL",
-                    [hash_api_key(secret)],
+                    [key_hash],
                     account_from_row,
                 )
                 .optional()?)

@@ -16,9 +16,11 @@ use crate::model::{
     Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, UnixTime, now,
 };
 
-/// After this many interrupted attempts a job is failed instead of being
-/// re-queued again: a document that crashes the process each time must not
-/// crash it forever.
+/// After this many attempts lost with the line's own connection (a
+/// FreeSWITCH that drops each time it is given this fax) the next one
+/// counts as a failure: such a fax must not loop forever. Stops and crashes
+/// of Faxbox itself never count (issue 19): documents are drawn in a
+/// worker process, so a poison document fails its fax, not the box.
 pub const MAX_INTERRUPTED_ATTEMPTS: u32 = 3;
 
 /// The fax fields kept as one JSON column.
@@ -174,8 +176,9 @@ pub struct JobFilter {
 pub struct RecoveryReport {
     /// Jobs that were on a line when the process stopped, now pending again.
     pub requeued: Vec<FaxId>,
-    /// Jobs interrupted too often, now failed.
-    pub failed: Vec<FaxId>,
+    /// Jobs whose far end had confirmed every page before the stop, now
+    /// completed without a second call.
+    pub completed: Vec<FaxId>,
     /// Jobs still waiting for their documents to be converted.
     pub attaching: Vec<FaxId>,
     /// Document rows whose fax no longer exists, removed.
@@ -621,6 +624,11 @@ impl Store {
         })
     }
 
+    /// The attempts not yet ended, as (fax, attempt number).
+    pub fn open_attempts(&self) -> Result<Vec<(FaxId, u32)>> {
+        self.read(open_attempts)
+    }
+
     pub fn attempts(&self, fax: &FaxId) -> Result<Vec<Attempt>> {
         self.read(|conn| {
             let mut stmt = conn.prepare(&format!(
@@ -691,29 +699,44 @@ impl Store {
                     let rows = stmt.query_map([id.as_str()], attempt_from_row)?;
                     rows.collect::<rusqlite::Result<_>>()?
                 };
+                // One verdict per job: delivered if any of its open attempts
+                // got every page confirmed, else sent again.
+                let mut delivered = false;
                 for a in open {
-                    let report = AttemptReport {
-                        result_text: Some("interrupted: Faxbox stopped during the call".into()),
-                        ..a.report.clone()
+                    let (outcome, report) = match after_stop(&a) {
+                        AfterStop::Delivered => {
+                            delivered = true;
+                            let report = AttemptReport {
+                                result_text: Some(format!(
+                                    "completed at recovery: the far end had confirmed all {} pages when Faxbox stopped",
+                                    a.report.pages_total
+                                )),
+                                ..a.report.clone()
+                            };
+                            (AttemptOutcome::Success, report)
+                        }
+                        AfterStop::Interrupted => {
+                            let report = AttemptReport {
+                                result_text: Some(
+                                    "interrupted: Faxbox stopped during the call".into(),
+                                ),
+                                ..a.report.clone()
+                            };
+                            (AttemptOutcome::Interrupted, report)
+                        }
                     };
-                    close_attempt(tx, a.id, t, a.stage, AttemptOutcome::Interrupted, &report)?;
+                    close_attempt(tx, a.id, t, a.stage, outcome, &report)?;
                 }
-                let interrupted: u32 = tx.query_row(
-                    "SELECT count(*) FROM attempts WHERE fax_id = ?1 AND outcome = 'interrupted'",
-                    [id.as_str()],
-                    |r| r.get(0),
-                )?;
-                if interrupted >= MAX_INTERRUPTED_ATTEMPTS {
-                    transition(
-                        tx,
-                        &id,
-                        JobStatus::Failed,
-                        Some(&format!(
-                            "Faxbox stopped during {interrupted} attempts to send this fax"
-                        )),
+                if delivered {
+                    tx.execute(
+                        "UPDATE faxes SET attempts = attempts + 1 WHERE id = ?1",
+                        [id.as_str()],
                     )?;
-                    report.failed.push(id);
+                    transition(tx, &id, JobStatus::Completed, None)?;
+                    report.completed.push(id);
                 } else {
+                    // Interruptions by the box's own stop do not use up
+                    // the fax's retries.
                     tx.execute(
                         "UPDATE faxes SET due_at = ?2 WHERE id = ?1",
                         params![id.as_str(), t],
@@ -744,6 +767,34 @@ impl Store {
             Ok(report)
         })
     }
+}
+
+/// What recovery makes of an attempt that was open when the box stopped.
+/// (A line whose calls can outlive the box adds its own case here.)
+enum AfterStop {
+    /// The line had reported every page confirmed by the far end (MCF on
+    /// the last page, T.30 5.3.6.2): the fax arrived; sending it again
+    /// would give the recipient a second copy.
+    Delivered,
+    /// Cut short: the fax is sent again.
+    Interrupted,
+}
+
+fn after_stop(attempt: &Attempt) -> AfterStop {
+    let r = &attempt.report;
+    if r.pages_total > 0 && r.pages_sent >= r.pages_total {
+        AfterStop::Delivered
+    } else {
+        AfterStop::Interrupted
+    }
+}
+
+/// Open attempts as (fax, attempt number): the calls whose fax images in
+/// the spool are still in use.
+pub(super) fn open_attempts(conn: &Connection) -> Result<Vec<(FaxId, u32)>> {
+    let mut stmt = conn.prepare("SELECT fax_id, number FROM attempts WHERE ended IS NULL")?;
+    let rows = stmt.query_map([], |r| Ok((FaxId(r.get(0)?), r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
 }
 
 fn status_word(fax: &Fax) -> &'static str {
@@ -1455,17 +1506,56 @@ mod tests {
         assert_eq!(store.due_jobs(now(), 10).unwrap().len(), 1);
         // Recovery twice is harmless.
         assert_eq!(store.recover().unwrap().requeued, Vec::<FaxId>::new());
-        // A job interrupted again and again ends failed instead of looping.
-        for _ in 1..MAX_INTERRUPTED_ATTEMPTS {
+        // Restarts are not the fax's fault: it is never failed for them
+        // and uses none of its retries (issue 19).
+        for _ in 0..5 {
             store.claim(&fax_id, "loopback").unwrap().unwrap();
             store.recover().unwrap();
         }
         let fax = store.fax(&fax_id).unwrap();
-        assert_eq!(fax.status, Some(JobStatus::Failed));
-        assert_eq!(
-            store.attempts(&fax_id).unwrap().len(),
-            MAX_INTERRUPTED_ATTEMPTS as usize
+        assert_eq!((fax.status, fax.attempts), (Some(JobStatus::Pending), 0));
+        assert_eq!(store.attempts(&fax_id).unwrap().len(), 6);
+    }
+
+    #[test]
+    fn recovery_completes_a_fax_whose_pages_were_all_confirmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let fax_id = {
+            let store = Store::open_data_dir(dir.path()).unwrap();
+            let a = store.create_account("Acme", None).unwrap().id;
+            let f = store
+                .create_job(new_fax(&a, "1", 3), vec![tiff_doc()], JobStatus::Pending)
+                .unwrap();
+            let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
+            let all = AttemptReport {
+                pages_sent: 2,
+                pages_total: 2,
+                ..Default::default()
+            };
+            store
+                .update_attempt(at.id, AttemptStage::Send, &all)
+                .unwrap();
+            // The process dies before the call is torn down.
+            f.id
+        };
+        let store = Store::open_data_dir(dir.path()).unwrap();
+        let report = store.recover().unwrap();
+        assert_eq!(report.completed, vec![fax_id.clone()]);
+        assert!(report.requeued.is_empty());
+        let fax = store.fax(&fax_id).unwrap();
+        assert_eq!((fax.status, fax.attempts), (Some(JobStatus::Completed), 1));
+        let attempts = store.attempts(&fax_id).unwrap();
+        assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Success));
+        assert!(
+            attempts[0]
+                .report
+                .result_text
+                .as_deref()
+                .is_some_and(|t| t.contains("completed at recovery")),
+            "{attempts:?}"
         );
+        assert!(store.due_jobs(now(), 10).unwrap().is_empty());
+        assert!(store.open_attempts().unwrap().is_empty());
     }
 
     #[test]

@@ -88,6 +88,20 @@ impl Store {
         })
     }
 
+    /// Records that a mail is about to be handed to the smarthost: it is
+    /// not due again for `retry_in_s`, so if the outcome cannot be recorded
+    /// (a crash, a full disk) it is not sent again at once. A mail whose
+    /// sending cannot be recorded is not sent (issue 19).
+    pub fn mail_sending(&self, id: i64, retry_in_s: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE mail_queue SET due_at = ?2 WHERE id = ?1 AND sent_at IS NULL",
+                params![id, now() + retry_in_s.max(0)],
+            )?;
+            Ok(())
+        })
+    }
+
     pub fn mail_sent(&self, id: i64) -> Result<()> {
         self.write(|tx| {
             tx.execute(

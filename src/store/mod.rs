@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
+pub use accounts::hash_api_key;
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
 pub use ipp::PrintJob;

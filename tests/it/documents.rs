@@ -341,12 +341,17 @@ fn pdf_with_text_and_photo_keeps_text_solid_and_screens_the_photo() {
 }
 
 #[test]
-fn landscape_pdf_page_is_turned_to_fit_with_its_top_on_the_right() {
-    // A landscape page with a thick bar along its top edge.
+fn landscape_pdf_page_is_turned_with_its_top_to_the_left_as_ghostscript_does() {
+    // A landscape page with a thick bar along its top edge and an
+    // orientation mark in its bottom-left corner. Landscape is +90 degrees
+    // (anticlockwise, RFC 8011 5.2.10): the top goes to the left edge and
+    // the bottom-left corner to the bottom-right; a mirror image or the
+    // other turn would put the mark in another corner.
     let mut c = Content::new();
     c.set_fill_gray(0.0)
         .rect(0.0, 562.0, 792.0, 50.0)
         .fill_nonzero();
+    c.rect(0.0, 0.0, 100.0, 100.0).fill_nonzero();
     let pdf = make_pdf(
         &[PdfPage {
             size: (792.0, 612.0),
@@ -355,23 +360,52 @@ fn landscape_pdf_page_is_turned_to_fit_with_its_top_on_the_right() {
         }],
         None,
     );
-    let page = &assert_fax_pages(&convert_one("wide.pdf", pdf).unwrap(), 1)[0];
-    let right = black_in(page, 1600, 0, 1728, 2156);
-    let left = black_in(page, 0, 0, 128, 2156);
-    let top = black_in(page, 0, 0, 1728, 100);
+    let page = &assert_fax_pages(&convert_one("wide.pdf", pdf.clone()).unwrap(), 1)[0];
+    let left = black_in(page, 0, 0, 128, 1800);
+    let right = black_in(page, 1600, 0, 1728, 1800);
+    assert!(left > 100_000, "bar should run up the left edge: {left}");
+    assert_eq!(right, 0);
+    let corner = |x: u32, y: u32| black_in(page, x, y, x + 200, y + 200);
     assert!(
-        right > 100_000,
-        "bar should run down the right edge: {right}"
+        corner(1500, 1940) > 30_000,
+        "mark in the bottom-right corner"
     );
-    assert_eq!(left, 0);
-    assert!(top < right / 10);
+    assert_eq!(corner(1500, 0), 0, "nothing in the top-right corner");
+    assert_eq!(
+        corner(200, 1940),
+        0,
+        "nothing beside the bar at the bottom left"
+    );
+
+    // Ghostscript, the reference, turns it the same way.
+    if !have_tool("gs", "comparing the turn with Ghostscript's") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("wide.pdf"), &pdf).unwrap();
+    run_clean(
+        Command::new("gs")
+            .args(["-q", "-dNOPAUSE", "-dBATCH", "-dSAFER", "-sDEVICE=tiffg4"])
+            .args(["-r204x196", "-sPAPERSIZE=letter", "-dPDFFitPage"])
+            .args(["-sOutputFile=gs.tif", "wide.pdf"])
+            .current_dir(dir.path()),
+    );
+    let theirs = &decode_fax_tiff(&std::fs::read(dir.path().join("gs.tif")).unwrap()).unwrap()[0];
+    let their_left = black_in(theirs, 0, 0, 128, 1800);
+    let their_right = black_in(theirs, 1600, 0, 1728, 1800);
+    assert!(
+        their_left > 100_000 && their_right == 0,
+        "Ghostscript: left {their_left}, right {their_right}"
+    );
+    assert!(black_in(theirs, 1500, 1940, 1700, 2140) > 30_000);
 }
 
 #[test]
 fn page_rotate_attribute_is_honoured() {
-    // A portrait page with /Rotate 90 displays as landscape, its left edge
-    // on top; turned to fit, that displayed top goes to the right edge. (If
-    // /Rotate were ignored the page would stay portrait, bar on the left.)
+    // A portrait page with /Rotate 270 displays as landscape, its left edge
+    // at the bottom; turned to fit (top to the left), that displayed bottom
+    // goes to the right edge. (If /Rotate were ignored the page would stay
+    // portrait, bar on the left.)
     let mut c = Content::new();
     c.set_fill_gray(0.0)
         .rect(0.0, 0.0, 50.0, 792.0)
@@ -379,7 +413,7 @@ fn page_rotate_attribute_is_honoured() {
     let pdf = make_pdf(
         &[PdfPage {
             size: (612.0, 792.0),
-            rotate: Some(90),
+            rotate: Some(270),
             content: c.finish().to_vec(),
         }],
         None,
