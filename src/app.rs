@@ -254,6 +254,7 @@ impl Appliance {
         // never those of one still running (issue 19).
         let owner = DataDirOwner::claim(&data_dir)?;
         let store = Store::open_data_dir(&data_dir)?;
+        store.set_mail_domain(&config.smtp.hostname);
         recover(&store, &data_dir.join("spool"))?;
         let first_run = bootstrap(&store)?;
         ensure_local_key(&store, &data_dir)?;

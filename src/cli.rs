@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::config::{Config, LogFormat};
-use crate::model::{AccountId, FaxId, FaxboxFields, FaxboxId, Folder, JobStatus, UserId};
+use crate::model::{AccountId, FaxboxFields, FaxboxId, Folder, JobStatus, UserId};
 use crate::store::{JobFilter, SETTINGS, Store};
 
 /// `faxbox --version`: which release, from which commit, for which machine
@@ -101,6 +101,7 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum InboxCommand {
+    /// Received faxes, newest first.
     List {
         #[arg(long)]
         account: Option<String>,
@@ -110,9 +111,13 @@ pub enum InboxCommand {
         limit: u32,
     },
     /// A received fax with its result and documents.
-    Show { id: String },
+    Show {
+        /// The fax id, or its first characters as the dashboard shows them.
+        id: String,
+    },
     /// Write a received fax as a PDF.
     Export {
+        /// The fax id, or its first characters as the dashboard shows them.
         id: String,
         #[arg(short, long, value_name = "FILE.pdf")]
         output: PathBuf,
@@ -129,9 +134,8 @@ pub enum LineCommand {
         #[arg(long, default_value = "paused by the operator")]
         reason: String,
     },
-    Resume {
-        name: String,
-    },
+    /// Take calls on a paused line again.
+    Resume { name: String },
 }
 
 #[derive(Debug, Args)]
@@ -153,6 +157,10 @@ pub struct SendArgs {
     /// The faxbox to send from (its caller id, header and retries apply).
     #[arg(long, value_name = "ID")]
     pub faxbox: Option<String>,
+    /// Total attempts, 1 to 4 (default: the faxbox's retries, else the
+    /// account's default_retry_count).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=4))]
+    pub retries: Option<u8>,
     /// The caller id number to send.
     #[arg(long, value_name = "NUMBER")]
     pub from: Option<String>,
@@ -192,14 +200,12 @@ pub enum AccountCommand {
         #[arg(long)]
         realm: Option<String>,
     },
+    /// Every account with its realm.
     List,
-    Show {
-        id: String,
-    },
+    /// One account as JSON.
+    Show { id: String },
     /// Delete an account and everything in it.
-    Delete {
-        id: String,
-    },
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -219,13 +225,13 @@ pub enum UserCommand {
         #[arg(long, env = "FAXBOX_USER_PASSWORD", hide_env_values = true)]
         password: Option<String>,
     },
+    /// The users of an account.
     List {
         #[arg(long)]
         account: String,
     },
-    Delete {
-        id: String,
-    },
+    /// Delete a user; faxboxes they owned stay, without an owner.
+    Delete { id: String },
 }
 
 /// Faxbox fields settable from the command line (Kazoo names).
@@ -310,13 +316,13 @@ pub enum FaxboxCommand {
         #[command(flatten)]
         fields: FaxboxArgs,
     },
+    /// The faxboxes of an account with their mail addresses.
     List {
         #[arg(long)]
         account: String,
     },
-    Show {
-        id: String,
-    },
+    /// One faxbox with all its fields.
+    Show { id: String },
     /// Change the fields given; the others stay as they are.
     Update {
         id: String,
@@ -325,8 +331,14 @@ pub enum FaxboxCommand {
         #[command(flatten)]
         fields: FaxboxArgs,
     },
-    Delete {
-        id: String,
+    /// Delete a faxbox; its faxes stay in the account.
+    Delete { id: String },
+    /// Give faxboxes addresses under the current default_smtp_domain (after
+    /// it changed); prints each old and new address. Custom addresses stay.
+    Readdress {
+        /// Only this account's faxboxes.
+        #[arg(long)]
+        account: Option<String>,
     },
 }
 
@@ -339,13 +351,13 @@ pub enum ApikeyCommand {
         #[arg(long, default_value = "")]
         label: String,
     },
+    /// The API keys of an account (ids and labels; the keys are not shown).
     List {
         #[arg(long)]
         account: String,
     },
-    Revoke {
-        id: String,
-    },
+    /// Revoke an API key: it stops working at once.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -381,6 +393,7 @@ pub enum ConfigCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
+    /// Fax jobs, newest first.
     List {
         #[arg(long)]
         account: Option<String>,
@@ -395,13 +408,17 @@ pub enum JobsCommand {
     },
     /// A job with its documents and every attempt.
     Show {
+        /// The job id, or its first characters as the dashboard shows them.
         id: String,
     },
     /// A pending job: try now. A finished one: send again as a new job (prints its id).
     Retry {
+        /// The job id, or its first characters as the dashboard shows them.
         id: String,
     },
+    /// Cancel a job; one on a line now is hung up.
     Cancel {
+        /// The job id, or its first characters as the dashboard shows them.
         id: String,
     },
 }
@@ -450,8 +467,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let open = || {
         // Beside a running box, on its store: never creating one, never
         // running recovery (only `serve` does either).
-        Store::open_existing(&config.data_dir)
-            .with_context(|| format!("cannot open the fax store in {}", config.data_dir.display()))
+        let store = Store::open_existing(&config.data_dir).with_context(|| {
+            format!("cannot open the fax store in {}", config.data_dir.display())
+        })?;
+        store.set_mail_domain(&config.smtp.hostname);
+        anyhow::Ok(store)
     };
     match cli.command {
         Command::Serve(args) => {
@@ -598,6 +618,9 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
             data[field] = v.into();
         }
     }
+    if let Some(n) = args.retries {
+        data["retries"] = n.into();
+    }
     let job = session.send(&data, &documents)?;
     let id = job["id"].as_str().unwrap_or_default().to_owned();
     say!("{id}");
@@ -712,6 +735,30 @@ fn faxbox(store: &Store, out: &Output, cmd: FaxboxCommand) -> anyhow::Result<()>
             if out.json { out.show(&f) } else { Ok(()) }
         }
         FaxboxCommand::Delete { id } => Ok(store.delete_faxbox(&FaxboxId(id))?),
+        FaxboxCommand::Readdress { account } => {
+            let account = match account {
+                Some(id) => Some(store.account(&AccountId(id))?.id),
+                None => None,
+            };
+            let changes = store.readdress_faxboxes(account.as_ref())?;
+            #[derive(Serialize)]
+            struct Change {
+                faxbox: FaxboxId,
+                old: String,
+                new: String,
+            }
+            let rows: Vec<Change> = changes
+                .into_iter()
+                .map(|(faxbox, old, new)| Change { faxbox, old, new })
+                .collect();
+            if rows.is_empty() && !out.json {
+                eprintln!("Every faxbox's address is already under its default_smtp_domain.");
+                return Ok(());
+            }
+            out.list(&rows, |c| {
+                format!("{}  <number>@{}  ->  <number>@{}", c.faxbox, c.old, c.new)
+            })
+        }
     }
 }
 
@@ -840,7 +887,7 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             })
         }
         JobsCommand::Show { id } => {
-            let id = FaxId(id);
+            let id = store.fax_id_by_prefix(&id)?;
             #[derive(Serialize)]
             struct Detail {
                 #[serde(flatten)]
@@ -856,7 +903,7 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             })
         }
         JobsCommand::Retry { id } => {
-            let id = FaxId(id);
+            let id = store.fax_id_by_prefix(&id)?;
             let fax = store.fax(&id)?;
             if fax.status.is_some_and(JobStatus::is_terminal) {
                 let again = store.resubmit(&id)?;
@@ -867,7 +914,8 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             }
         }
         JobsCommand::Cancel { id } => {
-            if !store.request_cancel(&FaxId(id), "cancelled by the operator")? {
+            let id = store.fax_id_by_prefix(&id)?;
+            if !store.request_cancel(&id, "cancelled by the operator")? {
                 eprintln!(
                     "The fax is on a line now: the call will be hung up and the fax cancelled."
                 );
@@ -961,7 +1009,7 @@ fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyho
 
 fn inbox(store: &Store, out: &Output, cmd: InboxCommand) -> anyhow::Result<()> {
     let received = |id: &str| -> anyhow::Result<crate::model::Fax> {
-        let fax = store.fax(&FaxId(id.to_owned()))?;
+        let fax = store.fax(&store.fax_id_by_prefix(id)?)?;
         if fax.folder != Folder::Inbox {
             anyhow::bail!("fax {id} is an outgoing fax; see `faxbox jobs show {id}`");
         }

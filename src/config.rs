@@ -756,6 +756,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             ));
         }
         let kind_word = line.kind.clone().unwrap_or_else(|| "(missing)".into());
+        check_line_keys(&line, &kind_word, &key, &bad)?;
         let default_faxbox = line.default_faxbox.clone().filter(|f| !f.trim().is_empty());
         let kind = match kind_word.as_str() {
             "loopback" => {
@@ -870,16 +871,20 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
             }
         };
         let level = raw.level.unwrap_or_else(|| "info".into());
-        if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        // EnvFilter takes a bare word as a target name: "verbose" would
+        // pass and turn every log line off.
+        if !is_log_filter(&level) || tracing_subscriber::EnvFilter::try_new(&level).is_err() {
             return Err(bad(
                 "log.level",
                 &format!("{level:?}"),
-                "expected a level such as \"info\" or \"faxbox=debug\"",
+                "expected one of trace, debug, info, warn, error, off, or per module such as \
+                 \"info,faxbox::smtp=debug\"",
             ));
         }
         LogConfig { level, format }
     };
 
+    check_ports(&http, &smtp, &file_proxy, &ipp, &lines, &bad)?;
     let stop_grace = match raw.stop_grace_s {
         None => std::time::Duration::from_secs(DEFAULT_STOP_GRACE_S),
         Some(s @ 0..=3600) => std::time::Duration::from_secs(s as u64),
@@ -905,6 +910,181 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         stop_grace,
         token_lifetime,
     })
+}
+
+/// A log level, or comma-separated `target=level` directives.
+fn is_log_filter(text: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let is_level = |l: &str| LEVELS.iter().any(|w| w.eq_ignore_ascii_case(l.trim()));
+    !text.trim().is_empty()
+        && text
+            .split(',')
+            .all(|directive| match directive.rsplit_once('=') {
+                Some((target, level)) => !target.trim().is_empty() && is_level(level),
+                None => is_level(directive),
+            })
+}
+
+/// No two listeners on one port: the second would fail to start, or, with
+/// a wildcard address beside a specific one, take the other's clients.
+fn check_ports(
+    http: &HttpConfig,
+    smtp: &SmtpConfig,
+    file_proxy: &FileProxyConfig,
+    ipp: &IppConfig,
+    lines: &[LineConfig],
+    bad: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let mut listeners: Vec<(String, SocketAddr)> = vec![
+        ("http.listen".into(), http.listen),
+        ("smtp.listen".into(), smtp.listen),
+    ];
+    if crate::lines::need_file_proxy(lines) {
+        listeners.push(("file_proxy.listen".into(), file_proxy.listen));
+    }
+    if ipp.enabled {
+        listeners.push(("ipp.listen".into(), ipp.listen));
+    }
+    for (i, line) in lines.iter().enumerate() {
+        if let LineKind::FreeSwitch(f) = &line.kind
+            && let Some(socket) = f.inbound_socket
+        {
+            listeners.push((format!("line[{i}].inbound_socket"), socket));
+        }
+    }
+    for (n, (key, addr)) in listeners.iter().enumerate() {
+        // Port 0: the system picks a free port (tests).
+        if addr.port() == 0 {
+            continue;
+        }
+        let clash = listeners[..n].iter().find(|(_, other)| {
+            other.port() == addr.port()
+                && (other.ip() == addr.ip()
+                    || other.ip().is_unspecified()
+                    || addr.ip().is_unspecified())
+        });
+        if let Some((first, _)) = clash {
+            return Err(bad(
+                key,
+                &format!("\"{addr}\""),
+                &format!(
+                    "port {} is already used by {first}; give each listener its own port",
+                    addr.port()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The keys each line type takes (besides name, type and default_faxbox).
+const LINE_KEYS: [(&str, &[&str]); 3] = [
+    ("loopback", &["channels", "realtime", "numbers"]),
+    (
+        "modem",
+        &[
+            "device",
+            "speed",
+            "flow_control",
+            "init",
+            "dial_prefix",
+            "answer_after_rings",
+            "probe_every_s",
+            "time_scale",
+            "numbers",
+        ],
+    ),
+    (
+        "freeswitch",
+        &[
+            "dial_string",
+            "document",
+            "inbound_socket",
+            "spool_dir",
+            "originate_timeout_s",
+            "t38",
+            "t38_request",
+            "node",
+        ],
+    ),
+];
+
+/// A key of one line type on a line of another is refused, not dropped:
+/// `device` on a loopback line means the admin thinks it is a modem.
+fn check_line_keys(
+    line: &RawLine,
+    kind: &str,
+    key: &dyn Fn(&str) -> String,
+    bad: &dyn Fn(&str, &dyn fmt::Display, &str) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let Some((_, allowed)) = LINE_KEYS.iter().find(|(k, _)| *k == kind) else {
+        return Ok(());
+    };
+    let given: [(&str, Option<String>); 19] = [
+        ("channels", line.channels.map(|v| v.to_string())),
+        ("realtime", line.realtime.map(|v| v.to_string())),
+        ("numbers", line.numbers.as_ref().map(|_| "[...]".into())),
+        ("device", line.device.as_ref().map(|v| format!("{v:?}"))),
+        ("speed", line.speed.map(|v| v.to_string())),
+        (
+            "flow_control",
+            line.flow_control.as_ref().map(|v| format!("{v:?}")),
+        ),
+        ("init", line.init.as_ref().map(|v| format!("{v:?}"))),
+        (
+            "dial_prefix",
+            line.dial_prefix.as_ref().map(|v| format!("{v:?}")),
+        ),
+        (
+            "answer_after_rings",
+            line.answer_after_rings.map(|v| v.to_string()),
+        ),
+        ("probe_every_s", line.probe_every_s.map(|v| v.to_string())),
+        ("time_scale", line.time_scale.map(|v| v.to_string())),
+        (
+            "dial_string",
+            line.dial_string.as_ref().map(|v| format!("{v:?}")),
+        ),
+        ("document", line.document.as_ref().map(|v| format!("{v:?}"))),
+        (
+            "inbound_socket",
+            line.inbound_socket.as_ref().map(|v| format!("{v:?}")),
+        ),
+        (
+            "spool_dir",
+            line.spool_dir.as_ref().map(|v| format!("{v:?}")),
+        ),
+        (
+            "originate_timeout_s",
+            line.originate_timeout_s.map(|v| v.to_string()),
+        ),
+        ("t38", line.t38.map(|v| v.to_string())),
+        ("t38_request", line.t38_request.map(|v| v.to_string())),
+        ("node", line.node.as_ref().map(|_| "[[line.node]]".into())),
+    ];
+    for (name, value) in given {
+        let Some(value) = value else { continue };
+        // resolve_freeswitch says where a freeswitch line's channels go.
+        if allowed.contains(&name) || (kind == "freeswitch" && name == "channels") {
+            continue;
+        }
+        let owners: Vec<&str> = LINE_KEYS
+            .iter()
+            .filter(|(_, keys)| keys.contains(&name))
+            .map(|(k, _)| *k)
+            .collect();
+        return Err(bad(
+            &key(name),
+            &value,
+            &format!(
+                "{name} is a setting of {} lines, not of a {kind} line; a {kind} line takes: \
+                 name, type, default_faxbox, {}",
+                owners.join(" and "),
+                allowed.join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The machine's name, for the SMTP greeting and EHLO when the file names

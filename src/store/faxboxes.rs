@@ -203,6 +203,49 @@ impl Store {
         Ok(faxbox)
     }
 
+    /// Gives faxboxes whose generated address is not under the account's
+    /// `default_smtp_domain` an address under it, keeping the 8 hex digits
+    /// (`1a2b3c4d.fax.old.example` -> `1a2b3c4d.fax.new.example`): after
+    /// the mail domain changes, existing faxboxes follow. `account`: only
+    /// that account's. Returns (faxbox, old address, new address) for each
+    /// faxbox changed; custom addresses are left alone.
+    pub fn readdress_faxboxes(
+        &self,
+        account: Option<&AccountId>,
+    ) -> Result<Vec<(FaxboxId, String, String)>> {
+        let all: Vec<(FaxboxId, AccountId, String)> = self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id, account_id, smtp_email_address FROM faxboxes
+                 WHERE ?1 IS NULL OR account_id = ?1 ORDER BY rowid",
+            )?;
+            let rows = stmt.query_map([account.map(AccountId::as_str)], |r| {
+                Ok((FaxboxId(r.get(0)?), AccountId(r.get(1)?), r.get(2)?))
+            })?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })?;
+        let mut changes = Vec::new();
+        for (id, account, old) in all {
+            let domain = self
+                .setting_text(Some(&account), "default_smtp_domain")?
+                .to_ascii_lowercase();
+            let hex8 = old.split('.').next().unwrap_or_default().to_owned();
+            let new = format!("{hex8}.{domain}");
+            if new != old {
+                changes.push((id, old, new));
+            }
+        }
+        self.write(|tx| {
+            for (id, _, new) in &changes {
+                tx.execute(
+                    "UPDATE faxboxes SET smtp_email_address = ?2, modified = ?3 WHERE id = ?1",
+                    params![id.as_str(), new, now()],
+                )?;
+            }
+            Ok(())
+        })?;
+        Ok(changes)
+    }
+
     /// A faxbox by id, wherever it lives (admin and inbound routing).
     pub fn faxbox(&self, id: &FaxboxId) -> Result<Faxbox> {
         self.read(|conn| {
@@ -372,21 +415,56 @@ fn numbers_of(conn: &rusqlite::Connection, id: &FaxboxId) -> Result<Vec<String>>
 /// The uniqueness rules that need the whole box: a custom mail domain is
 /// nobody else's address (Kazoo: "email address must be unique"), an
 /// inbound number rings one faxbox, and the owner is a user of the account.
+///
+/// Mail domains are owned once (issue 18): a custom address may not be, or
+/// lie under, another account's realm or another account's faxbox address;
+/// mail lookup tries faxbox addresses first, so such an address would take
+/// that account's mail. Errors never name what belongs to another account.
 fn check_unique(tx: &Transaction<'_>, f: &Faxbox) -> Result<()> {
     if let Some(custom) = &f.custom_smtp_email_address {
-        let taken: bool = tx.query_row(
-            "SELECT EXISTS (SELECT 1 FROM faxboxes WHERE id != ?1
-               AND (custom_smtp_email_address = ?2 OR smtp_email_address = ?2))",
-            params![f.id.as_str(), custom],
-            |r| r.get(0),
-        )?;
-        if taken {
-            return Err(FieldError::new(
+        let refuse = |what: &str| -> Result<()> {
+            Err(FieldError::new(
                 "custom_smtp_email_address",
                 "unique",
-                format!("email address must be unique: {custom} belongs to another faxbox"),
+                format!(
+                    "email address must be unique: {custom} {what}; choose a domain of your own \
+                     office, such as fax.<your domain>"
+                ),
             )
-            .into());
+            .into())
+        };
+        // `a` equals `b` or lies under it (`x.b`).
+        let at_or_under = "(?2 = {col} OR substr(?2, -length({col}) - 1) = '.' || {col})";
+        let same_account: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM faxboxes WHERE id != ?1 AND account_id = ?3
+               AND (custom_smtp_email_address = ?2 OR smtp_email_address = ?2))",
+            params![f.id.as_str(), custom, f.account_id.as_str()],
+            |r| r.get(0),
+        )?;
+        if same_account {
+            return refuse("belongs to another faxbox of this account");
+        }
+        let other_faxbox: bool = tx.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM faxboxes WHERE id != ?1 AND account_id != ?3
+                   AND ({} OR {}))",
+                at_or_under.replace("{col}", "smtp_email_address"),
+                at_or_under.replace("{col}", "custom_smtp_email_address"),
+            ),
+            params![f.id.as_str(), custom, f.account_id.as_str()],
+            |r| r.get(0),
+        )?;
+        let other_realm: bool = tx.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM accounts WHERE id != ?3 AND realm IS NOT NULL
+                   AND realm != '' AND {})",
+                at_or_under.replace("{col}", "realm"),
+            ),
+            params![f.id.as_str(), custom, f.account_id.as_str()],
+            |r| r.get(0),
+        )?;
+        if other_faxbox || other_realm {
+            return refuse("is the mail domain of another account, or lies under it");
         }
     }
     for number in &f.numbers {
@@ -398,10 +476,20 @@ fn check_unique(tx: &Transaction<'_>, f: &Faxbox) -> Result<()> {
             )
             .optional()?;
         if let Some(other) = other {
+            let ours: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM faxboxes WHERE id = ?1 AND account_id = ?2)",
+                params![other, f.account_id.as_str()],
+                |r| r.get(0),
+            )?;
+            let whose = if ours {
+                format!("faxbox {other}")
+            } else {
+                "a faxbox of another account".to_owned()
+            };
             return Err(FieldError::new(
                 "numbers",
                 "unique",
-                format!("the number {number} already rings faxbox {other}"),
+                format!("the number {number} already rings {whose}"),
             )
             .into());
         }
@@ -458,7 +546,7 @@ mod tests {
         let f = store.create_faxbox(&a, named("one")).unwrap();
         let (hex8, domain) = f.smtp_email_address.split_once('.').unwrap();
         assert_eq!(hex8.len(), 8);
-        assert_eq!(domain, "fax.kazoo.io");
+        assert_eq!(domain, "fax.localdomain");
         store
             .set_setting(None, "default_smtp_domain", json!("fax.box.example"))
             .unwrap();

@@ -239,6 +239,34 @@ impl Store {
         self.read(|conn| load_fax(conn, id))
     }
 
+    /// The fax whose id starts with `prefix` (the dashboard shows the
+    /// first characters of ids): the whole id when exactly one matches.
+    pub fn fax_id_by_prefix(&self, prefix: &str) -> Result<FaxId> {
+        let prefix = prefix.trim().to_ascii_lowercase();
+        let not_found = || StoreError::NotFound {
+            kind: "fax",
+            id: prefix.clone(),
+        };
+        if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(not_found());
+        }
+        let ids: Vec<String> = self.read(|conn| {
+            let mut stmt = conn.prepare(
+                "SELECT id FROM faxes WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 3",
+            )?;
+            let rows = stmt.query_map([&prefix], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<_>>()?)
+        })?;
+        match ids.as_slice() {
+            [one] => Ok(FaxId(one.clone())),
+            [] => Err(not_found()),
+            several => Err(StoreError::Conflict(format!(
+                "several faxes have ids starting with {prefix} ({}, ...): give more of the id",
+                several.join(", ")
+            ))),
+        }
+    }
+
     /// A fax of one account; another account's fax is "not found".
     pub fn fax_in(&self, account: &AccountId, id: &FaxId) -> Result<Fax> {
         match self.fax(id) {

@@ -119,6 +119,9 @@ pub struct Store {
     path: PathBuf,
     /// New jobs waiting to share a commit (`intake`).
     intake: intake::GroupCommit,
+    /// The box's own mail name (`smtp.hostname`): the built-in default of
+    /// `default_smtp_domain`, set once by whoever opened the store.
+    mail_domain: std::sync::OnceLock<String>,
 }
 
 /// The connection and the sync level it is set to now.
@@ -195,6 +198,7 @@ impl Store {
             }),
             path: path.to_owned(),
             intake: Default::default(),
+            mail_domain: Default::default(),
         })
     }
 

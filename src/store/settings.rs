@@ -18,6 +18,10 @@ pub enum SettingKind {
         max: i64,
     },
     Text,
+    /// A mail domain such as `fax.example.com`.
+    Domain,
+    /// Image dimensions in pixels: `WIDTHxHEIGHT`, or one number for both.
+    Size,
     /// A JSON list or object (content-type lists, reschedule rules).
     Json,
 }
@@ -54,6 +58,17 @@ impl Setting {
                 value.as_i64().is_some_and(|n| (min..=max).contains(&n))
             }
             SettingKind::Text => value.as_str().is_some_and(|s| !s.is_empty()),
+            SettingKind::Domain => value.as_str().is_some_and(crate::model::is_domain),
+            SettingKind::Size => value.as_str().is_some_and(|s| {
+                let s = s.to_ascii_lowercase();
+                let number = |n: &str| {
+                    !n.is_empty() && n.len() <= 5 && n.bytes().all(|b| b.is_ascii_digit())
+                };
+                match s.split_once('x') {
+                    Some((w, h)) => number(w) && number(h),
+                    None => number(&s),
+                }
+            }),
             SettingKind::Json => value.is_array() || value.is_object(),
         };
         if fits {
@@ -63,6 +78,10 @@ impl Setting {
                 SettingKind::Bool => "true or false".to_owned(),
                 SettingKind::Integer { min, max } => format!("a whole number from {min} to {max}"),
                 SettingKind::Text => "a non-empty text".to_owned(),
+                SettingKind::Domain => "a mail domain such as \"fax.example.com\"".to_owned(),
+                SettingKind::Size => {
+                    "a size in pixels such as \"700x10\" (width x height)".to_owned()
+                }
                 SettingKind::Json => "a JSON list or object".to_owned(),
             };
             Err(FieldError::new(
@@ -76,8 +95,12 @@ impl Setting {
     /// Reads a command-line word: JSON when it parses as JSON, else text.
     pub fn parse_word(&self, word: &str) -> Value {
         match (self.kind, serde_json::from_str::<Value>(word)) {
-            (SettingKind::Text, Ok(Value::String(s))) => Value::String(s),
-            (SettingKind::Text, _) => Value::String(word.to_owned()),
+            (SettingKind::Text | SettingKind::Domain | SettingKind::Size, Ok(Value::String(s))) => {
+                Value::String(s)
+            }
+            (SettingKind::Text | SettingKind::Domain | SettingKind::Size, _) => {
+                Value::String(word.to_owned())
+            }
             (_, Ok(v)) => v,
             (_, Err(_)) => Value::String(word.to_owned()),
         }
@@ -153,10 +176,10 @@ pub static SETTINGS: &[Setting] = &[
     ),
     setting!(
         "default_smtp_domain",
-        "\"fax.kazoo.io\"",
-        SettingKind::Text,
+        "\"fax.localdomain\"",
+        SettingKind::Domain,
         Account,
-        "the mail domain of new faxboxes' generated addresses (<8 hex>.<domain>)"
+        "the mail domain of new faxboxes' generated addresses (<8 hex>.<domain>); default fax.<smtp.hostname>"
     ),
     setting!(
         "denied_content_types",
@@ -196,7 +219,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(
         "image_min_size",
         "\"700x10\"",
-        SettingKind::Text,
+        SettingKind::Size,
         Account,
         "email to fax: images smaller than WxH are taken as signature logos and skipped"
     ),
@@ -375,12 +398,27 @@ impl Store {
                     source: "system",
                 });
             }
+            let value = match self.mail_domain.get() {
+                // An appliance's faxboxes live under its own mail name, not
+                // under a domain nobody in the office owns (issue 21).
+                Some(domain) if setting.key == "default_smtp_domain" => {
+                    Value::String(format!("fax.{domain}"))
+                }
+                _ => setting.default_value(),
+            };
             Ok(SettingValue {
                 key: setting.key,
-                value: setting.default_value(),
+                value,
                 source: "default",
             })
         })
+    }
+
+    /// Gives the box's mail name (`smtp.hostname`): new faxboxes' addresses
+    /// are `<8 hex>.fax.<name>` unless `default_smtp_domain` is set. The
+    /// first call wins.
+    pub fn set_mail_domain(&self, domain: &str) {
+        let _ = self.mail_domain.set(domain.trim().to_ascii_lowercase());
     }
 
     /// Sets `key` for an account, or for the box when `account` is `None`.

@@ -39,6 +39,9 @@ const RECONNECT: Duration = Duration::from_secs(1);
 const SETTLE: Duration = Duration::from_millis(200);
 /// How often the screen is drawn again (countdowns, the log).
 const TICK: Duration = Duration::from_millis(250);
+/// How long the answer to an action stands in the key line before the keys
+/// come back.
+const MESSAGE_FOR: Duration = Duration::from_secs(6);
 /// The longest the dashboard waits on one request: a box that is stopping
 /// must not hold the screen (issue 19).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
@@ -145,6 +148,8 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
     let mut snapshot: Option<Snapshot> = None;
     let mut read_at = Instant::now();
     let mut next_read = Instant::now();
+    // The message on the key line and since when it is there.
+    let mut message_since: Option<(String, Instant)> = None;
     let result = loop {
         if options
             .stopped
@@ -184,6 +189,16 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
             }
         }
         ui.since_snapshot = read_at.elapsed().as_secs() as i64;
+        match (&ui.message, &message_since) {
+            (None, _) => message_since = None,
+            (Some(m), Some((shown, at))) if m == shown => {
+                if at.elapsed() >= MESSAGE_FOR {
+                    ui.message = None;
+                    message_since = None;
+                }
+            }
+            (Some(m), _) => message_since = Some((m.clone(), Instant::now())),
+        }
         ui.log = log.lines();
         if let Err(e) = terminal.draw(|f| render(f, snapshot.as_ref(), &ui)) {
             break Err(e.into());
@@ -221,6 +236,10 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
             Err(e) => break Err(e.into()),
         }
     };
+    // Blank the dashboard before leaving it: after the window grew, a
+    // terminal (tmux) shows what was drawn on the larger alternate screen
+    // through to the restored one (issue 21).
+    let _ = terminal.clear();
     ratatui::restore();
     result
 }

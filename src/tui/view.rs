@@ -113,6 +113,29 @@ fn short(id: &str) -> String {
     id.chars().take(8).collect()
 }
 
+/// A fax id as wide as the screen allows: whole on a wide one, else its
+/// first 8 characters (which `faxbox jobs show` also takes).
+fn id_for(id: &str, width: u16) -> String {
+    if width >= WHOLE_IDS_FROM {
+        id.to_owned()
+    } else {
+        short(id)
+    }
+}
+
+/// From this many columns the lists show whole fax ids.
+const WHOLE_IDS_FROM: u16 = 160;
+
+/// The width of a number column: the longest number shown (a number is
+/// never cut), at least `least`.
+fn number_width<'a>(least: u16, numbers: impl Iterator<Item = &'a str>) -> u16 {
+    numbers
+        .map(|n| n.chars().count() as u16 + 1)
+        .max()
+        .unwrap_or(0)
+        .clamp(least, 40)
+}
+
 /// What the person at the console chose: the pane in focus, the row
 /// selected in it, a cancel waiting for its confirmation, the job-list
 /// filter, the detail or help shown, the answer to the last action; and
@@ -515,7 +538,7 @@ fn draw_jobs(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
         Row::new(vec![
             age(s.generated + ui.since_snapshot - r.created),
             if r.folder == "inbox" { "in" } else { "out" }.to_owned(),
-            short(&r.fax_id),
+            id_for(&r.fax_id, area.width),
             r.number.clone(),
             r.status.clone(),
             r.pages.map(|p| p.to_string()).unwrap_or_default(),
@@ -538,8 +561,8 @@ fn draw_jobs(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
         [
             Constraint::Length(4),
             Constraint::Length(3),
-            Constraint::Length(8),
-            Constraint::Length(13),
+            Constraint::Length(if area.width >= WHOLE_IDS_FROM { 32 } else { 8 }),
+            Constraint::Length(number_width(13, shown.iter().map(|r| r.number.as_str()))),
             Constraint::Length(10),
             Constraint::Length(3),
             Constraint::Fill(1),
@@ -781,7 +804,7 @@ fn draw_retries(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
     let focused = ui.pane == Pane::Retries;
     let rows = retries(s).into_iter().enumerate().map(|(i, (_, r))| {
         Row::new(vec![
-            r.fax_id.chars().take(8).collect::<String>(),
+            id_for(&r.fax_id, area.width),
             r.to_number.clone(),
             format!("{}/{}", r.attempts, r.retries),
             countdown(r.next_attempt - s.generated - ui.since_snapshot),
@@ -792,8 +815,11 @@ fn draw_retries(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
     let table = Table::new(
         rows,
         [
-            Constraint::Length(8),
-            Constraint::Length(14),
+            Constraint::Length(if area.width >= WHOLE_IDS_FROM { 32 } else { 8 }),
+            Constraint::Length(number_width(
+                14,
+                retries(s).into_iter().map(|(_, r)| r.to_number.as_str()),
+            )),
             Constraint::Length(7),
             Constraint::Length(10),
             Constraint::Fill(1),

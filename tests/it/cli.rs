@@ -78,9 +78,12 @@ fn account_user_faxbox_and_the_generated_address() {
     let shown: serde_json::Value =
         serde_json::from_str(&ok(&data, &["faxbox", "show", &first])).unwrap();
     let address = shown["smtp_email_address"].as_str().unwrap();
+    // An appliance's faxboxes live under its own mail name (smtp.hostname,
+    // here the machine's), not under Kazoo's fax.kazoo.io.
+    let box_name = faxbox::config::Config::embedded_default().smtp.hostname;
     assert!(
-        address.ends_with(".fax.kazoo.io"),
-        "Kazoo's default domain: {address}"
+        address.ends_with(&format!(".fax.{box_name}")) && !address.contains("kazoo"),
+        "the box's own domain: {address}"
     );
     // The generated address is printed for people too.
     assert!(String::from_utf8_lossy(&out.stderr).contains(address));
@@ -170,6 +173,23 @@ fn account_user_faxbox_and_the_generated_address() {
 
     let listed = ok(&data, &["faxbox", "list", "--account", &account]);
     assert_eq!(listed.lines().count(), 3);
+    // The account's domain changed after the first two were made: readdress
+    // moves them under it, keeping their 8 hex digits; the third is there.
+    let moved = ok(&data, &["faxbox", "readdress", "--account", &account]);
+    assert_eq!(moved.lines().count(), 2, "{moved}");
+    let first_now: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["faxbox", "show", &first])).unwrap();
+    let hex8 = address.split('.').next().unwrap();
+    assert_eq!(
+        first_now["smtp_email_address"].as_str().unwrap(),
+        format!("{hex8}.acme-fax.example")
+    );
+    assert!(moved.contains(address), "{moved}");
+    assert_eq!(
+        ok(&data, &["faxbox", "readdress"]),
+        "",
+        "nothing left to move"
+    );
     let key = ok(
         &data,
         &[
@@ -366,4 +386,216 @@ fn a_closed_stdout_is_not_a_panic() {
         assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
         assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
     }
+}
+
+/// Issue 21 item 10: every bad value is refused, naming the key, the value
+/// and what is allowed, and changes nothing.
+#[test]
+fn every_bad_setting_is_refused_with_its_key_value_and_what_is_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let line = |body: &str| format!("[[line]]\nname = \"l\"\n{body}\n");
+    let files: Vec<(&str, String, &[&str])> = vec![
+        (
+            "log level",
+            "[log]\nlevel = \"verbose\"\n".into(),
+            &["log.level", "\"verbose\"", "trace, debug, info"],
+        ),
+        (
+            "two listeners, one port",
+            "[http]\nlisten = \"127.0.0.1:18025\"\n[smtp]\nlisten = \"127.0.0.1:18025\"\n".into(),
+            &["smtp.listen", "127.0.0.1:18025", "already used by http.listen"],
+        ),
+        (
+            "a wildcard listener over a specific one",
+            "[smtp]\nlisten = \"127.0.0.1:18631\"\n[ipp]\nenabled = true\nlisten = \"0.0.0.0:18631\"\n"
+                .into(),
+            &["ipp.listen", "0.0.0.0:18631", "already used by smtp.listen"],
+        ),
+        (
+            "device on a loopback line",
+            line("type = \"loopback\"\ndevice = \"/dev/ttyUSB0\""),
+            &["line[0].device", "/dev/ttyUSB0", "modem lines", "a loopback line takes"],
+        ),
+        (
+            "channels on a modem line",
+            line("type = \"modem\"\ndevice = \"/dev/ttyUSB0\"\nchannels = 2"),
+            &["line[0].channels", "= 2", "loopback lines", "a modem line takes"],
+        ),
+        (
+            "dial_string on a loopback line",
+            line("type = \"loopback\"\ndial_string = \"sofia/gateway/x/{number}\""),
+            &["line[0].dial_string", "freeswitch lines"],
+        ),
+        (
+            "a bare smtp.hostname",
+            "[smtp]\nhostname = \"faxbox\"\n".into(),
+            &["smtp.hostname", "\"faxbox\"", "fully qualified"],
+        ),
+    ];
+    for (what, text, needles) in files {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let err = fails(&data, &["--config", path.to_str().unwrap(), "check-config"]);
+        for needle in needles {
+            assert!(err.contains(needle), "{what}: {needle:?} not in: {err}");
+        }
+    }
+    assert!(!data.exists(), "check-config wrote nothing");
+
+    ok(&data, &["init"]);
+    let account = ok(&data, &["account", "create", "Acme"]);
+    let faxbox_id = ok(&data, &["faxbox", "create", "--account", &account, "One"]);
+    let settings: [(&str, &str, &str); 3] = [
+        (
+            "default_smtp_domain",
+            "not_a_domain!",
+            "a mail domain such as",
+        ),
+        ("image_min_size", "big", "700x10"),
+        ("log_faxbox_errors", "maybe", "true or false"),
+    ];
+    for (key, value, allowed) in settings {
+        let err = fails(&data, &["config", "set", "fax", key, value]);
+        assert!(
+            err.contains(key) && err.contains(value) && err.contains(allowed),
+            "{key}: {err}"
+        );
+    }
+    ok(&data, &["config", "set", "fax", "image_min_size", "300x40"]);
+    let err = fails(
+        &data,
+        &[
+            "faxbox",
+            "update",
+            &faxbox_id,
+            "--fax-timezone",
+            "Mars/Olympus",
+        ],
+    );
+    assert!(
+        err.contains("fax_timezone")
+            && err.contains("Mars/Olympus")
+            && err.contains("Europe/Berlin"),
+        "{err}"
+    );
+    ok(
+        &data,
+        &[
+            "faxbox",
+            "update",
+            &faxbox_id,
+            "--fax-timezone",
+            "Europe/Berlin",
+        ],
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["faxbox", "show", &faxbox_id])).unwrap();
+    assert_eq!(shown["fax_timezone"], "Europe/Berlin");
+    assert_eq!(
+        ok(&data, &["config", "get", "fax", "image_min_size"]),
+        "\"300x40\""
+    );
+}
+
+/// Issue 21 item 14: every subcommand says what it does.
+#[test]
+fn every_subcommand_has_help_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let top = ok(&data, &["--help"]);
+    let groups: Vec<String> = top
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| l.split_whitespace().next().unwrap().to_owned())
+        .filter(|c| c != "help")
+        .collect();
+    assert!(groups.len() >= 14, "{top}");
+    let mut checked = 0;
+    for group in &groups {
+        let help = ok(&data, &[group, "--help"]);
+        for line in help
+            .lines()
+            .skip_while(|l| !l.starts_with("Commands:"))
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+        {
+            let mut words = line.split_whitespace();
+            let name = words.next().unwrap();
+            if name == "help" {
+                continue;
+            }
+            assert!(
+                words.next().is_some(),
+                "`faxbox {group} {name}` has no help text:\n{help}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 25, "{checked} subcommands checked");
+}
+
+/// Issue 21 item 14: `faxbox send --retries`, and without a faxbox or
+/// --retries the account's default_retry_count (it was 1 attempt).
+#[test]
+fn send_takes_retries_and_default_retry_count_applies_without_a_faxbox() {
+    let dir = tempfile::tempdir().unwrap();
+    // No line takes the faxes before they are looked at: the only line is
+    // paused first.
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("faxbox.toml");
+    let config = config.to_str().unwrap();
+    ok(&data, &["--config", config, "init"]);
+    ok(&data, &["--config", config, "line", "pause", "loopback"]);
+    let mut served = std::process::Command::new(crate::harness::faxbox_bin())
+        .args(["--config", config, "--data-dir"])
+        .arg(&data)
+        .arg("serve")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let banner = crate::harness::serve_banner(&mut served);
+    let url = crate::harness::banner_api_url(&banner);
+    let document = dir.path().join("letter.pdf");
+    std::fs::write(&document, crate::harness::pdf_of_texts(&["Hello"])).unwrap();
+    let send = |extra: &[&str]| {
+        let mut args = vec!["--config", config, "send", "--url", &url, "--to", "5551234"];
+        args.extend_from_slice(extra);
+        args.push(document.to_str().unwrap());
+        ok(&data, &args)
+    };
+    let retries_of = |id: &str| {
+        let shown: serde_json::Value =
+            serde_json::from_str(&ok(&data, &["jobs", "show", id])).unwrap();
+        shown["retries"].as_u64().unwrap()
+    };
+    let three = send(&["--retries", "3"]);
+    assert_eq!(retries_of(&three), 3);
+    let err = fails(
+        &data,
+        &[
+            "send",
+            "--url",
+            &url,
+            "--to",
+            "5551234",
+            "--retries",
+            "9",
+            document.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("--retries") && err.contains('9'), "{err}");
+    ok(&data, &["config", "set", "fax", "default_retry_count", "4"]);
+    let four = send(&[]);
+    assert_eq!(retries_of(&four), 4);
+    let _ = served.kill();
+    let _ = served.wait();
 }

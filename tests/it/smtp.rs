@@ -1465,3 +1465,144 @@ fn sixty_trickling_clients_do_not_lock_out_real_mail() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// Issue 18 item 6: a custom address may not equal or fall under another
+/// account's realm or another account's faxbox address; the refusal names
+/// nothing of the other account; the office's mail still reaches it.
+#[test]
+fn another_account_cannot_take_over_an_office_mail_domain() {
+    use faxbox::api::client::Http;
+    use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+    let b = SmtpBox::start();
+    let acme = b.office();
+    b.store
+        .update_faxbox(
+            &acme.faxbox.id,
+            FaxboxFields {
+                numbers: Some(vec!["5557000".into()]),
+                ..Default::default()
+            },
+            faxbox::store::UpdateMode::Merge,
+        )
+        .unwrap();
+    let mallory = b
+        .store
+        .create_account("Mallory", Some("evil.example"))
+        .unwrap()
+        .id;
+    let theirs = b
+        .store
+        .create_faxbox(
+            &mallory,
+            FaxboxFields {
+                name: Some("Grab".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let api = Api::start(
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+        Ctx::new(
+            b.store.clone(),
+            Arc::new(|| {}),
+            LiveStatus::default(),
+            ApiOptions::default(),
+        ),
+    )
+    .unwrap();
+    let http = Http::new();
+    let base = format!("http://{}", api.local_addr());
+    let (_, key) = b.store.create_api_key(&mallory, "t").unwrap();
+    let token = http
+        .request(
+            "PUT",
+            &format!("{base}/v2/api_auth"),
+            &[("Content-Type", "application/json")],
+            Some(json!({"data": {"api_key": key}}).to_string().into_bytes()),
+        )
+        .unwrap()
+        .json()["auth_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let patch = |fields: serde_json::Value| {
+        http.request(
+            "PATCH",
+            &format!("{base}/v2/accounts/{mallory}/faxboxes/{}", theirs.id),
+            &[
+                ("X-Auth-Token", token.as_str()),
+                ("Content-Type", "application/json"),
+            ],
+            Some(json!({ "data": fields }).to_string().into_bytes()),
+        )
+        .unwrap()
+    };
+    let secrets = [
+        acme.account.as_str().to_owned(),
+        acme.faxbox.id.as_str().to_owned(),
+    ];
+    for (what, fields, field) in [
+        (
+            "the realm",
+            json!({"custom_smtp_email_address": "acme.example"}),
+            "custom_smtp_email_address",
+        ),
+        (
+            "under the realm",
+            json!({"custom_smtp_email_address": "mail.acme.example"}),
+            "custom_smtp_email_address",
+        ),
+        (
+            "the faxbox's address",
+            json!({"custom_smtp_email_address": "FAX.acme.example"}),
+            "custom_smtp_email_address",
+        ),
+        (
+            "under the faxbox's address",
+            json!({"custom_smtp_email_address": "x.fax.acme.example"}),
+            "custom_smtp_email_address",
+        ),
+        (
+            "under the generated address",
+            json!({"custom_smtp_email_address": format!("y.{}", acme.faxbox.smtp_email_address)}),
+            "custom_smtp_email_address",
+        ),
+        (
+            "the office's number",
+            json!({"numbers": ["5557000"]}),
+            "numbers",
+        ),
+    ] {
+        let r = patch(fields);
+        let text = String::from_utf8_lossy(&r.body).to_string();
+        assert_eq!(r.status, 400, "{what}: {text}");
+        assert!(text.contains(field), "{what}: {text}");
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{what} reveals {secret}: {text}"
+            );
+        }
+    }
+    // Nothing changed, and a domain of their own is fine.
+    let now = b.store.faxbox(&theirs.id).unwrap();
+    assert_eq!(now.custom_smtp_email_address, None);
+    assert!(now.numbers.is_empty());
+    let r = patch(json!({"custom_smtp_email_address": "fax.evil.example"}));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    // The office's mail, by realm and by faxbox address, still reaches its
+    // own faxbox.
+    let mut d = Dialogue::hello(b.addr);
+    for to in ["5551234@acme.example", "5551234@fax.acme.example"] {
+        let r = d.send(
+            "bob@acme.example",
+            &[to],
+            &fixture("thunderbird.eml", "bob@acme.example", to, &pdf(&["Acme"])),
+        );
+        assert!(r.starts_with("250"), "{to}: {r}");
+        let fax = b.fax(&queued_id(&r));
+        assert_eq!(fax.account_id, acme.account, "{to}");
+        assert_eq!(fax.faxbox_id.as_ref(), Some(&acme.faxbox.id), "{to}");
+    }
+    api.stop();
+}

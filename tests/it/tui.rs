@@ -382,3 +382,83 @@ fn the_dashboard_hears_the_boxs_events_as_they_happen() {
         .unwrap();
     drop(box_process);
 }
+
+/// Issue 21 item 14: on a wide screen numbers and ids are whole (the ids
+/// shown are taken by `faxbox jobs show`), an action's answer gives the key
+/// line back after a while, and `q` after the window grew leaves no
+/// fragments.
+#[test]
+fn a_wide_dashboard_shows_whole_numbers_and_ids_and_quits_clean_after_a_resize() {
+    let dir = tempfile::tempdir().unwrap();
+    let (box_process, url) = serve(dir.path());
+    let key = std::fs::read_to_string(dir.path().join("data/api.key"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let session = Session::login(&url, &key).unwrap();
+    // A long number (15 characters; the job list used to cut at 13).
+    let long = "+49301234567890".to_owned();
+    let busy = session
+        .send(&json!({"to_number": long}), &[pdf("long")])
+        .unwrap();
+    let busy_id = busy["id"].as_str().unwrap().to_owned();
+
+    let tmux = Tmux {
+        socket: format!("faxbox-wide-{}", std::process::id()),
+    };
+    let status_dir = tempfile::tempdir().unwrap();
+    let status_file = status_dir.path().join("exit-status");
+    let command = format!(
+        "{} tui --url {url} --token {key}; echo $? > {}",
+        crate::harness::faxbox_bin().display(),
+        status_file.display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "100",
+        "-y",
+        "40",
+        &command,
+    ]);
+    tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
+    // 100 columns: the first 8 characters of the id, the whole number.
+    let narrow = tmux.wait_for(
+        &["Faxbox | live", &busy_id[..8], &long],
+        Duration::from_secs(60),
+    );
+    assert!(!narrow.contains(&busy_id), "{narrow}");
+    // Those 8 characters are an id the command line takes.
+    let shown = Command::new(crate::harness::faxbox_bin())
+        .args(["--data-dir", "data", "jobs", "show", &busy_id[..8]])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        shown.status.success() && String::from_utf8_lossy(&shown.stdout).contains(&busy_id),
+        "{}",
+        String::from_utf8_lossy(&shown.stderr)
+    );
+    // The window grows: whole ids.
+    tmux.run(&["resize-window", "-t", "dash", "-x", "200", "-y", "50"]);
+    tmux.wait_for(&[&busy_id, &long], Duration::from_secs(30));
+    // An action's answer takes the key line, then gives it back.
+    // (`r` on the lines pane, where the dashboard opens, asks for a retry.)
+    tmux.run(&["send-keys", "-t", "dash", "r"]);
+    tmux.wait_for(&["select a fax waiting to retry"], Duration::from_secs(10));
+    tmux.wait_for(&["q quit  tab pane"], Duration::from_secs(15));
+
+    tmux.run(&["send-keys", "-t", "dash", "q"]);
+    assert_eq!(exit_status(&tmux, &status_file), "0");
+    let after = tmux.screen();
+    for fragment in ["Faxbox", "│", "─", &busy_id[..8]] {
+        assert!(
+            !after.contains(fragment),
+            "{fragment:?} left on the screen after q:\n{after}"
+        );
+    }
+    drop(box_process);
+}
