@@ -16,6 +16,7 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # ipptool checks the IPP printers.
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux cups cups-filters cups-ipp-utils
 
+.PHONY: chaos
 .PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
 .PHONY: install static cross-aarch64 cross-armv7 test-cross
 
@@ -27,6 +28,12 @@ test: test-deps toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
+
+# The chaos test for longer runs (issue 19): ROUNDS rounds of SIGKILL at
+# random instants under API intake; `make test` runs 10.
+ROUNDS ?= 200
+chaos: build-deps
+	FAXBOX_CHAOS_ROUNDS=$(ROUNDS) $(CARGO) test --test it -- chaos:: --nocapture
 
 release: build-deps
 	$(CARGO) build --release
