@@ -194,6 +194,12 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE accounts ADD COLUMN parent_id TEXT REFERENCES accounts(id) ON DELETE SET NULL;
     ALTER TABLE accounts ADD COLUMN doc TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 6: an attempt whose last page went out and whose confirmation was
+    // not yet heard (issue 19): after a crash in that moment the fax has
+    // probably arrived, and recovery must not send it again on its own.
+    r#"
+    ALTER TABLE attempts ADD COLUMN last_page_sent INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
