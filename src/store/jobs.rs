@@ -4,7 +4,7 @@
 //! against `JobStatus::may_become`. The claim that puts a job on a line is an
 //! `UPDATE ... WHERE status = 'pending'`, so two schedulers (or threads)
 //! racing for a job cannot both win. Start-up recovery is an ordinary
-//! function, tested like any other (STYLE.md principle 6).
+//! function, tested like any other (docs/style.md, principle 6).
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -187,7 +187,7 @@ pub struct RecoveryReport {
 
 impl Store {
     /// Creates an outbound job with its documents in one transaction, so an
-    /// acknowledged job always has them (invariant 1). `status` is
+    /// acknowledged job always has them (docs/architecture.md, invariant 1). `status` is
     /// `AttachingFiles` while conversion is still to come, else `Pending`.
     pub fn create_job(
         &self,
@@ -323,7 +323,7 @@ impl Store {
 
     /// Ends a job that never reached a line (its document could not be
     /// converted): `attaching_files` -> `failed` with the reason. Kazoo left
-    /// such jobs stuck (reference 13 item 6).
+    /// such jobs stuck (docs/kazoo.md 13 item 6).
     pub fn fail_unsent_job(&self, id: &FaxId, reason: &str) -> Result<Fax> {
         self.write(|tx| {
             let fax = load_fax(tx, id)?;
@@ -395,7 +395,7 @@ impl Store {
     }
 
     /// Sends a finished job again as a new job with the same documents and a
-    /// fresh attempt budget (Kazoo's `resubmit`, reference 2.4).
+    /// fresh attempt budget (Kazoo's `resubmit`, docs/kazoo.md 2.4).
     pub fn resubmit(&self, id: &FaxId) -> Result<Fax> {
         self.resubmit_changed(id, |_| {})
     }
@@ -680,7 +680,7 @@ impl Store {
 
     /// Run once at start, before any line is used: a job left `processing`
     /// had its call cut by the stop, so its open attempt is closed as
-    /// `interrupted` and the job is pending again, due now (invariant 2).
+    /// `interrupted` and the job is pending again, due now (docs/architecture.md, invariant 2).
     pub fn recover(&self) -> Result<RecoveryReport> {
         self.write(|tx| {
             let t = now();
@@ -1305,7 +1305,7 @@ mod tests {
         let f = store.fax(&f.id).unwrap();
         assert_eq!(f.attempts, 2);
         assert!(f.error.unwrap().contains("after 2 attempts"));
-        // retries 0 behaves like 1 (reference 5.1).
+        // retries 0 behaves like 1 (docs/kazoo.md 5.1).
         let g = store
             .create_job(new_fax(&a, "2", 0), vec![], JobStatus::Pending)
             .unwrap();

@@ -1,4 +1,4 @@
-//! The one integration-test binary (STYLE.md): each module tests one part
+//! The one integration-test binary (docs/style.md): each module tests one part
 //! the way it is used, through real files, sockets and processes.
 
 mod api;
