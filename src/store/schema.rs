@@ -194,7 +194,14 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE accounts ADD COLUMN parent_id TEXT REFERENCES accounts(id) ON DELETE SET NULL;
     ALTER TABLE accounts ADD COLUMN doc TEXT NOT NULL DEFAULT '{}';
     "#,
-    // 6: an attempt whose last page went out and whose confirmation was
+    // 6: faxes are records (issue 23): a mail that announces a fax (and
+    // carries it as a PDF) belongs to that fax, so deleting the fax deletes
+    // the copy in the mail queue too.
+    r#"
+    ALTER TABLE mail_queue ADD COLUMN fax_id TEXT REFERENCES faxes(id) ON DELETE CASCADE;
+    CREATE INDEX mail_queue_fax ON mail_queue(fax_id) WHERE fax_id IS NOT NULL;
+    "#,
+    // 7: an attempt whose last page went out and whose confirmation was
     // not yet heard (issue 19): after a crash in that moment the fax has
     // probably arrived, and recovery must not send it again on its own.
     r#"
