@@ -16,7 +16,7 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # ipptool checks the IPP printers.
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux cups cups-filters cups-ipp-utils
 
-.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp bench-backup
 .PHONY: install static cross-aarch64 cross-armv7 test-cross fuzz fuzz-all
 
 run: build-deps
@@ -60,6 +60,9 @@ bench-api: build-deps
 # it is not installed here, as it brings a whole mail system with it.
 bench-smtp: build-deps
 	$(CARGO) bench --bench smtp
+
+bench-backup: build-deps
+	$(CARGO) bench --bench backup
 
 bench-convert: test-deps
 	$(CARGO) bench --bench convert

@@ -39,6 +39,7 @@ pub use ipp::PrintJob;
 pub use jobs::{AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport};
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
+pub use schema::SCHEMA_VERSION;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
 pub use smtp_log::{SmtpErrorReport, SmtpLogEntry};
 pub use status::{BoxSnapshot, CallSnapshot, QueueSnapshot, RetrySnapshot};
