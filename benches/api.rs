@@ -1,6 +1,6 @@
 //! API intake: small faxes submitted by many concurrent HTTP clients, each
 //! acknowledged (201) only after its job and documents are committed.
-//! DESIGN's target: 500 faxes/s. For comparison, HylaFAX's `sendfax` took
+//! The target (docs/architecture.md, "Numbers to beat"): 500 faxes/s. For comparison, HylaFAX's `sendfax` took
 //! 55 ms per job on the same machine (about 18 jobs/s).
 //!
 //! `cargo bench --bench api` (or `make bench-api`). Prints accepted faxes

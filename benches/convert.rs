@@ -1,5 +1,5 @@
 //! PDF to fax TIFF: Faxbox against Ghostscript on the same corpus in the same
-//! run (DESIGN.md "numbers to beat"). Run with
+//! run (docs/architecture.md, "Numbers to beat"). Run with
 //! `cargo bench --bench convert` (corpus: `FAXBOX_CORPUS`, default
 //! `../shared/corpus/pdf`).
 //!

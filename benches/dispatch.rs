@@ -1,6 +1,6 @@
 //! Dispatch latency: from the moment a job is committed as due (and the
 //! scheduler told, as intake does) to the moment a line is asked to place
-//! its call. DESIGN's target: under 10 ms.
+//! its call. The target (docs/architecture.md, "Numbers to beat"): under 10 ms.
 //!
 //! `cargo bench --bench dispatch` (or `make bench-dispatch`). Prints p50,
 //! p99 and max over a few hundred jobs queued one at a time on an idle box.

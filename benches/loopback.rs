@@ -1,5 +1,5 @@
 //! Loopback T.30 speed: how many times faster than real time one fax call
-//! runs on one core (DESIGN.md "Numbers to beat": at least 500x per
+//! runs on one core (docs/architecture.md, "Numbers to beat": at least 500x per
 //! channel). Run with `cargo bench --bench loopback` (release profile).
 //!
 //! Each round sends the 3-page selftest document over a clean loopback

@@ -2,7 +2,7 @@
 //! clients over persistent sessions, each acknowledged (`250 queued as`)
 //! only after its job and the PDF (opened, its pages counted) are
 //! committed; the page is drawn when the fax is sent, as for the API.
-//! DESIGN's target: 100 emails/s.
+//! The target (docs/architecture.md, "Numbers to beat"): 100 emails/s.
 //!
 //! `cargo bench --bench smtp` (or `make bench-smtp`). The PDF is a one-page
 //! letter carrying a 100 KB scanned-photo image, so both the bytes on the

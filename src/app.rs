@@ -2,7 +2,7 @@
 //! the first account on a new box, run until asked to stop, stop in order.
 //!
 //! `run` takes any shutdown future so that tests start the whole appliance
-//! in-process and stop it when they like (STYLE.md, after mini-redis).
+//! in-process and stop it when they like (docs/style.md, the anchors: mini-redis).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -493,11 +493,11 @@ fn announce_printers(
     }
 }
 
-/// Start-up recovery (invariant 2): calls cut by the last stop are queued
+/// Start-up recovery (docs/architecture.md, invariant 2): calls cut by the last stop are queued
 /// again with their attempt recorded as interrupted, those whose pages were
 /// all confirmed are completed, and jobs whose documents were still being
 /// converted go to the queue, where the attempt converts their originals
-/// (Kazoo left them stuck, reference 13 item 6). Fax images in the spool of
+/// (Kazoo left them stuck, docs/kazoo.md 13 item 6). Fax images in the spool of
 /// attempts that are over are removed.
 fn recover(store: &Store, spool: &std::path::Path) -> anyhow::Result<()> {
     let report = store.recover()?;

@@ -1,6 +1,6 @@
 //! Static configuration: the TOML file, read once at start.
 //!
-//! Two phases (STYLE.md principle 4): `RawConfig` mirrors the file with
+//! Two phases (docs/style.md, principle 4): `RawConfig` mirrors the file with
 //! `deny_unknown_fields`, so a typo is an error rather than a silent default;
 //! `Config` is the resolved value with every default filled in and nothing
 //! optional left. Runtime settings (Kazoo's `system_config.fax` keys) are not

@@ -6,7 +6,7 @@
 //! after pages arrived, `recover` delivers them at the next start. A receive
 //! with zero pages is a failure and leaves no inbox entry; a receive cut
 //! short keeps the pages that arrived, flagged as partial (Kazoo reported
-//! 0-page "successes" and lost partial faxes, reference 14 item 5).
+//! 0-page "successes" and lost partial faxes, docs/kazoo.md 14 item 5).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -218,7 +218,7 @@ impl Receiver {
 
 /// Our CSI for a call to a faxbox: with `override_fax_identity` (Kazoo's
 /// default) the faxbox's `fax_identity`, else its `caller_id`, else the
-/// dialled number (reference 8.2).
+/// dialled number (docs/kazoo.md 8.2).
 fn receive_ident(faxbox: &Faxbox, dialled: &str) -> String {
     faxbox
         .fax_identity

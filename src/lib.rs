@@ -1,7 +1,7 @@
 //! Faxbox: a virtual fax machine for small offices.
 //!
 //! The parts and the one direction data flows between them are described in
-//! the design card; each module's doc says what it owns.
+//! docs/architecture.md; each module's doc says what it owns.
 #![deny(unsafe_code)]
 
 pub mod api;

@@ -1,4 +1,4 @@
-//! The `faxbox` command. Thin on purpose (STYLE.md principle 1): parse the
+//! The `faxbox` command. Thin on purpose (docs/style.md, principle 1): parse the
 //! arguments and hand over to the library, which tests can drive directly.
 
 use clap::Parser;

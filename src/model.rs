@@ -3,7 +3,7 @@
 //!
 //! Nothing here touches SQL, HTTP or SpanDSP: the store persists these types,
 //! the protocol edges convert to and from them. Field names follow Kazoo
-//! (reference section 1) so that the API can speak Kazoo's JSON unchanged.
+//! (docs/kazoo.md 1) so that the API can speak Kazoo's JSON unchanged.
 
 use std::fmt;
 use std::str::FromStr;
@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 /// Seconds since the Unix epoch; the store's clock.
 pub type UnixTime = i64;
 
-/// Kazoo timestamps are Gregorian seconds (reference 1.1).
+/// Kazoo timestamps are Gregorian seconds (docs/kazoo.md 1.1).
 pub const GREGORIAN_UNIX_OFFSET: i64 = 62_167_219_200;
 
 pub fn now() -> UnixTime {
@@ -177,7 +177,7 @@ pub struct Account {
     pub id: AccountId,
     pub name: String,
     /// The mail domain whose `<number>@realm` addresses reach this account
-    /// (reference 6.3 step 2).
+    /// (docs/kazoo.md 6.3 step 2).
     pub realm: Option<String>,
     /// An admin account may manage other accounts.
     pub is_admin: bool,
@@ -238,7 +238,7 @@ pub struct FaxboxNotifications {
     pub outbound: EmailTargets,
 }
 
-/// Kazoo's faxbox (reference 1.2), with the inbound numbers that ring it.
+/// Kazoo's faxbox (docs/kazoo.md 1.2), with the inbound numbers that ring it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Faxbox {
     pub id: FaxboxId,
@@ -249,7 +249,7 @@ pub struct Faxbox {
     pub fax_header: String,
     pub fax_identity: Option<String>,
     pub fax_timezone: Option<String>,
-    /// Total attempts a job from this faxbox gets (reference 5.1).
+    /// Total attempts a job from this faxbox gets (docs/kazoo.md 5.1).
     pub retries: u8,
     pub owner_id: Option<UserId>,
     /// Generated `<8 hex>.<default_smtp_domain>`, read-only.
@@ -274,7 +274,7 @@ pub struct Faxbox {
 
 /// Kazoo's defaults for a new faxbox's identity, re-branded.
 pub const DEFAULT_CALLER_NAME: &str = "Faxbox";
-/// Kazoo's code uses 3 attempts when a faxbox sets none (reference 1.2).
+/// Kazoo's code uses 3 attempts when a faxbox sets none (docs/kazoo.md 1.2).
 pub const DEFAULT_FAXBOX_RETRIES: u8 = 3;
 
 /// Fields of a faxbox as a client gives them: `None` means "not given".
@@ -444,7 +444,7 @@ pub fn is_email(s: &str) -> bool {
 }
 
 /// The digits of a dialled number, as Kazoo's email path keeps them
-/// (reference 6.4): `+1 (555) 123-4567` -> `15551234567`.
+/// (docs/kazoo.md 6.4): `+1 (555) 123-4567` -> `15551234567`.
 pub fn digits_of(number: &str) -> String {
     number.chars().filter(char::is_ascii_digit).collect()
 }
@@ -484,7 +484,7 @@ fn is_service_number(digits: &str) -> bool {
 /// number as the scheduler dials and serializes it; nothing else reaches
 /// a line, whose dial strings take it as it is (issue 25).
 ///
-/// Kazoo's default E.164 converters (reference 11.3): a NANP number of 10
+/// Kazoo's default E.164 converters (docs/kazoo.md 11.3): a NANP number of 10
 /// digits starting 2-9 (or 11 with the leading 1) becomes `+1...` (Kazoo
 /// also wants the exchange to start 2-9, else it reads the number as
 /// international; test numbers like 555-1234 are common, so Faxbox does
@@ -576,7 +576,7 @@ pub fn check_fax_number(
 }
 
 word_enum! {
-    /// Kazoo's job states (reference 3.1), one word each; `cancelled` is ours.
+    /// Kazoo's job states (docs/kazoo.md 3.1), one word each; `cancelled` is ours.
     pub enum JobStatus ("a job status") {
         /// Accepted; the documents are still being converted.
         AttachingFiles => "attaching_files",
@@ -598,7 +598,7 @@ impl JobStatus {
         )
     }
 
-    /// The job state machine's edges (reference 3.2, without Kazoo's
+    /// The job state machine's edges (docs/kazoo.md 3.2, without Kazoo's
     /// `locked`: a claim moves `pending` straight to `processing` in one
     /// transaction, so there is no state to leak).
     pub fn may_become(self, next: JobStatus) -> bool {
@@ -645,7 +645,7 @@ pub struct Fax {
     pub fax_identity_number: Option<String>,
     pub fax_identity_name: Option<String>,
     pub fax_timezone: Option<String>,
-    /// Total attempts allowed (reference 5.1; 0 behaves like 1).
+    /// Total attempts allowed (docs/kazoo.md 5.1; 0 behaves like 1).
     pub retries: u8,
     /// Attempts made that count against `retries`.
     pub attempts: u8,
@@ -663,7 +663,7 @@ pub struct Fax {
     pub modified: UnixTime,
 }
 
-/// The result of receiving a fax (reference 1.5 `rx_result`, one shape).
+/// The result of receiving a fax (docs/kazoo.md 1.5 `rx_result`, one shape).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RxResult {
     pub success: bool,
@@ -729,7 +729,7 @@ pub struct NewFax {
 }
 
 word_enum! {
-    /// Which form of a fax's document a stored blob is (reference 1.4).
+    /// Which form of a fax's document a stored blob is (docs/kazoo.md 1.4).
     pub enum DocumentKind ("a document kind") {
         /// As submitted (`original_file.<ext>`); a job may have several, in order.
         Original => "original",
@@ -769,7 +769,7 @@ pub struct DocumentInfo {
 
 word_enum! {
     /// How far an attempt got before it ended: the stage names of Kazoo's
-    /// worker (reference 3.3).
+    /// worker (docs/kazoo.md 3.3).
     pub enum AttemptStage ("an attempt stage") {
         Prepare => "prepare",
         Originate => "originate",
@@ -785,7 +785,7 @@ word_enum! {
         Success => "success",
         Failure => "failure",
         /// The process stopped during the call (crash, power loss, kill -9);
-        /// recorded at the next start (invariant 2).
+        /// recorded at the next start (docs/architecture.md, invariant 2).
         Interrupted => "interrupted",
         Cancelled => "cancelled",
     }
@@ -810,7 +810,7 @@ pub struct Attempt {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AttemptReport {
     /// T.30 completion code (FreeSWITCH `fax_result_code`), or a SIP-style
-    /// code for failures before T.30 started (reference 3.4).
+    /// code for failures before T.30 started (docs/kazoo.md 3.4).
     pub result_code: Option<i64>,
     pub result_text: Option<String>,
     /// Telephony hangup cause, e.g. `USER_BUSY`, `NO_ANSWER`.
@@ -848,7 +848,7 @@ mod tests {
                     "{from} -> {to}"
                 );
             }
-            // A terminal state has no way out (invariant 2).
+            // A terminal state has no way out (docs/architecture.md, invariant 2).
             if from.is_terminal() {
                 assert!(JobStatus::ALL.iter().all(|to| !from.may_become(*to)));
             }
@@ -999,7 +999,7 @@ mod tests {
 
     #[test]
     fn gregorian_matches_kazoo_docs() {
-        // 63626410973 = 2016-03-28T19:02:53Z (reference 1.1).
+        // 63626410973 = 2016-03-28T19:02:53Z (docs/kazoo.md 1.1).
         assert_eq!(to_gregorian(1_459_191_773), 63_626_410_973);
     }
 }

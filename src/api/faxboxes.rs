@@ -1,4 +1,4 @@
-//! `/v2/accounts/{A}/faxboxes`: Kazoo's faxbox JSON (reference 1.2, 2.1)
+//! `/v2/accounts/{A}/faxboxes`: Kazoo's faxbox JSON (docs/kazoo.md 1.2, 2.1)
 //! converted to and from the domain's `FaxboxFields` and `Faxbox`.
 //!
 //! Kazoo nests what the domain keeps flat (`notifications.inbound.email.
@@ -284,7 +284,7 @@ fn shown(f: Faxbox) -> Value {
 /// A faxbox from a request's `data`: checked as `faxbox.json` says (every
 /// problem at once), with the client's own keys kept. Kazoo does not check
 /// `owner_id` (Monster UI's "main faxbox" names the account); Faxbox acts
-/// on it only when it names a user of this account (invariant 5), and
+/// on it only when it names a user of this account (docs/architecture.md, invariant 5), and
 /// keeps any other value as given.
 fn fields_of(
     ctx: &Ctx,

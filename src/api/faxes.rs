@@ -1,11 +1,11 @@
 //! `/v2/accounts/{A}/faxes`: creating an outbound fax by multipart upload
-//! (reference 2.3), following it in the outgoing queue and the outbox, the
+//! (docs/kazoo.md 2.3), following it in the outgoing queue and the outbox, the
 //! inbox, and downloading a fax as PDF, TIFF or the original document.
 //!
 //! Unlike Kazoo, documents are checked before the reply: a document that
 //! cannot be faxed is a 400 with the reason and nothing is stored
-//! (invariant 4), and the 201 comes only after the job and its documents
-//! are committed together (invariant 1). PDFs are opened and counted then,
+//! (docs/architecture.md, invariant 4), and the 201 comes only after the job and its documents
+//! are committed together (docs/architecture.md, invariant 1). PDFs are opened and counted then,
 //! and rendered into the fax image when the fax is sent (rendering is most
 //! of intake's cost, and a call takes far longer anyway); other documents
 //! are converted at once and the fax image is stored with the job.
@@ -34,12 +34,12 @@ struct NotifyEmail {
 #[derive(Debug, Default, Deserialize)]
 struct FaxNotifications {
     email: Option<NotifyEmail>,
-    /// In Kazoo's schema, never implemented there either (reference 1.2).
+    /// In Kazoo's schema, never implemented there either (docs/kazoo.md 1.2).
     #[allow(dead_code)]
     sms: Option<Value>,
 }
 
-/// A fax job as a client sends it (reference 1.3). Kazoo fields Faxbox does
+/// A fax job as a client sends it (docs/kazoo.md 1.3). Kazoo fields Faxbox does
 /// not act on are accepted and ignored; any other key is the client's own,
 /// kept and returned as given (`document::extra_keys`), as Kazoo keeps it.
 #[derive(Debug, Default, Deserialize)]
@@ -258,7 +258,7 @@ fn submit(
     let account = scope.account;
     let mut errors: Vec<FieldError> = Vec::new();
 
-    // Fields the job does not give come from its faxbox (reference 2.3 step 1).
+    // Fields the job does not give come from its faxbox (docs/kazoo.md 2.3 step 1).
     let faxbox = match (&input.faxbox_id, &scope.faxbox) {
         (Some(id), Some(f)) if id != f.id.as_str() => {
             errors.push(FieldError::new(
@@ -334,7 +334,7 @@ fn submit(
         _ => documents,
     };
     // Check before anything is stored: a document that cannot be faxed is
-    // refused now, with the reason (invariant 4).
+    // refused now, with the reason (docs/architecture.md, invariant 4).
     let stored = documents::prepare_for_intake(documents, &ctx.options.convert)?;
     let from_faxbox =
         |pick: fn(&crate::model::Faxbox) -> Option<String>| faxbox.as_ref().and_then(pick);
@@ -693,7 +693,7 @@ pub struct FaxView {
 
 fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> FaxView {
     // A job on a line shows its live progress instead of `processing`, as
-    // Kazoo's live status query does (reference 2.6).
+    // Kazoo's live status query does (docs/kazoo.md 2.6).
     let status = fax.status.map(|s| {
         if s == JobStatus::Processing {
             ctx.live.text(&fax.id).unwrap_or_else(|| s.to_string())
@@ -760,7 +760,7 @@ fn detail(ctx: &Ctx, fax: Fax) -> Result<Value, ApiError> {
     Ok(document::overlay(&extra, ours))
 }
 
-/// Which faxes a listing shows (reference 2.2).
+/// Which faxes a listing shows (docs/kazoo.md 2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Listing {
     /// Jobs not finished yet.
@@ -915,7 +915,7 @@ pub fn delete_attachment(
     Ok((&detail(ctx, fax)?).into())
 }
 
-/// `GET .../attachment?format=pdf|tiff|original` (reference 2.5; Kazoo's
+/// `GET .../attachment?format=pdf|tiff|original` (docs/kazoo.md 2.5; Kazoo's
 /// default format is PDF).
 pub fn attachment(
     ctx: &Ctx,
@@ -1008,7 +1008,7 @@ pub fn attachment(
             ));
         }
     };
-    // No colons in the name (reference 2.5; they upset Windows).
+    // No colons in the name (docs/kazoo.md 2.5; they upset Windows).
     let stamp = chrono::DateTime::from_timestamp(fax.created, 0)
         .map(|t| t.format("%Y-%m-%d_%H-%M-%S").to_string())
         .unwrap_or_else(|| fax.created.to_string());
@@ -1020,8 +1020,8 @@ pub fn attachment(
 
 /// `PUT /faxes/outbox/{id}` `{"action":"resubmit"}` sends a finished fax
 /// again as a new job; `PUT /faxes/inbox/{id}` `{"action":"forward",
-/// "data":{"to_number":...}}` faxes a received fax on (reference 2.4;
-/// Kazoo's forward did not work, reference 12).
+/// "data":{"to_number":...}}` faxes a received fax on (docs/kazoo.md 2.4;
+/// Kazoo's forward did not work, docs/kazoo.md 12).
 pub fn action(
     ctx: &Ctx,
     scope: &Scope<'_>,

@@ -1,4 +1,4 @@
-//! Fetching a fax's document by URL (Kazoo's `document.url`, reference 2.3).
+//! Fetching a fax's document by URL (Kazoo's `document.url`, docs/kazoo.md 2.3).
 //!
 //! A URL from a client makes the box itself open a connection, so only
 //! `http(s)` is fetched, under a size and time limit and a few redirects,
@@ -290,7 +290,7 @@ pub fn fetch(doc: &DocumentRef, policy: &FetchPolicy) -> Result<Input, FieldErro
                 .map_err(|e| refused(format!("{url} redirects to a bad address: {e}")))?;
             continue;
         }
-        // Kazoo: success only on 200 (reference 2.3).
+        // Kazoo: success only on 200 (docs/kazoo.md 2.3).
         if status.as_u16() != 200 {
             return Err(refused(format!(
                 "the document server answered {status} for {url}"

@@ -1,6 +1,6 @@
 //! The live side of the API, fed by the scheduler's events: the status text
 //! of jobs on a line (`Sent Page 2 of 3`), so that `GET
-//! /faxes/outgoing/{id}` can show it (reference 2.6) without asking the
+//! /faxes/outgoing/{id}` can show it (docs/kazoo.md 2.6) without asking the
 //! line, and the listeners of `GET /v2/events`, each handed every event.
 
 use std::collections::HashMap;

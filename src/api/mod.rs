@@ -1,5 +1,5 @@
 //! The HTTP API: Kazoo's crossbar paths, envelope and field names under
-//! `/v2` (reference 2), on tiny_http worker threads.
+//! `/v2` (docs/kazoo.md 2), on tiny_http worker threads.
 //!
 //! Owns the protocol edge only: parse a request, authenticate it, validate
 //! its body, make one call into the store (and `documents` for uploads),
@@ -661,7 +661,7 @@ fn authenticate(ctx: &Ctx, rq: &Request) -> Result<(Account, String), ApiError> 
 
 /// The account a path names, if the caller may reach it: its own, or any
 /// account for the box's admin account. Another account is "not found"
-/// (invariant 5).
+/// (docs/architecture.md, invariant 5).
 fn reach(ctx: &Ctx, caller: &Account, account: &str) -> Result<AccountId, ApiError> {
     let not_found = || ApiError::NotFound {
         message: format!("there is no account {account}"),
@@ -943,7 +943,7 @@ fn account_route(
         }
         (_, ["configs", "fax"]) => Err(not_allowed(method)),
         (_, ["faxboxes", id, "faxes", tail @ ..]) => {
-            // Kazoo's faxbox-scoped faxes (reference 2): fields default
+            // Kazoo's faxbox-scoped faxes (docs/kazoo.md 2): fields default
             // from the faxbox and listings show only its faxes.
             let faxbox = ctx
                 .store
@@ -966,7 +966,7 @@ fn account_route(
     }
 }
 
-/// The fax endpoints below `/faxes` (reference 2.2).
+/// The fax endpoints below `/faxes` (docs/kazoo.md 2.2).
 fn fax_route(
     ctx: &Ctx,
     rq: &Request,

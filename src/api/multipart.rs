@@ -148,7 +148,7 @@ fn part(raw: &[u8]) -> Result<Part, String> {
         headers,
         body: body.to_vec(),
     };
-    // Kazoo decodes base64 parts (reference 2.3).
+    // Kazoo decodes base64 parts (docs/kazoo.md 2.3).
     if part
         .header("content-transfer-encoding")
         .is_some_and(|e| e.eq_ignore_ascii_case("base64"))

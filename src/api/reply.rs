@@ -1,5 +1,5 @@
 //! Replies: Kazoo's success envelope and its error shape, and the one
-//! function that maps every error of the API to an HTTP reply (STYLE.md
+//! function that maps every error of the API to an HTTP reply (docs/style.md,
 //! principle 5).
 
 use serde::Serialize;

@@ -1,6 +1,6 @@
 //! Runtime fax settings: `/v2/system_configs/fax` for the box (admin only)
 //! and `/v2/accounts/{A}/configs/fax` for one account, Kazoo's key names
-//! (reference 11.1). A read shows effective values; a write of `null`
+//! (docs/kazoo.md 11.1). A read shows effective values; a write of `null`
 //! removes a value so the next level applies again.
 
 use serde_json::{Map, Value};

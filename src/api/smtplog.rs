@@ -1,6 +1,6 @@
 //! `/v2/accounts/{A}/faxes/smtplog`: the emails that could not become a
 //! fax, newest first (under a faxbox: that faxbox's), and one of them in full (Kazoo's `fax_smtp_log`,
-//! reference 1.6 and 2.2). Timestamps are Gregorian seconds.
+//! docs/kazoo.md 1.6 and 2.2). Timestamps are Gregorian seconds.
 
 use serde_json::{Value, json};
 

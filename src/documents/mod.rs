@@ -2,7 +2,7 @@
 //! TIFF into a PDF. Pure functions over bytes; the only external process is
 //! the optional LibreOffice helper for office formats (run in a private
 //! temporary directory that is removed whatever happens). Knows nothing of
-//! jobs, storage or lines (DESIGN.md).
+//! jobs, storage or lines (docs/architecture.md, "Who owns what").
 //!
 //! Conversions are CPU-bound and may take seconds: call them from a blocking
 //! thread (`spawn_blocking`), never on an async worker. Each input runs on
@@ -383,7 +383,7 @@ pub fn pdf_page_count(bytes: &[u8], name: &str) -> Result<usize, DocumentError> 
 
 /// What an intake (the API, email) stores for a new fax, checked before
 /// anything is stored so that what cannot be faxed is refused at once with
-/// the reason (invariant 4): the originals as received and, unless every
+/// the reason (docs/architecture.md, invariant 4): the originals as received and, unless every
 /// one is a PDF, the fax image converted now. PDFs are opened and their
 /// pages counted here and drawn when the fax is sent (the attempt keeps the
 /// fax image), so a burst of intake is not held up by rendering.

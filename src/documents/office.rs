@@ -1,11 +1,11 @@
 //! Office documents (DOC, DOCX, ODT, RTF, XLS, XLSX, ODS, PPT, PPTX, ODP) to
 //! PDF through LibreOffice headless, the one external process `documents`
-//! runs (Kazoo reference 7.2-7.3). Each run gets a private temporary
+//! runs (docs/kazoo.md 7.2-7.3). Each run gets a private temporary
 //! directory for the input, the output and a throw-away LibreOffice profile
 //! (so runs never fight over a shared profile lock); the directory is
 //! removed whatever happens. The process is killed when the time budget
 //! runs out or the conversion is cancelled. LibreOffice exits 0 even when it
-//! fails (reference 7.3), so success is judged by the PDF it leaves.
+//! fails (docs/kazoo.md 7.3), so success is judged by the PDF it leaves.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

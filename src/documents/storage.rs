@@ -1,6 +1,6 @@
 //! Which forms of a fax document are kept at intake and which are made on
 //! demand: Kazoo's `store_url_document`, `store_fax_tiff` and
-//! `store_fax_pdf` flags (reference 7.6), as a pure policy the store and the
+//! `store_fax_pdf` flags (docs/kazoo.md 7.6), as a pure policy the store and the
 //! intake edges follow. Nothing here touches storage.
 //!
 //! Faxbox keeps Kazoo's meaning with one deliberate choice: the PDF offered
@@ -56,8 +56,8 @@ pub struct IntakePlan {
 /// Decides what intake keeps.
 pub fn plan_intake(flags: StorageFlags, source: Source) -> IntakePlan {
     IntakePlan {
-        // A fax is only acknowledged once its document converts (DESIGN.md
-        // invariant 4), so a URL is always fetched at intake; the flag
+        // A fax is only acknowledged once its document converts (see
+        // docs/architecture.md, invariant 4), so a URL is always fetched at intake; the flag
         // decides whether that copy is kept.
         fetch_now: true,
         keep_original: source == Source::Upload || flags.store_url_document,
@@ -100,7 +100,7 @@ pub fn recipe(flags: StorageFlags, source: Source, form: Form) -> Recipe {
     };
     match form {
         Form::FaxTiff if plan.keep_tiff => Recipe::Stored,
-        // "also saved after a lazy conversion" (reference 7.6) applies only
+        // "also saved after a lazy conversion" (docs/kazoo.md 7.6) applies only
         // when the flag asks for the TIFF to be kept, which it already is.
         Form::FaxTiff => from_original(false),
         Form::FaxPdf if plan.keep_pdf => Recipe::Stored,

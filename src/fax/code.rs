@@ -2,8 +2,8 @@
 //!
 //! SpanDSP reports how a call ended in phase E as an integer (`t30_err_e`).
 //! FreeSWITCH passes the same number on as `fax_result_code` and Kazoo keeps
-//! it (reference section 9.5), so Faxbox keeps the numbers and the texts
-//! exactly (`reference/freeswitch/t30-result-codes.txt`). Everything outside
+//! it (docs/kazoo.md 9.5), so Faxbox keeps the numbers and the texts
+//! exactly (docs/freeswitch.md, section 11 "T.30 result codes"). Everything outside
 //! `fax` and `lines` sees this enum, never the integer.
 
 use std::fmt;
@@ -104,7 +104,7 @@ t30_codes! {
     61 CsaUnacceptable "Far end's called subscriber internet address is not acceptable",
 }
 
-/// The groups of reference section 9.5, for retry decisions and reports.
+/// The groups of docs/kazoo.md 9.5, for retry decisions and reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeGroup {
     Success,

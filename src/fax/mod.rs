@@ -1,5 +1,5 @@
 //! The fax engine: safe owners of SpanDSP objects, and the only module in
-//! Faxbox allowed `unsafe` code (STYLE.md principle 9).
+//! Faxbox allowed `unsafe` code (docs/style.md, principle 9).
 //!
 //! It owns: the audio T.30 session ([`FaxSession`], caller or answerer,
 //! sending a TIFF or receiving into one), the check that a TIFF can be faxed

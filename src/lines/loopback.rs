@@ -25,7 +25,7 @@ use super::{
 };
 
 /// How long a busy number takes to report busy, and an unanswered one to
-/// give up (Kazoo's `endpoint_timeout`, reference section 3.6); only waited
+/// give up (Kazoo's `endpoint_timeout`, docs/kazoo.md 3.6); only waited
 /// for in real time.
 const BUSY_AFTER: Duration = Duration::from_secs(3);
 const NO_ANSWER_AFTER: Duration = Duration::from_secs(40);
@@ -116,7 +116,7 @@ impl Line for LoopbackLine {
 
     fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError> {
         // Everything that can be wrong with the request is found before a
-        // channel is taken or a number dialled (DESIGN invariant 4).
+        // channel is taken or a number dialled (docs/architecture.md, invariant 4).
         let valid_id = !fax.call_id.is_empty()
             && fax.call_id.len() <= 64
             && fax

@@ -1,7 +1,7 @@
 //! Lines: where fax calls are placed and taken.
 //!
 //! This module owns the [`Line`] trait every kind of line implements
-//! (`loopback`, `modem`; `freeswitch` later), the values a call
+//! (`loopback`, `freeswitch`, `modem`), the values a call
 //! reports (progress, the attempt result, typed [`LineError`]s that drive
 //! retry decisions) and the [`Inbound`] interface through which a line hands
 //! over faxes it receives. It must not touch the store or know about jobs:
@@ -118,7 +118,7 @@ impl LineError {
 }
 
 /// How one call attempt ended: what the scheduler records per attempt
-/// (reference section 3.4, one consistent shape).
+/// (docs/kazoo.md 3.4, one consistent shape).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptResult {
     pub call_id: String,

@@ -51,7 +51,7 @@ pub struct OutboundFacts<'a> {
 }
 
 /// Who hears about an outbound fax: the first non-empty of the job's own
-/// list, the faxbox's outbound list, the faxbox owner (reference 10.2).
+/// list, the faxbox's outbound list, the faxbox owner (docs/kazoo.md 10.2).
 pub fn outbound_recipients(facts: &OutboundFacts<'_>) -> Vec<String> {
     let mut list = if !facts.fax.notify_email.is_empty() {
         facts.fax.notify_email.clone()
@@ -223,7 +223,7 @@ fn date(t: UnixTime) -> String {
         .unwrap_or_else(|| t.to_string())
 }
 
-/// Kazoo's attachment name (reference 10.3): `<name or number>_<date>.pdf`,
+/// Kazoo's attachment name (docs/kazoo.md 10.3): `<name or number>_<date>.pdf`,
 /// lower-case, spaces as `_`, and no colons, which Windows cannot open
 /// (KTEL-10).
 pub fn attachment_name(name_or_number: &str, t: UnixTime) -> String {
@@ -345,7 +345,7 @@ fn outbound_attachment<'a>(facts: &OutboundFacts<'a>) -> Option<(String, &'a [u8
 }
 
 /// What Kazoo's `outbound_smtp_fax_error` tells the sender of an email that
-/// could not become a fax (reference 10.1).
+/// could not become a fax (docs/kazoo.md 10.1).
 pub struct SmtpErrorFacts<'a> {
     /// The sender, who is told.
     pub from: &'a str,
@@ -420,7 +420,7 @@ pub struct InboundFacts<'a> {
 }
 
 /// Who hears about a received fax: the faxbox owner and the faxbox's
-/// inbound list, together (reference 8.2).
+/// inbound list, together (docs/kazoo.md 8.2).
 pub fn inbound_recipients(facts: &InboundFacts<'_>) -> Vec<String> {
     let mut list: Vec<String> = facts
         .faxbox

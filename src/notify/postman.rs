@@ -1,6 +1,6 @@
 //! The postman: a thread that delivers the store's mail queue to the
 //! smarthost. SMTP is blocking I/O, so it runs on its own named thread
-//! (STYLE.md principle 8), wakes when mail is queued, and otherwise sleeps
+//! (docs/style.md, principle 8), wakes when mail is queued, and otherwise sleeps
 //! until the next retry falls due.
 
 use std::sync::Arc;

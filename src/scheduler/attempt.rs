@@ -157,7 +157,7 @@ pub(super) fn run(shared: &Arc<Shared>, line: Arc<dyn Line>, fax: Fax, attempt: 
 }
 
 /// The fax image to send: the stored one, or the originals converted now
-/// (and kept when `store_fax_tiff` is on, reference 7.6).
+/// (and kept when `store_fax_tiff` is on, docs/kazoo.md 7.6).
 fn fax_image(store: &Store, fax: &Fax, convert: &ConvertOptions) -> Result<FaxImage, Failure> {
     let internal = |e: crate::store::StoreError| Failure::Internal(e.to_string());
     let docs = store.documents(&fax.id).map_err(internal)?;
@@ -425,7 +425,7 @@ fn call_id(fax: &Fax, attempt: u32) -> String {
 }
 
 /// The fax settings of a job: our ident (TSI) and page header from the job,
-/// which took them from its faxbox (reference 1.2, 3.6).
+/// which took them from its faxbox (docs/kazoo.md 1.2, 3.6).
 fn fax_settings(fax: &Fax) -> FaxSettings {
     // T.30 clause 5.3.6.2.4: the ident is up to 20 digits, `+` and spaces.
     let ident: String = fax
@@ -528,7 +528,7 @@ fn merge_result(report: &mut AttemptReport, result: &AttemptResult) {
 
 /// The attempt's result by Kazoo's `tx_result` names, for reschedule rules.
 fn result_fields(failure: Option<&Failure>, report: &AttemptReport) -> Map<String, Value> {
-    // SIP-style codes for calls that never reached T.30 (reference 3.4).
+    // SIP-style codes for calls that never reached T.30 (docs/kazoo.md 3.4).
     let code = match failure {
         Some(Failure::Busy) => json!(486),
         Some(Failure::NoAnswer) => json!(480),
@@ -604,7 +604,8 @@ fn notify_finished(shared: &Shared, fax: &Fax, image: Option<&FaxImage>) {
     };
     match mail {
         Ok(Some(mail)) => {
-            match store.enqueue_mail(Some(&fax.account_id), &mail.recipients, &mail.message) {
+            match store.enqueue_fax_mail(&fax.id, &fax.account_id, &mail.recipients, &mail.message)
+            {
                 Ok(_) => (shared.options.mail_queued)(),
                 Err(e) => warn!(fax = %fax.id, "cannot queue the notification: {e}"),
             }

@@ -2,8 +2,8 @@
 //! function of the attempt's result, the job's budget and the settings, so
 //! it is table-tested here and the run loop only applies its decision.
 //!
-//! `retries` is the total number of attempts (reference 5.1; 0 behaves as
-//! 1). Kazoo's `reschedule` rules (reference 5.2) come first; otherwise the
+//! `retries` is the total number of attempts (docs/kazoo.md 5.1; 0 behaves as
+//! 1). Kazoo's `reschedule` rules (docs/kazoo.md 5.2) come first; otherwise the
 //! delay depends on the cause, in the spirit of HylaFAX: a busy number is
 //! tried again sooner than one that did not answer, a T.30 failure sooner
 //! still, and everything else after `default_retry_period`.

@@ -1,7 +1,7 @@
 //! The end of DATA: the email becomes one fax document and one job per
-//! recipient number, committed before the reply (invariant 1), or a real
-//! refusal with the reason (reference 6.8, done at SMTP time as the
-//! reference's section 13 item 1 asks). Refusals go to the SMTP log and,
+//! recipient number, committed before the reply (docs/architecture.md, invariant 1), or a real
+//! refusal with the reason (docs/kazoo.md 6.8, done at SMTP time as the
+//! list of quirks asks, docs/kazoo.md 13 item 1). Refusals go to the SMTP log and,
 //! with `report_smtp_errors`, to the sender as Kazoo's
 //! `outbound_smtp_fax_error`. This is the one place that maps the outcome
 //! of an email to its SMTP reply.
@@ -154,7 +154,7 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
     Ok(faxes.into_iter().map(|f| f.id.to_string()).collect())
 }
 
-/// The job fields of reference 6.6: identity from the faxbox, the number
+/// The job fields of docs/kazoo.md 6.6: identity from the faxbox, the number
 /// dialled, and notifications to the sender, the owner and the faxbox's
 /// outbound list.
 fn job_for(
@@ -302,7 +302,7 @@ fn record(
     }
 }
 
-/// Kazoo's rule (reference 6.8 step 2): the faxbox's `log_errors` when set,
+/// Kazoo's rule (docs/kazoo.md 6.8 step 2): the faxbox's `log_errors` when set,
 /// else the account's `log_faxbox_errors`.
 fn keeps_log(store: &Store, faxbox: &Faxbox) -> Result<bool, StoreError> {
     match faxbox.log_errors {

@@ -1,4 +1,4 @@
-//! From an email to the documents to fax (reference 6.7, with Kazoo's
+//! From an email to the documents to fax (docs/kazoo.md 6.7, with Kazoo's
 //! quirks fixed): every accepted attachment in the order it appears, not
 //! only the last; a single-part PDF email works; images are accepted, but
 //! those smaller than `image_min_size` are taken as signature logos and

@@ -1,12 +1,12 @@
-//! Email to fax: the SMTP listener (reference section 6).
+//! Email to fax: the SMTP listener (docs/kazoo.md 6).
 //!
 //! An office mails `15551234567@<faxbox address>` with a PDF; this module
 //! speaks SMTP, finds the faxbox and checks the sender on `RCPT`, turns the
 //! attachments into one fax document at the end of `DATA`, and answers
 //! `250 queued as <fax id>` only after the job and its documents are
-//! committed (invariant 1). Everything it refuses is refused with a real
+//! committed (docs/architecture.md, invariant 1). Everything it refuses is refused with a real
 //! SMTP code at the command that caused it (Kazoo answered `250 queued as
-//! 554 ...`, reference 13 item 1).
+//! 554 ...`, docs/kazoo.md 13 item 1).
 //!
 //! The protocol state machine is `mailin`'s (the engine mailin-embedded
 //! wraps). Faxbox drives it from its own accept loop rather than
@@ -238,7 +238,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             );
             return;
         }
-        // Kazoo's smtp_sessions (reference 6.1), read at each connection so
+        // Kazoo's smtp_sessions (docs/kazoo.md 6.1), read at each connection so
         // a change applies at once.
         let limit = shared
             .ctx

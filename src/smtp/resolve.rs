@@ -1,9 +1,9 @@
 //! Which faxbox an email address reaches and whether the sender may use it:
-//! Kazoo's lookup order on RCPT (reference 6.3), the destination number
+//! Kazoo's lookup order on RCPT (docs/kazoo.md 6.3), the destination number
 //! (6.4) and the sender rules (6.5), with two of its quirks fixed: senders
 //! compare case-insensitively, and a permission pattern must match the
 //! whole address (Kazoo's unanchored match let `example.com` admit
-//! `bob@notexample.com.evil`, reference 13 item 5).
+//! `bob@notexample.com.evil`, docs/kazoo.md 13 item 5).
 
 use regex::RegexBuilder;
 

@@ -1,7 +1,7 @@
 //! One SMTP conversation on its own thread: reading lines (with an idle
 //! timeout and a line-length bound), feeding them to mailin's state
 //! machine, and the parts Faxbox answers itself: Kazoo's greeting and
-//! replies (reference 6.1), `SIZE` in EHLO and on `MAIL FROM`, STARTTLS,
+//! replies (docs/kazoo.md 6.1), `SIZE` in EHLO and on `MAIL FROM`, STARTTLS,
 //! and SMTP AUTH against Faxbox users.
 //!
 //! SMTP AUTH: the user name is a Faxbox user's email address and the
@@ -290,7 +290,7 @@ fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result
         },
     );
     let mut io = BufReader::new(Wire::Plain(stream));
-    // Kazoo's greeting (reference 6.1), in Faxbox's name.
+    // Kazoo's greeting (docs/kazoo.md 6.1), in Faxbox's name.
     send(
         &mut io,
         &format!("220 {host} Faxbox Email to Fax Server\r\n"),

@@ -147,7 +147,7 @@ impl Store {
     }
 
     /// Deletes an account and everything in it: users, keys, faxboxes,
-    /// faxes and their documents (a real delete, reference 13 item 19).
+    /// faxes and their documents (a real delete, docs/kazoo.md 13 item 19).
     pub fn delete_account(&self, id: &AccountId) -> Result<()> {
         self.write(|tx| {
             tx.execute("DELETE FROM settings WHERE scope = ?1", [id.as_str()])?;

@@ -262,7 +262,7 @@ impl Store {
     }
 
     /// A faxbox of one account: another account's faxbox is "not found"
-    /// (invariant 5).
+    /// (docs/architecture.md, invariant 5).
     pub fn faxbox_in(&self, account: &AccountId, id: &FaxboxId) -> Result<Faxbox> {
         match self.faxbox(id) {
             Ok(f) if &f.account_id == account => Ok(f),
@@ -291,7 +291,7 @@ impl Store {
     }
 
     /// The faxbox whose generated or custom mail domain is `domain`
-    /// (reference 6.3 step 1; case-insensitive).
+    /// (docs/kazoo.md 6.3 step 1; case-insensitive).
     pub fn faxbox_by_domain(&self, domain: &str) -> Result<Option<Faxbox>> {
         let id: Option<String> = self.read(|conn| {
             Ok(conn

@@ -1,7 +1,7 @@
 //! Group commit for new jobs: intake's durable write.
 //!
 //! Every accepted fax must be on the disk before it is acknowledged
-//! (invariant 1), and a disk sync costs milliseconds whatever it carries.
+//! (docs/architecture.md, invariant 1), and a disk sync costs milliseconds whatever it carries.
 //! So jobs that arrive while a commit is running wait and go to the disk
 //! together in the next one: the first waiting caller leads, writes every
 //! waiting job in one transaction (each under its own savepoint, so one bad

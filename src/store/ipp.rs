@@ -2,7 +2,7 @@
 //! small integer and may announce it (Create-Job) before its document comes
 //! (Send-Document); a print job therefore lives here first, and becomes one
 //! fax job per destination, committed with the link to its print job in
-//! one transaction (invariant 1), once the document is there.
+//! one transaction (docs/architecture.md, invariant 1), once the document is there.
 
 use rusqlite::{OptionalExtension, params};
 

@@ -4,7 +4,7 @@
 //! against `JobStatus::may_become`. The claim that puts a job on a line is an
 //! `UPDATE ... WHERE status = 'pending'`, so two schedulers (or threads)
 //! racing for a job cannot both win. Start-up recovery is an ordinary
-//! function, tested like any other (STYLE.md principle 6).
+//! function, tested like any other (docs/style.md, principle 6).
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
@@ -187,7 +187,7 @@ pub struct RecoveryReport {
 
 impl Store {
     /// Creates an outbound job with its documents in one transaction, so an
-    /// acknowledged job always has them (invariant 1). `status` is
+    /// acknowledged job always has them (docs/architecture.md, invariant 1). `status` is
     /// `AttachingFiles` while conversion is still to come, else `Pending`.
     pub fn create_job(
         &self,
@@ -323,7 +323,7 @@ impl Store {
 
     /// Ends a job that never reached a line (its document could not be
     /// converted): `attaching_files` -> `failed` with the reason. Kazoo left
-    /// such jobs stuck (reference 13 item 6).
+    /// such jobs stuck (docs/kazoo.md 13 item 6).
     pub fn fail_unsent_job(&self, id: &FaxId, reason: &str) -> Result<Fax> {
         self.write(|tx| {
             let fax = load_fax(tx, id)?;
@@ -395,7 +395,7 @@ impl Store {
     }
 
     /// Sends a finished job again as a new job with the same documents and a
-    /// fresh attempt budget (Kazoo's `resubmit`, reference 2.4).
+    /// fresh attempt budget (Kazoo's `resubmit`, docs/kazoo.md 2.4).
     pub fn resubmit(&self, id: &FaxId) -> Result<Fax> {
         self.resubmit_changed(id, |_| {})
     }
@@ -436,18 +436,19 @@ impl Store {
         })
     }
 
-    /// Deletes a fax with its documents and attempts, for real.
+    /// Deletes a fax with its documents, attempts and the mails that carry
+    /// it, for real: the bytes are overwritten, not only unlinked (issue 23).
     pub fn delete_fax(&self, id: &FaxId) -> Result<()> {
         self.write(|tx| {
             let fax = load_fax(tx, id)?;
             if fax.status == Some(JobStatus::Processing) {
-                return Err(StoreError::Conflict(format!(
-                    "fax {id} is being sent right now; cancel it first"
-                )));
+                return Err(on_a_call(id));
             }
             tx.execute("DELETE FROM faxes WHERE id = ?1", [id.as_str()])?;
             Ok(())
-        })
+        })?;
+        self.scrub();
+        Ok(())
     }
 
     // --- scheduling ---------------------------------------------------------
@@ -679,7 +680,7 @@ impl Store {
 
     /// Run once at start, before any line is used: a job left `processing`
     /// had its call cut by the stop, so its open attempt is closed as
-    /// `interrupted` and the job is pending again, due now (invariant 2).
+    /// `interrupted` and the job is pending again, due now (docs/architecture.md, invariant 2).
     pub fn recover(&self) -> Result<RecoveryReport> {
         self.write(|tx| {
             let t = now();
@@ -1033,16 +1034,32 @@ impl Store {
     /// (Kazoo's `DELETE .../attachment`). A fax still to be sent keeps its
     /// documents: without them it could not be sent.
     pub fn delete_documents(&self, id: &FaxId) -> Result<usize> {
-        self.write(|tx| {
+        let deleted = self.write(|tx| {
             let fax = load_fax(tx, id)?;
+            if fax.status == Some(JobStatus::Processing) {
+                return Err(on_a_call(id));
+            }
             if fax.status.is_some_and(|s| !s.is_terminal()) {
                 return Err(StoreError::Conflict(format!(
                     "fax {id} is still to be sent and needs its documents; cancel it first"
                 )));
             }
+            // The mails that carried the fax as a PDF go with its documents.
+            tx.execute("DELETE FROM mail_queue WHERE fax_id = ?1", [id.as_str()])?;
             Ok(tx.execute("DELETE FROM documents WHERE fax_id = ?1", [id.as_str()])?)
-        })
+        })?;
+        self.scrub();
+        Ok(deleted)
     }
+}
+
+/// Why a fax on a line cannot be deleted, and what to do instead.
+fn on_a_call(id: &FaxId) -> StoreError {
+    StoreError::Conflict(format!(
+        "fax {id} is on a call right now and cannot be deleted; cancel it first \
+         (`faxbox jobs cancel {id}`, or PUT .../faxes/outgoing/{id} with \
+         {{\"action\":\"cancel\"}}) and delete it once the call has ended"
+    ))
 }
 
 fn missing_number() -> crate::model::FieldError {
@@ -1288,7 +1305,7 @@ mod tests {
         let f = store.fax(&f.id).unwrap();
         assert_eq!(f.attempts, 2);
         assert!(f.error.unwrap().contains("after 2 attempts"));
-        // retries 0 behaves like 1 (reference 5.1).
+        // retries 0 behaves like 1 (docs/kazoo.md 5.1).
         let g = store
             .create_job(new_fax(&a, "2", 0), vec![], JobStatus::Pending)
             .unwrap();

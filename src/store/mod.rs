@@ -19,6 +19,7 @@ mod jobs;
 mod lines;
 mod mail;
 mod owner;
+mod records;
 mod schema;
 mod settings;
 mod smtp_log;
@@ -147,7 +148,7 @@ enum Sync {
     /// `synchronous=NORMAL` (WAL): safe against a crash of the process
     /// (`kill -9`); a power cut may lose it until the next full commit. Only
     /// for the dispatch claim and call progress, which sit on the path from
-    /// a due job to a seized line (DESIGN: under 10 ms); after a power cut
+    /// a due job to a seized line (docs/architecture.md, "Numbers to beat": under 10 ms); after a power cut
     /// such a job is simply sent again, as any interrupted job.
     Normal,
 }
@@ -187,9 +188,13 @@ impl Store {
         // Writers wait for each other instead of failing at once.
         conn.busy_timeout(Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        // FULL: a commit that acknowledges intake is on disk (invariant 1).
+        // FULL: a commit that acknowledges intake is on disk (docs/architecture.md, invariant 1).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted rows are overwritten with zeros, not just unlinked: a
+        // deleted fax's document must not stay readable in free pages of
+        // the file (issue 23). `records::scrub` empties the WAL after.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         schema::migrate(&mut conn, path)?;
         Ok(Store {
             conn: Mutex::new(Handle {

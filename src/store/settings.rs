@@ -1,5 +1,5 @@
 //! Runtime settings: Kazoo's `system_config.fax` keys that Faxbox uses, with
-//! Kazoo's names and defaults (reference 11.1), stored in SQLite so they
+//! Kazoo's names and defaults (docs/kazoo.md 11.1), stored in SQLite so they
 //! change while the box runs. A value set for an account wins over the
 //! system value, which wins over the built-in default.
 

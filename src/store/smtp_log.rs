@@ -1,4 +1,4 @@
-//! The SMTP error log (Kazoo's `fax_smtp_log`, reference 1.6): one entry
+//! The SMTP error log (Kazoo's `fax_smtp_log`, docs/kazoo.md 1.6): one entry
 //! per email that could not become a fax, with the reasons in order, so
 //! an administrator can answer "why did my fax never go out?". The report
 //! mailed to the sender, when there is one, is queued in the same

@@ -278,7 +278,7 @@ fn faxboxes_are_created_read_replaced_patched_and_deleted() {
         json!(["desk@acme.test"])
     );
     assert_eq!(created["media"]["fax_option"], true);
-    // Gregorian seconds (reference 1.1): after 2020 in that scale.
+    // Gregorian seconds (docs/kazoo.md 1.1): after 2020 in that scale.
     assert!(created["created"].as_i64().unwrap() > 63_745_000_000);
 
     let r = b.call("GET", &format!("{path}/{id}"), Some(&token), None);

@@ -1,4 +1,4 @@
-//! The one integration-test binary (STYLE.md): each module tests one part
+//! The one integration-test binary (docs/style.md): each module tests one part
 //! the way it is used, through real files, sockets and processes.
 
 mod api;
@@ -18,6 +18,7 @@ mod modem;
 mod notify;
 mod packaging;
 mod print_raster;
+mod records;
 mod scheduler;
 mod serve;
 mod smtp;

@@ -2,7 +2,7 @@
 //! events: progress for the scheduler and, at the end, the attempt's
 //! result and [`LineError`].
 //!
-//! The rules follow `reference/freeswitch/NOTES.md`: the call is ours by
+//! The rules follow docs/freeswitch.md: the call is ours by
 //! `Unique-ID` (the `origination_uuid` we chose) or by `Job-UUID` (the
 //! BACKGROUND_JOB of our `bgapi originate`); the sender's verdict is
 //! `spandsp::txfaxresult`, which arrives after the hang-up, so only our
@@ -342,7 +342,7 @@ impl DocumentSource {
     }
 }
 
-/// A FreeSWITCH hangup cause as the retry policy sees it (reference 3.4:
+/// A FreeSWITCH hangup cause as the retry policy sees it (docs/kazoo.md 3.4:
 /// Kazoo records the cause; busy and no answer are the usual retries).
 pub fn line_error_for_cause(cause: &str) -> LineError {
     match cause {

@@ -1,5 +1,5 @@
 //! The FreeSWITCH Event Socket wire format (ESL), as observed in
-//! `reference/freeswitch/transcripts`: framing, URL-decoding, the message
+//! docs/freeswitch.md (section 10, transcripts): framing, URL-decoding, the message
 //! kinds, and the events as plain header maps.
 //!
 //! A message is a block of `Name: value` lines ended by an empty line,

@@ -1,4 +1,4 @@
-//! The file proxy (Kazoo's `fax_file_proxy`, reference 6.3): the HTTP server
+//! The file proxy (Kazoo's `fax_file_proxy`, docs/kazoo.md 6.3): the HTTP server
 //! a FreeSWITCH fetches the fax it must send from, because `txfax` takes a
 //! local path only and mod_http_cache turns a URL into one.
 //!

@@ -1,6 +1,6 @@
 //! Incoming faxes through FreeSWITCH's outbound socket: the dialplan's
 //! `socket HOST:PORT async full` connects here for each call, and this
-//! server drives the channel as transcript 06 shows: `connect` (the channel
+//! server drives the channel as docs/freeswitch.md, transcript 06 shows: `connect` (the channel
 //! data), the events, `linger`, `sendmsg` answer / set / rxfax, then the
 //! result from `spandsp::rxfaxresult` and a `sendmsg` hangup. The received
 //! file goes to the receive path ([`Inbound`]) like any line's.
@@ -266,7 +266,7 @@ impl Session {
             None => answer.tiff.clone(),
         };
         // `myevents` brings this channel's events but no CUSTOM ones
-        // (NOTES.md): the fax results are asked for separately.
+        // (docs/freeswitch.md): the fax results are asked for separately.
         channel.command("myevents plain")?;
         channel.command(
             "event plain CUSTOM spandsp::rxfaxresult spandsp::rxfaxpageresult spandsp::rxfaxnegociateresult",

@@ -23,7 +23,7 @@ use crate::lines::{
 
 /// How long FreeSWITCH gets to end a call we asked it to hang up before the
 /// line gives up on it (the channel may be stuck, as without
-/// `rtp-timer-name=soft`, transcript 21).
+/// `rtp-timer-name=soft`, docs/freeswitch.md, transcript 21).
 const HANG_UP_GRACE: Duration = Duration::from_secs(30);
 
 /// How long a call whose connection was lost waits for FreeSWITCH to be

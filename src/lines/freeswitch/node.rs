@@ -23,7 +23,7 @@ use super::esl::{EslError, Event, FrameReader, Headers, Message};
 use crate::config::FreeSwitchNode;
 
 /// The events an outbound fax call needs; `CUSTOM` and its subclasses last,
-/// since every word after `CUSTOM` is read as a subclass (NOTES.md).
+/// since every word after `CUSTOM` is read as a subclass (docs/freeswitch.md).
 pub const SUBSCRIPTION: &str = "event plain BACKGROUND_JOB CHANNEL_ANSWER \
     CHANNEL_EXECUTE_COMPLETE CHANNEL_HANGUP CHANNEL_HANGUP_COMPLETE CUSTOM \
     spandsp::txfaxresult spandsp::txfaxpageresult spandsp::txfaxnegociateresult";

@@ -1,5 +1,5 @@
 //! The modem line: a Class 1 fax modem on a serial port, with SpanDSP's
-//! T.30 on this side of the cable (the design card's second deployment).
+//! T.30 on this side of the cable (docs/architecture.md, deployment 2).
 //!
 //! It owns the serial device: its UUCP lock ([`lock`]), probing the modem
 //! at start and now and then (`ATI`, `AT+FCLASS=?`, flow control, caller

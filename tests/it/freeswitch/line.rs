@@ -142,7 +142,7 @@ fn a_three_page_fax_arrives_identical_through_the_file_proxy() {
         .collect();
     assert_eq!(done, [1, 2, 3]);
 
-    // The originate as NOTES.md says it must be.
+    // The originate as docs/freeswitch.md says it must be.
     let originates = fs.originates();
     assert_eq!(originates.len(), 1);
     let o = &originates[0];
@@ -212,7 +212,7 @@ fn busy_and_no_answer_are_retried_per_policy() {
     )
     .unwrap();
     let tiff = small_fax_tiff();
-    // `retries` counts attempts in all (reference 5.1).
+    // `retries` counts attempts in all (docs/kazoo.md 5.1).
     let busy = queue_job(&store, &account, "5550001", 3, &tiff, &[]);
     let silent = queue_job(&store, &account, "5550002", 2, &tiff, &[]);
     scheduler.wake();
@@ -503,7 +503,7 @@ fn an_incoming_call_through_the_outbound_socket_lands_in_the_right_inbox() {
     let tiff = b.dir.join("caller.tif");
     std::fs::write(&tiff, encode_fax_tiff(&sent).unwrap()).unwrap();
     let report = standin::place_inbound_call(socket, "15550009999", "5557000", &tiff);
-    // Faxbox drove the channel as transcript 06 does.
+    // Faxbox drove the channel as docs/freeswitch.md, transcript 06 does.
     let firsts: Vec<&str> = report.commands.iter().map(|c| c[0].as_str()).collect();
     assert_eq!(
         firsts,
@@ -779,7 +779,7 @@ fn the_appliance_sends_through_a_configured_freeswitch_line() {
 }
 
 /// The stand-in says what FreeSWITCH said: the same client commands as
-/// transcript 03 get the same replies and the sender's events in the same
+/// docs/freeswitch.md, transcript 03 get the same replies and the sender's events in the same
 /// order, txfaxresult after the hang-up.
 #[test]
 fn the_standin_answers_as_the_transcript() {

@@ -1,6 +1,6 @@
 //! A stand-in FreeSWITCH (FreeSWITCH itself cannot be installed here): an
 //! Event Socket server that speaks as the transcripts in
-//! `reference/freeswitch/transcripts` show (login, `command/reply` texts,
+//! docs/freeswitch.md show (login, `command/reply` texts,
 //! `text/event-plain` framing with URL-encoded values, hyphenated spandsp
 //! headers, txfaxresult after the hang-up, Hangup-Cause twice on
 //! HANGUP_COMPLETE), and does the work for real: `txfax(${http_get(URL)})`
@@ -591,7 +591,7 @@ fn originate(state: &State, w: &Writer, args: &str, job: &str) {
             application,
             ..
         } => (variables, dial, application),
-        // What FreeSWITCH answers a "Parse Error!" (transcript 00).
+        // What FreeSWITCH answers a "Parse Error!" (docs/freeswitch.md, transcript 00).
         Originate::Refused(_) => {
             return background_job(state, w, job, "-ERR DESTINATION_OUT_OF_ORDER\n");
         }
@@ -741,7 +741,7 @@ fn run_call(
     let finish = |cause: &str, result: Option<Vec<(&'static str, String)>>, response: &str| {
         channel_event(state, w, "CHANNEL_HANGUP", ch, "hangup", Some(cause), &[]);
         if let Some(fields) = result {
-            // About 20 ms after the hangup (NOTES.md).
+            // About 20 ms after the hangup (docs/freeswitch.md).
             std::thread::sleep(Duration::from_millis(20));
             spandsp_event(state, w, "spandsp::txfaxresult", ch, &fields);
         }
@@ -878,7 +878,7 @@ fn run_call(
                 FaxEvent::Finished(_) => {}
             }
         }
-        // The far end hanging up (transcript 14) ends both sides with 49.
+        // The far end hanging up (docs/freeswitch.md, transcript 14) ends both sides with 49.
         let far_hangs_up = matches!(far_end, FarEnd::DropsAfter(after) if wire.elapsed() >= *after);
         if kill.load(Ordering::Acquire) || far_hangs_up {
             caller.hang_up();
@@ -1272,7 +1272,7 @@ fn receive(
 
 #[test]
 fn standin_encoding_matches_the_transcripts() {
-    // Values from transcript 16, encoded by the stand-in as FreeSWITCH did.
+    // Values from docs/freeswitch.md, transcript 16, encoded by the stand-in as FreeSWITCH did.
     assert_eq!(
         url_encode("{fax_ident=TX-BUSY}loopback/busy/default &txfax(/srv/fs/test.tif)"),
         "%7Bfax_ident%3DTX-BUSY%7Dloopback/busy/default%20%26txfax(/srv/fs/test.tif)"

@@ -1,4 +1,4 @@
-//! Reads the ESL transcripts of `reference/freeswitch/transcripts`: each
+//! Reads the ESL transcripts of docs/freeswitch.md (section 10, transcripts): each
 //! chunk is a marker line `##<< S->C <t>s <n>B` or `##>> C->S <t>s <n>B`,
 //! then exactly `n` wire bytes (` +LF` on the marker: one extra LF follows
 //! that is not wire data). The oldest file has markers without a count; its
