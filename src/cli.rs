@@ -100,6 +100,13 @@ pub enum Command {
         #[arg(value_name = "FILE")]
         archive: PathBuf,
     },
+    /// Remove what is past its retention (document_retention_days,
+    /// record_retention_days) now, as the running box does daily.
+    Purge {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Bring a backup back as a new box in the data dir, which must be a
     /// new or empty folder; then start it with `faxbox serve`.
     Restore {
@@ -565,6 +572,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 done.manifest.documents,
                 done.bytes as f64 / 1e6,
                 done.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Purge { dry_run } => {
+            let report = crate::retention::purge(&open()?, crate::model::now(), dry_run)?;
+            if out.json {
+                return out.show(&report);
+            }
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for id in &report.documents {
+                say!("{id}  documents");
+            }
+            for id in &report.records {
+                say!("{id}  record");
+            }
+            say!(
+                "{verb}: the documents of {} faxes, {} faxes whole, {} sent mails",
+                report.documents.len(),
+                report.records.len(),
+                report.mails
             );
             Ok(())
         }

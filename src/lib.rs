@@ -21,6 +21,7 @@ pub mod ipp;
 pub mod lines;
 pub mod model;
 pub mod notify;
+pub mod retention;
 pub mod scheduler;
 pub mod smtp;
 pub mod store;

@@ -461,3 +461,94 @@ fn a_backup_of_a_running_box_restores_every_row_and_document() {
         Some(JobStatus::Completed)
     );
 }
+
+/// Moves a fax's end back by `days`, as if it had ended that long ago.
+fn age(data: &Path, fax: &FaxId, days: i64) {
+    let conn = rusqlite::Connection::open(data.join("faxbox.sqlite")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.execute(
+        "UPDATE faxes SET created = created - ?2, modified = modified - ?2 WHERE id = ?1",
+        rusqlite::params![fax.as_str(), days * 86_400],
+    )
+    .unwrap();
+}
+
+/// `faxbox_purged_total` of the running box's /metrics, by `what`.
+fn purged_metric(b: &RecordsBox, what: &str) -> Option<u64> {
+    let r = Http::new()
+        .request(
+            "GET",
+            &format!("{}/metrics", b.session.base()),
+            &[("X-Auth-Token", b.session.token())],
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let prefix = format!("faxbox_purged_total{{what=\"{what}\"}} ");
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+}
+
+/// Issue 23, retention: `faxbox purge --dry-run` lists what is past its
+/// time and changes nothing; `faxbox purge` removes it, never a fax still
+/// queued however old; the running box purges at start (and daily), and
+/// /metrics counts what went.
+#[test]
+fn retention_purges_what_is_past_its_time_and_never_a_queued_fax() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    let own = b.own_faxbox(false);
+    let old_letter = b.send(&own, "5551234", &["Sent two days ago"]);
+    let ancient = b.send(&own, "5551235", &["Sent four days ago"]);
+    let later = b.send(&own, "5551236", &["Sent today"]);
+    for fax in [&old_letter, &ancient, &later] {
+        b.wait_finished(fax);
+    }
+    b.cli(&["line", "pause", "loopback"]).unwrap();
+    let queued = b.send(&own, "5551237", &["Waiting for the line"]);
+    b.cli(&["config", "set", "fax", "document_retention_days", "1"])
+        .unwrap();
+    b.cli(&["config", "set", "fax", "record_retention_days", "3"])
+        .unwrap();
+    age(b.data(), &old_letter, 2);
+    age(b.data(), &ancient, 4);
+    age(b.data(), &queued, 100);
+
+    let dry = b.cli(&["purge", "--dry-run"]).unwrap();
+    assert!(dry.contains(&format!("{old_letter}  documents")), "{dry}");
+    assert!(dry.contains(&format!("{ancient}  record")), "{dry}");
+    assert!(
+        !dry.contains(queued.as_str()) && !dry.contains(later.as_str()),
+        "{dry}"
+    );
+    assert!(dry.contains("would remove"), "{dry}");
+    let store = b.store();
+    assert!(!store.documents(&old_letter).unwrap().is_empty());
+    assert!(store.fax(&ancient).is_ok());
+    assert_eq!(purged_metric(&b, "documents"), Some(0));
+
+    let done = b.cli(&["purge"]).unwrap();
+    assert!(done.contains("removed"), "{done}");
+    assert!(store.documents(&old_letter).unwrap().is_empty());
+    assert!(store.fax(&old_letter).is_ok(), "the record stays");
+    assert!(store.fax(&ancient).is_err());
+    assert!(!store.documents(&later).unwrap().is_empty());
+    assert!(!store.documents(&queued).unwrap().is_empty());
+    assert_eq!(store.fax(&queued).unwrap().status, Some(JobStatus::Pending));
+    assert_eq!(purged_metric(&b, "documents"), Some(1));
+    assert_eq!(purged_metric(&b, "records"), Some(1));
+    drop(store);
+
+    // The running box purges on its own: at its next start, then daily.
+    let mut b = b;
+    b.serve.signal("TERM");
+    assert!(b.serve.wait(Duration::from_secs(60)).success());
+    age(&dir.path().join("data"), &later, 2);
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    wait_for("the box's own purge", Duration::from_secs(30), || {
+        b.store().documents(&later).unwrap().is_empty()
+    });
+    assert_eq!(purged_metric(&b, "documents"), Some(2));
+    assert!(!b.store().documents(&queued).unwrap().is_empty());
+}
