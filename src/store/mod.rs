@@ -20,6 +20,7 @@ mod lines;
 mod mail;
 mod owner;
 mod records;
+mod retention;
 mod schema;
 mod settings;
 mod smtp_log;
@@ -41,6 +42,8 @@ pub use jobs::{
 };
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
+pub use retention::{PurgeReport, PurgeTotals};
+pub use schema::SCHEMA_VERSION;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
 pub use smtp_log::{SmtpErrorReport, SmtpLogEntry};
 pub use status::{BoxSnapshot, CallSnapshot, QueueSnapshot, RetrySnapshot};

@@ -5,6 +5,7 @@ mod api;
 mod budget;
 mod chaos;
 mod cli;
+mod cups;
 mod documents;
 mod edges;
 mod file_proxy;
