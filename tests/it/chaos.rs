@@ -13,7 +13,9 @@ use faxbox::api::client::{Document, Session};
 use faxbox::model::{AttemptOutcome, FaxId, JobStatus};
 use faxbox::store::{Store, UNCONFIRMED};
 
-use crate::harness::{ServeProcess, pdf_of_texts, wait_for};
+use crate::harness::{
+    ServeProcess, bob_with_desk, mail_with, pdf_of_texts, send_mail, smtp_port, wait_for,
+};
 
 const LINE: &str = "[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 2\n";
 
@@ -60,7 +62,7 @@ fn sigkill_at_random_instants_loses_nothing_and_sends_nothing_twice() {
             // 250 after the mail's end); a request cut by the kill was
             // never promised.
             if turn % 2 == 0 {
-                if let Some(id) = send_mail(smtp, &mail) {
+                if let Ok(id) = send_mail(smtp, &mail) {
                     acked.push(id);
                     by_mail += 1;
                 }
@@ -202,72 +204,4 @@ fn sigkill_at_random_instants_loses_nothing_and_sends_nothing_twice() {
         mailed.len(),
         unacked.len()
     );
-}
-
-/// An account with bob@acme.example, who owns a faxbox reached by mail at
-/// `<number>@fax.acme.example`, made beside the running box.
-fn bob_with_desk(data: &std::path::Path) {
-    let store = Store::open_existing(data).unwrap();
-    let account = store
-        .create_account("Acme", Some("acme.example"))
-        .unwrap()
-        .id;
-    let bob = store
-        .create_user(&account, "bob@acme.example", "Bob")
-        .unwrap();
-    store
-        .create_faxbox(
-            &account,
-            faxbox::model::FaxboxFields {
-                name: Some("Desk".into()),
-                owner_id: Some(bob.id),
-                custom_smtp_email_address: Some("fax.acme.example".into()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-}
-
-/// Where the box takes mail, from its banner.
-fn smtp_port(banner: &str) -> u16 {
-    banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("smtp:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
-        .map(|addr| addr.port())
-        .unwrap_or_else(|| panic!("the banner says where SMTP listens: {banner}"))
-}
-
-fn mail_with(pdf: &[u8]) -> lettre::Message {
-    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
-    lettre::Message::builder()
-        .from("Bob <bob@acme.example>".parse().unwrap())
-        .to("5551234@fax.acme.example".parse().unwrap())
-        .subject("Chaos")
-        .multipart(
-            MultiPart::mixed()
-                .singlepart(SinglePart::plain("Please fax this.".to_owned()))
-                .singlepart(
-                    Attachment::new("letter.pdf".into())
-                        .body(pdf.to_vec(), ContentType::parse("application/pdf").unwrap()),
-                ),
-        )
-        .unwrap()
-}
-
-/// Sends `mail` to the box; the fax's id when the box acknowledged it
-/// (`250 queued as <id>`).
-fn send_mail(port: u16, mail: &lettre::Message) -> Option<FaxId> {
-    use lettre::Transport;
-    let mailer = lettre::SmtpTransport::builder_dangerous("127.0.0.1")
-        .port(port)
-        .timeout(Some(Duration::from_secs(10)))
-        .build();
-    let response = mailer.send(mail).ok()?;
-    let first = response.message().next()?.to_owned();
-    let id = first
-        .strip_prefix("queued as ")
-        .unwrap_or_else(|| panic!("an acknowledgement names the fax: {first}"));
-    Some(FaxId(id.to_owned()))
 }

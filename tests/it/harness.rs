@@ -660,3 +660,71 @@ impl Drop for PrivateCups {
         terminate(&mut self.cupsd, std::time::Duration::from_secs(10));
     }
 }
+
+/// An account with bob@acme.example, who owns a faxbox reached by mail at
+/// `<number>@fax.acme.example`, made beside the running box.
+pub fn bob_with_desk(data: &Path) {
+    let store = faxbox::store::Store::open_existing(data).unwrap();
+    let account = store
+        .create_account("Acme", Some("acme.example"))
+        .unwrap()
+        .id;
+    let bob = store
+        .create_user(&account, "bob@acme.example", "Bob")
+        .unwrap();
+    store
+        .create_faxbox(
+            &account,
+            faxbox::model::FaxboxFields {
+                name: Some("Desk".into()),
+                owner_id: Some(bob.id),
+                custom_smtp_email_address: Some("fax.acme.example".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+}
+
+/// Where the box takes mail, from its banner.
+pub fn smtp_port(banner: &str) -> u16 {
+    banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("smtp:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|addr| addr.parse::<std::net::SocketAddr>().ok())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|| panic!("the banner says where SMTP listens: {banner}"))
+}
+
+pub fn mail_with(pdf: &[u8]) -> lettre::Message {
+    use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+    lettre::Message::builder()
+        .from("Bob <bob@acme.example>".parse().unwrap())
+        .to("5551234@fax.acme.example".parse().unwrap())
+        .subject("Chaos")
+        .multipart(
+            MultiPart::mixed()
+                .singlepart(SinglePart::plain("Please fax this.".to_owned()))
+                .singlepart(
+                    Attachment::new("letter.pdf".into())
+                        .body(pdf.to_vec(), ContentType::parse("application/pdf").unwrap()),
+                ),
+        )
+        .unwrap()
+}
+
+/// Sends `mail` to the box on `port`; the fax's id when the box
+/// acknowledged it (`250 queued as <id>`), else the error in words.
+pub fn send_mail(port: u16, mail: &lettre::Message) -> Result<faxbox::model::FaxId, String> {
+    use lettre::Transport;
+    let mailer = lettre::SmtpTransport::builder_dangerous("127.0.0.1")
+        .port(port)
+        .timeout(Some(std::time::Duration::from_secs(10)))
+        .build();
+    let response = mailer.send(mail).map_err(|e| e.to_string())?;
+    let first = response.message().next().unwrap_or_default().to_owned();
+    let id = first
+        .strip_prefix("queued as ")
+        .unwrap_or_else(|| panic!("an acknowledgement names the fax: {first}"));
+    Ok(faxbox::model::FaxId(id.to_owned()))
+}

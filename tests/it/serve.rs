@@ -367,3 +367,246 @@ fn recovery_after_a_kill_before_the_last_page_is_confirmed_does_not_send_the_fax
     let spool = walk(&serve.data_dir.join("spool"));
     assert!(spool.is_empty(), "left in the spool: {spool:?}");
 }
+
+/// A tmpfs mounted on a folder for one test, unmounted at the end.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (as `mount -o size=`) on `at`; `None` with
+    /// the reason when this machine does not let the test mount one.
+    fn mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("cannot run mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
+        }
+        Ok(Tmpfs(at.to_owned()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system of `dir` with a file of its own; its path.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![0x55u8; 16 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    // What is left is less than a chunk: take it too, byte by byte.
+    while f.write_all(&[0x55]).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// Issue 19, item 5: with its data dir full the box takes nothing it cannot
+/// keep (HTTP 503, SMTP 451, in words), loses nothing it acknowledged,
+/// delivers each mail to the smarthost at most once, and its log does not
+/// flood; once space is freed it carries on by itself.
+#[test]
+fn a_full_data_dir_refuses_intake_loses_nothing_mails_at_most_once_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let _tmpfs = match Tmpfs::mount(&data, "12m") {
+        Ok(t) => t,
+        Err(why) => {
+            println!("skipped: a tmpfs cannot be mounted here ({why})");
+            return;
+        }
+    };
+    // The smarthost is down at first: nothing listens on its port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = format!(
+        "[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 2\n\
+         [smarthost]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\nfrom = \"faxbox@box.test\"\n"
+    );
+    let log_path = dir.path().join("serve.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = ServeProcess::spawn(dir.path(), &config, Stdio::from(log));
+    let banner = crate::harness::serve_banner(&mut child);
+    let mut serve = ServeProcess {
+        child,
+        banner,
+        data_dir: data.clone(),
+    };
+    let key = serve
+        .banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("API key:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let session = faxbox::api::client::Session::login(&serve.api_url(), &key).unwrap();
+    let document = faxbox::api::client::Document {
+        name: "letter.pdf".into(),
+        content_type: "application/pdf".into(),
+        bytes: crate::harness::pdf_of_texts(&["Full disk"]),
+    };
+    let fax = |n: usize| {
+        session.send(
+            &serde_json::json!({
+                "to_number": "5551234",
+                "notifications": {"email": {"send_to": format!("desk{n}@acme.test")}},
+            }),
+            std::slice::from_ref(&document),
+        )
+    };
+    let store = Store::open_existing(&data).unwrap();
+    crate::harness::bob_with_desk(&data);
+    let mail = crate::harness::mail_with(&document.bytes);
+    let mut acked: Vec<FaxId> = Vec::new();
+    for n in 0..3 {
+        acked.push(FaxId(fax(n).unwrap()["id"].as_str().unwrap().to_owned()));
+    }
+    wait_for(
+        "the first faxes to be sent",
+        Duration::from_secs(120),
+        || {
+            acked
+                .iter()
+                .all(|id| store.fax(id).unwrap().status == Some(JobStatus::Completed))
+        },
+    );
+    // Their receipts could not be delivered; the postman tries again in
+    // 30 s, by then on a full disk with the smarthost back.
+    let receipts_failed = std::time::Instant::now();
+
+    // The disk fills up; intake goes on.
+    let filler = fill(&data);
+    let log_before = std::fs::metadata(&log_path).unwrap().len();
+    let full_since = std::time::Instant::now();
+    let (mut refused_api, mut refused_mail) = (Vec::new(), Vec::new());
+    let smtp_port = crate::harness::smtp_port(&serve.banner);
+    let mut n = 3;
+    while refused_api.is_empty() || refused_mail.is_empty() {
+        assert!(
+            full_since.elapsed() < Duration::from_secs(60),
+            "intake never refused on a full disk: API {refused_api:?}, mail {refused_mail:?}"
+        );
+        match fax(n) {
+            Ok(job) => acked.push(FaxId(job["id"].as_str().unwrap().to_owned())),
+            Err(e) => refused_api.push(e.to_string()),
+        }
+        n += 1;
+        match crate::harness::send_mail(smtp_port, &mail) {
+            Ok(id) => acked.push(id),
+            Err(e) => refused_mail.push(e),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        refused_api.iter().all(|e| e.contains("disk is full")),
+        "{refused_api:?}"
+    );
+    assert!(
+        refused_mail.iter().all(|e| e.contains("451")),
+        "{refused_mail:?}"
+    );
+    // The smarthost comes back while the disk is still full.
+    let sink =
+        crate::harness::MailSink::start(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    // Past the receipts' retry, with the disk still full.
+    std::thread::sleep(
+        (receipts_failed + Duration::from_secs(40))
+            .saturating_duration_since(std::time::Instant::now()),
+    );
+    let sent_while_full = sink.received().len();
+    let log_full = std::fs::metadata(&log_path).unwrap().len() - log_before;
+    let per_minute = log_full as f64 * 60.0 / full_since.elapsed().as_secs_f64();
+
+    // Space is freed: the box carries on by itself.
+    std::fs::remove_file(&filler).unwrap();
+    let after = FaxId(fax(99).unwrap()["id"].as_str().unwrap().to_owned());
+    acked.push(after.clone());
+    wait_for(
+        "every acknowledged fax to be sent",
+        Duration::from_secs(120),
+        || {
+            acked.iter().all(|id| {
+                matches!(
+                    store.fax(id).map(|f| f.status),
+                    Ok(Some(JobStatus::Completed | JobStatus::Failed))
+                )
+            })
+        },
+    );
+    for id in &acked {
+        assert_eq!(
+            store.fax(id).unwrap().status,
+            Some(JobStatus::Completed),
+            "{id}"
+        );
+    }
+    // Every receipt arrives, and once only.
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    while sink.received().len() < acked.len() {
+        if std::time::Instant::now() > deadline {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let queued: Vec<_> = store
+                .due_mail(i64::MAX, 50)
+                .unwrap()
+                .into_iter()
+                .map(|m| (m.recipients, m.attempts, m.last_error))
+                .collect();
+            panic!(
+                "{} receipts of {} after 180 s; queued {queued:?}; the log ends: {tail:#?}",
+                sink.received().len(),
+                acked.len()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // A mail sent again carries the Message-ID it was queued with.
+    let mut per_recipient: std::collections::HashMap<String, usize> = Default::default();
+    for m in sink.received() {
+        let text = m.text();
+        let id = text
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Message-ID:")
+                    .or_else(|| l.strip_prefix("Message-Id:"))
+            })
+            .unwrap_or_else(|| panic!("a mail without a Message-ID: {text}"))
+            .trim()
+            .to_owned();
+        *per_recipient.entry(id).or_default() += 1;
+    }
+    let twice: Vec<_> = per_recipient.iter().filter(|(_, n)| **n > 1).collect();
+    println!(
+        "full disk: {} faxes acknowledged, {} API and {} SMTP refusals, {} mails delivered \
+         ({sent_while_full} while full), {} twice; log {log_full} bytes while full \
+         ({per_minute:.0} bytes a minute)",
+        acked.len(),
+        refused_api.len(),
+        refused_mail.len(),
+        per_recipient.len(),
+        twice.len()
+    );
+    assert!(twice.is_empty(), "mails delivered twice: {twice:?}");
+    assert_eq!(per_recipient.len(), acked.len(), "{per_recipient:?}");
+    assert!(
+        per_minute < 1_000_000.0,
+        "the log grew {per_minute} bytes a minute"
+    );
+    serve.signal("TERM");
+    assert!(serve.wait(Duration::from_secs(60)).success());
+    let integrity: String = rusqlite::Connection::open(data.join("faxbox.sqlite"))
+        .unwrap()
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
