@@ -17,6 +17,7 @@ mod loopback;
 mod modem;
 mod notify;
 mod packaging;
+mod postfix;
 mod print_raster;
 mod records;
 mod scheduler;
