@@ -23,7 +23,7 @@ TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils syste
 # another mail server is installed, those tests say so and are skipped.
 MTA_TEST_PACKAGES := postfix
 
-.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp bench-backup
 .PHONY: install static cross-aarch64 cross-armv7 test-cross fuzz fuzz-all
 
 run: build-deps
@@ -70,6 +70,9 @@ bench-api: build-deps
 # which `make test-deps` installs where no other mail server is).
 bench-smtp: build-deps
 	$(CARGO) bench --bench smtp
+
+bench-backup: build-deps
+	$(CARGO) bench --bench backup
 
 bench-convert: test-deps
 	$(CARGO) bench --bench convert

@@ -229,6 +229,7 @@ pub struct Appliance {
     api: Option<Api>,
     scheduler: Option<Scheduler>,
     postman: Option<Postman>,
+    purger: Option<crate::retention::Purger>,
     api_addr: std::net::SocketAddr,
     smtp_addr: std::net::SocketAddr,
     ipp_addr: Option<std::net::SocketAddr>,
@@ -381,6 +382,9 @@ impl Appliance {
             Some(ipp) if config.ipp.mdns => announce_printers(&store, ipp.local_addr(), &config),
             _ => None,
         };
+        // Faxes past their retention go at start and then daily (issue 23).
+        let purger = crate::retention::Purger::start(store.clone())
+            .context("cannot start the retention purge")?;
         Ok(Appliance {
             api_addr: api.local_addr(),
             smtp_addr: smtp.local_addr(),
@@ -395,6 +399,7 @@ impl Appliance {
             api: Some(api),
             scheduler: Some(scheduler),
             postman: Some(postman),
+            purger: Some(purger),
             _file_proxy: file_proxy,
             _owner: owner,
         })
@@ -437,6 +442,9 @@ impl Appliance {
 
     fn shut(&mut self, grace: Duration) {
         self.gate.close();
+        if let Some(mut purger) = self.purger.take() {
+            purger.stop();
+        }
         if let Some(smtp) = self.smtp.take() {
             smtp.stop(Duration::from_secs(10));
         }

@@ -93,6 +93,27 @@ pub enum Command {
     /// Received faxes: list, inspect, export as PDF.
     #[command(subcommand)]
     Inbox(InboxCommand),
+    /// Copy the whole box (faxes, documents, settings, keys) into one
+    /// archive, while it runs.
+    Backup {
+        /// The archive to write (a tar file; keep it as private as the box).
+        #[arg(value_name = "FILE")]
+        archive: PathBuf,
+    },
+    /// Remove what is past its retention (document_retention_days,
+    /// record_retention_days) now, as the running box does daily.
+    Purge {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Bring a backup back as a new box in the data dir, which must be a
+    /// new or empty folder; then start it with `faxbox serve`.
+    Restore {
+        /// An archive written by `faxbox backup`.
+        #[arg(value_name = "FILE")]
+        archive: PathBuf,
+    },
     /// Internal: draws one conversion sent on stdin under memory and CPU
     /// limits (started by the box itself, see `documents::worker`).
     #[command(hide = true)]
@@ -542,6 +563,52 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs(cmd) => jobs(&open()?, &out, cmd),
         Command::Line(cmd) => line(&config, &open()?, &out, cmd),
         Command::Inbox(cmd) => inbox(&open()?, &out, cmd),
+        Command::Backup { archive } => {
+            let done = crate::backup::backup(&config.data_dir, &archive)?;
+            say!(
+                "{}: {} faxes, {} documents, {:.1} MB in {:.1} s",
+                archive.display(),
+                done.manifest.faxes,
+                done.manifest.documents,
+                done.bytes as f64 / 1e6,
+                done.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Purge { dry_run } => {
+            let report = crate::retention::purge(&open()?, crate::model::now(), dry_run)?;
+            if out.json {
+                return out.show(&report);
+            }
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for id in &report.documents {
+                say!("{id}  documents");
+            }
+            for id in &report.records {
+                say!("{id}  record");
+            }
+            say!(
+                "{verb}: the documents of {} faxes, {} faxes whole, {} sent mails",
+                report.documents.len(),
+                report.records.len(),
+                report.mails
+            );
+            Ok(())
+        }
+        Command::Restore { archive } => {
+            let done = crate::backup::restore(&archive, &config.data_dir)?;
+            say!(
+                "{}: {} faxes, {} documents from the backup of {} taken at {}; start it with `faxbox serve`",
+                config.data_dir.display(),
+                done.manifest.faxes,
+                done.manifest.documents,
+                done.manifest.data_dir.display(),
+                chrono::DateTime::from_timestamp(done.manifest.created, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
         Command::RenderWorker => anyhow::bail!("render-worker is started by the box itself"),
     }
 }

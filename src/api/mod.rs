@@ -714,6 +714,13 @@ fn metrics(ctx: &Ctx) -> Result<Answer, ApiError> {
         "# HELP faxbox_pages_sent_total Pages sent by all attempts.\n# TYPE faxbox_pages_sent_total counter\nfaxbox_pages_sent_total {}",
         tally.pages_sent
     );
+    let purged = ctx.store.purge_totals()?;
+    let _ = writeln!(
+        text,
+        "# HELP faxbox_purged_total What the retention purge removed: faxes' documents, whole faxes, sent mails.\n# TYPE faxbox_purged_total counter\n\
+         faxbox_purged_total{{what=\"documents\"}} {}\nfaxbox_purged_total{{what=\"records\"}} {}\nfaxbox_purged_total{{what=\"mails\"}} {}",
+        purged.documents, purged.records, purged.mails
+    );
     let _ = writeln!(
         text,
         "# HELP faxbox_api_replies_total API replies since start, by HTTP status.\n# TYPE faxbox_api_replies_total counter"

@@ -201,6 +201,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE mail_queue ADD COLUMN fax_id TEXT REFERENCES faxes(id) ON DELETE CASCADE;
     CREATE INDEX mail_queue_fax ON mail_queue(fax_id) WHERE fax_id IS NOT NULL;
     "#,
+    // 7: what the retention purge removed, run by run, for /metrics and
+    // for the operator asking what happened to a fax (issue 23).
+    r#"
+    CREATE TABLE purges (
+        id        INTEGER PRIMARY KEY,
+        at        INTEGER NOT NULL,
+        documents INTEGER NOT NULL,
+        records   INTEGER NOT NULL,
+        mails     INTEGER NOT NULL
+    );
+    CREATE INDEX faxes_finished ON faxes(account_id, modified)
+        WHERE status IS NULL OR status IN ('completed', 'failed', 'cancelled');
+    "#,
 ];
 
 /// The schema version this build writes.
