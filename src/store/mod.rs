@@ -37,7 +37,9 @@ pub use accounts::{UserChanges, hash_api_key, login_credentials};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
 pub use ipp::PrintJob;
-pub use jobs::{AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport};
+pub use jobs::{
+    AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
+};
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use retention::{PurgeReport, PurgeTotals};

@@ -214,6 +214,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX faxes_finished ON faxes(account_id, modified)
         WHERE status IS NULL OR status IN ('completed', 'failed', 'cancelled');
     "#,
+    // 8: an attempt whose last page went out and whose confirmation was
+    // not yet heard (issue 19): after a crash in that moment the fax has
+    // probably arrived, and recovery must not send it again on its own.
+    r#"
+    ALTER TABLE attempts ADD COLUMN last_page_sent INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.
