@@ -367,3 +367,37 @@ fn recovery_after_a_kill_before_the_last_page_is_confirmed_does_not_send_the_fax
     let spool = walk(&serve.data_dir.join("spool"));
     assert!(spool.is_empty(), "left in the spool: {spool:?}");
 }
+
+/// The log on a pipe (journald, a file) is plain text: no terminal colour
+/// codes, which the journal would keep as `ESC[2m` noise.
+#[test]
+fn the_log_on_a_pipe_has_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(faxbox_bin())
+        .args([
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "serve",
+        ])
+        .current_dir(dir.path())
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::harness::serve_banner(&mut child);
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
+}
