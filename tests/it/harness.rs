@@ -847,6 +847,22 @@ impl PrivatePostfix {
 
 impl Drop for PrivatePostfix {
     fn drop(&mut self) {
+        // `postfix start-fg` runs the master under postfix-script, not as
+        // our child itself: stop the master by its pid file, then the rest.
+        let pid_file = self.dir.path().join("queue/pid/master.pid");
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while proc_dir.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         terminate(&mut self.master, std::time::Duration::from_secs(10));
     }
 }
