@@ -39,7 +39,9 @@ pub use audit::{AuditEntry, AuditEvent};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
 pub use ipp::PrintJob;
-pub use jobs::{AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport};
+pub use jobs::{
+    AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
+};
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use retention::{PurgeReport, PurgeTotals};

@@ -214,7 +214,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX faxes_finished ON faxes(account_id, modified)
         WHERE status IS NULL OR status IN ('completed', 'failed', 'cancelled');
     "#,
-    // 8: the audit trail (issue 23): who did what to which fax or faxbox,
+    // 8: an attempt whose last page went out and whose confirmation was
+    // not yet heard (issue 19): after a crash in that moment the fax has
+    // probably arrived, and recovery must not send it again on its own.
+    r#"
+    ALTER TABLE attempts ADD COLUMN last_page_sent INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 9: the audit trail (issue 23): who did what to which fax or faxbox,
     // when and from where. Append-only: the database itself refuses to
     // change or remove an entry. No foreign keys: an entry outlives what it
     // names (a deleted fax, a deleted account).
