@@ -31,7 +31,7 @@ test: test-deps toolchain
 	$(CARGO) test --all-targets
 
 # The chaos test for longer runs (issue 19): ROUNDS rounds of SIGKILL at
-# random instants under API intake; `make test` runs 10.
+# random instants under API and SMTP intake; `make test` runs 10.
 ROUNDS ?= 200
 chaos: build-deps
 	FAXBOX_CHAOS_ROUNDS=$(ROUNDS) $(CARGO) test --test it -- chaos:: --nocapture
