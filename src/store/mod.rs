@@ -11,6 +11,7 @@
 //! SMTP or T.30. Callers get domain types from `model`.
 
 mod accounts;
+mod audit;
 mod faxboxes;
 mod inbox;
 mod intake;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use accounts::{UserChanges, hash_api_key, login_credentials};
+pub use audit::{AuditEntry, AuditEvent};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
 pub use ipp::PrintJob;

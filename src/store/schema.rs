@@ -220,6 +220,26 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE attempts ADD COLUMN last_page_sent INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: the audit trail (issue 23): who did what to which fax or faxbox,
+    // when and from where. Append-only: the database itself refuses to
+    // change or remove an entry. No foreign keys: an entry outlives what it
+    // names (a deleted fax, a deleted account).
+    r#"
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        account_id TEXT,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        object     TEXT NOT NULL,
+        source     TEXT NOT NULL
+    );
+    CREATE INDEX audit_account ON audit(account_id, id);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -552,3 +552,108 @@ fn retention_purges_what_is_past_its_time_and_never_a_queued_fax() {
     assert_eq!(purged_metric(&b, "documents"), Some(2));
     assert!(!b.store().documents(&queued).unwrap().is_empty());
 }
+
+/// `METHOD /v2/accounts/{account}/PATH` as `session`: status and JSON.
+fn call(session: &Session, method: &str, account: &str, path: &str) -> (u16, serde_json::Value) {
+    let r = Http::new()
+        .request(
+            method,
+            &format!("{}/v2/accounts/{account}/{path}", session.base()),
+            &[("X-Auth-Token", session.token())],
+            None,
+        )
+        .unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or_default(),
+    )
+}
+
+/// Issue 23, audit trail: a scripted session of one account (send, read,
+/// download, delete the documents, delete the fax) leaves one entry per
+/// action, with the API key and the address; listings are not entries; the
+/// account sees only its own trail, the box's admin any account's; a
+/// delete on the console is recorded too.
+#[test]
+fn the_audit_trail_has_one_entry_per_action_and_an_account_sees_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    let clinic = b
+        .cli(&["account", "create", "Clinic"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    let key = b
+        .cli(&["apikey", "create", "--account", &clinic])
+        .unwrap()
+        .trim()
+        .to_owned();
+    let session = Session::login(&b.serve.api_url(), &key).unwrap();
+    let job = session
+        .send(
+            &json!({"to_number": "5551234"}),
+            &[Document {
+                name: "referral.pdf".into(),
+                content_type: "application/pdf".into(),
+                bytes: crate::harness::pdf_of_texts(&["A referral"]),
+            }],
+        )
+        .unwrap();
+    let fax = FaxId(job["id"].as_str().unwrap().to_owned());
+    b.wait_finished(&fax);
+    for (method, path, status) in [
+        ("GET", format!("faxes/outbox/{fax}"), 200),
+        ("GET", format!("faxes/outbox/{fax}/attachment"), 200),
+        ("GET", "faxes/outbox".to_owned(), 200),
+        ("DELETE", format!("faxes/outbox/{fax}/attachment"), 200),
+        ("DELETE", format!("faxes/outbox/{fax}"), 200),
+    ] {
+        let (got, body) = call(&session, method, &clinic, &path);
+        assert_eq!(got, status, "{method} {path}: {body}");
+    }
+    // The admin's own fax, deleted on the console.
+    let own = b.own_faxbox(false);
+    let admins = b.send(&own, "5551234", &["The admin's letter"]);
+    b.wait_finished(&admins);
+    b.cli(&["jobs", "delete", admins.as_str()]).unwrap();
+
+    let (status, trail) = call(&session, "GET", &clinic, "audit");
+    assert_eq!(status, 200, "{trail}");
+    let entries = trail["data"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["create", "read", "download", "delete_documents", "delete"],
+        "{trail}"
+    );
+    for e in entries {
+        assert!(e["object"].as_str().unwrap().contains(fax.as_str()), "{e}");
+        assert!(e["actor"].as_str().unwrap().starts_with("api_key:"), "{e}");
+        assert_eq!(e["source"], "127.0.0.1", "{e}");
+        assert_eq!(e["account_id"], clinic.as_str(), "{e}");
+    }
+    // The clinic cannot read the admin's trail; the admin reads both.
+    let admin = &b.session.account_id;
+    assert_eq!(call(&session, "GET", admin, "audit").0, 404);
+    let (status, theirs) = call(&b.session, "GET", &clinic, "audit");
+    assert_eq!(status, 200);
+    assert_eq!(theirs["data"], trail["data"]);
+    let (_, mine) = call(&b.session, "GET", admin, "audit");
+    let mine = mine["data"].as_array().unwrap().clone();
+    assert!(
+        mine.iter().all(|e| e["account_id"] == admin.as_str()),
+        "{mine:?}"
+    );
+    let console = mine
+        .iter()
+        .find(|e| e["action"] == "delete")
+        .expect("the console's delete is recorded");
+    assert_eq!(console["source"], "console");
+    assert_eq!(console["object"], format!("faxes/outbox/{admins}"));
+
+    let printed = b.cli(&["audit", "--account", &clinic]).unwrap();
+    assert_eq!(printed.lines().count(), 5, "{printed}");
+}
