@@ -728,6 +728,7 @@ pub fn send_mail(port: u16, mail: &lettre::Message) -> Result<faxbox::model::Fax
         .strip_prefix("queued as ")
         .unwrap_or_else(|| panic!("an acknowledgement names the fax: {first}"));
     Ok(faxbox::model::FaxId(id.to_owned()))
+}
 
 /// A private Postfix on loopback, in front of the box (the office relay
 /// that passes mail on to Faxbox's SMTP listener) and behind it (the

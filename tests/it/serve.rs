@@ -609,6 +609,7 @@ fn a_full_data_dir_refuses_intake_loses_nothing_mails_at_most_once_and_recovers(
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
         .unwrap();
     assert_eq!(integrity, "ok");
+}
 
 /// The log on a pipe (journald, a file) is plain text: no terminal colour
 /// codes, which the journal would keep as `ESC[2m` noise.
