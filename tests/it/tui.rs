@@ -462,3 +462,134 @@ fn a_wide_dashboard_shows_whole_numbers_and_ids_and_quits_clean_after_a_resize()
     }
     drop(box_process);
 }
+
+/// Issue 19, item 8: `serve --tui` stopped with SIGTERM while a call is on
+/// the line ends within the stop grace plus 5 s (the dashboard used to wait
+/// for ever on an API that had stopped), gives the terminal back, and the
+/// cut call is recorded interrupted to be sent again.
+#[test]
+fn serve_tui_on_sigterm_with_a_call_on_the_line_exits_within_the_grace_and_five_seconds() {
+    const GRACE_S: u64 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        format!(
+            "stop_grace_s = {GRACE_S}\n[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n\n\
+             [[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 1\nrealtime = true\n"
+        ),
+    )
+    .unwrap();
+    let tmux = Tmux {
+        socket: format!("faxbox-test-serve-term-{}", std::process::id()),
+    };
+    let status_file = dir.path().join("exit-status");
+    let command = format!(
+        "cd {} && {} --config faxbox.toml --data-dir data serve --tui; echo $? > {}",
+        dir.path().display(),
+        crate::harness::faxbox_bin().display(),
+        status_file.display()
+    );
+    tmux.run(&[
+        "new-session",
+        "-d",
+        "-s",
+        "dash",
+        "-x",
+        "220",
+        "-y",
+        "50",
+        &command,
+    ]);
+    tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
+    let screen = tmux.wait_for(
+        &["Faxbox | live", "INFO faxbox is running"],
+        Duration::from_secs(60),
+    );
+    // The API's address, from the box's own log line in the pane.
+    let port: u16 = screen
+        .split("api=127.0.0.1:")
+        .nth(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+        })
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no API address on the screen:\n{screen}"));
+
+    // A three-page fax, on a line paced at real speed: longer than the grace.
+    let data = dir.path().join("data");
+    let pdf = dir.path().join("letter.pdf");
+    std::fs::write(
+        &pdf,
+        crate::harness::pdf_of_texts(&["Page 1", "Page 2", "Page 3"]),
+    )
+    .unwrap();
+    let sent = crate::harness::faxbox(
+        &data,
+        &[
+            "send",
+            "--url",
+            &format!("http://127.0.0.1:{port}"),
+            "--to",
+            "5551234",
+            pdf.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    let fax = faxbox::model::FaxId(String::from_utf8(sent.stdout).unwrap().trim().to_owned());
+    let store = faxbox::store::Store::open_existing(&data).unwrap();
+    crate::harness::wait_for("the call to send pages", Duration::from_secs(120), || {
+        store
+            .attempts(&fax)
+            .unwrap()
+            .first()
+            .is_some_and(|a| a.stage == faxbox::model::AttemptStage::Send)
+    });
+
+    // SIGTERM to the box (the shell's child in the pane).
+    let shell = tmux.run(&["display-message", "-p", "-t", "dash", "#{pane_pid}"]);
+    let shell = shell.trim();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let pid = children
+        .split_whitespace()
+        .next()
+        .expect("the box runs in the pane");
+    let asked = Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = exit_status(&tmux, &status_file);
+    let took = asked.elapsed();
+    println!("serve --tui ended {took:?} after SIGTERM (grace {GRACE_S} s)");
+    assert!(
+        took < Duration::from_secs(GRACE_S + 5),
+        "it took {took:?} to end:\n{}",
+        tmux.screen()
+    );
+    assert_eq!(status, "0", "{}", tmux.screen());
+    let after = tmux.screen();
+    assert!(
+        !after.contains("Faxbox | live"),
+        "the screen is restored:\n{after}"
+    );
+    // The call outlived the grace: hung up, recorded, queued again.
+    let attempts = store.attempts(&fax).unwrap();
+    assert_eq!(
+        attempts[0].outcome,
+        Some(faxbox::model::AttemptOutcome::Interrupted),
+        "{attempts:?}"
+    );
+    assert_eq!(
+        store.fax(&fax).unwrap().status,
+        Some(faxbox::model::JobStatus::Pending)
+    );
+}
