@@ -166,6 +166,11 @@ impl CallTrack {
     }
 
     /// The spandsp result, once it came.
+    /// The pages SpanDSP reported done so far (its page events).
+    pub fn pages_done(&self) -> u32 {
+        self.pages_done
+    }
+
     pub fn report(&self) -> Option<&SpandspReport> {
         self.result.as_ref()
     }

@@ -44,6 +44,11 @@ pub enum FarEnd {
     /// goes on, as FreeSWITCH keeps its calls; it goes on once Faxbox has
     /// logged in again.
     CutsConnectionsMidCall,
+    /// The call waits after the first page until someone asks
+    /// `uuid_exists` about it (a restarted Faxbox looking for the call of
+    /// an attempt it did not see end), as a real far end keeps a call up
+    /// while Faxbox is killed and started again; then it goes on.
+    HoldsAfterFirstPage,
     /// The number does not exist (`-ERR UNALLOCATED_NUMBER`).
     Unallocated,
     /// FreeSWITCH is shut down gracefully once the first page is sent: it
@@ -56,6 +61,10 @@ pub struct Counters {
     pub calls_now: AtomicU32,
     pub max_calls: AtomicU32,
     pub calls: AtomicU32,
+    /// Calls waiting now in `HoldsAfterFirstPage`.
+    pub holding: AtomicU32,
+    /// `uuid_exists` questions answered.
+    pub exists_asked: AtomicU32,
 }
 
 struct State {
@@ -545,12 +554,15 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
             }
         } else if let Some(command) = first.strip_prefix("api ") {
             let answer = match command.split_once(' ') {
-                Some(("uuid_exists", uuid)) => state
-                    .live
-                    .lock()
-                    .unwrap()
-                    .contains_key(uuid.trim())
-                    .to_string(),
+                Some(("uuid_exists", uuid)) => {
+                    state.counters.exists_asked.fetch_add(1, Ordering::AcqRel);
+                    state
+                        .live
+                        .lock()
+                        .unwrap()
+                        .contains_key(uuid.trim())
+                        .to_string()
+                }
                 _ => format!("-ERR {command} Command not found!\n"),
             };
             writer.send(
@@ -859,6 +871,19 @@ fn run_call(
                         }
                         std::thread::sleep(Duration::from_millis(300));
                     }
+                    if *far_end == FarEnd::HoldsAfterFirstPage && p.page == 1 {
+                        let asked = state.counters.exists_asked.load(Ordering::Acquire);
+                        state.counters.holding.fetch_add(1, Ordering::AcqRel);
+                        let until = std::time::Instant::now() + Duration::from_secs(60);
+                        while state.counters.exists_asked.load(Ordering::Acquire) == asked
+                            && std::time::Instant::now() < until
+                        {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        // The follower subscribes right after its question.
+                        std::thread::sleep(Duration::from_millis(300));
+                        state.counters.holding.fetch_sub(1, Ordering::AcqRel);
+                    }
                     if *far_end == FarEnd::ShutsDown {
                         let mut o = empty_outcome(faxbox::lines::T30Code::CallDropped);
                         o.pages = p.page;
@@ -987,6 +1012,20 @@ pub struct InboundReport {
 /// Calls Faxbox's outbound-socket server at `target` from `from` to `to`
 /// and, when Faxbox executes rxfax, sends `tiff` with SpanDSP.
 pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path) -> InboundReport {
+    place_inbound_call_cut(target, from, to, tiff, None)
+}
+
+/// As [`place_inbound_call`], but with `cut_after_page` the channel is
+/// gone once that page is in: the caller's hang-up ends the call and no
+/// `rxfaxresult` comes (as when FreeSWITCH's channel is destroyed before
+/// mod_spandsp reports); the pages SpanDSP wrote stay in the file.
+pub fn place_inbound_call_cut(
+    target: SocketAddr,
+    from: &str,
+    to: &str,
+    tiff: &Path,
+    cut_after_page: Option<u32>,
+) -> InboundReport {
     let state = State {
         password: String::new(),
         numbers: Mutex::default(),
@@ -1129,8 +1168,28 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
                                     None,
                                     &[("Application", "rxfax"), ("Application-Data", &arg)],
                                 );
-                                let outcome =
-                                    receive(&state, &w, &ch, tiff, &path, &fax_ident, from);
+                                let caller = Caller {
+                                    tiff,
+                                    ident: from,
+                                    cut_after_page,
+                                };
+                                let Some(outcome) =
+                                    receive(&state, &w, &ch, &caller, &path, &fax_ident)
+                                else {
+                                    for name in ["CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"] {
+                                        channel_event(
+                                            &state,
+                                            &w,
+                                            name,
+                                            &ch,
+                                            "hangup",
+                                            Some("NORMAL_CLEARING"),
+                                            &[],
+                                        );
+                                    }
+                                    w.send(format!("Content-Type: text/disconnect-notice\nControlled-Session-UUID: {uuid}\nContent-Disposition: linger\nChannel-Name: {}\nLinger-Time: -1\nContent-Length: 0\n\n", ch.name).as_bytes());
+                                    break;
+                                };
                                 report.outcome = Some(outcome);
                                 channel_event(
                                     &state,
@@ -1181,17 +1240,31 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
     report
 }
 
+/// The simulated caller of an incoming call: what it sends, its ident,
+/// and the page after which it hangs up (if it does).
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    tiff: &'a Path,
+    ident: &'a str,
+    cut_after_page: Option<u32>,
+}
+
 /// The receiving side of an incoming call: `tiff` sent by a simulated
-/// caller, received by SpanDSP into `path`, with rx events.
+/// caller, received by SpanDSP into `path`, with rx events. `None` when
+/// the call was cut after `cut_after_page` (no result event).
 fn receive(
     state: &State,
     w: &Writer,
     ch: &ChannelInfo,
-    tiff: &Path,
+    caller: &Caller,
     path: &Path,
     ident: &str,
-    caller_ident: &str,
-) -> FaxOutcome {
+) -> Option<FaxOutcome> {
+    let Caller {
+        tiff,
+        ident: caller_ident,
+        cut_after_page,
+    } = *caller;
     let document = FaxDocument::open(tiff).unwrap();
     let mut sender = FaxSession::new(
         &format!("{}-caller", ch.uuid),
@@ -1249,6 +1322,9 @@ fn receive(
                             ("longest-bad-row-run", p.longest_bad_row_run.to_string()),
                         ],
                     );
+                    if cut_after_page == Some(p.page) {
+                        return None;
+                    }
                 }
                 FaxEvent::Finished(_) => {}
             }
@@ -1267,7 +1343,7 @@ fn receive(
         ch,
         &result_fields(&outcome, ident, outcome.pages),
     );
-    outcome
+    Some(outcome)
 }
 
 #[test]
