@@ -122,6 +122,14 @@ pub enum InboxCommand {
         #[arg(short, long, value_name = "FILE.pdf")]
         output: PathBuf,
     },
+    /// Delete a received fax for good: its record, pages and mails.
+    Delete {
+        /// The fax id, or its first characters as the dashboard shows them.
+        id: String,
+        /// Delete only the pages and keep the record (Kazoo's attachment delete).
+        #[arg(long)]
+        documents_only: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -420,6 +428,16 @@ pub enum JobsCommand {
     Cancel {
         /// The job id, or its first characters as the dashboard shows them.
         id: String,
+    },
+    /// Delete a job for good: its record, documents, attempts and mails. A
+    /// job on a line now is refused (cancel it first).
+    Delete {
+        /// The job id, or its first characters as the dashboard shows them.
+        id: String,
+        /// Delete only the documents and keep the record (Kazoo's
+        /// attachment delete); the job must be finished.
+        #[arg(long)]
+        documents_only: bool,
     },
 }
 
@@ -922,7 +940,20 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        JobsCommand::Delete { id, documents_only } => {
+            delete_fax(store, &store.fax_id_by_prefix(&id)?, documents_only)
+        }
     }
+}
+
+/// `jobs delete` and `inbox delete`: the whole fax, or only its documents.
+fn delete_fax(store: &Store, id: &crate::model::FaxId, documents_only: bool) -> anyhow::Result<()> {
+    if documents_only {
+        store.delete_documents(id)?;
+    } else {
+        store.delete_fax(id)?;
+    }
+    Ok(())
 }
 
 fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyhow::Result<()> {
@@ -1073,6 +1104,9 @@ fn inbox(store: &Store, out: &Output, cmd: InboxCommand) -> anyhow::Result<()> {
             std::fs::write(&output, pdf)
                 .with_context(|| format!("cannot write {}", output.display()))?;
             Ok(())
+        }
+        InboxCommand::Delete { id, documents_only } => {
+            delete_fax(store, &received(&id)?.id, documents_only)
         }
     }
 }

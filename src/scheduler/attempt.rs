@@ -604,7 +604,8 @@ fn notify_finished(shared: &Shared, fax: &Fax, image: Option<&FaxImage>) {
     };
     match mail {
         Ok(Some(mail)) => {
-            match store.enqueue_mail(Some(&fax.account_id), &mail.recipients, &mail.message) {
+            match store.enqueue_fax_mail(&fax.id, &fax.account_id, &mail.recipients, &mail.message)
+            {
                 Ok(_) => (shared.options.mail_queued)(),
                 Err(e) => warn!(fax = %fax.id, "cannot queue the notification: {e}"),
             }

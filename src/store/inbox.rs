@@ -120,7 +120,11 @@ impl Store {
             };
             if let Some(mail) = mail {
                 let account = stored.as_ref().map(|f| f.account_id.clone());
-                super::mail::queue_mail(tx, account.as_ref(), mail.recipients, mail.message)?;
+                let queued =
+                    super::mail::queue_mail(tx, account.as_ref(), mail.recipients, mail.message)?;
+                if let Some(fax) = &stored {
+                    super::mail::link_mail_to_fax(tx, queued, &fax.id)?;
+                }
             }
             tx.execute("DELETE FROM receptions WHERE call_id = ?1", [call_id])?;
             Ok(stored)

@@ -436,18 +436,19 @@ impl Store {
         })
     }
 
-    /// Deletes a fax with its documents and attempts, for real.
+    /// Deletes a fax with its documents, attempts and the mails that carry
+    /// it, for real: the bytes are overwritten, not only unlinked (issue 23).
     pub fn delete_fax(&self, id: &FaxId) -> Result<()> {
         self.write(|tx| {
             let fax = load_fax(tx, id)?;
             if fax.status == Some(JobStatus::Processing) {
-                return Err(StoreError::Conflict(format!(
-                    "fax {id} is being sent right now; cancel it first"
-                )));
+                return Err(on_a_call(id));
             }
             tx.execute("DELETE FROM faxes WHERE id = ?1", [id.as_str()])?;
             Ok(())
-        })
+        })?;
+        self.scrub();
+        Ok(())
     }
 
     // --- scheduling ---------------------------------------------------------
@@ -1033,16 +1034,32 @@ impl Store {
     /// (Kazoo's `DELETE .../attachment`). A fax still to be sent keeps its
     /// documents: without them it could not be sent.
     pub fn delete_documents(&self, id: &FaxId) -> Result<usize> {
-        self.write(|tx| {
+        let deleted = self.write(|tx| {
             let fax = load_fax(tx, id)?;
+            if fax.status == Some(JobStatus::Processing) {
+                return Err(on_a_call(id));
+            }
             if fax.status.is_some_and(|s| !s.is_terminal()) {
                 return Err(StoreError::Conflict(format!(
                     "fax {id} is still to be sent and needs its documents; cancel it first"
                 )));
             }
+            // The mails that carried the fax as a PDF go with its documents.
+            tx.execute("DELETE FROM mail_queue WHERE fax_id = ?1", [id.as_str()])?;
             Ok(tx.execute("DELETE FROM documents WHERE fax_id = ?1", [id.as_str()])?)
-        })
+        })?;
+        self.scrub();
+        Ok(deleted)
     }
+}
+
+/// Why a fax on a line cannot be deleted, and what to do instead.
+fn on_a_call(id: &FaxId) -> StoreError {
+    StoreError::Conflict(format!(
+        "fax {id} is on a call right now and cannot be deleted; cancel it first \
+         (`faxbox jobs cancel {id}`, or PUT .../faxes/outgoing/{id} with \
+         {{\"action\":\"cancel\"}}) and delete it once the call has ended"
+    ))
 }
 
 fn missing_number() -> crate::model::FieldError {

@@ -4,7 +4,7 @@
 use rusqlite::params;
 
 use super::{Result, Store, StoreError};
-use crate::model::{AccountId, UnixTime, now};
+use crate::model::{AccountId, FaxId, UnixTime, now};
 
 /// A message waiting to be delivered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +46,37 @@ pub(super) fn queue_mail(
     Ok(tx.last_insert_rowid())
 }
 
+/// Marks a queued mail as carrying `fax`.
+pub(super) fn link_mail_to_fax(
+    tx: &rusqlite::Transaction<'_>,
+    mail: i64,
+    fax: &FaxId,
+) -> Result<()> {
+    tx.execute(
+        "UPDATE mail_queue SET fax_id = ?2 WHERE id = ?1",
+        params![mail, fax.as_str()],
+    )?;
+    Ok(())
+}
+
 impl Store {
+    /// Queues a mail about one fax (a receipt, an error report, a received
+    /// fax's copy): it carries the fax, so it is deleted with the fax or
+    /// its documents (issue 23).
+    pub fn enqueue_fax_mail(
+        &self,
+        fax: &FaxId,
+        account: &AccountId,
+        recipients: &[String],
+        message: &[u8],
+    ) -> Result<i64> {
+        self.write(|tx| {
+            let id = queue_mail(tx, Some(account), recipients, message)?;
+            link_mail_to_fax(tx, id, fax)?;
+            Ok(id)
+        })
+    }
+
     pub fn enqueue_mail(
         &self,
         account: Option<&AccountId>,

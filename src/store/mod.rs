@@ -19,6 +19,7 @@ mod jobs;
 mod lines;
 mod mail;
 mod owner;
+mod records;
 mod schema;
 mod settings;
 mod smtp_log;
@@ -190,6 +191,10 @@ impl Store {
         // FULL: a commit that acknowledges intake is on disk (docs/architecture.md, invariant 1).
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted rows are overwritten with zeros, not just unlinked: a
+        // deleted fax's document must not stay readable in free pages of
+        // the file (issue 23). `records::scrub` empties the WAL after.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         schema::migrate(&mut conn, path)?;
         Ok(Store {
             conn: Mutex::new(Handle {

@@ -194,6 +194,13 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE accounts ADD COLUMN parent_id TEXT REFERENCES accounts(id) ON DELETE SET NULL;
     ALTER TABLE accounts ADD COLUMN doc TEXT NOT NULL DEFAULT '{}';
     "#,
+    // 6: faxes are records (issue 23): a mail that announces a fax (and
+    // carries it as a PDF) belongs to that fax, so deleting the fax deletes
+    // the copy in the mail queue too.
+    r#"
+    ALTER TABLE mail_queue ADD COLUMN fax_id TEXT REFERENCES faxes(id) ON DELETE CASCADE;
+    CREATE INDEX mail_queue_fax ON mail_queue(fax_id) WHERE fax_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

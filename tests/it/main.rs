@@ -17,6 +17,7 @@ mod modem;
 mod notify;
 mod packaging;
 mod print_raster;
+mod records;
 mod scheduler;
 mod serve;
 mod smtp;
