@@ -316,3 +316,37 @@ fn recovery_after_a_kill_with_all_pages_confirmed_completes_the_fax_without_a_se
     assert_eq!(attempts.len(), 1, "no second call: {attempts:?}");
     assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Success));
 }
+
+/// Issue 25 item 6: a log that goes to a file (or journald) is plain text,
+/// without the colour codes a terminal gets.
+#[test]
+fn a_log_written_to_a_file_has_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let log = dir.path().join("faxbox.log");
+    let mut child = Command::new(faxbox_bin())
+        .args([
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "serve",
+        ])
+        .current_dir(dir.path())
+        .env_remove("NO_COLOR")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    crate::harness::serve_banner(&mut child);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO"), "the log has lines: {text}");
+    assert!(!text.contains('\u{1b}'), "no escape codes: {text:?}");
+}

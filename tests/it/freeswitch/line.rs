@@ -159,11 +159,12 @@ fn a_three_page_fax_arrives_identical_through_the_file_proxy() {
     assert_eq!(var("origination_caller_id_number"), Some("15550001111"));
     assert_eq!(var("ignore_early_media"), Some("true"));
     assert!(
-        o.contains("}sofia/gateway/standin/5551234 &txfax(${http_get({refresh=true}http://"),
+        o.contains("}sofia/gateway/standin/5551234 &txfax(${http_get(http://"),
         "{o}"
     );
 
-    // FreeSWITCH fetched the fax once, over HTTP, during the call...
+    // FreeSWITCH fetched the fax once, over HTTP, just before dialling (txfax
+    // took mod_http_cache's copy)...
     let fetches = fs.fetches();
     assert_eq!(fetches.len(), 1, "{fetches:?}");
     let (url, status, bytes) = &fetches[0];
@@ -243,8 +244,11 @@ fn busy_and_no_answer_are_retried_per_policy() {
             .load(std::sync::atomic::Ordering::Acquire),
         5
     );
-    // Busy and unanswered calls never reach txfax: nothing was fetched.
-    assert!(fs.fetches().is_empty());
+    // Each attempt had FreeSWITCH fetch its fax once before dialling; busy
+    // and unanswered calls never reached txfax, which fetches nothing more.
+    let fetches = fs.fetches();
+    assert_eq!(fetches.len(), 5, "{fetches:?}");
+    assert!(fetches.iter().all(|f| f.1 == 200), "{fetches:?}");
 }
 
 #[test]
@@ -928,8 +932,11 @@ fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachab
     );
     assert_eq!(
         pstn["channels"],
-        serde_json::json!([{"channel": 1, "state": "down", "text": "down"}]),
-        "a line with no node up has no channels; it shows as one, down"
+        serde_json::json!([
+            {"channel": 1, "state": "down", "text": "down"},
+            {"channel": 2, "state": "down", "text": "down"}
+        ]),
+        "the node's two channels, both down (issue 25 item 6)"
     );
     api.stop();
 }
@@ -1255,4 +1262,50 @@ fn a_receive_cut_after_page_one_keeps_page_one_marked_partial() {
     assert_eq!(got.len(), 1, "page 1 is kept");
     let header = (got[0].height - sent[0].height) as usize * sent[0].width.div_ceil(8) as usize;
     assert!(got[0].rows[header..] == sent[0].rows[..], "page 1 as sent");
+}
+
+/// Issue 25 item 6: a file proxy FreeSWITCH cannot fetch from (here it
+/// advertises an address nobody listens on) is found before dialling: no
+/// call is placed, and the error names the proxy settings to check, not
+/// "Faxbox failed".
+#[test]
+fn a_file_proxy_freeswitch_cannot_reach_places_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = Arc::new(
+        FileProxy::start(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            vec!["127.0.0.0/8".parse().unwrap()],
+            Some(format!("http://{nobody}")),
+        )
+        .unwrap(),
+    );
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let document = dir.path().join("job.tif");
+    std::fs::write(&document, small_fax_tiff()).unwrap();
+    let result = line
+        .send(outgoing("bad-proxy", "5551234", document), Box::new(|_| {}))
+        .unwrap()
+        .wait();
+    assert_eq!(
+        fs.counters()
+            .calls
+            .load(std::sync::atomic::Ordering::Acquire),
+        0,
+        "no call was placed"
+    );
+    assert!(!result.answered);
+    let Err(LineError::Switch(why)) = &result.outcome else {
+        panic!("a setup error of the phone system: {result:?}");
+    };
+    assert!(
+        why.contains("file_proxy.url") && why.contains(&nobody.to_string()),
+        "{why}"
+    );
+    assert!(result.outcome.as_ref().unwrap_err().retry_may_help());
 }

@@ -89,6 +89,8 @@ struct State {
     writers: Mutex<Vec<Writer>>,
     /// HTTP fetches: (url, status, bytes).
     fetches: Mutex<Vec<(String, u16, usize)>>,
+    /// mod_http_cache's cache: the local copy of each URL fetched.
+    cache: Mutex<HashMap<String, PathBuf>>,
     /// Open ESL connections, so a test can cut them.
     sockets: Mutex<Vec<TcpStream>>,
     logins: AtomicU32,
@@ -123,6 +125,7 @@ impl StandIn {
             live: Mutex::default(),
             writers: Mutex::default(),
             fetches: Mutex::default(),
+            cache: Mutex::default(),
             sockets: Mutex::default(),
             logins: AtomicU32::new(0),
             sequence: AtomicU64::new(1000),
@@ -563,6 +566,15 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
                         .contains_key(uuid.trim())
                         .to_string()
                 }
+                // mod_http_cache's API: the local path, or (on a 404 or a
+                // refused connection alike) the error of transcript 04.
+                Some(("http_get", arg)) => {
+                    let name = format!("api-{}", state.sequence.fetch_add(1, Ordering::AcqRel));
+                    http_get(&state, arg.trim(), &name).map_or_else(
+                        || "-ERR http_get Command not found!\n".to_owned(),
+                        |p| p.display().to_string(),
+                    )
+                }
                 _ => format!("-ERR {command} Command not found!\n"),
             };
             writer.send(
@@ -735,16 +747,13 @@ fn run_call(
         None,
         &[("Application", "txfax"), ("Application-Data", txfax_arg)],
     );
-    // mod_http_cache: ${http_get({refresh=true}URL)} becomes a local path.
+    // mod_http_cache: ${http_get(URL)} becomes a local path.
     let path = match txfax_arg
         .strip_prefix("${http_get(")
         .and_then(|a| a.strip_suffix(")}"))
     {
-        Some(inner) => {
-            let url = inner.strip_prefix("{refresh=true}").unwrap_or(inner);
-            fetch(state, url, &ch.uuid)
-                .unwrap_or_else(|| PathBuf::from("-ERR http_get Command not found!"))
-        }
+        Some(inner) => http_get(state, inner, &ch.uuid)
+            .unwrap_or_else(|| PathBuf::from("-ERR http_get Command not found!")),
         None => match state.path_root.lock().unwrap().as_ref() {
             Some(root) => root.join(txfax_arg.trim_start_matches('/')),
             None => PathBuf::from(txfax_arg),
@@ -956,6 +965,25 @@ impl FarMachine for VoiceAnswer {
     }
 }
 
+/// mod_http_cache's `http_get`: the cached copy of the URL, unless none
+/// is cached or `{refresh=true}` asks for a new one.
+fn http_get(state: &State, arg: &str, name: &str) -> Option<PathBuf> {
+    let (refresh, url) = match arg.strip_prefix("{refresh=true}") {
+        Some(url) => (true, url),
+        None => (false, arg),
+    };
+    if !refresh && let Some(cached) = state.cache.lock().unwrap().get(url) {
+        return Some(cached.clone());
+    }
+    let path = fetch(state, url, name)?;
+    state
+        .cache
+        .lock()
+        .unwrap()
+        .insert(url.to_owned(), path.clone());
+    Some(path)
+}
+
 /// mod_http_cache's fetch: the file lands in a local cache path.
 fn fetch(state: &State, url: &str, uuid: &str) -> Option<PathBuf> {
     let response = ureq::get(url).call();
@@ -1038,6 +1066,7 @@ pub fn place_inbound_call_cut(
         live: Mutex::default(),
         writers: Mutex::default(),
         fetches: Mutex::default(),
+        cache: Mutex::default(),
         sockets: Mutex::default(),
         logins: AtomicU32::new(0),
         sequence: AtomicU64::new(5000),
