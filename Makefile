@@ -12,9 +12,10 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # back, Ghostscript counts pages of the PDF corpus, poppler reads our PDFs.
 # systemd: the tests check the unit with `systemd-analyze verify`; tmux drives
 # the dashboard end to end. cups (with cups-filters): `cupsfilter` prints
-# the test PDFs to PWG raster, as a print client would; cups-ipp-utils'
-# ipptool checks the IPP printers.
-TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux cups cups-filters cups-ipp-utils
+# the test PDFs to PWG raster, as a print client would, and a private
+# cupsd with cups-client's lp and lpadmin prints to the fax printers
+# (tests/it/cups.rs); cups-ipp-utils' ipptool checks the IPP printers.
+TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux cups cups-client cups-filters cups-ipp-utils
 
 .PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
 .PHONY: install static cross-aarch64 cross-armv7 test-cross fuzz fuzz-all

@@ -69,6 +69,10 @@ fn git_paths() -> Vec<String> {
     if let Some(packed) = git(&["rev-parse", "--git-path", "packed-refs"]) {
         paths.push(packed);
     }
+    // Cargo counts a watched file that does not exist as changed, so a
+    // repository without packed-refs would rebuild the crate at every
+    // cargo command.
+    paths.retain(|p| std::path::Path::new(p).exists());
     paths
 }
 

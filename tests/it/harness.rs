@@ -391,3 +391,272 @@ impl Drop for ServeProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Where a program is installed: the `PATH`, then the system directories
+/// an admin's tools live in (cupsd and postfix are in /usr/sbin, which a
+/// normal user's `PATH` may lack).
+pub fn installed(program: &str) -> Option<PathBuf> {
+    std::env::var("PATH")
+        .unwrap_or_default()
+        .split(':')
+        .chain(["/usr/sbin", "/usr/bin", "/sbin"])
+        .map(|dir| Path::new(dir).join(program))
+        .find(|path| path.is_file())
+}
+
+/// Runs a client program to the end, insisting it succeeds; its stdout.
+pub fn run_ok(command: &mut Command) -> String {
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{command:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A free TCP port on 127.0.0.1 for a server that takes its port from a
+/// configuration file (cupsd, Postfix) rather than a socket we hand it.
+pub fn free_loopback_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on loopback")
+}
+
+/// Ends a server process we started: SIGTERM, then SIGKILL if it has not
+/// ended within `grace`.
+pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+    if matches!(child.try_wait(), Ok(Some(_))) {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A private CUPS scheduler on loopback, started the way CUPS's own test
+/// harness (test/run-stp-tests.sh) starts one: `cupsd -f` with its own
+/// cupsd.conf and cups-files.conf, and its spool, cache, state and logs in
+/// a temporary folder, using the system's backends, filters and drivers.
+/// It listens on a free port on 127.0.0.1 and on a socket in that folder;
+/// no root is needed (run as root, cupsd runs filters as `lp`, so the
+/// folder is made readable to it). The machine's own CUPS is not touched:
+/// every client command is pointed at this one with `CUPS_SERVER`.
+pub struct PrivateCups {
+    dir: tempfile::TempDir,
+    cupsd: std::process::Child,
+    /// Its IPP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PrivateCups {
+    /// The CUPS programs the tests drive: the scheduler, the admin and
+    /// print commands (cups-client), ipptool (cups-ipp-utils), and
+    /// cups-filters' fax model.
+    const PROGRAMS: &[(&str, &str)] = &[
+        ("cupsd", "cups-daemon"),
+        ("lpadmin", "cups-client"),
+        ("lp", "cups-client"),
+        ("lpstat", "cups-client"),
+        ("ipptool", "cups-ipp-utils"),
+    ];
+
+    /// Starts cupsd and waits until it answers; `None`, with the reason
+    /// printed, when CUPS is not installed (`make test-deps` installs it).
+    pub fn start() -> Option<PrivateCups> {
+        for (program, package) in PrivateCups::PROGRAMS {
+            if installed(program).is_none() {
+                println!(
+                    "skipped: `{program}` (Debian {package}) is not installed; `make test-deps` installs it"
+                );
+                return None;
+            }
+        }
+        // Debian keeps backends, filters and drivers in /usr/lib/cups,
+        // Fedora and macOS in /usr/libexec/cups.
+        let Some(server_bin) = ["/usr/lib/cups", "/usr/libexec/cups"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|d| d.join("backend/ipp").is_file())
+        else {
+            println!("skipped: CUPS's ipp backend is not installed (Debian cups-daemon)");
+            return None;
+        };
+        if !server_bin.join("driver/driverless-fax").is_file() {
+            println!(
+                "skipped: cups-filters' driverless-fax model is not installed (Debian cups-filters)"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        for sub in ["spool/temp", "cache", "log"] {
+            std::fs::create_dir_all(base.join(sub)).unwrap();
+        }
+        // cupsd runs filters and backends as `lp` when started by root.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let port = free_loopback_port();
+        let b = base.display();
+        // ErrorPolicy stop-printer: a job the backend cannot deliver would
+        // disable the queue, so a queue still enabled after a refusal shows
+        // the backend cancelled the job rather than failing it.
+        std::fs::write(
+            base.join("cupsd.conf"),
+            format!(
+                "Browsing Off\nListen 127.0.0.1:{port}\nListen {b}/sock\nMaxLogSize 0\n\
+                 LogLevel debug\nErrorPolicy stop-printer\nPreserveJobHistory Yes\n\
+                 <Policy default>\n<Limit All>\nOrder Allow,Deny\n</Limit>\n</Policy>\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            base.join("cups-files.conf"),
+            format!(
+                "Printcap {b}/printcap\nServerRoot {b}\nStateDir {b}\nServerBin {}\n\
+                 CacheDir {b}/cache\nDataDir /usr/share/cups\nDocumentRoot /usr/share/cups/doc-root\n\
+                 RequestRoot {b}/spool\nTempDir {b}/spool/temp\nAccessLog {b}/log/access_log\n\
+                 ErrorLog {b}/log/error_log\nPageLog {b}/log/page_log\n",
+                server_bin.display()
+            ),
+        )
+        .unwrap();
+        let cupsd = Command::new(installed("cupsd").unwrap())
+            .arg("-f")
+            .arg("-c")
+            .arg(base.join("cupsd.conf"))
+            .arg("-s")
+            .arg(base.join("cups-files.conf"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("cupsd starts");
+        let mut cups = PrivateCups { dir, cupsd, port };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = cups.cupsd.try_wait() {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = cups.cupsd.stderr.take() {
+                    use std::io::Read;
+                    let _ = pipe.read_to_string(&mut stderr);
+                }
+                panic!(
+                    "cupsd stopped at start ({status}): {stderr}\n{}",
+                    cups.error_log()
+                );
+            }
+            let answered = cups
+                .client("lpstat")
+                .arg("-r")
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("is running"));
+            if answered {
+                return Some(cups);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "cupsd did not answer within 30 s:\n{}",
+                cups.error_log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
+    /// A CUPS client program (lp, lpadmin, lpstat, cancel) talking to this
+    /// scheduler over its socket, as local users' commands talk to cupsd.
+    pub fn client(&self, program: &str) -> Command {
+        let mut command = Command::new(installed(program).unwrap_or_else(|| program.into()));
+        command
+            .env("CUPS_SERVER", self.dir.path().join("sock"))
+            .env_remove("PRINTER")
+            .env_remove("LPDEST")
+            .env("LANG", "C");
+        command
+    }
+
+    /// Prints `file` with `lp -d QUEUE OPTIONS... FILE`; the CUPS job id
+    /// (`request id is fax-3 (1 file(s))` -> 3).
+    pub fn print(&self, queue: &str, options: &[&str], file: &Path) -> u32 {
+        let out = run_ok(
+            self.client("lp")
+                .args(["-d", queue])
+                .args(options)
+                .arg(file),
+        );
+        out.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{queue}-"))?.parse().ok())
+            .unwrap_or_else(|| panic!("lp names the job it queued: {out}"))
+    }
+
+    /// A CUPS job's attributes as CUPS's `ipptool` reads them with its
+    /// standard `get-job-attributes.test` (`name (type) = value` lines).
+    pub fn job_attributes(&self, job: u32) -> String {
+        run_ok(
+            self.client("ipptool")
+                .arg("-tv")
+                .arg(format!("ipp://127.0.0.1:{}/jobs/{job}", self.port))
+                .arg("get-job-attributes.test"),
+        )
+    }
+
+    /// One attribute of a CUPS job (`job-state` -> `completed`), or "".
+    pub fn job_attribute(&self, job: u32, name: &str) -> String {
+        let prefix = format!("{name} (");
+        self.job_attributes(job)
+            .lines()
+            .find_map(|l| {
+                let l = l.trim();
+                l.starts_with(&prefix)
+                    .then(|| l.split_once(" = ").map(|(_, v)| v.to_owned()))
+                    .flatten()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The model (PPD) CUPS keeps for a queue: what print dialogs offer.
+    pub fn ppd(&self, queue: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join("ppd").join(format!("{queue}.ppd")))
+            .unwrap_or_else(|e| panic!("queue {queue} has a PPD: {e}"))
+    }
+
+    /// The scheduler's log (LogLevel debug: each job's backend messages).
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("log/error_log")).unwrap_or_default()
+    }
+
+    /// This job's lines of the log, for failure messages.
+    pub fn job_log(&self, job: u32) -> String {
+        let tag = format!("[Job {job}]");
+        self.error_log()
+            .lines()
+            .filter(|l| {
+                l.contains(&tag)
+                    && (!l.starts_with('D')
+                        || l.contains("status-message")
+                        || l.contains("destination-uri"))
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for PrivateCups {
+    fn drop(&mut self) {
+        terminate(&mut self.cupsd, std::time::Duration::from_secs(10));
+    }
+}

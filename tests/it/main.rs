@@ -4,6 +4,7 @@
 mod api;
 mod budget;
 mod cli;
+mod cups;
 mod documents;
 mod edges;
 mod file_proxy;
