@@ -17,7 +17,8 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # (tests/it/cups.rs); cups-ipp-utils' ipptool checks the IPP printers.
 TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux cups cups-client cups-filters cups-ipp-utils
 
-.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp
+.PHONY: chaos
+.PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp bench-backup
 .PHONY: install static cross-aarch64 cross-armv7 test-cross fuzz fuzz-all
 
 run: build-deps
@@ -28,6 +29,12 @@ test: test-deps toolchain
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test --all-targets
+
+# The chaos test for longer runs (issue 19): ROUNDS rounds of SIGKILL at
+# random instants under API and SMTP intake; `make test` runs 10.
+ROUNDS ?= 200
+chaos: build-deps
+	FAXBOX_CHAOS_ROUNDS=$(ROUNDS) $(CARGO) test --test it -- chaos:: --nocapture
 
 release: build-deps
 	$(CARGO) build --release
@@ -61,6 +68,9 @@ bench-api: build-deps
 # it is not installed here, as it brings a whole mail system with it.
 bench-smtp: build-deps
 	$(CARGO) bench --bench smtp
+
+bench-backup: build-deps
+	$(CARGO) bench --bench backup
 
 bench-convert: test-deps
 	$(CARGO) bench --bench convert

@@ -229,6 +229,7 @@ pub struct Appliance {
     api: Option<Api>,
     scheduler: Option<Scheduler>,
     postman: Option<Postman>,
+    purger: Option<crate::retention::Purger>,
     api_addr: std::net::SocketAddr,
     smtp_addr: std::net::SocketAddr,
     ipp_addr: Option<std::net::SocketAddr>,
@@ -255,7 +256,7 @@ impl Appliance {
         let owner = DataDirOwner::claim(&data_dir)?;
         let store = Store::open_data_dir(&data_dir)?;
         store.set_mail_domain(&config.smtp.hostname);
-        recover(&store, &data_dir.join("spool"))?;
+        let recovered = recover(&store, &data_dir.join("spool"))?;
         let first_run = bootstrap(&store)?;
         ensure_local_key(&store, &data_dir)?;
         let store = Arc::new(store);
@@ -314,6 +315,7 @@ impl Appliance {
         let status_lines = lines.clone();
         let scheduler = Scheduler::start(store.clone(), lines, options)
             .context("cannot start the scheduler")?;
+        scheduler.notify_recovered(&recovered);
         let live = LiveStatus::default();
         live.follow(scheduler.subscribe())
             .context("cannot start the API's status thread")?;
@@ -381,6 +383,9 @@ impl Appliance {
             Some(ipp) if config.ipp.mdns => announce_printers(&store, ipp.local_addr(), &config),
             _ => None,
         };
+        // Faxes past their retention go at start and then daily (issue 23).
+        let purger = crate::retention::Purger::start(store.clone())
+            .context("cannot start the retention purge")?;
         Ok(Appliance {
             api_addr: api.local_addr(),
             smtp_addr: smtp.local_addr(),
@@ -395,6 +400,7 @@ impl Appliance {
             api: Some(api),
             scheduler: Some(scheduler),
             postman: Some(postman),
+            purger: Some(purger),
             _file_proxy: file_proxy,
             _owner: owner,
         })
@@ -437,6 +443,9 @@ impl Appliance {
 
     fn shut(&mut self, grace: Duration) {
         self.gate.close();
+        if let Some(mut purger) = self.purger.take() {
+            purger.stop();
+        }
         if let Some(smtp) = self.smtp.take() {
             smtp.stop(Duration::from_secs(10));
         }
@@ -497,9 +506,12 @@ fn announce_printers(
 /// again with their attempt recorded as interrupted, those whose pages were
 /// all confirmed are completed, and jobs whose documents were still being
 /// converted go to the queue, where the attempt converts their originals
-/// (Kazoo left them stuck, docs/kazoo.md 13 item 6). Fax images in the spool of
-/// attempts that are over are removed.
-fn recover(store: &Store, spool: &std::path::Path) -> anyhow::Result<()> {
+/// (Kazoo left them stuck, docs/kazoo.md 13 item 6). Those whose last page was
+/// sent but not confirmed fail with a message saying it has probably
+/// arrived, and are not sent again on their own (`AfterStop` in the
+/// store). Fax images in the spool of attempts that are over are removed.
+/// Returns the jobs recovery finished, whose senders are to be told.
+fn recover(store: &Store, spool: &std::path::Path) -> anyhow::Result<Vec<crate::model::FaxId>> {
     let report = store.recover()?;
     if !report.requeued.is_empty() {
         warn!(
@@ -513,11 +525,22 @@ fn recover(store: &Store, spool: &std::path::Path) -> anyhow::Result<()> {
             "faxes whose every page was confirmed before Faxbox stopped are completed"
         );
     }
+    for id in &report.unconfirmed {
+        warn!(
+            fax = %id,
+            "the last page of this fax was sent but not confirmed when Faxbox stopped: it has \
+             probably arrived and is not sent again on its own (faxbox jobs retry sends it again)"
+        );
+    }
     for id in &report.attaching {
         store.attach_documents(id, Vec::new())?;
     }
     clean_spool(store, spool)?;
-    Ok(())
+    Ok(report
+        .completed
+        .into_iter()
+        .chain(report.unconfirmed)
+        .collect())
 }
 
 /// Removes the spool's fax images (`<fax>-<attempt>.tif`) of attempts that

@@ -93,6 +93,36 @@ pub enum Command {
     /// Received faxes: list, inspect, export as PDF.
     #[command(subcommand)]
     Inbox(InboxCommand),
+    /// Copy the whole box (faxes, documents, settings, keys) into one
+    /// archive, while it runs.
+    Backup {
+        /// The archive to write (a tar file; keep it as private as the box).
+        #[arg(value_name = "FILE")]
+        archive: PathBuf,
+    },
+    /// Remove what is past its retention (document_retention_days,
+    /// record_retention_days) now, as the running box does daily.
+    Purge {
+        /// Only list what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// The audit trail: who did what to which fax or faxbox, when and from where.
+    Audit {
+        /// Only this account's entries.
+        #[arg(long)]
+        account: Option<String>,
+        /// The newest N entries.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Bring a backup back as a new box in the data dir, which must be a
+    /// new or empty folder; then start it with `faxbox serve`.
+    Restore {
+        /// An archive written by `faxbox backup`.
+        #[arg(value_name = "FILE")]
+        archive: PathBuf,
+    },
     /// Internal: draws one conversion sent on stdin under memory and CPU
     /// limits (started by the box itself, see `documents::worker`).
     #[command(hide = true)]
@@ -542,6 +572,81 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs(cmd) => jobs(&open()?, &out, cmd),
         Command::Line(cmd) => line(&config, &open()?, &out, cmd),
         Command::Inbox(cmd) => inbox(&open()?, &out, cmd),
+        Command::Backup { archive } => {
+            let done = crate::backup::backup(&config.data_dir, &archive)?;
+            say!(
+                "{}: {} faxes, {} documents, {:.1} MB in {:.1} s",
+                archive.display(),
+                done.manifest.faxes,
+                done.manifest.documents,
+                done.bytes as f64 / 1e6,
+                done.elapsed.as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Purge { dry_run } => {
+            let store = open()?;
+            let report = crate::retention::purge(&store, crate::model::now(), dry_run)?;
+            if !dry_run && !report.is_empty() {
+                let what = format!(
+                    "documents of {} faxes, {} faxes, {} mails",
+                    report.documents.len(),
+                    report.records.len(),
+                    report.mails
+                );
+                console_audit(&store, None, "purge", &what);
+            }
+            if out.json {
+                return out.show(&report);
+            }
+            let verb = if dry_run { "would remove" } else { "removed" };
+            for id in &report.documents {
+                say!("{id}  documents");
+            }
+            for id in &report.records {
+                say!("{id}  record");
+            }
+            say!(
+                "{verb}: the documents of {} faxes, {} faxes whole, {} sent mails",
+                report.documents.len(),
+                report.records.len(),
+                report.mails
+            );
+            Ok(())
+        }
+        Command::Audit { account, limit } => {
+            let account = account.map(AccountId);
+            out.list(&open()?.audit_trail(account.as_ref(), limit)?, |e| {
+                format!(
+                    "{}  {:<16} {:<28} {:<40} from {}{}",
+                    chrono::DateTime::from_timestamp(e.at, 0)
+                        .map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_default(),
+                    e.action,
+                    e.actor,
+                    e.object,
+                    e.source,
+                    e.account_id
+                        .as_ref()
+                        .map(|a| format!("  account {a}"))
+                        .unwrap_or_default()
+                )
+            })
+        }
+        Command::Restore { archive } => {
+            let done = crate::backup::restore(&archive, &config.data_dir)?;
+            say!(
+                "{}: {} faxes, {} documents from the backup of {} taken at {}; start it with `faxbox serve`",
+                config.data_dir.display(),
+                done.manifest.faxes,
+                done.manifest.documents,
+                done.manifest.data_dir.display(),
+                chrono::DateTime::from_timestamp(done.manifest.created, 0)
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            );
+            Ok(())
+        }
         Command::RenderWorker => anyhow::bail!("render-worker is started by the box itself"),
     }
 }
@@ -948,12 +1053,38 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
 
 /// `jobs delete` and `inbox delete`: the whole fax, or only its documents.
 fn delete_fax(store: &Store, id: &crate::model::FaxId, documents_only: bool) -> anyhow::Result<()> {
-    if documents_only {
+    let fax = store.fax(id)?;
+    let action = if documents_only {
         store.delete_documents(id)?;
+        "delete_documents"
     } else {
         store.delete_fax(id)?;
-    }
+        "delete"
+    };
+    console_audit(
+        store,
+        Some(&fax.account_id),
+        action,
+        &format!("faxes/{}/{id}", fax.folder.as_str()),
+    );
     Ok(())
+}
+
+/// Records a command run on the box in the audit trail (issue 23), as
+/// `console:<login name>`; a failure to record is said, not fatal.
+fn console_audit(store: &Store, account: Option<&AccountId>, action: &str, object: &str) {
+    let who = std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map_or_else(|_| "console".to_owned(), |u| format!("console:{u}"));
+    if let Err(e) = store.audit(crate::store::AuditEvent {
+        account,
+        actor: &who,
+        action,
+        object,
+        source: "console",
+    }) {
+        eprintln!("faxbox: cannot record this in the audit trail: {e}");
+    }
 }
 
 fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyhow::Result<()> {

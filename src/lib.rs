@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod config;
 pub mod documents;
@@ -20,6 +21,7 @@ pub mod ipp;
 pub mod lines;
 pub mod model;
 pub mod notify;
+pub mod retention;
 pub mod scheduler;
 pub mod smtp;
 pub mod store;

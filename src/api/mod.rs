@@ -11,6 +11,7 @@
 //! it is serving, then closes the listener.
 
 mod accounts;
+mod audit;
 pub mod auth;
 pub mod client;
 mod document;
@@ -237,6 +238,8 @@ struct Request {
     path: Vec<String>,
     query: Vec<(String, String)>,
     headers: Vec<(String, String)>,
+    /// The client's address, for the audit trail.
+    peer: Option<std::net::IpAddr>,
 }
 
 impl Request {
@@ -284,6 +287,7 @@ fn serve(ctx: &Arc<Ctx>, mut raw: tiny_http::Request) {
                 )
             })
             .collect(),
+        peer: raw.remote_addr().map(|a| a.ip().to_canonical()),
     };
     let cors = cors_headers(&ctx.options.cors_origins, &request);
     if request.method == "OPTIONS" {
@@ -623,7 +627,13 @@ fn route(
             };
             let token = Some(token);
             match reach(ctx, &caller, account) {
-                Ok(account) => (account_route(ctx, rq, &caller, &account, rest, body), token),
+                Ok(account) => {
+                    let outcome = account_route(ctx, rq, &caller, &account, rest, body);
+                    if let (Ok(answer), Some(token)) = (&outcome, &token) {
+                        audit::record(ctx, rq, token, &account, rest, answer);
+                    }
+                    (outcome, token)
+                }
                 Err(e) => (Err(e), token),
             }
         }
@@ -713,6 +723,13 @@ fn metrics(ctx: &Ctx) -> Result<Answer, ApiError> {
         text,
         "# HELP faxbox_pages_sent_total Pages sent by all attempts.\n# TYPE faxbox_pages_sent_total counter\nfaxbox_pages_sent_total {}",
         tally.pages_sent
+    );
+    let purged = ctx.store.purge_totals()?;
+    let _ = writeln!(
+        text,
+        "# HELP faxbox_purged_total What the retention purge removed: faxes' documents, whole faxes, sent mails.\n# TYPE faxbox_purged_total counter\n\
+         faxbox_purged_total{{what=\"documents\"}} {}\nfaxbox_purged_total{{what=\"records\"}} {}\nfaxbox_purged_total{{what=\"mails\"}} {}",
+        purged.documents, purged.records, purged.mails
     );
     let _ = writeln!(
         text,
@@ -937,6 +954,8 @@ fn account_route(
             faxboxes::update(ctx, account, id, &body(max)?, UpdateMode::Merge)
         }
         ("DELETE", ["faxboxes", id]) => faxboxes::delete(ctx, account, id),
+        ("GET", ["audit"]) => audit::list(ctx, account, rq),
+        (_, ["audit"]) => Err(not_allowed(method)),
         ("GET", ["configs", "fax"]) => settings::read(ctx, Some(account)),
         ("POST" | "PATCH", ["configs", "fax"]) => {
             settings::write(ctx, Some(account), &body(64 * 1024)?)

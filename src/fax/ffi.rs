@@ -36,6 +36,11 @@ pub const COMPRESSION_T4_1D: c_int = sys::t4_image_compression_t_T4_COMPRESSION_
 pub const COMPRESSION_T4_2D: c_int = sys::t4_image_compression_t_T4_COMPRESSION_T4_2D as c_int;
 pub const COMPRESSION_T6: c_int = sys::t4_image_compression_t_T4_COMPRESSION_T6 as c_int;
 
+// t30_fcf.h frame types (FCF without the X bit) that end a page.
+pub const T30_EOP: u8 = sys::T30_EOP as u8;
+pub const T30_PRI_EOP: u8 = sys::T30_PRI_EOP as u8;
+pub const T30_PPS: u8 = sys::T30_PPS as u8;
+
 // async.h signal status values, passed where a bit or length is expected.
 pub const SIG_STATUS_TRAINING_SUCCEEDED: c_int = -4;
 

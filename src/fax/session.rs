@@ -234,6 +234,12 @@ impl FaxOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FaxEvent {
     Negotiated(Negotiation),
+    /// The sender is about to send EOP (T.30 5.3.6.1.7): the last page is
+    /// out and the far end may already have kept it, but its answer (MCF
+    /// or RTN) is not yet heard. Reported once per call, before the signal
+    /// goes on the line, so that a box that dies now knows on its next
+    /// start that the fax may have arrived (issue 19).
+    LastPageSent,
     PageDone(PageReport),
     Finished(FaxOutcome),
 }
@@ -248,6 +254,8 @@ pub(super) struct Hooks {
     pub(super) t30: Cell<*mut sys::t30_state_t>,
     pub(super) events: RefCell<Vec<FaxEvent>>,
     pub(super) negotiated: RefCell<Option<Negotiation>>,
+    /// EOP was sent (`FaxEvent::LastPageSent` reported).
+    pub(super) last_page_sent: Cell<bool>,
     pub(super) bad_rows: Cell<u32>,
     pub(super) longest_bad_row_run: Cell<u32>,
     pub(super) outcome: RefCell<Option<FaxOutcome>>,
@@ -536,6 +544,9 @@ impl T30Setup {
             sys::t30_set_phase_b_handler(t30, Some(on_phase_b), user);
             sys::t30_set_phase_d_handler(t30, Some(on_phase_d), user);
             sys::t30_set_phase_e_handler(t30, Some(on_phase_e), user);
+            if matches!(transfer, Transfer::Send(_)) {
+                sys::t30_set_real_time_frame_handler(t30, Some(on_frame), user);
+            }
         }
         Ok(())
     }
@@ -643,6 +654,7 @@ impl Hooks {
             t30: Cell::new(std::ptr::null_mut()),
             events: RefCell::new(Vec::new()),
             negotiated: RefCell::new(None),
+            last_page_sent: Cell::new(false),
             bad_rows: Cell::new(0),
             longest_bad_row_run: Cell::new(0),
             outcome: RefCell::new(None),
@@ -749,6 +761,45 @@ unsafe extern "C" fn on_phase_d(user: *mut c_void, _frame: c_int) -> c_int {
         });
     }
     sys::t30_err_e::T30_ERR_OK as c_int
+}
+
+/// Whether an HDLC control frame (address, control, FCF, ...) ends the
+/// procedure after the last page: EOP or PRI-EOP, or in error correction
+/// mode a PPS whose second FCF is one of them (T.30 5.3.6.1.7, A.4.3). The
+/// low bit of an FCF is the X bit (whether the sender received DIS), so it
+/// is masked off.
+fn ends_procedure(frame: &[u8]) -> bool {
+    let is_end = |fcf: u8| {
+        let fcf = fcf & 0xFE;
+        fcf == ffi::T30_EOP || fcf == ffi::T30_PRI_EOP
+    };
+    match frame {
+        [_, _, fcf, rest @ ..] if fcf & 0xFE == ffi::T30_PPS => {
+            rest.first().is_some_and(|f| is_end(*f))
+        }
+        [_, _, fcf, ..] => is_end(*fcf),
+        _ => false,
+    }
+}
+
+/// # Safety
+/// Only SpanDSP calls this, with the Hooks pointer registered in
+/// `FaxSession::new` and a frame of `len` bytes, while the session is alive.
+unsafe extern "C" fn on_frame(user: *mut c_void, incoming: bool, msg: *const u8, len: c_int) {
+    if incoming || msg.is_null() || len < 3 {
+        return;
+    }
+    // SAFETY: SpanDSP passes the frame it is about to send, `len` bytes at
+    // `msg` (t30.c send_frame), valid for the duration of the call.
+    let frame = unsafe { std::slice::from_raw_parts(msg, len as usize) };
+    // SAFETY: registered with this Hooks pointer in FaxSession::new.
+    unsafe {
+        with_hooks(user, |hooks| {
+            if ends_procedure(frame) && !hooks.last_page_sent.replace(true) {
+                hooks.events.borrow_mut().push(FaxEvent::LastPageSent);
+            }
+        });
+    }
 }
 
 /// # Safety
@@ -938,6 +989,7 @@ mod tests {
             t30: Cell::new(std::ptr::null_mut()),
             events: RefCell::new(Vec::new()),
             negotiated: RefCell::new(None),
+            last_page_sent: Cell::new(false),
             bad_rows: Cell::new(0),
             longest_bad_row_run: Cell::new(0),
             outcome: RefCell::new(None),

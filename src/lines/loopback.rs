@@ -323,7 +323,10 @@ impl PlannedCall {
             wire.step(&mut caller, far.as_terminal());
             for event in caller.take_events() {
                 match event {
+                    // The sink records each of these before it returns,
+                    // and the far end hears nothing more until then.
                     FaxEvent::Negotiated(n) => progress(CallProgress::Negotiated(n)),
+                    FaxEvent::LastPageSent => progress(CallProgress::LastPageSent),
                     FaxEvent::PageDone(p) => progress(CallProgress::PageDone(p)),
                     FaxEvent::Finished(_) => {}
                 }

@@ -50,6 +50,12 @@ pub enum CallProgress {
     Answered,
     /// The fax machines agreed on speed and error correction.
     Negotiated(Negotiation),
+    /// The last page is sent and its end of procedure (EOP) is going out:
+    /// the far end may already have kept the whole fax, though its answer
+    /// is not yet heard. A line reports it before the signal leaves, when
+    /// it can (one that runs T.30 itself); the scheduler records it before
+    /// the sink returns (issue 19).
+    LastPageSent,
     /// A page was sent and confirmed.
     PageDone(PageReport),
 }

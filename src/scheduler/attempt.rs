@@ -219,7 +219,7 @@ struct CallEnd {
 }
 
 struct CallRun<'a> {
-    shared: &'a Shared,
+    shared: &'a Arc<Shared>,
     line: &'a dyn Line,
     fax: &'a Fax,
     attempt: &'a Attempt,
@@ -241,7 +241,16 @@ impl CallRun<'_> {
         // The line reports `Dialling` itself; recording it here too would put
         // a second disk sync between the claim and the seized line.
         *stage = AttemptStage::Originate;
-        let sink: ProgressSink = Box::new(move |p| drop(tx.send(p)));
+        let mut recorder = Recorder {
+            shared: self.shared.clone(),
+            fax: self.fax.clone(),
+            line: self.line.name().to_owned(),
+            attempt: self.attempt.clone(),
+            report: report.clone(),
+            stage: *stage,
+            recorded: tx,
+        };
+        let sink: ProgressSink = Box::new(move |p| recorder.take(p));
         let call = match self.interrupted_call() {
             Some(previous) => self.line.resume(&previous, outgoing, sink),
             None => self.line.send(outgoing, sink),
@@ -266,15 +275,14 @@ impl CallRun<'_> {
                 .saturating_duration_since(Instant::now())
                 .min(CANCEL_POLL);
             match rx.recv_timeout(wait) {
-                Ok(progress) => {
-                    let text = self.apply(progress, report, stage);
+                Ok((recorded_stage, recorded)) => {
+                    (*stage, *report) = (recorded_stage, recorded);
                     deadline = Instant::now()
                         + match stage {
                             AttemptStage::Negotiate => timeouts.negotiate,
                             AttemptStage::Send => timeouts.page,
                             _ => timeouts.originate,
                         };
-                    self.record(*stage, report, &text);
                 }
                 // The line dropped its end: the call is over.
                 Err(RecvTimeoutError::Disconnected) => break,
@@ -347,56 +355,74 @@ impl CallRun<'_> {
             })
             .map(|a| call_id(self.fax, a.number))
     }
+}
 
-    /// Folds one progress report into the attempt; returns it in words.
-    fn apply(
-        &self,
-        progress: CallProgress,
-        report: &mut AttemptReport,
-        stage: &mut AttemptStage,
-    ) -> String {
-        match progress {
+/// The attempt's record while its call runs. It lives in the line's
+/// progress sink, so each step is committed on the line's own thread
+/// before the line goes on (issue 19): a confirmation that waited in a
+/// channel for the attempt thread was lost with a kill, and recovery sent
+/// a delivered fax again. What was recorded then goes to the attempt
+/// thread, which keeps the stage timeouts.
+struct Recorder {
+    shared: Arc<Shared>,
+    fax: Fax,
+    line: String,
+    attempt: Attempt,
+    report: AttemptReport,
+    stage: AttemptStage,
+    recorded: mpsc::Sender<(AttemptStage, AttemptReport)>,
+}
+
+impl Recorder {
+    fn take(&mut self, progress: CallProgress) {
+        let store = &self.shared.store;
+        let text = match progress {
             CallProgress::Dialling => {
-                *stage = AttemptStage::Originate;
-                "dialling".into()
+                self.stage = AttemptStage::Originate;
+                "dialling".to_owned()
             }
             CallProgress::Answered => {
-                *stage = AttemptStage::Negotiate;
+                self.stage = AttemptStage::Negotiate;
                 "negotiating".into()
             }
             CallProgress::Negotiated(n) => {
-                *stage = AttemptStage::Send;
-                report.bit_rate = Some(n.bit_rate);
-                report.ecm = Some(n.ecm);
-                report.remote_station_id = Some(n.remote_ident.clone());
+                self.stage = AttemptStage::Send;
+                self.report.bit_rate = Some(n.bit_rate);
+                self.report.ecm = Some(n.ecm);
+                self.report.remote_station_id = Some(n.remote_ident.clone());
                 format!("Fax negotiated at {}", n.bit_rate)
             }
-            CallProgress::PageDone(p) => {
-                *stage = AttemptStage::Send;
-                report.pages_sent = report.pages_sent.max(p.page);
-                format!("Sent Page {} of {}", p.page, report.pages_total)
+            CallProgress::LastPageSent => {
+                // Before the end of procedure leaves: from here on a crash
+                // leaves a fax that has probably arrived, which recovery
+                // must not send again on its own.
+                self.stage = AttemptStage::Send;
+                if let Err(e) = store.last_page_sent(self.attempt.id) {
+                    warn!(fax = %self.fax.id, "cannot record that the last page was sent: {e}");
+                }
+                // Nothing for listeners: the page is reported once confirmed.
+                return;
             }
-        }
-    }
-
-    /// Commits the attempt's progress, then tells listeners.
-    fn record(&self, stage: AttemptStage, report: &AttemptReport, text: &str) {
-        if let Err(e) = self
-            .shared
-            .store
-            .update_attempt(self.attempt.id, stage, report)
-        {
+            CallProgress::PageDone(p) => {
+                self.stage = AttemptStage::Send;
+                self.report.pages_sent = self.report.pages_sent.max(p.page);
+                format!("Sent Page {} of {}", p.page, self.report.pages_total)
+            }
+        };
+        if let Err(e) = store.update_attempt(self.attempt.id, self.stage, &self.report) {
             warn!(fax = %self.fax.id, "cannot record progress: {e}");
-            return;
+        } else {
+            self.shared.events.send(Event::Call {
+                fax_id: self.fax.id.clone(),
+                account_id: self.fax.account_id.clone(),
+                line: self.line.clone(),
+                attempt: self.attempt.number,
+                stage: self.stage,
+                status: text,
+            });
         }
-        self.shared.events.send(Event::Call {
-            fax_id: self.fax.id.clone(),
-            account_id: self.fax.account_id.clone(),
-            line: self.line.name().to_owned(),
-            attempt: self.attempt.number,
-            stage,
-            status: text.to_owned(),
-        });
+        // The attempt thread may be gone (it hung up and returned).
+        let _ = self.recorded.send((self.stage, self.report.clone()));
     }
 }
 
@@ -567,6 +593,20 @@ fn retry_settings(store: &Store, fax: &Fax) -> RetrySettings {
             .map(|v| v.value)
             .unwrap_or(d.reschedule),
     }
+}
+
+/// Queues the receipt or the error report of a job that start-up recovery
+/// finished (it had been on a line when the box stopped).
+pub(super) fn notify_recovered(shared: &Shared, id: &crate::model::FaxId) {
+    let fax = match shared.store.fax(id) {
+        Ok(fax) => fax,
+        Err(e) => {
+            warn!(fax = %id, "cannot read the fax to notify: {e}");
+            return;
+        }
+    };
+    let image = fax_image(&shared.store, &fax, &shared.options.convert).ok();
+    notify_finished(shared, &fax, image.as_ref());
 }
 
 /// Queues the receipt or the error report of a finished job.

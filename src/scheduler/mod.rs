@@ -149,6 +149,15 @@ impl Scheduler {
         })
     }
 
+    /// Queues the receipts and error reports of jobs that start-up recovery
+    /// finished: completed, or failed as not confirmed (issue 19). Their
+    /// senders hear of them as of any other finished fax.
+    pub fn notify_recovered(&self, faxes: &[crate::model::FaxId]) {
+        for id in faxes {
+            attempt::notify_recovered(&self.shared, id);
+        }
+    }
+
     /// Live events: job states and call progress, each sent after the fact
     /// it reports was committed.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {

@@ -179,6 +179,10 @@ pub struct RecoveryReport {
     /// Jobs whose far end had confirmed every page before the stop, now
     /// completed without a second call.
     pub completed: Vec<FaxId>,
+    /// Jobs whose last page was sent but not yet confirmed when the box
+    /// stopped: they have probably arrived, so they are not sent again on
+    /// their own but failed with a message that says so.
+    pub unconfirmed: Vec<FaxId>,
     /// Jobs still waiting for their documents to be converted.
     pub attaching: Vec<FaxId>,
     /// Document rows whose fax no longer exists, removed.
@@ -566,6 +570,27 @@ impl Store {
         })
     }
 
+    /// Records that the last page of an open attempt has gone out and its
+    /// confirmation is awaited. Called on the line's thread before the end
+    /// of procedure is sent, and synced to the disk (even against a power
+    /// cut), so that recovery never sends again on its own a fax that has
+    /// probably arrived (issue 19).
+    pub fn last_page_sent(&self, attempt_id: i64) -> Result<()> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE attempts SET last_page_sent = 1 WHERE id = ?1 AND ended IS NULL",
+                [attempt_id],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound {
+                    kind: "open attempt",
+                    id: attempt_id.to_string(),
+                });
+            }
+            Ok(())
+        })
+    }
+
     /// Closes an attempt and moves its job on, in one transaction: success
     /// completes it; a retry goes back to `pending` with its due time unless
     /// the attempts are used up (then `failed`); fail and cancel end it.
@@ -679,8 +704,11 @@ impl Store {
     // --- recovery -----------------------------------------------------------
 
     /// Run once at start, before any line is used: a job left `processing`
-    /// had its call cut by the stop, so its open attempt is closed as
-    /// `interrupted` and the job is pending again, due now (docs/architecture.md, invariant 2).
+    /// had its call cut by the stop. Its open attempt is closed and the job
+    /// moves on by what the attempt had recorded (`after_stop`): completed
+    /// when every page was confirmed, failed as unconfirmed when the last
+    /// page was out but not confirmed, else pending again, due now
+    /// (docs/architecture.md, invariant 2).
     pub fn recover(&self) -> Result<RecoveryReport> {
         self.write(|tx| {
             let t = now();
@@ -693,57 +721,73 @@ impl Store {
             };
             for id in ids {
                 let id = FaxId(id);
-                let open: Vec<Attempt> = {
+                let open: Vec<(Attempt, bool)> = {
                     let mut stmt = tx.prepare(&format!(
-                        "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE fax_id = ?1 AND ended IS NULL"
+                        "SELECT {ATTEMPT_COLUMNS}, last_page_sent FROM attempts
+                         WHERE fax_id = ?1 AND ended IS NULL"
                     ))?;
-                    let rows = stmt.query_map([id.as_str()], attempt_from_row)?;
+                    let rows = stmt.query_map([id.as_str()], |r| {
+                        Ok((attempt_from_row(r)?, r.get::<_, bool>(16)?))
+                    })?;
                     rows.collect::<rusqlite::Result<_>>()?
                 };
-                // One verdict per job: delivered if any of its open attempts
-                // got every page confirmed, else sent again.
-                let mut delivered = false;
-                for a in open {
-                    let (outcome, report) = match after_stop(&a) {
-                        AfterStop::Delivered => {
-                            delivered = true;
-                            let report = AttemptReport {
-                                result_text: Some(format!(
-                                    "completed at recovery: the far end had confirmed all {} pages when Faxbox stopped",
-                                    a.report.pages_total
-                                )),
-                                ..a.report.clone()
-                            };
-                            (AttemptOutcome::Success, report)
+                // One verdict per job, the surest first: delivered if any of
+                // its open attempts got every page confirmed, unconfirmed if
+                // one sent its last page, else sent again.
+                let mut verdict = AfterStop::Interrupted;
+                for (a, last_page_sent) in open {
+                    let after = after_stop(&a, last_page_sent);
+                    let text = match after {
+                        AfterStop::Delivered => format!(
+                            "completed at recovery: the far end had confirmed all {} pages when Faxbox stopped",
+                            a.report.pages_total
+                        ),
+                        AfterStop::Unconfirmed => {
+                            "interrupted after the last page was sent, before the far end confirmed it"
+                                .to_owned()
                         }
                         AfterStop::Interrupted => {
-                            let report = AttemptReport {
-                                result_text: Some(
-                                    "interrupted: Faxbox stopped during the call".into(),
-                                ),
-                                ..a.report.clone()
-                            };
-                            (AttemptOutcome::Interrupted, report)
+                            "interrupted: Faxbox stopped during the call".to_owned()
                         }
                     };
+                    let outcome = match after {
+                        AfterStop::Delivered => AttemptOutcome::Success,
+                        _ => AttemptOutcome::Interrupted,
+                    };
+                    let report = AttemptReport {
+                        result_text: Some(text),
+                        ..a.report.clone()
+                    };
                     close_attempt(tx, a.id, t, a.stage, outcome, &report)?;
+                    verdict = verdict.min(after);
                 }
-                if delivered {
-                    tx.execute(
-                        "UPDATE faxes SET attempts = attempts + 1 WHERE id = ?1",
-                        [id.as_str()],
-                    )?;
-                    transition(tx, &id, JobStatus::Completed, None)?;
-                    report.completed.push(id);
-                } else {
-                    // Interruptions by the box's own stop do not use up
-                    // the fax's retries.
-                    tx.execute(
-                        "UPDATE faxes SET due_at = ?2 WHERE id = ?1",
-                        params![id.as_str(), t],
-                    )?;
-                    transition(tx, &id, JobStatus::Pending, None)?;
-                    report.requeued.push(id);
+                match verdict {
+                    AfterStop::Delivered => {
+                        tx.execute(
+                            "UPDATE faxes SET attempts = attempts + 1 WHERE id = ?1",
+                            [id.as_str()],
+                        )?;
+                        transition(tx, &id, JobStatus::Completed, None)?;
+                        report.completed.push(id);
+                    }
+                    AfterStop::Unconfirmed => {
+                        tx.execute(
+                            "UPDATE faxes SET attempts = attempts + 1 WHERE id = ?1",
+                            [id.as_str()],
+                        )?;
+                        transition(tx, &id, JobStatus::Failed, Some(UNCONFIRMED))?;
+                        report.unconfirmed.push(id);
+                    }
+                    AfterStop::Interrupted => {
+                        // Interruptions by the box's own stop do not use up
+                        // the fax's retries.
+                        tx.execute(
+                            "UPDATE faxes SET due_at = ?2 WHERE id = ?1",
+                            params![id.as_str(), t],
+                        )?;
+                        transition(tx, &id, JobStatus::Pending, None)?;
+                        report.requeued.push(id);
+                    }
                 }
             }
             {
@@ -770,21 +814,44 @@ impl Store {
     }
 }
 
-/// What recovery makes of an attempt that was open when the box stopped.
-/// (A line whose calls can outlive the box adds its own case here.)
+/// What recovery makes of an attempt that was open when the box stopped,
+/// surest first. (A line whose calls can outlive the box adds its own case
+/// here.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum AfterStop {
     /// The line had reported every page confirmed by the far end (MCF on
     /// the last page, T.30 5.3.6.2): the fax arrived; sending it again
     /// would give the recipient a second copy.
     Delivered,
-    /// Cut short: the fax is sent again.
+    /// The last page had gone out with its end of procedure (EOP), but the
+    /// far end's answer was not heard before the stop. A receiving machine
+    /// keeps the page before it answers, so the fax has almost surely
+    /// arrived; it may also have been refused (RTN) or cut. Neither choice
+    /// made alone is safe: sending it again gives the recipient (a pharmacy,
+    /// a court) a second copy to act on, and calling it delivered could
+    /// hide a fax that never came. So the box does what a fax machine's
+    /// transmission report does: it says the last page was not confirmed,
+    /// and leaves sending it again to a person who has asked the
+    /// recipient. The fax fails with `UNCONFIRMED` and its error mail says
+    /// so; `faxbox jobs retry` (or the API's resubmit) sends it again.
+    Unconfirmed,
+    /// Cut short before the last page went out: the fax is sent again.
     Interrupted,
 }
 
-fn after_stop(attempt: &Attempt) -> AfterStop {
+/// The error of a fax whose last page was sent but not confirmed when the
+/// box stopped (`AfterStop::Unconfirmed`), in its sender's words.
+pub const UNCONFIRMED: &str = "not confirmed: Faxbox stopped after sending the last page, before the \
+     receiving machine confirmed it, so the fax has probably arrived. Ask the recipient whether it \
+     came before sending it again (faxbox jobs retry, or resubmit in the API): Faxbox does not \
+     send it again on its own";
+
+fn after_stop(attempt: &Attempt, last_page_sent: bool) -> AfterStop {
     let r = &attempt.report;
     if r.pages_total > 0 && r.pages_sent >= r.pages_total {
         AfterStop::Delivered
+    } else if last_page_sent {
+        AfterStop::Unconfirmed
     } else {
         AfterStop::Interrupted
     }
@@ -1573,6 +1640,72 @@ mod tests {
         );
         assert!(store.due_jobs(now(), 10).unwrap().is_empty());
         assert!(store.open_attempts().unwrap().is_empty());
+    }
+
+    #[test]
+    fn recovery_leaves_a_fax_whose_last_page_was_not_confirmed_to_its_sender() {
+        let dir = tempfile::tempdir().unwrap();
+        let (sent_last, cut_earlier) = {
+            let store = Store::open_data_dir(dir.path()).unwrap();
+            let a = store.create_account("Acme", None).unwrap().id;
+            let mut open = Vec::new();
+            for number in ["1", "2"] {
+                let f = store
+                    .create_job(new_fax(&a, number, 3), vec![tiff_doc()], JobStatus::Pending)
+                    .unwrap();
+                let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
+                let first_confirmed = AttemptReport {
+                    pages_sent: 1,
+                    pages_total: 2,
+                    ..Default::default()
+                };
+                store
+                    .update_attempt(at.id, AttemptStage::Send, &first_confirmed)
+                    .unwrap();
+                open.push((f.id, at.id));
+            }
+            // The first sent its last page; the process dies before the far
+            // end's answer is heard. The second was still on page 2.
+            store.last_page_sent(open[0].1).unwrap();
+            (open[0].0.clone(), open[1].0.clone())
+        };
+        let store = Store::open_data_dir(dir.path()).unwrap();
+        let report = store.recover().unwrap();
+        assert_eq!(report.unconfirmed, vec![sent_last.clone()]);
+        assert_eq!(report.requeued, vec![cut_earlier.clone()]);
+        assert!(report.completed.is_empty());
+
+        // Not sent again on its own: failed, with what to do in its error.
+        let fax = store.fax(&sent_last).unwrap();
+        assert_eq!(fax.status, Some(JobStatus::Failed));
+        assert_eq!(fax.error.as_deref(), Some(UNCONFIRMED));
+        assert!(
+            UNCONFIRMED.contains("probably arrived") && UNCONFIRMED.contains("faxbox jobs retry")
+        );
+        let attempts = store.attempts(&sent_last).unwrap();
+        assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Interrupted));
+        assert_eq!(attempts[0].report.pages_sent, 1);
+        assert!(
+            attempts[0]
+                .report
+                .result_text
+                .as_deref()
+                .is_some_and(|t| t.contains("before the far end confirmed it")),
+            "{attempts:?}"
+        );
+        // The other is sent again, and only it.
+        let due: Vec<FaxId> = store
+            .due_jobs(now(), 10)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.id)
+            .collect();
+        assert_eq!(due, vec![cut_earlier]);
+        // Its sender can send it again once they know it did not arrive.
+        let again = store.resubmit(&sent_last).unwrap();
+        assert_eq!(again.status, Some(JobStatus::Pending));
+        // Once the attempt is over the marker cannot be set.
+        assert!(store.last_page_sent(attempts[0].id).is_err());
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! SMTP or T.30. Callers get domain types from `model`.
 
 mod accounts;
+mod audit;
 mod faxboxes;
 mod inbox;
 mod intake;
@@ -20,6 +21,7 @@ mod lines;
 mod mail;
 mod owner;
 mod records;
+mod retention;
 mod schema;
 mod settings;
 mod smtp_log;
@@ -33,12 +35,17 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use accounts::{UserChanges, hash_api_key, login_credentials};
+pub use audit::{AuditEntry, AuditEvent};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
 pub use ipp::PrintJob;
-pub use jobs::{AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport};
+pub use jobs::{
+    AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
+};
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
+pub use retention::{PurgeReport, PurgeTotals};
+pub use schema::SCHEMA_VERSION;
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
 pub use smtp_log::{SmtpErrorReport, SmtpLogEntry};
 pub use status::{BoxSnapshot, CallSnapshot, QueueSnapshot, RetrySnapshot};

@@ -77,6 +77,22 @@ impl DataDirOwner {
         writeln!(file, "{}", std::process::id()).map_err(io)?;
         Ok(DataDirOwner { _file: file })
     }
+
+    /// The PID of the box running on `dir` now, if one is; looks without
+    /// taking or changing anything (`faxbox restore` refuses a live box).
+    pub fn holder(dir: &Path) -> Option<String> {
+        let mut file = File::open(dir.join(OWNER_FILE)).ok()?;
+        match flock(&file, FlockOperation::NonBlockingLockShared) {
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                Some(pid.trim().to_owned())
+                    .filter(|p| !p.is_empty())
+                    .or_else(|| Some("unknown".into()))
+            }
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -93,7 +109,12 @@ mod tests {
             "names the holder: {err}"
         );
         assert!(err.contains(&dir.path().display().to_string()), "{err}");
+        assert_eq!(
+            DataDirOwner::holder(dir.path()),
+            Some(std::process::id().to_string())
+        );
         drop(first);
+        assert_eq!(DataDirOwner::holder(dir.path()), None);
         DataDirOwner::claim(dir.path()).unwrap();
     }
 }

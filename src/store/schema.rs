@@ -201,6 +201,45 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE mail_queue ADD COLUMN fax_id TEXT REFERENCES faxes(id) ON DELETE CASCADE;
     CREATE INDEX mail_queue_fax ON mail_queue(fax_id) WHERE fax_id IS NOT NULL;
     "#,
+    // 7: what the retention purge removed, run by run, for /metrics and
+    // for the operator asking what happened to a fax (issue 23).
+    r#"
+    CREATE TABLE purges (
+        id        INTEGER PRIMARY KEY,
+        at        INTEGER NOT NULL,
+        documents INTEGER NOT NULL,
+        records   INTEGER NOT NULL,
+        mails     INTEGER NOT NULL
+    );
+    CREATE INDEX faxes_finished ON faxes(account_id, modified)
+        WHERE status IS NULL OR status IN ('completed', 'failed', 'cancelled');
+    "#,
+    // 8: an attempt whose last page went out and whose confirmation was
+    // not yet heard (issue 19): after a crash in that moment the fax has
+    // probably arrived, and recovery must not send it again on its own.
+    r#"
+    ALTER TABLE attempts ADD COLUMN last_page_sent INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 9: the audit trail (issue 23): who did what to which fax or faxbox,
+    // when and from where. Append-only: the database itself refuses to
+    // change or remove an entry. No foreign keys: an entry outlives what it
+    // names (a deleted fax, a deleted account).
+    r#"
+    CREATE TABLE audit (
+        id         INTEGER PRIMARY KEY,
+        at         INTEGER NOT NULL,
+        account_id TEXT,
+        actor      TEXT NOT NULL,
+        action     TEXT NOT NULL,
+        object     TEXT NOT NULL,
+        source     TEXT NOT NULL
+    );
+    CREATE INDEX audit_account ON audit(account_id, id);
+    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -189,6 +189,13 @@ pub static SETTINGS: &[Setting] = &[
         "email to fax: attachment types refused (Kazoo denied image/*; Faxbox accepts images)"
     ),
     setting!(
+        "document_retention_days",
+        "0",
+        int(0, 36_500),
+        Account,
+        "days a finished or received fax keeps its documents (and the mails that carried them); 0 keeps them for ever"
+    ),
+    setting!(
         "email_body_as_page",
         "false",
         SettingKind::Bool,
@@ -257,6 +264,13 @@ pub static SETTINGS: &[Setting] = &[
         int(30, 7200),
         System,
         "seconds allowed between pages (Faxbox; Kazoo used 5 minutes)"
+    ),
+    setting!(
+        "record_retention_days",
+        "0",
+        int(0, 36_500),
+        Account,
+        "days a finished or received fax's record (and its attempts) is kept; 0 keeps it for ever"
     ),
     setting!(
         "report_smtp_errors",

@@ -3,6 +3,7 @@
 
 mod api;
 mod budget;
+mod chaos;
 mod cli;
 mod cups;
 mod documents;

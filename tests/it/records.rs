@@ -57,25 +57,23 @@ impl RecordsBox {
         }
     }
 
-    /// The admin account's faxbox, answering `OWN_NUMBER` and mailing a
-    /// copy of what it sends and receives (the mails stay queued: the
-    /// tests' box has no smarthost).
-    fn own_faxbox(&self) -> String {
+    /// The admin account's faxbox, answering `OWN_NUMBER`, and with
+    /// `mails` mailing a copy of what it sends and receives (the mails stay
+    /// queued: the tests' box has no smarthost).
+    fn own_faxbox(&self, mails: bool) -> String {
         let store = self.store();
         let account = faxbox::model::AccountId(self.session.account_id.clone());
         let id = store.faxboxes(&account).unwrap()[0].id.to_string();
-        self.cli(&[
-            "faxbox",
-            "update",
-            &id,
-            "--number",
-            OWN_NUMBER,
-            "--notify-inbound",
-            "clerk@office.test",
-            "--notify-outbound",
-            "clerk@office.test",
-        ])
-        .unwrap();
+        let mut args = vec!["faxbox", "update", &id, "--number", OWN_NUMBER];
+        if mails {
+            args.extend([
+                "--notify-inbound",
+                "clerk@office.test",
+                "--notify-outbound",
+                "clerk@office.test",
+            ]);
+        }
+        self.cli(&args).unwrap();
         id
     }
 
@@ -143,6 +141,35 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     found
 }
 
+/// Every row of every table, in rowid order, by table name.
+fn all_rows(database: &Path) -> Vec<(String, Vec<Vec<rusqlite::types::Value>>)> {
+    let conn =
+        rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    tables
+        .into_iter()
+        .map(|table| {
+            let mut stmt = conn
+                .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY rowid"))
+                .unwrap();
+            let columns = stmt.column_count();
+            let rows = stmt
+                .query_map([], |r| (0..columns).map(|i| r.get(i)).collect())
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            (table, rows)
+        })
+        .collect()
+}
+
 /// Rows that still mention `fax` in the tables that refer to faxes.
 fn rows_of(data: &Path, fax: &FaxId) -> Vec<(&'static str, i64)> {
     let conn = rusqlite::Connection::open(data.join("faxbox.sqlite")).unwrap();
@@ -175,7 +202,7 @@ fn rows_of(data: &Path, fax: &FaxId) -> Vec<(&'static str, i64)> {
 fn deleted_faxes_and_documents_leave_no_bytes_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
     let b = RecordsBox::start(dir.path(), FAST_LINE);
-    let own = b.own_faxbox();
+    let own = b.own_faxbox(true);
 
     let marker_a = format!("MARKER-A-{}", std::process::id());
     let marker_b = format!("MARKER-B-{}", std::process::id());
@@ -284,7 +311,7 @@ fn deleted_faxes_and_documents_leave_no_bytes_in_the_data_dir() {
 fn a_fax_on_a_call_is_not_deleted_until_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let b = RecordsBox::start(dir.path(), REALTIME_LINE);
-    let own = b.own_faxbox();
+    let own = b.own_faxbox(false);
     let fax = b.send(&own, "5551234", &["Page 1", "Page 2", "Page 3"]);
     wait_for("the call to start", Duration::from_secs(60), || {
         b.store().fax(&fax).unwrap().status == Some(JobStatus::Processing)
@@ -307,4 +334,326 @@ fn a_fax_on_a_call_is_not_deleted_until_cancelled() {
     b.wait_finished(&fax);
     b.cli(&["jobs", "delete", fax.as_str()]).unwrap();
     assert_eq!(rows_of(b.data(), &fax), vec![]);
+}
+
+/// Issue 23, backup and restore: a backup taken while the box runs, with
+/// faxes sent and received over the loopback line, restores on a fresh data
+/// dir with every row of every table and every document byte for byte, and
+/// `faxbox serve` runs on it; a restore onto a live or non-empty data dir is
+/// refused and changes nothing.
+#[test]
+fn a_backup_of_a_running_box_restores_every_row_and_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    let own = b.own_faxbox(false);
+    let sent = [
+        b.send(&own, "5551234", &["A letter", "Its second page"]),
+        b.send(&own, OWN_NUMBER, &["A fax to ourselves"]),
+        b.send(&own, "5551235", &["Another letter"]),
+    ];
+    for fax in &sent {
+        b.wait_finished(fax);
+    }
+    let archive = dir.path().join("box.tar");
+    let printed = b.cli(&["backup", archive.to_str().unwrap()]).unwrap();
+    assert!(
+        printed.contains("4 faxes"),
+        "3 sent and 1 received: {printed}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "a backup holds faxes and keys: for its owner only"
+    );
+
+    // Refused: the live box's own folder, and a folder with anything in it.
+    let err = b.cli(&["restore", archive.to_str().unwrap()]).unwrap_err();
+    assert!(
+        err.contains("running") && err.contains("--data-dir"),
+        "{err}"
+    );
+    let occupied = dir.path().join("occupied");
+    std::fs::create_dir(&occupied).unwrap();
+    std::fs::write(occupied.join("notes.txt"), "mine").unwrap();
+    let out = faxbox(&occupied, &["restore", archive.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not empty") && err.contains("notes.txt"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
+
+    // Restored on a fresh data dir of another box.
+    let other = tempfile::tempdir().unwrap();
+    let restored = other.path().join("data");
+    let out = faxbox(&restored, &["restore", archive.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let live_rows = all_rows(&b.data().join("faxbox.sqlite"));
+    let restored_rows = all_rows(&restored.join("faxbox.sqlite"));
+    assert!(
+        live_rows
+            .iter()
+            .any(|(t, rows)| t == "documents" && rows.len() >= 4)
+    );
+    assert_eq!(
+        live_rows
+            .iter()
+            .map(|(t, r)| (t, r.len()))
+            .collect::<Vec<_>>(),
+        restored_rows
+            .iter()
+            .map(|(t, r)| (t, r.len()))
+            .collect::<Vec<_>>(),
+    );
+    for ((table, live), (_, copy)) in live_rows.iter().zip(&restored_rows) {
+        assert!(live == copy, "the table {table} differs after restore");
+    }
+    let (live, copy) = (b.store(), Store::open_existing(&restored).unwrap());
+    for fax in live.faxes(&Default::default()).unwrap() {
+        assert_eq!(
+            copy.attempts(&fax.id).unwrap(),
+            live.attempts(&fax.id).unwrap()
+        );
+        let docs = live.documents(&fax.id).unwrap();
+        assert!(!docs.is_empty(), "{fax:?}");
+        assert_eq!(copy.documents(&fax.id).unwrap(), docs);
+        for doc in docs {
+            assert!(
+                copy.document_bytes(&doc.id).unwrap() == live.document_bytes(&doc.id).unwrap(),
+                "document {} of fax {} differs",
+                doc.id,
+                fax.id
+            );
+        }
+    }
+    drop(copy);
+    for file in ["api.key", "token.key"] {
+        assert_eq!(
+            std::fs::read(restored.join(file)).unwrap(),
+            std::fs::read(b.data().join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    // The restored box runs: the old key logs in, the old faxes are there,
+    // and it sends a new one.
+    let again = RecordsBox::start(other.path(), FAST_LINE);
+    assert!(
+        !again.serve.banner.contains("First start"),
+        "{}",
+        again.serve.banner
+    );
+    assert_eq!(again.session.account_id, b.session.account_id);
+    assert_eq!(
+        again.faxes_api("GET", &format!("outbox/{}", sent[0])).0,
+        200
+    );
+    let new = again.send(&own, "5551234", &["After the restore"]);
+    again.wait_finished(&new);
+    assert_eq!(
+        again.store().fax(&new).unwrap().status,
+        Some(JobStatus::Completed)
+    );
+}
+
+/// Moves a fax's end back by `days`, as if it had ended that long ago.
+fn age(data: &Path, fax: &FaxId, days: i64) {
+    let conn = rusqlite::Connection::open(data.join("faxbox.sqlite")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    conn.execute(
+        "UPDATE faxes SET created = created - ?2, modified = modified - ?2 WHERE id = ?1",
+        rusqlite::params![fax.as_str(), days * 86_400],
+    )
+    .unwrap();
+}
+
+/// `faxbox_purged_total` of the running box's /metrics, by `what`.
+fn purged_metric(b: &RecordsBox, what: &str) -> Option<u64> {
+    let r = Http::new()
+        .request(
+            "GET",
+            &format!("{}/metrics", b.session.base()),
+            &[("X-Auth-Token", b.session.token())],
+            None,
+        )
+        .unwrap();
+    assert_eq!(r.status, 200);
+    let prefix = format!("faxbox_purged_total{{what=\"{what}\"}} ");
+    String::from_utf8_lossy(&r.body)
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+}
+
+/// Issue 23, retention: `faxbox purge --dry-run` lists what is past its
+/// time and changes nothing; `faxbox purge` removes it, never a fax still
+/// queued however old; the running box purges at start (and daily), and
+/// /metrics counts what went.
+#[test]
+fn retention_purges_what_is_past_its_time_and_never_a_queued_fax() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    let own = b.own_faxbox(false);
+    let old_letter = b.send(&own, "5551234", &["Sent two days ago"]);
+    let ancient = b.send(&own, "5551235", &["Sent four days ago"]);
+    let later = b.send(&own, "5551236", &["Sent today"]);
+    for fax in [&old_letter, &ancient, &later] {
+        b.wait_finished(fax);
+    }
+    b.cli(&["line", "pause", "loopback"]).unwrap();
+    let queued = b.send(&own, "5551237", &["Waiting for the line"]);
+    b.cli(&["config", "set", "fax", "document_retention_days", "1"])
+        .unwrap();
+    b.cli(&["config", "set", "fax", "record_retention_days", "3"])
+        .unwrap();
+    age(b.data(), &old_letter, 2);
+    age(b.data(), &ancient, 4);
+    age(b.data(), &queued, 100);
+
+    let dry = b.cli(&["purge", "--dry-run"]).unwrap();
+    assert!(dry.contains(&format!("{old_letter}  documents")), "{dry}");
+    assert!(dry.contains(&format!("{ancient}  record")), "{dry}");
+    assert!(
+        !dry.contains(queued.as_str()) && !dry.contains(later.as_str()),
+        "{dry}"
+    );
+    assert!(dry.contains("would remove"), "{dry}");
+    let store = b.store();
+    assert!(!store.documents(&old_letter).unwrap().is_empty());
+    assert!(store.fax(&ancient).is_ok());
+    assert_eq!(purged_metric(&b, "documents"), Some(0));
+
+    let done = b.cli(&["purge"]).unwrap();
+    assert!(done.contains("removed"), "{done}");
+    assert!(store.documents(&old_letter).unwrap().is_empty());
+    assert!(store.fax(&old_letter).is_ok(), "the record stays");
+    assert!(store.fax(&ancient).is_err());
+    assert!(!store.documents(&later).unwrap().is_empty());
+    assert!(!store.documents(&queued).unwrap().is_empty());
+    assert_eq!(store.fax(&queued).unwrap().status, Some(JobStatus::Pending));
+    assert_eq!(purged_metric(&b, "documents"), Some(1));
+    assert_eq!(purged_metric(&b, "records"), Some(1));
+    drop(store);
+
+    // The running box purges on its own: at its next start, then daily.
+    let mut b = b;
+    b.serve.signal("TERM");
+    assert!(b.serve.wait(Duration::from_secs(60)).success());
+    age(&dir.path().join("data"), &later, 2);
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    wait_for("the box's own purge", Duration::from_secs(30), || {
+        b.store().documents(&later).unwrap().is_empty()
+    });
+    assert_eq!(purged_metric(&b, "documents"), Some(2));
+    assert!(!b.store().documents(&queued).unwrap().is_empty());
+}
+
+/// `METHOD /v2/accounts/{account}/PATH` as `session`: status and JSON.
+fn call(session: &Session, method: &str, account: &str, path: &str) -> (u16, serde_json::Value) {
+    let r = Http::new()
+        .request(
+            method,
+            &format!("{}/v2/accounts/{account}/{path}", session.base()),
+            &[("X-Auth-Token", session.token())],
+            None,
+        )
+        .unwrap();
+    (
+        r.status,
+        serde_json::from_slice(&r.body).unwrap_or_default(),
+    )
+}
+
+/// Issue 23, audit trail: a scripted session of one account (send, read,
+/// download, delete the documents, delete the fax) leaves one entry per
+/// action, with the API key and the address; listings are not entries; the
+/// account sees only its own trail, the box's admin any account's; a
+/// delete on the console is recorded too.
+#[test]
+fn the_audit_trail_has_one_entry_per_action_and_an_account_sees_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    let clinic = b
+        .cli(&["account", "create", "Clinic"])
+        .unwrap()
+        .trim()
+        .to_owned();
+    let key = b
+        .cli(&["apikey", "create", "--account", &clinic])
+        .unwrap()
+        .trim()
+        .to_owned();
+    let session = Session::login(&b.serve.api_url(), &key).unwrap();
+    let job = session
+        .send(
+            &json!({"to_number": "5551234"}),
+            &[Document {
+                name: "referral.pdf".into(),
+                content_type: "application/pdf".into(),
+                bytes: crate::harness::pdf_of_texts(&["A referral"]),
+            }],
+        )
+        .unwrap();
+    let fax = FaxId(job["id"].as_str().unwrap().to_owned());
+    b.wait_finished(&fax);
+    for (method, path, status) in [
+        ("GET", format!("faxes/outbox/{fax}"), 200),
+        ("GET", format!("faxes/outbox/{fax}/attachment"), 200),
+        ("GET", "faxes/outbox".to_owned(), 200),
+        ("DELETE", format!("faxes/outbox/{fax}/attachment"), 200),
+        ("DELETE", format!("faxes/outbox/{fax}"), 200),
+    ] {
+        let (got, body) = call(&session, method, &clinic, &path);
+        assert_eq!(got, status, "{method} {path}: {body}");
+    }
+    // The admin's own fax, deleted on the console.
+    let own = b.own_faxbox(false);
+    let admins = b.send(&own, "5551234", &["The admin's letter"]);
+    b.wait_finished(&admins);
+    b.cli(&["jobs", "delete", admins.as_str()]).unwrap();
+
+    let (status, trail) = call(&session, "GET", &clinic, "audit");
+    assert_eq!(status, 200, "{trail}");
+    let entries = trail["data"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["create", "read", "download", "delete_documents", "delete"],
+        "{trail}"
+    );
+    for e in entries {
+        assert!(e["object"].as_str().unwrap().contains(fax.as_str()), "{e}");
+        assert!(e["actor"].as_str().unwrap().starts_with("api_key:"), "{e}");
+        assert_eq!(e["source"], "127.0.0.1", "{e}");
+        assert_eq!(e["account_id"], clinic.as_str(), "{e}");
+    }
+    // The clinic cannot read the admin's trail; the admin reads both.
+    let admin = &b.session.account_id;
+    assert_eq!(call(&session, "GET", admin, "audit").0, 404);
+    let (status, theirs) = call(&b.session, "GET", &clinic, "audit");
+    assert_eq!(status, 200);
+    assert_eq!(theirs["data"], trail["data"]);
+    let (_, mine) = call(&b.session, "GET", admin, "audit");
+    let mine = mine["data"].as_array().unwrap().clone();
+    assert!(
+        mine.iter().all(|e| e["account_id"] == admin.as_str()),
+        "{mine:?}"
+    );
+    let console = mine
+        .iter()
+        .find(|e| e["action"] == "delete")
+        .expect("the console's delete is recorded");
+    assert_eq!(console["source"], "console");
+    assert_eq!(console["object"], format!("faxes/outbox/{admins}"));
+
+    let printed = b.cli(&["audit", "--account", &clinic]).unwrap();
+    assert_eq!(printed.lines().count(), 5, "{printed}");
 }

@@ -826,6 +826,7 @@ fn on_event(shared: &Shared, progress: &mut ProgressSink, event: DriverEvent, se
             }
             progress(CallProgress::PageDone(p))
         }
+        DriverEvent::Fax(FaxEvent::LastPageSent) => progress(CallProgress::LastPageSent),
         DriverEvent::Fax(FaxEvent::Finished(_)) => {}
     }
 }

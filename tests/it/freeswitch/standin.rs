@@ -909,7 +909,8 @@ fn run_call(
                         return;
                     }
                 }
-                FaxEvent::Finished(_) => {}
+                // FreeSWITCH has no event for the EOP it sends.
+                FaxEvent::LastPageSent | FaxEvent::Finished(_) => {}
             }
         }
         // The far end hanging up (docs/freeswitch.md, transcript 14) ends both sides with 49.
@@ -1355,7 +1356,8 @@ fn receive(
                         return None;
                     }
                 }
-                FaxEvent::Finished(_) => {}
+                // FreeSWITCH has no event for the EOP it sends.
+                FaxEvent::LastPageSent | FaxEvent::Finished(_) => {}
             }
         }
         if wire.elapsed() > Duration::from_secs(900) {
