@@ -15,7 +15,13 @@ BUILD_PACKAGES := build-essential pkg-config libclang-dev libtiff-dev libjpeg-de
 # the test PDFs to PWG raster, as a print client would, and a private
 # cupsd with cups-client's lp and lpadmin prints to the fax printers
 # (tests/it/cups.rs); cups-ipp-utils' ipptool checks the IPP printers.
-TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux cups cups-client cups-filters cups-ipp-utils
+TEST_PACKAGES := $(BUILD_PACKAGES) libtiff-tools ghostscript poppler-utils systemd tmux cups cups-client cups-filters cups-ipp-utils swaks
+# Postfix is the office relay and the smarthost in tests/it/postfix.rs
+# (with swaks as the mail client). Debian lets one mail server be
+# installed, so Postfix is added only where none is (no sendmail yet), and
+# answered "Local only" (a system Postfix listens on loopback only); where
+# another mail server is installed, those tests say so and are skipped.
+MTA_TEST_PACKAGES := postfix
 
 .PHONY: chaos
 .PHONY: run test build-deps test-deps release toolchain bench-dispatch bench-loopback bench-convert bench-api bench-smtp bench-backup
@@ -44,6 +50,9 @@ build-deps:
 
 test-deps:
 	@scripts/install-packages $(TEST_PACKAGES)
+	@if [ -e /usr/sbin/sendmail ] && ! dpkg-query -W -f='$${Status}' postfix 2>/dev/null | grep -q "install ok installed"; then \
+	  echo "A mail server other than Postfix is installed: the Postfix tests will be skipped"; \
+	else scripts/install-packages $(MTA_TEST_PACKAGES); fi
 
 # rustfmt and clippy come with rustup's default profile but not the minimal one.
 toolchain:
@@ -64,8 +73,8 @@ bench-loopback: build-deps
 bench-api: build-deps
 	$(CARGO) bench --bench api
 
-# The peer, Postfix's smtp-sink, is used when installed (package postfix);
-# it is not installed here, as it brings a whole mail system with it.
+# The peer, Postfix's smtp-sink, is used when installed (package postfix,
+# which `make test-deps` installs where no other mail server is).
 bench-smtp: build-deps
 	$(CARGO) bench --bench smtp
 

@@ -733,10 +733,10 @@ fn init_logging_into(log: &LogConfig, buffer: crate::tui::LogBuffer) {
 pub fn init_logging(log: &LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&log.level));
-    // Colour only for a person at a terminal: a log file or journald gets
-    // plain text (issue 25 item 6), and NO_COLOR is honoured.
-    use std::io::IsTerminal;
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    // Colours only on a terminal: journald and log files would keep the
+    // escape codes as text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(colour)

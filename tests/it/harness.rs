@@ -328,7 +328,8 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Writes `config` (TOML; listeners on port 0 are added) to
+    /// Writes `config` (TOML; the API and SMTP listeners on port 0 are
+    /// added unless it has its own `[http]` or `[smtp]`) to
     /// `<dir>/faxbox.toml` and starts `faxbox serve` on `<dir>/data`, up to
     /// its banner.
     pub fn start(dir: &Path, config: &str) -> ServeProcess {
@@ -343,14 +344,14 @@ impl ServeProcess {
 
     /// Starts it without waiting for anything; its stderr is piped.
     pub fn spawn(dir: &Path, config: &str, stderr: std::process::Stdio) -> std::process::Child {
-        std::fs::write(
-            dir.join("faxbox.toml"),
-            // Its top-level keys come before any table.
-            format!(
-                "{config}\n[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n"
-            ),
-        )
-        .unwrap();
+        // Its top-level keys come before any table.
+        let mut text = format!("{config}\n");
+        for table in ["http", "smtp"] {
+            if !config.contains(&format!("[{table}]")) {
+                text.push_str(&format!("[{table}]\nlisten = \"127.0.0.1:0\"\n"));
+            }
+        }
+        std::fs::write(dir.join("faxbox.toml"), text).unwrap();
         Command::new(faxbox_bin())
             .args(["--data-dir", dir.join("data").to_str().unwrap(), "serve"])
             .current_dir(dir)
@@ -658,5 +659,210 @@ impl PrivateCups {
 impl Drop for PrivateCups {
     fn drop(&mut self) {
         terminate(&mut self.cupsd, std::time::Duration::from_secs(10));
+    }
+}
+
+/// A private Postfix on loopback, in front of the box (the office relay
+/// that passes mail on to Faxbox's SMTP listener) and behind it (the
+/// smarthost that takes Faxbox's receipts). Its own main.cf and master.cf
+/// in a temporary folder, with its queue and `maillog_file` there;
+/// `postfix -c DIR start-fg` keeps its master a child of the test. Postfix
+/// routes each domain of `routes` to a port on 127.0.0.1 (its
+/// `transport_maps`; mail for its own domain, office.test, is discarded),
+/// relays for loopback clients only, retries deferred
+/// mail after 1 to 2 s instead of minutes, and checks client greetings as
+/// a smarthost does (`reject_non_fqdn_helo_hostname`).
+///
+/// Postfix's master must start as root (it binds ports and runs its
+/// daemons as the `postfix` user); elsewhere the tests are skipped.
+pub struct PrivatePostfix {
+    dir: tempfile::TempDir,
+    master: std::process::Child,
+    /// Its SMTP port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PrivatePostfix {
+    /// Starts Postfix on `port` (a free one: see `free_loopback_port`) and
+    /// waits until it answers; `None`, with the reason printed, when
+    /// Postfix is not installed or this is not root.
+    pub fn start(port: u16, routes: &[(&str, u16)]) -> Option<PrivatePostfix> {
+        for program in ["postfix", "sendmail", "postqueue"] {
+            if installed(program).is_none() {
+                println!(
+                    "skipped: `{program}` (Debian postfix) is not installed; `make test-deps` installs it"
+                );
+                return None;
+            }
+        }
+        use std::os::unix::fs::MetadataExt;
+        if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+            println!(
+                "skipped: Postfix's master must start as root, and these tests do not run as root"
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        std::fs::create_dir_all(base.join("etc")).unwrap();
+        std::fs::create_dir_all(base.join("queue")).unwrap();
+        // Postfix's daemons run as `postfix` and must reach the queue.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(base, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let b = base.display();
+        // Mail for the relay's own domain (office.test) is discarded, and
+        // logged as delivered: a bounce to a sender there ends at once.
+        let transport: Vec<String> = routes
+            .iter()
+            .map(|(domain, to)| format!("{{{domain} = smtp:[127.0.0.1]:{to}}}"))
+            .chain(["{office.test = discard:}".to_owned()])
+            .collect();
+        // local_header_rewrite_clients empty: Postfix adds no Message-ID or
+        // Date to mail from loopback, as a smarthost on another machine
+        // would not, so what arrives is what Faxbox wrote.
+        std::fs::write(
+            base.join("etc/main.cf"),
+            format!(
+                "compatibility_level = 3.6\nqueue_directory = {b}/queue\ndata_directory = {b}/data\n\
+                 mail_owner = postfix\nsetgid_group = postdrop\nmyhostname = relay.office.test\n\
+                 mydomain = office.test\nmydestination =\nlocal_recipient_maps =\nalias_maps =\n\
+                 alias_database =\ninet_interfaces = 127.0.0.1\ninet_protocols = ipv4\n\
+                 mynetworks = 127.0.0.0/8\n\
+                 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination\n\
+                 smtpd_helo_required = yes\n\
+                 smtpd_helo_restrictions = reject_invalid_helo_hostname, reject_non_fqdn_helo_hostname\n\
+                 local_header_rewrite_clients =\n\
+                 transport_maps = inline:{{ {} }}\n\
+                 maillog_file = {b}/maillog\nmaillog_file_prefixes = {b}\n\
+                 queue_run_delay = 1s\nminimal_backoff_time = 1s\nmaximal_backoff_time = 2s\n\
+                 smtp_tls_security_level = none\nbiff = no\n",
+                transport.join(", ")
+            ),
+        )
+        .unwrap();
+        // Debian's master.cf without the chroot and the unused transports.
+        std::fs::write(
+            base.join("etc/master.cf"),
+            format!(
+                "127.0.0.1:{port} inet n - n - - smtpd\npickup unix n - n 60 1 pickup\n\
+                 cleanup unix n - n - 0 cleanup\nqmgr unix n - n 300 1 qmgr\n\
+                 rewrite unix - - n - - trivial-rewrite\nbounce unix - - n - 0 bounce\n\
+                 defer unix - - n - 0 bounce\ntrace unix - - n - 0 bounce\n\
+                 verify unix - - n - 1 verify\nflush unix n - n 1000? 0 flush\n\
+                 proxymap unix - - n - - proxymap\nsmtp unix - - n - - smtp\n\
+                 relay unix - - n - - smtp\nshowq unix n - n - - showq\n\
+                 error unix - - n - - error\nretry unix - - n - - error\n\
+                 discard unix - - n - - discard\nlocal unix - n n - - local\n\
+                 anvil unix - - n - 1 anvil\nscache unix - - n - 1 scache\n\
+                 postlog unix-dgram n - n - 1 postlogd\n"
+            ),
+        )
+        .unwrap();
+        let master = Command::new(installed("postfix").unwrap())
+            .arg("-c")
+            .arg(base.join("etc"))
+            .arg("start-fg")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("postfix starts");
+        let mut postfix = PrivatePostfix { dir, master, port };
+        wait_for(
+            "Postfix to answer",
+            std::time::Duration::from_secs(30),
+            || {
+                if let Ok(Some(status)) = postfix.master.try_wait() {
+                    panic!(
+                        "Postfix stopped at start ({status}):\n{}",
+                        postfix.maillog()
+                    );
+                }
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            },
+        );
+        Some(postfix)
+    }
+
+    /// Postfix's log (`maillog_file`): one line per delivery with its
+    /// `status=` (sent, deferred, bounced) and the far end's answer.
+    pub fn maillog(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("maillog")).unwrap_or_default()
+    }
+
+    /// The delivery lines for one recipient (`to=<rcpt>, ... status=...`).
+    pub fn deliveries(&self, recipient: &str) -> Vec<String> {
+        let to = format!("to=<{recipient}>");
+        self.maillog()
+            .lines()
+            .filter(|l| l.contains(&to) && l.contains("status="))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until a delivery to `recipient` has `status=STATUS`; its line.
+    pub fn wait_delivery(&self, recipient: &str, status: &str) -> String {
+        let mut found = None;
+        let wanted = format!("status={status}");
+        wait_for(
+            &format!("Postfix to log {wanted} for {recipient}"),
+            std::time::Duration::from_secs(60),
+            || {
+                found = self
+                    .deliveries(recipient)
+                    .into_iter()
+                    .find(|l| l.contains(&wanted));
+                found.is_some()
+            },
+        );
+        found.unwrap()
+    }
+
+    /// `postqueue -p`: what waits in the queue ("Mail queue is empty").
+    pub fn queue(&self) -> String {
+        run_ok(
+            Command::new(installed("postqueue").unwrap())
+                .arg("-c")
+                .arg(self.dir.path().join("etc"))
+                .arg("-p"),
+        )
+    }
+
+    /// Submits a message as a local program does: Postfix's `sendmail -f
+    /// FROM TO` with the message on stdin.
+    pub fn sendmail(&self, from: &str, to: &str, message: &[u8]) {
+        use std::io::Write;
+        let mut child = Command::new(installed("sendmail").unwrap())
+            .arg("-C")
+            .arg(self.dir.path().join("etc"))
+            .args(["-i", "-f", from, to])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("sendmail runs");
+        child.stdin.take().unwrap().write_all(message).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "sendmail: {status}");
+    }
+}
+
+impl Drop for PrivatePostfix {
+    fn drop(&mut self) {
+        // `postfix start-fg` runs the master under postfix-script, not as
+        // our child itself: stop the master by its pid file, then the rest.
+        let pid_file = self.dir.path().join("queue/pid/master.pid");
+        if let Some(pid) = std::fs::read_to_string(pid_file)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while proc_dir.exists() && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+        terminate(&mut self.master, std::time::Duration::from_secs(10));
     }
 }

@@ -18,6 +18,7 @@ mod loopback;
 mod modem;
 mod notify;
 mod packaging;
+mod postfix;
 mod print_raster;
 mod records;
 mod scheduler;

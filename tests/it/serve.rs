@@ -317,40 +317,6 @@ fn recovery_after_a_kill_with_all_pages_confirmed_completes_the_fax_without_a_se
     assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Success));
 }
 
-/// Issue 25 item 6: a log that goes to a file (or journald) is plain text,
-/// without the colour codes a terminal gets.
-#[test]
-fn a_log_written_to_a_file_has_no_colour_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("faxbox.toml"),
-        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
-    )
-    .unwrap();
-    let log = dir.path().join("faxbox.log");
-    let mut child = Command::new(faxbox_bin())
-        .args([
-            "--data-dir",
-            dir.path().join("data").to_str().unwrap(),
-            "serve",
-        ])
-        .current_dir(dir.path())
-        .env_remove("NO_COLOR")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    crate::harness::serve_banner(&mut child);
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.contains("INFO"), "the log has lines: {text}");
-    assert!(!text.contains('\u{1b}'), "no escape codes: {text:?}");
-}
-
 /// Issue 19, item 3, the moment that cannot be closed: killed after the
 /// last page went out and before the far end's confirmation was heard, the
 /// fax has probably arrived. The next start neither sends it again on its
@@ -400,4 +366,38 @@ fn recovery_after_a_kill_before_the_last_page_is_confirmed_does_not_send_the_fax
     );
     let spool = walk(&serve.data_dir.join("spool"));
     assert!(spool.is_empty(), "left in the spool: {spool:?}");
+}
+
+/// The log on a pipe (journald, a file) is plain text: no terminal colour
+/// codes, which the journal would keep as `ESC[2m` noise.
+#[test]
+fn the_log_on_a_pipe_has_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("faxbox.toml"),
+        "[http]\nlisten = \"127.0.0.1:0\"\n[smtp]\nlisten = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let mut child = Command::new(faxbox_bin())
+        .args([
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+            "serve",
+        ])
+        .current_dir(dir.path())
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    crate::harness::serve_banner(&mut child);
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log:?}");
 }
