@@ -152,7 +152,10 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
             .collect();
         calls.sort_by_key(|(started, _)| *started);
         channels.extend(calls.into_iter().map(|(_, v)| v));
-        let capacity = line.channels() as usize;
+        // Every channel the line has, those of a part that is down (one of
+        // several FreeSWITCH nodes) shown down (issue 25 item 6).
+        let capacity = line.configured_channels() as usize;
+        let usable = line.channels() as usize;
         if !channels.is_empty() {
             activity = None;
         }
@@ -164,6 +167,10 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
             capacity
         };
         while channels.len() < capacity {
+            if channels.len() >= usable && state != "down" {
+                channels.push(json!({ "state": "down", "text": "down" }));
+                continue;
+            }
             match activity.take() {
                 Some(a) if state == "up" => {
                     channels.push(json!({ "state": a.state, "text": a.text }))

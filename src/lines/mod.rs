@@ -98,6 +98,11 @@ pub enum LineError {
     /// Faxbox itself failed (a bug or resource exhaustion).
     #[error("line failure: {0}")]
     Internal(String),
+    /// The phone system carrying the line failed or is set up wrongly (a
+    /// FreeSWITCH that cannot fetch the fax, or does not end a call); the
+    /// text says what to check.
+    #[error("{0}")]
+    Switch(String),
     /// The line lost track of the call (its FreeSWITCH connection dropped):
     /// the attempt does not count and the fax is sent again.
     #[error("the call was interrupted: {0}")]
@@ -118,6 +123,7 @@ impl LineError {
             | LineError::LineDown { .. }
             | LineError::Rejected(_)
             | LineError::Internal(_)
+            | LineError::Switch(_)
             | LineError::Interrupted(_) => true,
         }
     }
@@ -294,6 +300,11 @@ pub trait Line: Send + Sync {
     fn name(&self) -> &str;
     /// Calls it can carry at once.
     fn channels(&self) -> u32;
+    /// Calls it carries at once when all of it is up: what the status
+    /// shows, with the channels of a part that is down shown down.
+    fn configured_channels(&self) -> u32 {
+        self.channels()
+    }
     /// Calls it is carrying now.
     fn calls_in_progress(&self) -> u32;
     /// Why the line cannot carry calls now (its switch is unreachable, its

@@ -514,7 +514,9 @@ fn failure_of(e: &LineError) -> Failure {
             text: code.text().to_owned(),
             retry_may_help: code.retry_may_help(),
         },
-        LineError::Internal(why) | LineError::Interrupted(why) => Failure::Internal(why.clone()),
+        LineError::Internal(why) => Failure::Internal(why.clone()),
+        // Not Faxbox's own failure: the words say what happened to the call.
+        LineError::Switch(_) | LineError::Interrupted(_) => Failure::Line(e.to_string()),
     }
 }
 

@@ -38,6 +38,9 @@ pub enum Failure {
     InvalidNumber(String),
     /// Faxbox itself failed.
     Internal(String),
+    /// The line or the phone system behind it failed (the text names it
+    /// and what to check).
+    Line(String),
 }
 
 impl Failure {
@@ -52,6 +55,7 @@ impl Failure {
             Failure::Document(why) => why.clone(),
             Failure::InvalidNumber(why) => why.clone(),
             Failure::Internal(why) => format!("Faxbox failed: {why}"),
+            Failure::Line(why) => why.clone(),
         }
     }
 }

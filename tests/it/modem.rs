@@ -1060,3 +1060,55 @@ fn a_missing_modem_is_logged_once_and_line_list_shows_it_down() {
     assert_eq!(downs, 1, "logged once: {log}");
     assert!(log.contains("ttyNONE"), "with the reason: {log}");
 }
+
+/// Issue 26's "done when", modem to modem: two Faxbox modem lines on two
+/// iaxmodem-like modems, the sender driven by the scheduler. The fax
+/// completes with exactly one attempt, recorded as a success, and the
+/// other line's inbox gets it once, identical.
+#[test]
+fn two_iaxmodems_fax_each_other_through_the_scheduler_once() {
+    use faxbox::model::{AttemptOutcome, JobStatus};
+    use faxbox::scheduler::Scheduler;
+    use faxbox::store::Store;
+
+    let r = rig(2);
+    r.modems.set_behaviour(0, IAXMODEM);
+    r.modems.set_behaviour(1, IAXMODEM);
+    r.modems.add_number("5550200", Party::Modem(1));
+    let sender = Arc::new(line(&r, 0, "modem-a"));
+    let receiver = line(&r, 1, "modem-b");
+    let inbox_b = inbox(&r);
+    receiver.set_inbound(inbox_b.clone());
+
+    let store = Arc::new(Store::open_data_dir(&r.dir.path().join("data")).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let tiff = std::fs::read(&r.document).unwrap();
+    let id = crate::scheduler::queue_job(&store, &account, "5550200", 3, &tiff, &[]);
+    let scheduler = Scheduler::start(
+        store.clone(),
+        vec![sender.clone() as Arc<dyn Line>],
+        crate::scheduler::options(r.dir.path()),
+    )
+    .unwrap();
+    crate::scheduler::wait_terminal(&store, std::slice::from_ref(&id), Duration::from_secs(240));
+    scheduler.stop(Duration::from_secs(5));
+
+    let fax = store.fax(&id).unwrap();
+    assert_eq!(fax.status, Some(JobStatus::Completed), "{fax:?}");
+    let attempts = store.attempts(&id).unwrap();
+    assert_eq!(attempts.len(), 1, "{attempts:?}");
+    assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Success));
+    assert_eq!(attempts[0].report.pages_sent, 3, "{:?}", attempts[0]);
+    let got = wait_delivered(&inbox_b, 1);
+    assert_eq!(got[0].outcome.code, T30Code::Ok, "{:?}", got[0]);
+    // The scheduler's send adds the page header line above each page.
+    let pages = decode_fax_tiff(&std::fs::read(&got[0].tiff).unwrap()).unwrap();
+    assert_eq!(pages.len(), r.pages.len());
+    for (i, (g, s)) in pages.iter().zip(&r.pages).enumerate() {
+        assert!(g.height > s.height, "page {}: a header line", i + 1);
+        let header = (g.height - s.height) as usize * s.width.div_ceil(8) as usize;
+        assert!(g.rows[header..] == s.rows[..], "page {} differs", i + 1);
+    }
+    assert_eq!(inbox_b.calls.lock().unwrap().len(), 1, "received once");
+    assert_eq!(sender.fault(), None, "the sending line is not blamed");
+}

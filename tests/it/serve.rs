@@ -79,7 +79,7 @@ const REALTIME_LINE: &str =
 
 /// Sends `pages` pages to `number` through the running box's API with
 /// `faxbox send`; the fax's id.
-fn send_fax(serve: &ServeProcess, number: &str, pages: usize) -> FaxId {
+pub fn send_fax(serve: &ServeProcess, number: &str, pages: usize) -> FaxId {
     let dir = serve.data_dir.parent().unwrap();
     let texts: Vec<String> = (1..=pages).map(|p| format!("Page {p}")).collect();
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();

@@ -130,6 +130,8 @@ pub struct CallTrack {
     app_response: Option<String>,
     result: Option<SpandspReport>,
     pages_done: u32,
+    /// Whether the fax modems trained (a negotiate result came).
+    negotiated: bool,
     finished: bool,
 }
 
@@ -145,6 +147,7 @@ impl CallTrack {
             app_response: None,
             result: None,
             pages_done: 0,
+            negotiated: false,
             finished: false,
         }
     }
@@ -163,6 +166,11 @@ impl CallTrack {
 
     pub fn answered(&self) -> bool {
         self.answered
+    }
+
+    /// The pages SpanDSP reported done so far (its page events).
+    pub fn pages_done(&self) -> u32 {
+        self.pages_done
     }
 
     /// The spandsp result, once it came.
@@ -219,6 +227,7 @@ impl CallTrack {
                 None
             }
             "CUSTOM" if subclass == self.direction.subclass("negociateresult") => {
+                self.negotiated = true;
                 let r = SpandspReport::of(event);
                 Some(CallProgress::Negotiated(Negotiation {
                     bit_rate: r.bit_rate,
@@ -242,7 +251,14 @@ impl CallTrack {
                 }))
             }
             "CUSTOM" if subclass == self.direction.subclass("result") => {
-                self.result = Some(SpandspReport::of(event));
+                let mut report = SpandspReport::of(event);
+                // mod_spandsp reports its configured top rate even when the
+                // modems never trained: no speed is recorded for such a
+                // call (issue 25 item 6).
+                if !self.negotiated {
+                    report.bit_rate = 0;
+                }
+                self.result = Some(report);
                 None
             }
             _ => None,
@@ -320,7 +336,10 @@ impl DocumentSource {
     pub fn txfax_argument(&self) -> String {
         match self {
             DocumentSource::Path(p) => p.display().to_string(),
-            DocumentSource::Url(u) => format!("${{http_get({{refresh=true}}{u})}}"),
+            // The fetch check before dialling brought the file into
+            // mod_http_cache (with `{refresh=true}`: never a stale copy);
+            // txfax takes that copy, so each attempt fetches once.
+            DocumentSource::Url(u) => format!("${{http_get({u})}}"),
         }
     }
 
@@ -328,13 +347,13 @@ impl DocumentSource {
     /// a document problem (no retry); a URL it could not fetch is this
     /// box's setup (file proxy address or allow list), worth retrying once
     /// fixed.
-    fn cannot_open(&self, response: &str) -> LineError {
+    pub fn cannot_open(&self, response: &str) -> LineError {
         match self {
             DocumentSource::Path(path) => LineError::Document(DocumentProblem::Unreadable {
                 path: path.clone(),
                 reason: format!("FreeSWITCH says: {response}"),
             }),
-            DocumentSource::Url(url) => LineError::Internal(format!(
+            DocumentSource::Url(url) => LineError::Switch(format!(
                 "FreeSWITCH could not fetch the fax from the file proxy at {url} ({response}); \
                  check file_proxy.url, file_proxy.allow and mod_http_cache"
             )),
@@ -407,11 +426,57 @@ mod tests {
     fn txfax_arguments() {
         assert_eq!(
             DocumentSource::Url("http://127.0.0.1:30950/fax/ab.tiff".into()).txfax_argument(),
-            "${http_get({refresh=true}http://127.0.0.1:30950/fax/ab.tiff)}"
+            "${http_get(http://127.0.0.1:30950/fax/ab.tiff)}"
         );
         assert_eq!(
             DocumentSource::Path("/srv/fax/1.tif".into()).txfax_argument(),
             "/srv/fax/1.tif"
         );
+    }
+
+    fn event(channel: &str, name: &str, subclass: &str, fields: &[(&str, &str)]) -> Event {
+        let mut headers = vec![
+            ("Event-Name".to_owned(), name.to_owned()),
+            ("Event-Subclass".to_owned(), subclass.to_owned()),
+            ("Unique-ID".to_owned(), channel.to_owned()),
+        ];
+        headers.extend(
+            fields
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned())),
+        );
+        Event {
+            headers: crate::lines::freeswitch::esl::Headers(headers),
+            body: None,
+        }
+    }
+
+    /// Issue 25 item 6: a call whose modems never trained records no speed,
+    /// although mod_spandsp's result names its configured top rate.
+    #[test]
+    fn a_call_that_never_trained_has_no_speed() {
+        let result = [
+            ("fax-result-code", "2"),
+            ("fax-success", "0"),
+            ("fax-transfer-rate", "14400"),
+        ];
+        let mut untrained = CallTrack::new("c1", "", Direction::Send);
+        untrained.apply(&event("c1", "CUSTOM", "spandsp::txfaxresult", &result));
+        assert_eq!(untrained.report().map(|r| r.bit_rate), Some(0));
+
+        let mut trained = CallTrack::new("c2", "", Direction::Send);
+        trained.apply(&event(
+            "c2",
+            "CUSTOM",
+            "spandsp::txfaxnegociateresult",
+            &[("fax-transfer-rate", "9600")],
+        ));
+        trained.apply(&event(
+            "c2",
+            "CUSTOM",
+            "spandsp::txfaxresult",
+            &[("fax-transfer-rate", "9600")],
+        ));
+        assert_eq!(trained.report().map(|r| r.bit_rate), Some(9600));
     }
 }

@@ -292,9 +292,13 @@ impl Session {
         channel.drain();
         let outcome = match channel.track.report() {
             Some(r) => r.outcome(),
+            // The channel went without mod_spandsp's final report (the
+            // caller hung up, FreeSWITCH went away): the pages its page
+            // events confirmed are in the file, and the fax is kept as a
+            // partial one (issue 25 item 5).
             None => FaxOutcome {
                 code: T30Code::CallDropped,
-                pages: 0,
+                pages: channel.track.pages_done(),
                 bit_rate: 0,
                 ecm: false,
                 remote_ident: String::new(),

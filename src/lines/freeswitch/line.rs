@@ -217,6 +217,10 @@ impl Line for FreeSwitchLine {
             .sum()
     }
 
+    fn configured_channels(&self) -> u32 {
+        self.nodes.iter().map(|n| n.channels()).sum()
+    }
+
     fn calls_in_progress(&self) -> u32 {
         self.nodes.iter().map(|n| n.in_flight()).sum()
     }
@@ -383,18 +387,24 @@ impl PlannedCall {
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
         let mut signals = node.follow(&key_refs);
         let mut answered_at = None;
+        // In http mode, FreeSWITCH first fetches the fax on its own (no
+        // call yet): a file proxy it cannot reach is found before a real
+        // call is answered for nothing (issue 25 item 6).
         let sent = match &self.command {
-            Some(command) => node.command(command).map(drop),
-            None => Ok(()),
+            Some(command) => self
+                .fetch_check(&node)
+                .map(|()| node.command(command).map(drop)),
+            None => Ok(Ok(())),
         };
         let outcome = match sent {
+            Err(cannot_fetch) => Err(cannot_fetch),
             // FreeSWITCH read the originate and refused it.
-            Err(EslError::CommandFailed { reply, .. }) => Err(LineError::Rejected(format!(
+            Ok(Err(EslError::CommandFailed { reply, .. })) => Err(LineError::Rejected(format!(
                 "FreeSWITCH refused the call: {reply}"
             ))),
             // The connection went with the originate: FreeSWITCH may have
             // read it and placed the call all the same.
-            Err(e) => match self.find_again(&node, &key_refs, &e.to_string()) {
+            Ok(Err(e)) => match self.find_again(&node, &key_refs, &e.to_string()) {
                 Ok(found) => {
                     signals = found;
                     self.follow_call(
@@ -408,7 +418,7 @@ impl PlannedCall {
                 }
                 Err(e) => Err(e),
             },
-            Ok(()) => self.follow_call(
+            Ok(Ok(())) => self.follow_call(
                 &node,
                 &key_refs,
                 signals,
@@ -437,6 +447,22 @@ impl PlannedCall {
 }
 
 impl PlannedCall {
+    /// Has FreeSWITCH fetch the fax from the file proxy before dialling
+    /// (mod_http_cache's `http_get`), when it is to fetch it at all. Only a
+    /// refusal stops the call; a lost connection is left to the originate,
+    /// which knows how to find a call again.
+    fn fetch_check(&self, node: &Node) -> Result<(), LineError> {
+        let DocumentSource::Url(url) = &self.source else {
+            return Ok(());
+        };
+        match node.api(&format!("http_get {{refresh=true}}{url}")) {
+            Ok(answer) if answer.trim().is_empty() || answer.trim_start().starts_with("-ERR") => {
+                Err(self.source.cannot_open(answer.trim()))
+            }
+            Ok(_) | Err(_) => Ok(()),
+        }
+    }
+
     /// Folds the call's events until it ends, FreeSWITCH is known to have
     /// lost it, or a requested hang-up is not carried out in time.
     fn follow_call(
@@ -459,7 +485,7 @@ impl PlannedCall {
                 }
             }
             if hang_up_sent.is_some_and(|sent| sent.elapsed() > HANG_UP_GRACE) {
-                return Err(LineError::Internal(format!(
+                return Err(LineError::Switch(format!(
                     "FreeSWITCH at {} did not end the call within {HANG_UP_GRACE:?} of the hang-up",
                     node.address()
                 )));

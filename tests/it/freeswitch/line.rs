@@ -159,11 +159,12 @@ fn a_three_page_fax_arrives_identical_through_the_file_proxy() {
     assert_eq!(var("origination_caller_id_number"), Some("15550001111"));
     assert_eq!(var("ignore_early_media"), Some("true"));
     assert!(
-        o.contains("}sofia/gateway/standin/5551234 &txfax(${http_get({refresh=true}http://"),
+        o.contains("}sofia/gateway/standin/5551234 &txfax(${http_get(http://"),
         "{o}"
     );
 
-    // FreeSWITCH fetched the fax once, over HTTP, during the call...
+    // FreeSWITCH fetched the fax once, over HTTP, just before dialling (txfax
+    // took mod_http_cache's copy)...
     let fetches = fs.fetches();
     assert_eq!(fetches.len(), 1, "{fetches:?}");
     let (url, status, bytes) = &fetches[0];
@@ -243,8 +244,11 @@ fn busy_and_no_answer_are_retried_per_policy() {
             .load(std::sync::atomic::Ordering::Acquire),
         5
     );
-    // Busy and unanswered calls never reach txfax: nothing was fetched.
-    assert!(fs.fetches().is_empty());
+    // Each attempt had FreeSWITCH fetch its fax once before dialling; busy
+    // and unanswered calls never reached txfax, which fetches nothing more.
+    let fetches = fs.fetches();
+    assert_eq!(fetches.len(), 5, "{fetches:?}");
+    assert!(fetches.iter().all(|f| f.1 == 200), "{fetches:?}");
 }
 
 #[test]
@@ -928,8 +932,11 @@ fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachab
     );
     assert_eq!(
         pstn["channels"],
-        serde_json::json!([{"channel": 1, "state": "down", "text": "down"}]),
-        "a line with no node up has no channels; it shows as one, down"
+        serde_json::json!([
+            {"channel": 1, "state": "down", "text": "down"},
+            {"channel": 2, "state": "down", "text": "down"}
+        ]),
+        "the node's two channels, both down (issue 25 item 6)"
     );
     api.stop();
 }
@@ -1157,4 +1164,148 @@ fn an_esl_drop_mid_call_is_followed_to_the_end_without_a_second_call() {
     let channel = channel_of(&fs.originates()[0]);
     let received = decode_fax_tiff(&std::fs::read(fs.received_file(&channel)).unwrap()).unwrap();
     assert_eq!(received.len(), 3);
+}
+
+/// Issue 25 item 2: Faxbox is killed (SIGKILL) while FreeSWITCH carries
+/// one of its calls. The restarted box asks FreeSWITCH about the call of
+/// the attempt it did not see end, finds it still up and follows it to
+/// its end: the far end gets exactly one call and one full copy, and the
+/// fax completes without being dialled again.
+#[test]
+fn a_faxbox_killed_mid_call_follows_the_call_after_restart_without_a_second_call() {
+    use crate::harness::{ServeProcess, wait_for};
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set("5551234", FarEnd::HoldsAfterFirstPage);
+    let config = format!(
+        "[file_proxy]\nlisten = \"127.0.0.1:0\"\n[[line]]\nname = \"pstn\"\ntype = \"freeswitch\"\n\
+         dial_string = \"sofia/gateway/carrier/{{number}}\"\n[[line.node]]\nesl = \"{}\"\n\
+         password = \"{PASSWORD}\"\nchannels = 2\n",
+        fs.addr()
+    );
+    let first = ServeProcess::start(dir.path(), &config);
+    let fax = crate::serve::send_fax(&first, "5551234", 3);
+    let counters = fs.counters();
+    wait_for(
+        "the far end to hold the call after page 1",
+        Duration::from_secs(60),
+        || counters.holding.load(std::sync::atomic::Ordering::Acquire) == 1,
+    );
+    // Killed: no stop, no hang-up, the event socket just closes.
+    drop(first);
+
+    let second = ServeProcess::start(dir.path(), &config);
+    let store = faxbox::store::Store::open_existing(&second.data_dir).unwrap();
+    wait_terminal(&store, std::slice::from_ref(&fax), Duration::from_secs(120));
+    let done = store.fax(&fax).unwrap();
+    assert_eq!(done.status, Some(JobStatus::Completed), "{done:?}");
+    assert_eq!(
+        counters.calls.load(std::sync::atomic::Ordering::Acquire),
+        1,
+        "exactly one call at the far end: {:?}",
+        fs.originates()
+    );
+    assert!(
+        counters
+            .exists_asked
+            .load(std::sync::atomic::Ordering::Acquire)
+            >= 1,
+        "the restarted box asked FreeSWITCH about the call"
+    );
+    let channel = channel_of(&fs.originates()[0]);
+    let received = decode_fax_tiff(&std::fs::read(fs.received_file(&channel)).unwrap()).unwrap();
+    assert_eq!(received.len(), 3, "one full copy");
+    let attempts = store.attempts(&fax).unwrap();
+    assert_eq!(
+        attempts.last().and_then(|a| a.outcome),
+        Some(AttemptOutcome::Success),
+        "{attempts:?}"
+    );
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.outcome != Some(AttemptOutcome::Failure)),
+        "no attempt counted as a failure: {attempts:?}"
+    );
+    drop(second);
+}
+
+/// Issue 25 item 5: a receive cut after page 1, with no final report from
+/// mod_spandsp, keeps page 1 in the inbox, marked partial, and says why.
+#[test]
+fn a_receive_cut_after_page_one_keeps_page_one_marked_partial() {
+    let (b, faxbox) = crate::inbound::two_offices();
+    let fs = StandIn::start(PASSWORD, &b.dir.join("far"));
+    let proxy = file_proxy();
+    let mut cfg = config(&[(&fs, 2)], PASSWORD);
+    cfg.inbound_socket = Some("127.0.0.1:0".parse().unwrap());
+    let line = start_line(cfg, &proxy, &b.dir);
+    line.set_inbound(b.receiver.clone());
+    let socket = line.inbound_address().expect("the outbound-socket server");
+
+    let sent = crate::inbound::pages(3, 300);
+    let tiff = b.dir.join("caller.tif");
+    std::fs::write(&tiff, encode_fax_tiff(&sent).unwrap()).unwrap();
+    let report = standin::place_inbound_call_cut(socket, "15550009999", "5557000", &tiff, Some(1));
+    assert!(report.outcome.is_none(), "no final report was sent");
+
+    wait_for("the inbox", Duration::from_secs(20), || {
+        crate::inbound::inbox(&b.store).len() == 1
+    });
+    let inbox = crate::inbound::inbox(&b.store);
+    let fax = &inbox[0];
+    assert_eq!(fax.faxbox_id.as_ref(), Some(&faxbox.id));
+    let rx = fax.rx_result.clone().unwrap();
+    assert!(!rx.success && rx.partial && rx.pages == 1, "{rx:?}");
+    assert_eq!(rx.result_code, 49, "{rx:?}");
+    let got = crate::inbound::received_pages(&b.store, fax);
+    assert_eq!(got.len(), 1, "page 1 is kept");
+    let header = (got[0].height - sent[0].height) as usize * sent[0].width.div_ceil(8) as usize;
+    assert!(got[0].rows[header..] == sent[0].rows[..], "page 1 as sent");
+}
+
+/// Issue 25 item 6: a file proxy FreeSWITCH cannot fetch from (here it
+/// advertises an address nobody listens on) is found before dialling: no
+/// call is placed, and the error names the proxy settings to check, not
+/// "Faxbox failed".
+#[test]
+fn a_file_proxy_freeswitch_cannot_reach_places_no_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let proxy = Arc::new(
+        FileProxy::start(
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            vec!["127.0.0.0/8".parse().unwrap()],
+            Some(format!("http://{nobody}")),
+        )
+        .unwrap(),
+    );
+    let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
+    wait_up(&line);
+    let document = dir.path().join("job.tif");
+    std::fs::write(&document, small_fax_tiff()).unwrap();
+    let result = line
+        .send(outgoing("bad-proxy", "5551234", document), Box::new(|_| {}))
+        .unwrap()
+        .wait();
+    assert_eq!(
+        fs.counters()
+            .calls
+            .load(std::sync::atomic::Ordering::Acquire),
+        0,
+        "no call was placed"
+    );
+    assert!(!result.answered);
+    let Err(LineError::Switch(why)) = &result.outcome else {
+        panic!("a setup error of the phone system: {result:?}");
+    };
+    assert!(
+        why.contains("file_proxy.url") && why.contains(&nobody.to_string()),
+        "{why}"
+    );
+    assert!(result.outcome.as_ref().unwrap_err().retry_may_help());
 }

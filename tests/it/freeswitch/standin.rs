@@ -44,6 +44,11 @@ pub enum FarEnd {
     /// goes on, as FreeSWITCH keeps its calls; it goes on once Faxbox has
     /// logged in again.
     CutsConnectionsMidCall,
+    /// The call waits after the first page until someone asks
+    /// `uuid_exists` about it (a restarted Faxbox looking for the call of
+    /// an attempt it did not see end), as a real far end keeps a call up
+    /// while Faxbox is killed and started again; then it goes on.
+    HoldsAfterFirstPage,
     /// The number does not exist (`-ERR UNALLOCATED_NUMBER`).
     Unallocated,
     /// FreeSWITCH is shut down gracefully once the first page is sent: it
@@ -56,6 +61,10 @@ pub struct Counters {
     pub calls_now: AtomicU32,
     pub max_calls: AtomicU32,
     pub calls: AtomicU32,
+    /// Calls waiting now in `HoldsAfterFirstPage`.
+    pub holding: AtomicU32,
+    /// `uuid_exists` questions answered.
+    pub exists_asked: AtomicU32,
 }
 
 struct State {
@@ -80,6 +89,8 @@ struct State {
     writers: Mutex<Vec<Writer>>,
     /// HTTP fetches: (url, status, bytes).
     fetches: Mutex<Vec<(String, u16, usize)>>,
+    /// mod_http_cache's cache: the local copy of each URL fetched.
+    cache: Mutex<HashMap<String, PathBuf>>,
     /// Open ESL connections, so a test can cut them.
     sockets: Mutex<Vec<TcpStream>>,
     logins: AtomicU32,
@@ -114,6 +125,7 @@ impl StandIn {
             live: Mutex::default(),
             writers: Mutex::default(),
             fetches: Mutex::default(),
+            cache: Mutex::default(),
             sockets: Mutex::default(),
             logins: AtomicU32::new(0),
             sequence: AtomicU64::new(1000),
@@ -545,12 +557,24 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
             }
         } else if let Some(command) = first.strip_prefix("api ") {
             let answer = match command.split_once(' ') {
-                Some(("uuid_exists", uuid)) => state
-                    .live
-                    .lock()
-                    .unwrap()
-                    .contains_key(uuid.trim())
-                    .to_string(),
+                Some(("uuid_exists", uuid)) => {
+                    state.counters.exists_asked.fetch_add(1, Ordering::AcqRel);
+                    state
+                        .live
+                        .lock()
+                        .unwrap()
+                        .contains_key(uuid.trim())
+                        .to_string()
+                }
+                // mod_http_cache's API: the local path, or (on a 404 or a
+                // refused connection alike) the error of transcript 04.
+                Some(("http_get", arg)) => {
+                    let name = format!("api-{}", state.sequence.fetch_add(1, Ordering::AcqRel));
+                    http_get(&state, arg.trim(), &name).map_or_else(
+                        || "-ERR http_get Command not found!\n".to_owned(),
+                        |p| p.display().to_string(),
+                    )
+                }
                 _ => format!("-ERR {command} Command not found!\n"),
             };
             writer.send(
@@ -723,16 +747,13 @@ fn run_call(
         None,
         &[("Application", "txfax"), ("Application-Data", txfax_arg)],
     );
-    // mod_http_cache: ${http_get({refresh=true}URL)} becomes a local path.
+    // mod_http_cache: ${http_get(URL)} becomes a local path.
     let path = match txfax_arg
         .strip_prefix("${http_get(")
         .and_then(|a| a.strip_suffix(")}"))
     {
-        Some(inner) => {
-            let url = inner.strip_prefix("{refresh=true}").unwrap_or(inner);
-            fetch(state, url, &ch.uuid)
-                .unwrap_or_else(|| PathBuf::from("-ERR http_get Command not found!"))
-        }
+        Some(inner) => http_get(state, inner, &ch.uuid)
+            .unwrap_or_else(|| PathBuf::from("-ERR http_get Command not found!")),
         None => match state.path_root.lock().unwrap().as_ref() {
             Some(root) => root.join(txfax_arg.trim_start_matches('/')),
             None => PathBuf::from(txfax_arg),
@@ -859,6 +880,19 @@ fn run_call(
                         }
                         std::thread::sleep(Duration::from_millis(300));
                     }
+                    if *far_end == FarEnd::HoldsAfterFirstPage && p.page == 1 {
+                        let asked = state.counters.exists_asked.load(Ordering::Acquire);
+                        state.counters.holding.fetch_add(1, Ordering::AcqRel);
+                        let until = std::time::Instant::now() + Duration::from_secs(60);
+                        while state.counters.exists_asked.load(Ordering::Acquire) == asked
+                            && std::time::Instant::now() < until
+                        {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                        // The follower subscribes right after its question.
+                        std::thread::sleep(Duration::from_millis(300));
+                        state.counters.holding.fetch_sub(1, Ordering::AcqRel);
+                    }
                     if *far_end == FarEnd::ShutsDown {
                         let mut o = empty_outcome(faxbox::lines::T30Code::CallDropped);
                         o.pages = p.page;
@@ -932,6 +966,25 @@ impl FarMachine for VoiceAnswer {
     }
 }
 
+/// mod_http_cache's `http_get`: the cached copy of the URL, unless none
+/// is cached or `{refresh=true}` asks for a new one.
+fn http_get(state: &State, arg: &str, name: &str) -> Option<PathBuf> {
+    let (refresh, url) = match arg.strip_prefix("{refresh=true}") {
+        Some(url) => (true, url),
+        None => (false, arg),
+    };
+    if !refresh && let Some(cached) = state.cache.lock().unwrap().get(url) {
+        return Some(cached.clone());
+    }
+    let path = fetch(state, url, name)?;
+    state
+        .cache
+        .lock()
+        .unwrap()
+        .insert(url.to_owned(), path.clone());
+    Some(path)
+}
+
 /// mod_http_cache's fetch: the file lands in a local cache path.
 fn fetch(state: &State, url: &str, uuid: &str) -> Option<PathBuf> {
     let response = ureq::get(url).call();
@@ -988,6 +1041,20 @@ pub struct InboundReport {
 /// Calls Faxbox's outbound-socket server at `target` from `from` to `to`
 /// and, when Faxbox executes rxfax, sends `tiff` with SpanDSP.
 pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path) -> InboundReport {
+    place_inbound_call_cut(target, from, to, tiff, None)
+}
+
+/// As [`place_inbound_call`], but with `cut_after_page` the channel is
+/// gone once that page is in: the caller's hang-up ends the call and no
+/// `rxfaxresult` comes (as when FreeSWITCH's channel is destroyed before
+/// mod_spandsp reports); the pages SpanDSP wrote stay in the file.
+pub fn place_inbound_call_cut(
+    target: SocketAddr,
+    from: &str,
+    to: &str,
+    tiff: &Path,
+    cut_after_page: Option<u32>,
+) -> InboundReport {
     let state = State {
         password: String::new(),
         numbers: Mutex::default(),
@@ -1000,6 +1067,7 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
         live: Mutex::default(),
         writers: Mutex::default(),
         fetches: Mutex::default(),
+        cache: Mutex::default(),
         sockets: Mutex::default(),
         logins: AtomicU32::new(0),
         sequence: AtomicU64::new(5000),
@@ -1130,8 +1198,28 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
                                     None,
                                     &[("Application", "rxfax"), ("Application-Data", &arg)],
                                 );
-                                let outcome =
-                                    receive(&state, &w, &ch, tiff, &path, &fax_ident, from);
+                                let caller = Caller {
+                                    tiff,
+                                    ident: from,
+                                    cut_after_page,
+                                };
+                                let Some(outcome) =
+                                    receive(&state, &w, &ch, &caller, &path, &fax_ident)
+                                else {
+                                    for name in ["CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"] {
+                                        channel_event(
+                                            &state,
+                                            &w,
+                                            name,
+                                            &ch,
+                                            "hangup",
+                                            Some("NORMAL_CLEARING"),
+                                            &[],
+                                        );
+                                    }
+                                    w.send(format!("Content-Type: text/disconnect-notice\nControlled-Session-UUID: {uuid}\nContent-Disposition: linger\nChannel-Name: {}\nLinger-Time: -1\nContent-Length: 0\n\n", ch.name).as_bytes());
+                                    break;
+                                };
                                 report.outcome = Some(outcome);
                                 channel_event(
                                     &state,
@@ -1182,17 +1270,31 @@ pub fn place_inbound_call(target: SocketAddr, from: &str, to: &str, tiff: &Path)
     report
 }
 
+/// The simulated caller of an incoming call: what it sends, its ident,
+/// and the page after which it hangs up (if it does).
+#[derive(Clone, Copy)]
+struct Caller<'a> {
+    tiff: &'a Path,
+    ident: &'a str,
+    cut_after_page: Option<u32>,
+}
+
 /// The receiving side of an incoming call: `tiff` sent by a simulated
-/// caller, received by SpanDSP into `path`, with rx events.
+/// caller, received by SpanDSP into `path`, with rx events. `None` when
+/// the call was cut after `cut_after_page` (no result event).
 fn receive(
     state: &State,
     w: &Writer,
     ch: &ChannelInfo,
-    tiff: &Path,
+    caller: &Caller,
     path: &Path,
     ident: &str,
-    caller_ident: &str,
-) -> FaxOutcome {
+) -> Option<FaxOutcome> {
+    let Caller {
+        tiff,
+        ident: caller_ident,
+        cut_after_page,
+    } = *caller;
     let document = FaxDocument::open(tiff).unwrap();
     let mut sender = FaxSession::new(
         &format!("{}-caller", ch.uuid),
@@ -1250,6 +1352,9 @@ fn receive(
                             ("longest-bad-row-run", p.longest_bad_row_run.to_string()),
                         ],
                     );
+                    if cut_after_page == Some(p.page) {
+                        return None;
+                    }
                 }
                 // FreeSWITCH has no event for the EOP it sends.
                 FaxEvent::LastPageSent | FaxEvent::Finished(_) => {}
@@ -1269,7 +1374,7 @@ fn receive(
         ch,
         &result_fields(&outcome, ident, outcome.pages),
     );
-    outcome
+    Some(outcome)
 }
 
 #[test]
