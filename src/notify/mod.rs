@@ -6,8 +6,10 @@
 //! to the configured smarthost, retrying with backoff. So a smarthost outage
 //! delays mail but never loses it, and nothing here blocks a fax.
 
+mod courier;
 mod postman;
 
+pub use courier::{CALLBACK_TIMEOUT, Courier, signature};
 pub use postman::{Backoff, Postman};
 
 use chrono::{DateTime, Utc};

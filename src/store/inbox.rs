@@ -114,6 +114,15 @@ impl Store {
                     for doc in &docs {
                         jobs::insert_document(tx, &fax.id, doc)?;
                     }
+                    let rx = &new.rx_result;
+                    let body = super::callbacks::CallbackBody::of(
+                        &fax,
+                        "received",
+                        rx.pages,
+                        Some(rx.result_code),
+                        &rx.result_text,
+                    );
+                    super::callbacks::queue_callback(tx, &fax, &body)?;
                     Some(fax)
                 }
                 None => None,

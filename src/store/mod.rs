@@ -12,6 +12,7 @@
 
 mod accounts;
 mod audit;
+mod callbacks;
 mod faxboxes;
 mod inbox;
 mod intake;
@@ -36,6 +37,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use accounts::{UserChanges, hash_api_key, login_credentials};
 pub use audit::{AuditEntry, AuditEvent};
+pub use callbacks::{CallbackBody, CallbackTarget, QueuedCallback, callback_target};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
 pub use ipp::PrintJob;

@@ -240,6 +240,35 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     "#,
+    // 10: faxbox callbacks (issue 22): each event's HTTP request to the
+    // faxbox's callback URL, queued with the event and kept with its last
+    // answer after delivery; every faxbox gets a key to sign them with.
+    r#"
+    CREATE TABLE callbacks (
+        id           INTEGER PRIMARY KEY,
+        event_id     TEXT NOT NULL UNIQUE,
+        account_id   TEXT NOT NULL,
+        faxbox_id    TEXT NOT NULL REFERENCES faxboxes(id) ON DELETE CASCADE,
+        fax_id       TEXT NOT NULL,
+        url          TEXT NOT NULL,
+        method       TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body         BLOB NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        status_code  INTEGER,
+        last_error   TEXT,
+        due_at       INTEGER NOT NULL,
+        sent_at      INTEGER,
+        created      INTEGER NOT NULL
+    );
+    CREATE INDEX callbacks_due ON callbacks(due_at) WHERE sent_at IS NULL;
+    CREATE INDEX callbacks_faxbox ON callbacks(faxbox_id, id);
+    ALTER TABLE faxboxes ADD COLUMN callback_key TEXT;
+    UPDATE faxboxes SET callback_key = lower(hex(randomblob(32)));
+    CREATE TRIGGER faxbox_callback_key AFTER INSERT ON faxboxes
+        WHEN NEW.callback_key IS NULL
+        BEGIN UPDATE faxboxes SET callback_key = lower(hex(randomblob(32))) WHERE id = NEW.id; END;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -3,6 +3,7 @@
 
 mod api;
 mod budget;
+mod callbacks;
 mod chaos;
 mod cli;
 mod cups;
