@@ -651,6 +651,8 @@ word_enum! {
     }
 }
 
+// `word_enum!` derives one list for every enum; most have no default.
+#[allow(clippy::derivable_impls)]
 impl Default for Priority {
     fn default() -> Self {
         Priority::Normal

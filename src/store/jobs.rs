@@ -1605,7 +1605,7 @@ mod tests {
             )
             .unwrap();
         let t = now();
-        let mut queue = |number: &str, priority: Priority, send_at: Option<UnixTime>| {
+        let queue = |number: &str, priority: Priority, send_at: Option<UnixTime>| {
             let new = NewFax {
                 faxbox_id: Some(desk.id.clone()),
                 priority,
