@@ -240,7 +240,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     "#,
-    // 10: faxbox callbacks (issue 22): each event's HTTP request to the
+    // 10: send later and priority (issue 22). Due faxes go highest
+    // priority first (2 high, 1 normal, 0 low). A fax that fell due outside
+    // its faxbox's sending windows waits with `due_at` at the next opening
+    // and `held_by_window` set, so a change of the windows looks at it
+    // again at once.
+    r#"
+    ALTER TABLE faxes ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE faxes ADD COLUMN held_by_window INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 11: faxbox callbacks (issue 22): each event's HTTP request to the
     // faxbox's callback URL, queued with the event and kept with its last
     // answer after delivery; every faxbox gets a key to sign them with.
     r#"

@@ -240,17 +240,22 @@ impl Store {
             }
 
             // Waiting to retry: pending after at least one attempt, with
-            // the words that ended the last one.
+            // the words that ended the last one; and faxes that wait for
+            // their send_at or their faxbox's sending window (issue 22),
+            // so the dashboard shows when each will go.
             let mut stmt = conn.prepare(
                 "SELECT f.account_id, f.id, f.to_number, f.attempts, f.retries, f.due_at,
-                        (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
-                         WHERE a.fax_id = f.id ORDER BY a.number DESC LIMIT 1)
+                        COALESCE(
+                          (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
+                           WHERE a.fax_id = f.id ORDER BY a.number DESC LIMIT 1),
+                          CASE WHEN f.held_by_window = 1 THEN 'waiting for its sending window'
+                               ELSE 'sent later, as asked' END)
                  FROM faxes f
-                 WHERE f.status = 'pending' AND f.attempts > 0
+                 WHERE f.status = 'pending' AND (f.attempts > 0 OR f.due_at > ?2)
                    AND (?1 IS NULL OR f.account_id = ?1)
                  ORDER BY f.due_at, f.created",
             )?;
-            let rows = stmt.query_map([&only], |r| {
+            let rows = stmt.query_map(params![&only, crate::model::now()], |r| {
                 Ok((
                     r.get::<_, String>(0)?,
                     RetrySnapshot {
@@ -342,6 +347,50 @@ mod tests {
         assert_eq!(all.paused.get("modem").map(String::as_str), Some("toner"));
         let own = store.snapshot(Some(&b.id), 0).unwrap();
         assert_eq!(own.queues.keys().collect::<Vec<_>>(), [&b.id]);
+    }
+
+    #[test]
+    fn a_fax_sent_later_is_listed_with_when_it_goes() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap();
+        let at = crate::model::now() + 3600;
+        let fax = store
+            .create_job(
+                NewFax {
+                    account_id: a.id.clone(),
+                    to_number: "5550101".into(),
+                    to_number_normalized: "5550101".into(),
+                    retries: 2,
+                    send_at: Some(at),
+                    ..Default::default()
+                },
+                vec![],
+                crate::model::JobStatus::Pending,
+            )
+            .unwrap();
+        let snap = store.snapshot(None, 0).unwrap();
+        let waiting = &snap.queues[&a.id].waiting_retry;
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(
+            (
+                &waiting[0].fax_id,
+                waiting[0].next_attempt,
+                waiting[0].attempts
+            ),
+            (&fax.id, at, 0)
+        );
+        assert_eq!(
+            waiting[0].last_cause.as_deref(),
+            Some("sent later, as asked")
+        );
+        store.hold_for_window(&fax.id, at + 60).unwrap();
+        let snap = store.snapshot(None, 0).unwrap();
+        let waiting = &snap.queues[&a.id].waiting_retry;
+        assert_eq!(waiting[0].next_attempt, at + 60);
+        assert_eq!(
+            waiting[0].last_cause.as_deref(),
+            Some("waiting for its sending window")
+        );
     }
 
     #[test]
