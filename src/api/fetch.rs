@@ -196,20 +196,30 @@ fn check(url: &url::Url, policy: &FetchPolicy) -> Result<(), FieldError> {
 /// Checks a faxbox's callback URL before it is saved or called: the same
 /// rule as a document URL (public addresses, private ones only with the
 /// account's `allow_private_document_urls`), `field` naming the setting.
+/// A host that does not resolve now passes: the box's DNS may be down
+/// while a faxbox is saved, and each call checks again.
 pub fn check_callback_url(raw: &str, allow_private: bool, field: &str) -> Result<(), FieldError> {
     let url = url::Url::parse(raw.trim())
         .map_err(|e| FieldError::new(field, "format", format!("{raw:?} is not a URL: {e}")))?;
-    let policy = FetchPolicy {
-        allow_private,
-        ..FetchPolicy::default()
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(80);
+    let Ok(addrs) = (host, port).to_socket_addrs() else {
+        return Ok(());
     };
-    check(&url, &policy).map_err(|e| {
-        let message = e
-            .message
-            .replace("the document URL", "the callback URL")
-            .replace("fetches documents", "calls callbacks");
-        FieldError::new(field, e.code, message)
-    })
+    for addr in addrs {
+        if !address_allowed(addr.ip(), allow_private) {
+            return Err(FieldError::new(
+                field,
+                "fetch",
+                format!(
+                    "{url} points to {}, an address of this fax box or its own network; it calls callbacks only at public addresses (an administrator can allow private ones with the fax setting allow_private_document_urls)",
+                    addr.ip()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// An HTTP agent that connects only where `address_allowed` lets it (on
