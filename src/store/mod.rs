@@ -18,6 +18,7 @@ mod intake;
 mod ipp;
 mod jobs;
 mod lines;
+mod listing;
 mod mail;
 mod owner;
 mod records;
@@ -42,6 +43,7 @@ pub use ipp::PrintJob;
 pub use jobs::{
     AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
 };
+pub use listing::{FaxList, Listing, Mark, SmtpLogList, Start};
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use retention::{PurgeReport, PurgeTotals};
