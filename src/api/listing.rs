@@ -61,6 +61,15 @@ impl Paging {
         Ok(paging)
     }
 
+    /// The same request with `n` rows a page (a listing's own older name
+    /// for `page_size`).
+    pub fn with_size(self, n: usize) -> Paging {
+        Paging {
+            size: Some(n),
+            ..self
+        }
+    }
+
     /// The rows on one page.
     pub fn size(&self) -> usize {
         self.size.unwrap_or(DEFAULT_PAGE_SIZE).min(MAX_PAGE_SIZE)
@@ -142,7 +151,7 @@ impl Paging {
                 break;
             }
         }
-        let next = rows.get(self.size()).and_then(|r| row_id(r));
+        let next = rows.get(self.size()).and_then(row_id);
         rows.truncate(self.size());
         let start_key = self
             .start_key
@@ -153,8 +162,13 @@ impl Paging {
     }
 }
 
+/// A row's `id` as a start key (the audit trail's ids are numbers).
 fn row_id(row: &Value) -> Option<String> {
-    row["id"].as_str().map(str::to_owned)
+    match &row["id"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 fn not_a_start_key(key: &str) -> ApiError {

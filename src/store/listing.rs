@@ -10,15 +10,17 @@
 //! cannot serve it, so a change that breaks the plan fails loudly. The
 //! tests below also read each plan (`EXPLAIN QUERY PLAN`).
 
+use rusqlite::OptionalExtension;
 use rusqlite::types::Value as Sql;
 
 use super::{Result, Store};
 use crate::model::{AccountId, Fax, FaxId, FaxboxId, UnixTime};
 
-/// A row's place in a newest-first listing.
+/// A row's place in a newest-first listing: its sort key (`created`, or
+/// the audit trail's `id`) and its rowid.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mark {
-    created: UnixTime,
+    key: i64,
     row: i64,
 }
 
@@ -34,18 +36,20 @@ pub enum Start {
 }
 
 impl Start {
-    /// The condition on `created, rowid` with its two values, if any.
-    fn bound(self) -> Option<(&'static str, [i64; 2])> {
+    /// The condition on `key, rowid` (?8, ?9), written so that SQLite
+    /// reads it as a range of the index on `key`.
+    fn bound(self, key: &str) -> String {
+        match self {
+            Start::Top => String::new(),
+            Start::At(_) => format!(" AND {key} <= ?8 AND ({key} < ?8 OR rowid <= ?9)"),
+            Start::After(_) => format!(" AND {key} <= ?8 AND ({key} < ?8 OR rowid < ?9)"),
+        }
+    }
+
+    fn mark(self) -> Option<Mark> {
         match self {
             Start::Top => None,
-            Start::At(m) => Some((
-                " AND created <= ?8 AND (created < ?8 OR rowid <= ?9)",
-                [m.created, m.row],
-            )),
-            Start::After(m) => Some((
-                " AND created <= ?8 AND (created < ?8 OR rowid < ?9)",
-                [m.created, m.row],
-            )),
+            Start::At(m) | Start::After(m) => Some(m),
         }
     }
 }
@@ -104,7 +108,7 @@ impl FaxList {
              WHERE {scope} AND {condition} AND created >= ?3 AND created <= ?4{}
              ORDER BY created DESC, rowid DESC LIMIT ?5",
             super::jobs::FAX_COLUMNS,
-            start.bound().map_or("", |b| b.0),
+            start.bound("created"),
         )
     }
 }
@@ -125,7 +129,23 @@ impl SmtpLogList {
         format!(
             "SELECT id, doc, created, rowid FROM smtp_log INDEXED BY {index}
              WHERE {scope}{} ORDER BY created DESC, rowid DESC LIMIT ?5",
-            start.bound().map_or("", |b| b.0),
+            start.bound("created"),
+        )
+    }
+}
+
+/// One account's audit trail, newest first (its ids only grow).
+#[derive(Debug, Clone)]
+pub struct AuditList {
+    pub account: AccountId,
+}
+
+impl AuditList {
+    fn sql(&self, start: Start) -> String {
+        format!(
+            "SELECT id, at, account_id, actor, action, object, source FROM audit
+             INDEXED BY audit_account WHERE account_id = ?1{} ORDER BY id DESC LIMIT ?5",
+            start.bound("id"),
         )
     }
 }
@@ -149,9 +169,9 @@ fn values(
         ("?4".to_owned(), Sql::Integer(window.1.unwrap_or(i64::MAX))),
         ("?5".to_owned(), Sql::Integer(limit as i64)),
     ];
-    if let Some((_, [created, row])) = start.bound() {
-        v.push(("?8".to_owned(), Sql::Integer(created)));
-        v.push(("?9".to_owned(), Sql::Integer(row)));
+    if let Some(m) = start.mark() {
+        v.push(("?8".to_owned(), Sql::Integer(m.key)));
+        v.push(("?9".to_owned(), Sql::Integer(m.row)));
     }
     v
 }
@@ -199,7 +219,7 @@ impl Store {
                 ],
                 |r| {
                     Ok(Mark {
-                        created: r.get(0)?,
+                        key: r.get(0)?,
                         row: r.get(1)?,
                     })
                 },
@@ -220,7 +240,7 @@ impl Store {
         self.read(|conn| {
             query(conn, &list.sql(start), &values, |r| {
                 let mark = Mark {
-                    created: r.get(13)?,
+                    key: r.get(13)?,
                     row: r.get(15)?,
                 };
                 Ok((mark, super::jobs::fax_from_row(r)?))
@@ -247,7 +267,7 @@ impl Store {
                 ],
                 |r| {
                     Ok(Mark {
-                        created: r.get(0)?,
+                        key: r.get(0)?,
                         row: r.get(1)?,
                     })
                 },
@@ -273,10 +293,46 @@ impl Store {
         self.read(|conn| {
             query(conn, &list.sql(start), &values, |r| {
                 let mark = Mark {
-                    created: r.get(2)?,
+                    key: r.get(2)?,
                     row: r.get(3)?,
                 };
                 Ok((mark, super::smtp_log::entry_from_row(r)?))
+            })
+        })
+    }
+}
+
+impl Store {
+    /// Where entry `id` stands in `list`'s order.
+    pub fn audit_mark(&self, list: &AuditList, id: i64) -> Result<Option<Mark>> {
+        self.read(|conn| {
+            let found: Option<i64> = conn
+                .query_row(
+                    "SELECT id FROM audit WHERE id = ?1 AND account_id = ?2",
+                    rusqlite::params![id, list.account.as_str()],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            Ok(found.map(|id| Mark { key: id, row: id }))
+        })
+    }
+
+    /// Up to `limit` entries of `list` from `start` on, each with its place.
+    pub fn audit_page(
+        &self,
+        list: &AuditList,
+        start: Start,
+        limit: usize,
+    ) -> Result<Vec<(Mark, super::AuditEntry)>> {
+        let values = values(&list.account, None, (None, None), limit, start);
+        self.read(|conn| {
+            query(conn, &list.sql(start), &values, |r| {
+                let entry = super::audit::entry_from_row(r)?;
+                let mark = Mark {
+                    key: entry.id,
+                    row: entry.id,
+                };
+                Ok((mark, entry))
             })
         })
     }
@@ -355,7 +411,7 @@ mod tests {
     fn every_listing_query_reads_an_index_range_without_sorting() {
         let (_dir, store) = temp_store();
         let a = AccountId("a".into());
-        let mark = Mark { created: 1, row: 1 };
+        let mark = Mark { key: 1, row: 1 };
         for listing in [Listing::Outgoing, Listing::Outbox, Listing::Inbox] {
             for faxbox in [None, Some(FaxboxId("b".into()))] {
                 let l = FaxList {
@@ -367,7 +423,8 @@ mod tests {
                     faxbox,
                 };
                 for start in [Start::Top, Start::At(mark), Start::After(mark)] {
-                    for sql in [l.sql(start), s.sql(start)] {
+                    let audit = AuditList { account: a.clone() }.sql(start);
+                    for sql in [l.sql(start), s.sql(start), audit] {
                         assert_indexed(&store, &sql);
                         // A range of the index, not all of it.
                         let steps = plan(&store, &sql);

@@ -43,7 +43,7 @@ pub use ipp::PrintJob;
 pub use jobs::{
     AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
 };
-pub use listing::{FaxList, Listing, Mark, SmtpLogList, Start};
+pub use listing::{AuditList, FaxList, Listing, Mark, SmtpLogList, Start};
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use retention::{PurgeReport, PurgeTotals};

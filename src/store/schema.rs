@@ -257,7 +257,7 @@ const MIGRATIONS: &[&str] = &[
         retried    INTEGER NOT NULL,
         n          INTEGER NOT NULL,
         PRIMARY KEY (account_id, folder, status, retried)
-    ) WITHOUT ROWID;
+    );
     INSERT INTO fax_counts
         SELECT account_id, folder, COALESCE(status, ''), attempts > 0, COUNT(*)
         FROM faxes GROUP BY 1, 2, 3, 4;
