@@ -80,12 +80,25 @@ struct Shared {
     /// Set at shutdown: attempts still running are hung up and recorded as
     /// interrupted.
     stopping: AtomicBool,
+    /// The attempt threads that may still run, for shutdown to wait for.
+    /// Finished ones are dropped as the dispatcher loops: a thread's stack
+    /// stays mapped until its handle is joined or dropped, and keeping
+    /// every handle held about 23 KB per call for good (issue 27: 5.3 MB
+    /// after 200 faxes).
     attempts: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Shared {
     fn ring(&self) {
         self.bell.ring();
+    }
+
+    /// Drops the handles of attempt threads that have ended; how many
+    /// still run.
+    fn reap_finished_attempts(&self) -> usize {
+        let mut list = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        list.retain(|t| !t.is_finished());
+        list.len()
     }
 
     fn release(&self, line: &str) {
@@ -178,15 +191,7 @@ impl Scheduler {
         }
         let deadline = Instant::now() + grace;
         loop {
-            let running = {
-                let mut list = self
-                    .shared
-                    .attempts
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                list.retain(|t| !t.is_finished());
-                list.len()
-            };
+            let running = self.shared.reap_finished_attempts();
             if running == 0 {
                 break;
             }
@@ -212,6 +217,7 @@ impl Drop for Scheduler {
 fn dispatch_until_stopped(shared: &Arc<Shared>) {
     let mut trouble =
         crate::streak::FailureStreak::new(Duration::from_millis(500), Duration::from_secs(60));
+    let mut calls_running = false;
     loop {
         match dispatch_due(shared) {
             Ok(()) => {
@@ -243,6 +249,8 @@ fn dispatch_until_stopped(shared: &Arc<Shared>) {
                 continue;
             }
         }
+        // After dispatching, so that the attempts just started count.
+        calls_running = settle_finished_attempts(shared, calls_running);
         let wait = match shared.store.next_due_at() {
             Ok(Some(due)) => {
                 Duration::from_secs((due - now()).clamp(0, MAX_IDLE.as_secs() as i64) as u64)
@@ -253,6 +261,17 @@ fn dispatch_until_stopped(shared: &Arc<Shared>) {
             return;
         }
     }
+}
+
+/// Forgets the attempt threads that have ended and, when the last call
+/// has just ended, gives the memory the calls used back to the system
+/// (glibc keeps it otherwise: `fax::alloc`). Whether calls still run.
+fn settle_finished_attempts(shared: &Shared, calls_were_running: bool) -> bool {
+    let running = shared.reap_finished_attempts();
+    if calls_were_running && running == 0 {
+        crate::fax::return_freed_memory_to_the_system();
+    }
+    running > 0
 }
 
 /// Starts every due job that the limits allow, oldest due first.

@@ -151,6 +151,23 @@ pub fn received_pages(store: &Store, fax: &Fax) -> Vec<BitPage> {
     decode_fax_tiff(&store.document_bytes(&tiff.id).unwrap()).unwrap()
 }
 
+/// Received pages against the sent ones: a sender adds its header line
+/// (rows of its own) above each page, as fax machines do; below those rows
+/// every row must be the sent one, pixel for pixel.
+pub fn assert_pages_below_header(got: &[BitPage], sent: &[BitPage]) {
+    assert_eq!(got.len(), sent.len(), "pages received");
+    for (i, (g, s)) in got.iter().zip(sent).enumerate() {
+        assert_eq!(g.width, s.width, "page {}: width", i + 1);
+        assert!(g.height >= s.height, "page {}: rows missing", i + 1);
+        let header = (g.height - s.height) as usize * s.width.div_ceil(8) as usize;
+        assert!(
+            g.rows[header..] == s.rows[..],
+            "page {} differs from the sent one",
+            i + 1
+        );
+    }
+}
+
 /// `pdfinfo` (poppler) reads the PDF independently of Faxbox.
 fn pdf_pages(pdf: &[u8], dir: &Path) -> Option<u32> {
     let path = dir.join("check.pdf");
@@ -218,19 +235,14 @@ fn one_faxbox_faxes_another_and_the_pages_arrive_identical() {
     let got = received_pages(&b.store, fax);
     assert_eq!(got.len(), 2);
     for (g, s) in got.iter().zip(&sent) {
-        // The sender prints its header line (the job's from_name) above the
-        // page, as fax machines do; below it, every row is the sent one.
-        assert_eq!(g.width, s.width);
+        // The sender prints its header line (the job's from_name).
         let header = (g.height - s.height) as usize * s.width.div_ceil(8) as usize;
         assert!(
             header > 0 && g.rows[..header].iter().any(|b| *b != 0),
             "a header line was printed"
         );
-        assert!(
-            g.rows[header..] == s.rows[..],
-            "the received page differs from the sent one"
-        );
     }
+    assert_pages_below_header(&got, &sent);
     let docs = b.store.documents(&fax.id).unwrap();
     let pdf = docs
         .iter()

@@ -15,6 +15,7 @@ mod harness;
 mod inbound;
 mod ipp;
 mod loopback;
+mod memory;
 mod modem;
 mod notify;
 mod packaging;

@@ -1103,12 +1103,10 @@ fn two_iaxmodems_fax_each_other_through_the_scheduler_once() {
     assert_eq!(got[0].outcome.code, T30Code::Ok, "{:?}", got[0]);
     // The scheduler's send adds the page header line above each page.
     let pages = decode_fax_tiff(&std::fs::read(&got[0].tiff).unwrap()).unwrap();
-    assert_eq!(pages.len(), r.pages.len());
     for (i, (g, s)) in pages.iter().zip(&r.pages).enumerate() {
         assert!(g.height > s.height, "page {}: a header line", i + 1);
-        let header = (g.height - s.height) as usize * s.width.div_ceil(8) as usize;
-        assert!(g.rows[header..] == s.rows[..], "page {} differs", i + 1);
     }
+    crate::inbound::assert_pages_below_header(&pages, &r.pages);
     assert_eq!(inbox_b.calls.lock().unwrap().len(), 1, "received once");
     assert_eq!(sender.fault(), None, "the sending line is not blamed");
 }

@@ -272,7 +272,7 @@ fn each_case_folds_into_its_real_result() {
     assert!(!missing.retry_may_help(), "a missing file is not retried");
     let direct_url = failed("02_txfax_direct_http_url.txt");
     assert!(
-        matches!(direct_url, LineError::Internal(ref t) if t.contains("file proxy")),
+        matches!(direct_url, LineError::Switch(ref t) if t.contains("file proxy")),
         "{direct_url:?}"
     );
     assert!(matches!(
