@@ -105,9 +105,23 @@ impl FaxList {
         };
         format!(
             "SELECT {}, rowid FROM faxes INDEXED BY {index}
-             WHERE {scope} AND {condition} AND created >= ?3 AND created <= ?4{}
+             WHERE {scope} AND {condition}{}{}{}
              ORDER BY created DESC, rowid DESC LIMIT ?5",
             super::jobs::FAX_COLUMNS,
+            // Only the bounds asked for: given two upper bounds on
+            // `created`, SQLite may take the window's as the range and
+            // read every row above the start key (a page at 80% of
+            // 400,000 queued faxes took 26 ms instead of 4).
+            if self.created_from.is_some() {
+                " AND created >= ?3"
+            } else {
+                ""
+            },
+            if self.created_to.is_some() {
+                " AND created <= ?4"
+            } else {
+                ""
+            },
             start.bound("created"),
         )
     }
