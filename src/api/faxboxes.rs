@@ -95,6 +95,8 @@ pub struct FaxboxInput {
     flags: Option<Vec<String>>,
     log_errors: Option<bool>,
     numbers: Option<Vec<String>>,
+    /// Faxbox's own (issue 22): when its faxes may ring out.
+    sending_windows: Option<OneOrMany>,
 }
 
 /// The keys `FaxboxInput` models at the top level; `notifications`,
@@ -114,6 +116,7 @@ const MODELLED: &[&str] = &[
     "flags",
     "log_errors",
     "numbers",
+    "sending_windows",
     "smtp_email_address",
 ];
 
@@ -204,6 +207,7 @@ impl FaxboxInput {
             flags: self.flags,
             log_errors: self.log_errors,
             numbers: self.numbers,
+            sending_windows: self.sending_windows.map(OneOrMany::into_vec),
             attempts: self.attempts,
             extra: Some(extra),
         }
@@ -237,6 +241,8 @@ pub struct FaxboxView {
     #[serde(skip_serializing_if = "Option::is_none")]
     log_errors: Option<bool>,
     numbers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sending_windows: Vec<String>,
     created: i64,
     modified: i64,
 }
@@ -267,6 +273,7 @@ impl From<Faxbox> for FaxboxView {
             flags: f.flags,
             log_errors: f.log_errors,
             numbers: f.numbers,
+            sending_windows: f.sending_windows,
             created: to_gregorian(f.created),
             modified: to_gregorian(f.modified),
         }

@@ -21,10 +21,11 @@ use super::{Ctx, Paging, document, json_body, parse_data};
 use crate::documents::{self, Input};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, Faxbox, FaxboxId,
-    FieldError, Folder, JobStatus, NewFax, ServiceNumbers, check_fax_number, is_email,
-    to_gregorian,
+    FieldError, Folder, JobStatus, NewFax, Priority, ServiceNumbers, UnixTime, check_fax_number,
+    is_email, now, to_gregorian,
 };
 use crate::store::{FaxList, Mark};
+use crate::timezone::Zone;
 
 #[derive(Debug, Default, Deserialize)]
 struct NotifyEmail {
@@ -66,6 +67,10 @@ struct FaxInput {
     owner_id: Option<Value>,
     tx_result: Option<Value>,
     retry_after: Option<Value>,
+    /// Faxbox's own (issue 22): not before this time, and which due fax
+    /// goes first.
+    send_at: Option<Value>,
+    priority: Option<Value>,
 }
 
 /// The keys of a fax that Faxbox models or derives; any other key a client
@@ -91,6 +96,9 @@ const MODELLED: &[&str] = &[
     "owner_id",
     "tx_result",
     "retry_after",
+    "send_at",
+    "priority",
+    "scheduled_for",
     "folder",
     "status",
     "delivered",
@@ -306,6 +314,16 @@ fn submit(
     {
         errors.push(FieldError::new("fax_timezone", "format", e));
     }
+    // A local send_at is read in the fax's own zone, else its faxbox's.
+    let zone = Zone::of(
+        input
+            .timezone
+            .as_deref()
+            .or(input.fax_timezone.as_deref())
+            .or(faxbox.as_ref().and_then(|f| f.fax_timezone.as_deref())),
+    );
+    let send_at = check_send_at(input.send_at.as_ref(), zone, &mut errors);
+    let priority = check_priority(input.priority.as_ref(), &mut errors);
     let notify_email: Vec<String> =
         check_emails(input.notifications, &mut errors).unwrap_or_else(|| {
             faxbox
@@ -363,6 +381,8 @@ fn submit(
         retries,
         notify_email,
         subject: input.subject,
+        send_at,
+        priority,
     };
     let fax = ctx.store.create_job(new, stored, JobStatus::Pending)?;
     if !extra.is_empty() {
@@ -429,6 +449,54 @@ fn check_number(
     }
 }
 
+/// The time a client asked the fax to go no earlier than (`send_at`), read
+/// in `zone` when it has no offset; a time past means now.
+pub(crate) fn check_send_at(
+    value: Option<&Value>,
+    zone: Zone,
+    errors: &mut Vec<FieldError>,
+) -> Option<UnixTime> {
+    let text = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::String(s)) if s.trim().is_empty() => return None,
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    match crate::timezone::read_send_at(&text, zone, now()) {
+        Ok(at) => Some(at),
+        Err(e) => {
+            errors.push(
+                FieldError::new("send_at", "format", format!("send_at: {e}"))
+                    .with(None, text.as_str()),
+            );
+            None
+        }
+    }
+}
+
+/// A fax's `priority`: low, normal (the default) or high.
+pub(crate) fn check_priority(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Priority {
+    let text = match value {
+        None | Some(Value::Null) => return Priority::Normal,
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    match text.trim().to_ascii_lowercase().parse() {
+        Ok(p) => p,
+        Err(_) => {
+            errors.push(
+                FieldError::new(
+                    "priority",
+                    "enum",
+                    format!("priority is low, normal or high, not {text:?}"),
+                )
+                .with(None, text.as_str()),
+            );
+            Priority::Normal
+        }
+    }
+}
+
 /// The attempt budget a client asked for, if it asked.
 fn check_retries(retries: Option<i64>, errors: &mut Vec<FieldError>) -> Option<u8> {
     match retries {
@@ -471,6 +539,7 @@ fn check_emails(
 fn resubmit_changes(
     body: &[u8],
     service: ServiceNumbers,
+    zone: Zone,
 ) -> Result<impl FnOnce(&mut Fax), ApiError> {
     let input: FaxInput = parse_data(body, "fax")?;
     let mut errors = Vec::new();
@@ -495,6 +564,11 @@ fn resubmit_changes(
     check_from_number(input.from_number.as_deref(), &mut errors);
     let retries = check_retries(input.retries, &mut errors);
     let emails = check_emails(input.notifications, &mut errors);
+    let send_at = check_send_at(input.send_at.as_ref(), zone, &mut errors);
+    let priority = input
+        .priority
+        .as_ref()
+        .map(|p| check_priority(Some(p), &mut errors));
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
@@ -519,6 +593,13 @@ fn resubmit_changes(
         }
         if let Some(e) = emails {
             fax.notify_email = e;
+        }
+        if let Some(p) = priority {
+            fax.priority = p;
+        }
+        if let Some(at) = send_at {
+            fax.send_at = Some(at);
+            fax.due_at = fax.due_at.max(at);
         }
         let keep = |new: Option<String>, old: &mut Option<String>| {
             if new.is_some() {
@@ -675,6 +756,16 @@ pub struct FaxView {
     notifications: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
+    /// Outbound faxes: `low`, `normal` or `high`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<&'static str>,
+    /// The time asked for, RFC 3339 in the fax's zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    send_at: Option<String>,
+    /// A fax not sent yet: when it will go (its send_at, retry delay and
+    /// faxbox's sending windows all counted), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduled_for: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -715,6 +806,9 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
         .and_then(|d| d.pages)
         .or_else(|| fax.rx_result.as_ref().map(|r| r.pages))
         .or_else(counted);
+    let zone = Zone::of(fax.fax_timezone.as_deref());
+    let outbox = fax.folder == Folder::Outbox;
+    let scheduled_for = scheduled_for(ctx, &fax).map(|t| zone.rfc3339(t));
     FaxView {
         id: fax.id,
         folder: fax.folder.as_str(),
@@ -732,6 +826,9 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
         retry_after: fax.retry_after,
         notifications: json!({ "email": { "send_to": fax.notify_email } }),
         subject: fax.subject,
+        priority: outbox.then(|| fax.priority.as_str()),
+        send_at: fax.send_at.map(|t| zone.rfc3339(t)),
+        scheduled_for,
         error: fax.error,
         pages,
         created: to_gregorian(fax.created),
@@ -748,6 +845,31 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
         rx_result: fax.rx_result.as_ref().map(rx_result),
         history: attempts.iter().map(AttemptView::from).collect(),
     }
+}
+
+/// When a fax not sent yet will go: its due time (send_at or retry delay),
+/// moved to the next opening of its faxbox's sending windows. The
+/// dispatcher holds it to the same time when it falls due.
+fn scheduled_for(ctx: &Ctx, fax: &Fax) -> Option<UnixTime> {
+    if !matches!(
+        fax.status,
+        Some(JobStatus::Pending | JobStatus::AttachingFiles)
+    ) {
+        return None;
+    }
+    let due = fax.due_at.max(now());
+    let faxbox = fax
+        .faxbox_id
+        .as_ref()
+        .and_then(|id| ctx.store.faxbox(id).ok());
+    Some(match faxbox {
+        Some(f) => crate::sending_window::next_opening(
+            &crate::scheduler::window::windows_of(&f),
+            Zone::of(f.fax_timezone.as_deref()),
+            due,
+        ),
+        None => due,
+    })
 }
 
 /// A fax as a single read shows it: the client's own keys, with the view
@@ -1019,7 +1141,8 @@ pub fn action(
         (Folder::Outbox, "resubmit") => {
             // `data` may change the job's fields, checked as for a new fax.
             let again = if top.get("data").is_some() {
-                let change = resubmit_changes(body, service_numbers(ctx, &fax.account_id)?)?;
+                let zone = Zone::of(fax.fax_timezone.as_deref());
+                let change = resubmit_changes(body, service_numbers(ctx, &fax.account_id)?, zone)?;
                 ctx.store.resubmit_changed(&fax.id, change)?
             } else {
                 ctx.store.resubmit(&fax.id)?

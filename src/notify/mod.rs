@@ -547,6 +547,8 @@ mod tests {
             attempts: 1,
             retry_after: 0,
             due_at: 0,
+            send_at: None,
+            priority: Default::default(),
             notify_email: vec!["Bob@Example.com".into(), "bob@example.com".into()],
             subject: None,
             error: None,

@@ -2,7 +2,9 @@
 //! `max_outbound` limit, per-number serialization and line capacity, and
 //! what happens after each attempt (`policy`, applied by `attempt`).
 //!
-//! One dispatcher thread claims due jobs (oldest due first) and starts each
+//! One dispatcher thread claims due jobs (highest priority, then oldest due
+//! first; a job whose faxbox's sending window is closed waits for it to
+//! open, `window`) and starts each
 //! attempt on a thread of its own. It wakes at once when told (a new job, a
 //! call that ended, a settings change) and otherwise sleeps until the next
 //! job falls due, or at most a second, so that changes made by another
@@ -13,6 +15,7 @@
 mod attempt;
 pub mod events;
 pub mod policy;
+pub(crate) mod window;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -274,17 +277,28 @@ fn settle_finished_attempts(shared: &Shared, calls_were_running: bool) -> bool {
     running > 0
 }
 
-/// Starts every due job that the limits allow, oldest due first.
+/// Starts every due job that the limits allow, highest priority first,
+/// then oldest due: a high fax skips the queue, but a job the limits stop
+/// (its account's `max_outbound`, a call to its number) is passed over, not
+/// waited for, so priority never breaks them.
 fn dispatch_due(shared: &Arc<Shared>) -> crate::store::Result<()> {
     let store = &shared.store;
-    let due = store.due_jobs(now(), 500)?;
+    let t = now();
+    let due = store.due_jobs(t, 500)?;
     if due.is_empty() {
         return Ok(());
     }
     let paused = store.paused_lines()?;
     let serialize = store.setting_bool(None, "serialize_outbound_numbers")?;
     let mut limits: HashMap<AccountId, u32> = HashMap::new();
+    let mut windows = window::Windows::default();
     for job in due {
+        if let Some(opens) = windows.opening(store, &job, t)? {
+            if store.hold_for_window(&job.id, opens)? {
+                info!(fax = %job.id, until = opens, "outside the faxbox's sending windows: held until they open");
+            }
+            continue;
+        }
         let Some(line) = free_line(shared, &paused) else {
             break;
         };

@@ -103,6 +103,8 @@ impl Store {
                         attempts: 0,
                         retry_after: 0,
                         due_at: t,
+                        send_at: None,
+                        priority: Default::default(),
                         notify_email: Vec::new(),
                         subject: None,
                         error: None,

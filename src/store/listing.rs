@@ -66,7 +66,7 @@ pub enum Listing {
 
 impl Listing {
     /// The listing's condition, word for word the `WHERE` of its partial
-    /// index (schema migration 10), and the index for an account's and for
+    /// index (schema migration 11), and the index for an account's and for
     /// a faxbox's listing.
     fn source(self) -> (&'static str, &'static str, &'static str) {
         match self {
@@ -255,7 +255,7 @@ impl Store {
             query(conn, &list.sql(start), &values, |r| {
                 let mark = Mark {
                     key: r.get(13)?,
-                    row: r.get(15)?,
+                    row: r.get(16)?,
                 };
                 Ok((mark, super::jobs::fax_from_row(r)?))
             })

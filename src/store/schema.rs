@@ -240,7 +240,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     "#,
-    // 10: lists and status that scale (issue 27): with 400,000 faxes
+    // 10: send later and priority (issue 22). Due faxes go highest
+    // priority first (2 high, 1 normal, 0 low). A fax that fell due outside
+    // its faxbox's sending windows waits with `due_at` at the next opening
+    // and `held_by_window` set, so a change of the windows looks at it
+    // again at once.
+    r#"
+    ALTER TABLE faxes ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE faxes ADD COLUMN held_by_window INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 11: lists and status that scale (issue 27): with 400,000 faxes
     // queued, a listing page and `/v2/status` must not read them all.
     // `fax_counts` holds how many faxes each account has per folder,
     // status and whether they were tried already, kept by triggers in the
@@ -294,6 +303,8 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX faxes_created ON faxes(created);
     CREATE INDEX faxes_retrying ON faxes(account_id, due_at, created)
         WHERE status = 'pending' AND attempts > 0;
+    CREATE INDEX faxes_sent_later ON faxes(account_id, due_at, created)
+        WHERE status = 'pending' AND attempts = 0;
     CREATE INDEX attempts_started ON attempts(started);
     CREATE INDEX smtp_log_account ON smtp_log(account_id, created);
     CREATE INDEX smtp_log_faxbox ON smtp_log(faxbox_id, created);

@@ -168,8 +168,11 @@ impl Store {
 
             count_queues(conn, only.as_deref(), &mut snap.queues)?;
             count_today(conn, day_start, &mut snap.queues)?;
+            let now = crate::model::now();
             for (account, q) in snap.queues.iter_mut() {
-                q.waiting_retry = waiting_retry(conn, account)?;
+                let (list, later) = waiting(conn, account, now)?;
+                q.waiting_retry = list;
+                q.waiting_retry_total += later;
             }
 
             // The latest faxes: what a sent fax's last attempt ended with
@@ -237,7 +240,7 @@ const RECENT: &str = "SELECT f.id, f.account_id, f.folder, f.status,
      ORDER BY f.created DESC, f.rowid DESC LIMIT ?2";
 
 /// How many jobs each account has waiting, on a line and waiting to retry:
-/// from `fax_counts` (schema migration 10), kept by triggers, so that
+/// from `fax_counts` (schema migration 11), kept by triggers, so that
 /// 400,000 queued faxes cost a handful of rows, not a count of them all
 /// (issue 27).
 fn count_queues(
@@ -335,12 +338,47 @@ const WAITING_RETRY: &str = "SELECT f.id, f.to_number, f.attempts, f.retries, f.
         (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
          WHERE a.fax_id = f.id ORDER BY a.number DESC LIMIT 1)
      FROM faxes f INDEXED BY faxes_retrying
-     WHERE f.account_id = ?1 AND f.status = 'pending' AND f.attempts > 0
+     WHERE f.account_id = ?1 AND f.status = 'pending' AND f.attempts > 0 AND ?3 IS NOT NULL
      ORDER BY f.due_at, f.created LIMIT ?2";
 
-fn waiting_retry(conn: &rusqlite::Connection, account: &AccountId) -> Result<Vec<RetrySnapshot>> {
-    let mut stmt = conn.prepare_cached(WAITING_RETRY)?;
-    let rows = stmt.query_map(params![account.as_str(), RETRY_LIST_LIMIT], |r| {
+/// Faxes never tried that wait for their send_at or their faxbox's
+/// sending window (issue 22): due later than now.
+const SENT_LATER: &str = "SELECT f.id, f.to_number, f.attempts, f.retries, f.due_at,
+        CASE WHEN f.held_by_window = 1 THEN 'waiting for its sending window'
+             ELSE 'sent later, as asked' END
+     FROM faxes f INDEXED BY faxes_sent_later
+     WHERE f.account_id = ?1 AND f.status = 'pending' AND f.attempts = 0 AND f.due_at > ?3
+     ORDER BY f.due_at, f.created LIMIT ?2";
+
+/// How many of an account's faxes are sent later (a range of the index).
+const SENT_LATER_COUNT: &str = "SELECT COUNT(*) FROM faxes INDEXED BY faxes_sent_later
+     WHERE account_id = ?1 AND status = 'pending' AND attempts = 0 AND due_at > ?2";
+
+/// The faxes that wait to retry or to be sent later, soonest first (at
+/// most [`RETRY_LIST_LIMIT`]), and how many are sent later.
+fn waiting(
+    conn: &rusqlite::Connection,
+    account: &AccountId,
+    now: UnixTime,
+) -> Result<(Vec<RetrySnapshot>, u64)> {
+    let mut list = waiting_by(conn, WAITING_RETRY, account, now)?;
+    list.extend(waiting_by(conn, SENT_LATER, account, now)?);
+    list.sort_by_key(|r| r.next_attempt);
+    list.truncate(RETRY_LIST_LIMIT);
+    let later: i64 = conn
+        .prepare_cached(SENT_LATER_COUNT)?
+        .query_row(params![account.as_str(), now], |r| r.get(0))?;
+    Ok((list, later as u64))
+}
+
+fn waiting_by(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    account: &AccountId,
+    now: UnixTime,
+) -> Result<Vec<RetrySnapshot>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![account.as_str(), RETRY_LIST_LIMIT, now], |r| {
         Ok(RetrySnapshot {
             fax_id: FaxId(r.get(0)?),
             to_number: r.get(1)?,
@@ -399,6 +437,8 @@ mod tests {
             super::PAGES_SENT_TODAY,
             super::RECEIVED_TODAY,
             super::WAITING_RETRY,
+            super::SENT_LATER,
+            super::SENT_LATER_COUNT,
             super::RECENT,
         ] {
             assert_indexed(&store, sql);
@@ -427,6 +467,50 @@ mod tests {
         assert_eq!(all.paused.get("modem").map(String::as_str), Some("toner"));
         let own = store.snapshot(Some(&b.id), 0).unwrap();
         assert_eq!(own.queues.keys().collect::<Vec<_>>(), [&b.id]);
+    }
+
+    #[test]
+    fn a_fax_sent_later_is_listed_with_when_it_goes() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap();
+        let at = crate::model::now() + 3600;
+        let fax = store
+            .create_job(
+                NewFax {
+                    account_id: a.id.clone(),
+                    to_number: "5550101".into(),
+                    to_number_normalized: "5550101".into(),
+                    retries: 2,
+                    send_at: Some(at),
+                    ..Default::default()
+                },
+                vec![],
+                crate::model::JobStatus::Pending,
+            )
+            .unwrap();
+        let snap = store.snapshot(None, 0).unwrap();
+        let waiting = &snap.queues[&a.id].waiting_retry;
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(
+            (
+                &waiting[0].fax_id,
+                waiting[0].next_attempt,
+                waiting[0].attempts
+            ),
+            (&fax.id, at, 0)
+        );
+        assert_eq!(
+            waiting[0].last_cause.as_deref(),
+            Some("sent later, as asked")
+        );
+        store.hold_for_window(&fax.id, at + 60).unwrap();
+        let snap = store.snapshot(None, 0).unwrap();
+        let waiting = &snap.queues[&a.id].waiting_retry;
+        assert_eq!(waiting[0].next_attempt, at + 60);
+        assert_eq!(
+            waiting[0].last_cause.as_deref(),
+            Some("waiting for its sending window")
+        );
     }
 
     #[test]

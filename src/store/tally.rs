@@ -16,7 +16,7 @@ pub struct Tally {
 impl Store {
     pub fn tally(&self) -> Result<Tally> {
         self.read(|conn| {
-            // From the counts the triggers keep (schema migration 10), not
+            // From the counts the triggers keep (schema migration 11), not
             // a count of 400,000 queued faxes at every scrape (issue 27).
             let mut stmt = conn.prepare(
                 "SELECT folder, NULLIF(status, ''), SUM(n) FROM fax_counts
