@@ -24,7 +24,7 @@ use crate::model::{
     FieldError, Folder, JobStatus, NewFax, Priority, ServiceNumbers, UnixTime, check_fax_number,
     is_email, now, to_gregorian,
 };
-use crate::store::JobFilter;
+use crate::store::{FaxList, Mark};
 use crate::timezone::Zone;
 
 #[derive(Debug, Default, Deserialize)]
@@ -883,32 +883,7 @@ fn detail(ctx: &Ctx, fax: Fax) -> Result<Value, ApiError> {
 }
 
 /// Which faxes a listing shows (docs/kazoo.md 2.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listing {
-    /// Jobs not finished yet.
-    Outgoing,
-    /// Finished jobs: completed, failed or cancelled.
-    Outbox,
-    Inbox,
-}
-
-impl Listing {
-    fn folder(self) -> Folder {
-        match self {
-            Listing::Outgoing | Listing::Outbox => Folder::Outbox,
-            Listing::Inbox => Folder::Inbox,
-        }
-    }
-
-    fn shows(self, fax: &Fax) -> bool {
-        let terminal = fax.status.is_some_and(JobStatus::is_terminal);
-        match self {
-            Listing::Outgoing => !terminal,
-            Listing::Outbox => terminal,
-            Listing::Inbox => true,
-        }
-    }
-}
+pub use crate::store::Listing;
 
 /// A listing's `created_from`/`created_to` window in Gregorian seconds
 /// (paging and filters are `Paging`'s).
@@ -959,28 +934,30 @@ pub fn list(
     page: &Page,
     paging: &Paging,
 ) -> Result<Answer, ApiError> {
-    let rows: Vec<Value> = ctx
-        .store
-        .faxes(&JobFilter {
-            account: Some(scope.account.clone()),
-            faxbox: scope.faxbox.as_ref().map(|f| f.id.clone()),
-            folder: Some(listing.folder()),
-            limit: Some(u32::MAX),
-            ..Default::default()
-        })?
-        .into_iter()
-        .filter(|f| listing.shows(f))
-        .filter(|f| {
-            page.created_from
-                .is_none_or(|t| to_gregorian(f.created) >= t)
-        })
-        .filter(|f| page.created_to.is_none_or(|t| to_gregorian(f.created) <= t))
-        .map(|f| serde_json::to_value(view(ctx, f, &[], &[])).unwrap_or(Value::Null))
-        .collect();
+    let unix = |gregorian: i64| gregorian - crate::model::GREGORIAN_UNIX_OFFSET;
+    let list = FaxList {
+        account: scope.account.clone(),
+        faxbox: scope.faxbox.as_ref().map(|f| f.id.clone()),
+        listing,
+        created_from: page.created_from.map(unix),
+        created_to: page.created_to.map(unix),
+    };
+    let locate = |key: &str| Ok(ctx.store.fax_mark(&list, &FaxId(key.to_owned()))?);
+    let read = |start, n| -> Result<Vec<(Mark, Value)>, ApiError> {
+        Ok(ctx
+            .store
+            .fax_page(&list, start, n)?
+            .into_iter()
+            .map(|(mark, f)| {
+                let row = serde_json::to_value(view(ctx, f, &[], &[])).unwrap_or(Value::Null);
+                (mark, row)
+            })
+            .collect())
+    };
     // The rows shown get the whole fax: its result (`tx_result` with
     // `success` and `total_pages`, which Monster UI's fax app reads from the
     // listing) and the client's own keys.
-    paging.answer_with(rows, |row| {
+    paging.answer_from(locate, read, |row| {
         let id = FaxId(row["id"].as_str().unwrap_or_default().to_owned());
         let fax = ctx.store.fax(&id)?;
         let (to, from) = (fax.to_number.clone(), fax.from_number.clone());

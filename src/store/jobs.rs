@@ -40,11 +40,11 @@ struct FaxDoc {
     send_at: Option<UnixTime>,
 }
 
-const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
+pub(super) const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
      to_number_normalized, retries, attempts, retry_after, due_at, error, doc, created, modified, \
      priority";
 
-fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
+pub(super) fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
     let doc: FaxDoc = super::json_column(r, 12)?;
     let status: Option<String> = r.get(4)?;
     Ok(Fax {

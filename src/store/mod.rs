@@ -19,6 +19,7 @@ mod intake;
 mod ipp;
 mod jobs;
 mod lines;
+mod listing;
 mod mail;
 mod owner;
 mod records;
@@ -44,6 +45,7 @@ pub use ipp::PrintJob;
 pub use jobs::{
     AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
 };
+pub use listing::{AuditList, FaxList, Listing, Mark, SmtpLogList, Start};
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use retention::{PurgeReport, PurgeTotals};

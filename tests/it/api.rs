@@ -842,6 +842,79 @@ fn faxbox_scoped_faxes_resubmit_and_pages() {
     });
 }
 
+/// Issue 27: no listing returns everything at once. 120 faxes waiting for
+/// their documents (so the line leaves them queued) come in pages of 50
+/// unless page_size says otherwise, in the order of the store, each once;
+/// a filter reads on past a page of rows it drops.
+#[test]
+fn listings_are_paged_by_default_and_next_start_key_leads_through_all() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let queued: Vec<String> = b
+        .store
+        .create_jobs(
+            (0..120)
+                .map(|i| faxbox::model::NewFax {
+                    account_id: acme.id.clone(),
+                    to_number: format!("555{i:04}"),
+                    to_number_normalized: format!("+1555{i:04}"),
+                    retries: 1,
+                    ..Default::default()
+                })
+                .collect(),
+            vec![],
+            JobStatus::AttachingFiles,
+        )
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|f| f.id.to_string())
+        .collect();
+    let outgoing = format!("/v2/accounts/{}/faxes/outgoing", acme.id);
+    let get = |query: &str| {
+        let r = b.call("GET", &format!("{outgoing}{query}"), Some(&token), None);
+        assert_eq!(r.status, 200, "{query}: {:?}", r.json());
+        r.json()
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let first = get("");
+    assert_eq!(first["page_size"], 50);
+    assert_eq!(first["start_key"], queued[0].as_str());
+    let mut seen = ids(&first);
+    let mut next = first["next_start_key"].as_str().map(str::to_owned);
+    while let Some(key) = next {
+        let page = get(&format!("?start_key={key}"));
+        assert_eq!(page["start_key"], key.as_str());
+        seen.extend(ids(&page));
+        next = page["next_start_key"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, queued, "every fax once, newest first");
+
+    let all = get("?page_size=5000");
+    assert_eq!(all["page_size"], 120);
+    assert!(all.get("next_start_key").is_none());
+    let oldest = get("?page_size=10&filter_to_number=5550000");
+    assert_eq!(ids(&oldest), [queued[119].clone()]);
+    let r = b.call(
+        "GET",
+        &format!("{outgoing}?start_key=0badc0de"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 400, "{:?}", r.json());
+    let r = b.call("GET", "/v2/status", Some(&token), None);
+    assert_eq!(r.json()["data"]["totals"]["pending"], 120);
+}
+
 #[test]
 fn a_received_fax_is_listed_downloaded_and_forwarded() {
     let b = TestBox::start();
