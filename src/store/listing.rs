@@ -216,20 +216,33 @@ impl Store {
     /// the faxbox) marks a place, also one that moved to another listing
     /// since the client was given its id.
     pub fn fax_mark(&self, list: &FaxList, id: &FaxId) -> Result<Option<Mark>> {
+        self.mark("faxes", &list.account, list.faxbox.as_ref(), id.as_str())
+    }
+
+    /// Where row `id` of `table` (which has `created`, `account_id` and
+    /// `faxbox_id`) stands in the listings of the account (of the faxbox).
+    fn mark(
+        &self,
+        table: &'static str,
+        account: &AccountId,
+        faxbox: Option<&FaxboxId>,
+        id: &str,
+    ) -> Result<Option<Mark>> {
+        let sql = format!(
+            "SELECT created, rowid FROM {table} WHERE id = ?7 AND account_id = ?1
+               AND (?2 IS NULL OR faxbox_id = ?2)"
+        );
         self.read(|conn| {
             let mut rows = query(
                 conn,
-                "SELECT created, rowid FROM faxes WHERE id = ?7 AND account_id = ?1
-                   AND (?2 IS NULL OR faxbox_id = ?2)",
+                &sql,
                 &[
-                    ("?1".into(), Sql::Text(list.account.to_string())),
+                    ("?1".into(), Sql::Text(account.to_string())),
                     (
                         "?2".into(),
-                        list.faxbox
-                            .as_ref()
-                            .map_or(Sql::Null, |f| Sql::Text(f.to_string())),
+                        faxbox.map_or(Sql::Null, |f| Sql::Text(f.to_string())),
                     ),
-                    ("?7".into(), Sql::Text(id.to_string())),
+                    ("?7".into(), Sql::Text(id.to_owned())),
                 ],
                 |r| {
                     Ok(Mark {
@@ -264,30 +277,7 @@ impl Store {
 
     /// Where SMTP log entry `id` stands in `list`'s order.
     pub fn smtp_log_mark(&self, list: &SmtpLogList, id: &str) -> Result<Option<Mark>> {
-        self.read(|conn| {
-            let mut rows = query(
-                conn,
-                "SELECT created, rowid FROM smtp_log WHERE id = ?7 AND account_id = ?1
-                   AND (?2 IS NULL OR faxbox_id = ?2)",
-                &[
-                    ("?1".into(), Sql::Text(list.account.to_string())),
-                    (
-                        "?2".into(),
-                        list.faxbox
-                            .as_ref()
-                            .map_or(Sql::Null, |f| Sql::Text(f.to_string())),
-                    ),
-                    ("?7".into(), Sql::Text(id.to_owned())),
-                ],
-                |r| {
-                    Ok(Mark {
-                        key: r.get(0)?,
-                        row: r.get(1)?,
-                    })
-                },
-            )?;
-            Ok(rows.pop())
-        })
+        self.mark("smtp_log", &list.account, list.faxbox.as_ref(), id)
     }
 
     /// Up to `limit` entries of `list` from `start` on, each with its place.
