@@ -9,6 +9,7 @@ pub mod app;
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod cover;
 pub mod documents;
 pub mod doorbell;
 pub mod fax;

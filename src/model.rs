@@ -230,6 +230,23 @@ pub struct EmailTargets {
     pub send_to: Vec<String>,
 }
 
+/// A faxbox's cover page (issue 22): whether its faxes get one unless a
+/// fax says otherwise, and its own template (`documents::cover` says the
+/// form; `None`, the built-in one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoverPage {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+impl CoverPage {
+    fn is_default(&self) -> bool {
+        *self == CoverPage::default()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaxboxNotifications {
     #[serde(default)]
@@ -266,6 +283,9 @@ pub struct Faxbox {
     /// When its faxes may ring out (`sending_window`); empty: any time.
     #[serde(default)]
     pub sending_windows: Vec<String>,
+    /// Its cover page (issue 22).
+    #[serde(default, skip_serializing_if = "CoverPage::is_default")]
+    pub cover_page: CoverPage,
     pub created: UnixTime,
     pub modified: UnixTime,
     /// Every other field a client stored on the faxbox (Monster UI's
@@ -303,6 +323,8 @@ pub struct FaxboxFields {
     /// When its faxes may ring out, e.g. `["mon-fri 08:00-18:00"]`
     /// (`sending_window`); an empty list lifts the limit.
     pub sending_windows: Option<Vec<String>>,
+    /// Its cover page: on by default for its faxes or not, and its template.
+    pub cover_page: Option<CoverPage>,
     /// In Kazoo's schema (0 to 4) but meaningless on a faxbox; checked only.
     pub attempts: Option<i64>,
     /// The client's own fields, kept and returned as given (`None`: keep).
@@ -408,6 +430,14 @@ impl FaxboxFields {
                     .with(None, number.as_str()),
                 );
             }
+        }
+        if let Some(template) = self.cover_page.as_ref().and_then(|c| c.template.as_deref())
+            && let Err(e) = crate::documents::cover::check_template(template)
+        {
+            problems.push(
+                FieldError::new("cover_page.template", "format", e)
+                    .with(None, template.chars().take(200).collect::<String>().as_str()),
+            );
         }
         for window in self.sending_windows.iter().flatten() {
             if let Err(e) = window.parse::<crate::sending_window::SendingWindow>() {
@@ -709,6 +739,11 @@ pub struct Fax {
     pub priority: Priority,
     pub notify_email: Vec<String>,
     pub subject: Option<String>,
+    /// A cover page before the document (issue 22): `None` does as the
+    /// faxbox says when the fax is sent.
+    pub cover_page: Option<bool>,
+    /// The note on the cover page.
+    pub cover_note: Option<String>,
     /// Why the job failed or was cancelled, when it did.
     pub error: Option<String>,
     /// How the receive went, for received faxes (Kazoo's `rx_result`).
@@ -783,6 +818,9 @@ pub struct NewFax {
     /// Not before this time; `None` or a time past means now.
     pub send_at: Option<UnixTime>,
     pub priority: Priority,
+    /// A cover page before the document: `None` does as the faxbox says.
+    pub cover_page: Option<bool>,
+    pub cover_note: Option<String>,
 }
 
 word_enum! {

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use super::reply::{Answer, ApiError, Success};
 use super::{Ctx, Paging, document};
 use crate::model::{
-    AccountId, EmailTargets, Faxbox, FaxboxFields, FaxboxId, FaxboxNotifications, FieldError,
+    AccountId, CoverPage, EmailTargets, Faxbox, FaxboxFields, FaxboxId, FaxboxNotifications, FieldError,
     UserId, to_gregorian,
 };
 use crate::store::UpdateMode;
@@ -97,6 +97,18 @@ pub struct FaxboxInput {
     numbers: Option<Vec<String>>,
     /// Faxbox's own (issue 22): when its faxes may ring out.
     sending_windows: Option<OneOrMany>,
+    /// Faxbox's own (issue 22): its faxes' cover page.
+    cover_page: Option<CoverPageInput>,
+}
+
+/// `cover_page`: `enabled` (its faxes get one unless they say otherwise)
+/// and `template` (a template of one's own; empty or left out: the
+/// built-in one).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoverPageInput {
+    enabled: Option<bool>,
+    template: Option<String>,
 }
 
 /// The keys `FaxboxInput` models at the top level; `notifications`,
@@ -117,6 +129,7 @@ const MODELLED: &[&str] = &[
     "log_errors",
     "numbers",
     "sending_windows",
+    "cover_page",
     "smtp_email_address",
     "callback_key",
 ];
@@ -209,6 +222,10 @@ impl FaxboxInput {
             log_errors: self.log_errors,
             numbers: self.numbers,
             sending_windows: self.sending_windows.map(OneOrMany::into_vec),
+            cover_page: self.cover_page.map(|c| CoverPage {
+                enabled: c.enabled.unwrap_or(false),
+                template: c.template.filter(|t| !t.trim().is_empty()),
+            }),
             attempts: self.attempts,
             extra: Some(extra),
         }
@@ -244,6 +261,7 @@ pub struct FaxboxView {
     numbers: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     sending_windows: Vec<String>,
+    cover_page: CoverPage,
     created: i64,
     modified: i64,
 }
@@ -275,6 +293,7 @@ impl From<Faxbox> for FaxboxView {
             log_errors: f.log_errors,
             numbers: f.numbers,
             sending_windows: f.sending_windows,
+            cover_page: f.cover_page,
             created: to_gregorian(f.created),
             modified: to_gregorian(f.modified),
         }

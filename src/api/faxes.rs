@@ -71,6 +71,9 @@ struct FaxInput {
     /// goes first.
     send_at: Option<Value>,
     priority: Option<Value>,
+    /// A cover page first (issue 22); left out, as the faxbox says.
+    cover_page: Option<bool>,
+    cover_note: Option<String>,
 }
 
 /// The keys of a fax that Faxbox models or derives; any other key a client
@@ -98,6 +101,8 @@ const MODELLED: &[&str] = &[
     "retry_after",
     "send_at",
     "priority",
+    "cover_page",
+    "cover_note",
     "scheduled_for",
     "folder",
     "status",
@@ -324,6 +329,7 @@ fn submit(
     );
     let send_at = check_send_at(input.send_at.as_ref(), zone, &mut errors);
     let priority = check_priority(input.priority.as_ref(), &mut errors);
+    check_cover_note(input.cover_note.as_deref(), &mut errors);
     let notify_email: Vec<String> =
         check_emails(input.notifications, &mut errors).unwrap_or_else(|| {
             faxbox
@@ -383,6 +389,8 @@ fn submit(
         subject: input.subject,
         send_at,
         priority,
+        cover_page: input.cover_page,
+        cover_note: input.cover_note,
     };
     let fax = ctx.store.create_job(new, stored, JobStatus::Pending)?;
     if !extra.is_empty() {
@@ -395,6 +403,26 @@ fn submit(
     Ok(Answer::Json(
         Success::ok(&detail(ctx, fax)?).with_status(201),
     ))
+}
+
+/// A cover note is bounded: the page holds about this much (issue 22).
+fn check_cover_note(note: Option<&str>, errors: &mut Vec<FieldError>) {
+    let limit = documents::cover::MAX_NOTE_CHARS;
+    if let Some(note) = note
+        && note.chars().count() > limit
+    {
+        errors.push(
+            FieldError::new(
+                "cover_note",
+                "maxLength",
+                format!(
+                    "a cover note holds at most {limit} characters (one page); this one has {}",
+                    note.chars().count()
+                ),
+            )
+            .with(Some(limit.into()), note.chars().take(100).collect::<String>()),
+        );
+    }
 }
 
 /// Whether the account may fax emergency and service numbers.
@@ -565,6 +593,7 @@ fn resubmit_changes(
     let retries = check_retries(input.retries, &mut errors);
     let emails = check_emails(input.notifications, &mut errors);
     let send_at = check_send_at(input.send_at.as_ref(), zone, &mut errors);
+    check_cover_note(input.cover_note.as_deref(), &mut errors);
     let priority = input
         .priority
         .as_ref()
@@ -581,6 +610,8 @@ fn resubmit_changes(
         fax_timezone,
         timezone,
         subject,
+        cover_page,
+        cover_note,
         ..
     } = input;
     Ok(move |fax: &mut Fax| {
@@ -613,6 +644,10 @@ fn resubmit_changes(
         keep(fax_identity_name, &mut fax.fax_identity_name);
         keep(timezone.or(fax_timezone), &mut fax.fax_timezone);
         keep(subject, &mut fax.subject);
+        keep(cover_note, &mut fax.cover_note);
+        if cover_page.is_some() {
+            fax.cover_page = cover_page;
+        }
     })
 }
 
@@ -756,6 +791,11 @@ pub struct FaxView {
     notifications: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
+    /// Whether a cover page goes first; absent: as the faxbox says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cover_page: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cover_note: Option<String>,
     /// Outbound faxes: `low`, `normal` or `high`.
     #[serde(skip_serializing_if = "Option::is_none")]
     priority: Option<&'static str>,
@@ -826,6 +866,8 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
         retry_after: fax.retry_after,
         notifications: json!({ "email": { "send_to": fax.notify_email } }),
         subject: fax.subject,
+        cover_page: fax.cover_page,
+        cover_note: fax.cover_note,
         priority: outbox.then(|| fax.priority.as_str()),
         send_at: fax.send_at.map(|t| zone.rfc3339(t)),
         scheduled_for,

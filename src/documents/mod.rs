@@ -15,6 +15,7 @@
 
 mod ccitt;
 pub mod cli;
+pub mod cover;
 mod detect;
 mod error;
 pub mod faxtiff;

@@ -13,7 +13,9 @@ use super::DocumentError;
 use super::faxtiff::{BitPage, EncodedPage};
 use super::raster::Geometry;
 
-static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
+pub(crate) static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono.ttf");
+/// The bold face, for the cover page's headings and labels (`cover`).
+pub(crate) static BOLD_FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSansMono-Bold.ttf");
 
 const POINT_SIZE: f32 = 10.0;
 const LINE_SPACING: f32 = 1.2;
@@ -166,25 +168,97 @@ struct GlyphInk {
     ink: Vec<bool>,
 }
 
+/// One face of the bundled font at one size, drawn at one page's
+/// resolution: the text pages and the cover page (`cover`) draw with it,
+/// so both come out of the same glyph code. Glyphs are rasterized once.
+pub(crate) struct Pen {
+    font: FontRef<'static>,
+    scale: PxScale,
+    cache: HashMap<char, Option<GlyphInk>>,
+}
+
+impl Pen {
+    /// `face` is `FONT` or `BOLD_FONT`; `None` only if the bundled font
+    /// cannot be read.
+    pub(crate) fn new(face: &'static [u8], point_size: f32, geom: &Geometry) -> Option<Pen> {
+        let font = FontRef::try_from_slice(face).ok()?;
+        // PxScale is the font's ascent-to-descent height in pixels; size it so
+        // the em is `point_size` at each axis's resolution.
+        let em_to_height = font.height_unscaled() / font.units_per_em().unwrap_or(2048.0);
+        let scale = PxScale {
+            x: point_size / 72.0 * geom.x_dpi * em_to_height,
+            y: point_size / 72.0 * geom.y_dpi * em_to_height,
+        };
+        Some(Pen {
+            font,
+            scale,
+            cache: HashMap::new(),
+        })
+    }
+
+    /// How far the pen moves per character (the font is monospaced).
+    pub(crate) fn advance(&self) -> f32 {
+        self.font
+            .as_scaled(self.scale)
+            .h_advance(self.font.glyph_id('M'))
+    }
+
+    /// From the top of a line to its baseline, in pixels.
+    pub(crate) fn ascent(&self) -> f32 {
+        self.font.as_scaled(self.scale).ascent()
+    }
+
+    /// Draws `c` with its origin at `x` on the line whose baseline is `baseline`.
+    pub(crate) fn draw(&mut self, page: &mut BitPage, c: char, x: f32, baseline: f32) {
+        if c == ' ' {
+            return;
+        }
+        let (font, scale) = (&self.font, self.scale);
+        let ink = self.cache.entry(c).or_insert_with(|| {
+            let glyph = font
+                .glyph_id(c)
+                .with_scale_and_position(scale, point(0.0, 0.0));
+            font.outline_glyph(glyph).map(|o| {
+                let b = o.px_bounds();
+                let width = b.width() as u32;
+                let mut ink = vec![false; (width * b.height() as u32) as usize];
+                o.draw(|x, y, cov| {
+                    if cov > INK {
+                        ink[(y * width + x) as usize] = true;
+                    }
+                });
+                GlyphInk {
+                    dx: b.min.x as i32,
+                    dy: b.min.y as i32,
+                    width,
+                    ink,
+                }
+            })
+        });
+        let Some(g) = ink else { return };
+        let pen_x = x.round() as i32 + g.dx;
+        let pen_y = baseline.round() as i32 + g.dy;
+        for (i, _) in g.ink.iter().enumerate().filter(|(_, b)| **b) {
+            let x = pen_x + (i as u32 % g.width) as i32;
+            let y = pen_y + (i as u32 / g.width) as i32;
+            if x >= 0 && y >= 0 && (x as u32) < page.width && (y as u32) < page.height {
+                page.set(x as u32, y as u32, true);
+            }
+        }
+    }
+}
+
 pub(crate) fn convert(
     bytes: &[u8],
     name: &str,
     geom: &Geometry,
     max_pages: usize,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
-    let font = FontRef::try_from_slice(FONT).map_err(|_| DocumentError::RendererFailed {
+    let mut pen = Pen::new(FONT, POINT_SIZE, geom).ok_or_else(|| DocumentError::RendererFailed {
         name: name.into(),
         page: 0,
     })?;
-    // PxScale is the font's ascent-to-descent height in pixels; size it so
-    // the em is POINT_SIZE at each axis's resolution.
-    let em_to_height = font.height_unscaled() / font.units_per_em().unwrap_or(2048.0);
-    let scale = PxScale {
-        x: POINT_SIZE / 72.0 * geom.x_dpi * em_to_height,
-        y: POINT_SIZE / 72.0 * geom.y_dpi * em_to_height,
-    };
-    let scaled = font.as_scaled(scale);
-    let advance = scaled.h_advance(font.glyph_id('M'));
+    let advance = pen.advance();
     let line_px = POINT_SIZE * LINE_SPACING / 72.0 * geom.y_dpi;
     let left = MARGIN_IN * geom.x_dpi;
     let top = MARGIN_IN * geom.y_dpi;
@@ -196,47 +270,13 @@ pub(crate) fn convert(
         .max(5.0) as usize;
     let pages = layout(&decode(bytes), cols, rows, max_pages, name)?;
 
-    let mut cache: HashMap<char, Option<GlyphInk>> = HashMap::new();
     let mut out = Vec::with_capacity(pages.len());
     for lines in &pages {
         let mut page = BitPage::new(geom.width, geom.height, geom.x_dpi, geom.y_dpi);
         for (row, line) in lines.iter().enumerate() {
-            let baseline = top + row as f32 * line_px + scaled.ascent();
+            let baseline = top + row as f32 * line_px + pen.ascent();
             for (col, &c) in line.iter().enumerate() {
-                if c == ' ' {
-                    continue;
-                }
-                let ink = cache.entry(c).or_insert_with(|| {
-                    let glyph = font
-                        .glyph_id(c)
-                        .with_scale_and_position(scale, point(0.0, 0.0));
-                    font.outline_glyph(glyph).map(|o| {
-                        let b = o.px_bounds();
-                        let width = b.width() as u32;
-                        let mut ink = vec![false; (width * b.height() as u32) as usize];
-                        o.draw(|x, y, cov| {
-                            if cov > INK {
-                                ink[(y * width + x) as usize] = true;
-                            }
-                        });
-                        GlyphInk {
-                            dx: b.min.x as i32,
-                            dy: b.min.y as i32,
-                            width,
-                            ink,
-                        }
-                    })
-                });
-                let Some(g) = ink else { continue };
-                let pen_x = (left + col as f32 * advance).round() as i32 + g.dx;
-                let pen_y = baseline.round() as i32 + g.dy;
-                for (i, _) in g.ink.iter().enumerate().filter(|(_, b)| **b) {
-                    let x = pen_x + (i as u32 % g.width) as i32;
-                    let y = pen_y + (i as u32 / g.width) as i32;
-                    if x >= 0 && y >= 0 && (x as u32) < page.width && (y as u32) < page.height {
-                        page.set(x as u32, y as u32, true);
-                    }
-                }
+                pen.draw(&mut page, c, left + col as f32 * advance, baseline);
             }
         }
         out.push(EncodedPage::encode(&page));

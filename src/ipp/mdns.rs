@@ -255,6 +255,7 @@ mod tests {
             log_errors: None,
             numbers: Vec::new(),
             sending_windows: Vec::new(),
+            cover_page: Default::default(),
             created: 0,
             modified: 0,
             extra: Default::default(),

@@ -553,6 +553,8 @@ mod tests {
             priority: Default::default(),
             notify_email: vec!["Bob@Example.com".into(), "bob@example.com".into()],
             subject: None,
+            cover_page: None,
+            cover_note: None,
             error: None,
             rx_result: None,
             created: 1_700_000_000,

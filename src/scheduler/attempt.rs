@@ -156,9 +156,27 @@ pub(super) fn run(shared: &Arc<Shared>, line: Arc<dyn Line>, fax: Fax, attempt: 
     }
 }
 
-/// The fax image to send: the stored one, or the originals converted now
-/// (and kept when `store_fax_tiff` is on, docs/kazoo.md 7.6).
+/// The fax image to send: the document's (`document_image`) with the
+/// cover page first when the fax has one (issue 22). The cover is drawn
+/// for each attempt and never stored: the stored image is the document's
+/// alone, and the count on the cover is that image's pages plus one.
 fn fax_image(store: &Store, fax: &Fax, convert: &ConvertOptions) -> Result<FaxImage, Failure> {
+    let image = document_image(store, fax, convert)?;
+    let faxbox = match &fax.faxbox_id {
+        Some(id) => store.faxbox(id).ok(),
+        None => None,
+    };
+    if !crate::cover::wanted(fax, faxbox.as_ref()) {
+        return Ok(image);
+    }
+    let (tiff, pages) = crate::cover::put_first(fax, faxbox.as_ref(), &image.tiff, image.pages)
+        .map_err(|e| Failure::Document(format!("the cover page: {e}")))?;
+    Ok(FaxImage { tiff, pages })
+}
+
+/// The document's fax image: the stored one, or the originals converted now
+/// (and kept when `store_fax_tiff` is on, docs/kazoo.md 7.6).
+fn document_image(store: &Store, fax: &Fax, convert: &ConvertOptions) -> Result<FaxImage, Failure> {
     let internal = |e: crate::store::StoreError| Failure::Internal(e.to_string());
     let docs = store.documents(&fax.id).map_err(internal)?;
     if let Some(doc) = docs.iter().find(|d| d.kind == DocumentKind::FaxTiff) {

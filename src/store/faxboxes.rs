@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{OptionalRow, Result, Store, StoreError, json_column, to_json};
 use crate::model::{
-    AccountId, DEFAULT_CALLER_NAME, DEFAULT_FAXBOX_RETRIES, FaxId, Faxbox, FaxboxFields, FaxboxId,
+    AccountId, CoverPage, DEFAULT_CALLER_NAME, DEFAULT_FAXBOX_RETRIES, FaxId, Faxbox, FaxboxFields, FaxboxId,
     FaxboxNotifications, FieldError, UserId, digits_of, now,
 };
 
@@ -26,6 +26,8 @@ struct FaxboxDoc {
     log_errors: Option<bool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sending_windows: Vec<String>,
+    #[serde(default)]
+    cover_page: CoverPage,
     /// The client's own fields (`Faxbox::extra`).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     extra: serde_json::Map<String, serde_json::Value>,
@@ -64,6 +66,7 @@ fn faxbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Faxbox> {
         log_errors: doc.log_errors,
         numbers: Vec::new(),
         sending_windows: doc.sending_windows,
+        cover_page: doc.cover_page,
         created: r.get(7)?,
         modified: r.get(8)?,
         extra: doc.extra,
@@ -89,6 +92,7 @@ fn apply(base: &mut Faxbox, f: FaxboxFields) {
         log_errors,
         numbers,
         sending_windows,
+        cover_page,
         attempts: _,
         extra,
     } = f;
@@ -142,6 +146,9 @@ fn apply(base: &mut Faxbox, f: FaxboxFields) {
     if let Some(v) = sending_windows {
         base.sending_windows = v.iter().map(|w| w.trim().to_owned()).collect();
     }
+    if let Some(v) = cover_page {
+        base.cover_page = v;
+    }
     if let Some(v) = extra {
         base.extra = v;
     }
@@ -169,6 +176,7 @@ fn blank_faxbox(account: &AccountId) -> Faxbox {
         log_errors: None,
         numbers: Vec::new(),
         sending_windows: Vec::new(),
+        cover_page: CoverPage::default(),
         created: t,
         modified: t,
         extra: serde_json::Map::new(),
@@ -414,6 +422,7 @@ fn doc_of(f: &Faxbox) -> FaxboxDoc {
         flags: f.flags.clone(),
         log_errors: f.log_errors,
         sending_windows: f.sending_windows.clone(),
+        cover_page: f.cover_page.clone(),
         extra: f.extra.clone(),
     }
 }

@@ -107,6 +107,8 @@ impl Store {
                         priority: Default::default(),
                         notify_email: Vec::new(),
                         subject: None,
+                        cover_page: None,
+                        cover_note: None,
                         error: None,
                         rx_result: Some(new.rx_result.clone()),
                         created: t,

@@ -38,6 +38,10 @@ struct FaxDoc {
     rx_result: Option<crate::model::RxResult>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     send_at: Option<UnixTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cover_page: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cover_note: Option<String>,
 }
 
 pub(super) const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
@@ -73,6 +77,8 @@ pub(super) fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
         fax_timezone: doc.fax_timezone,
         notify_email: doc.notify_email,
         subject: doc.subject,
+        cover_page: doc.cover_page,
+        cover_note: doc.cover_note,
         rx_result: doc.rx_result,
         created: r.get(13)?,
         modified: r.get(14)?,
@@ -991,6 +997,8 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
         subject: fax.subject.clone(),
         rx_result: fax.rx_result.clone(),
         send_at: fax.send_at,
+        cover_page: fax.cover_page,
+        cover_note: fax.cover_note.clone(),
     };
     tx.execute(
         &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
@@ -1093,6 +1101,8 @@ pub(super) fn new_outbox_fax(new: NewFax, status: JobStatus, t: UnixTime) -> Res
         priority: new.priority,
         notify_email: new.notify_email,
         subject: new.subject,
+        cover_page: new.cover_page,
+        cover_note: new.cover_note,
         error: None,
         rx_result: None,
         created: t,
