@@ -123,10 +123,23 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
         MimeError::Unreadable(why) => Failure::Decode(why),
     })?;
     let mut inputs: Vec<Input> = Vec::new();
-    if store
+    let body_as_page = store
         .setting_bool(Some(account), "email_body_as_page")
+        .map_err(Failure::Store)?;
+    // Issue 22: the text is the cover's note, unless it is a page already.
+    let cover_note = match store
+        .setting_bool(Some(account), "email_body_as_cover_note")
         .map_err(Failure::Store)?
-        && let Some(text) = email.body_text.as_deref().filter(|t| !t.trim().is_empty())
+    {
+        true if !body_as_page => email
+            .body_text
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned),
+        _ => None,
+    };
+    if body_as_page && let Some(text) = email.body_text.as_deref().filter(|t| !t.trim().is_empty())
     {
         let mut page = Input::new("email.txt", text.as_bytes().to_vec());
         page.content_type = Some("text/plain".into());
@@ -161,6 +174,7 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
         );
         job.send_at = send_at_of(email.send_at.as_deref(), &target.faxbox)?;
         job.priority = priority;
+        job.cover_note = cover_note.clone();
         jobs.push(job);
     }
     let faxes = store

@@ -196,6 +196,13 @@ pub static SETTINGS: &[Setting] = &[
         "days a finished or received fax keeps its documents (and the mails that carried them); 0 keeps them for ever"
     ),
     setting!(
+        "email_body_as_cover_note",
+        "true",
+        SettingKind::Bool,
+        Account,
+        "email to fax: the email's text is the note on the cover page (when the faxbox puts one first and email_body_as_page is off)"
+    ),
+    setting!(
         "email_body_as_page",
         "false",
         SettingKind::Bool,

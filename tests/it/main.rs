@@ -6,6 +6,7 @@ mod budget;
 mod callbacks;
 mod chaos;
 mod cli;
+mod cover;
 mod cups;
 mod documents;
 mod edges;
