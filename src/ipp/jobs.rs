@@ -12,7 +12,7 @@ use super::wire::{self, Request, Response, attr, keyword, keywords, name, string
 use super::{Caller, Http, IppCtx, check_operation_group};
 use crate::documents::{self, DocumentError, Input};
 use crate::model::{Fax, JobStatus, NewFax, ServiceNumbers, check_fax_number, is_email, now};
-use crate::store::{PrintJob, StoreError};
+use crate::store::{PrintCover, PrintJob, StoreError};
 
 /// A refusal with its status and, for bad values, the attributes to
 /// return in the unsupported-attributes group.
@@ -339,6 +339,27 @@ fn user_of(http: &Http, request: &Request) -> String {
     }
 }
 
+/// The job's `cover-sheet-info` (PWG 5100.15): a cover page with these
+/// words. Members Faxbox does not print (`logo`, `organization-name`,
+/// `date-time`) are left out.
+fn cover_sheet(request: &Request) -> Option<PrintCover> {
+    let Some(IppValue::Collection(members)) = request.job_attr("cover-sheet-info") else {
+        return None;
+    };
+    let member = |key: &str| {
+        members
+            .get(key)
+            .and_then(string_of)
+            .filter(|v| !v.trim().is_empty())
+    };
+    Some(PrintCover {
+        to_name: member("to-name"),
+        from_name: member("from-name"),
+        subject: member("subject"),
+        message: member("message"),
+    })
+}
+
 fn job_name(request: &Request) -> String {
     request
         .operation_attr("job-name")
@@ -360,6 +381,7 @@ fn create_job(
             &job_name(request),
             &user_of(http, request),
             &accepted.numbers,
+            cover_sheet(request).as_ref(),
         )
         .map_err(store_failed)?;
     Ok((job, accepted.ignored))
@@ -387,6 +409,7 @@ fn print_job(
             &job_name(request),
             &user_of(http, request),
             &accepted.numbers,
+            cover_sheet(request).as_ref(),
         )
         .map_err(store_failed)?;
     Ok((attach(ctx, http, &job, stored)?, accepted.ignored))
@@ -498,6 +521,7 @@ fn attach(
         .collect();
     notify.sort();
     notify.dedup();
+    let cover = job.cover.as_ref();
     let faxes: Vec<NewFax> = job
         .destinations
         .iter()
@@ -506,15 +530,25 @@ fn attach(
             faxbox_id: Some(f.id.clone()),
             to_number: number.clone(),
             to_number_normalized: number.clone(),
-            to_name: Some(number.clone()),
+            to_name: cover
+                .and_then(|c| c.to_name.clone())
+                .or_else(|| Some(number.clone())),
             from_number: f.caller_id.clone(),
-            from_name: Some(f.caller_name.clone()),
+            from_name: cover
+                .and_then(|c| c.from_name.clone())
+                .or_else(|| Some(f.caller_name.clone())),
             fax_identity_number: f.fax_identity.clone(),
             fax_identity_name: Some(f.fax_header.clone()),
             fax_timezone: f.fax_timezone.clone(),
             retries: f.retries,
             notify_email: notify.clone(),
-            subject: Some(job.name.clone()),
+            subject: cover
+                .and_then(|c| c.subject.clone())
+                .or_else(|| Some(job.name.clone())),
+            // A cover-sheet-info asks for a cover page; without one, the
+            // faxbox's setting decides.
+            cover_page: cover.map(|_| true),
+            cover_note: cover.and_then(|c| c.message.clone()),
             ..NewFax::default()
         })
         .collect();

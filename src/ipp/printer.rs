@@ -141,7 +141,12 @@ pub fn attributes(view: &PrinterView<'_>) -> Vec<IppAttribute> {
         attr("ipp-versions-supported", keywords(&["1.0", "1.1", "2.0"])),
         attr(
             "job-creation-attributes-supported",
-            keywords(&["destination-uris", "media"]),
+            keywords(&["cover-sheet-info", "destination-uris", "media"]),
+        ),
+        // PWG 5100.15: the members of cover-sheet-info a cover page prints.
+        attr(
+            "cover-sheet-info-supported",
+            keywords(&["from-name", "message", "subject", "to-name"]),
         ),
         attr("job-ids-supported", IppValue::Boolean(true)),
         attr("kind", keyword("document")),

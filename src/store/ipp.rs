@@ -28,9 +28,22 @@ pub struct PrintJob {
     pub created: UnixTime,
     /// The fax jobs it became (empty until the document came).
     pub faxes: Vec<FaxId>,
+    /// The cover sheet it asked for (`cover-sheet-info`), if it did.
+    pub cover: Option<PrintCover>,
 }
 
-const COLUMNS: &str = "id, faxbox_id, name, user, destinations, cancelled, error, created";
+/// What a print job's `cover-sheet-info` (PWG 5100.15) says; each member
+/// it leaves out is the fax's own (its faxbox's name, the job's name...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PrintCover {
+    pub to_name: Option<String>,
+    pub from_name: Option<String>,
+    pub subject: Option<String>,
+    /// The note.
+    pub message: Option<String>,
+}
+
+const COLUMNS: &str = "id, faxbox_id, name, user, destinations, cancelled, error, created, cover";
 
 fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrintJob> {
     let destinations: String = r.get(4)?;
@@ -44,6 +57,9 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrintJob> {
         error: r.get(6)?,
         created: r.get(7)?,
         faxes: Vec::new(),
+        cover: r
+            .get::<_, Option<String>>(8)?
+            .and_then(|c| serde_json::from_str(&c).ok()),
     })
 }
 
@@ -65,14 +81,16 @@ impl Store {
         name: &str,
         user: &str,
         destinations: &[String],
+        cover: Option<&PrintCover>,
     ) -> Result<PrintJob> {
         let created = now();
         let destinations_json = serde_json::to_string(destinations).unwrap_or_default();
+        let cover = cover.and_then(|c| serde_json::to_string(c).ok());
         let id = self.write(|tx| {
             tx.execute(
-                "INSERT INTO ipp_jobs (faxbox_id, name, user, destinations, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![faxbox.as_str(), name, user, destinations_json, created],
+                "INSERT INTO ipp_jobs (faxbox_id, name, user, destinations, created, cover)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![faxbox.as_str(), name, user, destinations_json, created, cover],
             )?;
             Ok(tx.last_insert_rowid())
         })?;

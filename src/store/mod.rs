@@ -41,7 +41,7 @@ pub use audit::{AuditEntry, AuditEvent};
 pub use callbacks::{CallbackBody, CallbackTarget, QueuedCallback, callback_target};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
-pub use ipp::PrintJob;
+pub use ipp::{PrintCover, PrintJob};
 pub use jobs::{
     AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
 };

@@ -338,6 +338,11 @@ const MIGRATIONS: &[&str] = &[
         WHEN NEW.callback_key IS NULL
         BEGIN UPDATE faxboxes SET callback_key = lower(hex(randomblob(32))) WHERE id = NEW.id; END;
     "#,
+    // 13: a print job's cover sheet (issue 22, PWG 5100.15 `cover-sheet-info`),
+    // kept from its Create-Job until its document comes.
+    r#"
+    ALTER TABLE ipp_jobs ADD COLUMN cover TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -265,6 +265,29 @@ impl Message {
         self
     }
 
+    /// `cover-sheet-info` (PWG 5100.15) with these text members, after
+    /// the destinations.
+    fn cover_sheet(mut self, members: &[(&str, &str)]) -> Message {
+        let g = &mut self.job_group;
+        g.push(0x34);
+        g.extend_from_slice(&16u16.to_be_bytes());
+        g.extend_from_slice(b"cover-sheet-info");
+        g.extend_from_slice(&[0, 0]);
+        for (name, value) in members {
+            g.push(0x4A);
+            g.extend_from_slice(&[0, 0]);
+            g.extend_from_slice(&(name.len() as u16).to_be_bytes());
+            g.extend_from_slice(name.as_bytes());
+            g.push(0x41);
+            g.extend_from_slice(&[0, 0]);
+            g.extend_from_slice(&(value.len() as u16).to_be_bytes());
+            g.extend_from_slice(value.as_bytes());
+        }
+        g.push(0x37);
+        g.extend_from_slice(&[0, 0, 0, 0]);
+        self
+    }
+
     fn document(mut self, bytes: &[u8]) -> Message {
         self.document = bytes.to_vec();
         self
@@ -1356,4 +1379,75 @@ fn a_created_job_whose_document_never_comes_is_aborted_even_across_a_restart() {
         attr_in(&r, DelimiterTag::PrinterAttributes, "queued-job-count"),
         Some(&IppValue::Integer(0))
     );
+}
+
+#[test]
+fn a_print_job_with_cover_sheet_info_is_faxed_with_that_cover_first() {
+    // Issue 22: cover-sheet-info (PWG 5100.15) names the words of the cover.
+    let b = PrinterBox::start(true, IppOptions::default());
+    let (_, r) = b.ipp(
+        &Message::new(0x0002, &b.uri())
+            .attr(0x42, "job-name", b"Quote for Acme")
+            .attr(0x49, "document-format", b"application/pdf")
+            .destinations(&["tel:5551234"])
+            .cover_sheet(&[
+                ("to-name", "Dr. Ada Smith"),
+                ("subject", "Your quote"),
+                ("message", "Two pages follow."),
+                ("logo", "ignored"),
+            ])
+            .document(&pdf(&["Quote", "Terms"]))
+            .bytes(),
+    );
+    let r = r.unwrap();
+    assert_eq!(status_of(&r), 0, "{}", message_of(&r));
+    wait_for("the fax to go out", Duration::from_secs(60), || {
+        b.faxes()
+            .first()
+            .is_some_and(|f| f.status == Some(JobStatus::Completed))
+    });
+    let fax = b.faxes().remove(0);
+    assert_eq!(fax.cover_page, Some(true));
+    assert_eq!(fax.to_name.as_deref(), Some("Dr. Ada Smith"));
+    assert_eq!(fax.subject.as_deref(), Some("Your quote"));
+    assert_eq!(fax.cover_note.as_deref(), Some("Two pages follow."));
+
+    // What the far end got: the cover drawn from those words, then the pages.
+    let attempt = b.store.attempts(&fax.id).unwrap().remove(0);
+    let received = b
+        .dir
+        .path()
+        .join("loopback/loopback")
+        .join(format!("{}-{}.tiff", fax.id, attempt.number));
+    let got = faxbox::documents::decode_fax_tiff(&std::fs::read(&received).unwrap_or_else(|e| {
+        let listing: Vec<_> = std::fs::read_dir(b.dir.path().join("loopback/loopback"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.file_name())).collect())
+            .unwrap_or_default();
+        panic!("{}: {e}; there: {listing:?}", received.display())
+    }))
+    .unwrap();
+    let document = b
+        .store
+        .documents(&fax.id)
+        .unwrap()
+        .into_iter()
+        .find(|d| d.kind == DocumentKind::FaxTiff)
+        .unwrap();
+    let document =
+        faxbox::documents::decode_fax_tiff(&b.store.document_bytes(&document.id).unwrap())
+            .unwrap();
+    let facts = faxbox::cover::facts(&fax, Some(&b.faxbox), 3);
+    let sheet = faxbox::documents::cover::fill(None, &facts);
+    let text = sheet.text();
+    assert!(
+        text.contains("To:       Dr. Ada Smith") && text.contains("Two pages follow."),
+        "{text}"
+    );
+    let like = &document[0];
+    let cover = sheet
+        .draw(like.width, like.height, like.x_dpi, like.y_dpi)
+        .unwrap();
+    let mut sent = vec![cover];
+    sent.extend(document);
+    crate::inbound::assert_pages_below_header(&got, &sent);
 }
