@@ -434,10 +434,10 @@ impl FaxboxFields {
         if let Some(template) = self.cover_page.as_ref().and_then(|c| c.template.as_deref())
             && let Err(e) = crate::documents::cover::check_template(template)
         {
-            problems.push(
-                FieldError::new("cover_page.template", "format", e)
-                    .with(None, template.chars().take(200).collect::<String>().as_str()),
-            );
+            problems.push(FieldError::new("cover_page.template", "format", e).with(
+                None,
+                template.chars().take(200).collect::<String>().as_str(),
+            ));
         }
         for window in self.sending_windows.iter().flatten() {
             if let Err(e) = window.parse::<crate::sending_window::SendingWindow>() {

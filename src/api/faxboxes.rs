@@ -10,8 +10,8 @@ use serde_json::{Map, Value, json};
 use super::reply::{Answer, ApiError, Success};
 use super::{Ctx, Paging, document};
 use crate::model::{
-    AccountId, CoverPage, EmailTargets, Faxbox, FaxboxFields, FaxboxId, FaxboxNotifications, FieldError,
-    UserId, to_gregorian,
+    AccountId, CoverPage, EmailTargets, Faxbox, FaxboxFields, FaxboxId, FaxboxNotifications,
+    FieldError, UserId, to_gregorian,
 };
 use crate::store::UpdateMode;
 

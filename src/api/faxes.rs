@@ -420,7 +420,10 @@ fn check_cover_note(note: Option<&str>, errors: &mut Vec<FieldError>) {
                     note.chars().count()
                 ),
             )
-            .with(Some(limit.into()), note.chars().take(100).collect::<String>()),
+            .with(
+                Some(limit.into()),
+                note.chars().take(100).collect::<String>(),
+            ),
         );
     }
 }

@@ -574,9 +574,16 @@ mod tests {
     #[test]
     fn templates_naming_unknown_fields_or_open_braces_are_refused() {
         let e = check_template("Hello {recipient}").unwrap_err();
-        assert!(e.contains("line 1") && e.contains("{recipient} is not a field"), "{e}");
+        assert!(
+            e.contains("line 1") && e.contains("{recipient} is not a field"),
+            "{e}"
+        );
         assert!(e.contains("{to_name}"), "{e}");
-        assert!(check_template("a\nb {to_name").unwrap_err().contains("line 2"));
+        assert!(
+            check_template("a\nb {to_name")
+                .unwrap_err()
+                .contains("line 2")
+        );
         assert!(check_template("x }").is_err());
         assert!(check_template(&"x".repeat(MAX_TEMPLATE_BYTES + 1)).is_err());
         check_template("{{literal}} {to_name}").unwrap();
@@ -597,10 +604,7 @@ mod tests {
         assert_eq!(note.matches('\n').count(), MAX_NOTE_LINES - 1);
         assert!(note.ends_with('…'));
         f.note = "x".repeat(1_000_000);
-        assert_eq!(
-            f.value("note").unwrap().chars().count(),
-            MAX_NOTE_CHARS + 1
-        );
+        assert_eq!(f.value("note").unwrap().chars().count(), MAX_NOTE_CHARS + 1);
     }
 
     #[test]

@@ -254,10 +254,11 @@ pub(crate) fn convert(
     geom: &Geometry,
     max_pages: usize,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
-    let mut pen = Pen::new(FONT, POINT_SIZE, geom).ok_or_else(|| DocumentError::RendererFailed {
-        name: name.into(),
-        page: 0,
-    })?;
+    let mut pen =
+        Pen::new(FONT, POINT_SIZE, geom).ok_or_else(|| DocumentError::RendererFailed {
+            name: name.into(),
+            page: 0,
+        })?;
     let advance = pen.advance();
     let line_px = POINT_SIZE * LINE_SPACING / 72.0 * geom.y_dpi;
     let left = MARGIN_IN * geom.x_dpi;

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{OptionalRow, Result, Store, StoreError, json_column, to_json};
 use crate::model::{
-    AccountId, CoverPage, DEFAULT_CALLER_NAME, DEFAULT_FAXBOX_RETRIES, FaxId, Faxbox, FaxboxFields, FaxboxId,
-    FaxboxNotifications, FieldError, UserId, digits_of, now,
+    AccountId, CoverPage, DEFAULT_CALLER_NAME, DEFAULT_FAXBOX_RETRIES, FaxId, Faxbox, FaxboxFields,
+    FaxboxId, FaxboxNotifications, FieldError, UserId, digits_of, now,
 };
 
 /// The faxbox fields kept as one JSON column: nothing queries them by value.

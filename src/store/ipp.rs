@@ -90,7 +90,14 @@ impl Store {
             tx.execute(
                 "INSERT INTO ipp_jobs (faxbox_id, name, user, destinations, created, cover)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![faxbox.as_str(), name, user, destinations_json, created, cover],
+                params![
+                    faxbox.as_str(),
+                    name,
+                    user,
+                    destinations_json,
+                    created,
+                    cover
+                ],
             )?;
             Ok(tx.last_insert_rowid())
         })?;

@@ -108,7 +108,10 @@ fn cover_of(data: &Path, fax: &Fax, pages: u32, like: &BitPage) -> (CoverFacts, 
 /// The received fax is the cover and then the document, page for page
 /// below the header line the sending machine prints on each.
 fn assert_cover_then_document(got: &[BitPage], cover: &BitPage, document: &[BitPage]) {
-    assert_ne!(cover.rows, document[0].rows, "the cover is not the document's page");
+    assert_ne!(
+        cover.rows, document[0].rows,
+        "the cover is not the document's page"
+    );
     let mut sent = vec![cover.clone()];
     sent.extend_from_slice(document);
     crate::inbound::assert_pages_below_header(got, &sent);
@@ -150,7 +153,11 @@ fn a_fax_sent_through_the_api_arrives_with_its_cover_page_first() {
 
     let got = received(&data, &reception);
     let (fax, document) = sent(&data, &id);
-    assert_eq!(document.len(), 2, "the stored image is the document's alone");
+    assert_eq!(
+        document.len(),
+        2,
+        "the stored image is the document's alone"
+    );
     let (facts, cover) = cover_of(&data, &fax, 3, &document[0]);
     assert_eq!(
         (facts.to_name.as_str(), facts.to_number.as_str()),
@@ -170,7 +177,10 @@ fn a_fax_sent_through_the_api_arrives_with_its_cover_page_first() {
 
     // The attempt reports the pages sent, the cover included.
     let record = session
-        .get(&format!("/v2/accounts/{}/faxes/outbox/{}", session.account_id, id))
+        .get(&format!(
+            "/v2/accounts/{}/faxes/outbox/{}",
+            session.account_id, id
+        ))
         .unwrap();
     assert_eq!(record["tx_result"]["total_pages"], 3, "{record}");
 
@@ -184,12 +194,18 @@ fn a_fax_sent_through_the_api_arrives_with_its_cover_page_first() {
     let plain_id = plain["id"].as_str().unwrap().to_owned();
     wait_for("the fax without a cover", Duration::from_secs(90), || {
         let r = session
-            .get(&format!("/v2/accounts/{}/faxes/outbox/{plain_id}", session.account_id))
+            .get(&format!(
+                "/v2/accounts/{}/faxes/outbox/{plain_id}",
+                session.account_id
+            ))
             .unwrap();
         r["status"] == "completed"
     });
     let r = session
-        .get(&format!("/v2/accounts/{}/faxes/outbox/{plain_id}", session.account_id))
+        .get(&format!(
+            "/v2/accounts/{}/faxes/outbox/{plain_id}",
+            session.account_id
+        ))
         .unwrap();
     assert_eq!(r["tx_result"]["total_pages"], 2, "{r}");
 }
@@ -217,7 +233,10 @@ fn bad_cover_settings_are_refused_in_words_and_change_nothing() {
     );
     let shown = session.get(&format!("{path}/{desk}")).unwrap();
     assert_eq!(shown["cover_page"]["enabled"], true);
-    assert_eq!(shown["cover_page"]["template"], "# Memo\n**For** {to_name}, {pages} pages");
+    assert_eq!(
+        shown["cover_page"]["template"],
+        "# Memo\n**For** {to_name}, {pages} pages"
+    );
     // A PATCH of another field keeps the cover page.
     let patched = patch(
         &session,

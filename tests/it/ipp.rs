@@ -1434,8 +1434,7 @@ fn a_print_job_with_cover_sheet_info_is_faxed_with_that_cover_first() {
         .find(|d| d.kind == DocumentKind::FaxTiff)
         .unwrap();
     let document =
-        faxbox::documents::decode_fax_tiff(&b.store.document_bytes(&document.id).unwrap())
-            .unwrap();
+        faxbox::documents::decode_fax_tiff(&b.store.document_bytes(&document.id).unwrap()).unwrap();
     let facts = faxbox::cover::facts(&fax, Some(&b.faxbox), 3);
     let sheet = faxbox::documents::cover::fill(None, &facts);
     let text = sheet.text();
