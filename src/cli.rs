@@ -213,6 +213,20 @@ pub struct SendArgs {
     /// normal ones.
     #[arg(long, value_name = "PRIORITY")]
     pub priority: Option<String>,
+    /// The recipient's name (on the cover page).
+    #[arg(long, value_name = "NAME")]
+    pub to_name: Option<String>,
+    #[arg(long, value_name = "TEXT")]
+    pub subject: Option<String>,
+    /// Put a cover page first (default: as the faxbox says).
+    #[arg(long, conflicts_with = "no_cover")]
+    pub cover: bool,
+    /// No cover page, whatever the faxbox says.
+    #[arg(long)]
+    pub no_cover: bool,
+    /// The note on the cover page.
+    #[arg(long, value_name = "TEXT")]
+    pub cover_note: Option<String>,
     /// The API (default: the http.listen address of the configuration).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
@@ -321,9 +335,45 @@ pub struct FaxboxArgs {
     /// "mon-fri 08:00-18:00" (repeat); "none" lifts the limit.
     #[arg(long = "sending-window", value_name = "WINDOW")]
     sending_windows: Vec<String>,
+    /// Put a cover page before its faxes (a fax may say otherwise).
+    #[arg(long = "cover-page", value_name = "on|off", value_parser = ["on", "off"])]
+    cover_page: Option<String>,
+    /// Its own cover page template, from a file (see the README's "Cover
+    /// pages"); "none" goes back to the built-in one.
+    #[arg(long = "cover-template", value_name = "FILE")]
+    cover_template: Option<PathBuf>,
 }
 
 impl FaxboxArgs {
+    /// The cover page after these arguments, over `current`; `None` when
+    /// they do not touch it.
+    fn cover_page(
+        &self,
+        current: crate::model::CoverPage,
+    ) -> anyhow::Result<Option<crate::model::CoverPage>> {
+        if self.cover_page.is_none() && self.cover_template.is_none() {
+            return Ok(None);
+        }
+        let mut cover = current;
+        if let Some(on) = &self.cover_page {
+            cover.enabled = on == "on";
+        }
+        match &self.cover_template {
+            Some(path) if path.as_os_str() == "none" => cover.template = None,
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot read the cover page template {}: {e}",
+                        path.display()
+                    )
+                })?;
+                cover.template = Some(text);
+            }
+            None => {}
+        }
+        Ok(Some(cover))
+    }
+
     fn into_fields(self, name: Option<String>) -> FaxboxFields {
         let list = |v: Vec<String>| (!v.is_empty()).then_some(v);
         let notifications = if self.notify_inbound.is_empty() && self.notify_outbound.is_empty() {
@@ -755,10 +805,16 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
         ("fax_identity_name", args.header),
         ("send_at", args.send_at),
         ("priority", args.priority),
+        ("to_name", args.to_name),
+        ("subject", args.subject),
+        ("cover_note", args.cover_note),
     ] {
         if let Some(v) = value {
             data[field] = v.into();
         }
+    }
+    if args.cover || args.no_cover {
+        data["cover_page"] = args.cover.into();
     }
     if let Some(n) = args.retries {
         data["retries"] = n.into();
@@ -837,7 +893,14 @@ fn faxbox(store: &Store, out: &Output, cmd: FaxboxCommand) -> anyhow::Result<()>
             name,
             fields,
         } => {
-            let f = store.create_faxbox(&AccountId(account), fields.into_fields(Some(name)))?;
+            let cover_page = fields.cover_page(Default::default())?;
+            let f = store.create_faxbox(
+                &AccountId(account),
+                FaxboxFields {
+                    cover_page,
+                    ..fields.into_fields(Some(name))
+                },
+            )?;
             if out.json {
                 out.show(&f)
             } else {
@@ -869,9 +932,14 @@ fn faxbox(store: &Store, out: &Output, cmd: FaxboxCommand) -> anyhow::Result<()>
         }),
         FaxboxCommand::Show { id } => out.show(&store.faxbox(&FaxboxId(id))?),
         FaxboxCommand::Update { id, name, fields } => {
+            let id = FaxboxId(id);
+            let cover_page = fields.cover_page(store.faxbox(&id)?.cover_page)?;
             let f = store.update_faxbox(
-                &FaxboxId(id),
-                fields.into_fields(name),
+                &id,
+                FaxboxFields {
+                    cover_page,
+                    ..fields.into_fields(name)
+                },
                 crate::store::UpdateMode::Merge,
             )?;
             if out.json { out.show(&f) } else { Ok(()) }

@@ -741,8 +741,10 @@ pub struct Fax {
     pub subject: Option<String>,
     /// A cover page before the document (issue 22): `None` does as the
     /// faxbox says when the fax is sent.
+    #[serde(default)]
     pub cover_page: Option<bool>,
     /// The note on the cover page.
+    #[serde(default)]
     pub cover_note: Option<String>,
     /// Why the job failed or was cancelled, when it did.
     pub error: Option<String>,

@@ -596,6 +596,101 @@ fn send_takes_retries_and_default_retry_count_applies_without_a_faxbox() {
     ok(&data, &["config", "set", "fax", "default_retry_count", "4"]);
     let four = send(&[]);
     assert_eq!(retries_of(&four), 4);
+    // Issue 22: the cover page's fields.
+    let covered = send(&[
+        "--cover",
+        "--cover-note",
+        "Please call",
+        "--subject",
+        "Referral",
+        "--to-name",
+        "Dr. Ada Smith",
+    ]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["jobs", "show", &covered])).unwrap();
+    assert_eq!(shown["cover_page"], true);
+    assert_eq!(shown["cover_note"], "Please call");
+    assert_eq!(shown["subject"], "Referral");
+    assert_eq!(shown["to_name"], "Dr. Ada Smith");
+    let bare = send(&["--no-cover"]);
+    let shown: serde_json::Value =
+        serde_json::from_str(&ok(&data, &["jobs", "show", &bare])).unwrap();
+    assert_eq!(shown["cover_page"], false);
     let _ = served.kill();
     let _ = served.wait();
+}
+
+#[test]
+fn a_faxbox_cover_page_is_set_from_the_command_line_and_a_bad_template_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    ok(&data, &["init"]);
+    let account = ok(&data, &["account", "create", "Acme"]);
+    let desk = ok(
+        &data,
+        &[
+            "faxbox",
+            "create",
+            "--account",
+            &account,
+            "Desk",
+            "--cover-page",
+            "on",
+        ],
+    );
+    let cover = || {
+        let store = faxbox::store::Store::open_existing(&data).unwrap();
+        store
+            .faxbox(&faxbox::model::FaxboxId(desk.clone()))
+            .unwrap()
+            .cover_page
+    };
+    assert!(cover().enabled);
+    assert_eq!(cover().template, None);
+
+    let bad = dir.path().join("bad.txt");
+    std::fs::write(&bad, "# Fax for {recipient}\n").unwrap();
+    let err = fails(
+        &data,
+        &[
+            "faxbox",
+            "update",
+            &desk,
+            "--cover-template",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        err.contains("cover_page.template") && err.contains("{recipient} is not a field"),
+        "{err}"
+    );
+    assert_eq!(cover().template, None, "a refused template changes nothing");
+
+    let good = dir.path().join("good.txt");
+    std::fs::write(&good, "# Fax for {to_name}\n{pages} pages\n").unwrap();
+    ok(
+        &data,
+        &[
+            "faxbox",
+            "update",
+            &desk,
+            "--cover-template",
+            good.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        cover().template.as_deref(),
+        Some("# Fax for {to_name}\n{pages} pages\n")
+    );
+    // Turning it off keeps the template; "none" goes back to the built-in one.
+    ok(&data, &["faxbox", "update", &desk, "--cover-page", "off"]);
+    assert!(!cover().enabled);
+    assert!(cover().template.is_some());
+    ok(
+        &data,
+        &["faxbox", "update", &desk, "--cover-template", "none"],
+    );
+    assert_eq!(cover().template, None);
+    let err = fails(&data, &["faxbox", "update", &desk, "--cover-page", "maybe"]);
+    assert!(err.contains("maybe"), "{err}");
 }
