@@ -626,6 +626,58 @@ mod tests {
     }
 
     #[test]
+    fn any_text_in_any_field_or_template_fills_and_draws_one_page() {
+        // A small generator, so the run is the same every time: control
+        // characters, markup, braces, wide and combining characters, and
+        // lengths from nothing to far past every bound.
+        let mut seed: u64 = 0x2026_1205;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        const PIECES: [&str; 16] = [
+            "\u{0}",
+            "\r\n",
+            "\n",
+            "\t",
+            "**",
+            "{",
+            "}",
+            "{note}",
+            "# ",
+            "---",
+            "漢字",
+            "e\u{301}",
+            "\u{202E}",
+            "😀",
+            "word ",
+            "\u{1b}[31m",
+        ];
+        let mut text = |max: usize| -> String {
+            let n = next() % max;
+            (0..n).map(|_| PIECES[next() % PIECES.len()]).collect()
+        };
+        for round in 0..40 {
+            let facts = CoverFacts {
+                to_name: text(80),
+                to_number: text(20),
+                from_name: text(80),
+                from_number: text(20),
+                subject: text(400),
+                note: text(if round % 4 == 0 { 20_000 } else { 300 }),
+                pages: (round * 997) as u32,
+                date: text(10),
+            };
+            let template = (round % 2 == 1).then(|| text(300));
+            let sheet = fill(template.as_deref(), &facts);
+            let page = sheet.draw(1728, 1078, 204.0, 98.0).unwrap();
+            assert_eq!((page.width, page.height), (1728, 1078), "round {round}");
+        }
+    }
+
+    #[test]
     fn a_cover_is_legible_at_standard_resolution() {
         // Body text 13 pt: each line at least 20 of the page's 98 lines
         // per inch, and the bold title far larger.
