@@ -205,6 +205,15 @@ pub struct SendArgs {
     /// The text in the page header (fax_identity_name).
     #[arg(long, value_name = "TEXT")]
     pub header: Option<String>,
+    /// The password that opens encrypted PDFs among the files (better given
+    /// in the environment, where other users cannot see it, than here).
+    #[arg(
+        long,
+        env = "FAXBOX_DOCUMENT_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub document_password: Option<String>,
     /// The API (default: the http.listen address of the configuration).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
@@ -736,6 +745,7 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
         ("faxbox_id", args.faxbox),
         ("from_number", args.from),
         ("fax_identity_name", args.header),
+        ("document_password", args.document_password),
     ] {
         if let Some(v) = value {
             data[field] = v.into();

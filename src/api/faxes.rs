@@ -66,6 +66,9 @@ struct FaxInput {
     owner_id: Option<Value>,
     tx_result: Option<Value>,
     retry_after: Option<Value>,
+    /// Opens the job's encrypted PDFs (Faxbox; Kazoo cannot send them).
+    /// Used at intake and never stored or shown.
+    document_password: Option<String>,
 }
 
 /// The keys of a fax that Faxbox models or derives; any other key a client
@@ -91,6 +94,7 @@ const MODELLED: &[&str] = &[
     "owner_id",
     "tx_result",
     "retry_after",
+    "document_password",
     "folder",
     "status",
     "delivered",
@@ -145,6 +149,7 @@ fn split_upload(
                 bytes: body.to_vec(),
                 name: (*name).to_owned(),
                 content_type: Some(media),
+                password: None,
             }],
         });
     }
@@ -170,6 +175,7 @@ fn split_upload(
                 .unwrap_or_else(|| format!("document {}", i + 1));
             upload.documents.push(Input {
                 content_type: part.content_type(),
+                password: None,
                 name,
                 bytes: part.body,
             });
@@ -333,6 +339,7 @@ fn submit(
         }
         _ => documents,
     };
+    let documents = documents::with_password(documents, input.document_password.as_deref());
     // Check before anything is stored: a document that cannot be faxed is
     // refused now, with the reason (docs/architecture.md, invariant 4).
     let stored = documents::prepare_for_intake(documents, &ctx.options.convert)?;
@@ -1070,6 +1077,7 @@ pub fn action(
                 bytes: ctx.store.document_bytes(&received.id)?,
                 name: format!("received_{id}.tiff"),
                 content_type: Some("image/tiff".into()),
+                password: None,
             };
             submit(ctx, scope, input, vec![tiff], Default::default())
         }

@@ -133,6 +133,11 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
     if inputs.is_empty() {
         return Err(Failure::NoAttachment(email.skipped));
     }
+    let password = store
+        .setting(Some(account), "email_pdf_password")
+        .map_err(Failure::Store)?
+        .value;
+    let inputs = documents::with_password(inputs, password.as_str());
     // Checked before anything is stored, as the API does.
     let stored =
         documents::prepare_for_intake(inputs, &ctx.options.convert).map_err(Failure::Convert)?;

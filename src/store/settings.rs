@@ -203,6 +203,13 @@ pub static SETTINGS: &[Setting] = &[
         "email to fax: the email's text becomes the first page, before the attachments"
     ),
     setting!(
+        "email_pdf_password",
+        "null",
+        SettingKind::Text,
+        Account,
+        "email to fax: the password that opens encrypted PDF attachments (a sender who always encrypts, such as a bank or a lab)"
+    ),
+    setting!(
         "email_subject_as_header",
         "false",
         SettingKind::Bool,
