@@ -17,7 +17,7 @@ use crate::gate::IntakeGate;
 use crate::inbound::Receiver;
 use crate::lines::{self, Line};
 use crate::model::{Account, Faxbox, FaxboxFields, FaxboxId};
-use crate::notify::{Backoff, Postman};
+use crate::notify::{Backoff, Courier, Postman};
 use crate::scheduler::{Scheduler, SchedulerOptions};
 use crate::store::{DataDirOwner, Store};
 
@@ -229,6 +229,7 @@ pub struct Appliance {
     api: Option<Api>,
     scheduler: Option<Scheduler>,
     postman: Option<Postman>,
+    courier: Option<Courier>,
     purger: Option<crate::retention::Purger>,
     api_addr: std::net::SocketAddr,
     smtp_addr: std::net::SocketAddr,
@@ -279,7 +280,21 @@ impl Appliance {
             .collect::<anyhow::Result<_>>()?;
         let postman = Postman::start(store.clone(), config.smarthost.clone(), Backoff::default())
             .context("cannot start the mail delivery thread")?;
-        let mail_queued: Arc<dyn Fn() + Send + Sync> = Arc::new(postman.waker());
+        let callback_backoff = Backoff {
+            first: config.callback_retry,
+            max: Duration::from_secs(3600),
+        };
+        let courier = Courier::start(store.clone(), callback_backoff)
+            .context("cannot start the callback delivery thread")?;
+        // What queues mail (a finished or received fax) may queue the
+        // faxbox's callback with it: one ring wakes both.
+        let mail_queued: Arc<dyn Fn() + Send + Sync> = {
+            let (mail, callback) = (postman.waker(), courier.waker());
+            Arc::new(move || {
+                mail();
+                callback();
+            })
+        };
         let mut options =
             SchedulerOptions::new(config.data_dir.join("spool"), config.smarthost.from.clone());
         options.mail_queued = mail_queued.clone();
@@ -400,6 +415,7 @@ impl Appliance {
             api: Some(api),
             scheduler: Some(scheduler),
             postman: Some(postman),
+            courier: Some(courier),
             purger: Some(purger),
             _file_proxy: file_proxy,
             _owner: owner,
@@ -461,6 +477,9 @@ impl Appliance {
         }
         if let Some(postman) = self.postman.take() {
             postman.stop();
+        }
+        if let Some(courier) = self.courier.take() {
+            courier.stop();
         }
     }
 }

@@ -214,6 +214,14 @@ pub struct SendArgs {
         hide_env_values = true
     )]
     pub document_password: Option<String>,
+    /// Send no earlier than this time: 2026-12-05T18:00:00+01:00, or
+    /// "2026-12-05 18:00" in the faxbox's time zone.
+    #[arg(long, value_name = "TIME")]
+    pub send_at: Option<String>,
+    /// low, normal (the default) or high: a high fax goes before waiting
+    /// normal ones.
+    #[arg(long, value_name = "PRIORITY")]
+    pub priority: Option<String>,
     /// The API (default: the http.listen address of the configuration).
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
@@ -318,6 +326,10 @@ pub struct FaxboxArgs {
     /// Email receipts of sent faxes to this address (repeat).
     #[arg(long = "notify-outbound", value_name = "EMAIL")]
     notify_outbound: Vec<String>,
+    /// When faxes may ring out, in the faxbox's time zone, e.g.
+    /// "mon-fri 08:00-18:00" (repeat); "none" lifts the limit.
+    #[arg(long = "sending-window", value_name = "WINDOW")]
+    sending_windows: Vec<String>,
 }
 
 impl FaxboxArgs {
@@ -346,6 +358,11 @@ impl FaxboxArgs {
             owner_id: self.owner.map(UserId),
             custom_smtp_email_address: self.custom_smtp_email_address,
             smtp_permission_list: list(self.permit),
+            sending_windows: match self.sending_windows.as_slice() {
+                [] => None,
+                [none] if none.eq_ignore_ascii_case("none") => Some(Vec::new()),
+                _ => Some(self.sending_windows),
+            },
             notifications,
             numbers: list(self.numbers),
             ..Default::default()
@@ -746,6 +763,8 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
         ("from_number", args.from),
         ("fax_identity_name", args.header),
         ("document_password", args.document_password),
+        ("send_at", args.send_at),
+        ("priority", args.priority),
     ] {
         if let Some(v) = value {
             data[field] = v.into();

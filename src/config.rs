@@ -59,6 +59,9 @@ pub struct Config {
     /// How long an API token stays good, restarts included
     /// (`http.token_lifetime_s`; Kazoo's 3600 s by default).
     pub token_lifetime: std::time::Duration,
+    /// The wait after a faxbox callback's first failed delivery
+    /// (`callback_retry_s`, 30 s), doubling with each failure up to an hour.
+    pub callback_retry: std::time::Duration,
 }
 
 /// The default of `stop_grace_s`: a typical multi-page fax (five pages at
@@ -343,6 +346,7 @@ struct RawConfig {
     smarthost: Option<RawSmarthost>,
     log: Option<RawLog>,
     stop_grace_s: Option<i64>,
+    callback_retry_s: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -897,6 +901,18 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         }
     };
 
+    let callback_retry = match raw.callback_retry_s {
+        None => std::time::Duration::from_secs(30),
+        Some(s @ 1..=3600) => std::time::Duration::from_secs(s as u64),
+        Some(other) => {
+            return Err(bad(
+                "callback_retry_s",
+                &other,
+                "expected seconds from 1 to 3600 before a failed callback is tried again",
+            ));
+        }
+    };
+
     Ok(Config {
         source: path.display().to_string(),
         data_dir,
@@ -909,6 +925,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         log,
         stop_grace,
         token_lifetime,
+        callback_retry,
     })
 }
 

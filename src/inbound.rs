@@ -179,7 +179,8 @@ impl Receiver {
             Ok(stored) => {
                 // Committed: the line's copy is no longer needed.
                 let _ = std::fs::remove_file(&r.tiff);
-                if mail.is_some() {
+                // The mail, and the faxbox's callback, may be waiting.
+                if mail.is_some() || stored.is_some() {
                     (self.mail_queued)();
                 }
                 match stored {

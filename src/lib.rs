@@ -23,6 +23,7 @@ pub mod model;
 pub mod notify;
 pub mod retention;
 pub mod scheduler;
+pub mod sending_window;
 pub mod smtp;
 pub mod store;
 pub mod streak;

@@ -4,6 +4,6 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    faxbox::fax::return_large_blocks_to_the_system();
+    faxbox::fax::configure_for_a_long_running_box();
     faxbox::cli::main(faxbox::cli::Cli::parse())
 }

@@ -64,6 +64,139 @@ pub fn posix_at(value: &str, at: UnixTime) -> String {
     }
 }
 
+/// The zone a faxbox's wall-clock times are read in (a `send_at` without
+/// an offset, its sending windows): its `fax_timezone` when that is a zone
+/// name; a POSIX string at its standard offset (its summer-time rule is
+/// SpanDSP's business, not parsed here: name the zone to get summer time
+/// right); without either, the machine's own zone, which on an office
+/// appliance is the office's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Zone {
+    Named(chrono_tz::Tz),
+    Fixed(chrono::FixedOffset),
+    Machine,
+}
+
+/// A POSIX TZ string's standard offset: its first `hh[:mm]`, counted west.
+static POSIX_STD_OFFSET: LazyLock<regex::Regex> = LazyLock::new(|| {
+    regex::Regex::new(r"^[A-Za-z]{3,}([+-]?)(\d{1,2})(?::(\d{2}))?").expect("a valid pattern")
+});
+
+impl Zone {
+    pub fn of(fax_timezone: Option<&str>) -> Zone {
+        let Some(value) = fax_timezone.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Zone::Machine;
+        };
+        if let Ok(tz) = chrono_tz::Tz::from_str(value) {
+            return Zone::Named(tz);
+        }
+        let fixed = POSIX_STD_OFFSET.captures(value).and_then(|c| {
+            let west = c[2].parse::<i32>().ok()? * 3600
+                + c.get(3)
+                    .map_or(Some(0), |m| m.as_str().parse::<i32>().ok())?
+                    * 60;
+            let west = if &c[1] == "-" { -west } else { west };
+            chrono::FixedOffset::west_opt(west)
+        });
+        fixed.map_or(Zone::Machine, Zone::Fixed)
+    }
+
+    /// The wall-clock time at `t`.
+    pub fn local(&self, t: UnixTime) -> chrono::NaiveDateTime {
+        let utc = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+        match self {
+            Zone::Named(tz) => utc.with_timezone(tz).naive_local(),
+            Zone::Fixed(off) => utc.with_timezone(off).naive_local(),
+            Zone::Machine => utc.with_timezone(&chrono::Local).naive_local(),
+        }
+    }
+
+    /// The instant a wall-clock time names: the earlier of two when the
+    /// clocks go back; when they go forward over it, the first instant
+    /// after the gap (a fax due at 02:30 on that night goes at 03:00).
+    pub fn instant(&self, local: chrono::NaiveDateTime) -> UnixTime {
+        fn resolve<Z: TimeZone>(zone: &Z, local: chrono::NaiveDateTime) -> Option<UnixTime> {
+            // Summer-time gaps are at most two hours; step out of one.
+            (0..=8).find_map(|quarter| {
+                let shifted = local + chrono::Duration::minutes(15 * quarter);
+                let shifted = if quarter > 0 {
+                    // Back to the quarter hour, so 02:30 in a 02:00-03:00
+                    // gap becomes 03:00, not 03:15.
+                    shifted
+                        - chrono::Duration::seconds(i64::from(
+                            chrono::Timelike::num_seconds_from_midnight(&shifted) % 900,
+                        ))
+                } else {
+                    shifted
+                };
+                zone.from_local_datetime(&shifted)
+                    .earliest()
+                    .map(|t| t.timestamp())
+            })
+        }
+        let found = match self {
+            Zone::Named(tz) => resolve(tz, local),
+            Zone::Fixed(off) => resolve(off, local),
+            Zone::Machine => resolve(&chrono::Local, local),
+        };
+        found.unwrap_or_else(|| local.and_utc().timestamp())
+    }
+
+    /// `t` in RFC 3339 with this zone's offset then, to the second.
+    pub fn rfc3339(&self, t: UnixTime) -> String {
+        let utc = chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+        let form = chrono::SecondsFormat::Secs;
+        match self {
+            Zone::Named(tz) => utc.with_timezone(tz).to_rfc3339_opts(form, true),
+            Zone::Fixed(off) => utc.with_timezone(off).to_rfc3339_opts(form, true),
+            Zone::Machine => utc
+                .with_timezone(&chrono::Local)
+                .to_rfc3339_opts(form, true),
+        }
+    }
+}
+
+/// How a send-later time is written, for the error that refuses one.
+pub const SEND_AT_FORMS: &str = "a time such as 2026-12-05T18:00:00+01:00 (RFC 3339, with its \
+     offset or Z) or 2026-12-05 18:00 (read in the faxbox's time zone)";
+
+/// How far ahead a fax may be sent later: a year, so that a mistyped year
+/// does not hold a fax for decades.
+pub const SEND_AT_HORIZON_S: i64 = 366 * 86_400;
+
+/// A fax's `send_at` as every intake reads it: `parse_send_at`, and no more
+/// than a year after `now`. A time past is returned as it is (it means now).
+pub fn read_send_at(text: &str, zone: Zone, now: UnixTime) -> Result<UnixTime, String> {
+    let at = parse_send_at(text, zone)?;
+    if at > now + SEND_AT_HORIZON_S {
+        return Err(format!(
+            "{:?} is more than a year ahead; a fax can be sent at most a year later",
+            text.trim()
+        ));
+    }
+    Ok(at)
+}
+
+/// A fax's `send_at`: RFC 3339 with an offset, or a local date and time
+/// (`T` or a space between, seconds optional) read in `zone`.
+pub fn parse_send_at(text: &str, zone: Zone) -> Result<UnixTime, String> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp());
+    }
+    for form in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ] {
+        if let Ok(local) = chrono::NaiveDateTime::parse_from_str(text, form) {
+            return Ok(zone.instant(local));
+        }
+    }
+    Err(format!("{text:?} is not a time: write {SEND_AT_FORMS}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +233,47 @@ mod tests {
         assert_eq!(posix_at("Asia/Kolkata", winter), "LOC-5:30");
         let rule = "CET-1CEST,M3.5.0,M10.5.0/3";
         assert_eq!(posix_at(rule, winter), rule);
+    }
+
+    #[test]
+    fn send_at_reads_rfc3339_and_local_times_in_the_faxbox_zone() {
+        // 2026-01-15 12:00 UTC.
+        let noon = 1_768_478_400;
+        let berlin = Zone::of(Some("Europe/Berlin"));
+        assert_eq!(parse_send_at("2026-01-15T12:00:00Z", berlin), Ok(noon));
+        assert_eq!(
+            parse_send_at("2026-01-15T13:00:00+01:00", Zone::Machine),
+            Ok(noon)
+        );
+        assert_eq!(parse_send_at("2026-01-15 13:00", berlin), Ok(noon));
+        assert_eq!(parse_send_at(" 2026-01-15T13:00:00 ", berlin), Ok(noon));
+        assert_eq!(
+            parse_send_at("2026-01-15 08:00", Zone::of(Some("EST5EDT"))),
+            Ok(noon + 3600)
+        );
+        assert_eq!(berlin.rfc3339(noon), "2026-01-15T13:00:00+01:00");
+        for bad in [
+            "tomorrow",
+            "",
+            "2026-13-01 10:00",
+            "18:00",
+            "2026-01-15T25:00:00Z",
+            "1768478400",
+        ] {
+            let e = parse_send_at(bad, berlin).unwrap_err();
+            assert!(
+                e.contains("RFC 3339") && e.contains("2026-12-05 18:00"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_local_time_in_a_summer_time_gap_is_the_end_of_the_gap() {
+        // 2026-03-29: Berlin's clocks go from 02:00 to 03:00 (01:00 UTC).
+        let berlin = Zone::of(Some("Europe/Berlin"));
+        let three = parse_send_at("2026-03-29 03:00", berlin).unwrap();
+        assert_eq!(parse_send_at("2026-03-29 02:30", berlin), Ok(three));
+        assert_eq!(berlin.rfc3339(three), "2026-03-29T03:00:00+02:00");
     }
 }

@@ -4,12 +4,12 @@
 //! /v2/accounts/{id}/audit` reads an account's trail (the box's admin
 //! reaches any account, an account only its own).
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::reply::{Answer, ApiError};
-use super::{Ctx, Request, USER_SUBJECT};
+use super::{Ctx, Paging, Request, USER_SUBJECT};
 use crate::model::AccountId;
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, AuditList, Mark};
 
 /// What a successful request on an account's path did, if it is audited:
 /// reads of listings are not.
@@ -90,12 +90,14 @@ pub(super) fn record(
     }
 }
 
-/// `GET /v2/accounts/{id}/audit?limit=N`: the account's trail, oldest first.
+/// `GET /v2/accounts/{id}/audit`: the account's trail, newest first, paged
+/// as every listing (`page_size`, `start_key`, `filter_*`; `limit` is the
+/// older name of `page_size`), read a page at a time from its index.
 pub(super) fn list(ctx: &Ctx, account: &AccountId, rq: &Request) -> Result<Answer, ApiError> {
-    let limit = match rq.query("limit") {
-        None => 1000,
-        Some(n) => n
-            .parse::<u32>()
+    let mut paging = Paging::from_query(&rq.query)?;
+    if let Some(n) = rq.query("limit") {
+        let n = n
+            .parse::<usize>()
             .ok()
             .filter(|n| (1..=100_000).contains(n))
             .ok_or_else(|| {
@@ -104,10 +106,25 @@ pub(super) fn list(ctx: &Ctx, account: &AccountId, rq: &Request) -> Result<Answe
                     "type",
                     "limit must be a whole number from 1 to 100000",
                 )
-            })?,
+            })?;
+        paging = paging.with_size(n);
+    }
+    let list = AuditList {
+        account: account.clone(),
     };
-    let trail = ctx.store.audit_trail(Some(account), limit)?;
-    Ok((&json!(trail)).into())
+    let locate = |key: &str| match key.parse::<i64>() {
+        Ok(id) => Ok(ctx.store.audit_mark(&list, id)?),
+        Err(_) => Ok(None),
+    };
+    let read = |start, n| -> Result<Vec<(Mark, Value)>, ApiError> {
+        Ok(ctx
+            .store
+            .audit_page(&list, start, n)?
+            .into_iter()
+            .map(|(mark, e)| (mark, json!(e)))
+            .collect())
+    };
+    paging.answer_from(locate, read, Ok)
 }
 
 #[cfg(test)]

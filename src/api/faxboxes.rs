@@ -95,6 +95,8 @@ pub struct FaxboxInput {
     flags: Option<Vec<String>>,
     log_errors: Option<bool>,
     numbers: Option<Vec<String>>,
+    /// Faxbox's own (issue 22): when its faxes may ring out.
+    sending_windows: Option<OneOrMany>,
 }
 
 /// The keys `FaxboxInput` models at the top level; `notifications`,
@@ -114,7 +116,9 @@ const MODELLED: &[&str] = &[
     "flags",
     "log_errors",
     "numbers",
+    "sending_windows",
     "smtp_email_address",
+    "callback_key",
 ];
 
 impl FaxboxInput {
@@ -204,6 +208,7 @@ impl FaxboxInput {
             flags: self.flags,
             log_errors: self.log_errors,
             numbers: self.numbers,
+            sending_windows: self.sending_windows.map(OneOrMany::into_vec),
             attempts: self.attempts,
             extra: Some(extra),
         }
@@ -237,6 +242,8 @@ pub struct FaxboxView {
     #[serde(skip_serializing_if = "Option::is_none")]
     log_errors: Option<bool>,
     numbers: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    sending_windows: Vec<String>,
     created: i64,
     modified: i64,
 }
@@ -267,6 +274,7 @@ impl From<Faxbox> for FaxboxView {
             flags: f.flags,
             log_errors: f.log_errors,
             numbers: f.numbers,
+            sending_windows: f.sending_windows,
             created: to_gregorian(f.created),
             modified: to_gregorian(f.modified),
         }
@@ -295,6 +303,7 @@ fn fields_of(
     let (input, mut problems): (FaxboxInput, _) = document::typed_leniently(&mut data, "faxbox")?;
     let mut extra = document::extra_keys(&data, MODELLED);
     problems.extend(input.problems());
+    problems.extend(callback_addresses(ctx, account, &input));
     let mut fields = {
         let owner = input.owner_id.clone();
         let mut f = input.into_fields(Map::new());
@@ -317,6 +326,44 @@ fn fields_of(
     Ok(fields)
 }
 
+/// The callback URLs point where the box may connect: the address rule of
+/// document URLs (public, or private with `allow_private_document_urls`).
+fn callback_addresses(ctx: &Ctx, account: &AccountId, input: &FaxboxInput) -> Vec<FieldError> {
+    let Some(n) = &input.notifications else {
+        return Vec::new();
+    };
+    let allow_private = ctx
+        .store
+        .setting_bool(Some(account), "allow_private_document_urls")
+        .unwrap_or(false);
+    [("inbound", &n.inbound), ("outbound", &n.outbound)]
+        .into_iter()
+        .filter_map(|(direction, target)| {
+            let url = target.callback.as_ref()?.url.as_ref()?;
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return None;
+            }
+            let field = format!("notifications.{direction}.callback.url");
+            super::fetch::check_callback_url(url, allow_private, &field).err()
+        })
+        .collect()
+}
+
+/// `GET .../faxboxes/{id}/callbacks`: the faxbox's callbacks, newest
+/// first, with their attempts and the receiver's last answer.
+pub fn callbacks(ctx: &Ctx, account: &AccountId, id: &str) -> Result<Answer, ApiError> {
+    let faxbox = ctx.store.faxbox_in(account, &FaxboxId(id.to_owned()))?;
+    let list = ctx.store.faxbox_callbacks(&faxbox.id, 200)?;
+    Ok((&json!(list)).into())
+}
+
+/// `PUT .../faxboxes/{id}/callback_key`: a new signing key, shown once.
+pub fn rotate_callback_key(ctx: &Ctx, account: &AccountId, id: &str) -> Result<Answer, ApiError> {
+    let faxbox = ctx.store.faxbox_in(account, &FaxboxId(id.to_owned()))?;
+    let key = ctx.store.rotate_callback_key(&faxbox.id)?;
+    Ok((&json!({ "id": faxbox.id, "callback_key": key })).into())
+}
+
 pub fn list(ctx: &Ctx, account: &AccountId, page: &Paging) -> Result<Answer, ApiError> {
     let list: Vec<Value> = ctx
         .store
@@ -331,7 +378,11 @@ pub fn create(ctx: &Ctx, account: &AccountId, body: &[u8]) -> Result<Answer, Api
     let (data, _) = document::envelope(body, "faxbox")?;
     let fields = fields_of(ctx, account, data, true)?;
     let faxbox = ctx.store.create_faxbox(account, fields)?;
-    Ok(Answer::Json(Success::ok(&shown(faxbox)).with_status(201)))
+    // The callback signing key is shown here and on rotation only.
+    let key = ctx.store.callback_key(&faxbox.id)?;
+    let mut doc = shown(faxbox);
+    doc["callback_key"] = json!(key);
+    Ok(Answer::Json(Success::ok(&doc).with_status(201)))
 }
 
 pub fn get(ctx: &Ctx, account: &AccountId, id: &str) -> Result<Answer, ApiError> {

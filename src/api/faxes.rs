@@ -21,10 +21,11 @@ use super::{Ctx, Paging, document, json_body, parse_data};
 use crate::documents::{self, Input};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, Faxbox, FaxboxId,
-    FieldError, Folder, JobStatus, NewFax, ServiceNumbers, check_fax_number, is_email,
-    to_gregorian,
+    FieldError, Folder, JobStatus, NewFax, Priority, ServiceNumbers, UnixTime, check_fax_number,
+    is_email, now, to_gregorian,
 };
-use crate::store::JobFilter;
+use crate::store::{FaxList, Mark};
+use crate::timezone::Zone;
 
 #[derive(Debug, Default, Deserialize)]
 struct NotifyEmail {
@@ -69,6 +70,10 @@ struct FaxInput {
     /// Opens the job's encrypted PDFs (Faxbox; Kazoo cannot send them).
     /// Used at intake and never stored or shown.
     document_password: Option<String>,
+    /// Faxbox's own (issue 22): not before this time, and which due fax
+    /// goes first.
+    send_at: Option<Value>,
+    priority: Option<Value>,
 }
 
 /// The keys of a fax that Faxbox models or derives; any other key a client
@@ -95,6 +100,9 @@ const MODELLED: &[&str] = &[
     "tx_result",
     "retry_after",
     "document_password",
+    "send_at",
+    "priority",
+    "scheduled_for",
     "folder",
     "status",
     "delivered",
@@ -312,6 +320,16 @@ fn submit(
     {
         errors.push(FieldError::new("fax_timezone", "format", e));
     }
+    // A local send_at is read in the fax's own zone, else its faxbox's.
+    let zone = Zone::of(
+        input
+            .timezone
+            .as_deref()
+            .or(input.fax_timezone.as_deref())
+            .or(faxbox.as_ref().and_then(|f| f.fax_timezone.as_deref())),
+    );
+    let send_at = check_send_at(input.send_at.as_ref(), zone, &mut errors);
+    let priority = check_priority(input.priority.as_ref(), &mut errors);
     let notify_email: Vec<String> =
         check_emails(input.notifications, &mut errors).unwrap_or_else(|| {
             faxbox
@@ -370,6 +388,8 @@ fn submit(
         retries,
         notify_email,
         subject: input.subject,
+        send_at,
+        priority,
     };
     let fax = ctx.store.create_job(new, stored, JobStatus::Pending)?;
     if !extra.is_empty() {
@@ -436,6 +456,54 @@ fn check_number(
     }
 }
 
+/// The time a client asked the fax to go no earlier than (`send_at`), read
+/// in `zone` when it has no offset; a time past means now.
+pub(crate) fn check_send_at(
+    value: Option<&Value>,
+    zone: Zone,
+    errors: &mut Vec<FieldError>,
+) -> Option<UnixTime> {
+    let text = match value {
+        None | Some(Value::Null) => return None,
+        Some(Value::String(s)) if s.trim().is_empty() => return None,
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    match crate::timezone::read_send_at(&text, zone, now()) {
+        Ok(at) => Some(at),
+        Err(e) => {
+            errors.push(
+                FieldError::new("send_at", "format", format!("send_at: {e}"))
+                    .with(None, text.as_str()),
+            );
+            None
+        }
+    }
+}
+
+/// A fax's `priority`: low, normal (the default) or high.
+pub(crate) fn check_priority(value: Option<&Value>, errors: &mut Vec<FieldError>) -> Priority {
+    let text = match value {
+        None | Some(Value::Null) => return Priority::Normal,
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    match text.trim().to_ascii_lowercase().parse() {
+        Ok(p) => p,
+        Err(_) => {
+            errors.push(
+                FieldError::new(
+                    "priority",
+                    "enum",
+                    format!("priority is low, normal or high, not {text:?}"),
+                )
+                .with(None, text.as_str()),
+            );
+            Priority::Normal
+        }
+    }
+}
+
 /// The attempt budget a client asked for, if it asked.
 fn check_retries(retries: Option<i64>, errors: &mut Vec<FieldError>) -> Option<u8> {
     match retries {
@@ -478,6 +546,7 @@ fn check_emails(
 fn resubmit_changes(
     body: &[u8],
     service: ServiceNumbers,
+    zone: Zone,
 ) -> Result<impl FnOnce(&mut Fax), ApiError> {
     let input: FaxInput = parse_data(body, "fax")?;
     let mut errors = Vec::new();
@@ -502,6 +571,11 @@ fn resubmit_changes(
     check_from_number(input.from_number.as_deref(), &mut errors);
     let retries = check_retries(input.retries, &mut errors);
     let emails = check_emails(input.notifications, &mut errors);
+    let send_at = check_send_at(input.send_at.as_ref(), zone, &mut errors);
+    let priority = input
+        .priority
+        .as_ref()
+        .map(|p| check_priority(Some(p), &mut errors));
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
@@ -526,6 +600,13 @@ fn resubmit_changes(
         }
         if let Some(e) = emails {
             fax.notify_email = e;
+        }
+        if let Some(p) = priority {
+            fax.priority = p;
+        }
+        if let Some(at) = send_at {
+            fax.send_at = Some(at);
+            fax.due_at = fax.due_at.max(at);
         }
         let keep = |new: Option<String>, old: &mut Option<String>| {
             if new.is_some() {
@@ -682,6 +763,16 @@ pub struct FaxView {
     notifications: Value,
     #[serde(skip_serializing_if = "Option::is_none")]
     subject: Option<String>,
+    /// Outbound faxes: `low`, `normal` or `high`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority: Option<&'static str>,
+    /// The time asked for, RFC 3339 in the fax's zone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    send_at: Option<String>,
+    /// A fax not sent yet: when it will go (its send_at, retry delay and
+    /// faxbox's sending windows all counted), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scheduled_for: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -722,6 +813,9 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
         .and_then(|d| d.pages)
         .or_else(|| fax.rx_result.as_ref().map(|r| r.pages))
         .or_else(counted);
+    let zone = Zone::of(fax.fax_timezone.as_deref());
+    let outbox = fax.folder == Folder::Outbox;
+    let scheduled_for = scheduled_for(ctx, &fax).map(|t| zone.rfc3339(t));
     FaxView {
         id: fax.id,
         folder: fax.folder.as_str(),
@@ -739,6 +833,9 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
         retry_after: fax.retry_after,
         notifications: json!({ "email": { "send_to": fax.notify_email } }),
         subject: fax.subject,
+        priority: outbox.then(|| fax.priority.as_str()),
+        send_at: fax.send_at.map(|t| zone.rfc3339(t)),
+        scheduled_for,
         error: fax.error,
         pages,
         created: to_gregorian(fax.created),
@@ -757,6 +854,31 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
     }
 }
 
+/// When a fax not sent yet will go: its due time (send_at or retry delay),
+/// moved to the next opening of its faxbox's sending windows. The
+/// dispatcher holds it to the same time when it falls due.
+fn scheduled_for(ctx: &Ctx, fax: &Fax) -> Option<UnixTime> {
+    if !matches!(
+        fax.status,
+        Some(JobStatus::Pending | JobStatus::AttachingFiles)
+    ) {
+        return None;
+    }
+    let due = fax.due_at.max(now());
+    let faxbox = fax
+        .faxbox_id
+        .as_ref()
+        .and_then(|id| ctx.store.faxbox(id).ok());
+    Some(match faxbox {
+        Some(f) => crate::sending_window::next_opening(
+            &crate::scheduler::window::windows_of(&f),
+            Zone::of(f.fax_timezone.as_deref()),
+            due,
+        ),
+        None => due,
+    })
+}
+
 /// A fax as a single read shows it: the client's own keys, with the view
 /// over them.
 fn detail(ctx: &Ctx, fax: Fax) -> Result<Value, ApiError> {
@@ -768,32 +890,7 @@ fn detail(ctx: &Ctx, fax: Fax) -> Result<Value, ApiError> {
 }
 
 /// Which faxes a listing shows (docs/kazoo.md 2.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Listing {
-    /// Jobs not finished yet.
-    Outgoing,
-    /// Finished jobs: completed, failed or cancelled.
-    Outbox,
-    Inbox,
-}
-
-impl Listing {
-    fn folder(self) -> Folder {
-        match self {
-            Listing::Outgoing | Listing::Outbox => Folder::Outbox,
-            Listing::Inbox => Folder::Inbox,
-        }
-    }
-
-    fn shows(self, fax: &Fax) -> bool {
-        let terminal = fax.status.is_some_and(JobStatus::is_terminal);
-        match self {
-            Listing::Outgoing => !terminal,
-            Listing::Outbox => terminal,
-            Listing::Inbox => true,
-        }
-    }
-}
+pub use crate::store::Listing;
 
 /// A listing's `created_from`/`created_to` window in Gregorian seconds
 /// (paging and filters are `Paging`'s).
@@ -844,28 +941,30 @@ pub fn list(
     page: &Page,
     paging: &Paging,
 ) -> Result<Answer, ApiError> {
-    let rows: Vec<Value> = ctx
-        .store
-        .faxes(&JobFilter {
-            account: Some(scope.account.clone()),
-            faxbox: scope.faxbox.as_ref().map(|f| f.id.clone()),
-            folder: Some(listing.folder()),
-            limit: Some(u32::MAX),
-            ..Default::default()
-        })?
-        .into_iter()
-        .filter(|f| listing.shows(f))
-        .filter(|f| {
-            page.created_from
-                .is_none_or(|t| to_gregorian(f.created) >= t)
-        })
-        .filter(|f| page.created_to.is_none_or(|t| to_gregorian(f.created) <= t))
-        .map(|f| serde_json::to_value(view(ctx, f, &[], &[])).unwrap_or(Value::Null))
-        .collect();
+    let unix = |gregorian: i64| gregorian - crate::model::GREGORIAN_UNIX_OFFSET;
+    let list = FaxList {
+        account: scope.account.clone(),
+        faxbox: scope.faxbox.as_ref().map(|f| f.id.clone()),
+        listing,
+        created_from: page.created_from.map(unix),
+        created_to: page.created_to.map(unix),
+    };
+    let locate = |key: &str| Ok(ctx.store.fax_mark(&list, &FaxId(key.to_owned()))?);
+    let read = |start, n| -> Result<Vec<(Mark, Value)>, ApiError> {
+        Ok(ctx
+            .store
+            .fax_page(&list, start, n)?
+            .into_iter()
+            .map(|(mark, f)| {
+                let row = serde_json::to_value(view(ctx, f, &[], &[])).unwrap_or(Value::Null);
+                (mark, row)
+            })
+            .collect())
+    };
     // The rows shown get the whole fax: its result (`tx_result` with
     // `success` and `total_pages`, which Monster UI's fax app reads from the
     // listing) and the client's own keys.
-    paging.answer_with(rows, |row| {
+    paging.answer_from(locate, read, |row| {
         let id = FaxId(row["id"].as_str().unwrap_or_default().to_owned());
         let fax = ctx.store.fax(&id)?;
         let (to, from) = (fax.to_number.clone(), fax.from_number.clone());
@@ -1049,7 +1148,8 @@ pub fn action(
         (Folder::Outbox, "resubmit") => {
             // `data` may change the job's fields, checked as for a new fax.
             let again = if top.get("data").is_some() {
-                let change = resubmit_changes(body, service_numbers(ctx, &fax.account_id)?)?;
+                let zone = Zone::of(fax.fax_timezone.as_deref());
+                let change = resubmit_changes(body, service_numbers(ctx, &fax.account_id)?, zone)?;
                 ctx.store.resubmit_changed(&fax.id, change)?
             } else {
                 ctx.store.resubmit(&fax.id)?

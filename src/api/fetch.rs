@@ -193,6 +193,52 @@ fn check(url: &url::Url, policy: &FetchPolicy) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// Checks a faxbox's callback URL before it is saved or called: the same
+/// rule as a document URL (public addresses, private ones only with the
+/// account's `allow_private_document_urls`), `field` naming the setting.
+/// A host that does not resolve now passes: the box's DNS may be down
+/// while a faxbox is saved, and each call checks again.
+pub fn check_callback_url(raw: &str, allow_private: bool, field: &str) -> Result<(), FieldError> {
+    let url = url::Url::parse(raw.trim())
+        .map_err(|e| FieldError::new(field, "format", format!("{raw:?} is not a URL: {e}")))?;
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url.port_or_known_default().unwrap_or(80);
+    let Ok(addrs) = (host, port).to_socket_addrs() else {
+        return Ok(());
+    };
+    for addr in addrs {
+        if !address_allowed(addr.ip(), allow_private) {
+            return Err(FieldError::new(
+                field,
+                "fetch",
+                format!(
+                    "{url} points to {}, an address of this fax box or its own network; it calls callbacks only at public addresses (an administrator can allow private ones with the fax setting allow_private_document_urls)",
+                    addr.ip()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An HTTP agent that connects only where `address_allowed` lets it (on
+/// every resolution, so a rebinding name is refused), answers any status
+/// as a response, follows no redirect and gives up after `timeout`.
+pub fn guarded_agent(allow_private: bool, timeout: Duration) -> ureq::Agent {
+    let config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .max_redirects_will_error(false)
+        .timeout_global(Some(timeout))
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        DefaultConnector::default(),
+        GuardedResolver { allow_private },
+    )
+}
+
 /// Fetches the document; errors are for the person who sent the URL.
 pub fn fetch(doc: &DocumentRef, policy: &FetchPolicy) -> Result<Input, FieldError> {
     let raw = doc.url.as_deref().unwrap_or_default().trim();

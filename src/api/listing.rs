@@ -4,11 +4,27 @@
 //!
 //! A start key is the `id` of the first row of a page: opaque to clients,
 //! as Kazoo's encoded keys are, and stable while rows are added at the end.
+//!
+//! Every listing is paged, as Kazoo pages its views: [`DEFAULT_PAGE_SIZE`]
+//! rows unless `page_size` asks otherwise, at most [`MAX_PAGE_SIZE`]; a
+//! client that wants everything follows `next_start_key` (issue 27: one
+//! unpaged listing of 409,000 queued faxes took 30 s and 108 MB).
 
 use serde_json::{Value, json};
 
 use super::reply::{Answer, ApiError, Success};
 use crate::model::FieldError;
+use crate::store::{Mark, Start};
+
+/// Rows on a page when the client does not say.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+/// The most rows on one page; a larger `page_size` gets this many, and
+/// `next_start_key` to the rest.
+pub const MAX_PAGE_SIZE: usize = 1000;
+
+/// Rows read from the store at a time while `filter_` keeps few of them.
+const FILTER_CHUNK: usize = 500;
 
 /// What a listing request asks for.
 #[derive(Debug, Default, Clone)]
@@ -45,6 +61,20 @@ impl Paging {
         Ok(paging)
     }
 
+    /// The same request with `n` rows a page (a listing's own older name
+    /// for `page_size`).
+    pub fn with_size(self, n: usize) -> Paging {
+        Paging {
+            size: Some(n),
+            ..self
+        }
+    }
+
+    /// The rows on one page.
+    pub fn size(&self) -> usize {
+        self.size.unwrap_or(DEFAULT_PAGE_SIZE).min(MAX_PAGE_SIZE)
+    }
+
     /// Whether a row passes every `filter_` (a dotted key names a nested
     /// field; a number or boolean matches its text).
     fn keeps(&self, row: &Value) -> bool {
@@ -62,60 +92,108 @@ impl Paging {
         })
     }
 
-    /// One page of `rows` in Kazoo's envelope.
+    /// One page of `rows` (a short list read whole: accounts, users,
+    /// faxboxes) in Kazoo's envelope.
     pub fn answer(&self, rows: Vec<Value>) -> Result<Answer, ApiError> {
-        self.answer_with(rows, Ok)
-    }
-
-    /// One page of `rows`, each row of the page completed by `fill` (the
-    /// costly parts of a row, read only for the rows shown).
-    pub fn answer_with(
-        &self,
-        rows: Vec<Value>,
-        fill: impl FnMut(Value) -> Result<Value, ApiError>,
-    ) -> Result<Answer, ApiError> {
         let rows: Vec<Value> = rows.into_iter().filter(|r| self.keeps(r)).collect();
-        let id = |r: &Value| r["id"].as_str().map(str::to_owned);
         let start = match &self.start_key {
             Some(key) => rows
                 .iter()
-                .position(|r| id(r).as_deref() == Some(key))
-                .ok_or_else(|| {
-                    ApiError::from(
-                        FieldError::new(
-                            "start_key",
-                            "not_found",
-                            format!("{key} is not a start key of this listing; start again without start_key"),
-                        )
-                        .with(None, key.as_str()),
-                    )
-                })?,
+                .position(|r| row_id(r).as_deref() == Some(key))
+                .ok_or_else(|| not_a_start_key(key))?,
             None => 0,
         };
-        let end = self
-            .size
-            .map_or(rows.len(), |n| (start + n).min(rows.len()));
-        let next = rows.get(end).and_then(id);
+        let end = (start + self.size()).min(rows.len());
+        let next = rows.get(end).and_then(row_id);
         let start_key = self
             .start_key
             .clone()
-            .or_else(|| rows.get(start).and_then(id));
-        let page: Vec<Value> = rows
-            .into_iter()
-            .skip(start)
-            .take(end - start)
-            .map(fill)
-            .collect::<Result<_, _>>()?;
-        let mut success = Success::ok(&page);
-        success.extra.insert("page_size".into(), json!(page.len()));
-        if let Some(key) = start_key {
-            success.extra.insert("start_key".into(), json!(key));
-        }
-        if let Some(next) = next {
-            success.extra.insert("next_start_key".into(), json!(next));
-        }
-        Ok(Answer::Json(success))
+            .or_else(|| rows.get(start).and_then(row_id));
+        let page: Vec<Value> = rows.into_iter().skip(start).take(end - start).collect();
+        Ok(envelope(&page, start_key, next))
     }
+
+    /// One page read from the store in the listing's order: `locate` finds
+    /// the place of a start key, `read(start, n)` gives up to `n` rows
+    /// (each with its place) from `start` on. Only the page and one row
+    /// more are read, unless `filter_` drops rows: then the listing is read
+    /// on, a chunk at a time, until the page is full.
+    pub fn answer_from(
+        &self,
+        locate: impl FnOnce(&str) -> Result<Option<Mark>, ApiError>,
+        mut read: impl FnMut(Start, usize) -> Result<Vec<(Mark, Value)>, ApiError>,
+        fill: impl FnMut(Value) -> Result<Value, ApiError>,
+    ) -> Result<Answer, ApiError> {
+        let wanted = self.size() + 1;
+        let mut start = match &self.start_key {
+            Some(key) => Start::At(locate(key)?.ok_or_else(|| not_a_start_key(key))?),
+            None => Start::Top,
+        };
+        let chunk = if self.filters.is_empty() {
+            wanted
+        } else {
+            wanted.max(FILTER_CHUNK)
+        };
+        let mut rows = Vec::with_capacity(wanted);
+        loop {
+            let read_now = read(start, chunk)?;
+            let exhausted = read_now.len() < chunk;
+            if let Some((mark, _)) = read_now.last() {
+                start = Start::After(*mark);
+            }
+            rows.extend(
+                read_now
+                    .into_iter()
+                    .map(|(_, r)| r)
+                    .filter(|r| self.keeps(r)),
+            );
+            if exhausted || rows.len() >= wanted {
+                break;
+            }
+        }
+        let next = rows.get(self.size()).and_then(row_id);
+        rows.truncate(self.size());
+        let start_key = self
+            .start_key
+            .clone()
+            .or_else(|| rows.first().and_then(row_id));
+        let page: Vec<Value> = rows.into_iter().map(fill).collect::<Result<_, _>>()?;
+        Ok(envelope(&page, start_key, next))
+    }
+}
+
+/// A row's `id` as a start key (the audit trail's ids are numbers).
+fn row_id(row: &Value) -> Option<String> {
+    match &row["id"] {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn not_a_start_key(key: &str) -> ApiError {
+    ApiError::from(
+        FieldError::new(
+            "start_key",
+            "not_found",
+            format!("{key} is not a start key of this listing; start again without start_key"),
+        )
+        .with(None, key),
+    )
+}
+
+/// Kazoo's listing envelope: the rows, how many, where this page began and
+/// (when there is more) where the next one begins.
+fn envelope(page: &[Value], start_key: Option<String>, next: Option<String>) -> Answer {
+    let mut success = Success::ok(&page);
+    success.extra.insert("page_size".into(), json!(page.len()));
+    if let Some(key) = start_key {
+        success.extra.insert("start_key".into(), json!(key));
+    }
+    if let Some(next) = next {
+        success.extra.insert("next_start_key".into(), json!(next));
+    }
+    Answer::Json(success)
 }
 
 #[cfg(test)]
@@ -173,5 +251,21 @@ mod tests {
                 .answer(rows)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn every_listing_is_paged_by_default_and_no_page_is_over_the_maximum() {
+        let rows: Vec<Value> = (0..1200)
+            .map(|i| json!({"id": format!("r{i:04}")}))
+            .collect();
+        let default = page(&Paging::default(), &rows);
+        assert_eq!(default["page_size"], DEFAULT_PAGE_SIZE);
+        assert_eq!(default["next_start_key"], "r0050");
+        let huge = page(
+            &Paging::from_query(&q(&[("page_size", "5000")])).unwrap(),
+            &rows,
+        );
+        assert_eq!(huge["page_size"], MAX_PAGE_SIZE);
+        assert_eq!(huge["next_start_key"], "r1000");
     }
 }

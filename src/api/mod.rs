@@ -954,6 +954,10 @@ fn account_route(
             faxboxes::update(ctx, account, id, &body(max)?, UpdateMode::Merge)
         }
         ("DELETE", ["faxboxes", id]) => faxboxes::delete(ctx, account, id),
+        ("GET", ["faxboxes", id, "callbacks"]) => faxboxes::callbacks(ctx, account, id),
+        ("PUT", ["faxboxes", id, "callback_key"]) => {
+            faxboxes::rotate_callback_key(ctx, account, id)
+        }
         ("GET", ["audit"]) => audit::list(ctx, account, rq),
         (_, ["audit"]) => Err(not_allowed(method)),
         ("GET", ["configs", "fax"]) => settings::read(ctx, Some(account)),

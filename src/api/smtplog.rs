@@ -7,35 +7,41 @@ use serde_json::{Value, json};
 use super::reply::{Answer, ApiError, Success};
 use super::{Ctx, Paging};
 use crate::model::{AccountId, FaxboxId, to_gregorian};
-use crate::store::SmtpLogEntry;
-
-/// The newest entries a listing pages through: a log older than these is
-/// history no client pages back to.
-const MAX_ROWS: u32 = 10_000;
+use crate::store::{Mark, SmtpLogEntry, SmtpLogList};
 
 /// The listing row: `id`, `from`, `to`, `error` (the first), `created`,
-/// paged as every Kazoo listing (`page_size`, `start_key`, `filter_*`).
+/// paged as every Kazoo listing (`page_size`, `start_key`, `filter_*`)
+/// from the log's index, newest first.
 pub fn list(
     ctx: &Ctx,
     account: &AccountId,
     faxbox: Option<&FaxboxId>,
     paging: &Paging,
 ) -> Result<Answer, ApiError> {
-    let rows: Vec<Value> = ctx
-        .store
-        .smtp_log(account, faxbox, MAX_ROWS)?
-        .into_iter()
-        .map(|e| {
-            json!({
-                "id": e.id,
-                "from": e.from,
-                "to": e.to,
-                "error": e.errors.first(),
-                "created": to_gregorian(e.created),
-            })
-        })
-        .collect();
-    paging.answer(rows)
+    let list = SmtpLogList {
+        account: account.clone(),
+        faxbox: faxbox.cloned(),
+    };
+    let locate = |key: &str| Ok(ctx.store.smtp_log_mark(&list, key)?);
+    let read = |start, n| -> Result<Vec<(Mark, Value)>, ApiError> {
+        Ok(ctx
+            .store
+            .smtp_log_page(&list, start, n)?
+            .into_iter()
+            .map(|(mark, e)| (mark, row(e)))
+            .collect())
+    };
+    paging.answer_from(locate, read, Ok)
+}
+
+fn row(e: SmtpLogEntry) -> Value {
+    json!({
+        "id": e.id,
+        "from": e.from,
+        "to": e.to,
+        "error": e.errors.first(),
+        "created": to_gregorian(e.created),
+    })
 }
 
 /// One entry with every Kazoo key.

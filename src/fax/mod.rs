@@ -7,8 +7,9 @@
 //! simulated telephone line ([`Wire`], [`LineModel`]) for the loopback line
 //! and tests, T.30 for a Class 1 modem ([`Class1T30`]) and a soft Class 1
 //! modem for tests ([`SoftModem`], SpanDSP's T.31), and the C allocator's
-//! one setting ([`return_large_blocks_to_the_system`]). It must not know about jobs, accounts or the store: `lines`
-//! turns its results into attempt results.
+//! settings and trim ([`configure_for_a_long_running_box`],
+//! [`return_freed_memory_to_the_system`]). It must not know about jobs,
+//! accounts or the store: `lines` turns its results into attempt results.
 //!
 //! Every `unsafe` block says why it is sound in a `// SAFETY:` comment. The
 //! rules followed throughout: one owning type per C object, null-checked at
@@ -26,7 +27,7 @@ mod session;
 mod t31;
 mod wire;
 
-pub use alloc::return_large_blocks_to_the_system;
+pub use alloc::{configure_for_a_long_running_box, return_freed_memory_to_the_system};
 pub use class1::{Class1T30, FrontEnd, HdlcDeframer, HdlcFramer, Signal};
 pub use code::{CodeGroup, T30Code};
 pub use document::{DocumentProblem, FAX_WIDTH, FaxDocument, MAX_PAGES};

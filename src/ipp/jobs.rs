@@ -515,6 +515,7 @@ fn attach(
             retries: f.retries,
             notify_email: notify.clone(),
             subject: Some(job.name.clone()),
+            ..NewFax::default()
         })
         .collect();
     ctx.store

@@ -254,6 +254,7 @@ mod tests {
             flags: Vec::new(),
             log_errors: None,
             numbers: Vec::new(),
+            sending_windows: Vec::new(),
             created: 0,
             modified: 0,
             extra: Default::default(),

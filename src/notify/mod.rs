@@ -6,8 +6,10 @@
 //! to the configured smarthost, retrying with backoff. So a smarthost outage
 //! delays mail but never loses it, and nothing here blocks a fax.
 
+mod courier;
 mod postman;
 
+pub use courier::{CALLBACK_TIMEOUT, Courier, signature};
 pub use postman::{Backoff, Postman};
 
 use chrono::{DateTime, Utc};
@@ -547,6 +549,8 @@ mod tests {
             attempts: 1,
             retry_after: 0,
             due_at: 0,
+            send_at: None,
+            priority: Default::default(),
             notify_email: vec!["Bob@Example.com".into(), "bob@example.com".into()],
             subject: None,
             error: None,

@@ -609,9 +609,15 @@ pub(super) fn notify_recovered(shared: &Shared, id: &crate::model::FaxId) {
     notify_finished(shared, &fax, image.as_ref());
 }
 
-/// Queues the receipt or the error report of a finished job.
+/// Queues the receipt or the error report of a finished job, and its
+/// faxbox's callback.
 fn notify_finished(shared: &Shared, fax: &Fax, image: Option<&FaxImage>) {
     let store = &shared.store;
+    match store.enqueue_outbound_callback(fax) {
+        Ok(Some(_)) => (shared.options.mail_queued)(),
+        Ok(None) => {}
+        Err(e) => warn!(fax = %fax.id, "cannot queue the faxbox callback: {e}"),
+    }
     let faxbox = fax.faxbox_id.as_ref().and_then(|id| store.faxbox(id).ok());
     let owner_email = faxbox
         .as_ref()

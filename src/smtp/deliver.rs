@@ -12,7 +12,7 @@ use super::SmtpCtx;
 use super::mime::{self, ContentRules, MimeError};
 use super::resolve::{Refusal, Target};
 use crate::documents::{self, DocumentError, Input};
-use crate::model::{Faxbox, JobStatus, NewFax, is_email, now};
+use crate::model::{Faxbox, JobStatus, NewFax, Priority, is_email, now};
 use crate::notify::{self, SmtpErrorFacts};
 use crate::store::{SmtpErrorReport, SmtpLogEntry, Store, StoreError};
 
@@ -37,6 +37,8 @@ enum Failure {
     NoAttachment(Vec<String>),
     /// 554: an attachment could not be converted.
     Convert(DocumentError),
+    /// 554: a header that asks something of the fax is not readable.
+    Header(String),
     /// 451: the store failed; the sender's server tries again.
     Store(StoreError),
 }
@@ -61,6 +63,7 @@ impl Failure {
                 (554, errors)
             }
             Failure::Convert(e) => (554, vec![format!("error converting attachment: {e}")]),
+            Failure::Header(why) => (554, vec![why.clone()]),
             Failure::Store(_) => (
                 451,
                 vec![
@@ -138,6 +141,15 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
         .map_err(Failure::Store)?
         .value;
     let inputs = documents::with_password(inputs, password.as_str());
+    let priority = match email.priority.as_deref() {
+        Some(p) => p.to_ascii_lowercase().parse().map_err(|_| {
+            Failure::Header(format!(
+                "{}: {p:?} is not a priority; write low, normal or high",
+                mime::PRIORITY_HEADER
+            ))
+        })?,
+        None => Priority::Normal,
+    };
     // Checked before anything is stored, as the API does.
     let stored =
         documents::prepare_for_intake(inputs, &ctx.options.convert).map_err(Failure::Convert)?;
@@ -146,17 +158,32 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
         let subject_as_header = store
             .setting_bool(Some(&target.faxbox.account_id), "email_subject_as_header")
             .map_err(Failure::Store)?;
-        jobs.push(job_for(
+        let mut job = job_for(
             target,
             &sub.sender,
             email.subject.as_deref(),
             subject_as_header,
-        ));
+        );
+        job.send_at = send_at_of(email.send_at.as_deref(), &target.faxbox)?;
+        job.priority = priority;
+        jobs.push(job);
     }
     let faxes = store
         .create_jobs(jobs, stored, JobStatus::Pending)
         .map_err(Failure::Store)?;
     Ok(faxes.into_iter().map(|f| f.id.to_string()).collect())
+}
+
+/// The time `X-Fax-Send-At` names, read in the faxbox's zone when it has
+/// no offset; a time past means now.
+fn send_at_of(header: Option<&str>, faxbox: &Faxbox) -> Result<Option<i64>, Failure> {
+    let Some(text) = header else {
+        return Ok(None);
+    };
+    let zone = crate::timezone::Zone::of(faxbox.fax_timezone.as_deref());
+    crate::timezone::read_send_at(text, zone, now())
+        .map(Some)
+        .map_err(|e| Failure::Header(format!("{}: {e}", mime::SEND_AT_HEADER)))
 }
 
 /// The job fields of docs/kazoo.md 6.6: identity from the faxbox, the number
@@ -195,6 +222,7 @@ fn job_for(
         retries: f.retries,
         notify_email: notify,
         subject: subject.map(str::to_owned),
+        ..NewFax::default()
     }
 }
 

@@ -26,6 +26,39 @@ pub struct Email {
     pub attachments: Vec<Input>,
     /// Parts that were not faxed, and why, in a sender's words.
     pub skipped: Vec<String>,
+    /// `X-Fax-Send-At`, as written (issue 22).
+    pub send_at: Option<String>,
+    /// `X-Fax-Priority` as written; else `high` or `low` from the
+    /// importance a mail program marks a message with (`Importance`,
+    /// `X-Priority`).
+    pub priority: Option<String>,
+}
+
+/// The header that asks for a fax to be sent later.
+pub const SEND_AT_HEADER: &str = "X-Fax-Send-At";
+/// The header that gives a fax's priority.
+pub const PRIORITY_HEADER: &str = "X-Fax-Priority";
+
+/// The priority a message asks for: `X-Fax-Priority` as written, else
+/// the importance flag mail programs set (Outlook's `Importance: High`,
+/// `X-Priority: 1` or `2`; `Low`, `4` or `5`).
+fn priority_of(message: &mail_parser::Message<'_>) -> Option<String> {
+    let raw = |name: &str| {
+        message
+            .header_raw(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(p) = raw(PRIORITY_HEADER) {
+        return Some(p);
+    }
+    let importance = raw("Importance").map(|v| v.to_ascii_lowercase());
+    let x_priority = raw("X-Priority").and_then(|v| v.chars().next());
+    match (importance.as_deref(), x_priority) {
+        (Some("high"), _) | (_, Some('1' | '2')) => Some("high".into()),
+        (Some("low"), _) | (_, Some('4' | '5')) => Some("low".into()),
+        _ => None,
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -190,6 +223,11 @@ pub fn read_email(bytes: &[u8], rules: &ContentRules) -> Result<Email, MimeError
     }
     let mut email = Email {
         subject: message.subject().map(str::to_owned),
+        send_at: message
+            .header_raw(SEND_AT_HEADER)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty()),
+        priority: priority_of(&message),
         ..Email::default()
     };
     walk(&message, rules, &mut email)?;

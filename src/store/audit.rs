@@ -35,6 +35,19 @@ pub struct AuditEvent<'a> {
     pub source: &'a str,
 }
 
+/// An entry from `id, at, account_id, actor, action, object, source`.
+pub(super) fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        account_id: r.get::<_, Option<String>>(2)?.map(AccountId),
+        actor: r.get(3)?,
+        action: r.get(4)?,
+        object: r.get(5)?,
+        source: r.get(6)?,
+    })
+}
+
 impl Store {
     pub fn audit(&self, event: AuditEvent<'_>) -> Result<()> {
         self.write(|tx| {
@@ -62,17 +75,10 @@ impl Store {
                 "SELECT * FROM (SELECT id, at, account_id, actor, action, object, source FROM audit
                  WHERE ?1 IS NULL OR account_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
             )?;
-            let rows = stmt.query_map(params![account.map(AccountId::as_str), limit], |r| {
-                Ok(AuditEntry {
-                    id: r.get(0)?,
-                    at: r.get(1)?,
-                    account_id: r.get::<_, Option<String>>(2)?.map(AccountId),
-                    actor: r.get(3)?,
-                    action: r.get(4)?,
-                    object: r.get(5)?,
-                    source: r.get(6)?,
-                })
-            })?;
+            let rows = stmt.query_map(
+                params![account.map(AccountId::as_str), limit],
+                entry_from_row,
+            )?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }

@@ -24,6 +24,8 @@ struct FaxboxDoc {
     fax_option: Option<bool>,
     flags: Vec<String>,
     log_errors: Option<bool>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sending_windows: Vec<String>,
     /// The client's own fields (`Faxbox::extra`).
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     extra: serde_json::Map<String, serde_json::Value>,
@@ -61,6 +63,7 @@ fn faxbox_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Faxbox> {
         flags: doc.flags,
         log_errors: doc.log_errors,
         numbers: Vec::new(),
+        sending_windows: doc.sending_windows,
         created: r.get(7)?,
         modified: r.get(8)?,
         extra: doc.extra,
@@ -85,6 +88,7 @@ fn apply(base: &mut Faxbox, f: FaxboxFields) {
         flags,
         log_errors,
         numbers,
+        sending_windows,
         attempts: _,
         extra,
     } = f;
@@ -135,6 +139,9 @@ fn apply(base: &mut Faxbox, f: FaxboxFields) {
         base.numbers.sort();
         base.numbers.dedup();
     }
+    if let Some(v) = sending_windows {
+        base.sending_windows = v.iter().map(|w| w.trim().to_owned()).collect();
+    }
     if let Some(v) = extra {
         base.extra = v;
     }
@@ -161,6 +168,7 @@ fn blank_faxbox(account: &AccountId) -> Faxbox {
         flags: Vec::new(),
         log_errors: None,
         numbers: Vec::new(),
+        sending_windows: Vec::new(),
         created: t,
         modified: t,
         extra: serde_json::Map::new(),
@@ -357,6 +365,10 @@ impl Store {
                 ],
             )?;
             write_numbers(tx, &faxbox)?;
+            // Faxes held for the old windows are looked at again now.
+            if faxbox.sending_windows != current.sending_windows {
+                super::jobs::release_window_holds(tx, &faxbox.id)?;
+            }
             Ok(())
         })?;
         Ok(faxbox)
@@ -401,6 +413,7 @@ fn doc_of(f: &Faxbox) -> FaxboxDoc {
         fax_option: f.fax_option,
         flags: f.flags.clone(),
         log_errors: f.log_errors,
+        sending_windows: f.sending_windows.clone(),
         extra: f.extra.clone(),
     }
 }

@@ -103,6 +103,8 @@ impl Store {
                         attempts: 0,
                         retry_after: 0,
                         due_at: t,
+                        send_at: None,
+                        priority: Default::default(),
                         notify_email: Vec::new(),
                         subject: None,
                         error: None,
@@ -114,6 +116,15 @@ impl Store {
                     for doc in &docs {
                         jobs::insert_document(tx, &fax.id, doc)?;
                     }
+                    let rx = &new.rx_result;
+                    let body = super::callbacks::CallbackBody::of(
+                        &fax,
+                        "received",
+                        rx.pages,
+                        Some(rx.result_code),
+                        &rx.result_text,
+                    );
+                    super::callbacks::queue_callback(tx, &fax, &body)?;
                     Some(fax)
                 }
                 None => None,

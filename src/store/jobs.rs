@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use super::{OptionalRow, Result, Store, StoreError, parse_column, to_json};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, DocumentInfo, DocumentKind,
-    Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, UnixTime, now,
+    Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, Priority, UnixTime, now,
 };
 
 /// After this many attempts lost with the line's own connection (a
@@ -36,12 +36,15 @@ struct FaxDoc {
     subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rx_result: Option<crate::model::RxResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    send_at: Option<UnixTime>,
 }
 
-const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
-     to_number_normalized, retries, attempts, retry_after, due_at, error, doc, created, modified";
+pub(super) const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
+     to_number_normalized, retries, attempts, retry_after, due_at, error, doc, created, modified, \
+     priority";
 
-fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
+pub(super) fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
     let doc: FaxDoc = super::json_column(r, 12)?;
     let status: Option<String> = r.get(4)?;
     Ok(Fax {
@@ -59,6 +62,8 @@ fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
         attempts: r.get(8)?,
         retry_after: r.get(9)?,
         due_at: r.get(10)?,
+        send_at: doc.send_at,
+        priority: Priority::from_rank(r.get(15)?),
         error: r.get(11)?,
         to_name: doc.to_name,
         from_number: doc.from_number,
@@ -127,8 +132,11 @@ fn document_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentInfo> {
 pub struct DueJob {
     pub id: FaxId,
     pub account_id: AccountId,
+    /// Whose sending windows apply.
+    pub faxbox_id: Option<FaxboxId>,
     pub to_number_normalized: String,
     pub due_at: UnixTime,
+    pub priority: Priority,
 }
 
 /// What happens to a job when its attempt ends; the scheduler's retry
@@ -423,6 +431,7 @@ impl Store {
                 attempts: 0,
                 retry_after: 0,
                 due_at: t,
+                send_at: None,
                 error: None,
                 created: t,
                 modified: t,
@@ -457,13 +466,14 @@ impl Store {
 
     // --- scheduling ---------------------------------------------------------
 
-    /// Pending jobs whose due time has come, oldest due first.
+    /// Pending jobs whose due time has come, highest priority first, then
+    /// oldest due first (issue 22).
     pub fn due_jobs(&self, at: UnixTime, limit: u32) -> Result<Vec<DueJob>> {
         self.read(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, account_id, to_number_normalized, due_at FROM faxes
+                "SELECT id, account_id, to_number_normalized, due_at, faxbox_id, priority FROM faxes
                  WHERE status = 'pending' AND due_at <= ?1
-                 ORDER BY due_at, rowid LIMIT ?2",
+                 ORDER BY priority DESC, due_at, rowid LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![at, limit], |r| {
                 Ok(DueJob {
@@ -471,6 +481,8 @@ impl Store {
                     account_id: AccountId(r.get(1)?),
                     to_number_normalized: r.get(2)?,
                     due_at: r.get(3)?,
+                    faxbox_id: r.get::<_, Option<String>>(4)?.map(FaxboxId),
+                    priority: Priority::from_rank(r.get(5)?),
                 })
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -485,6 +497,20 @@ impl Store {
                 [],
                 |r| r.get(0),
             )?)
+        })
+    }
+
+    /// Holds a due job until its faxbox's sending window opens at `until`
+    /// (issue 22): its due time shows when it will go. `false` when it is
+    /// no longer pending.
+    pub fn hold_for_window(&self, id: &FaxId, until: UnixTime) -> Result<bool> {
+        self.write_fast(|tx| {
+            let n = tx.execute(
+                "UPDATE faxes SET due_at = ?2, held_by_window = 1
+                 WHERE id = ?1 AND status = 'pending'",
+                params![id.as_str(), until],
+            )?;
+            Ok(n == 1)
         })
     }
 
@@ -518,7 +544,8 @@ impl Store {
         self.write_fast(|tx| {
             let t = now();
             let won = tx.execute(
-                "UPDATE faxes SET status = 'processing', modified = ?2 WHERE id = ?1 AND status = 'pending'",
+                "UPDATE faxes SET status = 'processing', modified = ?2, held_by_window = 0
+                 WHERE id = ?1 AND status = 'pending'",
                 params![id.as_str(), t],
             )?;
             if won == 0 {
@@ -857,6 +884,17 @@ fn after_stop(attempt: &Attempt, last_page_sent: bool) -> AfterStop {
     }
 }
 
+/// Makes the faxes a faxbox's old sending windows held due now, when its
+/// windows change: the dispatcher holds them again if the new windows are
+/// closed too.
+pub(super) fn release_window_holds(tx: &Transaction<'_>, faxbox: &FaxboxId) -> Result<usize> {
+    Ok(tx.execute(
+        "UPDATE faxes SET due_at = min(due_at, ?2), held_by_window = 0
+         WHERE faxbox_id = ?1 AND status = 'pending' AND held_by_window = 1",
+        params![faxbox.as_str(), now()],
+    )?)
+}
+
 /// Open attempts as (fax, attempt number): the calls whose fax images in
 /// the spool are still in use.
 pub(super) fn open_attempts(conn: &Connection) -> Result<Vec<(FaxId, u32)>> {
@@ -952,9 +990,10 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
         notify_email: fax.notify_email.clone(),
         subject: fax.subject.clone(),
         rx_result: fax.rx_result.clone(),
+        send_at: fax.send_at,
     };
     tx.execute(
-        &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)"),
+        &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
         params![
             fax.id.as_str(),
             fax.account_id.as_str(),
@@ -970,7 +1009,8 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
             fax.error,
             to_json(&doc),
             fax.created,
-            fax.modified
+            fax.modified,
+            fax.priority.rank()
         ],
     )?;
     Ok(())
@@ -1047,7 +1087,10 @@ pub(super) fn new_outbox_fax(new: NewFax, status: JobStatus, t: UnixTime) -> Res
         retries: new.retries.min(4),
         attempts: 0,
         retry_after: 0,
-        due_at: t,
+        // A time already past means now.
+        due_at: new.send_at.map_or(t, |at| at.max(t)),
+        send_at: new.send_at,
+        priority: new.priority,
         notify_email: new.notify_email,
         subject: new.subject,
         error: None,
@@ -1546,6 +1589,85 @@ mod tests {
                 .iter()
                 .any(|d| d.id == f3.id)
         );
+    }
+
+    #[test]
+    fn due_jobs_go_high_first_send_at_waits_and_window_holds_are_released() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap().id;
+        let desk = store
+            .create_faxbox(
+                &a,
+                crate::model::FaxboxFields {
+                    name: Some("Desk".into()),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let t = now();
+        let queue = |number: &str, priority: Priority, send_at: Option<UnixTime>| {
+            let new = NewFax {
+                faxbox_id: Some(desk.id.clone()),
+                priority,
+                send_at,
+                ..new_fax(&a, number, 3)
+            };
+            store.create_job(new, vec![], JobStatus::Pending).unwrap()
+        };
+        let normal = queue("1", Priority::Normal, None);
+        let low = queue("2", Priority::Low, None);
+        let later = queue("3", Priority::High, Some(t + 3600));
+        let high = queue("4", Priority::High, None);
+        let past = queue("5", Priority::Normal, Some(t - 3600));
+        assert_eq!((later.due_at, later.send_at), (t + 3600, Some(t + 3600)));
+        // "Now" is the time the fax was taken in, which may be a second
+        // after `t` when the clock ticked during the inserts.
+        assert_eq!(past.due_at, past.created, "a send_at past means now");
+        let t = now();
+        assert_eq!(store.fax(&high.id).unwrap().priority, Priority::High);
+        let ids = |at: UnixTime| -> Vec<FaxId> {
+            store
+                .due_jobs(at, 10)
+                .unwrap()
+                .into_iter()
+                .map(|d| d.id)
+                .collect()
+        };
+        assert_eq!(
+            ids(t),
+            vec![
+                high.id.clone(),
+                normal.id.clone(),
+                past.id.clone(),
+                low.id.clone()
+            ]
+        );
+        assert_eq!(
+            ids(t + 3600)[..2],
+            [high.id.clone(), later.id.clone()],
+            "once due, a high fax goes before normal ones, after older high ones"
+        );
+
+        // A window hold moves the due time; a change of windows releases it.
+        assert!(store.hold_for_window(&normal.id, t + 600).unwrap());
+        assert!(!ids(t).contains(&normal.id));
+        assert_eq!(store.fax(&normal.id).unwrap().due_at, t + 600);
+        store
+            .update_faxbox(
+                &desk.id,
+                crate::model::FaxboxFields {
+                    sending_windows: Some(vec!["mon-sun 00:00-24:00".into()]),
+                    ..Default::default()
+                },
+                super::super::UpdateMode::Merge,
+            )
+            .unwrap();
+        assert!(ids(now()).contains(&normal.id));
+        // Not the send-later fax: it was not held by a window.
+        assert_eq!(store.fax(&later.id).unwrap().due_at, later.send_at.unwrap());
+        // A claimed job is held no more; the flag does not outlive it.
+        store.claim(&normal.id, "l").unwrap().unwrap();
+        assert!(!store.hold_for_window(&normal.id, t + 600).unwrap());
     }
 
     #[test]

@@ -12,12 +12,14 @@
 
 mod accounts;
 mod audit;
+mod callbacks;
 mod faxboxes;
 mod inbox;
 mod intake;
 mod ipp;
 mod jobs;
 mod lines;
+mod listing;
 mod mail;
 mod owner;
 mod records;
@@ -36,12 +38,14 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use accounts::{UserChanges, hash_api_key, login_credentials};
 pub use audit::{AuditEntry, AuditEvent};
+pub use callbacks::{CallbackBody, CallbackTarget, QueuedCallback, callback_target};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;
 pub use ipp::PrintJob;
 pub use jobs::{
     AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
 };
+pub use listing::{AuditList, FaxList, Listing, Mark, SmtpLogList, Start};
 pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use retention::{PurgeReport, PurgeTotals};

@@ -433,4 +433,44 @@ mod tests {
             }
         );
     }
+
+    /// `fax_counts` (what `/v2/status` reads, issue 27) against a count of
+    /// the faxes, after every path that adds, changes or removes one.
+    #[test]
+    fn fax_counts_follow_every_insert_change_and_delete() {
+        use crate::store::status::assert_counts_agree;
+        let (_dir, store) = temp_store();
+        let clinic = store.create_account("Clinic", None).unwrap().id;
+        let law = store.create_account("Law office", None).unwrap().id;
+        store
+            .set_setting(Some(&clinic), "record_retention_days", 30.into())
+            .unwrap();
+        let c = every_kind(&store, &clinic);
+        let l = every_kind(&store, &law);
+        assert_counts_agree(&store);
+
+        store.retry_now(&c.unfinished[1]).unwrap();
+        store.cancel_job(&l.unfinished[0], "by user").unwrap();
+        store.recover().unwrap();
+        assert_counts_agree(&store);
+
+        let done = store.purge(now() + 31 * DAY + 1, false).unwrap();
+        assert!(!done.records.is_empty(), "the purge removed records");
+        assert_counts_agree(&store);
+
+        store.delete_fax(&c.unfinished[0]).unwrap();
+        store.delete_fax(&l.finished[0]).unwrap();
+        assert_counts_agree(&store);
+
+        store.delete_account(&law).unwrap();
+        assert_counts_agree(&store);
+        let left: i64 = store
+            .read(|conn| Ok(conn.query_row("SELECT SUM(n) FROM fax_counts", [], |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(
+            left as usize,
+            c.unfinished.len() - 1,
+            "the clinic's unfinished faxes"
+        );
+    }
 }

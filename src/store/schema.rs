@@ -240,6 +240,104 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     "#,
+    // 10: send later and priority (issue 22). Due faxes go highest
+    // priority first (2 high, 1 normal, 0 low). A fax that fell due outside
+    // its faxbox's sending windows waits with `due_at` at the next opening
+    // and `held_by_window` set, so a change of the windows looks at it
+    // again at once.
+    r#"
+    ALTER TABLE faxes ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE faxes ADD COLUMN held_by_window INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 11: lists and status that scale (issue 27): with 400,000 faxes
+    // queued, a listing page and `/v2/status` must not read them all.
+    // `fax_counts` holds how many faxes each account has per folder,
+    // status and whether they were tried already, kept by triggers in the
+    // same transaction as the change (so it can never drift from `faxes`,
+    // whichever path inserts, changes or deletes a fax, cascades
+    // included); each listing reads a range of an index in its own order
+    // (store/listing.rs), a fax being in exactly one of the partial ones.
+    r#"
+    CREATE TABLE fax_counts (
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        folder     TEXT NOT NULL,
+        -- '' for a received fax, which has no job status.
+        status     TEXT NOT NULL,
+        retried    INTEGER NOT NULL,
+        n          INTEGER NOT NULL,
+        PRIMARY KEY (account_id, folder, status, retried)
+    );
+    INSERT INTO fax_counts
+        SELECT account_id, folder, COALESCE(status, ''), attempts > 0, COUNT(*)
+        FROM faxes GROUP BY 1, 2, 3, 4;
+    CREATE TRIGGER fax_counts_insert AFTER INSERT ON faxes BEGIN
+        INSERT INTO fax_counts
+            VALUES (new.account_id, new.folder, COALESCE(new.status, ''), new.attempts > 0, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+    END;
+    CREATE TRIGGER fax_counts_delete AFTER DELETE ON faxes BEGIN
+        UPDATE fax_counts SET n = n - 1
+            WHERE account_id = old.account_id AND folder = old.folder
+              AND status = COALESCE(old.status, '') AND retried = (old.attempts > 0);
+    END;
+    CREATE TRIGGER fax_counts_update AFTER UPDATE OF account_id, folder, status, attempts ON faxes
+        WHEN old.account_id IS NOT new.account_id OR old.folder IS NOT new.folder
+          OR old.status IS NOT new.status OR (old.attempts > 0) IS NOT (new.attempts > 0)
+    BEGIN
+        UPDATE fax_counts SET n = n - 1
+            WHERE account_id = old.account_id AND folder = old.folder
+              AND status = COALESCE(old.status, '') AND retried = (old.attempts > 0);
+        INSERT INTO fax_counts
+            VALUES (new.account_id, new.folder, COALESCE(new.status, ''), new.attempts > 0, 1)
+            ON CONFLICT DO UPDATE SET n = n + 1;
+    END;
+    CREATE INDEX faxes_outgoing ON faxes(account_id, created)
+        WHERE folder = 'outbox' AND status IN ('attaching_files', 'pending', 'processing');
+    CREATE INDEX faxes_done ON faxes(account_id, created)
+        WHERE folder = 'outbox' AND status IN ('completed', 'failed', 'cancelled');
+    CREATE INDEX faxes_faxbox_outgoing ON faxes(faxbox_id, created)
+        WHERE folder = 'outbox' AND status IN ('attaching_files', 'pending', 'processing');
+    CREATE INDEX faxes_faxbox_done ON faxes(faxbox_id, created)
+        WHERE folder = 'outbox' AND status IN ('completed', 'failed', 'cancelled');
+    CREATE INDEX faxes_faxbox_inbox ON faxes(faxbox_id, created) WHERE folder = 'inbox';
+    CREATE INDEX faxes_created ON faxes(created);
+    CREATE INDEX faxes_retrying ON faxes(account_id, due_at, created)
+        WHERE status = 'pending' AND attempts > 0;
+    CREATE INDEX faxes_sent_later ON faxes(account_id, due_at, created)
+        WHERE status = 'pending' AND attempts = 0;
+    CREATE INDEX attempts_started ON attempts(started);
+    CREATE INDEX smtp_log_account ON smtp_log(account_id, created);
+    CREATE INDEX smtp_log_faxbox ON smtp_log(faxbox_id, created);
+    "#,
+    // 12: faxbox callbacks (issue 22): each event's HTTP request to the
+    // faxbox's callback URL, queued with the event and kept with its last
+    // answer after delivery; every faxbox gets a key to sign them with.
+    r#"
+    CREATE TABLE callbacks (
+        id           INTEGER PRIMARY KEY,
+        event_id     TEXT NOT NULL UNIQUE,
+        account_id   TEXT NOT NULL,
+        faxbox_id    TEXT NOT NULL REFERENCES faxboxes(id) ON DELETE CASCADE,
+        fax_id       TEXT NOT NULL,
+        url          TEXT NOT NULL,
+        method       TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body         BLOB NOT NULL,
+        attempts     INTEGER NOT NULL DEFAULT 0,
+        status_code  INTEGER,
+        last_error   TEXT,
+        due_at       INTEGER NOT NULL,
+        sent_at      INTEGER,
+        created      INTEGER NOT NULL
+    );
+    CREATE INDEX callbacks_due ON callbacks(due_at) WHERE sent_at IS NULL;
+    CREATE INDEX callbacks_faxbox ON callbacks(faxbox_id, id);
+    ALTER TABLE faxboxes ADD COLUMN callback_key TEXT;
+    UPDATE faxboxes SET callback_key = lower(hex(randomblob(32)));
+    CREATE TRIGGER faxbox_callback_key AFTER INSERT ON faxboxes
+        WHEN NEW.callback_key IS NULL
+        BEGIN UPDATE faxboxes SET callback_key = lower(hex(randomblob(32))) WHERE id = NEW.id; END;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -48,7 +48,7 @@ pub struct SmtpErrorReport<'a> {
     pub message: &'a [u8],
 }
 
-fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SmtpLogEntry> {
+pub(super) fn entry_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SmtpLogEntry> {
     let mut entry: SmtpLogEntry = super::json_column(r, 1)?;
     entry.id = r.get(0)?;
     entry.created = r.get(2)?;

@@ -125,14 +125,7 @@ impl Store {
             ..BoxSnapshot::default()
         };
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT a.fax_id, f.account_id, f.to_number, a.line, a.number, a.started,
-                        a.stage, a.pages_sent, a.pages_total, a.bit_rate, a.ecm,
-                        a.remote_station_id
-                 FROM attempts a JOIN faxes f ON f.id = a.fax_id
-                 WHERE a.ended IS NULL AND (?1 IS NULL OR f.account_id = ?1)
-                 ORDER BY a.started, a.id",
-            )?;
+            let mut stmt = conn.prepare_cached(CALLS)?;
             snap.calls = stmt
                 .query_map([&only], |r| {
                     Ok(CallSnapshot {
@@ -173,133 +166,18 @@ impl Store {
                 );
             }
 
-            // Jobs not finished, and jobs finished today, by status.
-            let mut stmt = conn.prepare(
-                "SELECT account_id, status, COUNT(*) FROM faxes
-                 WHERE folder = 'outbox' AND (?1 IS NULL OR account_id = ?1)
-                   AND (status IN ('attaching_files', 'pending', 'processing')
-                        OR (status IN ('completed', 'failed') AND modified >= ?2))
-                 GROUP BY account_id, status",
-            )?;
-            let rows = stmt.query_map(params![only, day_start], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            })?;
-            for row in rows {
-                let (account, status, n) = row?;
-                if let Some(q) = snap.queues.get_mut(&AccountId(account)) {
-                    match status.as_str() {
-                        "attaching_files" | "pending" => q.pending += n,
-                        "processing" => q.active += n,
-                        "completed" => q.completed_today += n,
-                        _ => q.failed_today += n,
-                    }
-                }
-            }
-
-            let mut stmt = conn.prepare(
-                "SELECT f.account_id, COALESCE(SUM(a.pages_sent), 0) FROM attempts a
-                 JOIN faxes f ON f.id = a.fax_id
-                 WHERE a.started >= ?2 AND (?1 IS NULL OR f.account_id = ?1)
-                 GROUP BY f.account_id",
-            )?;
-            let rows = stmt.query_map(params![only, day_start], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
-            })?;
-            for row in rows {
-                let (account, pages) = row?;
-                if let Some(q) = snap.queues.get_mut(&AccountId(account)) {
-                    q.pages_sent_today = pages;
-                }
-            }
-
-            let mut stmt = conn.prepare(
-                "SELECT f.account_id, COUNT(DISTINCT f.id), COALESCE(SUM(d.pages), 0)
-                 FROM faxes f LEFT JOIN documents d
-                   ON d.fax_id = f.id AND d.kind = 'received_tiff'
-                 WHERE f.folder = 'inbox' AND f.created >= ?2
-                   AND (?1 IS NULL OR f.account_id = ?1)
-                 GROUP BY f.account_id",
-            )?;
-            let rows = stmt.query_map(params![only, day_start], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            })?;
-            for row in rows {
-                let (account, faxes, pages) = row?;
-                if let Some(q) = snap.queues.get_mut(&AccountId(account)) {
-                    q.received_today = faxes;
-                    q.pages_received_today = pages;
-                }
-            }
-
-            // Waiting to retry: pending after at least one attempt, with
-            // the words that ended the last one.
-            let mut stmt = conn.prepare(
-                "SELECT f.account_id, f.id, f.to_number, f.attempts, f.retries, f.due_at,
-                        (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
-                         WHERE a.fax_id = f.id ORDER BY a.number DESC LIMIT 1)
-                 FROM faxes f
-                 WHERE f.status = 'pending' AND f.attempts > 0
-                   AND (?1 IS NULL OR f.account_id = ?1)
-                 ORDER BY f.due_at, f.created",
-            )?;
-            let rows = stmt.query_map([&only], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    RetrySnapshot {
-                        fax_id: FaxId(r.get(1)?),
-                        to_number: r.get(2)?,
-                        attempts: r.get(3)?,
-                        retries: r.get(4)?,
-                        next_attempt: r.get(5)?,
-                        last_cause: r.get(6)?,
-                    },
-                ))
-            })?;
-            for row in rows {
-                let (account, retry) = row?;
-                if let Some(q) = snap.queues.get_mut(&AccountId(account)) {
-                    q.waiting_retry_total += 1;
-                    if q.waiting_retry.len() < RETRY_LIST_LIMIT {
-                        q.waiting_retry.push(retry);
-                    }
-                }
+            count_queues(conn, only.as_deref(), &mut snap.queues)?;
+            count_today(conn, day_start, &mut snap.queues)?;
+            let now = crate::model::now();
+            for (account, q) in snap.queues.iter_mut() {
+                let (list, later) = waiting(conn, account, now)?;
+                q.waiting_retry = list;
+                q.waiting_retry_total += later;
             }
 
             // The latest faxes: what a sent fax's last attempt ended with
             // (its error when it never got a line), or how a reception went.
-            let mut stmt = conn.prepare(
-                "SELECT f.id, f.account_id, f.folder, f.status,
-                        CASE f.folder WHEN 'inbox'
-                             THEN COALESCE(json_extract(f.doc, '$.from_number'), '')
-                             ELSE f.to_number END,
-                        COALESCE(
-                          (SELECT d.pages FROM documents d WHERE d.fax_id = f.id
-                             AND d.kind IN ('fax_tiff', 'received_tiff') LIMIT 1),
-                          json_extract(f.doc, '$.rx_result.pages'),
-                          (SELECT SUM(d.pages) FROM documents d WHERE d.fax_id = f.id
-                             AND d.kind = 'original')),
-                        f.attempts, f.retries,
-                        (SELECT d.filename FROM documents d WHERE d.fax_id = f.id
-                           AND d.kind = 'original' ORDER BY d.seq LIMIT 1),
-                        COALESCE(
-                          (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
-                             WHERE a.fax_id = f.id AND a.ended IS NOT NULL
-                             ORDER BY a.number DESC LIMIT 1),
-                          f.error,
-                          json_extract(f.doc, '$.rx_result.result_text')),
-                        f.created, f.modified
-                 FROM faxes f
-                 WHERE ?1 IS NULL OR f.account_id = ?1
-                 ORDER BY f.created DESC, f.rowid DESC LIMIT ?2",
-            )?;
+            let mut stmt = conn.prepare_cached(RECENT)?;
             snap.recent = stmt
                 .query_map(params![only, RECENT_LIMIT], |r| {
                     Ok(RecentFax {
@@ -324,10 +202,257 @@ impl Store {
     }
 }
 
+/// The calls on the lines now: the open attempts (a handful, one per
+/// channel, sorted here).
+const CALLS: &str = "SELECT a.fax_id, f.account_id, f.to_number, a.line, a.number, a.started,
+            a.stage, a.pages_sent, a.pages_total, a.bit_rate, a.ecm,
+            a.remote_station_id
+     FROM attempts a INDEXED BY attempts_open JOIN faxes f ON f.id = a.fax_id
+     WHERE a.ended IS NULL AND (?1 IS NULL OR f.account_id = ?1)
+     ORDER BY a.started, a.id";
+
+/// The latest faxes: what a sent fax's last attempt ended with (its error
+/// when it never got a line), or how a reception went. Newest first along
+/// `faxes_created`, which for one account reads on until it has found
+/// [`RECENT_LIMIT`] of its faxes.
+const RECENT: &str = "SELECT f.id, f.account_id, f.folder, f.status,
+            CASE f.folder WHEN 'inbox'
+                 THEN COALESCE(json_extract(f.doc, '$.from_number'), '')
+                 ELSE f.to_number END,
+            COALESCE(
+              (SELECT d.pages FROM documents d WHERE d.fax_id = f.id
+                 AND d.kind IN ('fax_tiff', 'received_tiff') LIMIT 1),
+              json_extract(f.doc, '$.rx_result.pages'),
+              (SELECT SUM(d.pages) FROM documents d WHERE d.fax_id = f.id
+                 AND d.kind = 'original')),
+            f.attempts, f.retries,
+            (SELECT d.filename FROM documents d WHERE d.fax_id = f.id
+               AND d.kind = 'original' ORDER BY d.seq LIMIT 1),
+            COALESCE(
+              (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
+                 WHERE a.fax_id = f.id AND a.ended IS NOT NULL
+                 ORDER BY a.number DESC LIMIT 1),
+              f.error,
+              json_extract(f.doc, '$.rx_result.result_text')),
+            f.created, f.modified
+     FROM faxes f INDEXED BY faxes_created
+     WHERE ?1 IS NULL OR f.account_id = ?1
+     ORDER BY f.created DESC, f.rowid DESC LIMIT ?2";
+
+/// How many jobs each account has waiting, on a line and waiting to retry:
+/// from `fax_counts` (schema migration 11), kept by triggers, so that
+/// 400,000 queued faxes cost a handful of rows, not a count of them all
+/// (issue 27).
+fn count_queues(
+    conn: &rusqlite::Connection,
+    only: Option<&str>,
+    queues: &mut BTreeMap<AccountId, QueueSnapshot>,
+) -> Result<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT account_id, status, retried, n FROM fax_counts
+         WHERE folder = 'outbox' AND n > 0 AND (?1 IS NULL OR account_id = ?1)",
+    )?;
+    let rows = stmt.query_map([only], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+            r.get::<_, i64>(3)? as u64,
+        ))
+    })?;
+    for row in rows {
+        let (account, status, retried, n) = row?;
+        let Some(q) = queues.get_mut(&AccountId(account)) else {
+            continue;
+        };
+        match status.as_str() {
+            "attaching_files" => q.pending += n,
+            "pending" => {
+                q.pending += n;
+                if retried {
+                    q.waiting_retry_total += n;
+                }
+            }
+            "processing" => q.active += n,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Jobs finished today, by how they ended (an index range of the faxes
+/// that changed today).
+const FINISHED_TODAY: &str = "SELECT COALESCE(SUM(status = 'completed'), 0),
+        COALESCE(SUM(status = 'failed'), 0)
+     FROM faxes INDEXED BY faxes_finished
+     WHERE account_id = ?1
+       AND (status IS NULL OR status IN ('completed', 'failed', 'cancelled'))
+       AND folder = 'outbox' AND modified >= ?2";
+
+/// The pages of today's attempts (one row per attempt, summed here).
+const PAGES_SENT_TODAY: &str = "SELECT f.account_id, a.pages_sent
+     FROM attempts a INDEXED BY attempts_started JOIN faxes f ON f.id = a.fax_id
+     WHERE a.started >= ?1";
+
+/// Faxes received today and their pages.
+const RECEIVED_TODAY: &str = "SELECT COUNT(*), COALESCE(SUM(
+        (SELECT SUM(d.pages) FROM documents d
+         WHERE d.fax_id = f.id AND d.kind = 'received_tiff')), 0)
+     FROM faxes f INDEXED BY faxes_account
+     WHERE f.account_id = ?1 AND f.folder = 'inbox' AND f.created >= ?2";
+
+/// Today's counts of each account in `queues`.
+fn count_today(
+    conn: &rusqlite::Connection,
+    day_start: UnixTime,
+    queues: &mut BTreeMap<AccountId, QueueSnapshot>,
+) -> Result<()> {
+    for (account, q) in queues.iter_mut() {
+        (q.completed_today, q.failed_today) = conn
+            .prepare_cached(FINISHED_TODAY)?
+            .query_row(params![account.as_str(), day_start], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })?;
+        (q.received_today, q.pages_received_today) = conn
+            .prepare_cached(RECEIVED_TODAY)?
+            .query_row(params![account.as_str(), day_start], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64))
+            })?;
+    }
+    let mut stmt = conn.prepare_cached(PAGES_SENT_TODAY)?;
+    let rows = stmt.query_map([day_start], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u64))
+    })?;
+    for row in rows {
+        let (account, pages) = row?;
+        if let Some(q) = queues.get_mut(&AccountId(account)) {
+            q.pages_sent_today += pages;
+        }
+    }
+    Ok(())
+}
+
+/// Pending after at least one attempt, soonest first, with the words that
+/// ended the last one: the first [`RETRY_LIST_LIMIT`] of one account.
+const WAITING_RETRY: &str = "SELECT f.id, f.to_number, f.attempts, f.retries, f.due_at,
+        (SELECT COALESCE(a.result_text, a.hangup_cause) FROM attempts a
+         WHERE a.fax_id = f.id ORDER BY a.number DESC LIMIT 1)
+     FROM faxes f INDEXED BY faxes_retrying
+     WHERE f.account_id = ?1 AND f.status = 'pending' AND f.attempts > 0 AND ?3 IS NOT NULL
+     ORDER BY f.due_at, f.created LIMIT ?2";
+
+/// Faxes never tried that wait for their send_at or their faxbox's
+/// sending window (issue 22): due later than now.
+const SENT_LATER: &str = "SELECT f.id, f.to_number, f.attempts, f.retries, f.due_at,
+        CASE WHEN f.held_by_window = 1 THEN 'waiting for its sending window'
+             ELSE 'sent later, as asked' END
+     FROM faxes f INDEXED BY faxes_sent_later
+     WHERE f.account_id = ?1 AND f.status = 'pending' AND f.attempts = 0 AND f.due_at > ?3
+     ORDER BY f.due_at, f.created LIMIT ?2";
+
+/// How many of an account's faxes are sent later (a range of the index).
+const SENT_LATER_COUNT: &str = "SELECT COUNT(*) FROM faxes INDEXED BY faxes_sent_later
+     WHERE account_id = ?1 AND status = 'pending' AND attempts = 0 AND due_at > ?2";
+
+/// The faxes that wait to retry or to be sent later, soonest first (at
+/// most [`RETRY_LIST_LIMIT`]), and how many are sent later.
+fn waiting(
+    conn: &rusqlite::Connection,
+    account: &AccountId,
+    now: UnixTime,
+) -> Result<(Vec<RetrySnapshot>, u64)> {
+    let mut list = waiting_by(conn, WAITING_RETRY, account, now)?;
+    list.extend(waiting_by(conn, SENT_LATER, account, now)?);
+    list.sort_by_key(|r| r.next_attempt);
+    list.truncate(RETRY_LIST_LIMIT);
+    let later: i64 = conn
+        .prepare_cached(SENT_LATER_COUNT)?
+        .query_row(params![account.as_str(), now], |r| r.get(0))?;
+    Ok((list, later as u64))
+}
+
+fn waiting_by(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    account: &AccountId,
+    now: UnixTime,
+) -> Result<Vec<RetrySnapshot>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params![account.as_str(), RETRY_LIST_LIMIT, now], |r| {
+        Ok(RetrySnapshot {
+            fax_id: FaxId(r.get(0)?),
+            to_number: r.get(1)?,
+            attempts: r.get(2)?,
+            retries: r.get(3)?,
+            next_attempt: r.get(4)?,
+            last_cause: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Fails unless `fax_counts` holds, for every account, folder, status and
+/// tried-or-not, what counting the faxes finds.
+#[cfg(test)]
+pub(super) fn assert_counts_agree(store: &Store) {
+    let read = |sql: &str| {
+        store
+            .read(|conn| {
+                let mut stmt = conn.prepare(sql)?;
+                let rows = stmt.query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, bool>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                })?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .unwrap()
+    };
+    let counted = read(
+        "SELECT account_id, folder, COALESCE(status, ''), attempts > 0, COUNT(*)
+         FROM faxes GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+    );
+    let kept = read(
+        "SELECT account_id, folder, status, retried, n FROM fax_counts
+         WHERE n != 0 ORDER BY 1, 2, 3, 4",
+    );
+    assert_eq!(kept, counted);
+}
+
 #[cfg(test)]
 mod tests {
     use crate::model::{JobStatus, NewFax, now};
+    use crate::store::listing::{assert_indexed, plan};
     use crate::store::testing::temp_store;
+
+    #[test]
+    fn the_status_reads_index_ranges_never_every_queued_fax() {
+        let (_dir, store) = temp_store();
+        for sql in [
+            super::FINISHED_TODAY,
+            super::PAGES_SENT_TODAY,
+            super::RECEIVED_TODAY,
+            super::WAITING_RETRY,
+            super::SENT_LATER,
+            super::SENT_LATER_COUNT,
+            super::RECENT,
+        ] {
+            assert_indexed(&store, sql);
+        }
+        // The open attempts are read from their partial index and sorted
+        // (one per channel); each fax by its id.
+        let steps = plan(&store, super::CALLS);
+        assert!(
+            steps
+                .iter()
+                .all(|s| s.contains(" USING ") || s.contains("TEMP B-TREE")),
+            "{steps:?}"
+        );
+    }
 
     #[test]
     fn an_empty_box_has_every_account_with_an_empty_queue() {
@@ -342,6 +467,50 @@ mod tests {
         assert_eq!(all.paused.get("modem").map(String::as_str), Some("toner"));
         let own = store.snapshot(Some(&b.id), 0).unwrap();
         assert_eq!(own.queues.keys().collect::<Vec<_>>(), [&b.id]);
+    }
+
+    #[test]
+    fn a_fax_sent_later_is_listed_with_when_it_goes() {
+        let (_dir, store) = temp_store();
+        let a = store.create_account("Acme", None).unwrap();
+        let at = crate::model::now() + 3600;
+        let fax = store
+            .create_job(
+                NewFax {
+                    account_id: a.id.clone(),
+                    to_number: "5550101".into(),
+                    to_number_normalized: "5550101".into(),
+                    retries: 2,
+                    send_at: Some(at),
+                    ..Default::default()
+                },
+                vec![],
+                crate::model::JobStatus::Pending,
+            )
+            .unwrap();
+        let snap = store.snapshot(None, 0).unwrap();
+        let waiting = &snap.queues[&a.id].waiting_retry;
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(
+            (
+                &waiting[0].fax_id,
+                waiting[0].next_attempt,
+                waiting[0].attempts
+            ),
+            (&fax.id, at, 0)
+        );
+        assert_eq!(
+            waiting[0].last_cause.as_deref(),
+            Some("sent later, as asked")
+        );
+        store.hold_for_window(&fax.id, at + 60).unwrap();
+        let snap = store.snapshot(None, 0).unwrap();
+        let waiting = &snap.queues[&a.id].waiting_retry;
+        assert_eq!(waiting[0].next_attempt, at + 60);
+        assert_eq!(
+            waiting[0].last_cause.as_deref(),
+            Some("waiting for its sending window")
+        );
     }
 
     #[test]

@@ -829,7 +829,7 @@ fn draw_retries(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
         Row::new(["fax", "number", "tries", "next", "last cause"])
             .style(Style::default().add_modifier(Modifier::DIM)),
     )
-    .block(pane_block("Waiting to retry", focused));
+    .block(pane_block("Queued for later", focused));
     frame.render_widget(table, area);
 }
 

@@ -925,6 +925,79 @@ fn faxbox_scoped_faxes_resubmit_and_pages() {
     });
 }
 
+/// Issue 27: no listing returns everything at once. 120 faxes waiting for
+/// their documents (so the line leaves them queued) come in pages of 50
+/// unless page_size says otherwise, in the order of the store, each once;
+/// a filter reads on past a page of rows it drops.
+#[test]
+fn listings_are_paged_by_default_and_next_start_key_leads_through_all() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let queued: Vec<String> = b
+        .store
+        .create_jobs(
+            (0..120)
+                .map(|i| faxbox::model::NewFax {
+                    account_id: acme.id.clone(),
+                    to_number: format!("555{i:04}"),
+                    to_number_normalized: format!("+1555{i:04}"),
+                    retries: 1,
+                    ..Default::default()
+                })
+                .collect(),
+            vec![],
+            JobStatus::AttachingFiles,
+        )
+        .unwrap()
+        .into_iter()
+        .rev()
+        .map(|f| f.id.to_string())
+        .collect();
+    let outgoing = format!("/v2/accounts/{}/faxes/outgoing", acme.id);
+    let get = |query: &str| {
+        let r = b.call("GET", &format!("{outgoing}{query}"), Some(&token), None);
+        assert_eq!(r.status, 200, "{query}: {:?}", r.json());
+        r.json()
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let first = get("");
+    assert_eq!(first["page_size"], 50);
+    assert_eq!(first["start_key"], queued[0].as_str());
+    let mut seen = ids(&first);
+    let mut next = first["next_start_key"].as_str().map(str::to_owned);
+    while let Some(key) = next {
+        let page = get(&format!("?start_key={key}"));
+        assert_eq!(page["start_key"], key.as_str());
+        seen.extend(ids(&page));
+        next = page["next_start_key"].as_str().map(str::to_owned);
+    }
+    assert_eq!(seen, queued, "every fax once, newest first");
+
+    let all = get("?page_size=5000");
+    assert_eq!(all["page_size"], 120);
+    assert!(all.get("next_start_key").is_none());
+    let oldest = get("?page_size=10&filter_to_number=5550000");
+    assert_eq!(ids(&oldest), [queued[119].clone()]);
+    let r = b.call(
+        "GET",
+        &format!("{outgoing}?start_key=0badc0de"),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.status, 400, "{:?}", r.json());
+    let r = b.call("GET", "/v2/status", Some(&token), None);
+    assert_eq!(r.json()["data"]["totals"]["pending"], 120);
+}
+
 #[test]
 fn a_received_fax_is_listed_downloaded_and_forwarded() {
     let b = TestBox::start();
@@ -2337,3 +2410,127 @@ fn a_pwg_raster_print_job_is_faxed_over_the_loopback_line() {
 /// Kazoo's own documents and Monster UI's requests, replayed.
 #[path = "kazoo.rs"]
 mod kazoo;
+
+/// Issue 22 through the API: a faxbox's `sending_windows`, a fax's
+/// `send_at` and `priority`, and when it will go (`scheduled_for`) in its
+/// record and the listing; the fax does not start before its time and then
+/// goes once. Bad values are 400s that name the field and the form to use,
+/// and store nothing.
+#[test]
+fn send_at_priority_and_sending_windows_through_the_api() {
+    let b = TestBox::start();
+    let acme = b.tenant("Acme");
+    let token = b.token(&acme);
+    let boxes = format!("/v2/accounts/{}/faxboxes", acme.id);
+    let r = b.call(
+        "PUT",
+        &boxes,
+        Some(&token),
+        Some(json!({"data": {"name": "Desk", "fax_timezone": "UTC",
+                             "sending_windows": ["mon-sun 00:00-24:00"]}})),
+    );
+    assert_eq!(r.status, 201, "{:?}", r.json());
+    assert_eq!(
+        r.json()["data"]["sending_windows"],
+        json!(["mon-sun 00:00-24:00"])
+    );
+    let desk = r.json()["data"]["id"].as_str().unwrap().to_owned();
+    let r = b.call(
+        "PUT",
+        &boxes,
+        Some(&token),
+        Some(json!({"data": {"name": "Night", "sending_windows": ["9-5"]}})),
+    );
+    assert_eq!(r.status, 400, "{:?}", r.json());
+    let message = r.json()["data"]["sending_windows"]["format"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("mon-fri 08:00-18:00"), "{message}");
+    assert_eq!(b.store.faxboxes(&acme.id).unwrap().len(), 1);
+
+    // Three seconds ahead, written as a local time in the faxbox's zone.
+    let send_at = faxbox::model::now() + 3;
+    let local = chrono::DateTime::from_timestamp(send_at, 0)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let rfc3339 = chrono::DateTime::from_timestamp(send_at, 0)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let session = Session::login(&b.base, &acme.key).unwrap();
+    let job = session
+        .send(
+            &json!({"to_number": "555-0100", "faxbox_id": desk,
+                    "send_at": local, "priority": "high"}),
+            &[pdf_document("later.pdf", text_pdf("Later"))],
+        )
+        .unwrap();
+    assert_eq!(job["send_at"], rfc3339.as_str(), "{job}");
+    assert_eq!(job["scheduled_for"], rfc3339.as_str());
+    assert_eq!(job["priority"], "high");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let r = b.call(
+        "GET",
+        &format!("/v2/accounts/{}/faxes/outgoing", acme.id),
+        Some(&token),
+        None,
+    );
+    assert_eq!(r.json()["data"][0]["scheduled_for"], rfc3339.as_str());
+    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    assert_eq!(end["status"], "completed", "{end}");
+    assert!(end.get("scheduled_for").is_none(), "sent: {end}");
+    let attempts = b.store.attempts(&faxbox::model::FaxId(id.clone())).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert!(attempts[0].started >= send_at, "not before its send_at");
+
+    // A send_at past means now; the default priority is normal.
+    let job = session
+        .send(
+            &json!({"to_number": "555-0101", "send_at": "2020-01-01T09:00:00+01:00"}),
+            &[pdf_document("now.pdf", text_pdf("Now"))],
+        )
+        .unwrap();
+    assert_eq!(job["priority"], "normal");
+    assert_eq!(job["send_at"], "2020-01-01T08:00:00Z");
+
+    let before = b.store.faxes(&JobFilter::default()).unwrap().len();
+    let path = format!("/v2/accounts/{}/faxes/outgoing", acme.id);
+    for (data, field, says) in [
+        (
+            json!({"send_at": "tomorrow"}),
+            "send_at",
+            "2026-12-05 18:00",
+        ),
+        (json!({"send_at": 1_800_000_000}), "send_at", "RFC 3339"),
+        (
+            json!({"send_at": "2300-01-01T00:00:00Z"}),
+            "send_at",
+            "a year",
+        ),
+        (
+            json!({"priority": "urgent"}),
+            "priority",
+            "low, normal or high",
+        ),
+        (json!({"priority": 9}), "priority", "low, normal or high"),
+    ] {
+        let mut fields = json!({"to_number": "5550100"});
+        fields
+            .as_object_mut()
+            .unwrap()
+            .extend(data.as_object().unwrap().clone());
+        let (ct, body) = multipart_body(&fields, &[pdf_document("a.pdf", text_pdf("a"))]);
+        let r = b.raw("PUT", &path, Some(&token), Some(&ct), Some(body));
+        assert_eq!(r.status, 400, "{data}: {:?}", r.json());
+        let errors = &r.json()["data"][field];
+        let message = errors
+            .as_object()
+            .and_then(|codes| codes.values().next())
+            .and_then(|e| e["message"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(says), "{data}: {message}");
+    }
+    assert_eq!(b.store.faxes(&JobFilter::default()).unwrap().len(), before);
+}

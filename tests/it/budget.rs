@@ -186,17 +186,6 @@ fn huge_tiff(width: u32, height: u32, strip_bytes: u32) -> Vec<u8> {
     t
 }
 
-/// The peak resident memory of a process (VmHWM), in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM in /proc/<pid>/status");
-    kb / 1024.0
-}
-
 fn worker_options() -> ConvertOptions {
     ConvertOptions {
         drawing: Drawing::Worker {
@@ -460,7 +449,7 @@ fn documents_over_budget_are_refused_while_the_box_keeps_sending() {
         drawn.ended
     );
 
-    let peak = peak_rss_mb(child.id());
+    let peak = crate::harness::memory_mb(child.id(), "VmHWM");
     println!(
         "serve's peak RSS: {peak:.1} MB (ceiling {PEAK_RSS_CEILING_MB} MB: {:.2}x)",
         peak / PEAK_RSS_CEILING_MB

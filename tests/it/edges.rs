@@ -88,13 +88,7 @@ impl Served {
 
     /// The process's peak resident memory so far, in MB.
     fn peak_rss_mb(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let kb: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status");
-        kb / 1024
+        crate::harness::memory_mb(self.child.id(), "VmHWM") as u64
     }
 
     /// A normal one-page fax through the API: must be accepted (202).

@@ -967,3 +967,16 @@ impl Drop for PrivatePostfix {
         terminate(&mut self.master, std::time::Duration::from_secs(10));
     }
 }
+
+/// A memory figure of a running process from `/proc/PID/status`, in MB:
+/// `VmRSS` (resident now) or `VmHWM` (the peak so far).
+pub fn memory_mb(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/status: {e}"));
+    let kb: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+    kb / 1024.0
+}

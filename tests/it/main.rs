@@ -3,6 +3,7 @@
 
 mod api;
 mod budget;
+mod callbacks;
 mod chaos;
 mod cli;
 mod cups;
@@ -15,6 +16,7 @@ mod harness;
 mod inbound;
 mod ipp;
 mod loopback;
+mod memory;
 mod modem;
 mod notify;
 mod packaging;

@@ -12,7 +12,7 @@ use faxbox::lines::{
     Call, CallProgress, Inbound, Line, LineError, LoopbackLine, OutgoingFax, ProgressSink,
 };
 use faxbox::model::{
-    AccountId, AttemptOutcome, DocumentKind, FaxId, JobStatus, NewDocument, NewFax,
+    AccountId, AttemptOutcome, DocumentKind, FaxId, JobStatus, NewDocument, NewFax, Priority,
 };
 use faxbox::notify::{Backoff, Postman};
 use faxbox::scheduler::{Event, Scheduler, SchedulerOptions};
@@ -569,4 +569,214 @@ fn a_killed_appliance_finishes_every_job_after_restart() {
         interrupted >= 2,
         "the cut calls are recorded as interrupted"
     );
+}
+
+/// Issue 22: high-priority faxes overtake normal ones queued before them,
+/// in their own account and across accounts on a shared line, while each
+/// account's `max_outbound` and the one call per number still hold.
+#[test]
+fn high_priority_faxes_overtake_queued_normal_ones_within_the_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).unwrap());
+    store
+        .set_setting(None, "max_outbound", serde_json::json!(2))
+        .unwrap();
+    let acme = store.create_account("Acme", None).unwrap().id;
+    let other = store.create_account("Other", None).unwrap().id;
+    let tiff = small_fax_tiff();
+    let mut account_of = HashMap::new();
+    let mut queue = |account: &AccountId, number: &str, priority: Priority| {
+        let id = store
+            .create_job(
+                NewFax {
+                    account_id: account.clone(),
+                    to_number: number.into(),
+                    to_number_normalized: number.into(),
+                    retries: 1,
+                    priority,
+                    ..Default::default()
+                },
+                vec![NewDocument {
+                    kind: DocumentKind::FaxTiff,
+                    content_type: "image/tiff".into(),
+                    filename: "fax_file.tiff".into(),
+                    pages: Some(1),
+                    bytes: tiff.clone(),
+                }],
+                JobStatus::Pending,
+            )
+            .unwrap()
+            .id;
+        account_of.insert(id.to_string(), account.clone());
+        id
+    };
+    // The normal faxes are queued first: oldest first, they would go first.
+    let acme_normal: Vec<FaxId> = (1..=3)
+        .map(|i| queue(&acme, &format!("555300{i}"), Priority::Normal))
+        .collect();
+    let other_normal: Vec<FaxId> = (1..=4)
+        .map(|i| queue(&other, &format!("555301{i}"), Priority::Normal))
+        .collect();
+    let low = queue(&other, "5553020", Priority::Low);
+    // Two high faxes to one number, one to another.
+    let high_a = queue(&acme, "5553100", Priority::High);
+    let high_b = queue(&acme, "5553100", Priority::High);
+    let high_c = queue(&acme, "5553101", Priority::High);
+    let state = Arc::new(Mutex::new(Counts::default()));
+    let line = Instrumented {
+        inner: loopback(dir.path(), 4, &[], false),
+        account_of,
+        state: state.clone(),
+        fail_first: Mutex::new(HashMap::new()),
+    };
+    let scheduler =
+        Scheduler::start(store.clone(), vec![Arc::new(line)], options(dir.path())).unwrap();
+    let all: Vec<FaxId> = [
+        acme_normal.clone(),
+        other_normal.clone(),
+        vec![low.clone(), high_a.clone(), high_b.clone(), high_c.clone()],
+    ]
+    .concat();
+    wait_terminal(&store, &all, Duration::from_secs(180));
+    scheduler.stop(Duration::from_secs(5));
+
+    let c = state.lock().unwrap();
+    assert!(c.violations.is_empty(), "{:?}", c.violations);
+    assert_eq!(c.max_per_account, 2, "Acme's limit was reached");
+    // Attempt ids are given as jobs are claimed: the order they went in.
+    let mut claims: Vec<(i64, FaxId)> = all
+        .iter()
+        .flat_map(|id| store.attempts(id).unwrap())
+        .map(|a| (a.id, a.fax_id))
+        .collect();
+    claims.sort();
+    assert_eq!(claims.len(), all.len(), "one attempt each: {claims:?}");
+    let order: Vec<FaxId> = claims.into_iter().map(|(_, id)| id).collect();
+    let at = |id: &FaxId| order.iter().position(|o| o == id).unwrap();
+    // A and C (two numbers) first, ahead of every older normal fax of
+    // either account; B waits only for A's number to be free.
+    let mut first_two = vec![order[0].clone(), order[1].clone()];
+    first_two.sort();
+    let mut expected = vec![high_a.clone(), high_c.clone()];
+    expected.sort();
+    assert_eq!(first_two, expected, "{order:?}");
+    assert!(at(&high_b) > at(&high_a));
+    assert!(
+        at(&high_b) < acme_normal.iter().map(at).max().unwrap(),
+        "B goes before Acme's normal faxes are through: {order:?}"
+    );
+    // The low fax goes after every normal fax of its account.
+    assert!(other_normal.iter().all(|n| at(n) < at(&low)), "{order:?}");
+    for id in &all {
+        assert_eq!(store.fax(id).unwrap().status, Some(JobStatus::Completed));
+    }
+}
+
+/// A sending window "HH:MM:SS-HH:MM:SS" (every day, UTC) from `from` to
+/// `to`, both Unix times.
+fn window_between(from: i64, to: i64) -> String {
+    let clock = |t: i64| {
+        let s = t.rem_euclid(86_400);
+        format!("{:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+    };
+    format!("{}-{}", clock(from), clock(to))
+}
+
+/// Issue 22: a retry that falls due while its faxbox's sending window is
+/// closed waits for the next opening (its due time shows it), then goes;
+/// a fax sent later does not start before its time, then goes once.
+#[test]
+fn a_sending_window_holds_a_retry_and_send_at_holds_a_fax_until_their_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open_data_dir(dir.path()).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let t0 = faxbox::model::now();
+    // Open now until t0 + 4 s, closed until t0 + 12 s.
+    let (closes, opens) = (t0 + 4, t0 + 12);
+    let desk = store
+        .create_faxbox(
+            &account,
+            faxbox::model::FaxboxFields {
+                name: Some("Desk".into()),
+                fax_timezone: Some("UTC".into()),
+                sending_windows: Some(vec![
+                    window_between(t0 - 3600, closes),
+                    window_between(opens, t0 + 3600),
+                ]),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    let tiff = small_fax_tiff();
+    let job = |number: &str, send_at: Option<i64>| {
+        store
+            .create_job(
+                NewFax {
+                    account_id: account.clone(),
+                    faxbox_id: Some(desk.id.clone()),
+                    to_number: number.into(),
+                    to_number_normalized: number.into(),
+                    retries: 2,
+                    send_at,
+                    ..Default::default()
+                },
+                vec![NewDocument {
+                    kind: DocumentKind::FaxTiff,
+                    content_type: "image/tiff".into(),
+                    filename: "fax_file.tiff".into(),
+                    pages: Some(1),
+                    bytes: tiff.clone(),
+                }],
+                JobStatus::Pending,
+            )
+            .unwrap()
+            .id
+    };
+    let retried = job("5553200", None);
+    // Inside the window: only its time holds it.
+    let later = job("5553201", Some(t0 + 3));
+    let line = Instrumented {
+        inner: loopback(dir.path(), 2, &[("5550001", FarEnd::Busy)], false),
+        account_of: HashMap::new(),
+        state: Arc::new(Mutex::new(Counts::default())),
+        fail_first: Mutex::new(HashMap::from([("5553200".to_string(), 1)])),
+    };
+    let mut opts = options(dir.path());
+    // A busy number is tried again after 180 s; here after 6 s, when the
+    // window is closed.
+    opts.retry_delay_scale = 6.0 / 180.0;
+    let scheduler = Scheduler::start(store.clone(), vec![Arc::new(line)], opts).unwrap();
+    crate::harness::wait_for(
+        "the retry to be held for the window",
+        Duration::from_secs(20),
+        || store.fax(&retried).unwrap().due_at == opens,
+    );
+    let held = store.fax(&retried).unwrap();
+    assert_eq!((held.status, held.attempts), (Some(JobStatus::Pending), 1));
+    wait_terminal(
+        &store,
+        &[retried.clone(), later.clone()],
+        Duration::from_secs(60),
+    );
+    scheduler.stop(Duration::from_secs(5));
+
+    let attempts = store.attempts(&retried).unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(
+        attempts[0].started < closes,
+        "the first try was in the window"
+    );
+    assert!(
+        attempts[1].started >= opens,
+        "the retry waited for the window: started {} before {opens}",
+        attempts[1].started
+    );
+    assert_eq!(
+        store.fax(&retried).unwrap().status,
+        Some(JobStatus::Completed)
+    );
+    let attempts = store.attempts(&later).unwrap();
+    assert_eq!(attempts.len(), 1, "sent once: {attempts:?}");
+    assert!(attempts[0].started >= t0 + 3, "not before its send_at");
+    assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Success));
 }

@@ -1642,3 +1642,83 @@ fn another_account_cannot_take_over_an_office_mail_domain() {
     }
     api.stop();
 }
+
+/// Issue 22 by email: `X-Fax-Send-At` (read in the faxbox's zone when it
+/// has no offset) and `X-Fax-Priority`, or the importance a mail program
+/// marks; a header that cannot be read refuses the mail, naming it, and
+/// stores nothing.
+#[test]
+fn send_later_and_priority_ride_in_mail_headers() {
+    let b = SmtpBox::start();
+    let office = b.office();
+    b.store
+        .update_faxbox(
+            &office.faxbox.id,
+            FaxboxFields {
+                fax_timezone: Some("America/New_York".into()),
+                ..Default::default()
+            },
+            faxbox::store::UpdateMode::Merge,
+        )
+        .unwrap();
+    let (from, to) = ("bob@acme.example", "5551234@fax.acme.example");
+    let mail = |headers: &str| {
+        let mut m = email(
+            from,
+            to,
+            "later",
+            &[("application/pdf", "a.pdf", &pdf(&["a"]))],
+        );
+        m.splice(0..0, headers.bytes());
+        m
+    };
+    let mut d = Dialogue::hello(b.addr);
+    // 09:00 in New York a month from now.
+    use chrono::TimeZone;
+    let day = (chrono::Utc::now() + chrono::Duration::days(30)).date_naive();
+    let expected = chrono_tz::America::New_York
+        .from_local_datetime(&day.and_hms_opt(9, 0, 0).unwrap())
+        .earliest()
+        .unwrap()
+        .timestamp();
+    let id = queued_id(&d.send(
+        from,
+        &[to],
+        &mail(&format!(
+            "X-Fax-Send-At: {day} 09:00\r\nX-Fax-Priority: High\r\n"
+        )),
+    ));
+    let fax = b.fax(&id);
+    assert_eq!(fax.send_at, Some(expected));
+    assert_eq!(fax.due_at, expected);
+    assert_eq!(fax.priority, faxbox::model::Priority::High);
+    // Outlook's "high importance" and a low X-Priority.
+    let id = queued_id(&d.send(from, &[to], &mail("Importance: High\r\n")));
+    assert_eq!(b.fax(&id).priority, faxbox::model::Priority::High);
+    let id = queued_id(&d.send(from, &[to], &mail("X-Priority: 5 (Lowest)\r\n")));
+    assert_eq!(b.fax(&id).priority, faxbox::model::Priority::Low);
+    let id = queued_id(&d.send(from, &[to], &mail("")));
+    let plain = b.fax(&id);
+    assert_eq!(
+        (plain.priority, plain.send_at),
+        (faxbox::model::Priority::Normal, None)
+    );
+
+    let before = b.faxes().len();
+    for (header, named) in [
+        ("X-Fax-Send-At: next tuesday\r\n", "X-Fax-Send-At"),
+        ("X-Fax-Send-At: 2126-01-01 09:00\r\n", "X-Fax-Send-At"),
+        ("X-Fax-Priority: urgent\r\n", "X-Fax-Priority"),
+    ] {
+        let reply = d.send(from, &[to], &mail(header));
+        assert!(reply.starts_with("554 "), "{header}: {reply}");
+        assert!(reply.contains(named), "{header}: {reply}");
+        assert!(
+            reply.contains("2026-12-05 18:00")
+                || reply.contains("a year")
+                || reply.contains("low, normal or high"),
+            "says what to write: {reply}"
+        );
+    }
+    assert_eq!(b.faxes().len(), before, "a refused mail stores nothing");
+}

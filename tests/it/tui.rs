@@ -204,7 +204,7 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
     );
     assert!(detail.contains("document: letter.pdf"), "{detail}");
     tmux.run(&["send-keys", "-t", "dash", "Escape"]);
-    tmux.wait_for(&["Waiting to retry"], Duration::from_secs(10));
+    tmux.wait_for(&["Queued for later"], Duration::from_secs(10));
 
     // `q` ends the dashboard, and the terminal is itself again.
     tmux.run(&["send-keys", "-t", "dash", "q"]);

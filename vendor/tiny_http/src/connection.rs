@@ -24,9 +24,16 @@ impl Listener {
 
     pub(crate) fn accept(&self) -> std::io::Result<(Connection, Option<SocketAddr>)> {
         match self {
-            Self::Tcp(l) => l
-                .accept()
-                .map(|(conn, addr)| (Connection::from(conn), Some(addr))),
+            // Faxbox patch: no Nagle delay. A response goes out in more
+            // than one write (head, then body); on a kept-alive
+            // connection the second waited for the client's delayed ACK,
+            // 40 ms on Linux, so every request after a connection's first
+            // took at least 44 ms (issue 27: the dashboard's poll of
+            // /v2/status keeps its connection).
+            Self::Tcp(l) => l.accept().map(|(conn, addr)| {
+                let _ = conn.set_nodelay(true);
+                (Connection::from(conn), Some(addr))
+            }),
             #[cfg(unix)]
             Self::Unix(l) => l.accept().map(|(conn, _)| (Connection::from(conn), None)),
         }
