@@ -159,6 +159,39 @@ pub fn smarthost(port: u16) -> faxbox::config::Smarthost {
     }
 }
 
+/// `pdf` written again by Ghostscript's pdfwrite, encrypted with `password`
+/// (RC4 128-bit, revision 3, as office tools save "protected" PDFs) when
+/// one is given: an independent maker of encrypted PDFs. Both forms come
+/// from the same writer, so they draw the same. `None` without Ghostscript.
+pub fn ghostscript_pdf(pdf: &[u8], password: Option<&str>) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.pdf"), dir.path().join("out.pdf"));
+    std::fs::write(&input, pdf).unwrap();
+    let mut gs = Command::new("gs");
+    gs.args(["-q", "-dNOPAUSE", "-dBATCH", "-sDEVICE=pdfwrite"]);
+    if let Some(password) = password {
+        gs.arg(format!("-sUserPassword={password}")).args([
+            "-sOwnerPassword=owner-secret",
+            "-dEncryptionR=3",
+            "-dKeyLength=128",
+        ]);
+    }
+    match gs.arg("-o").arg(&output).arg(&input).output() {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "gs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(std::fs::read(&output).unwrap())
+        }
+        Err(_) => {
+            println!("skipped: Ghostscript (gs) is not installed to write encrypted PDFs");
+            None
+        }
+    }
+}
+
 /// A PDF with one Helvetica line per page, one page per text.
 pub fn pdf_of_texts(pages: &[&str]) -> Vec<u8> {
     use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
