@@ -105,6 +105,16 @@ pub struct CoverSheet {
     pub lines: Vec<CoverLine>,
 }
 
+/// A note as an intake keeps it: its first `MAX_NOTE_CHARS` characters,
+/// an ellipsis marking a cut (an email's text may be megabytes; the page
+/// holds about this much).
+pub fn bounded_note(text: &str) -> String {
+    match text.char_indices().nth(MAX_NOTE_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_owned(),
+    }
+}
+
 /// Checks a faxbox's own template: not too long, and every `{...}` names a
 /// fact. The error is for the person who wrote it.
 pub fn check_template(template: &str) -> Result<(), String> {
@@ -605,6 +615,15 @@ mod tests {
         assert!(note.ends_with('…'));
         f.note = "x".repeat(1_000_000);
         assert_eq!(f.value("note").unwrap().chars().count(), MAX_NOTE_CHARS + 1);
+    }
+
+    #[test]
+    fn an_intake_keeps_a_bounded_note() {
+        assert_eq!(bounded_note("short"), "short");
+        let long = "é".repeat(MAX_NOTE_CHARS * 3);
+        let kept = bounded_note(&long);
+        assert_eq!(kept.chars().count(), MAX_NOTE_CHARS + 1);
+        assert!(kept.ends_with('…'));
     }
 
     #[test]

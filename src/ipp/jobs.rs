@@ -356,7 +356,7 @@ fn cover_sheet(request: &Request) -> Option<PrintCover> {
         to_name: member("to-name"),
         from_name: member("from-name"),
         subject: member("subject"),
-        message: member("message"),
+        message: member("message").map(|m| documents::cover::bounded_note(&m)),
     })
 }
 

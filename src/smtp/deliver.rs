@@ -136,7 +136,7 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .map(str::to_owned),
+            .map(documents::cover::bounded_note),
         _ => None,
     };
     if body_as_page && let Some(text) = email.body_text.as_deref().filter(|t| !t.trim().is_empty())
