@@ -980,3 +980,20 @@ pub fn memory_mb(pid: u32, field: &str) -> f64 {
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
     kb / 1024.0
 }
+
+/// The CPU time a running process has used so far (user + system, all its
+/// threads), in seconds, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // Fields after the command name (which may hold spaces) in parentheses;
+    // utime and stime are the 14th and 15th of the whole line.
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let per_second: f64 = run_ok(Command::new("getconf").arg("CLK_TCK"))
+        .trim()
+        .parse()
+        .unwrap();
+    ticks / per_second
+}
