@@ -67,6 +67,9 @@ struct FaxInput {
     owner_id: Option<Value>,
     tx_result: Option<Value>,
     retry_after: Option<Value>,
+    /// Opens the job's encrypted PDFs (Faxbox; Kazoo cannot send them).
+    /// Used at intake and never stored or shown.
+    document_password: Option<String>,
     /// Faxbox's own (issue 22): not before this time, and which due fax
     /// goes first.
     send_at: Option<Value>,
@@ -96,6 +99,7 @@ const MODELLED: &[&str] = &[
     "owner_id",
     "tx_result",
     "retry_after",
+    "document_password",
     "send_at",
     "priority",
     "scheduled_for",
@@ -153,6 +157,7 @@ fn split_upload(
                 bytes: body.to_vec(),
                 name: (*name).to_owned(),
                 content_type: Some(media),
+                password: None,
             }],
         });
     }
@@ -178,6 +183,7 @@ fn split_upload(
                 .unwrap_or_else(|| format!("document {}", i + 1));
             upload.documents.push(Input {
                 content_type: part.content_type(),
+                password: None,
                 name,
                 bytes: part.body,
             });
@@ -351,6 +357,7 @@ fn submit(
         }
         _ => documents,
     };
+    let documents = documents::with_password(documents, input.document_password.as_deref());
     // Check before anything is stored: a document that cannot be faxed is
     // refused now, with the reason (docs/architecture.md, invariant 4).
     let stored = documents::prepare_for_intake(documents, &ctx.options.convert)?;
@@ -1170,6 +1177,7 @@ pub fn action(
                 bytes: ctx.store.document_bytes(&received.id)?,
                 name: format!("received_{id}.tiff"),
                 content_type: Some("image/tiff".into()),
+                password: None,
             };
             submit(ctx, scope, input, vec![tiff], Default::default())
         }

@@ -371,6 +371,7 @@ pub fn fetch(doc: &DocumentRef, policy: &FetchPolicy) -> Result<Input, FieldErro
             bytes,
             name,
             content_type,
+            password: None,
         });
     }
 }

@@ -23,6 +23,15 @@ pub struct ConvertArgs {
     /// A4 pages instead of Letter.
     #[arg(long)]
     pub a4: bool,
+    /// The password that opens encrypted PDFs among the inputs (better
+    /// given in the environment, where other users cannot see it).
+    #[arg(
+        long,
+        env = "FAXBOX_DOCUMENT_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub document_password: Option<String>,
 }
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
@@ -48,6 +57,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
             );
             inputs.push(Input::new(name, bytes));
         }
+        let inputs = super::with_password(inputs, args.document_password.as_deref());
         let options = ConvertOptions {
             resolution: if args.standard {
                 Resolution::Standard

@@ -37,9 +37,19 @@ pub enum DocumentError {
         reason: String,
     },
 
-    /// A password-protected PDF.
-    #[error("'{name}' is password-protected; save it without a password and send it again")]
+    /// A password-protected PDF sent without its password.
+    #[error(
+        "'{name}' is password-protected; send it again with its password (document_password in \
+         the API, --document-password with faxbox send or convert, the account's email_pdf_password \
+         setting for email) or save it without a password and send it again"
+    )]
     Encrypted { name: String },
+
+    /// The password given does not open the PDF.
+    #[error(
+        "the password given for '{name}' does not open it; check the password and send it again"
+    )]
+    WrongPassword { name: String },
 
     /// A well-formed document without a single page.
     #[error("'{name}' has no pages to fax")]

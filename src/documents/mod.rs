@@ -50,6 +50,10 @@ pub struct Input {
     pub name: String,
     /// The MIME type as sent, if any (used when the name has no extension).
     pub content_type: Option<String>,
+    /// The password that opens an encrypted PDF (ignored by an unencrypted
+    /// one and by other kinds). Used while the fax is drawn at intake and
+    /// never stored (see `prepare_for_intake`).
+    pub password: Option<String>,
 }
 
 impl Input {
@@ -58,8 +62,20 @@ impl Input {
             bytes,
             name: name.into(),
             content_type: None,
+            password: None,
         }
     }
+}
+
+/// Gives every document of a job the password sent with it (an empty one is
+/// none): it opens the encrypted PDFs among them and is ignored by the rest.
+pub fn with_password(mut documents: Vec<Input>, password: Option<&str>) -> Vec<Input> {
+    if let Some(password) = password.filter(|p| !p.is_empty()) {
+        for d in &mut documents {
+            d.password = Some(password.to_owned());
+        }
+    }
+    documents
 }
 
 /// Vertical resolution of the fax (T.30 "standard" or "fine").
@@ -279,6 +295,7 @@ fn convert_with_budget(
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let bytes = Arc::new(input.bytes.clone());
     let name = input.name.clone();
+    let password = input.password.clone();
     let opts = options.clone();
     let cancel = watch.cancel.clone();
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
@@ -286,7 +303,12 @@ fn convert_with_budget(
         .name("faxbox-convert".into())
         .spawn(move || {
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                convert_kind(bytes, &name, kind, &opts, max_pages, &watch)
+                let source = pdf::Source {
+                    bytes,
+                    name: &name,
+                    password: password.as_deref(),
+                };
+                convert_kind(source, kind, &opts, max_pages, &watch)
             }))
             .unwrap_or_else(|_| {
                 Err(DocumentError::RendererFailed {
@@ -315,18 +337,17 @@ fn convert_with_budget(
 }
 
 fn convert_kind(
-    bytes: Arc<Vec<u8>>,
-    name: &str,
+    source: pdf::Source<'_>,
     kind: Kind,
     opts: &ConvertOptions,
     max_pages: usize,
     watch: &Watch,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let geom = opts.geometry();
+    let (bytes, name) = (source.bytes.clone(), source.name);
     match kind {
         Kind::Pdf => pdf::convert(
-            bytes,
-            name,
+            source,
             &geom,
             (max_pages, opts.max_image_pixels),
             opts.threads,
@@ -364,9 +385,13 @@ fn convert_kind(
                 opts.time_budget,
                 &watch.cancel,
             )?;
-            pdf::convert(
-                Arc::new(pdf_bytes),
+            let made = pdf::Source {
+                bytes: Arc::new(pdf_bytes),
                 name,
+                password: None,
+            };
+            pdf::convert(
+                made,
                 &geom,
                 (max_pages, opts.max_image_pixels),
                 opts.threads,
@@ -378,7 +403,11 @@ fn convert_kind(
 
 /// The number of pages a PDF has (without rendering), for intake checks.
 pub fn pdf_page_count(bytes: &[u8], name: &str) -> Result<usize, DocumentError> {
-    pdf::page_count(Arc::new(bytes.to_vec()), name)
+    pdf::page_count(pdf::Source {
+        bytes: Arc::new(bytes.to_vec()),
+        name,
+        password: None,
+    })
 }
 
 /// What an intake (the API, email) stores for a new fax, checked before
@@ -392,7 +421,13 @@ pub fn prepare_for_intake(
     options: &ConvertOptions,
 ) -> Result<Vec<crate::model::NewDocument>, DocumentError> {
     use crate::model::{DocumentKind, NewDocument};
-    let pdf_pages = check_pdfs(&inputs, options)?;
+    // A password opens its PDF once, here: the fax image is drawn now and
+    // stored, so the password is never written anywhere and the attempt
+    // needs none.
+    let pdf_pages = match inputs.iter().any(|i| i.password.is_some()) {
+        true => None,
+        false => check_pdfs(&inputs, options)?,
+    };
     let fax = match pdf_pages {
         Some(_) => None,
         None => Some(convert(&inputs, options)?),

@@ -53,13 +53,29 @@ fn check_page_sizes(pdf: &Pdf, name: &str) -> Result<(), DocumentError> {
     Ok(())
 }
 
-/// Opens a PDF, telling encrypted from damaged.
-pub(crate) fn open(bytes: Arc<Vec<u8>>, name: &str) -> Result<Pdf, DocumentError> {
-    match catch_unwind(AssertUnwindSafe(|| Pdf::new(bytes))) {
+/// A PDF to open: its bytes, what the sender called it, and the password
+/// given for it, if any.
+pub(crate) struct Source<'a> {
+    pub bytes: Arc<Vec<u8>>,
+    pub name: &'a str,
+    pub password: Option<&'a str>,
+}
+
+/// Opens a PDF, telling encrypted from damaged, and a missing password from
+/// a wrong one.
+pub(crate) fn open(source: &Source<'_>) -> Result<Pdf, DocumentError> {
+    let (bytes, name) = (source.bytes.clone(), source.name);
+    // An unencrypted PDF opens with any password: hayro tries it only on
+    // an encrypted file.
+    let password = source.password.unwrap_or("");
+    match catch_unwind(AssertUnwindSafe(|| Pdf::new_with_password(bytes, password))) {
         Ok(Ok(pdf)) => Ok(pdf),
         Ok(Err(LoadPdfError::Decryption(e))) => {
             use hayro::hayro_syntax::DecryptionError as D;
             match e {
+                D::PasswordProtected if source.password.is_some() => {
+                    Err(DocumentError::WrongPassword { name: name.into() })
+                }
                 D::PasswordProtected => Err(DocumentError::Encrypted { name: name.into() }),
                 D::UnsupportedAlgorithm => Err(DocumentError::Corrupt {
                     name: name.into(),
@@ -120,15 +136,15 @@ fn check_images(pdf: &Pdf, name: &str, max_pixels: u64) -> Result<(), DocumentEr
 /// budget) and told of each page; `threads` workers share the pages
 /// round-robin.
 pub(crate) fn convert(
-    bytes: Arc<Vec<u8>>,
-    name: &str,
+    source: Source<'_>,
     geom: &Geometry,
     limits: (usize, u64),
     threads: usize,
     watch: &Watch,
 ) -> Result<Vec<EncodedPage>, DocumentError> {
     let (max_pages, max_pixels) = limits;
-    let pdf = open(bytes.clone(), name)?;
+    let name = source.name;
+    let pdf = open(&source)?;
     let count = pdf.pages().len();
     if count == 0 {
         return Err(DocumentError::NoPages { name: name.into() });
@@ -174,11 +190,14 @@ pub(crate) fn convert(
     std::thread::scope(|s| {
         let handles: Vec<_> = (1..threads)
             .map(|t| {
-                let bytes = bytes.clone();
+                let own = Source {
+                    bytes: source.bytes.clone(),
+                    ..source
+                };
                 let worker = &worker;
                 std::thread::Builder::new()
                     .name("faxbox-pdf".into())
-                    .spawn_scoped(s, move || match open(bytes, name) {
+                    .spawn_scoped(s, move || match open(&own) {
                         Ok(pdf) => worker(t, &pdf),
                         Err(e) => vec![(t, Err(e))],
                     })
@@ -320,9 +339,9 @@ pub(crate) fn opens_without_inflating(bytes: &[u8]) -> bool {
 
 /// The number of pages, for intake, which refuses here what drawing would
 /// refuse for its page sizes.
-pub(crate) fn page_count(bytes: Arc<Vec<u8>>, name: &str) -> Result<usize, DocumentError> {
-    let pdf = open(bytes, name)?;
-    check_page_sizes(&pdf, name)?;
+pub(crate) fn page_count(source: Source<'_>) -> Result<usize, DocumentError> {
+    let pdf = open(&source)?;
+    check_page_sizes(&pdf, source.name)?;
     Ok(pdf.pages().len())
 }
 

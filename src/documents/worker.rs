@@ -63,6 +63,10 @@ struct InputHeader {
     name: String,
     kind: Kind,
     len: u64,
+    /// The PDF's password, passed on the worker's stdin, never on its
+    /// command line where any user of the machine could read it.
+    #[serde(default)]
+    password: Option<String>,
 }
 
 /// What a worker is asked to do.
@@ -119,7 +123,14 @@ pub(crate) fn count_pdf_pages(
     let names: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
     let bodies: Vec<&[u8]> = inputs.iter().map(|i| i.bytes.as_slice()).collect();
     let kinds = vec![Kind::Pdf; inputs.len()];
-    let request = request(Task::CountPdfPages, &names, &kinds, &bodies, options);
+    let passwords: Vec<Option<&str>> = vec![None; inputs.len()];
+    let request = request(
+        Task::CountPdfPages,
+        (&names, &passwords),
+        &kinds,
+        &bodies,
+        options,
+    );
     match run(program, &request, &names, &bodies, options.time_budget)? {
         Outcome::Counted(pages) if pages.len() == inputs.len() => Ok(pages),
         _ => Err(DocumentError::RendererFailed {
@@ -129,24 +140,28 @@ pub(crate) fn count_pdf_pages(
     }
 }
 
+/// The request line: `labels` are each input's name and password.
 fn request(
     task: Task,
-    names: &[&str],
+    labels: (&[&str], &[Option<&str>]),
     kinds: &[Kind],
     bodies: &[&[u8]],
     options: &ConvertOptions,
 ) -> Request {
+    let (names, passwords) = labels;
     let threads = options.threads.max(1);
     Request {
         task,
         inputs: names
             .iter()
+            .zip(passwords)
             .zip(kinds)
             .zip(bodies)
-            .map(|((name, &kind), body)| InputHeader {
+            .map(|(((name, password), &kind), body)| InputHeader {
                 name: (*name).into(),
                 kind,
                 len: body.len() as u64,
+                password: password.map(str::to_owned),
             })
             .collect(),
         resolution: options.resolution,
@@ -195,7 +210,14 @@ pub(crate) fn convert(
         .iter()
         .map(|&k| if k == Kind::Office { Kind::Pdf } else { k })
         .collect();
-    let request = request(Task::Convert, &names, &kinds, &bodies, options);
+    let passwords: Vec<Option<&str>> = inputs.iter().map(|i| i.password.as_deref()).collect();
+    let request = request(
+        Task::Convert,
+        (&names, &passwords),
+        &kinds,
+        &bodies,
+        options,
+    );
     match run(program, &request, &names, &bodies, options.time_budget)? {
         Outcome::Converted(doc) => Ok(doc),
         Outcome::Counted(_) => Err(DocumentError::RendererFailed {
@@ -434,7 +456,9 @@ fn serve_one() -> std::io::Result<()> {
         if bytes.len() as u64 != header.len {
             return Err(std::io::Error::other("the request was cut short"));
         }
-        inputs.push(Input::new(header.name.clone(), bytes));
+        let mut input = Input::new(header.name.clone(), bytes);
+        input.password = header.password.clone();
+        inputs.push(input);
         kinds.push(header.kind);
     }
     let options = ConvertOptions {

@@ -222,11 +222,12 @@ fn dispatch_until_stopped(shared: &Arc<Shared>) {
         crate::streak::FailureStreak::new(Duration::from_millis(500), Duration::from_secs(60));
     let mut calls_running = false;
     loop {
-        match dispatch_due(shared) {
-            Ok(()) => {
+        let left_waiting = match dispatch_due(shared) {
+            Ok(waiting) => {
                 if let Some(n) = trouble.succeeded() {
                     info!(failures = n, "the scheduler can use the store again");
                 }
+                waiting
             }
             Err(e) => {
                 // A full or failing disk: back off rather than spin, and
@@ -251,10 +252,15 @@ fn dispatch_until_stopped(shared: &Arc<Shared>) {
                 }
                 continue;
             }
-        }
+        };
         // After dispatching, so that the attempts just started count.
         calls_running = settle_finished_attempts(shared, calls_running);
+        // Due jobs that no line or limit let start wait for what frees one:
+        // an attempt ending or a line resumed rings the bell, and a limit
+        // raised in the settings is seen within MAX_IDLE. Without this the
+        // dispatcher would spin on a queue behind busy or paused lines.
         let wait = match shared.store.next_due_at() {
+            _ if left_waiting => MAX_IDLE,
             Ok(Some(due)) => {
                 Duration::from_secs((due - now()).clamp(0, MAX_IDLE.as_secs() as i64) as u64)
             }
@@ -280,14 +286,16 @@ fn settle_finished_attempts(shared: &Shared, calls_were_running: bool) -> bool {
 /// Starts every due job that the limits allow, highest priority first,
 /// then oldest due: a high fax skips the queue, but a job the limits stop
 /// (its account's `max_outbound`, a call to its number) is passed over, not
-/// waited for, so priority never breaks them.
-fn dispatch_due(shared: &Arc<Shared>) -> crate::store::Result<()> {
+/// waited for, so priority never breaks them. Whether a due job was left
+/// waiting for a line or a limit.
+fn dispatch_due(shared: &Arc<Shared>) -> crate::store::Result<bool> {
     let store = &shared.store;
     let t = now();
     let due = store.due_jobs(t, 500)?;
     if due.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
+    let mut left_waiting = false;
     let paused = store.paused_lines()?;
     let serialize = store.setting_bool(None, "serialize_outbound_numbers")?;
     let mut limits: HashMap<AccountId, u32> = HashMap::new();
@@ -300,6 +308,7 @@ fn dispatch_due(shared: &Arc<Shared>) -> crate::store::Result<()> {
             continue;
         }
         let Some(line) = free_line(shared, &paused) else {
+            left_waiting = true;
             break;
         };
         let limit = match limits.get(&job.account_id) {
@@ -313,9 +322,11 @@ fn dispatch_due(shared: &Arc<Shared>) -> crate::store::Result<()> {
         // Both counts include jobs claimed moments ago in this loop: a claim
         // is committed before the next job is looked at.
         if store.active_jobs(&job.account_id)? >= limit {
+            left_waiting = true;
             continue;
         }
         if serialize && store.number_is_active(&job.to_number_normalized)? {
+            left_waiting = true;
             continue;
         }
         let Some((fax, attempt)) = store.claim(&job.id, line.name())? else {
@@ -356,7 +367,7 @@ fn dispatch_due(shared: &Arc<Shared>) -> crate::store::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(left_waiting)
 }
 
 /// The first line that is not paused and has a channel free.

@@ -136,6 +136,11 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
     if inputs.is_empty() {
         return Err(Failure::NoAttachment(email.skipped));
     }
+    let password = store
+        .setting(Some(account), "email_pdf_password")
+        .map_err(Failure::Store)?
+        .value;
+    let inputs = documents::with_password(inputs, password.as_str());
     let priority = match email.priority.as_deref() {
         Some(p) => p.to_ascii_lowercase().parse().map_err(|_| {
             Failure::Header(format!(

@@ -417,6 +417,7 @@ fn consider(
         bytes: bytes.to_vec(),
         name,
         content_type: Some(ct),
+        password: None,
     });
 }
 

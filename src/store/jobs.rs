@@ -197,6 +197,16 @@ pub struct RecoveryReport {
     pub orphan_documents: usize,
 }
 
+/// The pending faxes of one priority (`?3`) due by `?1`, oldest due first:
+/// a range of `faxes_due_by_priority`.
+const DUE_JOBS_OF_PRIORITY: &str =
+    "SELECT id, account_id, to_number_normalized, due_at, faxbox_id FROM faxes
+     WHERE status = 'pending' AND priority = ?3 AND due_at <= ?1
+     ORDER BY due_at, rowid LIMIT ?2";
+
+/// When the next pending fax falls due: the first entry of `faxes_due`.
+const NEXT_DUE_AT: &str = "SELECT min(due_at) FROM faxes WHERE status = 'pending'";
+
 impl Store {
     /// Creates an outbound job with its documents in one transaction, so an
     /// acknowledged job always has them (docs/architecture.md, invariant 1). `status` is
@@ -470,34 +480,37 @@ impl Store {
     /// oldest due first (issue 22).
     pub fn due_jobs(&self, at: UnixTime, limit: u32) -> Result<Vec<DueJob>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
-                "SELECT id, account_id, to_number_normalized, due_at, faxbox_id, priority FROM faxes
-                 WHERE status = 'pending' AND due_at <= ?1
-                 ORDER BY priority DESC, due_at, rowid LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![at, limit], |r| {
-                Ok(DueJob {
-                    id: FaxId(r.get(0)?),
-                    account_id: AccountId(r.get(1)?),
-                    to_number_normalized: r.get(2)?,
-                    due_at: r.get(3)?,
-                    faxbox_id: r.get::<_, Option<String>>(4)?.map(FaxboxId),
-                    priority: Priority::from_rank(r.get(5)?),
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            // One index range per priority, highest first: the queue may
+            // hold hundreds of thousands of faxes and this runs on every
+            // pass of the dispatcher.
+            let mut stmt = conn.prepare_cached(DUE_JOBS_OF_PRIORITY)?;
+            let mut due = Vec::new();
+            for priority in [Priority::High, Priority::Normal, Priority::Low] {
+                let left = limit as usize - due.len();
+                if left == 0 {
+                    break;
+                }
+                let rows = stmt.query_map(params![at, left, priority.rank()], |r| {
+                    Ok(DueJob {
+                        id: FaxId(r.get(0)?),
+                        account_id: AccountId(r.get(1)?),
+                        to_number_normalized: r.get(2)?,
+                        due_at: r.get(3)?,
+                        faxbox_id: r.get::<_, Option<String>>(4)?.map(FaxboxId),
+                        priority,
+                    })
+                })?;
+                for row in rows {
+                    due.push(row?);
+                }
+            }
+            Ok(due)
         })
     }
 
     /// When the next pending job falls due (the scheduler sleeps until then).
     pub fn next_due_at(&self) -> Result<Option<UnixTime>> {
-        self.read(|conn| {
-            Ok(conn.query_row(
-                "SELECT min(due_at) FROM faxes WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )?)
-        })
+        self.read(|conn| Ok(conn.query_row(NEXT_DUE_AT, [], |r| r.get(0))?))
     }
 
     /// Holds a due job until its faxbox's sending window opens at `until`
@@ -1190,6 +1203,13 @@ mod tests {
             retries,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn the_dispatchers_due_query_reads_an_index_range_without_sorting() {
+        let (_dir, store) = temp_store();
+        crate::store::listing::assert_indexed(&store, DUE_JOBS_OF_PRIORITY);
+        crate::store::listing::assert_indexed(&store, NEXT_DUE_AT);
     }
 
     fn tiff_doc() -> NewDocument {

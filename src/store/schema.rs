@@ -338,6 +338,12 @@ const MIGRATIONS: &[&str] = &[
         WHEN NEW.callback_key IS NULL
         BEGIN UPDATE faxboxes SET callback_key = lower(hex(randomblob(32))) WHERE id = NEW.id; END;
     "#,
+    // 13: the dispatcher reads due faxes one priority at a time, oldest due
+    // first, as a range of this index (with 400,000 queued, ordering by
+    // priority through `faxes_due` sorted them all on every pass).
+    r#"
+    CREATE INDEX faxes_due_by_priority ON faxes(priority, due_at) WHERE status = 'pending';
+    "#,
 ];
 
 /// The schema version this build writes.

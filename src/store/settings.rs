@@ -18,6 +18,8 @@ pub enum SettingKind {
         max: i64,
     },
     Text,
+    /// A non-empty text, or `null` for none (a password only some accounts have).
+    OptionalText,
     /// A mail domain such as `fax.example.com`.
     Domain,
     /// Image dimensions in pixels: `WIDTHxHEIGHT`, or one number for both.
@@ -58,6 +60,9 @@ impl Setting {
                 value.as_i64().is_some_and(|n| (min..=max).contains(&n))
             }
             SettingKind::Text => value.as_str().is_some_and(|s| !s.is_empty()),
+            SettingKind::OptionalText => {
+                value.is_null() || value.as_str().is_some_and(|s| !s.is_empty())
+            }
             SettingKind::Domain => value.as_str().is_some_and(crate::model::is_domain),
             SettingKind::Size => value.as_str().is_some_and(|s| {
                 let s = s.to_ascii_lowercase();
@@ -78,6 +83,7 @@ impl Setting {
                 SettingKind::Bool => "true or false".to_owned(),
                 SettingKind::Integer { min, max } => format!("a whole number from {min} to {max}"),
                 SettingKind::Text => "a non-empty text".to_owned(),
+                SettingKind::OptionalText => "a non-empty text, or null for none".to_owned(),
                 SettingKind::Domain => "a mail domain such as \"fax.example.com\"".to_owned(),
                 SettingKind::Size => {
                     "a size in pixels such as \"700x10\" (width x height)".to_owned()
@@ -101,6 +107,8 @@ impl Setting {
             (SettingKind::Text | SettingKind::Domain | SettingKind::Size, _) => {
                 Value::String(word.to_owned())
             }
+            (SettingKind::OptionalText, Ok(v @ (Value::Null | Value::String(_)))) => v,
+            (SettingKind::OptionalText, _) => Value::String(word.to_owned()),
             (_, Ok(v)) => v,
             (_, Err(_)) => Value::String(word.to_owned()),
         }
@@ -201,6 +209,13 @@ pub static SETTINGS: &[Setting] = &[
         SettingKind::Bool,
         Account,
         "email to fax: the email's text becomes the first page, before the attachments"
+    ),
+    setting!(
+        "email_pdf_password",
+        "null",
+        SettingKind::OptionalText,
+        Account,
+        "email to fax: the password that opens encrypted PDF attachments (a sender who always encrypts, such as a bank or a lab)"
     ),
     setting!(
         "email_subject_as_header",

@@ -943,6 +943,45 @@ fn encrypted_pdf_is_refused_with_the_password_message() {
     assert!(e.to_string().contains("password-protected"), "{e}");
 }
 
+/// Issue 27: a PDF saved with a password converts when the password is
+/// given, to the very pages of the same PDF saved without one; without it,
+/// or with a wrong one, the error says which and what to do.
+#[test]
+fn an_encrypted_pdf_converts_with_its_password_to_the_same_pages() {
+    let original = crate::harness::pdf_of_texts(&["Lab results for Ms Meyer", "Page two"]);
+    let (Some(plain), Some(locked)) = (
+        crate::harness::ghostscript_pdf(&original, None),
+        crate::harness::ghostscript_pdf(&original, Some("lab-2026")),
+    ) else {
+        return;
+    };
+    assert!(
+        locked.windows(8).any(|w| w == b"/Encrypt"),
+        "Ghostscript wrote an encrypted PDF"
+    );
+    let e = expect_err("results.pdf", locked.clone());
+    assert!(matches!(e, DocumentError::Encrypted { .. }), "{e:?}");
+    assert!(e.to_string().contains("document_password"), "{e}");
+
+    let with = |password: &str| {
+        let mut input = doc("results.pdf", locked.clone());
+        input.password = Some(password.into());
+        convert(&[input], &ConvertOptions::default())
+    };
+    let e = with("lab-2025").unwrap_err();
+    assert!(matches!(e, DocumentError::WrongPassword { .. }), "{e:?}");
+    assert!(e.to_string().contains("'results.pdf'"), "{e}");
+
+    let opened = with("lab-2026").unwrap();
+    let unlocked = convert_one("results.pdf", plain).unwrap();
+    let pages = assert_fax_pages(&opened, 2);
+    assert_eq!(pages, assert_fax_pages(&unlocked, 2), "the same pages");
+    assert!(
+        black_in(&pages[0], 0, 0, 1728, 2156) > 1000,
+        "text is drawn"
+    );
+}
+
 #[test]
 fn pdf_without_pages_is_refused() {
     let objects = [

@@ -159,6 +159,39 @@ pub fn smarthost(port: u16) -> faxbox::config::Smarthost {
     }
 }
 
+/// `pdf` written again by Ghostscript's pdfwrite, encrypted with `password`
+/// (RC4 128-bit, revision 3, as office tools save "protected" PDFs) when
+/// one is given: an independent maker of encrypted PDFs. Both forms come
+/// from the same writer, so they draw the same. `None` without Ghostscript.
+pub fn ghostscript_pdf(pdf: &[u8], password: Option<&str>) -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in.pdf"), dir.path().join("out.pdf"));
+    std::fs::write(&input, pdf).unwrap();
+    let mut gs = Command::new("gs");
+    gs.args(["-q", "-dNOPAUSE", "-dBATCH", "-sDEVICE=pdfwrite"]);
+    if let Some(password) = password {
+        gs.arg(format!("-sUserPassword={password}")).args([
+            "-sOwnerPassword=owner-secret",
+            "-dEncryptionR=3",
+            "-dKeyLength=128",
+        ]);
+    }
+    match gs.arg("-o").arg(&output).arg(&input).output() {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "gs: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            Some(std::fs::read(&output).unwrap())
+        }
+        Err(_) => {
+            println!("skipped: Ghostscript (gs) is not installed to write encrypted PDFs");
+            None
+        }
+    }
+}
+
 /// A PDF with one Helvetica line per page, one page per text.
 pub fn pdf_of_texts(pages: &[&str]) -> Vec<u8> {
     use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str};
@@ -946,4 +979,21 @@ pub fn memory_mb(pid: u32, field: &str) -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
     kb / 1024.0
+}
+
+/// The CPU time a running process has used so far (user + system, all its
+/// threads), in seconds, from `/proc/PID/stat`.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // Fields after the command name (which may hold spaces) in parentheses;
+    // utime and stime are the 14th and 15th of the whole line.
+    let after_name = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    let per_second: f64 = run_ok(Command::new("getconf").arg("CLK_TCK"))
+        .trim()
+        .parse()
+        .unwrap();
+    ticks / per_second
 }

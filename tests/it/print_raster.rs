@@ -124,6 +124,7 @@ fn fax_pages(
         bytes,
         name: name.into(),
         content_type: Some(content_type.into()),
+        password: None,
     };
     let fax = convert(&[input], options).unwrap_or_else(|e| panic!("{name}: {e}"));
     let pages = decode_fax_tiff(&fax.tiff).unwrap();
@@ -231,6 +232,7 @@ fn pwg_raster_from_cupsfilter_faxes_like_the_pdf_it_was_printed_from() {
             bytes: cut,
             name: "job".into(),
             content_type: Some("image/pwg-raster".into()),
+            password: None,
         }],
         &options,
     )

@@ -780,3 +780,52 @@ fn a_sending_window_holds_a_retry_and_send_at_holds_a_fax_until_their_time() {
     assert!(attempts[0].started >= t0 + 3, "not before its send_at");
     assert_eq!(attempts[0].outcome, Some(AttemptOutcome::Success));
 }
+
+/// Faxes due behind a paused line wait without costing the box CPU: the
+/// dispatcher used to spin on them (every pass found them due, no line
+/// free, and the next due time already past), a core at 100% for as long
+/// as the line stayed paused; with 400,000 queued each pass also sorted
+/// them all. Resumed from the command line, the line sends them all.
+#[test]
+fn faxes_behind_a_paused_line_wait_without_spinning() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = Store::open_data_dir(&data).unwrap();
+    let account = store.create_account("Acme", None).unwrap().id;
+    store
+        .set_line_paused("loopback", true, "paper jam")
+        .unwrap();
+    let tiff = small_fax_tiff();
+    let ids: Vec<FaxId> = (0..20)
+        .map(|i| queue_job(&store, &account, &format!("55501{i:02}"), 1, &tiff, &[]))
+        .collect();
+    drop(store);
+    let config = "[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 2\n";
+    let serve = crate::harness::ServeProcess::start(dir.path(), config);
+    let pid = serve.child.id();
+
+    // Past start-up, then three seconds of a paused line.
+    std::thread::sleep(Duration::from_secs(1));
+    let before = crate::harness::cpu_seconds(pid);
+    std::thread::sleep(Duration::from_secs(3));
+    let used = crate::harness::cpu_seconds(pid) - before;
+    assert!(
+        used < 0.5,
+        "the box used {used:.2} s of CPU in 3 s with its only line paused (spinning?)"
+    );
+    let store = Store::open_existing(&data).unwrap();
+    for id in &ids {
+        assert_eq!(store.fax(id).unwrap().status, Some(JobStatus::Pending));
+    }
+
+    let resumed = crate::harness::faxbox(&data, &["line", "resume", "loopback"]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    wait_terminal(&store, &ids, Duration::from_secs(120));
+    for id in &ids {
+        assert_eq!(store.fax(id).unwrap().status, Some(JobStatus::Completed));
+    }
+}

@@ -872,6 +872,42 @@ fn the_body_can_be_the_first_page_and_the_subject_the_header() {
     assert_eq!(b.pages(&id), 1);
 }
 
+/// Issue 27: PDFs that always come encrypted (from a bank, a lab) are faxed with
+/// the account's email_pdf_password; without the setting the sender is
+/// told the PDF is password-protected and how to send it.
+#[test]
+fn an_encrypted_pdf_is_faxed_with_the_accounts_email_password() {
+    let Some(locked) = crate::harness::ghostscript_pdf(&pdf(&["Statement"]), Some("lab-2026"))
+    else {
+        return;
+    };
+    let b = SmtpBox::start();
+    let office = b.office();
+    let (from, to) = ("bob@acme.example", "5551234@fax.acme.example");
+    let message = email(
+        from,
+        to,
+        "Results",
+        &[("application/pdf", "results.pdf", &locked)],
+    );
+    let mut d = Dialogue::hello(b.addr);
+    let r = d.send(from, &[to], &message);
+    assert!(r.starts_with("554"), "{r}");
+    assert!(r.contains("password-protected"), "{r}");
+    assert!(r.contains("email_pdf_password"), "{r}");
+
+    b.store
+        .set_setting(
+            Some(&office.account),
+            "email_pdf_password",
+            json!("lab-2026"),
+        )
+        .unwrap();
+    let id = queued_id(&d.send(from, &[to], &message));
+    assert_eq!(b.originals(&id), vec!["results.pdf"]);
+    assert_eq!(b.pages(&id), 1, "drawn at intake with the password");
+}
+
 #[test]
 fn fifty_recipients_make_fifty_jobs_in_one_commit() {
     let b = SmtpBox::start();
