@@ -95,15 +95,17 @@ bench-memory: build-deps
 
 # Every benchmark, one after another (they share the machine's cores, so
 # never at once).
+# Every benchmark in turn, each printing its details; then one table of
+# their headline figures, each against its target or peer
+# (benches/common/summary.rs).
+BENCH_SUMMARY := $(CURDIR)/target/bench-summary.tsv
 bench: test-deps
-	$(CARGO) bench --bench dispatch
-	$(CARGO) bench --bench loopback
-	$(CARGO) bench --bench convert
-	$(CARGO) bench --bench api
-	$(CARGO) bench --bench smtp
-	$(CARGO) bench --bench backup
-	$(CARGO) bench --bench memory
-	$(CARGO) bench --bench listing
+	@mkdir -p target && rm -f $(BENCH_SUMMARY)
+	@for b in dispatch loopback convert api smtp backup memory listing; do \
+	  FAXBOX_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench --bench $$b || exit 1; \
+	done
+	@echo; echo "make bench: every headline figure of this run"
+	@(printf 'bench\tfigure\tmeasured\tagainst\tratio\n'; cat $(BENCH_SUMMARY)) | (column -t -s "$$(printf '\t')" 2>/dev/null || cat)
 
 # Installing on a box (README, "Installing on a box"): the binary in
 # $(PREFIX)/bin, the unit in $(PREFIX)/lib/systemd/system, the config in

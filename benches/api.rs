@@ -11,6 +11,9 @@
 //! connections wait up to 47 s behind kept-alive ones (target: max under
 //! 1 s). The scheduler is not running, so the numbers are intake only.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -176,6 +179,22 @@ fn run(label: &str, document: Document) {
         ms(pct(0.99)),
         ms(latencies[latencies.len() - 1]),
         ms(latencies[latencies.len() - 1]) / 1000.0,
+    );
+    let rate = accepted.len() as f64 / wall.as_secs_f64();
+    summary::record(
+        "api",
+        &format!("{label}, {CLIENTS} clients, accepted/s"),
+        &format!("{rate:.0}/s"),
+        "target 500/s",
+        &format!("{:.2}x", rate / 500.0),
+    );
+    let max = ms(latencies[latencies.len() - 1]);
+    summary::record(
+        "api",
+        &format!("{label}, {CLIENTS} clients, max latency"),
+        &format!("{max:.1} ms"),
+        "target 1000 ms",
+        &format!("{:.2}x", max / 1000.0),
     );
 }
 

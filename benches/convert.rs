@@ -15,6 +15,9 @@
 //! pixels of both / all black pixels of both. 100 % means every mark in
 //! either rendering is present in the other.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -71,6 +74,8 @@ fn main() {
     let (mut fb_pages, mut gs_pages, mut fb_bytes, mut gs_bytes) = (0usize, 0usize, 0usize, 0usize);
     let (mut agree_sum, mut dark_sum) = (0u64, 0u64);
     let (mut fb_cpu, mut gs_cpu) = (0u64, 0u64);
+    // The file whose fax TIFF is largest against Ghostscript's.
+    let mut worst_bytes: Option<(f64, String)> = None;
     let mut failures = Vec::new();
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
@@ -140,6 +145,12 @@ fn main() {
             }
             agree_sum += a;
             dark_sum += d;
+            if !gs_tiff.is_empty() {
+                let ratio = ours.tiff.len() as f64 / gs_tiff.len() as f64;
+                if worst_bytes.as_ref().is_none_or(|(w, _)| ratio > *w) {
+                    worst_bytes = Some((ratio, name.clone()));
+                }
+            }
             line = format!(
                 "{:<34} {:>5} {:>5} {:>10} {:>10} {:>8.0} {:>8.0} {:>9}",
                 truncate(&name, 34),
@@ -189,6 +200,31 @@ fn main() {
                 100.0 * agree_sum as f64 / dark_sum as f64
             }
         );
+        let speed_up = rate(fb_pages, fb_time) / rate(gs_pages, gs_time);
+        summary::record(
+            "convert",
+            &format!("PDF -> fax TIFF, {fb_pages} pages"),
+            &format!("{:.1} pages/s", rate(fb_pages, fb_time)),
+            &format!("gs {:.1} pages/s (target 3x)", rate(gs_pages, gs_time)),
+            &format!("{speed_up:.2}x gs"),
+        );
+        summary::record(
+            "convert",
+            "bytes, all files",
+            &format!("{fb_bytes} B"),
+            &format!("gs {gs_bytes} B"),
+            &format!("{:.3}x gs", fb_bytes as f64 / gs_bytes.max(1) as f64),
+        );
+        if let Some((ratio, file)) = &worst_bytes {
+            println!("largest against gs: {file} at {ratio:.3}x its bytes");
+            summary::record(
+                "convert",
+                "bytes, largest file against gs",
+                file,
+                "gs, same file",
+                &format!("{ratio:.3}x gs"),
+            );
+        }
     } else {
         println!("ghostscript: not installed, no comparison");
     }

@@ -5,6 +5,9 @@
 //! `cargo bench --bench dispatch` (or `make bench-dispatch`). Prints p50,
 //! p99 and max over a few hundred jobs queued one at a time on an idle box.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -124,5 +127,13 @@ fn main() {
         pct(0.50).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+    let p99 = pct(0.99).as_secs_f64() * 1e3;
+    summary::record(
+        "dispatch",
+        "job due -> line seized, p99",
+        &format!("{p99:.2} ms"),
+        "target 10 ms",
+        &format!("{:.2}x", p99 / 10.0),
     );
 }

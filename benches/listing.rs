@@ -12,6 +12,9 @@
 //! `cargo test --all-targets` runs this in a debug build with a small box,
 //! as a check that it still works.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -163,6 +166,13 @@ fn report(what: &str, ms: &[f64]) {
         pct(0.99) / TARGET_MS,
         max,
         max / TARGET_MS,
+    );
+    summary::record(
+        "listing",
+        &format!("{what}, max of {}", ms.len()),
+        &format!("{max:.1} ms"),
+        &format!("target {TARGET_MS} ms"),
+        &format!("{:.2}x", max / TARGET_MS),
     );
 }
 

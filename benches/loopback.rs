@@ -7,6 +7,9 @@
 //! wall-clock time. It then runs one call per core at once, to show the
 //! rate holds per channel.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -136,6 +139,13 @@ fn main() {
             "BELOW TARGET"
         };
         println!("slowest case: {worst:.0}x real time (target {TARGET:.0}x): {verdict}");
+        summary::record(
+            "loopback",
+            "T.30 call, slowest case",
+            &format!("{worst:.0}x real time"),
+            &format!("target {TARGET:.0}x"),
+            &format!("{:.2}x", worst / TARGET),
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

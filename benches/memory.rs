@@ -9,6 +9,9 @@
 //! --all-targets` (a debug build, without `--bench`) it sends a few faxes
 //! as a check that the benchmark works, and gives no verdict.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -90,6 +93,13 @@ fn report(what: &str, mb: f64, target: f64, words: &str, measuring: bool) {
     println!(
         "{what:<18} {mb:>6.1} MB  {:.2}x of the target ({words}){verdict}",
         mb / target
+    );
+    summary::record(
+        "memory",
+        what,
+        &format!("{mb:.1} MB"),
+        words,
+        &format!("{:.2}x", mb / target),
     );
 }
 

@@ -14,6 +14,9 @@
 //! emails, so the ratio says how much of the time is SMTP itself. Without
 //! it the peer line says how to get it.
 
+#[path = "common/summary.rs"]
+mod summary;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
@@ -279,6 +282,13 @@ fn main() {
     );
     let message_for = |to: &str| email(to, &pdf);
     let ours = faxbox_rate(message_for, pdf.len());
+    summary::record(
+        "smtp",
+        &format!("{} KB PDF emails accepted/s", pdf.len() / 1024),
+        &format!("{ours:.0}/s"),
+        "target 100/s",
+        &format!("{:.2}x", ours / 100.0),
+    );
     match sink_rate(message_for) {
         Some(peer) => println!(
             "ratio       faxbox / smtp-sink = {:.3} (smtp-sink stores and converts nothing)",

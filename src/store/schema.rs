@@ -41,7 +41,7 @@ const MIGRATIONS: &[&str] = &[
         owner_id                  TEXT REFERENCES users(id) ON DELETE SET NULL,
         smtp_email_address        TEXT NOT NULL UNIQUE COLLATE NOCASE,
         custom_smtp_email_address TEXT UNIQUE COLLATE NOCASE,
-        -- The remaining Kazoo fields (reference 1.2) as one JSON object.
+        -- The remaining Kazoo fields (docs/kazoo.md 1.2) as one JSON object.
         doc                       TEXT NOT NULL,
         created                   INTEGER NOT NULL,
         modified                  INTEGER NOT NULL
