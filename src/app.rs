@@ -203,7 +203,7 @@ impl Listeners {
                 true => Some(bind(config.ipp.listen, "print-to-fax", "ipp.listen")?),
                 false => None,
             },
-            file_proxy: match lines::need_file_proxy(&config.lines) {
+            file_proxy: match crate::config::need_file_proxy(&config.lines) {
                 true => Some(bind(
                     config.file_proxy.listen,
                     "FreeSWITCH's fax downloads",

@@ -14,8 +14,7 @@ use std::time::Duration;
 use ring::hmac;
 use tracing::warn;
 
-/// Kazoo's default token lifetime (crossbar `auth_tokens` expiry).
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+use crate::config::DEFAULT_TOKEN_LIFETIME;
 
 /// The signing key's file in the data dir, readable only by its owner.
 pub const TOKEN_KEY_FILE: &str = "token.key";
@@ -31,7 +30,7 @@ impl Default for Sessions {
     fn default() -> Self {
         Sessions {
             key: hmac::Key::new(hmac::HMAC_SHA256, &rand::random::<[u8; 32]>()),
-            lifetime: TOKEN_LIFETIME,
+            lifetime: DEFAULT_TOKEN_LIFETIME,
         }
     }
 }
@@ -160,8 +159,8 @@ mod tests {
     #[test]
     fn tokens_signed_in_a_data_dir_are_good_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let t = Sessions::in_data_dir(dir.path(), TOKEN_LIFETIME).issue("abc");
-        let again = Sessions::in_data_dir(dir.path(), TOKEN_LIFETIME);
+        let t = Sessions::in_data_dir(dir.path(), DEFAULT_TOKEN_LIFETIME).issue("abc");
+        let again = Sessions::in_data_dir(dir.path(), DEFAULT_TOKEN_LIFETIME);
         assert_eq!(again.key_hash(&t), Some("abc".into()));
     }
 }

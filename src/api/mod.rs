@@ -86,7 +86,7 @@ impl Default for ApiOptions {
             convert,
             fetch: fetch::FetchPolicy::default(),
             keep_alive: Duration::from_secs(15),
-            token_lifetime: auth::TOKEN_LIFETIME,
+            token_lifetime: crate::config::DEFAULT_TOKEN_LIFETIME,
             cors_origins: vec!["*".into()],
         }
     }

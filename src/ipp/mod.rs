@@ -28,6 +28,7 @@ use std::sync::Arc;
 use ipp::model::{DelimiterTag, StatusCode};
 use tracing::{debug, info, warn};
 
+use crate::config::LAN;
 use crate::documents::ConvertOptions;
 use crate::http_pool::{BodyError, HttpPool};
 use crate::model::{Faxbox, FaxboxId};
@@ -41,19 +42,6 @@ pub use wire::decode as decode_request;
 
 /// The path under which each faxbox's printer lives.
 pub const PRINTER_PATH: &str = "/ipp/faxout/";
-
-/// The LAN: loopback, the private IPv4 ranges, link-local and IPv6
-/// unique-local addresses. The default of `ipp.allow`.
-pub const LAN: &[&str] = &[
-    "127.0.0.0/8",
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "169.254.0.0/16",
-    "::1/128",
-    "fc00::/7",
-    "fe80::/10",
-];
 
 /// What the IPP listener needs from the rest of the appliance.
 #[derive(Clone)]

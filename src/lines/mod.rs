@@ -358,11 +358,3 @@ pub fn from_config(
         )?),
     })
 }
-
-/// Whether any line fetches its documents from the file proxy (so the app
-/// starts it).
-pub fn need_file_proxy(lines: &[LineConfig]) -> bool {
-    lines.iter().any(|l| {
-        matches!(&l.kind, LineKind::FreeSwitch(f) if f.document == crate::config::DocumentDelivery::Http)
-    })
-}
