@@ -205,15 +205,8 @@ pub struct SendArgs {
     /// The text in the page header (fax_identity_name).
     #[arg(long, value_name = "TEXT")]
     pub header: Option<String>,
-    /// The password that opens encrypted PDFs among the files (better given
-    /// in the environment, where other users cannot see it, than here).
-    #[arg(
-        long,
-        env = "FAXBOX_DOCUMENT_PASSWORD",
-        value_name = "PASSWORD",
-        hide_env_values = true
-    )]
-    pub document_password: Option<String>,
+    #[command(flatten)]
+    pub document_password: crate::documents::cli::DocumentPassword,
     /// Send no earlier than this time: 2026-12-05T18:00:00+01:00, or
     /// "2026-12-05 18:00" in the faxbox's time zone.
     #[arg(long, value_name = "TIME")]
@@ -812,7 +805,7 @@ fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
         ("faxbox_id", args.faxbox),
         ("from_number", args.from),
         ("fax_identity_name", args.header),
-        ("document_password", args.document_password),
+        ("document_password", args.document_password.password),
         ("send_at", args.send_at),
         ("priority", args.priority),
         ("to_name", args.to_name),

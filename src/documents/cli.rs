@@ -23,15 +23,22 @@ pub struct ConvertArgs {
     /// A4 pages instead of Letter.
     #[arg(long)]
     pub a4: bool,
-    /// The password that opens encrypted PDFs among the inputs (better
-    /// given in the environment, where other users cannot see it).
+    #[command(flatten)]
+    pub document_password: DocumentPassword,
+}
+
+/// `--document-password`, as `faxbox send` and `faxbox convert` take it.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DocumentPassword {
+    /// The password that opens encrypted PDFs among the files (better given
+    /// in the environment, where other users cannot see it, than here).
     #[arg(
-        long,
+        long = "document-password",
         env = "FAXBOX_DOCUMENT_PASSWORD",
         value_name = "PASSWORD",
         hide_env_values = true
     )]
-    pub document_password: Option<String>,
+    pub password: Option<String>,
 }
 
 pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
@@ -57,7 +64,7 @@ pub fn run(args: ConvertArgs) -> anyhow::Result<()> {
             );
             inputs.push(Input::new(name, bytes));
         }
-        let inputs = super::with_password(inputs, args.document_password.as_deref());
+        let inputs = super::with_password(inputs, args.document_password.password.as_deref());
         let options = ConvertOptions {
             resolution: if args.standard {
                 Resolution::Standard

@@ -107,16 +107,6 @@ fn signed_with(key: &str, signature: &str, body: &[u8]) -> bool {
     ring::hmac::verify(&key, &signed, &mac).is_ok()
 }
 
-fn api_key(serve: &ServeProcess) -> String {
-    serve
-        .banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("API key:"))
-        .expect("the first start shows the API key")
-        .trim()
-        .to_owned()
-}
-
 /// A faxbox whose outbound callback goes to the receiver's port, made
 /// over the API as a client makes it: refused while the account may not
 /// call private addresses, accepted once it may. Its id and signing key.
@@ -179,7 +169,7 @@ fn a_callback_queued_before_a_sigkill_arrives_once_signed_after_the_restart() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_loopback_port();
     let mut serve = ServeProcess::start(dir.path(), LINE);
-    let key = api_key(&serve);
+    let key = serve.api_key();
     let session = Session::login(&serve.api_url(), &key).unwrap();
     let url = format!("http://127.0.0.1:{port}/fax-events");
     let (faxbox, secret) = faxbox_calling(&session, &serve.data_dir, port, json!({ "url": url }));
@@ -238,7 +228,7 @@ fn a_failing_receiver_gets_the_callback_again_later_until_it_takes_it() {
     let port = free_loopback_port();
     let receiver = Receiver::start(port, &[500, 500]);
     let serve = ServeProcess::start(dir.path(), LINE);
-    let session = Session::login(&serve.api_url(), &api_key(&serve)).unwrap();
+    let session = Session::login(&serve.api_url(), &serve.api_key()).unwrap();
     let callback = json!({
         "url": format!("http://127.0.0.1:{port}/fax-events"),
         "method": "put",

@@ -20,16 +20,6 @@ const LINE: &str = "[[line]]\nname = \"loopback\"\ntype = \"loopback\"\n";
 /// The receiving faxbox's number: the loopback line rings it.
 const RECEPTION: &str = "5557000";
 
-fn api_key(serve: &ServeProcess) -> String {
-    serve
-        .banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("API key:"))
-        .expect("the first start shows the API key")
-        .trim()
-        .to_owned()
-}
-
 /// A faxbox made over the API; its id.
 fn faxbox(session: &Session, fields: Value) -> String {
     let path = format!("/v2/accounts/{}/faxboxes", session.account_id);
@@ -122,7 +112,7 @@ fn a_fax_sent_through_the_api_arrives_with_its_cover_page_first() {
     let dir = tempfile::tempdir().unwrap();
     let serve = ServeProcess::start(dir.path(), LINE);
     let data = serve.data_dir.clone();
-    let session = Session::login(&serve.api_url(), &api_key(&serve)).unwrap();
+    let session = Session::login(&serve.api_url(), &serve.api_key()).unwrap();
     let desk = faxbox(
         &session,
         json!({
@@ -214,7 +204,7 @@ fn a_fax_sent_through_the_api_arrives_with_its_cover_page_first() {
 fn bad_cover_settings_are_refused_in_words_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let serve = ServeProcess::start(dir.path(), LINE);
-    let session = Session::login(&serve.api_url(), &api_key(&serve)).unwrap();
+    let session = Session::login(&serve.api_url(), &serve.api_key()).unwrap();
     let path = format!("/v2/accounts/{}/faxboxes", session.account_id);
     let refused = session
         .put(
@@ -276,7 +266,7 @@ fn an_email_fills_the_cover_with_its_subject_and_text() {
     let dir = tempfile::tempdir().unwrap();
     let serve = ServeProcess::start(dir.path(), LINE);
     let data = serve.data_dir.clone();
-    let session = Session::login(&serve.api_url(), &api_key(&serve)).unwrap();
+    let session = Session::login(&serve.api_url(), &serve.api_key()).unwrap();
     faxbox(
         &session,
         json!({

@@ -399,6 +399,16 @@ impl ServeProcess {
         banner_api_url(&self.banner)
     }
 
+    /// The API key the first start of a fresh data dir prints.
+    pub fn api_key(&self) -> String {
+        self.banner
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("API key:"))
+            .expect("the first start shows the API key")
+            .trim()
+            .to_owned()
+    }
+
     /// Sends `signal` (a name such as "TERM" or "KILL") to the box.
     pub fn signal(&self, signal: &str) {
         let sent = Command::new("kill")

@@ -36,13 +36,7 @@ fn forty_faxes_over_four_loopback_channels_give_their_memory_back() {
     let dir = tempfile::tempdir().unwrap();
     let serve = ServeProcess::start(dir.path(), LINE);
     let pid = serve.child.id();
-    let key = serve
-        .banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("API key:"))
-        .expect("the first start prints an API key")
-        .trim()
-        .to_owned();
+    let key = serve.api_key();
     let session = Session::login(&serve.api_url(), &key).unwrap();
     // Idle: the box has started and answered a client, and sent nothing.
     let (idle, idle_anon) = (memory_mb(pid, "VmRSS"), memory_mb(pid, "RssAnon"));
