@@ -316,9 +316,78 @@ impl PageRenderer {
                 ..Default::default()
             },
         );
-        raster::binarize_rgba_into(self.pixmap.data_as_u8_slice(), &mut self.bits);
+        // The scan's pixels per fax pixel, along the axis shrunk most.
+        let tones = match scan_resolution(page) {
+            Some(dpi) => raster::Tones::line_art(p.scale * g.x_dpi.min(g.y_dpi) / dpi),
+            None => raster::Tones::Screened,
+        };
+        raster::binarize_rgba_into(self.pixmap.data_as_u8_slice(), &mut self.bits, tones);
         EncodedPage::encode(&self.bits)
     }
+}
+
+/// The resolution of a black-and-white scan, if the page is one: every
+/// image it draws (also inside form XObjects, such as a filled-in form's
+/// field appearances) is 1-bit (an image mask, or one bit per component, as
+/// CCITT and JBIG2 scans are), and those images hold at least as many
+/// pixels as the page has at 100 dpi (a scan of the page, not a small logo
+/// on a page of shaded vector art). Such a page has no greys of its own;
+/// the ones the renderer makes while shrinking the scan to fax resolution
+/// are partly inked pixels, so it is drawn as line art
+/// (`raster::Tones::line_art`).
+fn scan_resolution(page: &Page<'_>) -> Option<f32> {
+    let (w_pt, h_pt) = page.render_dimensions();
+    let square_inches = f64::from(w_pt / 72.0) * f64::from(h_pt / 72.0);
+    let mut scan_pixels = 0.0;
+    let all_one_bit = one_bit_images(page.resources().x_objects.clone(), 0, &mut scan_pixels);
+    let dpi = (all_one_bit && square_inches > 0.0).then(|| (scan_pixels / square_inches).sqrt())?;
+    (dpi >= 100.0).then_some(dpi as f32)
+}
+
+/// Adds up the pixels of the 1-bit images among `x_objects` and the forms
+/// they hold, or returns false at the first image of more than one bit.
+/// Forms nest at most a few levels in real documents; deeper ones (or a
+/// form that draws itself) count as not a scan.
+fn one_bit_images(
+    x_objects: hayro::hayro_syntax::object::Dict<'_>,
+    depth: usize,
+    pixels: &mut f64,
+) -> bool {
+    use hayro::hayro_syntax::object::{Dict, Name as PdfName, Stream};
+    use hayro::hayro_syntax::page::Resources;
+    const DEEPEST_FORM: usize = 4;
+    if depth > DEEPEST_FORM {
+        return false;
+    }
+    for name in x_objects.keys() {
+        let Some(stream) = x_objects.get::<Stream<'_>>(&name) else {
+            continue;
+        };
+        let dict = stream.dict();
+        match dict.get::<PdfName>(b"Subtype") {
+            Some(n) if n.as_ref() == b"Image" => {
+                let one_bit = dict.get::<bool>(b"ImageMask").unwrap_or(false)
+                    || dict.get::<f32>(b"BitsPerComponent") == Some(1.0);
+                if !one_bit {
+                    return false;
+                }
+                let w = dict.get::<f32>(b"Width").unwrap_or(0.0).max(0.0);
+                let h = dict.get::<f32>(b"Height").unwrap_or(0.0).max(0.0);
+                *pixels += f64::from(w) * f64::from(h);
+            }
+            Some(n) if n.as_ref() == b"Form" => {
+                let inner = dict
+                    .get::<Dict<'_>>(b"Resources")
+                    .map(|r| Resources::new(r).x_objects)
+                    .unwrap_or_default();
+                if !one_bit_images(inner, depth + 1, pixels) {
+                    return false;
+                }
+            }
+            _ => {}
+        }
+    }
+    true
 }
 
 /// Whether a PDF's structure (cross-reference table, page tree, page boxes)

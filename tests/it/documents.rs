@@ -1283,3 +1283,65 @@ fn rules_from_a_tenth_of_a_point_to_one_point_are_all_drawn_at_both_resolutions(
         }
     }
 }
+
+#[test]
+fn a_one_bit_scan_keeps_its_thin_rules_whole_at_both_resolutions() {
+    // Issue 27: a 300 dpi black-and-white scan is shrunk to fax resolution,
+    // which turns its one-pixel rules (a form's fill-in lines) into light
+    // greys; screened, they came out as dashes. A page of 1-bit images is
+    // line art: every rule stays unbroken, whatever its phase on the grid.
+    let (w, h) = (2550u32, 3300u32); // Letter at 300 dpi
+    let stride = w.div_ceil(8) as usize;
+    let mut bits = vec![0xFFu8; stride * h as usize]; // DeviceGray 1 bit: 1 is white
+    let rules: Vec<u32> = (0..40).map(|k| 300 + k * 37).collect();
+    for &y in &rules {
+        for x in 300..2250usize {
+            bits[y as usize * stride + x / 8] &= !(0x80 >> (x % 8));
+        }
+    }
+    let mut pdf = Pdf::new();
+    let (catalog, tree, page, content, image) = (
+        Ref::new(1),
+        Ref::new(2),
+        Ref::new(3),
+        Ref::new(4),
+        Ref::new(5),
+    );
+    pdf.catalog(catalog).pages(tree);
+    pdf.pages(tree).kids([page]).count(1);
+    let mut p = pdf.page(page);
+    p.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
+        .parent(tree)
+        .contents(content);
+    p.resources().x_objects().pair(Name(b"Scan"), image);
+    p.finish();
+    let mut c = Content::new();
+    c.save_state()
+        .transform([612.0, 0.0, 0.0, 792.0, 0.0, 0.0])
+        .x_object(Name(b"Scan"))
+        .restore_state();
+    pdf.stream(content, &c.finish());
+    let mut x = pdf.image_xobject(image, &bits);
+    x.width(w as i32).height(h as i32).bits_per_component(1);
+    x.color_space().device_gray();
+    x.finish();
+    let pdf = pdf.finish();
+    for resolution in [Resolution::Standard, Resolution::Fine] {
+        let options = ConvertOptions {
+            resolution,
+            ..ConvertOptions::default()
+        };
+        let doc = convert(&[doc("scan.pdf", pdf.clone())], &options).unwrap();
+        let page = &decode_fax_tiff(&doc.tiff).unwrap()[0];
+        // Every column across the middle of the rules crosses all of them.
+        let (from, to) = (page.width * 3 / 10, page.width * 7 / 10);
+        for x in from..to {
+            let found = runs((0..page.height).map(|y| page.get(x, y)));
+            assert_eq!(
+                found,
+                rules.len(),
+                "{resolution:?}: rules crossed at x = {x}"
+            );
+        }
+    }
+}
