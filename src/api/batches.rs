@@ -11,8 +11,8 @@ use super::reply::{Answer, ApiError, Success};
 use crate::model::{BatchId, to_gregorian};
 use crate::store::{Batch, StoreError};
 
-/// A batch as the API shows it.
-pub(super) fn summary(batch: &Batch) -> Value {
+/// A batch as the API (and `faxbox jobs batch --json`) shows it.
+pub fn summary(batch: &Batch) -> Value {
     let faxes: Vec<Value> = batch
         .faxes
         .iter()

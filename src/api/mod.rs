@@ -36,6 +36,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tracing::debug;
 
+pub use batches::summary as batch_summary;
 pub use live::LiveStatus;
 pub use reply::ApiError;
 pub use status::{Intake, IntakeCounts};
@@ -1030,6 +1031,7 @@ fn fax_route(
         ("GET", ["smtplog", id]) => smtplog::get(ctx, scope.account, id),
         ("GET", ["batches", id]) => batches::get(ctx, scope, id),
         (_, ["batches", _]) => Err(not_allowed(method)),
+        (_, ["batches", ..]) => Err(ApiError::NoRoute),
         (_, ["smtplog", ..]) => Err(ApiError::NoRoute),
         ("GET", ["outgoing"]) => listing(Listing::Outgoing),
         ("GET", ["outbox"]) => listing(Listing::Outbox),
