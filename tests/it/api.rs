@@ -1867,7 +1867,7 @@ fn status_shows_lines_queues_and_todays_counts_to_whom_they_concern() {
 
 /// A client of `GET /v2/events` on a plain socket: reads the chunked reply
 /// message by message, as an EventSource does.
-struct EventStream {
+pub(crate) struct EventStream {
     reader: std::io::BufReader<std::net::TcpStream>,
     text: String,
     ended: bool,
@@ -1875,7 +1875,7 @@ struct EventStream {
 
 impl EventStream {
     /// Opens the stream; returns the status line and headers, and the stream.
-    fn open(base: &str, token: &str) -> (String, EventStream) {
+    pub(crate) fn open(base: &str, token: &str) -> (String, EventStream) {
         use std::io::{BufRead, Write};
         let addr = base.trim_start_matches("http://");
         let mut socket = std::net::TcpStream::connect(addr).unwrap();
@@ -1934,7 +1934,7 @@ impl EventStream {
     }
 
     /// The next event with its name and JSON data, skipping comments.
-    fn next_event(&mut self) -> Option<(String, Value)> {
+    pub(crate) fn next_event(&mut self) -> Option<(String, Value)> {
         loop {
             let message = self.next()?;
             let mut name = None;
