@@ -26,6 +26,7 @@ pub mod retention;
 pub mod scheduler;
 pub mod sending_window;
 pub mod smtp;
+pub mod status;
 pub mod store;
 pub mod streak;
 pub mod systemd;

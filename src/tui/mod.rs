@@ -15,10 +15,7 @@ mod snapshot;
 mod view;
 
 pub use log::LogBuffer;
-pub use snapshot::{
-    Account, AttemptDetail, Channel, FaxDetail, Intake, Line, Recent, Retry, RxDetail, Snapshot,
-    Totals,
-};
+pub use snapshot::{AttemptDetail, FaxDetail, RxDetail};
 pub use view::{Action, Connection, Detail, Pane, UiState, age, countdown, render};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +23,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+
+use crate::status::Status;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
 use crate::api::client::Session;
@@ -145,7 +144,7 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
         }
     };
     let mut ui = UiState::default();
-    let mut snapshot: Option<Snapshot> = None;
+    let mut snapshot: Option<Status> = None;
     let mut read_at = Instant::now();
     let mut next_read = Instant::now();
     // The message on the key line and since when it is there.
@@ -301,7 +300,7 @@ fn perform(session: &Session, action: &Action) -> String {
     }
 }
 
-fn fetch(session: &Session) -> anyhow::Result<Snapshot> {
+fn fetch(session: &Session) -> anyhow::Result<Status> {
     let data = session.status()?;
     serde_json::from_value(data).context("the fax box sent a status this dashboard cannot read")
 }
@@ -317,7 +316,7 @@ mod tests {
 
     use super::*;
 
-    fn screen(snapshot: Option<&Snapshot>, ui: &UiState, width: u16, height: u16) -> String {
+    fn screen(snapshot: Option<&Status>, ui: &UiState, width: u16, height: u16) -> String {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal.draw(|f| render(f, snapshot, ui)).unwrap();
         let buffer = terminal.backend().buffer();
@@ -348,11 +347,11 @@ mod tests {
         assert_eq!(text, kept, "the screen differs from {}", path.display());
     }
 
-    fn status(json: serde_json::Value) -> Snapshot {
+    fn status(json: serde_json::Value) -> Status {
         serde_json::from_value(json).unwrap()
     }
 
-    fn idle() -> Snapshot {
+    fn idle() -> Status {
         status(serde_json::json!({
             "generated": 63_900_000_000i64,
             "lines": [{"name": "loopback", "capacity": 2, "state": "up", "reason": null,
@@ -364,7 +363,7 @@ mod tests {
         }))
     }
 
-    fn busy(modem: &str, reason: Option<&str>) -> Snapshot {
+    fn busy(modem: &str, reason: Option<&str>) -> Status {
         let t = 63_900_000_000i64;
         status(serde_json::json!({
             "generated": t,

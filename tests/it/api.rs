@@ -77,7 +77,7 @@ impl TestBox {
         tune(&mut options);
         let api = Api::start(
             std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
-            Ctx::new(store.clone(), wake, live, options).with_lines(vec![line]),
+            Ctx::new(store.clone(), wake, live, options).with_lines(scheduler.board()),
         )
         .unwrap();
         let base = format!("http://{}", api.local_addr());

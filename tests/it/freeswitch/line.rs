@@ -901,7 +901,7 @@ fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachab
             LiveStatus::default(),
             ApiOptions::default(),
         )
-        .with_lines(vec![line.clone()]),
+        .with_lines(faxbox::scheduler::LineBoard::new(vec![line.clone()])),
     )
     .unwrap();
     wait_for("the refused connection", Duration::from_secs(10), || {
