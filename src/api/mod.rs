@@ -13,7 +13,6 @@
 mod accounts;
 mod audit;
 pub mod auth;
-pub mod client;
 mod document;
 mod events;
 mod faxboxes;

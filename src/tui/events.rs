@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::bail;
 
 use super::log::LogBuffer;
-use crate::api::client::Session;
+use crate::client::Session;
 use crate::status::Event;
 
 /// How long to wait before opening a dropped stream again.
@@ -141,22 +141,28 @@ mod tests {
 
     #[test]
     fn events_read_as_sentences() {
-        let status = read(serde_json::json!({"event": "job_status", "fax_id": "0badc0de0badc0de",
+        let status = read(
+            serde_json::json!({"event": "job_status", "fax_id": "0badc0de0badc0de",
             "account_id": "a1", "status": "pending", "attempts": 1, "retry_in_s": 30,
-            "error": "the number was busy"}));
+            "error": "the number was busy"}),
+        );
         assert_eq!(
             describe(&status),
             "fax 0badc0de pending after attempt 1: the number was busy (retry in 30s)"
         );
-        let call = read(serde_json::json!({"event": "call", "fax_id": "feedfacefeedface",
+        let call = read(
+            serde_json::json!({"event": "call", "fax_id": "feedfacefeedface",
             "account_id": "a1", "line": "loopback", "attempt": 1, "stage": "send",
-            "status": "Sent Page 1 of 2"}));
+            "status": "Sent Page 1 of 2"}),
+        );
         assert_eq!(
             describe(&call),
             "fax feedface on loopback: Sent Page 1 of 2"
         );
         let bye = read(serde_json::json!({"event": "shutdown", "message": "Faxbox is stopping"}));
         assert_eq!(describe(&bye), "the fax box is stopping");
-        assert!(serde_json::from_value::<Event>(serde_json::json!({"event": "something_new"})).is_err());
+        assert!(
+            serde_json::from_value::<Event>(serde_json::json!({"event": "something_new"})).is_err()
+        );
     }
 }

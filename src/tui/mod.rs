@@ -23,11 +23,10 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-
-use crate::status::Status;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
-use crate::api::client::Session;
+use crate::client::Session;
+use crate::status::Status;
 
 /// How often the snapshot is read when no event says anything changed:
 /// the event stream is the news; this is the safety net.
@@ -46,11 +45,7 @@ const MESSAGE_FOR: Duration = Duration::from_secs(6);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn login(url: &str, key: &str) -> anyhow::Result<Session> {
-    Session::login_with(
-        crate::api::client::Http::with_timeout(REQUEST_TIMEOUT),
-        url,
-        key,
-    )
+    Session::login_with(crate::client::Http::with_timeout(REQUEST_TIMEOUT), url, key)
 }
 
 /// How the dashboard is attached.
@@ -166,7 +161,7 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
             next_read = next_read.min(read_at + SETTLE);
         }
         if Instant::now() >= next_read {
-            match fetch(&session) {
+            match session.status() {
                 Ok(s) => {
                     snapshot = Some(s);
                     ui.connection = Connection::Live;
@@ -298,11 +293,6 @@ fn perform(session: &Session, action: &Action) -> String {
         Ok(_) => done,
         Err(e) => format!("not done: {e}"),
     }
-}
-
-fn fetch(session: &Session) -> anyhow::Result<Status> {
-    let data = session.status()?;
-    serde_json::from_value(data).context("the fax box sent a status this dashboard cannot read")
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Http, RawResponse, Session, multipart_body};
 use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+use faxbox::client::{Document, Http, RawResponse, Session, multipart_body};
 use faxbox::config::LoopbackConfig;
 use faxbox::lines::{Line, LoopbackLine};
 use faxbox::model::{AccountId, JobStatus};
@@ -404,7 +404,7 @@ fn a_pdf_uploaded_as_multipart_is_faxed_over_the_loopback_line() {
     assert_eq!(job["retries"], 2);
     assert_eq!(job["pages"], 1);
 
-    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    let end = faxbox::client::follow(&session, &id, |_| {}).unwrap();
     assert_eq!(end["status"], "completed", "{end}");
     let kinds: Vec<_> = b
         .store
@@ -1662,7 +1662,7 @@ fn resubmit_takes_changes_checked_like_a_new_fax() {
         )
         .unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
-    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    let end = faxbox::client::follow(&session, &id, |_| {}).unwrap();
     assert_eq!(end["status"], "completed");
     let token = b.token(&acme);
     let path = format!("/v2/accounts/{}/faxes/outbox/{id}", acme.id);
@@ -2358,7 +2358,7 @@ fn a_pwg_raster_print_job_is_faxed_over_the_loopback_line() {
         .expect("converted at intake");
     assert_eq!(fax.pages, Some(2));
 
-    let end = faxbox::api::client::follow(&session, id.as_str(), |_| {}).unwrap();
+    let end = faxbox::client::follow(&session, id.as_str(), |_| {}).unwrap();
     assert_eq!(end["status"], "completed", "{end}");
     assert_eq!(end["history"][0]["pages_sent"], 2, "{end}");
     let token = b.token(&acme);
@@ -2477,7 +2477,7 @@ fn send_at_priority_and_sending_windows_through_the_api() {
         None,
     );
     assert_eq!(r.json()["data"][0]["scheduled_for"], rfc3339.as_str());
-    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    let end = faxbox::client::follow(&session, &id, |_| {}).unwrap();
     assert_eq!(end["status"], "completed", "{end}");
     assert!(end.get("scheduled_for").is_none(), "sent: {end}");
     let attempts = b.store.attempts(&faxbox::model::FaxId(id.clone())).unwrap();
