@@ -13,6 +13,7 @@
 mod accounts;
 mod audit;
 pub mod auth;
+mod batches;
 mod document;
 mod events;
 mod faxboxes;
@@ -34,6 +35,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tracing::debug;
 
+pub use batches::summary as batch_summary;
 pub use live::LiveStatus;
 pub use reply::ApiError;
 pub use status::{Intake, IntakeCounts};
@@ -723,6 +725,11 @@ fn metrics(ctx: &Ctx) -> Result<Answer, ApiError> {
         "# HELP faxbox_pages_sent_total Pages sent by all attempts.\n# TYPE faxbox_pages_sent_total counter\nfaxbox_pages_sent_total {}",
         tally.pages_sent
     );
+    let _ = writeln!(
+        text,
+        "# HELP faxbox_documents_converted_total Documents converted into fax images since start (a fax to several numbers counts once).\n# TYPE faxbox_documents_converted_total counter\nfaxbox_documents_converted_total {}",
+        crate::documents::conversions()
+    );
     let purged = ctx.store.purge_totals()?;
     let _ = writeln!(
         text,
@@ -1021,6 +1028,9 @@ fn fax_route(
             &Paging::from_query(&rq.query)?,
         ),
         ("GET", ["smtplog", id]) => smtplog::get(ctx, scope.account, id),
+        ("GET", ["batches", id]) => batches::get(ctx, scope, id),
+        (_, ["batches", _]) => Err(not_allowed(method)),
+        (_, ["batches", ..]) => Err(ApiError::NoRoute),
         (_, ["smtplog", ..]) => Err(ApiError::NoRoute),
         ("GET", ["outgoing"]) => listing(Listing::Outgoing),
         ("GET", ["outbox"]) => listing(Listing::Outbox),

@@ -260,6 +260,11 @@ fn dispatch_until_stopped(shared: &Arc<Shared>) {
                 continue;
             }
         };
+        // A batch whose last fax ended (on a line, by a cancel, or before
+        // a crash) gets its combined receipt (issue 22).
+        if crate::notify::queue_batch_receipts(&shared.store, &shared.options.mail_from) > 0 {
+            (shared.options.mail_queued)();
+        }
         // After dispatching, so that the attempts just started count.
         calls_running = settle_finished_attempts(shared, calls_running);
         // Due jobs that no line or limit let start wait for what frees one:

@@ -111,6 +111,7 @@ impl Store {
                         cover_note: None,
                         error: None,
                         rx_result: Some(new.rx_result.clone()),
+                        batch_id: None,
                         created: t,
                         modified: t,
                     };

@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 
 use super::{OptionalRow, Result, Store, StoreError, parse_column, to_json};
 use crate::model::{
-    AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, DocumentInfo, DocumentKind,
-    Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, Priority, UnixTime, now,
+    AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, BatchId, DocumentInfo,
+    DocumentKind, Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, Priority, UnixTime,
+    now,
 };
 
 /// After this many attempts lost with the line's own connection (a
@@ -46,7 +47,7 @@ struct FaxDoc {
 
 pub(super) const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
      to_number_normalized, retries, attempts, retry_after, due_at, error, doc, created, modified, \
-     priority";
+     priority, batch_id";
 
 pub(super) fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
     let doc: FaxDoc = super::json_column(r, 12)?;
@@ -80,6 +81,7 @@ pub(super) fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
         cover_page: doc.cover_page,
         cover_note: doc.cover_note,
         rx_result: doc.rx_result,
+        batch_id: r.get::<_, Option<String>>(16)?.map(BatchId),
         created: r.get(13)?,
         modified: r.get(14)?,
     })
@@ -229,8 +231,9 @@ impl Store {
         Ok(fax)
     }
 
-    /// Creates several jobs sharing the same documents (one email to several
-    /// fax numbers) in one transaction: all of them are committed, or none.
+    /// Creates several jobs sharing the same documents (one request to
+    /// several fax numbers) in one transaction: all of them are committed,
+    /// or none. Jobs from one account and faxbox form a batch (issue 22).
     /// One job takes `create_job`'s grouped commit.
     pub fn create_jobs(
         &self,
@@ -246,11 +249,13 @@ impl Store {
             return Err(missing_number().into());
         }
         let t = now();
-        let faxes = jobs
+        let mut faxes = jobs
             .into_iter()
             .map(|new| new_outbox_fax(new, status, t))
             .collect::<Result<Vec<Fax>>>()?;
+        super::batches::group(&mut faxes);
         self.write(|tx| {
+            super::batches::insert_batches(tx, &faxes)?;
             for fax in &faxes {
                 super::ensure_account(tx, &fax.account_id)?;
                 insert_fax(tx, fax)?;
@@ -449,6 +454,8 @@ impl Store {
                 due_at: t,
                 send_at: None,
                 error: None,
+                // A fax sent again is a fax of its own, outside the batch.
+                batch_id: None,
                 created: t,
                 modified: t,
                 ..old
@@ -1014,7 +1021,7 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
         cover_note: fax.cover_note.clone(),
     };
     tx.execute(
-        &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+        &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
         params![
             fax.id.as_str(),
             fax.account_id.as_str(),
@@ -1031,7 +1038,8 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
             to_json(&doc),
             fax.created,
             fax.modified,
-            fax.priority.rank()
+            fax.priority.rank(),
+            fax.batch_id.as_ref().map(BatchId::as_str)
         ],
     )?;
     Ok(())
@@ -1118,6 +1126,7 @@ pub(super) fn new_outbox_fax(new: NewFax, status: JobStatus, t: UnixTime) -> Res
         cover_note: new.cover_note,
         error: None,
         rx_result: None,
+        batch_id: None,
         created: t,
         modified: t,
     })

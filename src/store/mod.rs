@@ -12,6 +12,7 @@
 
 mod accounts;
 mod audit;
+mod batches;
 mod callbacks;
 mod faxboxes;
 mod inbox;
@@ -38,6 +39,7 @@ use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 
 pub use accounts::{UserChanges, hash_api_key, login_credentials};
 pub use audit::{AuditEntry, AuditEvent};
+pub use batches::{Batch, BatchFax, Receipt as BatchReceipt};
 pub use callbacks::{CallbackBody, CallbackTarget, QueuedCallback, callback_target};
 pub use faxboxes::UpdateMode;
 pub use inbox::MailToQueue;

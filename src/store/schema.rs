@@ -349,6 +349,22 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE ipp_jobs ADD COLUMN cover TEXT;
     "#,
+    // 15: many recipients (issue 22): the fax jobs of one request to
+    // several numbers form a batch, with one combined receipt, queued once
+    // when the last of them ends (`receipt_queued`).
+    r#"
+    CREATE TABLE batches (
+        id             TEXT PRIMARY KEY,
+        account_id     TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        faxbox_id      TEXT REFERENCES faxboxes(id) ON DELETE SET NULL,
+        created        INTEGER NOT NULL,
+        receipt_queued INTEGER
+    );
+    CREATE INDEX batches_account ON batches(account_id, created);
+    CREATE INDEX batches_unreceipted ON batches(created) WHERE receipt_queued IS NULL;
+    ALTER TABLE faxes ADD COLUMN batch_id TEXT REFERENCES batches(id) ON DELETE SET NULL;
+    CREATE INDEX faxes_batch ON faxes(batch_id) WHERE batch_id IS NOT NULL;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -2,6 +2,7 @@
 //! the way it is used, through real files, sockets and processes.
 
 mod api;
+mod batches;
 mod budget;
 mod callbacks;
 mod chaos;

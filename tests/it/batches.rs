@@ -1,0 +1,316 @@
+//! Many recipients (issue 22): the real `faxbox serve` faxes one document
+//! to several numbers over the loopback line, through the API (`to_numbers`),
+//! by email (several RCPT TO) and by print (several `destination-uris`).
+//! Each time the document is converted once (`/metrics`), each number gets
+//! its own fax that completes, the batch summary counts them, and the
+//! smarthost gets one combined receipt instead of one per fax. Over
+//! `max_recipients_per_fax`, each intake refuses in its own protocol's words.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use faxbox::client::{Document, Http, Session};
+use faxbox::model::{AccountId, FaxId};
+use faxbox::store::Store;
+use serde_json::{Value, json};
+
+use crate::harness::{MailSink, ReceivedMail, ServeProcess, pdf_of_texts, wait_for};
+
+/// A running box with a loopback line and a smarthost that keeps its mail.
+struct BatchBox {
+    _dir: tempfile::TempDir,
+    serve: ServeProcess,
+    sink: MailSink,
+    session: Session,
+}
+
+impl BatchBox {
+    fn start(extra: &str) -> BatchBox {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sink = MailSink::start(listener);
+        let config = format!(
+            "[[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 3\n\
+             [smarthost]\nhost = \"127.0.0.1\"\nport = {port}\ntls = \"none\"\n\
+             from = \"faxbox@box.test\"\n{extra}"
+        );
+        let serve = ServeProcess::start(dir.path(), &config);
+        let session = Session::login(&serve.api_url(), &serve.api_key()).unwrap();
+        BatchBox {
+            _dir: dir,
+            serve,
+            sink,
+            session,
+        }
+    }
+
+    fn store(&self) -> Store {
+        Store::open_existing(&self.serve.data_dir).unwrap()
+    }
+
+    /// `faxbox_documents_converted_total` of the running box.
+    fn conversions(&self) -> u64 {
+        let r = Http::new()
+            .request(
+                "GET",
+                &format!("{}/metrics", self.session.base()),
+                &[("X-Auth-Token", self.session.token())],
+                None,
+            )
+            .unwrap();
+        assert_eq!(r.status, 200);
+        String::from_utf8_lossy(&r.body)
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("faxbox_documents_converted_total ")?
+                    .parse()
+                    .ok()
+            })
+            .expect("/metrics counts conversions")
+    }
+
+    /// A faxbox of the API key's account whose outbound mail goes to `notify`.
+    fn faxbox(&self, notify: &str) -> String {
+        let path = format!("/v2/accounts/{}/faxboxes", self.session.account_id);
+        let made = self
+            .session
+            .put(
+                &path,
+                &json!({ "data": {
+                    "name": "Desk", "caller_id": "+15550100",
+                    "notifications": { "outbound": { "email": { "send_to": [notify] } } },
+                } }),
+            )
+            .unwrap();
+        made["id"].as_str().unwrap().to_owned()
+    }
+
+    fn summary(&self, account: &str, batch: &str) -> Value {
+        self.session
+            .get(&format!("/v2/accounts/{account}/faxes/batches/{batch}"))
+            .unwrap()
+    }
+
+    /// Waits until every fax of the batch completed; its summary then.
+    fn completed(&self, account: &str, batch: &str, n: usize) -> Value {
+        let mut summary = Value::Null;
+        wait_for("the batch to complete", Duration::from_secs(180), || {
+            summary = self.summary(account, batch);
+            summary["counts"]["completed"] == n
+        });
+        summary
+    }
+
+    /// The mails the smarthost got once the box's mail queue is empty: a
+    /// per-fax receipt would have been queued before the combined one, so
+    /// the count is final then.
+    fn mails_once_delivered(&self, at_least: usize) -> Vec<ReceivedMail> {
+        self.sink.wait_for(at_least, Duration::from_secs(60));
+        wait_for("the mail queue to empty", Duration::from_secs(60), || {
+            self.store().unsent_mail_count().unwrap() == 0
+        });
+        self.sink.received()
+    }
+}
+
+/// Each fax of the summary completed, with one try, and its record says
+/// which batch it is in.
+fn assert_each_completed(b: &BatchBox, account: &str, summary: &Value, batch: &str) {
+    let store = b.store();
+    for fax in summary["faxes"].as_array().unwrap() {
+        assert_eq!(fax["status"], "completed", "{summary}");
+        let id = FaxId(fax["id"].as_str().unwrap().to_owned());
+        let record = store.fax(&id).unwrap();
+        assert_eq!(record.batch_id.as_ref().map(|b| b.as_str()), Some(batch));
+        assert_eq!(store.attempts(&id).unwrap().len(), 1);
+        let shown = b
+            .session
+            .get(&format!("/v2/accounts/{account}/faxes/outbox/{id}"))
+            .unwrap();
+        assert_eq!(shown["batch_id"], batch, "{shown}");
+    }
+}
+
+/// The one combined receipt: to `to`, every number with its result.
+fn assert_combined_receipt(mails: &[ReceivedMail], to: &str, numbers: &[&str], batch: &str) {
+    assert_eq!(
+        mails.len(),
+        1,
+        "one combined receipt, no receipt per fax: {:#?}",
+        mails.iter().map(ReceivedMail::text).collect::<Vec<_>>()
+    );
+    let mail = &mails[0];
+    assert_eq!(mail.to, [to.to_owned()]);
+    let text = mail.text();
+    let n = numbers.len();
+    assert!(
+        text.contains(&format!("Fax to {n} numbers: {n} sent, 0 not sent")),
+        "{text}"
+    );
+    for number in numbers {
+        assert!(
+            text.lines()
+                .any(|l| l.trim_start().starts_with(number) && l.contains(": sent (1 attempt")),
+            "{number} listed as sent: {text}"
+        );
+    }
+    assert!(text.contains(batch), "{text}");
+}
+
+fn letter() -> Document {
+    Document {
+        name: "letter.pdf".into(),
+        content_type: "application/pdf".into(),
+        bytes: pdf_of_texts(&["One letter", "to three offices"]),
+    }
+}
+
+#[test]
+fn a_fax_to_three_numbers_by_api_converts_once_completes_three_times_and_sends_one_receipt() {
+    let b = BatchBox::start("");
+    let account = b.session.account_id.clone();
+    let desk = b.faxbox("desk@acme.test");
+    let before = b.conversions();
+    let reply = b
+        .session
+        .send(
+            &json!({
+                "faxbox_id": desk,
+                // A number given twice is faxed once.
+                "to_numbers": ["5551001", "5551002", "5551003", "5551001"],
+            }),
+            &[letter()],
+        )
+        .unwrap();
+    assert_eq!(b.conversions(), before + 1, "converted once: {reply}");
+    assert_eq!(reply["total"], 3, "{reply}");
+    assert_eq!(reply["counts"]["pending"], 3, "{reply}");
+    let batch = reply["id"].as_str().unwrap().to_owned();
+    let numbers: Vec<&str> = reply["faxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["to_number"].as_str().unwrap())
+        .collect();
+    assert_eq!(numbers, ["5551001", "5551002", "5551003"]);
+
+    let summary = b.completed(&account, &batch, 3);
+    assert_eq!(summary["total"], 3);
+    assert_eq!(summary["done"], true);
+    assert_eq!(summary["counts"]["failed"], 0);
+    assert_each_completed(&b, &account, &summary, &batch);
+    // Sending converted nothing more: the faxes shared the image.
+    assert_eq!(b.conversions(), before + 1);
+    let mails = b.mails_once_delivered(1);
+    assert_combined_receipt(
+        &mails,
+        "desk@acme.test",
+        &["5551001", "5551002", "5551003"],
+        &batch,
+    );
+
+    // Another account does not see the batch.
+    let other = b
+        .session
+        .get(&format!(
+            "/v2/accounts/{}/faxes/batches/{batch}",
+            "0123456789abcdef0123456789abcdef"
+        ))
+        .unwrap_err()
+        .to_string();
+    assert!(!other.contains("5551001"), "{other}");
+
+    // A raw PDF with its fields in the query string: to_numbers is a
+    // comma-separated list there.
+    let r = Http::new()
+        .request(
+            "PUT",
+            &format!(
+                "{}/v2/accounts/{account}/faxes/outgoing?faxbox_id={desk}&to_numbers=5552001,5552002",
+                b.session.base()
+            ),
+            &[
+                ("X-Auth-Token", b.session.token()),
+                ("Content-Type", "application/pdf"),
+            ],
+            Some(letter().bytes),
+        )
+        .unwrap();
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["data"]["total"], 2);
+    assert_eq!(b.conversions(), before + 2);
+}
+
+/// Every refusal is a 400 naming what was wrong, and stores nothing.
+#[test]
+fn the_api_refuses_too_many_bad_or_conflicting_numbers_and_stores_nothing() {
+    let b = BatchBox::start("");
+    let account = b.session.account_id.clone();
+    b.store()
+        .set_setting(
+            Some(&AccountId(account.to_string())),
+            "max_recipients_per_fax",
+            json!(2),
+        )
+        .unwrap();
+    let refused = |fields: Value| -> String {
+        b.session
+            .send(&fields, &[letter()])
+            .expect_err("refused")
+            .to_string()
+    };
+    let e = refused(json!({"to_numbers": ["5551001", "5551002", "5551003"]}));
+    assert!(
+        e.contains("at most 2 numbers") && e.contains("max_recipients_per_fax"),
+        "{e}"
+    );
+    let e = refused(json!({"to_numbers": ["5551001", "not a number"]}));
+    assert!(e.contains("to_numbers[1]"), "{e}");
+    let e = refused(json!({"to_number": "5559999", "to_numbers": ["5551001", "5551002"]}));
+    assert!(
+        e.contains("to_number 5559999 is not one of to_numbers"),
+        "{e}"
+    );
+    let e = refused(json!({"to_numbers": []}));
+    assert!(e.contains("to_numbers names no number"), "{e}");
+    let e = refused(json!({"to_numbers": 5551001}));
+    assert!(e.contains("to_numbers is a list"), "{e}");
+
+    // Over the limit in the raw form too: 400, nothing stored.
+    let r = Http::new()
+        .request(
+            "PUT",
+            &format!(
+                "{}/v2/accounts/{account}/faxes/outgoing?to_numbers=5552001,5552002,5552003",
+                b.session.base()
+            ),
+            &[
+                ("X-Auth-Token", b.session.token()),
+                ("Content-Type", "application/pdf"),
+            ],
+            Some(letter().bytes),
+        )
+        .unwrap();
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(
+        String::from_utf8_lossy(&r.body).contains("max_recipients_per_fax"),
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let outbox = b
+        .session
+        .get(&format!("/v2/accounts/{account}/faxes/outbox"))
+        .unwrap();
+    assert_eq!(outbox.as_array().unwrap().len(), 0, "{outbox}");
+
+    // At the limit, and to_number repeating one of them: accepted.
+    let reply = b
+        .session
+        .send(
+            &json!({"to_number": "5551002", "to_numbers": ["5551001", "5551002"]}),
+            &[letter()],
+        )
+        .unwrap();
+    assert_eq!(reply["total"], 2, "{reply}");
+}
