@@ -327,7 +327,6 @@ impl Appliance {
         for line in &lines {
             line.set_inbound(receiver.clone());
         }
-        let status_lines = lines.clone();
         let scheduler = Scheduler::start(store.clone(), lines, options)
             .context("cannot start the scheduler")?;
         scheduler.notify_recovered(&recovered);
@@ -346,7 +345,7 @@ impl Appliance {
         let api = Api::start(
             listeners.http,
             Ctx::new(store.clone(), wake.clone(), live, api_options)
-                .with_lines(status_lines)
+                .with_lines(scheduler.board())
                 .with_intake(intake.clone())
                 .with_gate(gate.clone()),
         )

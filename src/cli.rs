@@ -792,7 +792,7 @@ fn api_access(
 }
 
 fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
-    use crate::api::client::{self, Document, Session};
+    use crate::client::{self, Document, Session};
     let (url, key) = api_access(config, args.url, args.token)?;
     let documents = args
         .files
@@ -1198,14 +1198,14 @@ fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyho
             let paused = store.paused_lines()?;
             // Whether a line is up lives in the running box (a modem that
             // does not answer is only known there): ask its API.
-            let live: Option<Vec<serde_json::Value>> = api_access(config, None, None)
-                .and_then(|(url, key)| crate::api::client::Session::login(&url, &key))
+            let live: Option<Vec<crate::status::Line>> = api_access(config, None, None)
+                .and_then(|(url, key)| crate::client::Session::login(&url, &key))
                 .and_then(|session| session.status())
                 .map_err(|e| {
                     eprintln!("faxbox: line states come from the running fax box, which could not be asked: {e:#}")
                 })
                 .ok()
-                .and_then(|status| status["lines"].as_array().cloned());
+                .map(|status| status.lines);
             #[derive(Serialize)]
             struct LineRow {
                 name: String,
@@ -1221,16 +1221,13 @@ fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyho
                 .lines
                 .iter()
                 .map(|l| {
-                    let now = live
-                        .iter()
-                        .flatten()
-                        .find(|v| v["name"].as_str() == Some(l.name.as_str()));
+                    let now = live.iter().flatten().find(|v| v.name == l.name);
                     LineRow {
                         name: l.name.clone(),
                         channels: l.channels(),
                         paused: paused.contains(&l.name),
-                        state: now.and_then(|v| v["state"].as_str()).map(str::to_owned),
-                        reason: now.and_then(|v| v["reason"].as_str()).map(str::to_owned),
+                        state: now.map(|v| v.state.clone()),
+                        reason: now.and_then(|v| v.reason.clone()),
                     }
                 })
                 .collect();

@@ -14,7 +14,6 @@ mod accounts;
 mod audit;
 pub mod auth;
 mod batches;
-pub mod client;
 mod document;
 mod events;
 mod faxboxes;
@@ -43,8 +42,8 @@ pub use status::{Intake, IntakeCounts};
 
 use crate::documents::ConvertOptions;
 use crate::http_pool::HttpPool;
-use crate::lines::Line;
 use crate::model::{Account, AccountId, Folder, UnixTime};
+use crate::scheduler::LineBoard;
 use crate::store::{Store, UpdateMode};
 use faxes::Listing;
 use listing::Paging;
@@ -104,8 +103,8 @@ pub struct Ctx {
     sessions: auth::Sessions,
     /// Replies sent, by HTTP status, for `/metrics`.
     replies: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
-    /// The lines whose channels `/v2/status` shows.
-    lines: Vec<Arc<dyn Line>>,
+    /// What the scheduler's lines are doing, for `/v2/status`.
+    lines: LineBoard,
     /// When this API started, and the faxes it accepted since, by account.
     started: UnixTime,
     accepted: std::sync::Mutex<std::collections::BTreeMap<AccountId, u64>>,
@@ -136,7 +135,7 @@ impl Ctx {
             options,
             sessions,
             replies: Default::default(),
-            lines: Vec::new(),
+            lines: LineBoard::default(),
             started: crate::model::now(),
             accepted: Default::default(),
             intake: Default::default(),
@@ -161,8 +160,8 @@ impl Ctx {
         self.gate.is_closed()
     }
 
-    /// The lines `/v2/status` reports on (the ones the scheduler uses).
-    pub fn with_lines(mut self, lines: Vec<Arc<dyn Line>>) -> Ctx {
+    /// The lines `/v2/status` reports on (`Scheduler::board`).
+    pub fn with_lines(mut self, lines: LineBoard) -> Ctx {
         self.lines = lines;
         self
     }

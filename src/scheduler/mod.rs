@@ -13,6 +13,7 @@
 //! it has handed out.
 
 mod attempt;
+mod board;
 pub mod events;
 pub mod policy;
 pub(crate) mod window;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+pub use board::{LineBoard, LineNow};
 pub use events::Event;
 
 use crate::documents::ConvertOptions;
@@ -172,6 +174,11 @@ impl Scheduler {
         for id in faxes {
             attempt::notify_recovered(&self.shared, id);
         }
+    }
+
+    /// What its lines are doing, for `/v2/status`.
+    pub fn board(&self) -> LineBoard {
+        LineBoard::new(self.shared.lines.clone())
     }
 
     /// Live events: job states and call progress, each sent after the fact

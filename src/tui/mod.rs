@@ -15,10 +15,7 @@ mod snapshot;
 mod view;
 
 pub use log::LogBuffer;
-pub use snapshot::{
-    Account, AttemptDetail, Channel, FaxDetail, Intake, Line, Recent, Retry, RxDetail, Snapshot,
-    Totals,
-};
+pub use snapshot::{AttemptDetail, FaxDetail, RxDetail};
 pub use view::{Action, Connection, Detail, Pane, UiState, age, countdown, render};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
-use crate::api::client::Session;
+use crate::client::Session;
+use crate::status::Status;
 
 /// How often the snapshot is read when no event says anything changed:
 /// the event stream is the news; this is the safety net.
@@ -47,11 +45,7 @@ const MESSAGE_FOR: Duration = Duration::from_secs(6);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn login(url: &str, key: &str) -> anyhow::Result<Session> {
-    Session::login_with(
-        crate::api::client::Http::with_timeout(REQUEST_TIMEOUT),
-        url,
-        key,
-    )
+    Session::login_with(crate::client::Http::with_timeout(REQUEST_TIMEOUT), url, key)
 }
 
 /// How the dashboard is attached.
@@ -145,7 +139,7 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
         }
     };
     let mut ui = UiState::default();
-    let mut snapshot: Option<Snapshot> = None;
+    let mut snapshot: Option<Status> = None;
     let mut read_at = Instant::now();
     let mut next_read = Instant::now();
     // The message on the key line and since when it is there.
@@ -167,7 +161,7 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
             next_read = next_read.min(read_at + SETTLE);
         }
         if Instant::now() >= next_read {
-            match fetch(&session) {
+            match session.status() {
                 Ok(s) => {
                     snapshot = Some(s);
                     ui.connection = Connection::Live;
@@ -301,11 +295,6 @@ fn perform(session: &Session, action: &Action) -> String {
     }
 }
 
-fn fetch(session: &Session) -> anyhow::Result<Snapshot> {
-    let data = session.status()?;
-    serde_json::from_value(data).context("the fax box sent a status this dashboard cannot read")
-}
-
 #[cfg(test)]
 mod tests {
     //! Render tests: each screen is compared with a text file under
@@ -317,7 +306,7 @@ mod tests {
 
     use super::*;
 
-    fn screen(snapshot: Option<&Snapshot>, ui: &UiState, width: u16, height: u16) -> String {
+    fn screen(snapshot: Option<&Status>, ui: &UiState, width: u16, height: u16) -> String {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal.draw(|f| render(f, snapshot, ui)).unwrap();
         let buffer = terminal.backend().buffer();
@@ -348,11 +337,11 @@ mod tests {
         assert_eq!(text, kept, "the screen differs from {}", path.display());
     }
 
-    fn status(json: serde_json::Value) -> Snapshot {
+    fn status(json: serde_json::Value) -> Status {
         serde_json::from_value(json).unwrap()
     }
 
-    fn idle() -> Snapshot {
+    fn idle() -> Status {
         status(serde_json::json!({
             "generated": 63_900_000_000i64,
             "lines": [{"name": "loopback", "capacity": 2, "state": "up", "reason": null,
@@ -364,7 +353,7 @@ mod tests {
         }))
     }
 
-    fn busy(modem: &str, reason: Option<&str>) -> Snapshot {
+    fn busy(modem: &str, reason: Option<&str>) -> Status {
         let t = 63_900_000_000i64;
         status(serde_json::json!({
             "generated": t,

@@ -9,7 +9,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use faxbox::api::client::{Document, Http, Session};
+use faxbox::client::{Document, Http, Session};
 use faxbox::model::{AccountId, FaxId};
 use faxbox::store::Store;
 use serde_json::{Value, json};

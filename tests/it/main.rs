@@ -27,5 +27,6 @@ mod print_raster;
 mod records;
 mod scheduler;
 mod serve;
+mod shapes;
 mod smtp;
 mod tui;

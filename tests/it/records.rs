@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use faxbox::api::client::{Document, Http, Session};
+use faxbox::client::{Document, Http, Session};
 use faxbox::model::{DocumentKind, FaxId, Folder, JobStatus};
 use faxbox::store::Store;
 use serde_json::json;

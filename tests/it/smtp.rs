@@ -1069,8 +1069,8 @@ fn starttls_and_auth_let_a_user_send_only_as_themselves() {
 
 #[test]
 fn the_smtp_log_is_read_through_the_api() {
-    use faxbox::api::client::Http;
     use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+    use faxbox::client::Http;
     let b = SmtpBox::start();
     let office = b.office();
     let other = b.store.create_account("Other", None).unwrap().id;
@@ -1513,8 +1513,8 @@ fn sixty_trickling_clients_do_not_lock_out_real_mail() {
 /// nothing of the other account; the office's mail still reaches it.
 #[test]
 fn another_account_cannot_take_over_an_office_mail_domain() {
-    use faxbox::api::client::Http;
     use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+    use faxbox::client::Http;
     let b = SmtpBox::start();
     let acme = b.office();
     b.store
