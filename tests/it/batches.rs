@@ -507,3 +507,71 @@ fn a_print_job_to_three_numbers_is_one_batch_and_one_over_the_limit_is_refused_b
     );
     assert_eq!(faxes_of_desk().len(), 3, "nothing stored");
 }
+
+/// `faxbox jobs batch` shows a batch by its id or by one of its faxes,
+/// as text and as the API's JSON; a fax to one number is in no batch.
+#[test]
+fn faxbox_jobs_batch_shows_the_batch_by_its_id_or_one_of_its_faxes() {
+    use faxbox::model::{JobStatus, NewFax};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let store = Store::open_data_dir(&data).unwrap();
+    let account = store.create_account("Acme", None).unwrap().id;
+    let job = |number: &str| NewFax {
+        account_id: account.clone(),
+        to_number: number.into(),
+        to_number_normalized: number.into(),
+        retries: 1,
+        ..Default::default()
+    };
+    let faxes = store
+        .create_jobs(
+            vec![job("5557001"), job("5557002"), job("5557003")],
+            vec![],
+            JobStatus::Pending,
+        )
+        .unwrap();
+    store
+        .request_cancel(&faxes[1].id, "changed my mind")
+        .unwrap();
+    let alone = store
+        .create_jobs(vec![job("5557009")], vec![], JobStatus::Pending)
+        .unwrap();
+    drop(store);
+    let batch = faxes[0].batch_id.clone().unwrap();
+    let run = |args: &[&str]| crate::harness::faxbox(&data, args);
+
+    let out = run(&["jobs", "batch", batch.as_str()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("batch {batch}: 3 faxes, 1 cancelled, 2 pending\n")),
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.contains(faxes[1].id.as_str())
+            && l.contains("cancelled")
+            && l.contains("5557002")
+            && l.contains("changed my mind")),
+        "{text}"
+    );
+    // By a fax of it (its first characters, as the dashboard shows them).
+    let out = run(&["jobs", "batch", &faxes[2].id.as_str()[..12]]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), text);
+    let out = run(&["--json", "jobs", "batch", batch.as_str()]);
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["total"], 3, "{json}");
+    assert_eq!(json["counts"]["pending"], 2, "{json}");
+    assert_eq!(json["faxes"][1]["status"], "cancelled", "{json}");
+
+    let out = run(&["jobs", "batch", alone[0].id.as_str()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("went to one number (5557009)"), "{err}");
+    let out = run(&["jobs", "batch", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no batch and no fax with id nope"));
+}
