@@ -17,8 +17,8 @@ mod summary;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Http, multipart_body};
 use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+use faxbox::client::{Document, Http, multipart_body};
 use faxbox::documents::{BitPage, encode_fax_tiff};
 use faxbox::model::{DocumentKind, FaxId};
 use faxbox::store::Store;

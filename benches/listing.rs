@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Http, RawResponse};
+use faxbox::client::{Http, RawResponse};
 use faxbox::model::{JobStatus, NewDocument, NewFax, now};
 use faxbox::store::Store;
 

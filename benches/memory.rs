@@ -17,7 +17,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Session};
+use faxbox::client::{Document, Session};
 use faxbox::model::{FaxId, JobStatus};
 use faxbox::store::Store;
 

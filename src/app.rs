@@ -19,7 +19,7 @@ use crate::lines::{self, Line};
 use crate::model::{Account, Faxbox, FaxboxFields, FaxboxId};
 use crate::notify::{Backoff, Courier, Postman};
 use crate::scheduler::{Scheduler, SchedulerOptions};
-use crate::store::{DataDirOwner, Store};
+use crate::store::{DataDirOwner, KeyLocation, Store};
 
 /// `faxbox serve`: logging, a runtime, and `run` until SIGINT or SIGTERM.
 pub fn serve(config: Config) -> anyhow::Result<()> {
@@ -256,6 +256,16 @@ impl Appliance {
         // never those of one still running (issue 19).
         let owner = DataDirOwner::claim(&data_dir)?;
         let store = Store::open_data_dir(&data_dir)?;
+        // Refused here, naming the key file, rather than failing each fax.
+        store.set_key_location(KeyLocation::find(
+            config.storage.key_file.as_deref(),
+            &data_dir,
+        ));
+        let key = store.unlock()?;
+        info!(
+            fingerprint = key.fingerprint(),
+            "documents are sealed at rest"
+        );
         store.set_mail_domain(&config.smtp.hostname);
         let recovered = recover(&store, &data_dir.join("spool"))?;
         let first_run = bootstrap(&store)?;
@@ -327,7 +337,6 @@ impl Appliance {
         for line in &lines {
             line.set_inbound(receiver.clone());
         }
-        let status_lines = lines.clone();
         let scheduler = Scheduler::start(store.clone(), lines, options)
             .context("cannot start the scheduler")?;
         scheduler.notify_recovered(&recovered);
@@ -346,7 +355,7 @@ impl Appliance {
         let api = Api::start(
             listeners.http,
             Ctx::new(store.clone(), wake.clone(), live, api_options)
-                .with_lines(status_lines)
+                .with_lines(scheduler.board())
                 .with_intake(intake.clone())
                 .with_gate(gate.clone()),
         )

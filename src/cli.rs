@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::{Config, LogFormat};
 use crate::model::{AccountId, FaxboxFields, FaxboxId, Folder, JobStatus, UserId};
-use crate::store::{JobFilter, SETTINGS, Store};
+use crate::store::{JobFilter, KeyLocation, SETTINGS, Store};
 
 /// `faxbox --version`: which release, from which commit, for which machine
 /// and when it was built (set by build.rs; "unknown" commit from a tarball).
@@ -122,6 +122,11 @@ pub enum Command {
         /// An archive written by `faxbox backup`.
         #[arg(value_name = "FILE")]
         archive: PathBuf,
+        /// The document key of the box the backup was taken from (its
+        /// `document.key`, kept apart from the backup): checked and put in
+        /// the new data dir.
+        #[arg(long, value_name = "KEYFILE")]
+        key: Option<PathBuf>,
     },
     /// Internal: draws one conversion sent on stdin under memory and CPU
     /// limits (started by the box itself, see `documents::worker`).
@@ -528,6 +533,13 @@ pub enum JobsCommand {
         /// The job id, or its first characters as the dashboard shows them.
         id: String,
     },
+    /// The summary of a fax sent to several numbers at once: how many of
+    /// its faxes are in each state, and each fax's number and state.
+    Batch {
+        /// The batch id, or the id of one of its faxes (or its first
+        /// characters as the dashboard shows them).
+        id: String,
+    },
     /// Delete a job for good: its record, documents, attempts and mails. A
     /// job on a line now is refused (cancel it first).
     Delete {
@@ -581,12 +593,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.data_dir = dir;
     }
     let out = Output { json: cli.json };
+    let key_location = || KeyLocation::find(config.storage.key_file.as_deref(), &config.data_dir);
     let open = || {
         // Beside a running box, on its store: never creating one, never
         // running recovery (only `serve` does either).
         let store = Store::open_existing(&config.data_dir).with_context(|| {
             format!("cannot open the fax store in {}", config.data_dir.display())
         })?;
+        store.set_key_location(key_location());
         store.set_mail_domain(&config.smtp.hostname);
         anyhow::Ok(store)
     };
@@ -612,6 +626,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     config.data_dir.display()
                 )
             })?;
+            store.set_key_location(key_location());
+            store.unlock()?;
             println!("{}", store.path().display());
             Ok(())
         }
@@ -651,6 +667,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 done.bytes as f64 / 1e6,
                 done.elapsed.as_secs_f64()
             );
+            if let Some(fingerprint) = &done.manifest.key {
+                say!(
+                    "The documents in it are sealed with the document key {} (fingerprint {fingerprint}), \
+                     which is not in the backup: keep a copy of that key apart from the backups; \
+                     a restore needs it (`faxbox restore FILE --key KEYFILE`).",
+                    key_location()
+                );
+            }
             Ok(())
         }
         Command::Purge { dry_run } => {
@@ -658,10 +682,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = crate::retention::purge(&store, crate::model::now(), dry_run)?;
             if !dry_run && !report.is_empty() {
                 let what = format!(
-                    "documents of {} faxes, {} faxes, {} mails",
+                    "documents of {} faxes, {} faxes, {} mails, {} audit entries",
                     report.documents.len(),
                     report.records.len(),
-                    report.mails
+                    report.mails,
+                    report.audit_entries
                 );
                 console_audit(&store, None, "purge", &what);
             }
@@ -676,10 +701,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 say!("{id}  record");
             }
             say!(
-                "{verb}: the documents of {} faxes, {} faxes whole, {} sent mails",
+                "{verb}: the documents of {} faxes, {} faxes whole, {} sent mails, {} audit entries",
                 report.documents.len(),
                 report.records.len(),
-                report.mails
+                report.mails,
+                report.audit_entries
             );
             Ok(())
         }
@@ -702,8 +728,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Restore { archive } => {
-            let done = crate::backup::restore(&archive, &config.data_dir)?;
+        Command::Restore { archive, key } => {
+            let done = crate::backup::restore(&archive, &config.data_dir, key.as_deref())?;
             say!(
                 "{}: {} faxes, {} documents from the backup of {} taken at {}; start it with `faxbox serve`",
                 config.data_dir.display(),
@@ -714,6 +740,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_default()
             );
+            if let Some(fingerprint) = done.manifest.key.as_ref().filter(|_| !done.key_restored) {
+                say!(
+                    "Its documents are sealed with the document key whose fingerprint is {fingerprint}: \
+                     `faxbox serve` needs that key at {} (or restore again with --key KEYFILE).",
+                    key_location()
+                );
+            }
             Ok(())
         }
         Command::RenderWorker => anyhow::bail!("render-worker is started by the box itself"),
@@ -792,7 +825,7 @@ fn api_access(
 }
 
 fn send(config: &Config, args: SendArgs) -> anyhow::Result<()> {
-    use crate::api::client::{self, Document, Session};
+    use crate::client::{self, Document, Session};
     let (url, key) = api_access(config, args.url, args.token)?;
     let documents = args
         .files
@@ -1138,6 +1171,57 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
         JobsCommand::Delete { id, documents_only } => {
             delete_fax(store, &store.fax_id_by_prefix(&id)?, documents_only)
         }
+        JobsCommand::Batch { id } => {
+            let batch = match store.batch(&crate::model::BatchId(id.trim().to_owned())) {
+                Ok(b) => b,
+                Err(crate::store::StoreError::NotFound { .. }) => {
+                    let fax = store.fax(
+                        &store
+                            .fax_id_by_prefix(&id)
+                            .map_err(|_| anyhow::anyhow!("no batch and no fax with id {id}"))?,
+                    )?;
+                    let Some(batch) = fax.batch_id else {
+                        anyhow::bail!(
+                            "fax {} went to one number ({}); it is in no batch",
+                            fax.id,
+                            fax.to_number
+                        );
+                    };
+                    store.batch(&batch)?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if out.json {
+                return out.show(&crate::api::batch_summary(&batch));
+            }
+            let counts: Vec<String> = batch
+                .counts()
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(state, n)| format!("{n} {state}"))
+                .collect();
+            say!(
+                "batch {}: {} faxes, {}{}",
+                batch.id,
+                batch.faxes.len(),
+                counts.join(", "),
+                if batch.is_done() { " (done)" } else { "" }
+            );
+            for f in &batch.faxes {
+                say!(
+                    "  {}  {:<15} to {:<16} attempts {}{}",
+                    f.id,
+                    f.status.as_str(),
+                    f.to_number,
+                    f.attempts,
+                    f.error
+                        .as_deref()
+                        .map(|e| format!("  {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
     }
 }
 
@@ -1198,14 +1282,14 @@ fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyho
             let paused = store.paused_lines()?;
             // Whether a line is up lives in the running box (a modem that
             // does not answer is only known there): ask its API.
-            let live: Option<Vec<serde_json::Value>> = api_access(config, None, None)
-                .and_then(|(url, key)| crate::api::client::Session::login(&url, &key))
+            let live: Option<Vec<crate::status::Line>> = api_access(config, None, None)
+                .and_then(|(url, key)| crate::client::Session::login(&url, &key))
                 .and_then(|session| session.status())
                 .map_err(|e| {
                     eprintln!("faxbox: line states come from the running fax box, which could not be asked: {e:#}")
                 })
                 .ok()
-                .and_then(|status| status["lines"].as_array().cloned());
+                .map(|status| status.lines);
             #[derive(Serialize)]
             struct LineRow {
                 name: String,
@@ -1221,16 +1305,13 @@ fn line(config: &Config, store: &Store, out: &Output, cmd: LineCommand) -> anyho
                 .lines
                 .iter()
                 .map(|l| {
-                    let now = live
-                        .iter()
-                        .flatten()
-                        .find(|v| v["name"].as_str() == Some(l.name.as_str()));
+                    let now = live.iter().flatten().find(|v| v.name == l.name);
                     LineRow {
                         name: l.name.clone(),
                         channels: l.channels(),
                         paused: paused.contains(&l.name),
-                        state: now.and_then(|v| v["state"].as_str()).map(str::to_owned),
-                        reason: now.and_then(|v| v["reason"].as_str()).map(str::to_owned),
+                        state: now.map(|v| v.state.clone()),
+                        reason: now.and_then(|v| v.reason.clone()),
                     }
                 })
                 .collect();

@@ -85,6 +85,11 @@ id_type!(
     /// A fax: an outbound job (outbox) or a received fax (inbox).
     FaxId
 );
+id_type!(
+    /// A batch: the fax jobs made from one request to several numbers
+    /// (issue 22), one document converted once.
+    BatchId
+);
 
 /// An enum kept in the store and shown to people as one word per variant:
 /// `as_str`, `FromStr`, `Display`, serde and the list of all variants, from
@@ -750,6 +755,9 @@ pub struct Fax {
     pub error: Option<String>,
     /// How the receive went, for received faxes (Kazoo's `rx_result`).
     pub rx_result: Option<RxResult>,
+    /// The batch this job belongs to, when its request named several numbers.
+    #[serde(default)]
+    pub batch_id: Option<BatchId>,
     pub created: UnixTime,
     pub modified: UnixTime,
 }

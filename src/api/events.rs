@@ -16,12 +16,11 @@ use std::sync::mpsc::RecvTimeoutError;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use tracing::debug;
 
 use super::Ctx;
 use crate::model::Account;
-use crate::scheduler::Event;
+use crate::status::Event;
 
 /// How often a stream looks at the stop flag while no event comes.
 const TICK: Duration = Duration::from_millis(100);
@@ -51,17 +50,14 @@ impl Streams {
 
 /// Whether `caller` may see `event`.
 fn visible(caller: &Account, event: &Event) -> bool {
-    let account = match event {
-        Event::JobStatus { account_id, .. } | Event::Call { account_id, .. } => account_id,
-    };
-    caller.is_admin || *account == caller.id
+    caller.is_admin || event.account().is_none_or(|a| *a == caller.id)
 }
 
-fn event_name(event: &Event) -> &'static str {
-    match event {
-        Event::JobStatus { .. } => "job_status",
-        Event::Call { .. } => "call",
-    }
+/// One event as an SSE message; `id` numbers the events of the stream.
+fn message(event: &Event, id: Option<u64>) -> String {
+    let data = serde_json::to_string(event).expect("events serialize");
+    let id = id.map(|n| format!("id: {n}\n")).unwrap_or_default();
+    format!("{id}event: {}\ndata: {data}\n\n", event.name())
 }
 
 /// Writes one chunk of a chunked reply and sends it now.
@@ -95,21 +91,13 @@ pub fn start(ctx: &Arc<Ctx>, raw: tiny_http::Request, caller: Account, request_i
             let mut sequence: u64 = 0;
             let ended = loop {
                 if ctx.streams.stopping.load(Ordering::Acquire) {
-                    let bye = json!({"event": "shutdown", "message": "Faxbox is stopping"});
-                    let _ = chunk(&mut out, &format!("event: shutdown\ndata: {bye}\n\n"));
+                    let _ = chunk(&mut out, &message(&Event::shutdown(), None));
                     break "the API stopped";
                 }
                 let written = match listening.events.recv_timeout(TICK) {
                     Ok(event) if visible(&caller, &event) => {
                         sequence += 1;
-                        let data = serde_json::to_string(&event).expect("events serialize");
-                        Some(chunk(
-                            &mut out,
-                            &format!(
-                                "id: {sequence}\nevent: {}\ndata: {data}\n\n",
-                                event_name(&event)
-                            ),
-                        ))
+                        Some(chunk(&mut out, &message(&event, Some(sequence))))
                     }
                     Ok(_) => None,
                     Err(RecvTimeoutError::Timeout) if last_write.elapsed() >= keep_alive => {
@@ -122,14 +110,7 @@ pub fn start(ctx: &Arc<Ctx>, raw: tiny_http::Request, caller: Account, request_i
                 // client knows its picture has gaps.
                 let written = match written {
                     None | Some(Ok(())) if listening.missed_some() => {
-                        let missed = json!({
-                            "event": "missed",
-                            "message": "some events were missed; read /v2/status again",
-                        });
-                        Some(chunk(
-                            &mut out,
-                            &format!("event: missed\ndata: {missed}\n\n"),
-                        ))
+                        Some(chunk(&mut out, &message(&Event::missed(), None)))
                     }
                     w => w,
                 };

@@ -47,6 +47,10 @@ struct FaxNotifications {
 #[allow(dead_code)]
 struct FaxInput {
     to_number: Option<String>,
+    /// Several numbers for one document (issue 22): one job each, in one
+    /// batch. A list, or in the query string of a raw body a comma-separated
+    /// text.
+    to_numbers: Option<Value>,
     to_name: Option<String>,
     from_number: Option<String>,
     from_name: Option<String>,
@@ -83,6 +87,8 @@ struct FaxInput {
 /// sends is kept as given.
 const MODELLED: &[&str] = &[
     "to_number",
+    "to_numbers",
+    "batch_id",
     "to_name",
     "from_number",
     "from_name",
@@ -311,8 +317,16 @@ fn submit(
         ));
     }
     let service = service_numbers(ctx, account)?;
-    let to_number = input.to_number.clone().unwrap_or_default();
-    let normalized = check_number(&to_number, service, &mut errors);
+    let limit = ctx
+        .store
+        .setting_i64(Some(account), "max_recipients_per_fax")?;
+    let numbers = check_recipients(
+        input.to_number.as_deref(),
+        input.to_numbers.as_ref(),
+        service,
+        limit,
+        &mut errors,
+    );
     check_from_number(input.from_number.as_deref(), &mut errors);
     // Without a faxbox, the account's default_retry_count applies (issue 21).
     let retries = match (check_retries(input.retries, &mut errors), &faxbox) {
@@ -366,14 +380,18 @@ fn submit(
     let documents = documents::with_password(documents, input.document_password.as_deref());
     // Check before anything is stored: a document that cannot be faxed is
     // refused now, with the reason (docs/architecture.md, invariant 4).
-    let stored = documents::prepare_for_intake(documents, &ctx.options.convert)?;
+    // Several numbers share one fax image, drawn once now (issue 22).
+    let stored = match numbers.len() {
+        1 => documents::prepare_for_intake(documents, &ctx.options.convert)?,
+        _ => documents::prepare_for_batch(documents, &ctx.options.convert)?,
+    };
     let from_faxbox =
         |pick: fn(&crate::model::Faxbox) -> Option<String>| faxbox.as_ref().and_then(pick);
     let new = NewFax {
         account_id: account.clone(),
         faxbox_id: faxbox.as_ref().map(|f| f.id.clone()),
-        to_number,
-        to_number_normalized: normalized.unwrap_or_default(),
+        to_number: String::new(),
+        to_number_normalized: String::new(),
         to_name: input.to_name,
         from_number: input
             .from_number
@@ -399,17 +417,128 @@ fn submit(
         cover_page: input.cover_page,
         cover_note: input.cover_note,
     };
-    let fax = ctx.store.create_job(new, stored, JobStatus::Pending)?;
+    let jobs: Vec<NewFax> = numbers
+        .into_iter()
+        .map(|(to_number, to_number_normalized)| NewFax {
+            to_number,
+            to_number_normalized,
+            ..new.clone()
+        })
+        .collect();
+    let mut faxes = ctx.store.create_jobs(jobs, stored, JobStatus::Pending)?;
     if !extra.is_empty() {
-        ctx.store.set_fax_extra(&fax.id, &extra)?;
+        for fax in &faxes {
+            ctx.store.set_fax_extra(&fax.id, &extra)?;
+        }
     }
-    // Committed: now the scheduler may take it, and the client may be told.
-    ctx.accepted(account);
+    // Committed: now the scheduler may take them, and the client may be told.
+    for _ in &faxes {
+        ctx.accepted(account);
+    }
     (ctx.wake)();
-    // 201 Created, as Kazoo answers a new fax (faxes.md).
-    Ok(Answer::Json(
-        Success::ok(&detail(ctx, fax)?).with_status(201),
-    ))
+    // 201 Created, as Kazoo answers a new fax (faxes.md); several numbers
+    // are answered with their batch's summary.
+    let data = match faxes[0].batch_id.clone() {
+        Some(batch) => super::batches::summary(&ctx.store.batch_in(account, &batch)?),
+        None => detail(ctx, faxes.remove(0))?,
+    };
+    Ok(Answer::Json(Success::ok(&data).with_status(201)))
+}
+
+/// The numbers a new fax goes to, each given and normalized: `to_number`
+/// (Kazoo's), or `to_numbers` (issue 22), with `to_number` allowed beside
+/// it only when it is one of them. A number given twice is faxed once.
+/// Entries in `errors` for each bad number and for more numbers than
+/// `limit` (`max_recipients_per_fax`).
+fn check_recipients(
+    to_number: Option<&str>,
+    to_numbers: Option<&Value>,
+    service: ServiceNumbers,
+    limit: i64,
+    errors: &mut Vec<FieldError>,
+) -> Vec<(String, String)> {
+    let list: Vec<String> = match to_numbers {
+        None | Some(Value::Null) => {
+            let to_number = to_number.unwrap_or_default();
+            return check_number(to_number, service, errors)
+                .map(|n| vec![(to_number.to_owned(), n)])
+                .unwrap_or_default();
+        }
+        // A raw document's fields come from the query string.
+        Some(Value::String(text)) => text
+            .split(',')
+            .map(|n| n.trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .collect(),
+        Some(Value::Array(items)) => {
+            let mut list = Vec::new();
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(n) => list.push(n.clone()),
+                    other => errors.push(FieldError::new(
+                        &format!("to_numbers[{i}]"),
+                        "type",
+                        format!("each number in to_numbers is a text such as \"+15551234567\", not {other}"),
+                    )),
+                }
+            }
+            list
+        }
+        Some(other) => {
+            errors.push(FieldError::new(
+                "to_numbers",
+                "type",
+                format!("to_numbers is a list of fax numbers such as [\"+15551234567\", \"+15557654321\"], not {other}"),
+            ));
+            return Vec::new();
+        }
+    };
+    if list.is_empty() && errors.is_empty() {
+        errors.push(FieldError::new(
+            "to_numbers",
+            "minItems",
+            "to_numbers names no number: add at least one number to send the fax to",
+        ));
+        return Vec::new();
+    }
+    let mut numbers: Vec<(String, String)> = Vec::new();
+    for (i, given) in list.iter().enumerate() {
+        match check_fax_number(&format!("to_numbers[{i}]"), given, service) {
+            Ok(n) if numbers.iter().any(|(_, seen)| *seen == n) => {}
+            Ok(n) => numbers.push((given.clone(), n)),
+            Err(e) => errors.push(FieldError::new(
+                &format!("to_numbers[{i}]"),
+                "format",
+                format!("add a valid number to send the fax to ({})", e.message),
+            )),
+        }
+    }
+    if let Some(one) = to_number.filter(|n| !n.trim().is_empty()) {
+        let among = check_fax_number("to_number", one, service)
+            .is_ok_and(|n| numbers.iter().any(|(_, seen)| *seen == n));
+        if !among && errors.is_empty() {
+            errors.push(FieldError::new(
+                "to_number",
+                "conflict",
+                format!(
+                    "to_number {one} is not one of to_numbers: give the numbers in to_numbers \
+                     alone (to_number may repeat one of them)"
+                ),
+            ));
+        }
+    }
+    if numbers.len() as i64 > limit {
+        errors.push(FieldError::new(
+            "to_numbers",
+            "maxItems",
+            format!(
+                "a fax may go to at most {limit} numbers at once (setting max_recipients_per_fax), \
+                 and to_numbers names {}: send it in parts, or ask the administrator to raise the limit",
+                numbers.len()
+            ),
+        ));
+    }
+    numbers
 }
 
 /// A cover note is bounded: the page holds about this much (issue 22).
@@ -795,6 +924,9 @@ pub struct FaxView {
     fax_timezone: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     faxbox_id: Option<FaxboxId>,
+    /// The batch of a fax sent to several numbers at once (issue 22).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    batch_id: Option<crate::model::BatchId>,
     retries: u8,
     attempts: u8,
     retry_after: i64,
@@ -871,6 +1003,7 @@ fn view(ctx: &Ctx, fax: Fax, docs: &[DocumentInfo], attempts: &[Attempt]) -> Fax
         fax_identity_name: fax.fax_identity_name,
         fax_timezone: fax.fax_timezone,
         faxbox_id: fax.faxbox_id,
+        batch_id: fax.batch_id,
         retries: fax.retries,
         attempts: fax.attempts,
         retry_after: fax.retry_after,

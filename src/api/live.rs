@@ -1,4 +1,5 @@
-//! The live side of the API, fed by the scheduler's events: the status text
+//! The live side of the API, fed by the scheduler's events (in their wire
+//! form, `status::Event`, converted as they arrive): the status text
 //! of jobs on a line (`Sent Page 2 of 3`), so that `GET
 //! /faxes/outgoing/{id}` can show it (docs/kazoo.md 2.6) without asking the
 //! line, and the listeners of `GET /v2/events`, each handed every event.
@@ -9,7 +10,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
 use crate::model::FaxId;
-use crate::scheduler::Event;
+use crate::status::Event;
 
 /// Events a listener may fall behind by before it is told it missed some.
 const LISTENER_BACKLOG: usize = 256;
@@ -76,6 +77,7 @@ impl LiveStatus {
                 Event::JobStatus { fax_id, .. } => {
                     texts.remove(fax_id);
                 }
+                Event::Shutdown { .. } | Event::Missed { .. } => {}
             }
         }
         // A slow listener misses events rather than holding up the others.
@@ -92,11 +94,16 @@ impl LiveStatus {
             });
     }
 
-    /// Follows `events` on a thread of its own until the scheduler stops.
-    pub fn follow(
+    /// Follows `events` (the scheduler's) on a thread of its own until the
+    /// scheduler stops.
+    pub fn follow<E>(
         &self,
-        mut events: tokio::sync::broadcast::Receiver<Event>,
-    ) -> std::io::Result<std::thread::JoinHandle<()>> {
+        mut events: tokio::sync::broadcast::Receiver<E>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>>
+    where
+        E: Clone + Send + 'static,
+        Event: From<E>,
+    {
         use tokio::sync::broadcast::error::RecvError;
         let live = self.clone();
         std::thread::Builder::new()
@@ -104,7 +111,7 @@ impl LiveStatus {
             .spawn(move || {
                 loop {
                     match events.blocking_recv() {
-                        Ok(e) => live.apply(&e),
+                        Ok(e) => live.apply(&Event::from(e)),
                         // Missed events only mean a stale text for a moment;
                         // stream listeners are told they missed some.
                         Err(RecvError::Lagged(_)) => live.lagged(),

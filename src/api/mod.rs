@@ -13,7 +13,7 @@
 mod accounts;
 mod audit;
 pub mod auth;
-pub mod client;
+mod batches;
 mod document;
 mod events;
 mod faxboxes;
@@ -35,14 +35,15 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use tracing::debug;
 
+pub use batches::summary as batch_summary;
 pub use live::LiveStatus;
 pub use reply::ApiError;
 pub use status::{Intake, IntakeCounts};
 
 use crate::documents::ConvertOptions;
 use crate::http_pool::HttpPool;
-use crate::lines::Line;
 use crate::model::{Account, AccountId, Folder, UnixTime};
+use crate::scheduler::LineBoard;
 use crate::store::{Store, UpdateMode};
 use faxes::Listing;
 use listing::Paging;
@@ -102,8 +103,8 @@ pub struct Ctx {
     sessions: auth::Sessions,
     /// Replies sent, by HTTP status, for `/metrics`.
     replies: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
-    /// The lines whose channels `/v2/status` shows.
-    lines: Vec<Arc<dyn Line>>,
+    /// What the scheduler's lines are doing, for `/v2/status`.
+    lines: LineBoard,
     /// When this API started, and the faxes it accepted since, by account.
     started: UnixTime,
     accepted: std::sync::Mutex<std::collections::BTreeMap<AccountId, u64>>,
@@ -134,7 +135,7 @@ impl Ctx {
             options,
             sessions,
             replies: Default::default(),
-            lines: Vec::new(),
+            lines: LineBoard::default(),
             started: crate::model::now(),
             accepted: Default::default(),
             intake: Default::default(),
@@ -159,8 +160,8 @@ impl Ctx {
         self.gate.is_closed()
     }
 
-    /// The lines `/v2/status` reports on (the ones the scheduler uses).
-    pub fn with_lines(mut self, lines: Vec<Arc<dyn Line>>) -> Ctx {
+    /// The lines `/v2/status` reports on (`Scheduler::board`).
+    pub fn with_lines(mut self, lines: LineBoard) -> Ctx {
         self.lines = lines;
         self
     }
@@ -724,6 +725,11 @@ fn metrics(ctx: &Ctx) -> Result<Answer, ApiError> {
         "# HELP faxbox_pages_sent_total Pages sent by all attempts.\n# TYPE faxbox_pages_sent_total counter\nfaxbox_pages_sent_total {}",
         tally.pages_sent
     );
+    let _ = writeln!(
+        text,
+        "# HELP faxbox_documents_converted_total Documents converted into fax images since start (a fax to several numbers counts once).\n# TYPE faxbox_documents_converted_total counter\nfaxbox_documents_converted_total {}",
+        crate::documents::conversions()
+    );
     let purged = ctx.store.purge_totals()?;
     let _ = writeln!(
         text,
@@ -1022,6 +1028,9 @@ fn fax_route(
             &Paging::from_query(&rq.query)?,
         ),
         ("GET", ["smtplog", id]) => smtplog::get(ctx, scope.account, id),
+        ("GET", ["batches", id]) => batches::get(ctx, scope, id),
+        (_, ["batches", _]) => Err(not_allowed(method)),
+        (_, ["batches", ..]) => Err(ApiError::NoRoute),
         (_, ["smtplog", ..]) => Err(ApiError::NoRoute),
         ("GET", ["outgoing"]) => listing(Listing::Outgoing),
         ("GET", ["outbox"]) => listing(Listing::Outbox),

@@ -35,8 +35,10 @@ use serde_json::{Value, json};
 
 use super::Ctx;
 use super::reply::{Answer, ApiError};
-use crate::model::{Account, AttemptStage, Reception, UnixTime, now, to_gregorian};
-use crate::store::CallSnapshot;
+use crate::model::{Account, AccountId, AttemptStage, Reception, UnixTime, now, to_gregorian};
+use crate::scheduler::LineNow;
+use crate::status::{self, Call, Channel};
+use crate::store::{BoxSnapshot, CallSnapshot, QueueSnapshot};
 
 /// The start of the box's local day, for the "today" counts.
 fn local_day_start() -> UnixTime {
@@ -122,167 +124,156 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
     let only = (!caller.is_admin).then_some(&caller.id);
     let day_start = local_day_start();
     let snap = ctx.store.snapshot(None, day_start)?;
-
-    let mut lines = Vec::new();
-    for line in &ctx.lines {
-        let name = line.name();
-        let fault = line.fault();
-        let paused = snap.paused.get(name);
-        let (state, reason) = match (&fault, paused) {
-            (Some(why), _) => ("down", Some(why.clone())),
-            (None, Some(why)) => ("paused", Some(why.clone())),
-            (None, None) => ("up", None),
-        };
-        // What the line's device says it does when no call is recorded on
-        // it yet (a modem's phone ringing, a call being answered).
-        let mut activity = line.activity();
-        let mut channels: Vec<Value> = Vec::new();
-        let mut calls: Vec<(UnixTime, Value)> = snap
-            .calls
-            .iter()
-            .filter(|c| c.line == name)
-            .map(|c| {
-                let shown = only.is_none_or(|a| *a == c.account_id);
-                (c.started, if shown { sending(c) } else { busy() })
-            })
-            .chain(snap.receptions.iter().filter(|r| r.line == name).map(|r| {
-                let shown = only.is_none_or(|a| *a == r.account_id);
-                (r.started, if shown { receiving(r) } else { busy() })
-            }))
-            .collect();
-        calls.sort_by_key(|(started, _)| *started);
-        channels.extend(calls.into_iter().map(|(_, v)| v));
-        // Every channel the line has, those of a part that is down (one of
-        // several FreeSWITCH nodes) shown down (issue 25 item 6).
-        let capacity = line.configured_channels() as usize;
-        let usable = line.channels() as usize;
-        if !channels.is_empty() {
-            activity = None;
-        }
-        // A line that is down has no channels to count (a modem that does
-        // not answer, FreeSWITCH unreachable): show one, down.
-        let capacity = if state == "down" {
-            capacity.max(1)
-        } else {
-            capacity
-        };
-        while channels.len() < capacity {
-            if channels.len() >= usable && state != "down" {
-                channels.push(json!({ "state": "down", "text": "down" }));
-                continue;
-            }
-            match activity.take() {
-                Some(a) if state == "up" => {
-                    channels.push(json!({ "state": a.state, "text": a.text }))
-                }
-                _ => channels
-                    .push(json!({ "state": state_of_free(state), "text": state_of_free(state) })),
-            }
-        }
-        for (i, c) in channels.iter_mut().enumerate() {
-            c["channel"] = json!(i + 1);
-        }
-        lines.push(json!({
-            "name": name,
-            "capacity": capacity,
-            "state": state,
-            "reason": reason,
-            "channels": channels,
-        }));
-    }
-
+    let lines = ctx
+        .lines
+        .now()
+        .into_iter()
+        .map(|line| line_status(line, &snap, only))
+        .collect();
     let accepted = ctx.accepted_by_account();
-    let mut accounts: Vec<Value> = Vec::new();
-    let mut totals = json!({
-        "pending": 0, "active": 0, "waiting_retry": 0, "completed_today": 0,
-        "failed_today": 0, "pages_sent_today": 0, "received_today": 0,
-        "pages_received_today": 0, "api_accepted": 0,
-    });
-    let mut add = |key: &str, n: u64| {
-        totals[key] = json!(totals[key].as_u64().unwrap_or(0) + n);
-    };
     let mut queues: Vec<_> = snap
         .queues
         .iter()
         .filter(|(id, _)| only.is_none_or(|a| a == *id))
         .collect();
     queues.sort_by(|a, b| (&a.1.account_name, a.0).cmp(&(&b.1.account_name, b.0)));
-    for (id, q) in queues {
-        let api_accepted = accepted.get(id).copied().unwrap_or(0);
-        add("pending", q.pending);
-        add("active", q.active);
-        add("waiting_retry", q.waiting_retry_total);
-        add("completed_today", q.completed_today);
-        add("failed_today", q.failed_today);
-        add("pages_sent_today", q.pages_sent_today);
-        add("received_today", q.received_today);
-        add("pages_received_today", q.pages_received_today);
-        add("api_accepted", api_accepted);
-        accounts.push(json!({
-            "account_id": id,
-            "account_name": q.account_name,
-            "pending": q.pending,
-            "active": q.active,
-            "waiting_retry": q.waiting_retry.iter().map(|r| json!({
-                "fax_id": r.fax_id,
-                "to_number": r.to_number,
-                "attempts": r.attempts,
-                "retries": r.retries,
-                "next_attempt": to_gregorian(r.next_attempt),
-                "last_cause": r.last_cause,
-            })).collect::<Vec<_>>(),
-            "waiting_retry_total": q.waiting_retry_total,
-            "completed_today": q.completed_today,
-            "failed_today": q.failed_today,
-            "pages_sent_today": q.pages_sent_today,
-            "received_today": q.received_today,
-            "pages_received_today": q.pages_received_today,
-            "api_accepted": api_accepted,
-        }));
+    let accounts: Vec<status::Account> = queues
+        .into_iter()
+        .map(|(id, q)| account(id, q, accepted.get(id).copied().unwrap_or(0)))
+        .collect();
+    let mut totals = status::Totals::default();
+    for a in &accounts {
+        totals.add(a);
     }
-    let intake = ctx.intake.on(day_start);
-    let recent: Vec<Value> = snap
+    let recent = snap
         .recent
         .iter()
         .filter(|f| only.is_none_or(|a| *a == f.account_id))
-        .map(|f| {
-            json!({
-                "fax_id": f.fax_id,
-                "account_id": f.account_id,
-                "folder": f.folder,
-                "status": f.status.as_deref().unwrap_or("received"),
-                "number": f.number,
-                "pages": f.pages,
-                "attempts": f.attempts,
-                "retries": f.retries,
-                "document": f.document,
-                "last_result": f.last_result,
-                "created": to_gregorian(f.created),
-                "modified": to_gregorian(f.modified),
-            })
+        .map(|f| status::Recent {
+            fax_id: f.fax_id.clone(),
+            account_id: f.account_id.clone(),
+            folder: f.folder.clone(),
+            status: f.status.clone().unwrap_or_else(|| "received".into()),
+            number: f.number.clone(),
+            pages: f.pages,
+            attempts: f.attempts.into(),
+            retries: f.retries.into(),
+            document: f.document.clone(),
+            last_result: f.last_result.clone(),
+            created: to_gregorian(f.created),
+            modified: to_gregorian(f.modified),
         })
         .collect();
-    let mut data = json!({
-        "generated": to_gregorian(now()),
-        "day_start": to_gregorian(day_start),
-        "lines": lines,
-        "accounts": accounts,
-        "totals": totals,
-        "recent": recent,
-    });
-    if caller.is_admin {
-        data["intake"] = json!({
-            "since": to_gregorian(intake.since),
-            "api": intake.api,
-            "smtp": intake.smtp,
-            "ipp": intake.ipp,
-        });
-        data["api"] = json!({
-            "since": to_gregorian(ctx.started),
-            "requests": ctx.requests_served(),
-        });
+    let admin_only = |counts| caller.is_admin.then_some(counts);
+    let intake = ctx.intake.on(day_start);
+    let data = status::Status {
+        generated: to_gregorian(now()),
+        day_start: to_gregorian(day_start),
+        lines,
+        accounts,
+        totals,
+        intake: admin_only(status::IntakeToday {
+            since: to_gregorian(intake.since),
+            api: intake.api,
+            smtp: intake.smtp,
+            ipp: intake.ipp,
+        }),
+        recent,
+        api: caller.is_admin.then(|| status::Requests {
+            since: to_gregorian(ctx.started),
+            requests: ctx.requests_served(),
+        }),
+    };
+    Ok((&json!(data)).into())
+}
+
+/// A line and its channels: the calls on it (those of other accounts shown
+/// `busy` to an account token), then its free channels.
+fn line_status(line: LineNow, snap: &BoxSnapshot, only: Option<&AccountId>) -> status::Line {
+    let name = line.name.as_str();
+    let (state, reason) = match (line.fault, snap.paused.get(name)) {
+        (Some(why), _) => ("down", Some(why)),
+        (None, Some(why)) => ("paused", Some(why.clone())),
+        (None, None) => ("up", None),
+    };
+    // What the line's device says it does when no call is recorded on it
+    // yet (a modem's phone ringing, a call being answered).
+    let mut activity = line.activity;
+    let mut calls: Vec<(UnixTime, Channel)> = snap
+        .calls
+        .iter()
+        .filter(|c| c.line == name)
+        .map(|c| {
+            let shown = only.is_none_or(|a| *a == c.account_id);
+            (c.started, if shown { sending(c) } else { busy() })
+        })
+        .chain(snap.receptions.iter().filter(|r| r.line == name).map(|r| {
+            let shown = only.is_none_or(|a| *a == r.account_id);
+            (r.started, if shown { receiving(r) } else { busy() })
+        }))
+        .collect();
+    calls.sort_by_key(|(started, _)| *started);
+    let mut channels: Vec<Channel> = calls.into_iter().map(|(_, c)| c).collect();
+    if !channels.is_empty() {
+        activity = None;
     }
-    Ok((&data).into())
+    // Every channel the line has, those of a part that is down (one of
+    // several FreeSWITCH nodes) shown down (issue 25 item 6). A line that
+    // is down has no channels to count (a modem that does not answer,
+    // FreeSWITCH unreachable): show one, down.
+    let capacity = if state == "down" {
+        line.capacity.max(1)
+    } else {
+        line.capacity
+    };
+    while channels.len() < capacity as usize {
+        if channels.len() >= line.usable as usize && state != "down" {
+            channels.push(Channel::free("down", "down"));
+            continue;
+        }
+        match activity.take() {
+            Some((doing, text)) if state == "up" => channels.push(Channel::free(&doing, &text)),
+            _ => channels.push(Channel::free(state_of_free(state), state_of_free(state))),
+        }
+    }
+    for (i, c) in channels.iter_mut().enumerate() {
+        c.channel = i as u32 + 1;
+    }
+    status::Line {
+        name: line.name,
+        capacity,
+        state: state.to_owned(),
+        reason,
+        channels,
+    }
+}
+
+fn account(id: &AccountId, q: &QueueSnapshot, api_accepted: u64) -> status::Account {
+    status::Account {
+        account_id: id.clone(),
+        account_name: q.account_name.clone(),
+        pending: q.pending,
+        active: q.active,
+        waiting_retry: q
+            .waiting_retry
+            .iter()
+            .map(|r| status::Retry {
+                fax_id: r.fax_id.clone(),
+                to_number: r.to_number.clone(),
+                attempts: r.attempts.into(),
+                retries: r.retries.into(),
+                next_attempt: to_gregorian(r.next_attempt),
+                last_cause: r.last_cause.clone(),
+            })
+            .collect(),
+        waiting_retry_total: q.waiting_retry_total,
+        completed_today: q.completed_today,
+        failed_today: q.failed_today,
+        pages_sent_today: q.pages_sent_today,
+        received_today: q.received_today,
+        pages_received_today: q.pages_received_today,
+        api_accepted,
+    }
 }
 
 fn state_of_free(line_state: &str) -> &'static str {
@@ -293,12 +284,12 @@ fn state_of_free(line_state: &str) -> &'static str {
     }
 }
 
-fn busy() -> Value {
-    json!({ "state": "busy", "text": "in use" })
+fn busy() -> Channel {
+    Channel::free("busy", "in use")
 }
 
 /// A fax being sent, in the words of a fax machine's display.
-fn sending(c: &CallSnapshot) -> Value {
+fn sending(c: &CallSnapshot) -> Channel {
     let (state, text) = match c.stage {
         AttemptStage::Prepare | AttemptStage::Originate => {
             ("dialling", format!("dialling {}", c.to_number))
@@ -322,44 +313,53 @@ fn sending(c: &CallSnapshot) -> Value {
         }
     };
     let page = (state == "sending").then(|| (c.pages_sent + 1).min(c.pages_total.max(1)));
-    json!({
-        "state": state,
-        "text": text,
-        "direction": "outbound",
-        "fax_id": c.fax_id,
-        "account_id": c.account_id,
-        "to_number": c.to_number,
-        "attempt": c.attempt,
-        "since": to_gregorian(c.started),
-        "page": page,
-        "pages_sent": c.pages_sent,
-        "pages": c.pages_total,
-        "bit_rate": c.bit_rate,
-        "ecm": c.ecm,
-        "remote_station_id": c.remote_station_id,
-    })
+    Channel {
+        channel: 0,
+        state: state.to_owned(),
+        text,
+        call: Some(Call::Outbound(status::Outbound {
+            fax_id: c.fax_id.clone(),
+            account_id: c.account_id.clone(),
+            to_number: c.to_number.clone(),
+            attempt: c.attempt,
+            since: to_gregorian(c.started),
+            page,
+            pages_sent: c.pages_sent,
+            pages: c.pages_total,
+            bit_rate: c.bit_rate,
+            ecm: c.ecm,
+            remote_station_id: c.remote_station_id.clone(),
+        })),
+    }
 }
 
-fn receiving(r: &Reception) -> Value {
-    json!({
-        "state": "receiving",
-        "text": format!("receiving from {}", if r.from_number.is_empty() { "an unknown number" } else { &r.from_number }),
-        "direction": "inbound",
-        "call_id": r.call_id,
-        "account_id": r.account_id,
-        "faxbox_id": r.faxbox_id,
-        "from_number": r.from_number,
-        "to_number": r.to_number,
-        "since": to_gregorian(r.started),
-    })
+fn receiving(r: &Reception) -> Channel {
+    let from = if r.from_number.is_empty() {
+        "an unknown number"
+    } else {
+        &r.from_number
+    };
+    Channel {
+        channel: 0,
+        state: "receiving".into(),
+        text: format!("receiving from {from}"),
+        call: Some(Call::Inbound(status::Inbound {
+            call_id: r.call_id.clone(),
+            account_id: r.account_id.clone(),
+            faxbox_id: r.faxbox_id.clone(),
+            from_number: r.from_number.clone(),
+            to_number: r.to_number.clone(),
+            since: to_gregorian(r.started),
+        })),
+    }
 }
 
 /// `PUT /v2/lines/{name}` `{"action":"pause","data":{"reason":"..."}}` or
 /// `{"action":"resume"}` (admin): a paused line takes no new calls; calls
 /// on it finish. Answers the line as `/v2/status` shows it.
 pub fn line_action(ctx: &Ctx, name: &str, body: &[u8]) -> Result<Answer, ApiError> {
-    if !ctx.lines.iter().any(|l| l.name() == name) {
-        let known: Vec<&str> = ctx.lines.iter().map(|l| l.name()).collect();
+    let known = ctx.lines.names();
+    if !known.contains(&name) {
         return Err(ApiError::NotFound {
             message: format!(
                 "there is no line {name} (the lines are: {})",
@@ -404,7 +404,23 @@ pub fn line_action(ctx: &Ctx, name: &str, body: &[u8]) -> Result<Answer, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{AccountId, FaxId, FaxboxId};
+    use crate::model::{FaxId, FaxboxId};
+
+    /// A channel as the wire carries it, but for its number (given by
+    /// `line_status`).
+    fn wire(channel: Channel) -> Value {
+        let mut v = json!(channel);
+        v.as_object_mut().map(|o| o.remove("channel"));
+        v
+    }
+
+    fn sending(c: &CallSnapshot) -> Value {
+        wire(super::sending(c))
+    }
+
+    fn receiving(r: &Reception) -> Value {
+        wire(super::receiving(r))
+    }
 
     fn call(stage: AttemptStage) -> CallSnapshot {
         CallSnapshot {
@@ -451,6 +467,46 @@ mod tests {
         assert_eq!(
             sending(&plain)["text"],
             "sending page 3 of 3 at 14400 bps, to 5550100"
+        );
+    }
+
+    /// Every field of a call on a channel, as the wire carries it.
+    #[test]
+    fn a_channel_carries_every_field_of_its_call() {
+        assert_eq!(
+            json!(sending(&call(AttemptStage::Send))),
+            json!({"state": "sending", "text": "sending page 2 of 3 at 14400 bps, ECM, to +1 555 0100",
+                   "direction": "outbound", "fax_id": "f1", "account_id": "a1",
+                   "to_number": "5550100", "attempt": 2, "since": to_gregorian(100), "page": 2,
+                   "pages_sent": 1, "pages": 3, "bit_rate": 14400, "ecm": true,
+                   "remote_station_id": " +1 555 0100 "})
+        );
+        let mut dialling = call(AttemptStage::Originate);
+        (dialling.bit_rate, dialling.ecm, dialling.remote_station_id) = (None, None, None);
+        assert_eq!(
+            json!(sending(&dialling)),
+            json!({"state": "dialling", "text": "dialling 5550100",
+                   "direction": "outbound", "fax_id": "f1", "account_id": "a1",
+                   "to_number": "5550100", "attempt": 2, "since": to_gregorian(100), "page": null,
+                   "pages_sent": 1, "pages": 3, "bit_rate": null, "ecm": null,
+                   "remote_station_id": null})
+        );
+        let r = Reception {
+            call_id: "c1".into(),
+            line: "loopback".into(),
+            account_id: AccountId("a1".into()),
+            faxbox_id: FaxboxId("b1".into()),
+            from_number: String::new(),
+            to_number: "5550100".into(),
+            tiff: "/tmp/x.tif".into(),
+            started: 5,
+        };
+        assert_eq!(
+            json!(receiving(&r)),
+            json!({"state": "receiving", "text": "receiving from an unknown number",
+                   "direction": "inbound", "call_id": "c1", "account_id": "a1",
+                   "faxbox_id": "b1", "from_number": "", "to_number": "5550100",
+                   "since": to_gregorian(5)})
         );
     }
 

@@ -31,7 +31,7 @@ pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use detect::{Kind, detect};
@@ -178,9 +178,20 @@ pub struct FaxDocument {
     pub pages: usize,
 }
 
+/// Conversions started by this process (`convert`), for `/metrics`
+/// (`faxbox_documents_converted_total`): a batch to several numbers adds
+/// one (issue 22).
+static CONVERSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many documents this process has converted since it started.
+pub fn conversions() -> u64 {
+    CONVERSIONS.load(Ordering::Relaxed)
+}
+
 /// Converts the inputs, in order, into one fax document, where
 /// `options.drawing` says.
 pub fn convert(inputs: &[Input], options: &ConvertOptions) -> Result<FaxDocument, DocumentError> {
+    CONVERSIONS.fetch_add(1, Ordering::Relaxed);
     let kinds = inputs
         .iter()
         .map(|i| detect(&i.bytes, &i.name, i.content_type.as_deref()))
@@ -421,11 +432,38 @@ pub fn prepare_for_intake(
     inputs: Vec<Input>,
     options: &ConvertOptions,
 ) -> Result<Vec<crate::model::NewDocument>, DocumentError> {
+    prepare(inputs, options, Draw::WhenSent)
+}
+
+/// `prepare_for_intake` for a fax to several numbers (a batch, issue 22):
+/// the fax image is drawn now, once, and every job of the batch keeps it,
+/// instead of each job drawing the same PDF again when it is sent.
+pub fn prepare_for_batch(
+    inputs: Vec<Input>,
+    options: &ConvertOptions,
+) -> Result<Vec<crate::model::NewDocument>, DocumentError> {
+    prepare(inputs, options, Draw::Now)
+}
+
+/// When an intake's PDFs are drawn into the fax image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Draw {
+    /// When the fax is sent (only PDFs; other documents are drawn now).
+    WhenSent,
+    /// Now, whatever the documents are.
+    Now,
+}
+
+fn prepare(
+    inputs: Vec<Input>,
+    options: &ConvertOptions,
+    draw: Draw,
+) -> Result<Vec<crate::model::NewDocument>, DocumentError> {
     use crate::model::{DocumentKind, NewDocument};
     // A password opens its PDF once, here: the fax image is drawn now and
     // stored, so the password is never written anywhere and the attempt
     // needs none.
-    let pdf_pages = match inputs.iter().any(|i| i.password.is_some()) {
+    let pdf_pages = match inputs.iter().any(|i| i.password.is_some()) || draw == Draw::Now {
         true => None,
         false => check_pdfs(&inputs, options)?,
     };

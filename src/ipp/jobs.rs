@@ -195,6 +195,7 @@ fn printer_attributes(
 fn destinations(
     request: &Request,
     service: ServiceNumbers,
+    limit: usize,
 ) -> Result<(Vec<String>, Vec<IppAttribute>), Refusal> {
     let no_number = |message: &str| Refusal {
         status: StatusCode::ClientErrorAttributesOrValuesNotSupported,
@@ -234,7 +235,11 @@ fn destinations(
             ));
         };
         if uri.get(..4).is_some_and(|s| s.eq_ignore_ascii_case("tel:")) {
-            numbers.push(tel_number(&uri, service).map_err(unsupported)?);
+            let number = tel_number(&uri, service).map_err(unsupported)?;
+            // The same number twice is one fax.
+            if !numbers.contains(&number) {
+                numbers.push(number);
+            }
         } else {
             first_other.get_or_insert(uri);
             others.push(item.clone());
@@ -247,6 +252,13 @@ fn destinations(
             )),
             None => no_number("a fax needs a number: destination-uris is empty"),
         });
+    }
+    if numbers.len() > limit {
+        return Err(unsupported(format!(
+            "a print job may fax to at most {limit} numbers at once (setting \
+             max_recipients_per_fax), and this one names {}: print it again for the others",
+            numbers.len()
+        )));
     }
     let ignored = if others.is_empty() {
         Vec::new()
@@ -315,7 +327,11 @@ fn validate(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Accepted, Re
         Ok(false) => ServiceNumbers::Refused,
         Err(e) => return Err(store_failed(e)),
     };
-    let (numbers, ignored) = destinations(request, service)?;
+    let limit = ctx
+        .store
+        .setting_i64(Some(&http.faxbox.account_id), "max_recipients_per_fax")
+        .map_err(store_failed)?;
+    let (numbers, ignored) = destinations(request, service, limit.max(1) as usize)?;
     if let Caller::User(email) = &http.caller {
         match crate::smtp::check_sender(&ctx.store, email, &http.faxbox) {
             Ok(Ok(_)) => {}
@@ -401,7 +417,7 @@ fn print_job(
     }
     // Converted before anything is stored: what cannot be faxed is
     // refused now, with the reason, and leaves no job behind.
-    let stored = intake(ctx, request)?;
+    let stored = intake(ctx, request, accepted.numbers.len())?;
     let job = ctx
         .store
         .create_print_job(
@@ -446,7 +462,7 @@ fn send_document(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJo
             "Send-Document carries the document to fax, and this one has none",
         ));
     }
-    let stored = match intake(ctx, request) {
+    let stored = match intake(ctx, request, job.destinations.len()) {
         Ok(s) => s,
         Err(r) => {
             // The job cannot be faxed: it ends, with the reason to show.
@@ -460,7 +476,11 @@ fn send_document(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJo
 }
 
 /// The document through the shared intake path.
-fn intake(ctx: &IppCtx, request: &Request) -> Result<Vec<crate::model::NewDocument>, Refusal> {
+fn intake(
+    ctx: &IppCtx,
+    request: &Request,
+    recipients: usize,
+) -> Result<Vec<crate::model::NewDocument>, Refusal> {
     let format = request
         .operation_attr("document-format")
         .and_then(string_of)
@@ -485,7 +505,12 @@ fn intake(ctx: &IppCtx, request: &Request) -> Result<Vec<crate::model::NewDocume
     };
     let mut input = Input::new(name, request.document.clone());
     input.content_type = format;
-    documents::prepare_for_intake(vec![input], &ctx.options.convert).map_err(|e| {
+    // Several numbers share one fax image, drawn once now (issue 22).
+    let prepared = match recipients {
+        1 => documents::prepare_for_intake(vec![input], &ctx.options.convert),
+        _ => documents::prepare_for_batch(vec![input], &ctx.options.convert),
+    };
+    prepared.map_err(|e| {
         let status = match e {
             DocumentError::Unsupported { .. } | DocumentError::WrongKind { .. } => {
                 StatusCode::ClientErrorDocumentFormatNotSupported

@@ -36,8 +36,10 @@ pub const OPERATIONS: &[(u16, &str)] = &[
     (0x000B, "Get-Printer-Attributes"),
 ];
 
-/// Most destinations one print job may fax to.
-pub const MAX_DESTINATIONS: usize = 20;
+/// Most destinations one print job may name, whatever its account allows
+/// (the highest `max_recipients_per_fax`); the account's setting is the
+/// limit within it.
+pub const MAX_DESTINATIONS: usize = 1000;
 
 /// The Apple raster capabilities: version 1.4, 8-bit gray, one copy,
 /// 200 and 300 dpi, one-sided.

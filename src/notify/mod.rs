@@ -6,9 +6,11 @@
 //! to the configured smarthost, retrying with backoff. So a smarthost outage
 //! delays mail but never loses it, and nothing here blocks a fax.
 
+mod batch;
 mod courier;
 mod postman;
 
+pub use batch::{batch_receipt, queue_batch_receipts};
 pub use courier::{CALLBACK_TIMEOUT, Courier, signature};
 pub use postman::{Backoff, Postman};
 
@@ -557,6 +559,7 @@ mod tests {
             cover_note: None,
             error: None,
             rx_result: None,
+            batch_id: None,
             created: 1_700_000_000,
             modified: 1_700_000_060,
         }

@@ -649,8 +649,10 @@ fn notify_finished(shared: &Shared, fax: &Fax, image: Option<&FaxImage>) {
         history: &[],
         pdf: None,
     };
-    // Nobody to tell: skip the history and the PDF.
-    if notify::outbound_recipients(&facts).is_empty() {
+    // Nobody to tell: skip the history and the PDF. A fax of a batch is
+    // told of in its batch's combined receipt instead, queued by the
+    // dispatcher once the last of them ends (`notify::queue_batch_receipts`).
+    if fax.batch_id.is_some() || notify::outbound_recipients(&facts).is_empty() {
         return;
     }
     let history = store.attempts(&fax.id).unwrap_or_default();

@@ -3,13 +3,13 @@
 //! listener never sees something the store does not know. A slow listener
 //! misses events (and can re-read the store) rather than slowing calls.
 
-use serde::Serialize;
 use tokio::sync::broadcast;
 
 use crate::model::{AccountId, AttemptStage, Fax, FaxId, JobStatus};
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "event", rename_all = "snake_case")]
+/// What happened, inside the box; the API carries it as
+/// [`crate::status::Event`].
+#[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A job changed state.
     JobStatus {
@@ -32,6 +32,44 @@ pub enum Event {
         /// In words, Kazoo style: `Fax negotiated at 14400`, `Sent Page 2 of 5`.
         status: String,
     },
+}
+
+/// The wire form of an event (`/v2/events`, `src/status.rs`).
+impl From<Event> for crate::status::Event {
+    fn from(event: Event) -> Self {
+        match event {
+            Event::JobStatus {
+                fax_id,
+                account_id,
+                status,
+                attempts,
+                retry_in_s,
+                error,
+            } => crate::status::Event::JobStatus {
+                fax_id,
+                account_id,
+                status,
+                attempts,
+                retry_in_s,
+                error,
+            },
+            Event::Call {
+                fax_id,
+                account_id,
+                line,
+                attempt,
+                stage,
+                status,
+            } => crate::status::Event::Call {
+                fax_id,
+                account_id,
+                line,
+                attempt,
+                stage,
+                status,
+            },
+        }
+    }
 }
 
 /// The sending side, shared by the scheduler's threads.

@@ -13,6 +13,7 @@
 //! it has handed out.
 
 mod attempt;
+mod board;
 pub mod events;
 pub mod policy;
 pub(crate) mod window;
@@ -26,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+pub use board::{LineBoard, LineNow};
 pub use events::Event;
 
 use crate::documents::ConvertOptions;
@@ -174,6 +176,11 @@ impl Scheduler {
         }
     }
 
+    /// What its lines are doing, for `/v2/status`.
+    pub fn board(&self) -> LineBoard {
+        LineBoard::new(self.shared.lines.clone())
+    }
+
     /// Live events: job states and call progress, each sent after the fact
     /// it reports was committed.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Event> {
@@ -253,6 +260,11 @@ fn dispatch_until_stopped(shared: &Arc<Shared>) {
                 continue;
             }
         };
+        // A batch whose last fax ended (on a line, by a cancel, or before
+        // a crash) gets its combined receipt (issue 22).
+        if crate::notify::queue_batch_receipts(&shared.store, &shared.options.mail_from) > 0 {
+            (shared.options.mail_queued)();
+        }
         // After dispatching, so that the attempts just started count.
         calls_running = settle_finished_attempts(shared, calls_running);
         // Due jobs that no line or limit let start wait for what frees one:

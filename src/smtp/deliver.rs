@@ -1,5 +1,5 @@
 //! The end of DATA: the email becomes one fax document and one job per
-//! recipient number, committed before the reply (docs/architecture.md, invariant 1), or a real
+//! recipient number (several: one batch, issue 22), committed before the reply (docs/architecture.md, invariant 1), or a real
 //! refusal with the reason (docs/kazoo.md 6.8, done at SMTP time as the
 //! list of quirks asks, docs/kazoo.md 13 item 1). Refusals go to the SMTP log and,
 //! with `report_smtp_errors`, to the sender as Kazoo's
@@ -163,9 +163,13 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
         })?,
         None => Priority::Normal,
     };
-    // Checked before anything is stored, as the API does.
-    let stored =
-        documents::prepare_for_intake(inputs, &ctx.options.convert).map_err(Failure::Convert)?;
+    // Checked before anything is stored, as the API does. Several numbers
+    // share one fax image, drawn once now (issue 22).
+    let stored = match sub.targets.len() {
+        1 => documents::prepare_for_intake(inputs, &ctx.options.convert),
+        _ => documents::prepare_for_batch(inputs, &ctx.options.convert),
+    }
+    .map_err(Failure::Convert)?;
     let mut jobs = Vec::new();
     for target in &sub.targets {
         let subject_as_header = store

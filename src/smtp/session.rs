@@ -29,8 +29,11 @@ use super::resolve::{self, Refusal, Target};
 /// text lines are passed on in pieces, longer commands are a syntax error.
 const MAX_LINE: u64 = 64 * 1024;
 
-/// Recipients in one message; RFC 5321 4.5.3.1.8 asks for at least 100.
-const MAX_RECIPIENTS: usize = 100;
+/// Recipients in one message, whatever their accounts allow: the highest
+/// `max_recipients_per_fax` there can be. Within it, each account's
+/// setting applies (RFC 5321 4.5.3.1.8 asks for at least 100; an account
+/// may set fewer, and the client sends the rest later after the 452).
+const MAX_RECIPIENTS: usize = 1000;
 
 /// Longest a whole session may last. Each line must also arrive within
 /// `smtp_idle_timeout_s` (not merely each byte: a client trickling a byte
@@ -179,14 +182,42 @@ impl Handler for Intake {
         match resolve::resolve(&ctx.store, &self.txn.sender, &recipient) {
             Ok(target) => {
                 // The same number through the same faxbox twice is one fax.
-                if !self
+                if self
                     .txn
                     .targets
                     .iter()
                     .any(|t| t.faxbox.id == target.faxbox.id && t.number == target.number)
                 {
-                    self.txn.targets.push(target);
+                    return reply(250, "recipient Ok");
                 }
+                let account = &target.faxbox.account_id;
+                let limit = match ctx
+                    .store
+                    .setting_i64(Some(account), "max_recipients_per_fax")
+                {
+                    Ok(n) => n.max(1) as usize,
+                    Err(e) => {
+                        warn!(error = %e, "cannot read max_recipients_per_fax");
+                        return reply(451, "Temporary local problem, try again later");
+                    }
+                };
+                let of_account = self
+                    .txn
+                    .targets
+                    .iter()
+                    .filter(|t| &t.faxbox.account_id == account)
+                    .count();
+                if of_account >= limit {
+                    // RFC 5321 4.5.3.1.10: the client sends the rest later.
+                    return reply(
+                        452,
+                        format!(
+                            "Too many recipients: one email may fax to at most {limit} numbers \
+                             (max_recipients_per_fax); send the others in another email"
+                        ),
+                    );
+                }
+                self.txn.targets.push(target);
                 reply(250, "recipient Ok")
             }
             Err(Refusal::Store(e)) => {

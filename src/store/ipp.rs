@@ -105,8 +105,8 @@ impl Store {
     }
 
     /// The document of a print job arrived: one fax job per destination,
-    /// sharing the documents, linked to the print job, all in one
-    /// transaction. Refused when the print job already has its faxes or
+    /// sharing the documents, linked to the print job and (several of them)
+    /// in a batch, all in one transaction. Refused when the print job already has its faxes or
     /// was cancelled.
     pub fn print_job_faxes(
         &self,
@@ -115,10 +115,12 @@ impl Store {
         documents: Vec<NewDocument>,
     ) -> Result<Vec<Fax>> {
         let t = now();
-        let faxes: Vec<Fax> = faxes
+        let mut faxes: Vec<Fax> = faxes
             .into_iter()
             .map(|new| new_outbox_fax(new, JobStatus::Pending, t))
             .collect::<Result<_>>()?;
+        let key = self.key()?;
+        super::batches::group(&mut faxes);
         self.write(|tx| {
             let state: Option<(bool, i64)> = tx
                 .query_row(
@@ -147,11 +149,12 @@ impl Store {
                 }
                 _ => {}
             }
+            super::batches::insert_batches(tx, &faxes)?;
             for fax in &faxes {
                 super::ensure_account(tx, &fax.account_id)?;
                 insert_fax(tx, fax)?;
                 for doc in &documents {
-                    insert_document(tx, &fax.id, doc)?;
+                    insert_document(tx, &key, &fax.id, doc)?;
                 }
                 tx.execute(
                     "INSERT INTO ipp_job_faxes (ipp_job, fax_id) VALUES (?1, ?2)",

@@ -10,10 +10,12 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::sealing::{DocumentKey, Row};
 use super::{OptionalRow, Result, Store, StoreError, parse_column, to_json};
 use crate::model::{
-    AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, DocumentInfo, DocumentKind,
-    Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, Priority, UnixTime, now,
+    AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, BatchId, DocumentInfo,
+    DocumentKind, Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, Priority, UnixTime,
+    now,
 };
 
 /// After this many attempts lost with the line's own connection (a
@@ -46,7 +48,7 @@ struct FaxDoc {
 
 pub(super) const FAX_COLUMNS: &str = "id, account_id, faxbox_id, folder, status, to_number, \
      to_number_normalized, retries, attempts, retry_after, due_at, error, doc, created, modified, \
-     priority";
+     priority, batch_id";
 
 pub(super) fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
     let doc: FaxDoc = super::json_column(r, 12)?;
@@ -80,6 +82,7 @@ pub(super) fn fax_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Fax> {
         cover_page: doc.cover_page,
         cover_note: doc.cover_note,
         rx_result: doc.rx_result,
+        batch_id: r.get::<_, Option<String>>(16)?.map(BatchId),
         created: r.get(13)?,
         modified: r.get(14)?,
     })
@@ -229,8 +232,9 @@ impl Store {
         Ok(fax)
     }
 
-    /// Creates several jobs sharing the same documents (one email to several
-    /// fax numbers) in one transaction: all of them are committed, or none.
+    /// Creates several jobs sharing the same documents (one request to
+    /// several fax numbers) in one transaction: all of them are committed,
+    /// or none. Jobs from one account and faxbox form a batch (issue 22).
     /// One job takes `create_job`'s grouped commit.
     pub fn create_jobs(
         &self,
@@ -246,16 +250,19 @@ impl Store {
             return Err(missing_number().into());
         }
         let t = now();
-        let faxes = jobs
+        let mut faxes = jobs
             .into_iter()
             .map(|new| new_outbox_fax(new, status, t))
             .collect::<Result<Vec<Fax>>>()?;
+        let key = self.key()?;
+        super::batches::group(&mut faxes);
         self.write(|tx| {
+            super::batches::insert_batches(tx, &faxes)?;
             for fax in &faxes {
                 super::ensure_account(tx, &fax.account_id)?;
                 insert_fax(tx, fax)?;
                 for doc in &documents {
-                    insert_document(tx, &fax.id, doc)?;
+                    insert_document(tx, &key, &fax.id, doc)?;
                 }
             }
             Ok(())
@@ -340,10 +347,11 @@ impl Store {
     /// Stores the converted documents of an `attaching_files` job and makes
     /// it pending, in one step.
     pub fn attach_documents(&self, id: &FaxId, documents: Vec<NewDocument>) -> Result<Fax> {
+        let key = self.key()?;
         self.write(|tx| {
             let fax = transition(tx, id, JobStatus::Pending, None)?;
             for doc in &documents {
-                insert_document(tx, id, doc)?;
+                insert_document(tx, &key, id, doc)?;
             }
             Ok(fax)
         })
@@ -432,6 +440,7 @@ impl Store {
     /// number, another attempt budget) before it is stored. The caller has
     /// validated the change as it validates a new fax.
     pub fn resubmit_changed(&self, id: &FaxId, change: impl FnOnce(&mut Fax)) -> Result<Fax> {
+        let key = self.key()?;
         self.write(|tx| {
             let old = load_fax(tx, id)?;
             if old.folder != Folder::Outbox || !old.status.is_some_and(JobStatus::is_terminal) {
@@ -449,18 +458,44 @@ impl Store {
                 due_at: t,
                 send_at: None,
                 error: None,
+                // A fax sent again is a fax of its own, outside the batch.
+                batch_id: None,
                 created: t,
                 modified: t,
                 ..old
             };
             change(&mut fax);
             insert_fax(tx, &fax)?;
-            tx.execute(
-                "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created)
-                 SELECT lower(hex(randomblob(16))), ?2, kind, seq, content_type, filename, size, sha256, pages, data, ?3
-                 FROM documents WHERE fax_id = ?1",
-                params![id.as_str(), fax.id.as_str(), t],
-            )?;
+            // Each copy is sealed as its own row: a blob opens only in the
+            // row it was sealed for.
+            let copies: Vec<(DocumentInfo, bool, Vec<u8>)> = tx
+                .prepare(&format!(
+                    "SELECT {DOCUMENT_COLUMNS}, sealed, data FROM documents
+                     WHERE fax_id = ?1 ORDER BY kind, seq"
+                ))?
+                .query_map([id.as_str()], |r| {
+                    Ok((document_from_row(r)?, r.get(10)?, r.get(11)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (doc, sealed, data) in copies {
+                let bytes = if sealed {
+                    key.open(Row::Document(&doc.id), data)?
+                } else {
+                    data
+                };
+                insert_document(
+                    tx,
+                    &key,
+                    &fax.id,
+                    &NewDocument {
+                        kind: doc.kind,
+                        content_type: doc.content_type,
+                        filename: doc.filename,
+                        pages: doc.pages,
+                        bytes,
+                    },
+                )?;
+            }
             Ok(fax)
         })
     }
@@ -723,22 +758,25 @@ impl Store {
         })
     }
 
+    /// A document's bytes, opened with the document key (`sealing`).
     pub fn document_bytes(&self, document_id: &str) -> Result<Vec<u8>> {
-        self.read(|conn| {
+        let (sealed, data) = self.read(|conn| {
             conn.query_row(
-                "SELECT data FROM documents WHERE id = ?1",
+                "SELECT sealed, data FROM documents WHERE id = ?1",
                 [document_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .found("document", document_id)
-        })
+        })?;
+        self.unseal(Row::Document(document_id), sealed, data)
     }
 
     /// Adds a document to an existing fax (a PDF made on demand, say).
     pub fn add_document(&self, fax: &FaxId, doc: NewDocument) -> Result<DocumentInfo> {
+        let key = self.key()?;
         self.write(|tx| {
             load_fax(tx, fax)?;
-            let id = insert_document(tx, fax, &doc)?;
+            let id = insert_document(tx, &key, fax, &doc)?;
             Ok(tx.query_row(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"),
                 [&id],
@@ -1014,7 +1052,7 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
         cover_note: fax.cover_note.clone(),
     };
     tx.execute(
-        &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+        &format!("INSERT INTO faxes ({FAX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
         params![
             fax.id.as_str(),
             fax.account_id.as_str(),
@@ -1031,14 +1069,17 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
             to_json(&doc),
             fax.created,
             fax.modified,
-            fax.priority.rank()
+            fax.priority.rank(),
+            fax.batch_id.as_ref().map(BatchId::as_str)
         ],
     )?;
     Ok(())
 }
 
+/// Stores a document of `fax`, sealed with `key` (`sealing`).
 pub(super) fn insert_document(
     tx: &Transaction<'_>,
+    key: &DocumentKey,
     fax: &FaxId,
     doc: &NewDocument,
 ) -> Result<String> {
@@ -1061,8 +1102,8 @@ pub(super) fn insert_document(
         0
     };
     tx.execute(
-        "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created, sealed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1)",
         params![
             id,
             fax.as_str(),
@@ -1073,7 +1114,7 @@ pub(super) fn insert_document(
             doc.bytes.len() as i64,
             hex::encode(Sha256::digest(&doc.bytes)),
             doc.pages,
-            doc.bytes,
+            key.seal(Row::Document(&id), &doc.bytes),
             now()
         ],
     )?;
@@ -1118,6 +1159,7 @@ pub(super) fn new_outbox_fax(new: NewFax, status: JobStatus, t: UnixTime) -> Res
         cover_note: new.cover_note,
         error: None,
         rx_result: None,
+        batch_id: None,
         created: t,
         modified: t,
     })

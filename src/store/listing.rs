@@ -268,7 +268,8 @@ impl Store {
             query(conn, &list.sql(start), &values, |r| {
                 let mark = Mark {
                     key: r.get(13)?,
-                    row: r.get(16)?,
+                    // After the fax's columns.
+                    row: r.get(17)?,
                 };
                 Ok((mark, super::jobs::fax_from_row(r)?))
             })

@@ -349,6 +349,49 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE ipp_jobs ADD COLUMN cover TEXT;
     "#,
+    // 15: many recipients (issue 22): the fax jobs of one request to
+    // several numbers form a batch, with one combined receipt, queued once
+    // when the last of them ends (`receipt_queued`).
+    r#"
+    CREATE TABLE batches (
+        id             TEXT PRIMARY KEY,
+        account_id     TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        faxbox_id      TEXT REFERENCES faxboxes(id) ON DELETE SET NULL,
+        created        INTEGER NOT NULL,
+        receipt_queued INTEGER
+    );
+    CREATE INDEX batches_account ON batches(account_id, created);
+    CREATE INDEX batches_unreceipted ON batches(created) WHERE receipt_queued IS NULL;
+    ALTER TABLE faxes ADD COLUMN batch_id TEXT REFERENCES batches(id) ON DELETE SET NULL;
+    CREATE INDEX faxes_batch ON faxes(batch_id) WHERE batch_id IS NOT NULL;
+    "#,
+    // 16: documents at rest (issue 23): documents and queued mails are
+    // sealed with a key kept outside the database (store/sealing.rs). A row
+    // says whether its blob is sealed: rows from before stay readable until
+    // the start-up pass seals them. The database keeps only the key's
+    // fingerprint, to refuse a wrong key at start.
+    r#"
+    ALTER TABLE documents ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mail_queue ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX documents_clear ON documents(id) WHERE sealed = 0;
+    CREATE INDEX mail_queue_clear ON mail_queue(id) WHERE sealed = 0;
+    CREATE TABLE document_key (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT NOT NULL,
+        created     INTEGER NOT NULL
+    );
+    "#,
+    // 17: the audit trail is kept by the retention rules (issue 23): the
+    // purge may remove entries older than the time it names in
+    // `audit_purge`, inside its own transaction; any other delete is
+    // still refused, as is any change.
+    r#"
+    CREATE TABLE audit_purge (before INTEGER NOT NULL);
+    DROP TRIGGER audit_no_delete;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        WHEN NOT EXISTS (SELECT 1 FROM audit_purge WHERE old.at < before)
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -267,6 +267,13 @@ pub static SETTINGS: &[Setting] = &[
         "faxes an account may have on the lines at once"
     ),
     setting!(
+        "max_recipients_per_fax",
+        "100",
+        int(1, 1000),
+        Account,
+        "fax numbers one request may name (API to_numbers, RCPT TO of one email, destination-uris of one print job)"
+    ),
+    setting!(
         "negotiate_timeout_s",
         "180",
         int(10, 3600),

@@ -8,10 +8,10 @@ use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use anyhow::bail;
-use serde_json::Value;
 
 use super::log::LogBuffer;
-use crate::api::client::Session;
+use crate::client::Session;
+use crate::status::Event;
 
 /// How long to wait before opening a dropped stream again.
 const REOPEN: Duration = Duration::from_secs(1);
@@ -71,9 +71,9 @@ fn stream(url: &str, key: &str, changed: &Sender<()>, log: &LogBuffer) -> anyhow
         let line = line?;
         if line.is_empty() {
             if !event.is_empty() {
-                let body: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
-                if let Some(text) = describe(&event, &body) {
-                    log.push(format!("{} {text}", now()));
+                // An event this dashboard does not know is news all the same.
+                if let Ok(event) = serde_json::from_str::<Event>(&data) {
+                    log.push(format!("{} {}", now(), describe(&event)));
                 }
                 if changed.send(()).is_err() {
                     return Ok(true);
@@ -95,57 +95,74 @@ fn now() -> String {
 }
 
 /// An event in words for the log pane.
-pub fn describe(event: &str, data: &Value) -> Option<String> {
-    let fax: String = data["fax_id"]
-        .as_str()
-        .unwrap_or("?")
-        .chars()
-        .take(8)
-        .collect();
-    Some(match event {
-        "job_status" => {
-            let mut text = format!("fax {fax} {}", data["status"].as_str().unwrap_or("?"));
-            if let Some(n) = data["attempts"].as_u64().filter(|&n| n > 0) {
-                text.push_str(&format!(" after attempt {n}"));
+pub fn describe(event: &Event) -> String {
+    let short = |fax: &crate::model::FaxId| fax.as_str().chars().take(8).collect::<String>();
+    match event {
+        Event::JobStatus {
+            fax_id,
+            status,
+            attempts,
+            retry_in_s,
+            error,
+            ..
+        } => {
+            let status = status.map_or("?", |s| s.as_str());
+            let mut text = format!("fax {} {status}", short(fax_id));
+            if *attempts > 0 {
+                text.push_str(&format!(" after attempt {attempts}"));
             }
-            if let Some(e) = data["error"].as_str() {
+            if let Some(e) = error {
                 text.push_str(&format!(": {e}"));
             }
-            if let Some(s) = data["retry_in_s"].as_i64() {
+            if let Some(s) = retry_in_s {
                 text.push_str(&format!(" (retry in {s}s)"));
             }
             text
         }
-        "call" => format!(
-            "fax {fax} on {}: {}",
-            data["line"].as_str().unwrap_or("?"),
-            data["status"].as_str().unwrap_or("?")
-        ),
-        "shutdown" => "the fax box is stopping".to_owned(),
-        "missed" => "some events were missed; the screen was read again".to_owned(),
-        _ => return None,
-    })
+        Event::Call {
+            fax_id,
+            line,
+            status,
+            ..
+        } => format!("fax {} on {line}: {status}", short(fax_id)),
+        Event::Shutdown { .. } => "the fax box is stopping".to_owned(),
+        Event::Missed { .. } => "some events were missed; the screen was read again".to_owned(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// Events as the wire carries them, read into the status contract.
+    fn read(wire: serde_json::Value) -> Event {
+        serde_json::from_value(wire).unwrap()
+    }
+
     #[test]
     fn events_read_as_sentences() {
-        let status = serde_json::json!({"event": "job_status", "fax_id": "0badc0de0badc0de",
+        let status = read(
+            serde_json::json!({"event": "job_status", "fax_id": "0badc0de0badc0de",
             "account_id": "a1", "status": "pending", "attempts": 1, "retry_in_s": 30,
-            "error": "the number was busy"});
+            "error": "the number was busy"}),
+        );
         assert_eq!(
-            describe("job_status", &status).unwrap(),
+            describe(&status),
             "fax 0badc0de pending after attempt 1: the number was busy (retry in 30s)"
         );
-        let call = serde_json::json!({"event": "call", "fax_id": "feedfacefeedface",
-            "line": "loopback", "attempt": 1, "stage": "send", "status": "Sent Page 1 of 2"});
+        let call = read(
+            serde_json::json!({"event": "call", "fax_id": "feedfacefeedface",
+            "account_id": "a1", "line": "loopback", "attempt": 1, "stage": "send",
+            "status": "Sent Page 1 of 2"}),
+        );
         assert_eq!(
-            describe("call", &call).unwrap(),
+            describe(&call),
             "fax feedface on loopback: Sent Page 1 of 2"
         );
-        assert_eq!(describe("something_new", &Value::Null), None);
+        let bye = read(serde_json::json!({"event": "shutdown", "message": "Faxbox is stopping"}));
+        assert_eq!(describe(&bye), "the fax box is stopping");
+        assert!(
+            serde_json::from_value::<Event>(serde_json::json!({"event": "something_new"})).is_err()
+        );
     }
 }

@@ -15,10 +15,7 @@ mod snapshot;
 mod view;
 
 pub use log::LogBuffer;
-pub use snapshot::{
-    Account, AttemptDetail, Channel, FaxDetail, Intake, Line, Recent, Retry, RxDetail, Snapshot,
-    Totals,
-};
+pub use snapshot::{AttemptDetail, FaxDetail, RxDetail};
 pub use view::{Action, Connection, Detail, Pane, UiState, age, countdown, render};
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,7 +25,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
-use crate::api::client::Session;
+use crate::client::Session;
+use crate::status::Status;
 
 /// How often the snapshot is read when no event says anything changed:
 /// the event stream is the news; this is the safety net.
@@ -47,11 +45,7 @@ const MESSAGE_FOR: Duration = Duration::from_secs(6);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 
 fn login(url: &str, key: &str) -> anyhow::Result<Session> {
-    Session::login_with(
-        crate::api::client::Http::with_timeout(REQUEST_TIMEOUT),
-        url,
-        key,
-    )
+    Session::login_with(crate::client::Http::with_timeout(REQUEST_TIMEOUT), url, key)
 }
 
 /// How the dashboard is attached.
@@ -145,7 +139,7 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
         }
     };
     let mut ui = UiState::default();
-    let mut snapshot: Option<Snapshot> = None;
+    let mut snapshot: Option<Status> = None;
     let mut read_at = Instant::now();
     let mut next_read = Instant::now();
     // The message on the key line and since when it is there.
@@ -167,7 +161,7 @@ pub fn run_with(url: &str, key: &str, options: Options) -> anyhow::Result<()> {
             next_read = next_read.min(read_at + SETTLE);
         }
         if Instant::now() >= next_read {
-            match fetch(&session) {
+            match session.status() {
                 Ok(s) => {
                     snapshot = Some(s);
                     ui.connection = Connection::Live;
@@ -263,11 +257,42 @@ fn load_detail(session: &Session, detail: &mut Detail) {
     });
     match read.and_then(|v| Ok(serde_json::from_value::<FaxDetail>(v)?)) {
         Ok(fax) => {
+            // A fax of a batch shows how its batch is going (issue 22).
+            detail.batch = fax.batch_id.as_ref().map(|batch| {
+                let path = format!("/v2/accounts/{}/faxes/batches/{batch}", detail.account_id);
+                match session.get(&path) {
+                    Ok(summary) => batch_progress(&summary),
+                    Err(e) => format!("batch {batch}: cannot read it: {e}"),
+                }
+            });
             detail.fax = Some(fax);
             detail.error = None;
         }
         Err(e) => detail.error = Some(e.to_string()),
     }
+}
+
+/// One line on a batch's summary (`GET .../faxes/batches/{id}`): how many
+/// of its faxes are done, and the states of the rest.
+fn batch_progress(summary: &serde_json::Value) -> String {
+    let count = |state: &str| summary["counts"][state].as_u64().unwrap_or(0);
+    let total = summary["total"].as_u64().unwrap_or(0);
+    let ended = ["completed", "failed", "cancelled"];
+    let done: u64 = ended.iter().map(|s| count(s)).sum();
+    let states: Vec<String> = summary["counts"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(state, n)| Some((state, n.as_u64()?)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let id = summary["id"].as_str().unwrap_or("");
+    format!(
+        "batch {}: {done} of {total} done ({})",
+        &id[..8.min(id.len())],
+        states.join(", ")
+    )
 }
 
 /// Does what a key asked through the API; says how it went.
@@ -301,11 +326,6 @@ fn perform(session: &Session, action: &Action) -> String {
     }
 }
 
-fn fetch(session: &Session) -> anyhow::Result<Snapshot> {
-    let data = session.status()?;
-    serde_json::from_value(data).context("the fax box sent a status this dashboard cannot read")
-}
-
 #[cfg(test)]
 mod tests {
     //! Render tests: each screen is compared with a text file under
@@ -317,7 +337,7 @@ mod tests {
 
     use super::*;
 
-    fn screen(snapshot: Option<&Snapshot>, ui: &UiState, width: u16, height: u16) -> String {
+    fn screen(snapshot: Option<&Status>, ui: &UiState, width: u16, height: u16) -> String {
         let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
         terminal.draw(|f| render(f, snapshot, ui)).unwrap();
         let buffer = terminal.backend().buffer();
@@ -348,11 +368,11 @@ mod tests {
         assert_eq!(text, kept, "the screen differs from {}", path.display());
     }
 
-    fn status(json: serde_json::Value) -> Snapshot {
+    fn status(json: serde_json::Value) -> Status {
         serde_json::from_value(json).unwrap()
     }
 
-    fn idle() -> Snapshot {
+    fn idle() -> Status {
         status(serde_json::json!({
             "generated": 63_900_000_000i64,
             "lines": [{"name": "loopback", "capacity": 2, "state": "up", "reason": null,
@@ -364,7 +384,7 @@ mod tests {
         }))
     }
 
-    fn busy(modem: &str, reason: Option<&str>) -> Snapshot {
+    fn busy(modem: &str, reason: Option<&str>) -> Status {
         let t = 63_900_000_000i64;
         status(serde_json::json!({
             "generated": t,
@@ -421,6 +441,19 @@ mod tests {
     }
 
     /// The busy fax as `GET .../faxes/outgoing/{id}` shows it.
+    #[test]
+    fn a_batch_line_says_how_many_are_done_and_the_states_of_all() {
+        let summary = serde_json::json!({
+            "id": "6f1c2a3b4d5e6f70", "total": 3,
+            "counts": {"attaching_files": 0, "cancelled": 0, "completed": 1,
+                       "failed": 1, "pending": 0, "processing": 1},
+        });
+        assert_eq!(
+            batch_progress(&summary),
+            "batch 6f1c2a3b: 2 of 3 done (1 completed, 1 failed, 1 processing)"
+        );
+    }
+
     fn busy_fax_detail() -> FaxDetail {
         let t = 63_900_000_000i64;
         serde_json::from_value(serde_json::json!({
@@ -639,6 +672,16 @@ mod tests {
             assert!(text.contains(what), "{what} in\n{text}");
         }
         check("detail-100x30", &text);
+        // A fax of a batch shows its batch's progress under its own line.
+        ui.detail.as_mut().unwrap().batch = Some(batch_progress(&serde_json::json!({
+            "id": "6f1c2a3b4d5e6f70", "total": 3,
+            "counts": {"completed": 2, "pending": 1},
+        })));
+        let text = screen(Some(&s), &ui, 100, 30);
+        assert!(
+            text.contains("batch 6f1c2a3b: 2 of 3 done (2 completed, 1 pending)"),
+            "{text}"
+        );
         // `c` in the detail asks to cancel that fax.
         assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
         assert_eq!(

@@ -1,61 +1,15 @@
-//! `GET /v2/status` as the dashboard reads it (the shape is documented in
-//! `api::status` and `docs/openapi.json`). Fields the dashboard does not
-//! show are ignored, so a newer box still draws.
+//! What the dashboard reads from the box. The status is the server's own
+//! type (`crate::status::Status`, from `GET /v2/status`), so the two
+//! cannot disagree; here are what the dashboard adds to it (the job-list
+//! filter) and the fax detail it reads from the fax's own route. Fields
+//! the dashboard does not show are ignored, so a newer box still draws.
 
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Snapshot {
-    /// When the box took it (Gregorian seconds): countdowns are relative
-    /// to this, not to the clock of the terminal.
-    pub generated: i64,
-    #[serde(default)]
-    pub lines: Vec<Line>,
-    #[serde(default)]
-    pub accounts: Vec<Account>,
-    #[serde(default)]
-    pub totals: Totals,
-    #[serde(default)]
-    pub intake: Intake,
-    /// The latest faxes in and out, newest first.
-    #[serde(default)]
-    pub recent: Vec<Recent>,
-}
+use crate::status::Recent;
 
-/// Faxes accepted today by each intake.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Intake {
-    /// Counted from (Gregorian seconds): midnight, or the box's start.
-    pub since: i64,
-    pub api: u64,
-    pub smtp: u64,
-    /// Print jobs' faxes (IPP FaxOut printers).
-    pub ipp: u64,
-}
-
-/// A row of the job list.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(default)]
-pub struct Recent {
-    pub fax_id: String,
-    pub account_id: String,
-    /// `outbox` (sent or to send) or `inbox` (received).
-    pub folder: String,
-    /// The job's status, or `received`.
-    pub status: String,
-    /// The far end: the number dialled or the caller.
-    pub number: String,
-    pub pages: Option<u32>,
-    pub attempts: u32,
-    pub retries: u32,
-    pub document: Option<String>,
-    pub last_result: Option<String>,
-    /// Gregorian seconds.
-    pub created: i64,
-    pub modified: i64,
-}
-
+// Methods of the status contract's job-list row that only the dashboard
+// uses, kept beside the dashboard.
 impl Recent {
     /// Whether the job-list filter `text` picks this fax: a piece of its
     /// id, its status, or its number (digits alone match however the
@@ -66,7 +20,7 @@ impl Recent {
             return true;
         }
         let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
-        self.fax_id.to_lowercase().contains(&text)
+        self.fax_id.as_str().to_lowercase().contains(&text)
             || self.status.to_lowercase().contains(&text)
             || self.number.to_lowercase().contains(&text)
             || (text
@@ -104,6 +58,8 @@ pub struct FaxDetail {
     pub modified: i64,
     pub history: Vec<AttemptDetail>,
     pub rx_result: Option<RxDetail>,
+    /// The batch of a fax sent to several numbers at once (issue 22).
+    pub batch_id: Option<String>,
 }
 
 /// One attempt of a sent fax.
@@ -136,68 +92,4 @@ pub struct RxDetail {
     pub result_code: i64,
     pub result_text: String,
     pub duration_s: f64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Line {
-    pub name: String,
-    pub capacity: u32,
-    /// `up`, `paused` or `down`.
-    pub state: String,
-    pub reason: Option<String>,
-    #[serde(default)]
-    pub channels: Vec<Channel>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Channel {
-    pub channel: u32,
-    /// `idle`, `dialling`, `training`, `sending`, `receiving`, `paused`,
-    /// `down` or `busy`.
-    pub state: String,
-    /// The state in words, e.g. `sending page 2 of 5 at 14400 bps, ECM,
-    /// to +1 555 0100`.
-    pub text: String,
-    pub fax_id: Option<String>,
-    pub account_id: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Account {
-    pub account_id: String,
-    pub account_name: String,
-    pub pending: u64,
-    pub active: u64,
-    #[serde(default)]
-    pub waiting_retry: Vec<Retry>,
-    pub waiting_retry_total: u64,
-    pub completed_today: u64,
-    pub failed_today: u64,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Retry {
-    pub fax_id: String,
-    pub to_number: String,
-    pub attempts: u32,
-    pub retries: u32,
-    /// Gregorian seconds.
-    pub next_attempt: i64,
-    pub last_cause: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Totals {
-    #[serde(default)]
-    pub completed_today: u64,
-    #[serde(default)]
-    pub failed_today: u64,
-    #[serde(default)]
-    pub pages_sent_today: u64,
-    #[serde(default)]
-    pub received_today: u64,
-    #[serde(default)]
-    pub pages_received_today: u64,
-    #[serde(default)]
-    pub api_accepted: u64,
 }

@@ -8,7 +8,8 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
-use super::snapshot::{FaxDetail, Recent, Retry, Snapshot};
+use super::snapshot::FaxDetail;
+use crate::status::{Recent, Retry, Status};
 
 /// Whether the dashboard hears from the box.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -67,6 +68,9 @@ pub struct Detail {
     pub fax: Option<FaxDetail>,
     /// Why it could not be read.
     pub error: Option<String>,
+    /// The progress of its batch, for a fax sent to several numbers
+    /// (`batch_progress`).
+    pub batch: Option<String>,
 }
 
 /// What a key asks the box to do.
@@ -182,7 +186,7 @@ const HINTS: &str = " q quit  tab pane  enter detail  / filter  c cancel  r retr
 impl UiState {
     /// Applies a key (`q` is handled by the caller); returns what the box
     /// is to do, if anything.
-    pub fn key(&mut self, key: KeyCode, snapshot: Option<&Snapshot>) -> Option<Action> {
+    pub fn key(&mut self, key: KeyCode, snapshot: Option<&Status>) -> Option<Action> {
         if let Some(action) = self.confirm.take() {
             return match key {
                 KeyCode::Char('y') => Some(action),
@@ -212,7 +216,7 @@ impl UiState {
             self.help = false;
             return None;
         }
-        let empty = Snapshot::default();
+        let empty = Status::default();
         let s = snapshot.unwrap_or(&empty);
         if let Some(detail) = &self.detail {
             match key {
@@ -251,21 +255,25 @@ impl UiState {
                     .flat_map(|l| l.channels.iter().map(move |c| (l, c)))
                     .nth(self.selected);
                 match chosen {
-                    Some((l, c)) => (c.account_id.clone().zip(c.fax_id.clone()), Some(l)),
+                    Some((l, c)) => (
+                        c.outbound_fax()
+                            .map(|(a, f)| (a.to_string(), f.to_string())),
+                        Some(l),
+                    ),
                     None => (None, None),
                 }
             }
             Pane::Retries => (
                 retries(s)
                     .get(self.selected)
-                    .map(|(a, r)| (a.to_string(), r.fax_id.clone())),
+                    .map(|(a, r)| (a.to_string(), r.fax_id.to_string())),
                 None,
             ),
             Pane::Jobs => (
                 jobs(s, &self.filter)
                     .get(self.selected)
                     .filter(|r| r.api_folder() == "outgoing")
-                    .map(|r| (r.account_id.clone(), r.fax_id.clone())),
+                    .map(|r| (r.account_id.to_string(), r.fax_id.to_string())),
                 None,
             ),
             Pane::Queues | Pane::Log => (None, None),
@@ -273,14 +281,14 @@ impl UiState {
         // The fax `enter` opens: any fax of the selected row.
         let open = match self.pane {
             Pane::Jobs => jobs(s, &self.filter).get(self.selected).map(|r| Detail {
-                account_id: r.account_id.clone(),
+                account_id: r.account_id.to_string(),
                 folder: r.api_folder().to_owned(),
-                fax_id: r.fax_id.clone(),
+                fax_id: r.fax_id.to_string(),
                 document: r.document.clone(),
                 ..Detail::default()
             }),
             _ => fax.clone().map(|(account_id, fax_id)| {
-                let known = s.recent.iter().find(|r| r.fax_id == fax_id);
+                let known = s.recent.iter().find(|r| r.fax_id.as_str() == fax_id);
                 Detail {
                     account_id,
                     folder: known.map_or("outgoing", Recent::api_folder).to_owned(),
@@ -362,7 +370,7 @@ impl UiState {
 
 /// Every account's faxes waiting to retry with their account, soonest
 /// first.
-fn retries(s: &Snapshot) -> Vec<(&str, &Retry)> {
+fn retries(s: &Status) -> Vec<(&str, &Retry)> {
     let mut all: Vec<(&str, &Retry)> = s
         .accounts
         .iter()
@@ -373,7 +381,7 @@ fn retries(s: &Snapshot) -> Vec<(&str, &Retry)> {
 }
 
 /// The job list: the recent faxes the filter picks, newest first.
-fn jobs<'a>(s: &'a Snapshot, filter: &str) -> Vec<&'a Recent> {
+fn jobs<'a>(s: &'a Status, filter: &str) -> Vec<&'a Recent> {
     s.recent.iter().filter(|r| r.matches(filter)).collect()
 }
 
@@ -427,9 +435,9 @@ fn highlight(focused: bool, selected: usize, i: usize) -> Style {
 }
 
 /// Draws the whole screen.
-pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
+pub fn render(frame: &mut Frame, snapshot: Option<&Status>, ui: &UiState) {
     let area = frame.area();
-    let empty = Snapshot::default();
+    let empty = Status::default();
     let s = snapshot.unwrap_or(&empty);
     let [title, body, totals, keys] = Layout::vertical([
         Constraint::Length(1),
@@ -456,6 +464,8 @@ pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
         None => draw_panes(frame, s, ui, body),
     }
     let t = &s.totals;
+    // The box-wide intake counts are the admin's; an account sees zeros.
+    let intake = s.intake.clone().unwrap_or_default();
     frame.render_widget(
         Paragraph::new(format!(
             " today: sent {} ({} p), failed {}, received {} ({} p); in: API {}, email {}, print {}",
@@ -464,9 +474,9 @@ pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
             t.failed_today,
             t.received_today,
             t.pages_received_today,
-            s.intake.api,
-            s.intake.smtp,
-            s.intake.ipp,
+            intake.api,
+            intake.smtp,
+            intake.ipp,
         )),
         totals,
     );
@@ -491,7 +501,7 @@ pub fn render(frame: &mut Frame, snapshot: Option<&Snapshot>, ui: &UiState) {
 /// The panes: lines and queues on top; the retries, the job list and the
 /// log share the rest (on a short screen the log takes the job list's
 /// place while it is in focus).
-fn draw_panes(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
+fn draw_panes(frame: &mut Frame, s: &Status, ui: &UiState, area: Rect) {
     let channels: u16 = s
         .lines
         .iter()
@@ -528,7 +538,7 @@ fn dim() -> Style {
     Style::default().add_modifier(Modifier::DIM)
 }
 
-fn draw_jobs(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
+fn draw_jobs(frame: &mut Frame, s: &Status, ui: &UiState, area: Rect) {
     let focused = ui.pane == Pane::Jobs;
     let shown = jobs(s, &ui.filter);
     // Keep the selected row on the screen.
@@ -538,7 +548,7 @@ fn draw_jobs(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
         Row::new(vec![
             age(s.generated + ui.since_snapshot - r.created),
             if r.folder == "inbox" { "in" } else { "out" }.to_owned(),
-            id_for(&r.fax_id, area.width),
+            id_for(r.fax_id.as_str(), area.width),
             r.number.clone(),
             r.status.clone(),
             r.pages.map(|p| p.to_string()).unwrap_or_default(),
@@ -585,7 +595,7 @@ fn draw_log(frame: &mut Frame, ui: &UiState, area: Rect) {
 }
 
 /// One fax: what it is, and each attempt (or the reception).
-fn draw_detail(frame: &mut Frame, s: &Snapshot, detail: &Detail, area: Rect) {
+fn draw_detail(frame: &mut Frame, s: &Status, detail: &Detail, area: Rect) {
     let block = pane_block(&format!("Fax {}", detail.fax_id), true);
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -617,6 +627,9 @@ fn draw_detail(frame: &mut Frame, s: &Snapshot, detail: &Detail, area: Rect) {
     }
     if let Some(doc) = &detail.document {
         text.push(TextLine::raw(format!(" document: {doc}")));
+    }
+    if let Some(batch) = &detail.batch {
+        text.push(TextLine::raw(format!(" {batch}")));
     }
     text.push(TextLine::raw(format!(
         " created {} UTC, last change {} ago",
@@ -723,7 +736,7 @@ fn draw_help(frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(text).block(pane_block("Keys", true)), popup);
 }
 
-fn draw_lines(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
+fn draw_lines(frame: &mut Frame, s: &Status, ui: &UiState, area: Rect) {
     let focused = ui.pane == Pane::Lines;
     let mut rows = Vec::new();
     let mut i = 0;
@@ -761,7 +774,7 @@ fn draw_lines(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
     frame.render_widget(table, area);
 }
 
-fn draw_queues(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
+fn draw_queues(frame: &mut Frame, s: &Status, ui: &UiState, area: Rect) {
     let focused = ui.pane == Pane::Queues;
     let rows = s.accounts.iter().enumerate().map(|(i, a)| {
         Row::new(vec![
@@ -800,11 +813,11 @@ fn draw_queues(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
     frame.render_widget(table, area);
 }
 
-fn draw_retries(frame: &mut Frame, s: &Snapshot, ui: &UiState, area: Rect) {
+fn draw_retries(frame: &mut Frame, s: &Status, ui: &UiState, area: Rect) {
     let focused = ui.pane == Pane::Retries;
     let rows = retries(s).into_iter().enumerate().map(|(i, (_, r))| {
         Row::new(vec![
-            id_for(&r.fax_id, area.width),
+            id_for(r.fax_id.as_str(), area.width),
             r.to_number.clone(),
             format!("{}/{}", r.attempts, r.retries),
             countdown(r.next_attempt - s.generated - ui.since_snapshot),

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Http, RawResponse, Session, multipart_body};
 use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+use faxbox::client::{Document, Http, RawResponse, Session, multipart_body};
 use faxbox::config::LoopbackConfig;
 use faxbox::lines::{Line, LoopbackLine};
 use faxbox::model::{AccountId, JobStatus};
@@ -77,7 +77,7 @@ impl TestBox {
         tune(&mut options);
         let api = Api::start(
             std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
-            Ctx::new(store.clone(), wake, live, options).with_lines(vec![line]),
+            Ctx::new(store.clone(), wake, live, options).with_lines(scheduler.board()),
         )
         .unwrap();
         let base = format!("http://{}", api.local_addr());
@@ -404,7 +404,7 @@ fn a_pdf_uploaded_as_multipart_is_faxed_over_the_loopback_line() {
     assert_eq!(job["retries"], 2);
     assert_eq!(job["pages"], 1);
 
-    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    let end = faxbox::client::follow(&session, &id, |_| {}).unwrap();
     assert_eq!(end["status"], "completed", "{end}");
     let kinds: Vec<_> = b
         .store
@@ -1662,7 +1662,7 @@ fn resubmit_takes_changes_checked_like_a_new_fax() {
         )
         .unwrap();
     let id = job["id"].as_str().unwrap().to_owned();
-    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    let end = faxbox::client::follow(&session, &id, |_| {}).unwrap();
     assert_eq!(end["status"], "completed");
     let token = b.token(&acme);
     let path = format!("/v2/accounts/{}/faxes/outbox/{id}", acme.id);
@@ -1867,7 +1867,7 @@ fn status_shows_lines_queues_and_todays_counts_to_whom_they_concern() {
 
 /// A client of `GET /v2/events` on a plain socket: reads the chunked reply
 /// message by message, as an EventSource does.
-struct EventStream {
+pub(crate) struct EventStream {
     reader: std::io::BufReader<std::net::TcpStream>,
     text: String,
     ended: bool,
@@ -1875,7 +1875,7 @@ struct EventStream {
 
 impl EventStream {
     /// Opens the stream; returns the status line and headers, and the stream.
-    fn open(base: &str, token: &str) -> (String, EventStream) {
+    pub(crate) fn open(base: &str, token: &str) -> (String, EventStream) {
         use std::io::{BufRead, Write};
         let addr = base.trim_start_matches("http://");
         let mut socket = std::net::TcpStream::connect(addr).unwrap();
@@ -1934,7 +1934,7 @@ impl EventStream {
     }
 
     /// The next event with its name and JSON data, skipping comments.
-    fn next_event(&mut self) -> Option<(String, Value)> {
+    pub(crate) fn next_event(&mut self) -> Option<(String, Value)> {
         loop {
             let message = self.next()?;
             let mut name = None;
@@ -2358,7 +2358,7 @@ fn a_pwg_raster_print_job_is_faxed_over_the_loopback_line() {
         .expect("converted at intake");
     assert_eq!(fax.pages, Some(2));
 
-    let end = faxbox::api::client::follow(&session, id.as_str(), |_| {}).unwrap();
+    let end = faxbox::client::follow(&session, id.as_str(), |_| {}).unwrap();
     assert_eq!(end["status"], "completed", "{end}");
     assert_eq!(end["history"][0]["pages_sent"], 2, "{end}");
     let token = b.token(&acme);
@@ -2477,7 +2477,7 @@ fn send_at_priority_and_sending_windows_through_the_api() {
         None,
     );
     assert_eq!(r.json()["data"][0]["scheduled_for"], rfc3339.as_str());
-    let end = faxbox::api::client::follow(&session, &id, |_| {}).unwrap();
+    let end = faxbox::client::follow(&session, &id, |_| {}).unwrap();
     assert_eq!(end["status"], "completed", "{end}");
     assert!(end.get("scheduled_for").is_none(), "sent: {end}");
     let attempts = b.store.attempts(&faxbox::model::FaxId(id.clone())).unwrap();

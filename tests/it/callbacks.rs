@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Session};
+use faxbox::client::{Document, Session};
 use faxbox::model::AccountId;
 use faxbox::store::Store;
 use serde_json::{Value, json};

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Session};
+use faxbox::client::{Document, Session};
 use faxbox::model::{AttemptOutcome, FaxId, JobStatus};
 use faxbox::store::{Store, UNCONFIRMED};
 

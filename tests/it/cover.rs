@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use faxbox::api::client::{Document, Session};
+use faxbox::client::{Document, Session};
 use faxbox::documents::cover::{self, CoverFacts};
 use faxbox::documents::{BitPage, decode_fax_tiff};
 use faxbox::model::{AccountId, DocumentKind, Fax, FaxId, FaxboxId, Folder};
@@ -29,7 +29,7 @@ fn faxbox(session: &Session, fields: Value) -> String {
 
 /// `PATCH` of a JSON body; the reply's `data`.
 fn patch(session: &Session, path: &str, body: &Value) -> Value {
-    let r = faxbox::api::client::Http::new()
+    let r = faxbox::client::Http::new()
         .request(
             "PATCH",
             &format!("{}{path}", session.base()),

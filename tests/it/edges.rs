@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Http, Session};
+use faxbox::client::{Document, Http, Session};
 use serde_json::json;
 
 /// The ceiling the issue sets for the whole process.

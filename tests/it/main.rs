@@ -2,6 +2,7 @@
 //! the way it is used, through real files, sockets and processes.
 
 mod api;
+mod batches;
 mod budget;
 mod callbacks;
 mod chaos;
@@ -26,5 +27,6 @@ mod print_raster;
 mod records;
 mod scheduler;
 mod serve;
+mod shapes;
 mod smtp;
 mod tui;

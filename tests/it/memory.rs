@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Session};
+use faxbox::client::{Document, Session};
 use faxbox::model::{FaxId, JobStatus};
 use faxbox::store::Store;
 

@@ -246,7 +246,7 @@ fn a_token_from_before_a_restart_works_after_it() {
         .expect("the first start prints the key")
         .trim()
         .to_owned();
-    let session = faxbox::api::client::Session::login(&serve.api_url(), &key).unwrap();
+    let session = faxbox::client::Session::login(&serve.api_url(), &key).unwrap();
     let token = session.token().to_owned();
     let path = format!("/v2/accounts/{}/faxes/outbox", session.account_id);
     serve.signal("TERM");
@@ -254,7 +254,7 @@ fn a_token_from_before_a_restart_works_after_it() {
     drop(serve);
 
     let serve = ServeProcess::start(dir.path(), "");
-    let http = faxbox::api::client::Http::new();
+    let http = faxbox::client::Http::new();
     let r = http
         .request(
             "GET",
@@ -448,8 +448,8 @@ fn a_full_data_dir_refuses_intake_loses_nothing_mails_at_most_once_and_recovers(
         .unwrap()
         .trim()
         .to_owned();
-    let session = faxbox::api::client::Session::login(&serve.api_url(), &key).unwrap();
-    let document = faxbox::api::client::Document {
+    let session = faxbox::client::Session::login(&serve.api_url(), &key).unwrap();
+    let document = faxbox::client::Document {
         name: "letter.pdf".into(),
         content_type: "application/pdf".into(),
         bytes: crate::harness::pdf_of_texts(&["Full disk"]),

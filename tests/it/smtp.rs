@@ -341,7 +341,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A multipart/mixed email: a text part, then each (type, name, bytes).
-fn email(from: &str, to: &str, subject: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+pub(crate) fn email(from: &str, to: &str, subject: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
     let mut m = format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
@@ -1069,8 +1069,8 @@ fn starttls_and_auth_let_a_user_send_only_as_themselves() {
 
 #[test]
 fn the_smtp_log_is_read_through_the_api() {
-    use faxbox::api::client::Http;
     use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+    use faxbox::client::Http;
     let b = SmtpBox::start();
     let office = b.office();
     let other = b.store.create_account("Other", None).unwrap().id;
@@ -1275,7 +1275,13 @@ fn a_250_survives_sigkill_and_the_fax_goes_out_after_restart() {
 /// Python's smtplib, the client desktop scripts and many programs use: one
 /// transaction from `source` (an address on this machine) to `addr`.
 /// Returns each reply as "CODE text", one per line: MAIL, each RCPT, DATA.
-fn smtplib(addr: SocketAddr, source: &str, from: &str, to: &[&str], message: &[u8]) -> Vec<String> {
+pub(crate) fn smtplib(
+    addr: SocketAddr,
+    source: &str,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+) -> Vec<String> {
     const CLIENT: &str = r#"
 import smtplib, sys
 host, port, source, sender = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
@@ -1507,8 +1513,8 @@ fn sixty_trickling_clients_do_not_lock_out_real_mail() {
 /// nothing of the other account; the office's mail still reaches it.
 #[test]
 fn another_account_cannot_take_over_an_office_mail_domain() {
-    use faxbox::api::client::Http;
     use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+    use faxbox::client::Http;
     let b = SmtpBox::start();
     let acme = b.office();
     b.store

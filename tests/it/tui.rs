@@ -5,7 +5,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use faxbox::api::client::{Document, Session};
+use faxbox::client::{Document, Session};
 use serde_json::json;
 
 /// A number the loopback line's far end answers busy.

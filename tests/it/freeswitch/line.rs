@@ -876,7 +876,8 @@ fn the_standin_answers_as_the_transcript() {
 /// draws) shows the line down, with the node and its last error.
 #[test]
 fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachable() {
-    use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus, client::Session};
+    use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+    use faxbox::client::Session;
     let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on any more.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
@@ -901,7 +902,7 @@ fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachab
             LiveStatus::default(),
             ApiOptions::default(),
         )
-        .with_lines(vec![line.clone()]),
+        .with_lines(faxbox::scheduler::LineBoard::new(vec![line.clone()])),
     )
     .unwrap();
     wait_for("the refused connection", Duration::from_secs(10), || {
@@ -909,7 +910,7 @@ fn status_shows_the_line_down_with_the_nodes_error_while_freeswitch_is_unreachab
             .is_some_and(|f| !f.contains("not connected yet"))
     });
     let session = Session::login(&format!("http://{}", api.local_addr()), &first.api_key).unwrap();
-    let status = session.status().unwrap();
+    let status = session.get("/v2/status").unwrap();
     let pstn = &status["lines"][0];
     assert_eq!(
         (&pstn["name"], &pstn["state"]),

@@ -1,5 +1,8 @@
-//! A client of this API, for `faxbox send` (and the tests): authenticate
-//! with an API key, upload a fax as `multipart/mixed`, follow its status.
+//! A client of the box's HTTP API (`api`), for `faxbox send`, the dashboard
+//! and the tests: authenticate with an API key, upload a fax as
+//! `multipart/mixed`, follow its status, read `/v2/status` as the status
+//! contract's type. It is not part of the server, so it lives beside `api`
+//! rather than in it.
 //!
 //! Errors are turned back into the sentences the server wrote for people
 //! (`error_text`), never into a dump of the JSON envelope.
@@ -271,7 +274,7 @@ impl Session {
     }
 
     /// `GET /v2/status`: the box's lines, queues and counts now.
-    pub fn status(&self) -> anyhow::Result<Value> {
+    pub fn status(&self) -> anyhow::Result<crate::status::Status> {
         let url = format!("{}/v2/status", self.base);
         let r = self
             .http
@@ -280,7 +283,8 @@ impl Session {
         if r.status != 200 {
             bail!("cannot read the status: {}", error_text(&r));
         }
-        Ok(r.json()["data"].take())
+        serde_json::from_value(r.json()["data"].take())
+            .context("the fax box sent a status this program cannot read")
     }
 
     /// The API's base URL, like `http://127.0.0.1:8000`.
