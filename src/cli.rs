@@ -528,6 +528,13 @@ pub enum JobsCommand {
         /// The job id, or its first characters as the dashboard shows them.
         id: String,
     },
+    /// The summary of a fax sent to several numbers at once: how many of
+    /// its faxes are in each state, and each fax's number and state.
+    Batch {
+        /// The batch id, or the id of one of its faxes (or its first
+        /// characters as the dashboard shows them).
+        id: String,
+    },
     /// Delete a job for good: its record, documents, attempts and mails. A
     /// job on a line now is refused (cancel it first).
     Delete {
@@ -1140,6 +1147,57 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
         }
         JobsCommand::Delete { id, documents_only } => {
             delete_fax(store, &store.fax_id_by_prefix(&id)?, documents_only)
+        }
+        JobsCommand::Batch { id } => {
+            let batch = match store.batch(&crate::model::BatchId(id.trim().to_owned())) {
+                Ok(b) => b,
+                Err(crate::store::StoreError::NotFound { .. }) => {
+                    let fax = store.fax(
+                        &store
+                            .fax_id_by_prefix(&id)
+                            .map_err(|_| anyhow::anyhow!("no batch and no fax with id {id}"))?,
+                    )?;
+                    let Some(batch) = fax.batch_id else {
+                        anyhow::bail!(
+                            "fax {} went to one number ({}); it is in no batch",
+                            fax.id,
+                            fax.to_number
+                        );
+                    };
+                    store.batch(&batch)?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if out.json {
+                return out.show(&crate::api::batch_summary(&batch));
+            }
+            let counts: Vec<String> = batch
+                .counts()
+                .into_iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(state, n)| format!("{n} {state}"))
+                .collect();
+            say!(
+                "batch {}: {} faxes, {}{}",
+                batch.id,
+                batch.faxes.len(),
+                counts.join(", "),
+                if batch.is_done() { " (done)" } else { "" }
+            );
+            for f in &batch.faxes {
+                say!(
+                    "  {}  {:<15} to {:<16} attempts {}{}",
+                    f.id,
+                    f.status.as_str(),
+                    f.to_number,
+                    f.attempts,
+                    f.error
+                        .as_deref()
+                        .map(|e| format!("  {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
         }
     }
 }

@@ -257,11 +257,42 @@ fn load_detail(session: &Session, detail: &mut Detail) {
     });
     match read.and_then(|v| Ok(serde_json::from_value::<FaxDetail>(v)?)) {
         Ok(fax) => {
+            // A fax of a batch shows how its batch is going (issue 22).
+            detail.batch = fax.batch_id.as_ref().map(|batch| {
+                let path = format!("/v2/accounts/{}/faxes/batches/{batch}", detail.account_id);
+                match session.get(&path) {
+                    Ok(summary) => batch_progress(&summary),
+                    Err(e) => format!("batch {batch}: cannot read it: {e}"),
+                }
+            });
             detail.fax = Some(fax);
             detail.error = None;
         }
         Err(e) => detail.error = Some(e.to_string()),
     }
+}
+
+/// One line on a batch's summary (`GET .../faxes/batches/{id}`): how many
+/// of its faxes are done, and the states of the rest.
+fn batch_progress(summary: &serde_json::Value) -> String {
+    let count = |state: &str| summary["counts"][state].as_u64().unwrap_or(0);
+    let total = summary["total"].as_u64().unwrap_or(0);
+    let ended = ["completed", "failed", "cancelled"];
+    let done: u64 = ended.iter().map(|s| count(s)).sum();
+    let states: Vec<String> = summary["counts"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter_map(|(state, n)| Some((state, n.as_u64()?)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    let id = summary["id"].as_str().unwrap_or("");
+    format!(
+        "batch {}: {done} of {total} done ({})",
+        &id[..8.min(id.len())],
+        states.join(", ")
+    )
 }
 
 /// Does what a key asked through the API; says how it went.
@@ -410,6 +441,19 @@ mod tests {
     }
 
     /// The busy fax as `GET .../faxes/outgoing/{id}` shows it.
+    #[test]
+    fn a_batch_line_says_how_many_are_done_and_the_states_of_all() {
+        let summary = serde_json::json!({
+            "id": "6f1c2a3b4d5e6f70", "total": 3,
+            "counts": {"attaching_files": 0, "cancelled": 0, "completed": 1,
+                       "failed": 1, "pending": 0, "processing": 1},
+        });
+        assert_eq!(
+            batch_progress(&summary),
+            "batch 6f1c2a3b: 2 of 3 done (1 completed, 1 failed, 1 processing)"
+        );
+    }
+
     fn busy_fax_detail() -> FaxDetail {
         let t = 63_900_000_000i64;
         serde_json::from_value(serde_json::json!({
@@ -628,6 +672,16 @@ mod tests {
             assert!(text.contains(what), "{what} in\n{text}");
         }
         check("detail-100x30", &text);
+        // A fax of a batch shows its batch's progress under its own line.
+        ui.detail.as_mut().unwrap().batch = Some(batch_progress(&serde_json::json!({
+            "id": "6f1c2a3b4d5e6f70", "total": 3,
+            "counts": {"completed": 2, "pending": 1},
+        })));
+        let text = screen(Some(&s), &ui, 100, 30);
+        assert!(
+            text.contains("batch 6f1c2a3b: 2 of 3 done (2 completed, 1 pending)"),
+            "{text}"
+        );
         // `c` in the detail asks to cancel that fax.
         assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
         assert_eq!(

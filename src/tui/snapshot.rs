@@ -58,6 +58,8 @@ pub struct FaxDetail {
     pub modified: i64,
     pub history: Vec<AttemptDetail>,
     pub rx_result: Option<RxDetail>,
+    /// The batch of a fax sent to several numbers at once (issue 22).
+    pub batch_id: Option<String>,
 }
 
 /// One attempt of a sent fax.

@@ -68,6 +68,9 @@ pub struct Detail {
     pub fax: Option<FaxDetail>,
     /// Why it could not be read.
     pub error: Option<String>,
+    /// The progress of its batch, for a fax sent to several numbers
+    /// (`batch_progress`).
+    pub batch: Option<String>,
 }
 
 /// What a key asks the box to do.
@@ -662,6 +665,9 @@ fn draw_detail(frame: &mut Frame, s: &Status, detail: &Detail, area: Rect) {
     }
     if let Some(doc) = &detail.document {
         text.push(TextLine::raw(format!(" document: {doc}")));
+    }
+    if let Some(batch) = &detail.batch {
+        text.push(TextLine::raw(format!(" {batch}")));
     }
     text.push(TextLine::raw(format!(
         " created {} UTC, last change {} ago",

@@ -173,7 +173,7 @@ impl Drop for PrinterBox {
 }
 
 /// One HTTP/1.1 POST on its own connection: status, headers, body.
-fn http_post(
+pub(crate) fn http_post(
     addr: SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
@@ -210,7 +210,7 @@ fn http_post(
 
 /// An IPP request laid out by hand as RFC 8010 says, so that the tests do
 /// not share the server's encoder: (tag, name, value) per attribute.
-struct Message {
+pub(crate) struct Message {
     version: [u8; 2],
     operation: u16,
     request_id: i32,
@@ -221,7 +221,7 @@ struct Message {
 }
 
 impl Message {
-    fn new(operation: u16, uri: &str) -> Message {
+    pub(crate) fn new(operation: u16, uri: &str) -> Message {
         Message {
             version: [2, 0],
             operation,
@@ -236,14 +236,14 @@ impl Message {
         }
     }
 
-    fn attr(mut self, tag: u8, name: &str, value: &[u8]) -> Message {
+    pub(crate) fn attr(mut self, tag: u8, name: &str, value: &[u8]) -> Message {
         self.operation_attrs
             .push((tag, name.to_owned(), value.to_vec()));
         self
     }
 
     /// `destination-uris` with one collection per URI.
-    fn destinations(mut self, uris: &[&str]) -> Message {
+    pub(crate) fn destinations(mut self, uris: &[&str]) -> Message {
         let mut g = vec![0x02];
         for (i, uri) in uris.iter().enumerate() {
             let name: &[u8] = if i == 0 { b"destination-uris" } else { b"" };
@@ -288,12 +288,12 @@ impl Message {
         self
     }
 
-    fn document(mut self, bytes: &[u8]) -> Message {
+    pub(crate) fn document(mut self, bytes: &[u8]) -> Message {
         self.document = bytes.to_vec();
         self
     }
 
-    fn bytes(&self) -> Vec<u8> {
+    pub(crate) fn bytes(&self) -> Vec<u8> {
         let mut m = self.version.to_vec();
         m.extend_from_slice(&self.operation.to_be_bytes());
         m.extend_from_slice(&self.request_id.to_be_bytes());
@@ -312,11 +312,11 @@ impl Message {
     }
 }
 
-fn status_of(r: &ipp::request::IppRequestResponse) -> u16 {
+pub(crate) fn status_of(r: &ipp::request::IppRequestResponse) -> u16 {
     r.header().operation_or_status as u16
 }
 
-fn attr_in<'a>(
+pub(crate) fn attr_in<'a>(
     r: &'a ipp::request::IppRequestResponse,
     group: DelimiterTag,
     name: &str,
@@ -327,7 +327,7 @@ fn attr_in<'a>(
         .map(|a| a.value())
 }
 
-fn message_of(r: &ipp::request::IppRequestResponse) -> String {
+pub(crate) fn message_of(r: &ipp::request::IppRequestResponse) -> String {
     attr_in(r, DelimiterTag::OperationAttributes, "status-message")
         .map(|v| v.to_string())
         .unwrap_or_default()

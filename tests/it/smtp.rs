@@ -341,7 +341,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// A multipart/mixed email: a text part, then each (type, name, bytes).
-fn email(from: &str, to: &str, subject: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
+pub(crate) fn email(from: &str, to: &str, subject: &str, parts: &[(&str, &str, &[u8])]) -> Vec<u8> {
     let mut m = format!(
         "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
@@ -1275,7 +1275,13 @@ fn a_250_survives_sigkill_and_the_fax_goes_out_after_restart() {
 /// Python's smtplib, the client desktop scripts and many programs use: one
 /// transaction from `source` (an address on this machine) to `addr`.
 /// Returns each reply as "CODE text", one per line: MAIL, each RCPT, DATA.
-fn smtplib(addr: SocketAddr, source: &str, from: &str, to: &[&str], message: &[u8]) -> Vec<String> {
+pub(crate) fn smtplib(
+    addr: SocketAddr,
+    source: &str,
+    from: &str,
+    to: &[&str],
+    message: &[u8],
+) -> Vec<String> {
     const CLIENT: &str = r#"
 import smtplib, sys
 host, port, source, sender = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
