@@ -4,7 +4,8 @@
 //!
 //! Each fax is a one-page letter as an office sends it: the PDF as
 //! submitted and the fax TIFF drawn from it (the selftest's dense page,
-//! text and drawings), both stored in the database as by intake.
+//! text and drawings), both stored in the database as by intake, sealed
+//! with the document key (README, "At rest").
 
 #[path = "common/summary.rs"]
 mod summary;
@@ -106,9 +107,21 @@ fn main() {
 
     let restored = dir.path().join("restored");
     let started = Instant::now();
-    let back = faxbox::backup::restore(&archive, &restored).expect("the backup restores");
+    // The documents are sealed; the key is kept apart and given back.
+    let key = data.join(faxbox::store::KEY_FILE);
+    let back =
+        faxbox::backup::restore(&archive, &restored, Some(&key)).expect("the backup restores");
     let restore_s = started.elapsed().as_secs_f64();
     assert_eq!(back.manifest.documents, 2 * faxes as u64);
+    let copy = Store::open_existing(&restored).expect("the restored store");
+    let fax = &copy.faxes(&Default::default()).expect("the faxes")[0];
+    let tiff = copy.documents(&fax.id).expect("its documents");
+    let tiff = tiff.iter().find(|d| d.kind == DocumentKind::FaxTiff);
+    assert_eq!(
+        copy.document_bytes(&tiff.expect("a TIFF").id)
+            .expect("it opens"),
+        documents[1].bytes
+    );
 
     let mb = |b: u64| b as f64 / 1e6;
     println!(

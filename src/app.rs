@@ -19,7 +19,7 @@ use crate::lines::{self, Line};
 use crate::model::{Account, Faxbox, FaxboxFields, FaxboxId};
 use crate::notify::{Backoff, Courier, Postman};
 use crate::scheduler::{Scheduler, SchedulerOptions};
-use crate::store::{DataDirOwner, Store};
+use crate::store::{DataDirOwner, KeyLocation, Store};
 
 /// `faxbox serve`: logging, a runtime, and `run` until SIGINT or SIGTERM.
 pub fn serve(config: Config) -> anyhow::Result<()> {
@@ -261,6 +261,16 @@ impl Appliance {
         // never those of one still running (issue 19).
         let owner = DataDirOwner::claim(&data_dir)?;
         let store = Store::open_data_dir(&data_dir)?;
+        // Refused here, naming the key file, rather than failing each fax.
+        store.set_key_location(KeyLocation::find(
+            config.storage.key_file.as_deref(),
+            &data_dir,
+        ));
+        let key = store.unlock()?;
+        info!(
+            fingerprint = key.fingerprint(),
+            "documents are sealed at rest"
+        );
         store.set_mail_domain(&config.smtp.hostname);
         let recovered = recover(&store, &data_dir.join("spool"))?;
         let first_run = bootstrap(&store)?;

@@ -13,6 +13,11 @@
 //! A restore unpacks into a new folder beside the target, checks the
 //! database, and only then gives the folder its name, so a failed restore
 //! leaves nothing half-made; it never touches a folder that holds anything.
+//!
+//! The documents in the snapshot are sealed (store/sealing.rs) and the
+//! document key is never put in the archive: a backup that leaks shows no
+//! fax. The manifest names the key by its fingerprint; a restore given the
+//! key file (`--key`) checks it is that key and puts it in the new data dir.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -23,7 +28,7 @@ use anyhow::{Context, bail};
 use rusqlite::{Connection, OpenFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{DATABASE_FILE, DataDirOwner, OWNER_FILE, SCHEMA_VERSION};
+use crate::store::{DATABASE_FILE, DataDirOwner, KEY_FILE, OWNER_FILE, SCHEMA_VERSION};
 
 /// The archive's own description, its first entry.
 pub const MANIFEST: &str = "backup.json";
@@ -46,6 +51,10 @@ pub struct Manifest {
     pub data_dir: PathBuf,
     pub faxes: u64,
     pub documents: u64,
+    /// The fingerprint of the document key the documents are sealed with
+    /// (none in a backup of a box from before sealing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// What `backup` wrote.
@@ -58,13 +67,16 @@ pub struct BackupReport {
 }
 
 /// Data-dir entries a backup leaves out: the live database (replaced by the
-/// snapshot), the lock of the running box, and the spool of calls in
-/// progress.
+/// snapshot), the lock of the running box, the spool of calls in progress,
+/// and the document key (kept apart, or the archive would carry the key
+/// to its own faxes).
 fn left_out(name: &str) -> bool {
     let live_db = name
         .strip_prefix(DATABASE_FILE)
         .is_some_and(|rest| rest.is_empty() || ["-wal", "-shm", "-journal"].contains(&rest));
-    live_db || name == OWNER_FILE || name == "spool"
+    // The key, and the one being made (`document.key-new`).
+    let key = name.starts_with(KEY_FILE);
+    live_db || key || name == OWNER_FILE || name == "spool"
 }
 
 /// Writes a backup of the box in `data_dir` (running or not) to `archive`.
@@ -169,6 +181,7 @@ fn snapshot_database(database: &Path, copy: &Path, data_dir: &Path) -> anyhow::R
         data_dir: std::path::absolute(data_dir).unwrap_or_else(|_| data_dir.to_owned()),
         faxes: count("faxes")?,
         documents: count("documents")?,
+        key: crate::store::fingerprint_of(&target),
     })
 }
 
@@ -220,11 +233,19 @@ fn set_private(path: &Path) -> anyhow::Result<()> {
 pub struct RestoreReport {
     pub manifest: Manifest,
     pub files: usize,
+    /// Whether the document key was put in the new data dir.
+    pub key_restored: bool,
 }
 
 /// Unpacks the backup `archive` as the new data dir `data_dir`, which must
-/// not exist or be empty.
-pub fn restore(archive: &Path, data_dir: &Path) -> anyhow::Result<RestoreReport> {
+/// not exist or be empty; with `key`, the document key file kept apart
+/// from the backup, checked against the backup's and copied in as
+/// `document.key`.
+pub fn restore(
+    archive: &Path,
+    data_dir: &Path,
+    key: Option<&Path>,
+) -> anyhow::Result<RestoreReport> {
     if let Some(pid) = DataDirOwner::holder(data_dir) {
         bail!(
             "a `faxbox serve` (PID {pid}) is running on {}; a restore never replaces a live box: \
@@ -284,6 +305,9 @@ pub fn restore(archive: &Path, data_dir: &Path) -> anyhow::Result<RestoreReport>
         files += kind.is_file() as usize;
     }
     let manifest = check_restored(staging.path(), archive)?;
+    if let Some(key) = key {
+        restore_key(key, &manifest, archive, staging.path())?;
+    }
     // Schema 3 made the table of calls being received.
     if manifest.schema >= 3 {
         move_paths(staging.path(), &manifest.data_dir, data_dir)?;
@@ -297,7 +321,31 @@ pub fn restore(archive: &Path, data_dir: &Path) -> anyhow::Result<RestoreReport>
     let staged = staging.keep();
     std::fs::rename(&staged, data_dir)
         .with_context(|| format!("cannot move {} to {}", staged.display(), data_dir.display()))?;
-    Ok(RestoreReport { manifest, files })
+    Ok(RestoreReport {
+        manifest,
+        files,
+        key_restored: key.is_some(),
+    })
+}
+
+/// Checks that the key file `key` is the one the backup's documents are
+/// sealed with, and copies it into the new data dir, for its owner only.
+fn restore_key(key: &Path, manifest: &Manifest, archive: &Path, dir: &Path) -> anyhow::Result<()> {
+    let found = crate::store::key_file_fingerprint(key)?;
+    match &manifest.key {
+        Some(expected) if *expected != found => bail!(
+            "the key {} is not the document key of {} (its fingerprint is {found}, the backup's              is {expected}); nothing was restored: give the key file kept with that box",
+            key.display(),
+            archive.display()
+        ),
+        Some(_) => {}
+        // A box from before sealing makes its key on first start: this one
+        // is used instead.
+        None => {}
+    }
+    let copy = dir.join(KEY_FILE);
+    std::fs::copy(key, &copy).with_context(|| format!("cannot copy the key {}", key.display()))?;
+    set_private(&copy)
 }
 
 /// Reads the manifest and checks the database in an unpacked backup.
@@ -360,6 +408,8 @@ mod tests {
         ] {
             assert!(left_out(name), "{name}");
         }
+        assert!(left_out("document.key"));
+        assert!(left_out("document.key-new"));
         for name in ["api.key", "token.key", "incoming", "faxbox.sqlite.old"] {
             assert!(!left_out(name), "{name}");
         }

@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::config::{Config, LogFormat};
 use crate::model::{AccountId, FaxboxFields, FaxboxId, Folder, JobStatus, UserId};
-use crate::store::{JobFilter, SETTINGS, Store};
+use crate::store::{JobFilter, KeyLocation, SETTINGS, Store};
 
 /// `faxbox --version`: which release, from which commit, for which machine
 /// and when it was built (set by build.rs; "unknown" commit from a tarball).
@@ -122,6 +122,11 @@ pub enum Command {
         /// An archive written by `faxbox backup`.
         #[arg(value_name = "FILE")]
         archive: PathBuf,
+        /// The document key of the box the backup was taken from (its
+        /// `document.key`, kept apart from the backup): checked and put in
+        /// the new data dir.
+        #[arg(long, value_name = "KEYFILE")]
+        key: Option<PathBuf>,
     },
     /// Internal: draws one conversion sent on stdin under memory and CPU
     /// limits (started by the box itself, see `documents::worker`).
@@ -591,12 +596,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.data_dir = dir;
     }
     let out = Output { json: cli.json };
+    let key_location = || KeyLocation::find(config.storage.key_file.as_deref(), &config.data_dir);
     let open = || {
         // Beside a running box, on its store: never creating one, never
         // running recovery (only `serve` does either).
         let store = Store::open_existing(&config.data_dir).with_context(|| {
             format!("cannot open the fax store in {}", config.data_dir.display())
         })?;
+        store.set_key_location(key_location());
         store.set_mail_domain(&config.smtp.hostname);
         anyhow::Ok(store)
     };
@@ -622,6 +629,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     config.data_dir.display()
                 )
             })?;
+            store.set_key_location(key_location());
+            store.unlock()?;
             println!("{}", store.path().display());
             Ok(())
         }
@@ -661,6 +670,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 done.bytes as f64 / 1e6,
                 done.elapsed.as_secs_f64()
             );
+            if let Some(fingerprint) = &done.manifest.key {
+                say!(
+                    "The documents in it are sealed with the document key {} (fingerprint {fingerprint}), \
+                     which is not in the backup: keep a copy of that key apart from the backups; \
+                     a restore needs it (`faxbox restore FILE --key KEYFILE`).",
+                    key_location()
+                );
+            }
             Ok(())
         }
         Command::Purge { dry_run } => {
@@ -712,8 +729,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 )
             })
         }
-        Command::Restore { archive } => {
-            let done = crate::backup::restore(&archive, &config.data_dir)?;
+        Command::Restore { archive, key } => {
+            let done = crate::backup::restore(&archive, &config.data_dir, key.as_deref())?;
             say!(
                 "{}: {} faxes, {} documents from the backup of {} taken at {}; start it with `faxbox serve`",
                 config.data_dir.display(),
@@ -724,6 +741,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .map(|t| t.to_rfc3339())
                     .unwrap_or_default()
             );
+            if let Some(fingerprint) = done.manifest.key.as_ref().filter(|_| !done.key_restored) {
+                say!(
+                    "Its documents are sealed with the document key whose fingerprint is {fingerprint}: \
+                     `faxbox serve` needs that key at {} (or restore again with --key KEYFILE).",
+                    key_location()
+                );
+            }
             Ok(())
         }
         Command::RenderWorker => anyhow::bail!("render-worker is started by the box itself"),

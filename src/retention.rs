@@ -2,6 +2,10 @@
 //! and then every day, what is past its `document_retention_days` or
 //! `record_retention_days` is removed (`Store::purge`), logged, and counted
 //! for `/metrics`. `faxbox purge` runs the same purge by hand.
+//!
+//! Before its first purge the thread seals the documents and mails a box
+//! wrote before sealing existed (`Store::seal_clear_rows`), in the
+//! background, so a large box starts at once and reads them meanwhile.
 
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -44,6 +48,16 @@ impl Purger {
         let thread = std::thread::Builder::new()
             .name("retention".into())
             .spawn(move || {
+                match store.seal_clear_rows() {
+                    Ok(done) if done.documents + done.mails > 0 => info!(
+                        documents = done.documents,
+                        mails = done.mails,
+                        "sealed the documents and mails stored before sealing at rest"
+                    ),
+                    Ok(_) => {}
+                    // Read as they are meanwhile; tried again at the next start.
+                    Err(e) => warn!("cannot seal the documents stored in clear: {e}"),
+                }
                 loop {
                     if let Err(e) = purge(&store, crate::model::now(), false) {
                         // Tried again tomorrow; nothing is half-deleted (each

@@ -16,6 +16,7 @@ mod lines;
 mod listeners;
 mod log;
 mod smarthost;
+mod storage;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ pub use self::listeners::{
 };
 pub use self::log::{LogConfig, LogFormat};
 pub use self::smarthost::{Smarthost, SmarthostServer, TlsMode};
+pub use self::storage::StorageConfig;
 
 /// Where `faxbox` looks when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "faxbox.toml";
@@ -71,6 +73,7 @@ pub struct Config {
     pub lines: Vec<LineConfig>,
     pub smarthost: Smarthost,
     pub log: LogConfig,
+    pub storage: StorageConfig,
     /// How long calls in progress may go on after a stop is asked for
     /// (`stop_grace_s`); the rest are hung up and recorded as interrupted.
     pub stop_grace: Duration,
@@ -103,6 +106,7 @@ struct RawConfig {
     lines: Option<Vec<toml::Table>>,
     smarthost: Option<smarthost::RawSmarthost>,
     log: Option<log::RawLog>,
+    storage: Option<storage::RawStorage>,
     stop_grace_s: Option<i64>,
     callback_retry_s: Option<i64>,
 }
@@ -245,6 +249,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
     let smarthost =
         smarthost::resolve_smarthost(raw.smarthost.unwrap_or_default(), &smtp.hostname, &file)?;
     let log = log::resolve_log(raw.log.unwrap_or_default(), &file)?;
+    let storage = storage::resolve_storage(raw.storage.unwrap_or_default(), &file)?;
     check_ports(&http, &smtp, &file_proxy, &ipp, &lines, &file)?;
     let stop_grace = file.seconds(
         "stop_grace_s",
@@ -270,6 +275,7 @@ fn resolve(raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
         lines,
         smarthost,
         log,
+        storage,
         stop_grace,
         token_lifetime,
         callback_retry,

@@ -192,6 +192,7 @@ impl Store {
         id: &BatchId,
         compose: impl FnOnce(&Batch) -> Option<Receipt>,
     ) -> Result<bool> {
+        let key = self.key()?;
         self.write(|tx| {
             let batch = load(tx, id)?;
             if batch.receipt_queued.is_some() || !batch.is_done() {
@@ -199,7 +200,7 @@ impl Store {
             }
             let queued = match compose(&batch) {
                 Some((recipients, message)) if !recipients.is_empty() => {
-                    mail::queue_mail(tx, Some(&batch.account_id), &recipients, &message)?;
+                    mail::queue_mail(tx, &key, Some(&batch.account_id), &recipients, &message)?;
                     true
                 }
                 _ => false,

@@ -81,6 +81,7 @@ impl Store {
         fax: Option<(NewReceivedFax, Vec<NewDocument>)>,
         mail: Option<MailToQueue<'_>>,
     ) -> Result<Option<Fax>> {
+        let key = self.key()?;
         self.write(|tx| {
             let stored = match fax {
                 Some((new, docs)) => {
@@ -117,7 +118,7 @@ impl Store {
                     };
                     jobs::insert_fax(tx, &fax)?;
                     for doc in &docs {
-                        jobs::insert_document(tx, &fax.id, doc)?;
+                        jobs::insert_document(tx, &key, &fax.id, doc)?;
                     }
                     let rx = &new.rx_result;
                     let body = super::callbacks::CallbackBody::of(
@@ -134,8 +135,13 @@ impl Store {
             };
             if let Some(mail) = mail {
                 let account = stored.as_ref().map(|f| f.account_id.clone());
-                let queued =
-                    super::mail::queue_mail(tx, account.as_ref(), mail.recipients, mail.message)?;
+                let queued = super::mail::queue_mail(
+                    tx,
+                    &key,
+                    account.as_ref(),
+                    mail.recipients,
+                    mail.message,
+                )?;
                 if let Some(fax) = &stored {
                     super::mail::link_mail_to_fax(tx, queued, &fax.id)?;
                 }

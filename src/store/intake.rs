@@ -77,6 +77,10 @@ impl Store {
 
     fn commit_group(&self, batch: Vec<Waiting>) -> Vec<(u64, Result<()>)> {
         let mut results = Vec::with_capacity(batch.len());
+        let key = match self.key() {
+            Ok(key) => key,
+            Err(e) => return batch.iter().map(|j| (j.ticket, Err(copy(&e)))).collect(),
+        };
         let committed = self.write(|tx| {
             for job in &batch {
                 tx.execute_batch("SAVEPOINT job")?;
@@ -84,7 +88,7 @@ impl Store {
                     super::ensure_account(tx, &job.fax.account_id)?;
                     jobs::insert_fax(tx, &job.fax)?;
                     for doc in &job.documents {
-                        jobs::insert_document(tx, &job.fax.id, doc)?;
+                        jobs::insert_document(tx, &key, &job.fax.id, doc)?;
                     }
                     Ok(())
                 })();

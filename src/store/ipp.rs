@@ -119,6 +119,7 @@ impl Store {
             .into_iter()
             .map(|new| new_outbox_fax(new, JobStatus::Pending, t))
             .collect::<Result<_>>()?;
+        let key = self.key()?;
         super::batches::group(&mut faxes);
         self.write(|tx| {
             let state: Option<(bool, i64)> = tx
@@ -153,7 +154,7 @@ impl Store {
                 super::ensure_account(tx, &fax.account_id)?;
                 insert_fax(tx, fax)?;
                 for doc in &documents {
-                    insert_document(tx, &fax.id, doc)?;
+                    insert_document(tx, &key, &fax.id, doc)?;
                 }
                 tx.execute(
                     "INSERT INTO ipp_job_faxes (ipp_job, fax_id) VALUES (?1, ?2)",

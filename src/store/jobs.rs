@@ -10,6 +10,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::sealing::{DocumentKey, Row};
 use super::{OptionalRow, Result, Store, StoreError, parse_column, to_json};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, BatchId, DocumentInfo,
@@ -253,6 +254,7 @@ impl Store {
             .into_iter()
             .map(|new| new_outbox_fax(new, status, t))
             .collect::<Result<Vec<Fax>>>()?;
+        let key = self.key()?;
         super::batches::group(&mut faxes);
         self.write(|tx| {
             super::batches::insert_batches(tx, &faxes)?;
@@ -260,7 +262,7 @@ impl Store {
                 super::ensure_account(tx, &fax.account_id)?;
                 insert_fax(tx, fax)?;
                 for doc in &documents {
-                    insert_document(tx, &fax.id, doc)?;
+                    insert_document(tx, &key, &fax.id, doc)?;
                 }
             }
             Ok(())
@@ -345,10 +347,11 @@ impl Store {
     /// Stores the converted documents of an `attaching_files` job and makes
     /// it pending, in one step.
     pub fn attach_documents(&self, id: &FaxId, documents: Vec<NewDocument>) -> Result<Fax> {
+        let key = self.key()?;
         self.write(|tx| {
             let fax = transition(tx, id, JobStatus::Pending, None)?;
             for doc in &documents {
-                insert_document(tx, id, doc)?;
+                insert_document(tx, &key, id, doc)?;
             }
             Ok(fax)
         })
@@ -437,6 +440,7 @@ impl Store {
     /// number, another attempt budget) before it is stored. The caller has
     /// validated the change as it validates a new fax.
     pub fn resubmit_changed(&self, id: &FaxId, change: impl FnOnce(&mut Fax)) -> Result<Fax> {
+        let key = self.key()?;
         self.write(|tx| {
             let old = load_fax(tx, id)?;
             if old.folder != Folder::Outbox || !old.status.is_some_and(JobStatus::is_terminal) {
@@ -462,12 +466,36 @@ impl Store {
             };
             change(&mut fax);
             insert_fax(tx, &fax)?;
-            tx.execute(
-                "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created)
-                 SELECT lower(hex(randomblob(16))), ?2, kind, seq, content_type, filename, size, sha256, pages, data, ?3
-                 FROM documents WHERE fax_id = ?1",
-                params![id.as_str(), fax.id.as_str(), t],
-            )?;
+            // Each copy is sealed as its own row: a blob opens only in the
+            // row it was sealed for.
+            let copies: Vec<(DocumentInfo, bool, Vec<u8>)> = tx
+                .prepare(&format!(
+                    "SELECT {DOCUMENT_COLUMNS}, sealed, data FROM documents
+                     WHERE fax_id = ?1 ORDER BY kind, seq"
+                ))?
+                .query_map([id.as_str()], |r| {
+                    Ok((document_from_row(r)?, r.get(10)?, r.get(11)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            for (doc, sealed, data) in copies {
+                let bytes = if sealed {
+                    key.open(Row::Document(&doc.id), data)?
+                } else {
+                    data
+                };
+                insert_document(
+                    tx,
+                    &key,
+                    &fax.id,
+                    &NewDocument {
+                        kind: doc.kind,
+                        content_type: doc.content_type,
+                        filename: doc.filename,
+                        pages: doc.pages,
+                        bytes,
+                    },
+                )?;
+            }
             Ok(fax)
         })
     }
@@ -730,22 +758,25 @@ impl Store {
         })
     }
 
+    /// A document's bytes, opened with the document key (`sealing`).
     pub fn document_bytes(&self, document_id: &str) -> Result<Vec<u8>> {
-        self.read(|conn| {
+        let (sealed, data) = self.read(|conn| {
             conn.query_row(
-                "SELECT data FROM documents WHERE id = ?1",
+                "SELECT sealed, data FROM documents WHERE id = ?1",
                 [document_id],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .found("document", document_id)
-        })
+        })?;
+        self.unseal(Row::Document(document_id), sealed, data)
     }
 
     /// Adds a document to an existing fax (a PDF made on demand, say).
     pub fn add_document(&self, fax: &FaxId, doc: NewDocument) -> Result<DocumentInfo> {
+        let key = self.key()?;
         self.write(|tx| {
             load_fax(tx, fax)?;
-            let id = insert_document(tx, fax, &doc)?;
+            let id = insert_document(tx, &key, fax, &doc)?;
             Ok(tx.query_row(
                 &format!("SELECT {DOCUMENT_COLUMNS} FROM documents WHERE id = ?1"),
                 [&id],
@@ -1045,8 +1076,10 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
     Ok(())
 }
 
+/// Stores a document of `fax`, sealed with `key` (`sealing`).
 pub(super) fn insert_document(
     tx: &Transaction<'_>,
+    key: &DocumentKey,
     fax: &FaxId,
     doc: &NewDocument,
 ) -> Result<String> {
@@ -1069,8 +1102,8 @@ pub(super) fn insert_document(
         0
     };
     tx.execute(
-        "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256, pages, data, created, sealed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 1)",
         params![
             id,
             fax.as_str(),
@@ -1081,7 +1114,7 @@ pub(super) fn insert_document(
             doc.bytes.len() as i64,
             hex::encode(Sha256::digest(&doc.bytes)),
             doc.pages,
-            doc.bytes,
+            key.seal(Row::Document(&id), &doc.bytes),
             now()
         ],
     )?;

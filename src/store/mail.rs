@@ -3,6 +3,7 @@
 
 use rusqlite::params;
 
+use super::sealing::{DocumentKey, Row};
 use super::{Result, Store, StoreError};
 use crate::model::{AccountId, FaxId, UnixTime, now};
 
@@ -20,9 +21,11 @@ pub struct QueuedMail {
 }
 
 /// Queues a mail inside a caller's transaction, so that it is committed
-/// with what it announces.
+/// with what it announces. The message is sealed with `key` (`sealing`):
+/// a mail about a fax carries the fax.
 pub(super) fn queue_mail(
     tx: &rusqlite::Transaction<'_>,
+    key: &DocumentKey,
     account: Option<&AccountId>,
     recipients: &[String],
     message: &[u8],
@@ -34,16 +37,21 @@ pub(super) fn queue_mail(
     }
     let t = now();
     tx.execute(
-        "INSERT INTO mail_queue (account_id, recipients, message, due_at, created)
-         VALUES (?1, ?2, ?3, ?4, ?4)",
+        "INSERT INTO mail_queue (account_id, recipients, message, due_at, created, sealed)
+         VALUES (?1, ?2, x'', ?3, ?3, 1)",
         params![
             account.map(AccountId::as_str),
             serde_json::to_string(recipients).expect("strings serialize"),
-            message,
             t
         ],
     )?;
-    Ok(tx.last_insert_rowid())
+    // Sealed for its row, whose id exists only now.
+    let id = tx.last_insert_rowid();
+    tx.execute(
+        "UPDATE mail_queue SET message = ?2 WHERE id = ?1",
+        params![id, key.seal(Row::Mail(id), message)],
+    )?;
+    Ok(id)
 }
 
 /// Marks a queued mail as carrying `fax`.
@@ -70,8 +78,9 @@ impl Store {
         recipients: &[String],
         message: &[u8],
     ) -> Result<i64> {
+        let key = self.key()?;
         self.write(|tx| {
-            let id = queue_mail(tx, Some(account), recipients, message)?;
+            let id = queue_mail(tx, &key, Some(account), recipients, message)?;
             link_mail_to_fax(tx, id, fax)?;
             Ok(id)
         })
@@ -83,28 +92,39 @@ impl Store {
         recipients: &[String],
         message: &[u8],
     ) -> Result<i64> {
-        self.write(|tx| queue_mail(tx, account, recipients, message))
+        let key = self.key()?;
+        self.write(|tx| queue_mail(tx, &key, account, recipients, message))
     }
 
-    /// Mails due for a delivery attempt, oldest first.
+    /// Mails due for a delivery attempt, oldest first, opened with the
+    /// document key.
     pub fn due_mail(&self, at: UnixTime, limit: u32) -> Result<Vec<QueuedMail>> {
-        self.read(|conn| {
+        let rows: Vec<(QueuedMail, bool)> = self.read(|conn| {
             let mut stmt = conn.prepare(
-                "SELECT id, account_id, recipients, message, attempts, last_error FROM mail_queue
+                "SELECT id, account_id, recipients, message, attempts, last_error, sealed
+                 FROM mail_queue
                  WHERE sent_at IS NULL AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![at, limit], |r| {
-                Ok(QueuedMail {
+                let mail = QueuedMail {
                     id: r.get(0)?,
                     account_id: r.get::<_, Option<String>>(1)?.map(AccountId),
                     recipients: super::json_column(r, 2)?,
                     message: r.get(3)?,
                     attempts: r.get(4)?,
                     last_error: r.get(5)?,
-                })
+                };
+                Ok((mail, r.get(6)?))
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
-        })
+        })?;
+        rows.into_iter()
+            .map(|(mut mail, sealed)| {
+                let message = std::mem::take(&mut mail.message);
+                mail.message = self.unseal(Row::Mail(mail.id), sealed, message)?;
+                Ok(mail)
+            })
+            .collect()
     }
 
     /// When the next unsent mail falls due.

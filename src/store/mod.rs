@@ -26,6 +26,7 @@ mod owner;
 mod records;
 mod retention;
 mod schema;
+mod sealing;
 mod settings;
 mod smtp_log;
 mod status;
@@ -52,6 +53,10 @@ pub use mail::QueuedMail;
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use retention::{PurgeReport, PurgeTotals};
 pub use schema::SCHEMA_VERSION;
+pub use sealing::{
+    CREDENTIAL as KEY_CREDENTIAL, DocumentKey, KEY_FILE, KeyError, KeyLocation, SealReport,
+    fingerprint_of, key_file_fingerprint,
+};
 pub use settings::{SETTINGS, Setting, SettingScope, SettingValue, find as find_setting};
 pub use smtp_log::{SmtpErrorReport, SmtpLogEntry};
 pub use status::{BoxSnapshot, CallSnapshot, QueueSnapshot, RetrySnapshot};
@@ -95,6 +100,10 @@ pub enum StoreError {
          (where its faxbox.toml is), or point it at the box with --config FILE or --data-dir DIR"
     )]
     Missing { path: PathBuf },
+    /// The document key is missing, wrong or unreadable, or a sealed row
+    /// does not open with it.
+    #[error(transparent)]
+    Key(sealing::KeyError),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
@@ -136,6 +145,15 @@ pub struct Store {
     /// The box's own mail name (`smtp.hostname`): the built-in default of
     /// `default_smtp_domain`, set once by whoever opened the store.
     mail_domain: std::sync::OnceLock<String>,
+    /// The document key: where it is, and once needed, the key itself
+    /// (`sealing`). Loaded on first use, so admin commands that touch no
+    /// document run without it.
+    key: Mutex<KeyState>,
+}
+
+struct KeyState {
+    location: KeyLocation,
+    key: Option<std::sync::Arc<DocumentKey>>,
 }
 
 /// The connection and the sync level it is set to now.
@@ -217,7 +235,40 @@ impl Store {
             path: path.to_owned(),
             intake: Default::default(),
             mail_domain: Default::default(),
+            key: Mutex::new(KeyState {
+                location: KeyLocation::find(None, path.parent().unwrap_or(Path::new("."))),
+                key: None,
+            }),
         })
+    }
+
+    /// Uses the document key at `location` (the configuration's
+    /// `[storage] key_file`) instead of the one in the data dir.
+    pub fn set_key_location(&self, location: KeyLocation) {
+        let mut state = self.key.lock().unwrap_or_else(|e| e.into_inner());
+        *state = KeyState {
+            location,
+            key: None,
+        };
+    }
+
+    /// Loads the document key now (making it on a new box) and checks it is
+    /// the one this box's documents are sealed with: `faxbox serve` refuses
+    /// to start otherwise, rather than fail each fax.
+    pub fn unlock(&self) -> Result<std::sync::Arc<DocumentKey>> {
+        self.key()
+    }
+
+    /// The document key, loaded on first use. Never called while holding
+    /// the connection: loading it reads and may write the database.
+    fn key(&self) -> Result<std::sync::Arc<DocumentKey>> {
+        let mut state = self.key.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = &state.key {
+            return Ok(key.clone());
+        }
+        let key = std::sync::Arc::new(sealing::unlock(self, &state.location)?);
+        state.key = Some(key.clone());
+        Ok(key)
     }
 
     pub fn path(&self) -> &Path {

@@ -365,6 +365,22 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE faxes ADD COLUMN batch_id TEXT REFERENCES batches(id) ON DELETE SET NULL;
     CREATE INDEX faxes_batch ON faxes(batch_id) WHERE batch_id IS NOT NULL;
     "#,
+    // 16: documents at rest (issue 23): documents and queued mails are
+    // sealed with a key kept outside the database (store/sealing.rs). A row
+    // says whether its blob is sealed: rows from before stay readable until
+    // the start-up pass seals them. The database keeps only the key's
+    // fingerprint, to refuse a wrong key at start.
+    r#"
+    ALTER TABLE documents ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE mail_queue ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX documents_clear ON documents(id) WHERE sealed = 0;
+    CREATE INDEX mail_queue_clear ON mail_queue(id) WHERE sealed = 0;
+    CREATE TABLE document_key (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        fingerprint TEXT NOT NULL,
+        created     INTEGER NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

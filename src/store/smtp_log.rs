@@ -73,6 +73,7 @@ impl Store {
             e.created = t;
             e
         });
+        let key = self.key()?;
         self.write(|tx| {
             // An account deleted meanwhile keeps the entry, unowned.
             let account = match entry.as_ref().and_then(|e| e.account_id.as_ref()) {
@@ -98,7 +99,7 @@ impl Store {
                 )?;
             }
             if let Some(r) = &report {
-                queue_mail(tx, account, r.recipients, r.message)?;
+                queue_mail(tx, &key, account, r.recipients, r.message)?;
             }
             Ok(())
         })?;

@@ -103,8 +103,20 @@ impl RecordsBox {
         });
     }
 
+    /// `GET /v2/accounts/{admin}/faxes/PATH`: a document's bytes.
+    fn faxes_api_bytes(&self, path: &str) -> Vec<u8> {
+        let (status, body) = self.faxes_raw("GET", path);
+        assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+        body
+    }
+
     /// `METHOD /v2/accounts/{admin}/faxes/PATH`: status and JSON body.
     fn faxes_api(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
+        let (status, body) = self.faxes_raw(method, path);
+        (status, serde_json::from_slice(&body).unwrap_or_default())
+    }
+
+    fn faxes_raw(&self, method: &str, path: &str) -> (u16, Vec<u8>) {
         let r = Http::new()
             .request(
                 method,
@@ -117,8 +129,7 @@ impl RecordsBox {
                 None,
             )
             .unwrap();
-        let body = serde_json::from_slice(&r.body).unwrap_or_default();
-        (r.status, body)
+        (r.status, r.body)
     }
 }
 
@@ -139,6 +150,36 @@ fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+/// A run of `bytes` from its middle on that no other file would hold by
+/// chance (not a stretch of white or of zeros).
+fn distinctive(bytes: &[u8]) -> Vec<u8> {
+    let window = 48;
+    (bytes.len() / 2..bytes.len() - window)
+        .map(|at| &bytes[at..at + window])
+        .find(|w| w.iter().collect::<std::collections::HashSet<_>>().len() >= 16)
+        .expect("the document has varied bytes")
+        .to_vec()
+}
+
+/// A distinctive run of each blob of `fax` as the database holds it
+/// (sealed): its documents and the mails that carry it.
+fn stored_runs(data: &Path, fax: &FaxId) -> Vec<Vec<u8>> {
+    let conn = rusqlite::Connection::open(data.join("faxbox.sqlite")).unwrap();
+    conn.busy_timeout(Duration::from_secs(10)).unwrap();
+    let mut runs = Vec::new();
+    for sql in [
+        "SELECT data FROM documents WHERE fax_id = ?1",
+        "SELECT message FROM mail_queue WHERE fax_id = ?1",
+    ] {
+        let mut stmt = conn.prepare(sql).unwrap();
+        let blobs = stmt
+            .query_map([fax.as_str()], |r| r.get::<_, Vec<u8>>(0))
+            .unwrap();
+        runs.extend(blobs.map(|b| distinctive(&b.unwrap())));
+    }
+    runs
 }
 
 /// Every row of every table, in rowid order, by table name.
@@ -225,30 +266,48 @@ fn deleted_faxes_and_documents_leave_no_bytes_in_the_data_dir() {
         assert_eq!(inbox.len(), 1, "{inbox:?}");
         inbox[0].id.clone()
     };
-    // A piece of the received pages' image, to look for on the disk.
-    let page_bytes = {
-        let store = b.store();
-        let docs = store.documents(&received).unwrap();
-        let tiff = docs
+    // The documents are sealed at rest (README, "At rest"): what a delete
+    // must remove from the disk is their sealed bytes, so those are looked
+    // for, and the received pages are among them.
+    assert!(
+        b.store()
+            .documents(&received)
+            .unwrap()
             .iter()
-            .find(|d| d.kind == DocumentKind::ReceivedTiff)
-            .expect("the received pages are stored");
-        let bytes = store.document_bytes(&tiff.id).unwrap();
-        let middle = bytes.len() / 2;
-        bytes[middle..middle + 64].to_vec()
-    };
-    let needles = [
-        (marker_a.as_str(), marker_a.as_bytes()),
-        (marker_b.as_str(), marker_b.as_bytes()),
-        ("the received pages", &page_bytes[..]),
-    ];
+            .any(|d| d.kind == DocumentKind::ReceivedTiff),
+        "the received pages are stored"
+    );
+    let needles: Vec<(String, Vec<u8>)> = [
+        (&a, "fax A"),
+        (&bb, "fax B"),
+        (&received, "the received fax"),
+    ]
+    .into_iter()
+    .flat_map(|(fax, what)| {
+        stored_runs(b.data(), fax)
+            .into_iter()
+            .map(move |run| (what.to_owned(), run))
+    })
+    .collect();
+    assert!(
+        needles.len() >= 5,
+        "documents and mails of 3 faxes: {}",
+        needles.len()
+    );
     // Before: the documents are on the disk (else the search proves nothing).
-    for (what, needle) in needles {
+    for (what, needle) in &needles {
         assert!(
             !files_containing(b.data(), needle).is_empty(),
             "{what} is stored before the deletes"
         );
     }
+    for marker in [&marker_a, &marker_b] {
+        assert_eq!(
+            files_containing(b.data(), marker.as_bytes()),
+            Vec::<PathBuf>::new()
+        );
+    }
+    let kept_runs = stored_runs(b.data(), &other);
     assert!(
         !rows_of(b.data(), &received).is_empty(),
         "the received fax has rows"
@@ -290,12 +349,16 @@ fn deleted_faxes_and_documents_leave_no_bytes_in_the_data_dir() {
             .any(|(t, _)| *t == "documents" || *t == "mail_queue"),
         "{rest:?}"
     );
-    for (what, needle) in needles {
+    for (what, needle) in &needles {
         let left = files_containing(b.data(), needle);
         assert!(left.is_empty(), "{what} is still in {left:?}");
     }
     // The fax nobody deleted is untouched.
-    assert_eq!(files_containing(b.data(), kept.as_bytes()).len(), 1);
+    for run in &kept_runs {
+        assert_eq!(files_containing(b.data(), run).len(), 1);
+    }
+    let pdf = b.faxes_api_bytes(&format!("outbox/{other}/attachment?format=original"));
+    assert_eq!(pdf, crate::harness::pdf_of_texts(&[&kept]));
     assert_eq!(
         b.store().fax(&other).unwrap().status,
         Some(JobStatus::Completed)
@@ -360,6 +423,15 @@ fn a_backup_of_a_running_box_restores_every_row_and_document() {
         printed.contains("4 faxes"),
         "3 sent and 1 received: {printed}"
     );
+    // The document key stays out of the archive, and the backup says so.
+    let key = b.data().join("document.key");
+    let key_bytes = std::fs::read(&key).unwrap();
+    assert!(
+        printed.contains("not in the backup") && printed.contains(key.to_str().unwrap()),
+        "{printed}"
+    );
+    let tar = std::fs::read(&archive).unwrap();
+    assert!(!tar.windows(key_bytes.len()).any(|w| w == key_bytes));
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(
         std::fs::metadata(&archive).unwrap().permissions().mode() & 0o777,
@@ -385,10 +457,36 @@ fn a_backup_of_a_running_box_restores_every_row_and_document() {
     );
     assert_eq!(std::fs::read_dir(&occupied).unwrap().count(), 1);
 
-    // Restored on a fresh data dir of another box.
+    // Restored on a fresh data dir of another box, with the key kept apart;
+    // another key is refused first, and nothing is restored.
     let other = tempfile::tempdir().unwrap();
     let restored = other.path().join("data");
-    let out = faxbox(&restored, &["restore", archive.to_str().unwrap()]);
+    let wrong = dir.path().join("wrong.key");
+    std::fs::write(&wrong, [9u8; 32]).unwrap();
+    let out = faxbox(
+        &restored,
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--key",
+            wrong.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("not the document key"),
+        "{err}"
+    );
+    assert!(!restored.exists());
+    let out = faxbox(
+        &restored,
+        &[
+            "restore",
+            archive.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -433,7 +531,7 @@ fn a_backup_of_a_running_box_restores_every_row_and_document() {
         }
     }
     drop(copy);
-    for file in ["api.key", "token.key"] {
+    for file in ["api.key", "token.key", "document.key"] {
         assert_eq!(
             std::fs::read(restored.join(file)).unwrap(),
             std::fs::read(b.data().join(file)).unwrap(),
@@ -657,4 +755,148 @@ fn the_audit_trail_has_one_entry_per_action_and_an_account_sees_only_its_own() {
 
     let printed = b.cli(&["audit", "--account", &clinic]).unwrap();
     assert_eq!(printed.lines().count(), 5, "{printed}");
+}
+
+/// Starts `faxbox serve` on `dir` expecting it to refuse: its stderr.
+fn serve_refuses(dir: &Path, config: &str) -> String {
+    use std::io::Read;
+    let mut child = ServeProcess::spawn(dir, config, std::process::Stdio::piped());
+    let mut status = None;
+    wait_for("faxbox serve to refuse", Duration::from_secs(60), || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!status.unwrap().success(), "serve started: {err}");
+    err
+}
+
+/// Issue 23, at rest: after faxes are sent and received over the loopback
+/// line, no distinctive run of their documents (the PDF as sent, the fax
+/// TIFF's strips, the received pages, the queued mails that carry them)
+/// is anywhere in the data dir, the SQLite file and its WAL included, yet
+/// the API downloads each document as it was sent. A copy of the database
+/// without the key shows nothing and opens nothing; `faxbox serve` with a
+/// wrong or missing key refuses to start, naming the key file; a key kept
+/// elsewhere (`[storage] key_file`) is used.
+#[test]
+fn documents_are_sealed_at_rest_and_the_box_needs_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = RecordsBox::start(dir.path(), FAST_LINE);
+    let own = b.own_faxbox(true);
+    let marker = format!("AT-REST-{}", std::process::id());
+    let texts = [marker.as_str(), "The second page of the referral"];
+    let pdf = crate::harness::pdf_of_texts(&texts);
+    // To the box's own number: sent, and received into the inbox. (A fax
+    // to another number would leave its pages with the loopback line's
+    // simulated far end, `<data_dir>/loopback/`, which stands for the other
+    // office's machine, not for this box's storage.)
+    let sent = b.send(&own, OWN_NUMBER, &texts);
+    b.wait_finished(&sent);
+    let received = {
+        let mut found = None;
+        wait_for("the fax to arrive", Duration::from_secs(60), || {
+            found = b
+                .store()
+                .faxes(&faxbox::store::JobFilter {
+                    folder: Some(Folder::Inbox),
+                    ..Default::default()
+                })
+                .unwrap()
+                .pop();
+            found.is_some()
+        });
+        found.unwrap().id
+    };
+
+    // What the API gives back is what was sent.
+    assert!(
+        b.faxes_api_bytes(&format!("outbox/{sent}/attachment?format=original")) == pdf,
+        "the PDF as sent"
+    );
+    let tiff = b.faxes_api_bytes(&format!("outbox/{sent}/attachment?format=tiff"));
+    let received_tiff = b.faxes_api_bytes(&format!("inbox/{received}/attachment?format=tiff"));
+    for t in [&tiff, &received_tiff] {
+        assert!(t.starts_with(b"II*\0") || t.starts_with(b"MM\0*"), "a TIFF");
+    }
+    // The mails that carry the faxes wait in the queue (no smarthost).
+    let mails = b.store().due_mail(i64::MAX, 100).unwrap();
+    assert!(mails.len() >= 2, "{} mails", mails.len());
+    let mut needles: Vec<(String, Vec<u8>)> = vec![
+        ("the marker".into(), marker.as_bytes().to_vec()),
+        ("the PDF".into(), distinctive(&pdf)),
+        ("the fax TIFF".into(), distinctive(&tiff)),
+        ("the received pages".into(), distinctive(&received_tiff)),
+    ];
+    for mail in &mails {
+        needles.push((format!("mail {}", mail.id), distinctive(&mail.message)));
+    }
+    let search = |data: &Path| {
+        for (what, needle) in &needles {
+            let found = files_containing(data, needle);
+            assert!(found.is_empty(), "{what} is in clear in {found:?}");
+        }
+    };
+    search(b.data());
+    // The search can find things: the sealed blobs are there.
+    for run in stored_runs(b.data(), &received) {
+        assert!(!files_containing(b.data(), &run).is_empty());
+    }
+
+    // A copy of the database, as a thief or a careless backup has it.
+    let copy = dir.path().join("copy");
+    std::fs::create_dir(&copy).unwrap();
+    for entry in std::fs::read_dir(b.data()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("faxbox.sqlite") {
+            std::fs::copy(&path, copy.join(&name)).unwrap();
+        }
+    }
+    search(&copy);
+    let stolen = Store::open_existing(&copy).unwrap();
+    let doc = &stolen.documents(&sent).unwrap()[0];
+    let err = stolen.document_bytes(&doc.id).unwrap_err().to_string();
+    assert!(err.contains("missing"), "{err}");
+    assert!(!copy.join("document.key").exists(), "no key is made for it");
+    drop(stolen);
+
+    // Stopped; started again with another key, then with none: refused,
+    // naming the key file.
+    b.serve.signal("TERM");
+    assert!(b.serve.wait(Duration::from_secs(60)).success());
+    let key = b.data().join("document.key");
+    let good = std::fs::read(&key).unwrap();
+    std::fs::write(&key, [5u8; 32]).unwrap();
+    let err = serve_refuses(dir.path(), FAST_LINE);
+    assert!(
+        err.contains(key.to_str().unwrap()) && err.contains("not the key"),
+        "{err}"
+    );
+    std::fs::remove_file(&key).unwrap();
+    let err = serve_refuses(dir.path(), FAST_LINE);
+    assert!(
+        err.contains(key.to_str().unwrap()) && err.contains("missing"),
+        "{err}"
+    );
+    assert!(!key.exists(), "no new key replaces the lost one");
+
+    // The key on other media, named in the configuration.
+    let media = dir.path().join("media");
+    std::fs::create_dir(&media).unwrap();
+    let kept = media.join("faxbox.key");
+    std::fs::write(&kept, &good).unwrap();
+    let config = format!("{FAST_LINE}[storage]\nkey_file = \"{}\"\n", kept.display());
+    let b = RecordsBox::start(dir.path(), &config);
+    assert!(
+        b.faxes_api_bytes(&format!("outbox/{sent}/attachment?format=original")) == pdf,
+        "read with the key kept elsewhere"
+    );
+    assert!(!key.exists());
 }
