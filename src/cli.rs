@@ -685,10 +685,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let report = crate::retention::purge(&store, crate::model::now(), dry_run)?;
             if !dry_run && !report.is_empty() {
                 let what = format!(
-                    "documents of {} faxes, {} faxes, {} mails",
+                    "documents of {} faxes, {} faxes, {} mails, {} audit entries",
                     report.documents.len(),
                     report.records.len(),
-                    report.mails
+                    report.mails,
+                    report.audit_entries
                 );
                 console_audit(&store, None, "purge", &what);
             }
@@ -703,10 +704,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 say!("{id}  record");
             }
             say!(
-                "{verb}: the documents of {} faxes, {} faxes whole, {} sent mails",
+                "{verb}: the documents of {} faxes, {} faxes whole, {} sent mails, {} audit entries",
                 report.documents.len(),
                 report.records.len(),
-                report.mails
+                report.mails,
+                report.audit_entries
             );
             Ok(())
         }

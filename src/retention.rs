@@ -28,6 +28,7 @@ pub fn purge(store: &Store, now: UnixTime, dry_run: bool) -> crate::store::Resul
             documents = report.documents.len(),
             records = report.records.len(),
             mails = report.mails,
+            audit_entries = report.audit_entries,
             dry_run,
             "retention purge: faxes past their time"
         );

@@ -1,6 +1,7 @@
 //! The audit trail (issue 23): an append-only record of who did what to
 //! which fax or faxbox, when and from where. Entries are only ever added
-//! (triggers in the schema refuse changes and deletes).
+//! (triggers in the schema refuse changes and deletes); only the retention
+//! purge removes those past the records' time (`retention`).
 
 use rusqlite::params;
 use serde::Serialize;

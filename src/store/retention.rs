@@ -6,6 +6,10 @@
 //! A fax still to be sent (waiting, retrying, on a line, being converted)
 //! is never purged, however old: only faxes whose status is final, and
 //! received faxes, are.
+//!
+//! The audit trail is kept by the same rules: an entry goes
+//! `record_retention_days` after it was written (its account's value; the
+//! box's for entries of no account or of an account since deleted).
 
 use rusqlite::params;
 use serde::Serialize;
@@ -31,11 +35,16 @@ pub struct PurgeReport {
     pub records: Vec<FaxId>,
     /// Sent mails that carried a fax, past the documents' time.
     pub mails: u64,
+    /// Audit entries past the records' time.
+    pub audit_entries: u64,
 }
 
 impl PurgeReport {
     pub fn is_empty(&self) -> bool {
-        self.documents.is_empty() && self.records.is_empty() && self.mails == 0
+        self.documents.is_empty()
+            && self.records.is_empty()
+            && self.mails == 0
+            && self.audit_entries == 0
     }
 }
 
@@ -60,6 +69,8 @@ impl Store {
                 days("record_retention_days")?,
             );
             if records > 0 {
+                report.audit_entries +=
+                    self.purge_audit(Some(account), now - records * DAY, dry_run)?;
                 let ids = self.finished_faxes(account, now - records * DAY, false)?;
                 if !dry_run {
                     self.delete_finished(&ids, now - records * DAY, Part::Record)?;
@@ -84,6 +95,10 @@ impl Store {
         let documents = self.setting_i64(None, "document_retention_days")?;
         if documents > 0 {
             report.mails += self.purge_sent_mails(None, now - documents * DAY, dry_run)?;
+        }
+        let records = self.setting_i64(None, "record_retention_days")?;
+        if records > 0 {
+            report.audit_entries += self.purge_audit(None, now - records * DAY, dry_run)?;
         }
         if !dry_run && !report.is_empty() {
             self.write(|tx| {
@@ -172,6 +187,40 @@ impl Store {
             })?;
         }
         Ok(())
+    }
+
+    /// Audit entries of `account` written before `before`; with `None`,
+    /// those of no account or of an account that no longer exists. The
+    /// schema lets a delete through only below the time `audit_purge`
+    /// names, in this transaction.
+    fn purge_audit(
+        &self,
+        account: Option<&AccountId>,
+        before: UnixTime,
+        dry_run: bool,
+    ) -> Result<u64> {
+        let filter = "at < ?2 AND CASE WHEN ?1 IS NULL
+                THEN account_id IS NULL OR account_id NOT IN (SELECT id FROM accounts)
+                ELSE account_id = ?1 END";
+        let account = account.map(AccountId::as_str);
+        if dry_run {
+            return self.read(|conn| {
+                Ok(conn.query_row(
+                    &format!("SELECT count(*) FROM audit WHERE {filter}"),
+                    params![account, before],
+                    |r| r.get::<_, i64>(0),
+                )? as u64)
+            });
+        }
+        self.write(|tx| {
+            tx.execute("INSERT INTO audit_purge (before) VALUES (?1)", [before])?;
+            let n = tx.execute(
+                &format!("DELETE FROM audit WHERE {filter}"),
+                params![account, before],
+            )?;
+            tx.execute("DELETE FROM audit_purge", [])?;
+            Ok(n as u64)
+        })
     }
 
     /// Sent mails of `account` (or of no account) sent before `before`:
@@ -432,6 +481,66 @@ mod tests {
                 mails: 1
             }
         );
+    }
+
+    /// Issue 23: the audit trail is kept by the retention rules. On a
+    /// paused clock (the purge is told the time), entries go exactly when
+    /// their account's `record_retention_days` (or the box's, for entries
+    /// of no account or of a deleted one) has passed; nothing else may
+    /// delete one.
+    #[test]
+    fn a_purge_removes_audit_entries_past_the_records_time() {
+        use crate::store::AuditEvent;
+        let (_dir, store) = temp_store();
+        let strict = store.create_account("Clinic", None).unwrap().id;
+        let lenient = store.create_account("Law office", None).unwrap().id;
+        let gone = store.create_account("Closed", None).unwrap().id;
+        store
+            .set_setting(Some(&strict), "record_retention_days", 30.into())
+            .unwrap();
+        let record = |account: Option<&AccountId>, action: &str| {
+            store
+                .audit(AuditEvent {
+                    account,
+                    actor: "console",
+                    action,
+                    object: "faxes/outbox/1",
+                    source: "console",
+                })
+                .unwrap()
+        };
+        record(Some(&strict), "read");
+        record(Some(&lenient), "read");
+        record(Some(&gone), "read");
+        record(None, "purge");
+        store.delete_account(&gone).unwrap();
+        let t0 = now();
+        let day = |n: i64| t0 + n * DAY + 1;
+        let actions = |account: Option<&AccountId>| store.audit_trail(account, 100).unwrap().len();
+
+        assert_eq!(store.purge(day(29), false).unwrap().audit_entries, 0);
+        let dry = store.purge(day(31), true).unwrap();
+        assert_eq!(dry.audit_entries, 1);
+        assert_eq!(actions(Some(&strict)), 1, "a dry run changes nothing");
+        assert_eq!(store.purge(day(31), false).unwrap().audit_entries, 1);
+        assert_eq!(actions(Some(&strict)), 0);
+        assert_eq!(actions(None), 3, "the box keeps the others for ever");
+
+        // The box's value: the law office's, the closed account's and the
+        // box's own entries, once it has passed.
+        store
+            .set_setting(None, "record_retention_days", 400.into())
+            .unwrap();
+        assert_eq!(store.purge(day(399), false).unwrap().audit_entries, 0);
+        let done = store.purge(day(401), false).unwrap();
+        assert_eq!(done.audit_entries, 3);
+        assert_eq!(actions(None), 0);
+
+        // Outside a purge, the trail is still append-only.
+        record(Some(&lenient), "read");
+        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        assert!(conn.execute("DELETE FROM audit", []).is_err());
+        assert_eq!(actions(None), 1);
     }
 
     /// `fax_counts` (what `/v2/status` reads, issue 27) against a count of

@@ -381,6 +381,17 @@ const MIGRATIONS: &[&str] = &[
         created     INTEGER NOT NULL
     );
     "#,
+    // 17: the audit trail is kept by the retention rules (issue 23): the
+    // purge may remove entries older than the time it names in
+    // `audit_purge`, inside its own transaction; any other delete is
+    // still refused, as is any change.
+    r#"
+    CREATE TABLE audit_purge (before INTEGER NOT NULL);
+    DROP TRIGGER audit_no_delete;
+    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+        WHEN NOT EXISTS (SELECT 1 FROM audit_purge WHERE old.at < before)
+        BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -575,3 +575,97 @@ fn faxbox_jobs_batch_shows_the_batch_by_its_id_or_one_of_its_faxes() {
     let out = run(&["jobs", "batch", "nope"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("no batch and no fax with id nope"));
 }
+
+/// The combined receipt says which numbers were not sent and why, and a
+/// batch whose last faxes are cancelled before they ring still gets its
+/// one receipt (the dispatcher looks for finished batches when woken).
+#[test]
+fn a_batch_with_a_busy_number_and_a_cancelled_batch_each_get_one_receipt_saying_so() {
+    let b = BatchBox::start("[line.numbers]\n\"5550001\" = \"busy\"\n");
+    let account = b.session.account_id.clone();
+    let path = format!("/v2/accounts/{account}/faxboxes");
+    let desk = b
+        .session
+        .put(
+            &path,
+            &json!({ "data": {
+                "name": "Desk", "retries": 1,
+                "notifications": { "outbound": { "email": { "send_to": ["desk@acme.test"] } } },
+            } }),
+        )
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = b
+        .session
+        .send(
+            &json!({"faxbox_id": desk, "to_numbers": ["5551201", "5550001"]}),
+            &[letter()],
+        )
+        .unwrap();
+    let busy_batch = reply["id"].as_str().unwrap().to_owned();
+    let mut summary = Value::Null;
+    wait_for("the busy batch to end", Duration::from_secs(180), || {
+        summary = b.summary(&account, &busy_batch);
+        summary["done"] == true
+    });
+    assert_eq!(summary["counts"]["completed"], 1, "{summary}");
+    assert_eq!(summary["counts"]["failed"], 1, "{summary}");
+    let mails = b.mails_once_delivered(1);
+    assert_eq!(mails.len(), 1);
+    let text = mails[0].text();
+    assert!(
+        text.contains("Fax to 2 numbers: 1 sent, 1 not sent"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.trim_start().starts_with("5550001: NOT SENT") && l.contains("busy")),
+        "{text}"
+    );
+
+    // Sent later, then all cancelled before they ring.
+    let reply = b
+        .session
+        .send(
+            &json!({"faxbox_id": desk, "to_numbers": ["5551301", "5551302"],
+                    "send_at": (chrono::Utc::now() + chrono::Duration::days(7)).to_rfc3339()}),
+            &[letter()],
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let later = reply["id"].as_str().unwrap().to_owned();
+    for fax in reply["faxes"].as_array().unwrap() {
+        let r = Http::new()
+            .request(
+                "PUT",
+                &format!(
+                    "{}/v2/accounts/{account}/faxes/outgoing/{}",
+                    b.session.base(),
+                    fax["id"].as_str().unwrap()
+                ),
+                &[
+                    ("X-Auth-Token", b.session.token()),
+                    ("Content-Type", "application/json"),
+                ],
+                Some(json!({"action": "cancel"}).to_string().into_bytes()),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let mails = b.mails_once_delivered(2);
+    assert_eq!(mails.len(), 2, "one receipt per batch");
+    let text = mails[1].text();
+    assert!(
+        text.contains("Fax to 2 numbers: 0 sent, 2 not sent"),
+        "{text}"
+    );
+    assert!(text.contains(&later), "{text}");
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(": cancelled: cancelled by the operator"))
+            .count(),
+        2,
+        "{text}"
+    );
+}
