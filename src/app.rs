@@ -243,6 +243,11 @@ impl Appliance {
     /// Takes the data dir, recovers from the last stop, makes the first
     /// account on a new box and starts every part on `listeners`. Blocks
     /// (disk and threads): call it off the async workers.
+    ///
+    /// Long on purpose: the start order is one sequence read top to bottom,
+    /// each part built from what the ones before it made, and `stop` undoes
+    /// it in reverse (docs/style.md, principle 7); split, the order would
+    /// hide across functions.
     pub fn start(config: Config, listeners: Listeners) -> anyhow::Result<Appliance> {
         let smtp_tls = match &config.smtp.tls {
             Some(files) => Some(

@@ -587,6 +587,9 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// Runs one command. Long on purpose: one arm per command, so the
+/// dispatch reads as the command list of `faxbox --help`; arms longer than
+/// a hand-over are the few commands with no module of their own.
 fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config = Config::discover(cli.config.as_deref())?;
     if let Some(dir) = cli.data_dir {

@@ -239,16 +239,9 @@ pub fn guarded_agent(allow_private: bool, timeout: Duration) -> ureq::Agent {
     )
 }
 
-/// Fetches the document; errors are for the person who sent the URL.
-pub fn fetch(doc: &DocumentRef, policy: &FetchPolicy) -> Result<Input, FieldError> {
-    let raw = doc.url.as_deref().unwrap_or_default().trim();
-    let mut url = url::Url::parse(raw).map_err(|e| {
-        FieldError::new(
-            "document.url",
-            "format",
-            format!("{raw:?} is not a URL: {e}"),
-        )
-    })?;
+/// Whether the document is fetched with a POST (else a GET), once its
+/// method and the body to post are checked.
+fn posts(doc: &DocumentRef) -> Result<bool, FieldError> {
     let post = match doc
         .method
         .as_deref()
@@ -276,19 +269,21 @@ pub fn fetch(doc: &DocumentRef, policy: &FetchPolicy) -> Result<Input, FieldErro
             "document.content may have at most 256 characters",
         ));
     }
-    let config = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .max_redirects_will_error(false)
-        .timeout_global(Some(policy.timeout))
-        .build();
-    let agent = ureq::Agent::with_parts(
-        config,
-        DefaultConnector::default(),
-        GuardedResolver {
-            allow_private: policy.allow_private,
-        },
-    );
+    Ok(post)
+}
+
+/// Fetches the document; errors are for the person who sent the URL.
+pub fn fetch(doc: &DocumentRef, policy: &FetchPolicy) -> Result<Input, FieldError> {
+    let raw = doc.url.as_deref().unwrap_or_default().trim();
+    let mut url = url::Url::parse(raw).map_err(|e| {
+        FieldError::new(
+            "document.url",
+            "format",
+            format!("{raw:?} is not a URL: {e}"),
+        )
+    })?;
+    let post = posts(doc)?;
+    let agent = guarded_agent(policy.allow_private, policy.timeout);
     let mut hops = 0;
     loop {
         check(&url, policy)?;

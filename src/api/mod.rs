@@ -506,6 +506,9 @@ pub(crate) fn parse_data<T: DeserializeOwned>(body: &[u8], what: &str) -> Result
 
 type Outcome = (Result<Answer, ApiError>, Option<String>);
 
+/// The route table. Long on purpose: one arm per path and method, so the
+/// API's map reads in one place beside docs/openapi.json (a test checks
+/// the two agree).
 fn route(
     ctx: &Ctx,
     rq: &Request,

@@ -9,7 +9,10 @@ use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref};
 use super::DocumentError;
 use super::faxtiff::{self, EncodedPage};
 
-/// Converts a fax TIFF into a PDF.
+/// Converts a fax TIFF into a PDF. Long on purpose: each page's objects
+/// are written in the order PDF takes them, the stored strip passed
+/// through or re-coded as G4 with its CCITTFaxDecode parameters (ISO
+/// 32000-1 7.4.6) beside the choice, read top to bottom.
 pub fn tiff_to_pdf(tiff: &[u8]) -> Result<Vec<u8>, DocumentError> {
     let stored = faxtiff::stored_pages(tiff)?;
     if stored.is_empty() {

@@ -20,8 +20,8 @@ use crate::fax::{
 };
 
 use super::{
-    AttemptResult, Call, CallProgress, HangUp, Inbound, IncomingCall, Line, LineError, OutgoingFax,
-    ProgressSink, ReceivedFax,
+    Answer, AttemptResult, Call, CallProgress, HangUp, Inbound, IncomingCall, Line, LineError,
+    OutgoingFax, ProgressSink, ReceivedFax,
 };
 
 /// How long a busy number takes to report busy, and an unanswered one to
@@ -254,73 +254,97 @@ impl PlannedCall {
         };
         // A call to one of the box's own faxboxes is answered by the receive
         // path, with that faxbox's ident, into a file it chose.
-        let answer = match &self.inbound {
-            Some(inbound) => match inbound.answer(&IncomingCall {
-                line: self.line.clone(),
-                call_id: self.fax.call_id.clone(),
-                from_number: self.fax.from_number.clone(),
-                to_number: self.fax.to_number.clone(),
-            }) {
-                Some(answer) => Some(answer),
-                None => {
-                    return self.result(
-                        false,
-                        Err(LineError::Rejected(format!(
-                            "no faxbox answers {}",
-                            self.fax.to_number
-                        ))),
-                        None,
-                        Duration::ZERO,
-                        started,
-                    );
-                }
-            },
-            None => None,
+        let answer = match self.answer() {
+            Ok(answer) => answer,
+            Err(refused) => {
+                return self.result(false, Err(refused), None, Duration::ZERO, started);
+            }
         };
         let received = answer
             .as_ref()
             .map_or_else(|| self.received.clone(), |a| a.tiff.clone());
-        let mut far: Box<dyn FarTerminal> = match self.far_end {
-            FarEnd::NotAFax => Box::new(VoiceAnswer::default()),
-            _ => {
-                let settings = FaxSettings {
-                    ident: answer
-                        .as_ref()
-                        .map_or_else(|| far_end_ident(&self.fax.to_number), |a| a.ident.clone()),
-                    error_correction: if self.far_end == FarEnd::RejectsEcm {
-                        ErrorCorrection::Disabled
-                    } else {
-                        ErrorCorrection::Enabled
-                    },
-                    ..FaxSettings::default()
-                };
-                let far_id = format!("{}-far", self.fax.call_id);
-                match FaxSession::new(
-                    &far_id,
-                    Role::Answerer,
-                    &Transfer::Receive(received.clone()),
-                    &settings,
-                ) {
-                    Ok(s) => Box::new(s),
-                    Err(e) => {
-                        return self.result(
-                            true,
-                            Err(LineError::Internal(e.to_string())),
-                            None,
-                            Duration::ZERO,
-                            started,
-                        );
-                    }
-                }
+        let mut far = match self.far_end_terminal(answer.as_ref(), &received) {
+            Ok(far) => far,
+            Err(e) => {
+                return self.result(
+                    true,
+                    Err(LineError::Internal(e)),
+                    None,
+                    Duration::ZERO,
+                    started,
+                );
             }
         };
 
+        let duration = self.exchange(&mut caller, far.as_mut(), model, &mut progress, &hang_up);
+        let far_outcome = far.outcome();
+
+        let outcome = caller.outcome();
+        let result = match &outcome {
+            Some(o) if o.is_ok() => Ok(()),
+            Some(o) => Err(LineError::Fax(o.code)),
+            None => Err(LineError::Internal(
+                "the fax session ended without a result".into(),
+            )),
+        };
+        tracing::info!(
+            code = ?outcome.as_ref().map(|o| o.code),
+            pages = outcome.as_ref().map(|o| o.pages),
+            audio = ?duration,
+            "call ended"
+        );
+        if let (Some(inbound), Some(far_outcome)) = (&self.inbound, far_outcome) {
+            inbound.deliver(ReceivedFax {
+                line: self.line.clone(),
+                call_id: self.fax.call_id.clone(),
+                from_number: self.fax.from_number.clone(),
+                to_number: self.fax.to_number.clone(),
+                tiff: received.clone(),
+                outcome: far_outcome,
+                duration,
+            });
+        }
+        self.result(true, result, outcome, duration, started)
+    }
+
+    /// How a call to one of the box's own faxboxes is answered (by the
+    /// receive path); `None` for any other number.
+    fn answer(&self) -> Result<Option<Answer>, LineError> {
+        let Some(inbound) = &self.inbound else {
+            return Ok(None);
+        };
+        let call = IncomingCall {
+            line: self.line.clone(),
+            call_id: self.fax.call_id.clone(),
+            from_number: self.fax.from_number.clone(),
+            to_number: self.fax.to_number.clone(),
+        };
+        match inbound.answer(&call) {
+            Some(answer) => Ok(Some(answer)),
+            None => Err(LineError::Rejected(format!(
+                "no faxbox answers {}",
+                self.fax.to_number
+            ))),
+        }
+    }
+
+    /// The call on the wire: steps it, reports progress, hangs up at the
+    /// time limit or on request (paced to real time if asked), then lets
+    /// the far end hear the rest; how long the audio lasted.
+    fn exchange(
+        &self,
+        caller: &mut FaxSession,
+        far: &mut dyn FarTerminal,
+        model: LineModel,
+        progress: &mut ProgressSink,
+        hang_up: &HangUp,
+    ) -> Duration {
         let mut wire = Wire::new(model);
         let limit = longest_call(self.document.pages());
         let paced_from = Instant::now();
         let mut hung_up = false;
         while !caller.is_finished() {
-            wire.step(&mut caller, far.as_terminal());
+            wire.step(caller, far.as_terminal());
             for event in caller.take_events() {
                 match event {
                     // The sink records each of these before it returns,
@@ -352,37 +376,42 @@ impl PlannedCall {
         // unless we hung up: then the line is gone for it too.
         let grace_end = duration + FAR_END_GRACE;
         while !hung_up && !far.as_terminal().is_finished() && wire.elapsed() < grace_end {
-            wire.step(&mut caller, far.as_terminal());
+            wire.step(caller, far.as_terminal());
         }
         far.as_terminal().hang_up();
-        let far_outcome = far.outcome();
+        duration
+    }
 
-        let outcome = caller.outcome();
-        let result = match &outcome {
-            Some(o) if o.is_ok() => Ok(()),
-            Some(o) => Err(LineError::Fax(o.code)),
-            None => Err(LineError::Internal(
-                "the fax session ended without a result".into(),
-            )),
-        };
-        tracing::info!(
-            code = ?outcome.as_ref().map(|o| o.code),
-            pages = outcome.as_ref().map(|o| o.pages),
-            audio = ?duration,
-            "call ended"
-        );
-        if let (Some(inbound), Some(far_outcome)) = (&self.inbound, far_outcome) {
-            inbound.deliver(ReceivedFax {
-                line: self.line.clone(),
-                call_id: self.fax.call_id.clone(),
-                from_number: self.fax.from_number.clone(),
-                to_number: self.fax.to_number.clone(),
-                tiff: received.clone(),
-                outcome: far_outcome,
-                duration,
-            });
+    /// The far end of the call: a voice (no fax tones), or a fax machine
+    /// receiving into `received` with the ident of the faxbox that answered
+    /// (or one made from the number dialled).
+    fn far_end_terminal(
+        &self,
+        answer: Option<&Answer>,
+        received: &Path,
+    ) -> Result<Box<dyn FarTerminal>, String> {
+        if self.far_end == FarEnd::NotAFax {
+            return Ok(Box::new(VoiceAnswer::default()));
         }
-        self.result(true, result, outcome, duration, started)
+        let settings = FaxSettings {
+            ident: answer.map_or_else(|| far_end_ident(&self.fax.to_number), |a| a.ident.clone()),
+            error_correction: if self.far_end == FarEnd::RejectsEcm {
+                ErrorCorrection::Disabled
+            } else {
+                ErrorCorrection::Enabled
+            },
+            ..FaxSettings::default()
+        };
+        let far_id = format!("{}-far", self.fax.call_id);
+        match FaxSession::new(
+            &far_id,
+            Role::Answerer,
+            &Transfer::Receive(received.to_path_buf()),
+            &settings,
+        ) {
+            Ok(s) => Ok(Box::new(s)),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     fn result(

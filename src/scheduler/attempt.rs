@@ -33,6 +33,10 @@ struct FaxImage {
     pages: u32,
 }
 
+/// One attempt, from the fax image to the recorded end and the retry
+/// decision. Long on purpose: the stages (prepare, call, record, decide)
+/// read top to bottom as the attempt's state machine, each state change
+/// one store call (docs/style.md, principle 6).
 pub(super) fn run(shared: &Arc<Shared>, line: Arc<dyn Line>, fax: Fax, attempt: Attempt) {
     let store = &shared.store;
     let mut report = AttemptReport::default();

@@ -9,7 +9,7 @@ use ratatui::text::{Line as TextLine, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, Wrap};
 
 use super::snapshot::FaxDetail;
-use crate::status::{Recent, Retry, Status};
+use crate::status::{Line, Recent, Retry, Status};
 
 /// Whether the dashboard hears from the box.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -197,107 +197,24 @@ impl UiState {
             };
         }
         if self.filtering {
-            match key {
-                KeyCode::Char(c) => self.filter.push(c),
-                KeyCode::Backspace => {
-                    self.filter.pop();
-                }
-                KeyCode::Enter => self.filtering = false,
-                KeyCode::Esc => {
-                    self.filter.clear();
-                    self.filtering = false;
-                }
-                _ => {}
-            }
-            self.selected = 0;
+            self.filter_key(key);
             return None;
         }
         if self.help {
             self.help = false;
             return None;
         }
+        if self.detail.is_some() {
+            return self.detail_key(key);
+        }
         let empty = Status::default();
         let s = snapshot.unwrap_or(&empty);
-        if let Some(detail) = &self.detail {
-            match key {
-                KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => self.detail = None,
-                KeyCode::Char('?') => self.help = true,
-                KeyCode::Char('c') if detail.folder == "outgoing" => {
-                    self.message = None;
-                    self.confirm = Some(Action::Cancel {
-                        account_id: detail.account_id.clone(),
-                        fax_id: detail.fax_id.clone(),
-                    });
-                }
-                KeyCode::Char('r') if detail.folder == "outgoing" => {
-                    return Some(Action::RetryNow {
-                        account_id: detail.account_id.clone(),
-                        fax_id: detail.fax_id.clone(),
-                    });
-                }
-                _ => {}
-            }
-            return None;
-        }
-        let rows = match self.pane {
-            Pane::Lines => s.lines.iter().map(|l| l.channels.len()).sum(),
-            Pane::Queues => s.accounts.len(),
-            Pane::Retries => retries(s).len(),
-            Pane::Jobs => jobs(s, &self.filter).len(),
-            Pane::Log => 0,
-        };
-        // The fax of the selected row, and the line of a selected channel.
-        let (fax, line) = match self.pane {
-            Pane::Lines => {
-                let chosen = s
-                    .lines
-                    .iter()
-                    .flat_map(|l| l.channels.iter().map(move |c| (l, c)))
-                    .nth(self.selected);
-                match chosen {
-                    Some((l, c)) => (
-                        c.outbound_fax()
-                            .map(|(a, f)| (a.to_string(), f.to_string())),
-                        Some(l),
-                    ),
-                    None => (None, None),
-                }
-            }
-            Pane::Retries => (
-                retries(s)
-                    .get(self.selected)
-                    .map(|(a, r)| (a.to_string(), r.fax_id.to_string())),
-                None,
-            ),
-            Pane::Jobs => (
-                jobs(s, &self.filter)
-                    .get(self.selected)
-                    .filter(|r| r.api_folder() == "outgoing")
-                    .map(|r| (r.account_id.to_string(), r.fax_id.to_string())),
-                None,
-            ),
-            Pane::Queues | Pane::Log => (None, None),
-        };
-        // The fax `enter` opens: any fax of the selected row.
-        let open = match self.pane {
-            Pane::Jobs => jobs(s, &self.filter).get(self.selected).map(|r| Detail {
-                account_id: r.account_id.to_string(),
-                folder: r.api_folder().to_owned(),
-                fax_id: r.fax_id.to_string(),
-                document: r.document.clone(),
-                ..Detail::default()
-            }),
-            _ => fax.clone().map(|(account_id, fax_id)| {
-                let known = s.recent.iter().find(|r| r.fax_id.as_str() == fax_id);
-                Detail {
-                    account_id,
-                    folder: known.map_or("outgoing", Recent::api_folder).to_owned(),
-                    document: known.and_then(|r| r.document.clone()),
-                    fax_id,
-                    ..Detail::default()
-                }
-            }),
-        };
+        let Chosen {
+            rows,
+            fax,
+            line,
+            open,
+        } = self.chosen(s);
         match key {
             KeyCode::Char('c') => match fax {
                 Some((account_id, fax_id)) => {
@@ -366,6 +283,127 @@ impl UiState {
         }
         None
     }
+
+    /// A key while the job-list filter is typed.
+    fn filter_key(&mut self, key: KeyCode) {
+        match key {
+            KeyCode::Char(c) => self.filter.push(c),
+            KeyCode::Backspace => {
+                self.filter.pop();
+            }
+            KeyCode::Enter => self.filtering = false,
+            KeyCode::Esc => {
+                self.filter.clear();
+                self.filtering = false;
+            }
+            _ => {}
+        }
+        self.selected = 0;
+    }
+
+    /// A key while a fax's detail is open.
+    fn detail_key(&mut self, key: KeyCode) -> Option<Action> {
+        let detail = self.detail.as_ref()?;
+        match key {
+            KeyCode::Esc | KeyCode::Backspace | KeyCode::Left => self.detail = None,
+            KeyCode::Char('?') => self.help = true,
+            KeyCode::Char('c') if detail.folder == "outgoing" => {
+                let action = Action::Cancel {
+                    account_id: detail.account_id.clone(),
+                    fax_id: detail.fax_id.clone(),
+                };
+                self.message = None;
+                self.confirm = Some(action);
+            }
+            KeyCode::Char('r') if detail.folder == "outgoing" => {
+                return Some(Action::RetryNow {
+                    account_id: detail.account_id.clone(),
+                    fax_id: detail.fax_id.clone(),
+                });
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// What the selected row of the pane holds.
+    fn chosen<'a>(&self, s: &'a Status) -> Chosen<'a> {
+        let rows = match self.pane {
+            Pane::Lines => s.lines.iter().map(|l| l.channels.len()).sum(),
+            Pane::Queues => s.accounts.len(),
+            Pane::Retries => retries(s).len(),
+            Pane::Jobs => jobs(s, &self.filter).len(),
+            Pane::Log => 0,
+        };
+        let (fax, line) = match self.pane {
+            Pane::Lines => {
+                let chosen = s
+                    .lines
+                    .iter()
+                    .flat_map(|l| l.channels.iter().map(move |c| (l, c)))
+                    .nth(self.selected);
+                match chosen {
+                    Some((l, c)) => (
+                        c.outbound_fax()
+                            .map(|(a, f)| (a.to_string(), f.to_string())),
+                        Some(l),
+                    ),
+                    None => (None, None),
+                }
+            }
+            Pane::Retries => (
+                retries(s)
+                    .get(self.selected)
+                    .map(|(a, r)| (a.to_string(), r.fax_id.to_string())),
+                None,
+            ),
+            Pane::Jobs => (
+                jobs(s, &self.filter)
+                    .get(self.selected)
+                    .filter(|r| r.api_folder() == "outgoing")
+                    .map(|r| (r.account_id.to_string(), r.fax_id.to_string())),
+                None,
+            ),
+            Pane::Queues | Pane::Log => (None, None),
+        };
+        let open = match self.pane {
+            Pane::Jobs => jobs(s, &self.filter).get(self.selected).map(|r| Detail {
+                account_id: r.account_id.to_string(),
+                folder: r.api_folder().to_owned(),
+                fax_id: r.fax_id.to_string(),
+                document: r.document.clone(),
+                ..Detail::default()
+            }),
+            _ => fax.clone().map(|(account_id, fax_id)| {
+                let known = s.recent.iter().find(|r| r.fax_id.as_str() == fax_id);
+                Detail {
+                    account_id,
+                    folder: known.map_or("outgoing", Recent::api_folder).to_owned(),
+                    document: known.and_then(|r| r.document.clone()),
+                    fax_id,
+                    ..Detail::default()
+                }
+            }),
+        };
+        Chosen {
+            rows,
+            fax,
+            line,
+            open,
+        }
+    }
+}
+
+/// What the selected row of a pane holds, for the keys that act on it.
+struct Chosen<'a> {
+    /// Rows in the pane.
+    rows: usize,
+    /// The fax `c` and `r` act on: (account, fax).
+    fax: Option<(String, String)>,
+    /// The line of a selected channel, for `p`.
+    line: Option<&'a Line>,
+    /// The fax `enter` opens: any fax of the row.
+    open: Option<Detail>,
 }
 
 /// Every account's faxes waiting to retry with their account, soonest
