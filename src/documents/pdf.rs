@@ -339,7 +339,14 @@ fn scan_resolution(page: &Page<'_>) -> Option<f32> {
     let (w_pt, h_pt) = page.render_dimensions();
     let square_inches = f64::from(w_pt / 72.0) * f64::from(h_pt / 72.0);
     let mut scan_pixels = 0.0;
-    let all_one_bit = one_bit_images(page.resources().x_objects.clone(), 0, &mut scan_pixels);
+    // Real scans name a few XObjects per page; a thousand looks is plenty.
+    let mut looks = 1_000;
+    let all_one_bit = one_bit_images(
+        page.resources().x_objects.clone(),
+        0,
+        &mut looks,
+        &mut scan_pixels,
+    );
     let dpi = (all_one_bit && square_inches > 0.0).then(|| (scan_pixels / square_inches).sqrt())?;
     (dpi >= 100.0).then_some(dpi as f32)
 }
@@ -347,10 +354,13 @@ fn scan_resolution(page: &Page<'_>) -> Option<f32> {
 /// Adds up the pixels of the 1-bit images among `x_objects` and the forms
 /// they hold, or returns false at the first image of more than one bit.
 /// Forms nest at most a few levels in real documents; deeper ones (or a
-/// form that draws itself) count as not a scan.
+/// form that draws itself) count as not a scan, and so does a page naming
+/// more XObjects than `looks` allows (forms that name each other many
+/// times over would otherwise be walked an exponential number of times).
 fn one_bit_images(
     x_objects: hayro::hayro_syntax::object::Dict<'_>,
     depth: usize,
+    looks: &mut usize,
     pixels: &mut f64,
 ) -> bool {
     use hayro::hayro_syntax::object::{Dict, Name as PdfName, Stream};
@@ -360,6 +370,10 @@ fn one_bit_images(
         return false;
     }
     for name in x_objects.keys() {
+        if *looks == 0 {
+            return false;
+        }
+        *looks -= 1;
         let Some(stream) = x_objects.get::<Stream<'_>>(&name) else {
             continue;
         };
@@ -380,7 +394,7 @@ fn one_bit_images(
                     .get::<Dict<'_>>(b"Resources")
                     .map(|r| Resources::new(r).x_objects)
                     .unwrap_or_default();
-                if !one_bit_images(inner, depth + 1, pixels) {
+                if !one_bit_images(inner, depth + 1, looks, pixels) {
                     return false;
                 }
             }
