@@ -1,5 +1,5 @@
-//! The live side of the API, fed by the scheduler's events (in their wire
-//! form, `status::Event`, converted as they arrive): the status text
+//! The live side of the API, fed by the scheduler's events (which are
+//! already in their wire form, `status::Event`): the status text
 //! of jobs on a line (`Sent Page 2 of 3`), so that `GET
 //! /faxes/outgoing/{id}` can show it (docs/kazoo.md 2.6) without asking the
 //! line, and the listeners of `GET /v2/events`, each handed every event.
@@ -96,14 +96,10 @@ impl LiveStatus {
 
     /// Follows `events` (the scheduler's) on a thread of its own until the
     /// scheduler stops.
-    pub fn follow<E>(
+    pub fn follow(
         &self,
-        mut events: tokio::sync::broadcast::Receiver<E>,
-    ) -> std::io::Result<std::thread::JoinHandle<()>>
-    where
-        E: Clone + Send + 'static,
-        Event: From<E>,
-    {
+        mut events: tokio::sync::broadcast::Receiver<Event>,
+    ) -> std::io::Result<std::thread::JoinHandle<()>> {
         use tokio::sync::broadcast::error::RecvError;
         let live = self.clone();
         std::thread::Builder::new()
@@ -111,7 +107,7 @@ impl LiveStatus {
             .spawn(move || {
                 loop {
                     match events.blocking_recv() {
-                        Ok(e) => live.apply(&Event::from(e)),
+                        Ok(e) => live.apply(&e),
                         // Missed events only mean a stale text for a moment;
                         // stream listeners are told they missed some.
                         Err(RecvError::Lagged(_)) => live.lagged(),

@@ -7,7 +7,7 @@
 
 use tracing::warn;
 
-use super::{Mail, NotifyError, OutboundFacts, compose, outbound_recipients};
+use super::{Mail, NotifyError, OutboundFacts, caller, compose, outbound_recipients};
 use crate::model::JobStatus;
 use crate::store::{Batch, Store};
 
@@ -65,13 +65,7 @@ pub fn batch_receipt(
         ("sent", sent.to_string()),
         ("not_sent", (batch.faxes.len() - sent).to_string()),
         ("results", results),
-        (
-            "caller",
-            fax.from_name
-                .clone()
-                .or_else(|| fax.from_number.clone())
-                .unwrap_or_else(|| "(no caller id)".into()),
-        ),
+        ("caller", caller(fax)),
         (
             "faxbox",
             facts.faxbox.map_or("(none)".into(), |f| f.name.clone()),

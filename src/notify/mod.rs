@@ -164,13 +164,7 @@ fn common_fields(facts: &OutboundFacts<'_>) -> Vec<(&'static str, String)> {
     let fax = facts.fax;
     vec![
         ("callee", callee(fax)),
-        (
-            "caller",
-            fax.from_name
-                .clone()
-                .or_else(|| fax.from_number.clone())
-                .unwrap_or_else(|| "(no caller id)".into()),
-        ),
+        ("caller", caller(fax)),
         (
             "attempts",
             format!("{} of {}", fax.attempts, fax.retries.max(1)),
@@ -181,6 +175,15 @@ fn common_fields(facts: &OutboundFacts<'_>) -> Vec<(&'static str, String)> {
         ),
         ("fax_id", fax.id.to_string()),
     ]
+}
+
+/// The sending side as the receipt names it: the caller's name, else its
+/// number.
+fn caller(fax: &Fax) -> String {
+    fax.from_name
+        .clone()
+        .or_else(|| fax.from_number.clone())
+        .unwrap_or_else(|| "(no caller id)".into())
 }
 
 fn callee(fax: &Fax) -> String {

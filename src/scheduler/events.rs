@@ -5,72 +5,10 @@
 
 use tokio::sync::broadcast;
 
-use crate::model::{AccountId, AttemptStage, Fax, FaxId, JobStatus};
-
-/// What happened, inside the box; the API carries it as
-/// [`crate::status::Event`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum Event {
-    /// A job changed state.
-    JobStatus {
-        fax_id: FaxId,
-        account_id: AccountId,
-        status: Option<JobStatus>,
-        attempts: u8,
-        /// When a retry is planned: the delay the retry policy chose, in
-        /// seconds (before any test time scaling).
-        retry_in_s: Option<i64>,
-        error: Option<String>,
-    },
-    /// A call made progress.
-    Call {
-        fax_id: FaxId,
-        account_id: AccountId,
-        line: String,
-        attempt: u32,
-        stage: AttemptStage,
-        /// In words, Kazoo style: `Fax negotiated at 14400`, `Sent Page 2 of 5`.
-        status: String,
-    },
-}
-
-/// The wire form of an event (`/v2/events`, `src/status.rs`).
-impl From<Event> for crate::status::Event {
-    fn from(event: Event) -> Self {
-        match event {
-            Event::JobStatus {
-                fax_id,
-                account_id,
-                status,
-                attempts,
-                retry_in_s,
-                error,
-            } => crate::status::Event::JobStatus {
-                fax_id,
-                account_id,
-                status,
-                attempts,
-                retry_in_s,
-                error,
-            },
-            Event::Call {
-                fax_id,
-                account_id,
-                line,
-                attempt,
-                stage,
-                status,
-            } => crate::status::Event::Call {
-                fax_id,
-                account_id,
-                line,
-                attempt,
-                stage,
-                status,
-            },
-        }
-    }
-}
+use crate::model::Fax;
+/// The scheduler publishes events in the form the API carries them
+/// (`GET /v2/events`), so no copy of the type is kept here.
+pub use crate::status::Event;
 
 /// The sending side, shared by the scheduler's threads.
 pub struct Bus(broadcast::Sender<Event>);

@@ -9,7 +9,7 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
-use faxbox::client::{Document, Http, Session};
+use faxbox::client::{Document, Http, RawResponse, Session};
 use faxbox::model::{AccountId, FaxId};
 use faxbox::store::Store;
 use serde_json::{Value, json};
@@ -84,6 +84,25 @@ impl BatchBox {
             )
             .unwrap();
         made["id"].as_str().unwrap().to_owned()
+    }
+
+    /// PUTs the letter as a raw PDF body, its fields in the query string.
+    fn put_raw_letter(&self, query: &str) -> RawResponse {
+        Http::new()
+            .request(
+                "PUT",
+                &format!(
+                    "{}/v2/accounts/{}/faxes/outgoing?{query}",
+                    self.session.base(),
+                    self.session.account_id
+                ),
+                &[
+                    ("X-Auth-Token", self.session.token()),
+                    ("Content-Type", "application/pdf"),
+                ],
+                Some(letter().bytes),
+            )
+            .unwrap()
     }
 
     fn summary(&self, account: &str, batch: &str) -> Value {
@@ -230,20 +249,7 @@ fn a_fax_to_three_numbers_by_api_converts_once_completes_three_times_and_sends_o
 
     // A raw PDF with its fields in the query string: to_numbers is a
     // comma-separated list there.
-    let r = Http::new()
-        .request(
-            "PUT",
-            &format!(
-                "{}/v2/accounts/{account}/faxes/outgoing?faxbox_id={desk}&to_numbers=5552001,5552002",
-                b.session.base()
-            ),
-            &[
-                ("X-Auth-Token", b.session.token()),
-                ("Content-Type", "application/pdf"),
-            ],
-            Some(letter().bytes),
-        )
-        .unwrap();
+    let r = b.put_raw_letter(&format!("faxbox_id={desk}&to_numbers=5552001,5552002"));
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["data"]["total"], 2);
     assert_eq!(b.conversions(), before + 2);
@@ -285,20 +291,7 @@ fn the_api_refuses_too_many_bad_or_conflicting_numbers_and_stores_nothing() {
     assert!(e.contains("to_numbers is a list"), "{e}");
 
     // Over the limit in the raw form too: 400, nothing stored.
-    let r = Http::new()
-        .request(
-            "PUT",
-            &format!(
-                "{}/v2/accounts/{account}/faxes/outgoing?to_numbers=5552001,5552002,5552003",
-                b.session.base()
-            ),
-            &[
-                ("X-Auth-Token", b.session.token()),
-                ("Content-Type", "application/pdf"),
-            ],
-            Some(letter().bytes),
-        )
-        .unwrap();
+    let r = b.put_raw_letter("to_numbers=5552001,5552002,5552003");
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(
         String::from_utf8_lossy(&r.body).contains("max_recipients_per_fax"),
@@ -420,22 +413,7 @@ fn a_print_job_to_three_numbers_is_one_batch_and_one_over_the_limit_is_refused_b
     let b = BatchBox::start("[ipp]\nenabled = true\nlisten = \"127.0.0.1:0\"\nmdns = false\n");
     let account = b.session.account_id.clone();
     let desk = b.faxbox("print@acme.test");
-    let printer = b
-        .serve
-        .banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("ipp:"))
-        .expect("the banner names the printers' address")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    let addr: std::net::SocketAddr = printer["ipp://".len()..]
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = crate::harness::banner_printers_addr(&b.serve.banner);
     let path = format!("/ipp/faxout/{desk}");
     let uri = format!("ipp://{addr}{path}");
     let print = |numbers: &[&str]| {

@@ -1107,15 +1107,9 @@ fn crc32(data: &[u8]) -> u32 {
     !crc
 }
 
-/// A PDF whose one image claims 50000 x 50000 pixels: refused from the
-/// image's dictionary, before the renderer would inflate it.
-#[test]
-fn pdf_with_a_bomb_image_is_refused_before_rendering() {
-    let mut c = Content::new();
-    c.save_state()
-        .transform([500.0, 0.0, 0.0, 500.0, 50.0, 50.0])
-        .x_object(Name(b"Im1"))
-        .restore_state();
+/// A Letter page that draws one image XObject (written by `image` at the
+/// reference it is given) through the matrix `placement`.
+fn one_image_pdf(placement: [f32; 6], image: impl FnOnce(&mut Pdf, Ref)) -> Vec<u8> {
     let mut pdf = Pdf::new();
     let (catalog, tree, page, content, img) = (
         Ref::new(1),
@@ -1132,14 +1126,28 @@ fn pdf_with_a_bomb_image_is_refused_before_rendering() {
         .contents(content);
     p.resources().x_objects().pair(Name(b"Im1"), img);
     p.finish();
+    let mut c = Content::new();
+    c.save_state()
+        .transform(placement)
+        .x_object(Name(b"Im1"))
+        .restore_state();
     pdf.stream(content, &c.finish());
-    let zeros = b"\x78\x9c\x03\x00\x00\x00\x00\x01";
-    let mut x = pdf.image_xobject(img, zeros);
-    x.filter(pdf_writer::Filter::FlateDecode);
-    x.width(50_000).height(50_000).bits_per_component(8);
-    x.color_space().device_gray();
-    x.finish();
-    let e = expect_err("bomb.pdf", pdf.finish());
+    image(&mut pdf, img);
+    pdf.finish()
+}
+
+/// A PDF whose one image claims 50000 x 50000 pixels: refused from the
+/// image's dictionary, before the renderer would inflate it.
+#[test]
+fn pdf_with_a_bomb_image_is_refused_before_rendering() {
+    let pdf = one_image_pdf([500.0, 0.0, 0.0, 500.0, 50.0, 50.0], |pdf, img| {
+        let zeros = b"\x78\x9c\x03\x00\x00\x00\x00\x01";
+        let mut x = pdf.image_xobject(img, zeros);
+        x.filter(pdf_writer::Filter::FlateDecode);
+        x.width(50_000).height(50_000).bits_per_component(8);
+        x.color_space().device_gray();
+    });
+    let e = expect_err("bomb.pdf", pdf);
     assert!(matches!(e, DocumentError::TooLarge { .. }), "{e:?}");
 }
 
@@ -1299,33 +1307,11 @@ fn a_one_bit_scan_keeps_its_thin_rules_whole_at_both_resolutions() {
             bits[y as usize * stride + x / 8] &= !(0x80 >> (x % 8));
         }
     }
-    let mut pdf = Pdf::new();
-    let (catalog, tree, page, content, image) = (
-        Ref::new(1),
-        Ref::new(2),
-        Ref::new(3),
-        Ref::new(4),
-        Ref::new(5),
-    );
-    pdf.catalog(catalog).pages(tree);
-    pdf.pages(tree).kids([page]).count(1);
-    let mut p = pdf.page(page);
-    p.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
-        .parent(tree)
-        .contents(content);
-    p.resources().x_objects().pair(Name(b"Scan"), image);
-    p.finish();
-    let mut c = Content::new();
-    c.save_state()
-        .transform([612.0, 0.0, 0.0, 792.0, 0.0, 0.0])
-        .x_object(Name(b"Scan"))
-        .restore_state();
-    pdf.stream(content, &c.finish());
-    let mut x = pdf.image_xobject(image, &bits);
-    x.width(w as i32).height(h as i32).bits_per_component(1);
-    x.color_space().device_gray();
-    x.finish();
-    let pdf = pdf.finish();
+    let pdf = one_image_pdf([612.0, 0.0, 0.0, 792.0, 0.0, 0.0], |pdf, img| {
+        let mut x = pdf.image_xobject(img, &bits);
+        x.width(w as i32).height(h as i32).bits_per_component(1);
+        x.color_space().device_gray();
+    });
     for resolution in [Resolution::Standard, Resolution::Fine] {
         let options = ConvertOptions {
             resolution,

@@ -263,6 +263,21 @@ pub fn banner_api_url(banner: &str) -> String {
         .expect("the banner says where the API listens")
 }
 
+/// The printers' address from `serve`'s banner line
+/// "ipp:   ipp://127.0.0.1:PORT/ipp/faxout/<faxbox id> (print to fax)".
+pub fn banner_printers_addr(banner: &str) -> std::net::SocketAddr {
+    let printer = banner
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ipp:"))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("the banner names the printers' address:\n{banner}"));
+    printer
+        .strip_prefix("ipp://")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("the printers' address is ipp://HOST:PORT/...: {printer}"))
+}
+
 /// A data dir with an account "Acme", its user bob@acme.example and a
 /// faxbox "Desk", made before `faxbox serve` starts on it. Returns the
 /// account and the faxbox.

@@ -1031,21 +1031,8 @@ fn faxbox_serve_with_ipp_enabled_prints_the_printer_address_and_announces_it() {
         .spawn()
         .unwrap();
     let banner = crate::harness::serve_banner(&mut child);
-    let printer = banner
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("ipp:"))
-        .expect("the banner names the printers' address")
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_owned();
-    assert!(printer.starts_with("ipp://127.0.0.1:"), "{banner}");
-    let addr: SocketAddr = printer["ipp://".len()..]
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let addr = crate::harness::banner_printers_addr(&banner);
+    assert!(addr.ip().is_loopback(), "{banner}");
     // The first start's faxbox: "faxbox:   Default faxbox (<id>), ...".
     let faxbox_id = banner
         .lines()
