@@ -702,6 +702,44 @@ mod tests {
         ));
     }
 
+    /// A received fax: who sent it and how the reception went, and no
+    /// attempts (it had none).
+    #[test]
+    fn a_received_fax_shows_its_sender_and_reception_without_attempts() {
+        let s = busy("up", None);
+        let t = 63_900_000_000i64;
+        let fax: FaxDetail = serde_json::from_value(serde_json::json!({
+            "id": "1eceived00000000", "folder": "inbox", "status": null,
+            "to_number": "5550100", "from_number": "5550199", "pages": 2,
+            "created": t - 900, "modified": t - 880,
+            "rx_result": {"success": true, "pages": 2, "bit_rate": 14400, "ecm": true,
+                          "remote_station_id": " +1 555 0199 ", "result_code": 0,
+                          "result_text": "OK", "duration_s": 41.6}
+        }))
+        .unwrap();
+        let ui = UiState {
+            connection: Connection::Live,
+            detail: Some(view::Detail {
+                account_id: "a2".into(),
+                folder: "inbox".into(),
+                fax_id: fax.id.clone(),
+                fax: Some(fax),
+                ..view::Detail::default()
+            }),
+            ..UiState::default()
+        };
+        let text = screen(Some(&s), &ui, 100, 30);
+        for what in [
+            "Fax 1eceived00000000",
+            "received from 5550199 on 5550100, 2 pages",
+            "created ",
+            "2 pages at 14400 bit/s, ECM, from \"+1 555 0199\", 42s: 0 OK",
+        ] {
+            assert!(text.contains(what), "{what} in\n{text}");
+        }
+        assert!(!text.contains("remote CSI"), "{text}");
+    }
+
     #[test]
     fn help_lists_the_keys_over_the_screen() {
         let s = busy("up", None);
