@@ -202,7 +202,7 @@ fn faxbox_rate(message_for: impl Fn(&str) -> Vec<u8>, pdf_size: usize) -> f64 {
         TcpListener::bind("127.0.0.1:0").unwrap(),
         SmtpCtx {
             store: store.clone(),
-            wake: Arc::new(|| {}),
+            intake: faxbox::intake::Intake::new(store.clone(), Arc::new(|| {})),
             mail_queued: Arc::new(|| {}),
             options: SmtpOptions::new("bench.test", "faxbox@bench.test"),
         },

@@ -15,6 +15,7 @@ use crate::api::{Api, ApiOptions, Ctx, LiveStatus};
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::gate::IntakeGate;
 use crate::inbound::Receiver;
+use crate::intake::Intake;
 use crate::lines::{self, Line};
 use crate::model::{Account, Faxbox, FaxboxFields, FaxboxId};
 use crate::notify::{Backoff, Courier, Postman};
@@ -371,13 +372,13 @@ impl Appliance {
             options.tls = smtp_tls;
             options.trusted_relays = config.smtp.trusted_relays.clone();
             options.convert.drawing = drawing.clone();
-            let counts = intake.clone();
-            options.accepted = Arc::new(move |n| counts.count(crate::intake::Door::Smtp, n));
             crate::smtp::SmtpServer::start(
                 listeners.smtp,
                 crate::smtp::SmtpCtx {
                     store: store.clone(),
-                    wake: wake.clone(),
+                    // SMTP does not share the gate: it answers 421 itself
+                    // once stopping, and finishes a message in DATA.
+                    intake: Intake::new(store.clone(), wake.clone()).with_counts(intake.clone()),
                     mail_queued,
                     options,
                 },
@@ -390,12 +391,12 @@ impl Appliance {
                     listener,
                     crate::ipp::IppCtx {
                         store: store.clone(),
-                        wake,
+                        intake: Intake::new(store.clone(), wake)
+                            .with_counts(intake)
+                            .with_gate(gate.clone()),
                         options: crate::ipp::IppOptions {
                             allow: config.ipp.allow.clone(),
                             require_auth: config.ipp.require_auth,
-                            accepted: Arc::new(move |n| intake.count(crate::intake::Door::Ipp, n)),
-                            gate: gate.clone(),
                             convert: crate::documents::ConvertOptions {
                                 drawing,
                                 ..Default::default()

@@ -11,7 +11,8 @@ use super::printer::{self, MAX_DESTINATIONS, PrinterView};
 use super::wire::{self, Request, Response, attr, keyword, keywords, name, string_of, text, uri};
 use super::{Caller, Http, IppCtx, check_operation_group};
 use crate::documents::{self, DocumentError, Input};
-use crate::model::{Fax, JobStatus, NewFax, ServiceNumbers, check_fax_number, is_email, now};
+use crate::intake::{self, Commit, Door, Given, Recipient, Sender};
+use crate::model::{Fax, JobStatus, ServiceNumbers, check_fax_number, now};
 use crate::store::{PrintCover, PrintJob, StoreError};
 
 /// A refusal with its status and, for bad values, the attributes to
@@ -72,8 +73,7 @@ pub(super) fn operate(ctx: &IppCtx, http: &Http, request: &Request) -> Response 
         r
     };
     // Print-Job, Create-Job and Send-Document bring new faxes.
-    let closed =
-        matches!(request.operation, 0x0002 | 0x0005 | 0x0006) && ctx.options.gate.is_closed();
+    let closed = matches!(request.operation, 0x0002 | 0x0005 | 0x0006) && ctx.intake.is_closed();
     let result = match request.operation {
         _ if closed => Err(refusal(
             StatusCode::ServerErrorNotAcceptingJobs,
@@ -332,16 +332,18 @@ fn validate(ctx: &IppCtx, http: &Http, request: &Request) -> Result<Accepted, Re
         .setting_i64(Some(&http.faxbox.account_id), "max_recipients_per_fax")
         .map_err(store_failed)?;
     let (numbers, ignored) = destinations(request, service, limit.max(1) as usize)?;
-    if let Caller::User(email) = &http.caller {
-        match crate::smtp::check_sender(&ctx.store, email, &http.faxbox) {
-            Ok(Ok(_)) => {}
-            Ok(Err(reason)) => {
-                return Err(refusal(StatusCode::ClientErrorNotAuthorized, reason));
-            }
-            Err(e) => return Err(store_failed(e)),
-        }
-    }
+    // Asked now, so that Validate-Job and Create-Job refuse who may not
+    // print here before a document is sent; the intake asks again.
+    intake::check_sender(&ctx.store, &sender_of(http), &http.faxbox).map_err(refused)?;
     Ok(Accepted { numbers, ignored })
+}
+
+/// Who prints, for the sender rule and the notification list.
+fn sender_of(http: &Http) -> Sender {
+    match &http.caller {
+        Caller::User(email) => Sender::Address(email.clone()),
+        Caller::Anonymous => Sender::Anonymous,
+    }
 }
 
 fn user_of(http: &Http, request: &Request) -> String {
@@ -415,20 +417,24 @@ fn print_job(
             "Print-Job carries the document to fax, and this one has none",
         ));
     }
-    // Converted before anything is stored: what cannot be faxed is
-    // refused now, with the reason, and leaves no job behind.
-    let stored = intake(ctx, request, accepted.numbers.len())?;
-    let job = ctx
-        .store
-        .create_print_job(
-            &http.faxbox.id,
-            &job_name(request),
-            &user_of(http, request),
-            &accepted.numbers,
-            cover_sheet(request).as_ref(),
-        )
-        .map_err(store_failed)?;
-    Ok((attach(ctx, http, &job, stored)?, accepted.ignored))
+    // The print job is recorded only once its document is known to be
+    // faxable: what cannot be faxed is refused now, with the reason, and
+    // leaves no job behind.
+    let cover = cover_sheet(request);
+    let name = job_name(request);
+    let commit = Commit::NewPrintJob {
+        name: name.clone(),
+        user: user_of(http, request),
+        cover: cover.clone(),
+    };
+    let job = submit(
+        ctx,
+        http,
+        request,
+        (&accepted.numbers, &name, cover.as_ref()),
+        commit,
+    )?;
+    Ok((job, accepted.ignored))
 }
 
 fn send_document(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJob, Refusal> {
@@ -462,25 +468,84 @@ fn send_document(ctx: &IppCtx, http: &Http, request: &Request) -> Result<PrintJo
             "Send-Document carries the document to fax, and this one has none",
         ));
     }
-    let stored = match intake(ctx, request, job.destinations.len()) {
-        Ok(s) => s,
-        Err(r) => {
+    let what = (
+        job.destinations.as_slice(),
+        job.name.as_str(),
+        job.cover.as_ref(),
+    );
+    submit(ctx, http, request, what, Commit::PrintJob(job.id)).inspect_err(|r| {
+        if matches!(
+            r.status,
+            StatusCode::ClientErrorDocumentFormatNotSupported
+                | StatusCode::ClientErrorDocumentFormatError
+        ) {
             // The job cannot be faxed: it ends, with the reason to show.
             if let Err(e) = ctx.store.end_print_job(job.id, false, Some(&r.message)) {
                 warn!(error = %e, "cannot record a refused print job");
             }
-            return Err(r);
         }
-    };
-    attach(ctx, http, &job, stored)
+    })
 }
 
-/// The document through the shared intake path.
-fn intake(
+/// The print job's document and faxes, one per number, through the intake:
+/// the faxbox's defaults, with the cover sheet's names and the job's name
+/// as the subject.
+fn submit(
     ctx: &IppCtx,
+    http: &Http,
     request: &Request,
-    recipients: usize,
-) -> Result<Vec<crate::model::NewDocument>, Refusal> {
+    (numbers, name, cover): (&[String], &str, Option<&PrintCover>),
+    commit: Commit,
+) -> Result<PrintJob, Refusal> {
+    let f = &http.faxbox;
+    let given = Given {
+        from_name: cover.and_then(|c| c.from_name.clone()),
+        subject: cover
+            .and_then(|c| c.subject.clone())
+            .or_else(|| Some(name.to_owned())),
+        // A cover-sheet-info asks for a cover page; without one, the
+        // faxbox's setting decides.
+        cover_page: cover.map(|_| true),
+        cover_note: cover.and_then(|c| c.message.clone()),
+        ..Given::default()
+    };
+    let recipients = numbers
+        .iter()
+        .map(|number| Recipient {
+            account: f.account_id.clone(),
+            faxbox: Some(f.clone()),
+            number: number.clone(),
+            normalized: number.clone(),
+            to_name: cover
+                .and_then(|c| c.to_name.clone())
+                .or_else(|| Some(number.clone())),
+            given: given.clone(),
+        })
+        .collect();
+    let committed = ctx
+        .intake
+        .submit(intake::Request {
+            door: Door::Ipp,
+            sender: sender_of(http),
+            recipients,
+            documents: vec![document_of(request)],
+            password: None,
+            convert: &ctx.options.convert,
+            commit,
+        })
+        .map_err(refused)?;
+    let Some(job) = committed.print_job else {
+        return Err(refusal(
+            StatusCode::ServerErrorInternalError,
+            "the print job was not recorded; try again",
+        ));
+    };
+    info!(faxbox = %f.id, job, faxes = committed.faxes.len(), "print job accepted for faxing");
+    ctx.store.print_job(job).map_err(store_failed)
+}
+
+/// The document of a Print-Job or Send-Document, named for its format.
+fn document_of(request: &Request) -> Input {
     let format = request
         .operation_attr("document-format")
         .and_then(string_of)
@@ -505,88 +570,29 @@ fn intake(
     };
     let mut input = Input::new(name, request.document.clone());
     input.content_type = format;
-    // Several numbers share one fax image, drawn once now (issue 22).
-    let prepared = match recipients {
-        1 => documents::prepare_for_intake(vec![input], &ctx.options.convert),
-        _ => documents::prepare_for_batch(vec![input], &ctx.options.convert),
-    };
-    prepared.map_err(|e| {
-        let status = match e {
-            DocumentError::Unsupported { .. } | DocumentError::WrongKind { .. } => {
-                StatusCode::ClientErrorDocumentFormatNotSupported
-            }
-            _ => StatusCode::ClientErrorDocumentFormatError,
-        };
-        refusal(status, e.to_string())
-    })
+    input
 }
 
-/// The print job's faxes, one per number, sharing the documents.
-fn attach(
-    ctx: &IppCtx,
-    http: &Http,
-    job: &PrintJob,
-    stored: Vec<crate::model::NewDocument>,
-) -> Result<PrintJob, Refusal> {
-    let f = &http.faxbox;
-    let owner = match &f.owner_id {
-        Some(id) => ctx.store.user(id).ok().map(|u| u.email.to_lowercase()),
-        None => None,
-    };
-    let mut notify: Vec<String> = match &http.caller {
-        Caller::User(email) => vec![email.clone()],
-        Caller::Anonymous => Vec::new(),
-    };
-    notify.extend(owner);
-    notify.extend(f.notifications.outbound.send_to.iter().cloned());
-    let mut notify: Vec<String> = notify
-        .into_iter()
-        .map(|a| a.trim().to_ascii_lowercase())
-        .filter(|a| is_email(a))
-        .collect();
-    notify.sort();
-    notify.dedup();
-    let cover = job.cover.as_ref();
-    let faxes: Vec<NewFax> = job
-        .destinations
-        .iter()
-        .map(|number| NewFax {
-            account_id: f.account_id.clone(),
-            faxbox_id: Some(f.id.clone()),
-            to_number: number.clone(),
-            to_number_normalized: number.clone(),
-            to_name: cover
-                .and_then(|c| c.to_name.clone())
-                .or_else(|| Some(number.clone())),
-            from_number: f.caller_id.clone(),
-            from_name: cover
-                .and_then(|c| c.from_name.clone())
-                .or_else(|| Some(f.caller_name.clone())),
-            fax_identity_number: f.fax_identity.clone(),
-            fax_identity_name: Some(f.fax_header.clone()),
-            fax_timezone: f.fax_timezone.clone(),
-            retries: f.retries,
-            notify_email: notify.clone(),
-            subject: cover
-                .and_then(|c| c.subject.clone())
-                .or_else(|| Some(job.name.clone())),
-            // A cover-sheet-info asks for a cover page; without one, the
-            // faxbox's setting decides.
-            cover_page: cover.map(|_| true),
-            cover_note: cover.and_then(|c| c.message.clone()),
-            ..NewFax::default()
-        })
-        .collect();
-    ctx.store
-        .print_job_faxes(job.id, faxes, stored)
-        .map_err(|e| match e {
-            StoreError::Conflict(m) => refusal(StatusCode::ClientErrorNotPossible, m),
-            e => store_failed(e),
-        })?;
-    (ctx.wake)();
-    (ctx.options.accepted)(job.destinations.len() as u64);
-    info!(faxbox = %f.id, job = job.id, faxes = job.destinations.len(), "print job accepted for faxing");
-    ctx.store.print_job(job.id).map_err(store_failed)
+/// The intake's refusals, as a printer answers them.
+fn refused(r: intake::Refusal) -> Refusal {
+    match r {
+        intake::Refusal::NotAllowed(reason) => {
+            refusal(StatusCode::ClientErrorNotAuthorized, reason)
+        }
+        intake::Refusal::Document(e) => {
+            let status = match e {
+                DocumentError::Unsupported { .. } | DocumentError::WrongKind { .. } => {
+                    StatusCode::ClientErrorDocumentFormatNotSupported
+                }
+                _ => StatusCode::ClientErrorDocumentFormatError,
+            };
+            refusal(status, e.to_string())
+        }
+        intake::Refusal::Store(StoreError::Conflict(m)) => {
+            refusal(StatusCode::ClientErrorNotPossible, m)
+        }
+        intake::Refusal::Store(e) => store_failed(e),
+    }
 }
 
 /// The job a request names by `job-id` (or `job-uri`), in this faxbox.
@@ -644,7 +650,7 @@ fn cancel_job(ctx: &IppCtx, http: &Http, request: &Request) -> Result<(), Refusa
             Err(e) => return Err(store_failed(e)),
         }
     }
-    (ctx.wake)();
+    ctx.intake.wake();
     info!(faxbox = %http.faxbox.id, job = job.id, "print job cancelled");
     Ok(())
 }

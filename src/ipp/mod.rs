@@ -5,7 +5,7 @@
 //!
 //! A print job names its fax numbers in `destination-uris` (`tel:` URIs);
 //! its document goes through the same intake as the API and email
-//! (`documents::prepare_for_intake`), and it becomes one fax job per number
+//! (`intake::Intake::submit`), and it becomes one fax job per number
 //! in the faxbox. The IPP job's state is read from those fax jobs, so it
 //! follows the fax: pending, processing while on a line, completed, or
 //! aborted with the reason.
@@ -13,8 +13,8 @@
 //! Owns: the listener (HTTP POST `application/ipp` on tiny_http worker
 //! threads), access (allowed networks, optional HTTP Basic login with a
 //! Faxbox user's email and an API key of their account, as SMTP AUTH), and
-//! the DNS-SD announcement. Talks to: `store` (print jobs, faxes),
-//! `documents` (intake), `smtp` (the faxbox permission rules). No tiny_http
+//! the DNS-SD announcement. Talks to: `intake` (the sender rule, and the one
+//! path by which a print job becomes faxes), `store` (print jobs, faxes). No tiny_http
 //! or `ipp` crate type leaves this module.
 
 mod jobs;
@@ -31,6 +31,7 @@ use tracing::{debug, info, warn};
 use crate::config::LAN;
 use crate::documents::ConvertOptions;
 use crate::http_pool::{BodyError, HttpPool};
+use crate::intake::Intake;
 use crate::model::{Faxbox, FaxboxId};
 use crate::store::{Store, StoreError};
 
@@ -47,8 +48,10 @@ pub const PRINTER_PATH: &str = "/ipp/faxout/";
 #[derive(Clone)]
 pub struct IppCtx {
     pub store: Arc<Store>,
-    /// Tells the scheduler a job is ready.
-    pub wake: Arc<dyn Fn() + Send + Sync>,
+    /// Where print jobs become faxes (and are counted); its gate, closed
+    /// when the box stops, refuses print jobs as
+    /// server-error-not-accepting-jobs (RFC 8011 section 4.1.8.2).
+    pub intake: Intake,
     pub options: IppOptions,
 }
 
@@ -68,12 +71,6 @@ pub struct IppOptions {
     /// (Send-Document) before it is aborted: the printer's
     /// `multiple-operation-time-out` (RFC 8011 5.4.31).
     pub document_timeout: std::time::Duration,
-    /// Told how many faxes each accepted print job became (the dashboard's
-    /// intake counts).
-    pub accepted: Arc<dyn Fn(u64) + Send + Sync>,
-    /// Closed when the box stops: print jobs are refused as
-    /// server-error-not-accepting-jobs (RFC 8011 section 4.1.8.2).
-    pub gate: crate::gate::IntakeGate,
 }
 
 impl Default for IppOptions {
@@ -85,8 +82,6 @@ impl Default for IppOptions {
             max_request: 64 * 1024 * 1024,
             workers: 16,
             document_timeout: std::time::Duration::from_secs(60),
-            accepted: Arc::new(|_| {}),
-            gate: Default::default(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The end of DATA: the email becomes one fax document and one job per
-//! recipient number (several: one batch, issue 22), committed before the reply (docs/architecture.md, invariant 1), or a real
+//! recipient number (several: one batch, issue 22) through the intake,
+//! committed before the reply (docs/architecture.md, invariant 1), or a real
 //! refusal with the reason (docs/kazoo.md 6.8, done at SMTP time as the
 //! list of quirks asks, docs/kazoo.md 13 item 1). Refusals go to the SMTP log and,
 //! with `report_smtp_errors`, to the sender as Kazoo's
@@ -12,7 +13,8 @@ use super::SmtpCtx;
 use super::mime::{self, ContentRules, MimeError};
 use super::resolve::{Refusal, Target};
 use crate::documents::{self, DocumentError, Input};
-use crate::model::{Faxbox, JobStatus, NewFax, Priority, is_email, now};
+use crate::intake::{self, Commit, Door, Given, Recipient, Request, Sender};
+use crate::model::{Faxbox, Priority, is_email, now};
 use crate::notify::{self, SmtpErrorFacts};
 use crate::store::{SmtpErrorReport, SmtpLogEntry, Store, StoreError};
 
@@ -39,6 +41,9 @@ enum Failure {
     Convert(DocumentError),
     /// 554: a header that asks something of the fax is not readable.
     Header(String),
+    /// 554: the sender may no longer use the faxbox (its rules changed
+    /// since RCPT).
+    NotAllowed(String),
     /// 451: the store failed; the sender's server tries again.
     Store(StoreError),
 }
@@ -64,6 +69,7 @@ impl Failure {
             }
             Failure::Convert(e) => (554, vec![format!("error converting attachment: {e}")]),
             Failure::Header(why) => (554, vec![why.clone()]),
+            Failure::NotAllowed(why) => (554, vec![format!("not allowed: {why}")]),
             Failure::Store(_) => (
                 451,
                 vec![
@@ -78,8 +84,6 @@ impl Failure {
 pub(super) fn deliver(ctx: &SmtpCtx, sub: Submission) -> String {
     match accept(ctx, &sub) {
         Ok(ids) => {
-            (ctx.wake)();
-            (ctx.options.accepted)(ids.len() as u64);
             info!(from = %sub.sender, faxes = ids.len(), "email accepted for faxing");
             match ids.as_slice() {
                 [one] => format!("250 queued as {one}"),
@@ -153,7 +157,6 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
         .setting(Some(account), "email_pdf_password")
         .map_err(Failure::Store)?
         .value;
-    let inputs = documents::with_password(inputs, password.as_str());
     let priority = match email.priority.as_deref() {
         Some(p) => p.to_ascii_lowercase().parse().map_err(|_| {
             Failure::Header(format!(
@@ -163,33 +166,56 @@ fn accept(ctx: &SmtpCtx, sub: &Submission) -> Result<Vec<String>, Failure> {
         })?,
         None => Priority::Normal,
     };
-    // Checked before anything is stored, as the API does. Several numbers
-    // share one fax image, drawn once now (issue 22).
-    let stored = match sub.targets.len() {
-        1 => documents::prepare_for_intake(inputs, &ctx.options.convert),
-        _ => documents::prepare_for_batch(inputs, &ctx.options.convert),
-    }
-    .map_err(Failure::Convert)?;
-    let mut jobs = Vec::new();
+    let subject = email
+        .subject
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let mut recipients = Vec::new();
     for target in &sub.targets {
         let subject_as_header = store
             .setting_bool(Some(&target.faxbox.account_id), "email_subject_as_header")
             .map_err(Failure::Store)?;
-        let mut job = job_for(
-            target,
-            &sub.sender,
-            email.subject.as_deref(),
-            subject_as_header,
-        );
-        job.send_at = send_at_of(email.send_at.as_deref(), &target.faxbox)?;
-        job.priority = priority;
-        job.cover_note = cover_note.clone();
-        jobs.push(job);
+        // docs/kazoo.md 6.6: the rest comes from the faxbox, the
+        // notification list by the intake's one rule.
+        let given = Given {
+            fax_identity_name: subject.filter(|_| subject_as_header).map(str::to_owned),
+            subject: subject.map(str::to_owned),
+            send_at: send_at_of(email.send_at.as_deref(), &target.faxbox)?,
+            priority,
+            cover_note: cover_note.clone(),
+            ..Given::default()
+        };
+        recipients.push(Recipient {
+            account: target.faxbox.account_id.clone(),
+            faxbox: Some(target.faxbox.clone()),
+            number: target.number.clone(),
+            normalized: target.number.clone(),
+            to_name: Some(target.number.clone()),
+            given,
+        });
     }
-    let faxes = store
-        .create_jobs(jobs, stored, JobStatus::Pending)
-        .map_err(Failure::Store)?;
-    Ok(faxes.into_iter().map(|f| f.id.to_string()).collect())
+    let committed = ctx
+        .intake
+        .submit(Request {
+            door: Door::Smtp,
+            sender: Sender::Address(sub.sender.clone()),
+            recipients,
+            documents: inputs,
+            password: password.as_str().map(str::to_owned),
+            convert: &ctx.options.convert,
+            commit: Commit::Jobs,
+        })
+        .map_err(|r| match r {
+            intake::Refusal::NotAllowed(reason) => Failure::NotAllowed(reason),
+            intake::Refusal::Document(e) => Failure::Convert(e),
+            intake::Refusal::Store(e) => Failure::Store(e),
+        })?;
+    Ok(committed
+        .faxes
+        .into_iter()
+        .map(|f| f.id.to_string())
+        .collect())
 }
 
 /// The time `X-Fax-Send-At` names, read in the faxbox's zone when it has
@@ -202,46 +228,6 @@ fn send_at_of(header: Option<&str>, faxbox: &Faxbox) -> Result<Option<i64>, Fail
     crate::timezone::read_send_at(text, zone, now())
         .map(Some)
         .map_err(|e| Failure::Header(format!("{}: {e}", mime::SEND_AT_HEADER)))
-}
-
-/// The job fields of docs/kazoo.md 6.6: identity from the faxbox, the number
-/// dialled, and notifications to the sender, the owner and the faxbox's
-/// outbound list.
-fn job_for(
-    target: &Target,
-    sender: &str,
-    subject: Option<&str>,
-    subject_as_header: bool,
-) -> NewFax {
-    let f = &target.faxbox;
-    let mut notify: Vec<String> = std::iter::once(sender.to_owned())
-        .chain(target.owner_email.clone())
-        .chain(f.notifications.outbound.send_to.iter().cloned())
-        .map(|a| a.trim().to_ascii_lowercase())
-        .filter(|a| is_email(a))
-        .collect();
-    notify.sort();
-    notify.dedup();
-    let subject = subject.map(str::trim).filter(|s| !s.is_empty());
-    NewFax {
-        account_id: f.account_id.clone(),
-        faxbox_id: Some(f.id.clone()),
-        to_number: target.number.clone(),
-        to_number_normalized: target.number.clone(),
-        to_name: Some(target.number.clone()),
-        from_number: f.caller_id.clone(),
-        from_name: Some(f.caller_name.clone()),
-        fax_identity_number: f.fax_identity.clone(),
-        fax_identity_name: match subject {
-            Some(s) if subject_as_header => Some(s.to_owned()),
-            _ => Some(f.fax_header.clone()),
-        },
-        fax_timezone: f.fax_timezone.clone(),
-        retries: f.retries,
-        notify_email: notify,
-        subject: subject.map(str::to_owned),
-        ..NewFax::default()
-    }
 }
 
 /// A recipient refused at RCPT: logged for the faxbox's account. No report

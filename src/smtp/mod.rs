@@ -16,9 +16,10 @@
 //! differently from Kazoo (greeting, EHLO's SIZE, VRFY, unknown verbs) and
 //! SMTP AUTH are handled in `session`.
 //!
-//! Owns: the listener and its sessions. Talks to: `store` (lookups, jobs,
-//! the SMTP log, the mail queue), `documents` (conversion), `notify`
-//! (composing the error report). Library types (mailin responses,
+//! Owns: the listener and its sessions. Talks to: `intake` (the sender
+//! rule, and the one path by which an email becomes faxes), `store`
+//! (lookups, the SMTP log, the mail queue), `notify` (composing the error
+//! report). Library types (mailin responses,
 //! mail-parser messages, rustls) stay in this module.
 
 mod deliver;
@@ -38,18 +39,18 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::documents::ConvertOptions;
+use crate::intake::Intake;
 use crate::store::Store;
 
 pub use mime::{ContentRules, Email, MimeError, first_attachment, read_email};
-pub use resolve::{check_sender, permits};
 pub use tls::load_tls;
 
 /// What the SMTP listener needs from the rest of the appliance.
 #[derive(Clone)]
 pub struct SmtpCtx {
     pub store: Arc<Store>,
-    /// Tells the scheduler a job is ready.
-    pub wake: Arc<dyn Fn() + Send + Sync>,
+    /// Where accepted emails become faxes (and are counted).
+    pub intake: Intake,
     /// Tells the mail thread a report is queued.
     pub mail_queued: Arc<dyn Fn() + Send + Sync>,
     pub options: SmtpOptions,
@@ -64,9 +65,6 @@ pub struct SmtpOptions {
     pub convert: ConvertOptions,
     /// The `From:` of error reports mailed to senders.
     pub report_from: String,
-    /// Told how many faxes each accepted email became (the dashboard's
-    /// intake counts).
-    pub accepted: Arc<dyn Fn(u64) + Send + Sync>,
     /// Relays whose mail needs no SMTP AUTH (`smtp.trusted_relays`) and
     /// that the per-client session limit does not count.
     pub trusted_relays: Vec<ipnet::IpNet>,
@@ -79,7 +77,6 @@ impl SmtpOptions {
             tls: None,
             convert: ConvertOptions::default(),
             report_from: report_from.into(),
-            accepted: Arc::new(|_| {}),
             trusted_relays: Vec::new(),
         }
     }

@@ -61,6 +61,8 @@ pub(super) fn refuse(mut stream: TcpStream, reply: &str) {
 enum Wire {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+    /// Only while the stream is handed from plain to TLS.
+    Closed,
 }
 
 impl Wire {
@@ -68,6 +70,7 @@ impl Wire {
         match self {
             Wire::Plain(s) => s.set_read_timeout(Some(timeout)),
             Wire::Tls(s) => s.sock.set_read_timeout(Some(timeout)),
+            Wire::Closed => Ok(()),
         }
     }
 }
@@ -77,6 +80,7 @@ impl Read for Wire {
         match self {
             Wire::Plain(s) => s.read(buf),
             Wire::Tls(s) => s.read(buf),
+            Wire::Closed => Ok(0),
         }
     }
 }
@@ -86,12 +90,14 @@ impl Write for Wire {
         match self {
             Wire::Plain(s) => s.write(buf),
             Wire::Tls(s) => s.write(buf),
+            Wire::Closed => Err(io::ErrorKind::NotConnected.into()),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
         match self {
             Wire::Plain(s) => s.flush(),
             Wire::Tls(s) => s.flush(),
+            Wire::Closed => Ok(()),
         }
     }
 }
@@ -297,50 +303,49 @@ const VERBS: &[&str] = &[
     "HELO", "EHLO", "MAIL", "RCPT", "DATA", "RSET", "QUIT", "VRFY", "NOOP", "STARTTLS", "AUTH",
 ];
 
+/// One conversation's state between lines.
+struct Talk {
+    io: BufReader<Wire>,
+    session: mailin::Session<Intake>,
+    conv: Rc<RefCell<Conversation>>,
+    shared: Arc<Shared>,
+    host: String,
+    peer: IpAddr,
+    /// Between DATA's 354 and the final dot.
+    in_data: bool,
+    /// Whether the last DATA line ended in CRLF (or was the DATA command):
+    /// only then can a dot line end the message.
+    after_crlf: bool,
+    tls_active: bool,
+}
+
+/// What happens after a line.
+enum Next {
+    Go,
+    Close,
+}
+
 fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result<()> {
-    let ctx = &shared.ctx;
-    let host = ctx.options.hostname.clone();
-    let idle = ctx
+    let idle = shared
+        .ctx
         .store
         .setting_i64(None, "smtp_idle_timeout_s")
         .unwrap_or(180)
         .max(1) as u64;
     stream.set_read_timeout(Some(Duration::from_secs(idle)))?;
     stream.set_write_timeout(Some(Duration::from_secs(idle.max(30))))?;
-    let mut builder = SessionBuilder::new(host.clone());
-    if ctx.options.tls.is_some() {
-        builder.enable_start_tls();
-    }
-    let conv = Rc::new(RefCell::new(Conversation::default()));
-    let mut session = builder.build(
-        peer,
-        Intake {
-            shared: shared.clone(),
-            conv: conv.clone(),
-            txn: Transaction::default(),
-        },
-    );
-    let mut io = BufReader::new(Wire::Plain(stream));
-    // Kazoo's greeting (docs/kazoo.md 6.1), in Faxbox's name.
-    send(
-        &mut io,
-        &format!("220 {host} Faxbox Email to Fax Server\r\n"),
-    )?;
-    let mut in_data = false;
-    // Whether the last DATA line ended in CRLF (or was the DATA command):
-    // only then can a dot line end the message.
-    let mut after_crlf = true;
-    let mut tls_active = false;
+    let mut talk = Talk::open(stream, shared, peer)?;
     let mut line = Vec::with_capacity(1024);
     let session_end = Instant::now() + MAX_SESSION;
     loop {
         line.clear();
         let line_deadline = (Instant::now() + Duration::from_secs(idle)).min(session_end);
-        match read_line(&mut io, &mut line, line_deadline) {
+        match read_line(&mut talk.io, &mut line, line_deadline) {
             Ok(0) => return Ok(()),
             Ok(_) => {}
             Err(e) if is_timeout(&e) => {
-                let _ = send(&mut io, &format!("421 {host} Error: timeout exceeded\r\n"));
+                let timeout = format!("421 {} Error: timeout exceeded\r\n", talk.host);
+                let _ = send(&mut talk.io, &timeout);
                 return Ok(());
             }
             Err(e) => return Err(e),
@@ -350,141 +355,216 @@ fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result
         if bare_lf {
             line.insert(line.len() - 1, b'\r');
         }
-        if in_data {
-            // DATA ends only at <CRLF>.<CRLF> (RFC 5321 4.1.1.4). A dot line
-            // next to a bare LF (<LF>.<LF>, <LF>.<CRLF>, <CRLF>.<LF>) is
-            // message text, as Postfix keeps it: ending the message there
-            // would run the rest as new commands that a relay in front
-            // never saw (SMTP smuggling, issue 18). It is dot-stuffed so
-            // that mailin keeps it as text too.
-            let terminator = line == b".\r\n" && !bare_lf && after_crlf;
-            after_crlf = !bare_lf && line.ends_with(b"\r\n");
-            if !terminator && line == b".\r\n" {
-                line.insert(0, b'.');
-            }
-            let res = session.process(&line);
-            if terminator {
-                in_data = false;
-                let answer = conv
-                    .borrow_mut()
-                    .data_reply
-                    .take()
-                    .unwrap_or_else(|| format!("{} Transaction failed", res.code));
-                send(&mut io, &format!("{answer}\r\n"))?;
-            }
-            continue;
-        }
-        if shared.stopping.load(Ordering::SeqCst) {
-            send(
-                &mut io,
-                &format!("421 {host} Faxbox is shutting down, try again later\r\n"),
-            )?;
+        let next = if talk.in_data {
+            talk.data_line(&mut line, bare_lf)?
+        } else {
+            talk.command(&mut line)?
+        };
+        if let Next::Close = next {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&line).into_owned();
+    }
+}
+
+impl Talk {
+    /// The session, greeted with Kazoo's words (docs/kazoo.md 6.1) in
+    /// Faxbox's name.
+    fn open(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result<Talk> {
+        let host = shared.ctx.options.hostname.clone();
+        let mut builder = SessionBuilder::new(host.clone());
+        if shared.ctx.options.tls.is_some() {
+            builder.enable_start_tls();
+        }
+        let conv = Rc::new(RefCell::new(Conversation::default()));
+        let session = builder.build(
+            peer,
+            Intake {
+                shared: shared.clone(),
+                conv: conv.clone(),
+                txn: Transaction::default(),
+            },
+        );
+        let mut io = BufReader::new(Wire::Plain(stream));
+        send(
+            &mut io,
+            &format!("220 {host} Faxbox Email to Fax Server\r\n"),
+        )?;
+        Ok(Talk {
+            io,
+            session,
+            conv,
+            shared: shared.clone(),
+            host,
+            peer,
+            in_data: false,
+            after_crlf: true,
+            tls_active: false,
+        })
+    }
+
+    /// A line of the message. DATA ends only at <CRLF>.<CRLF> (RFC 5321
+    /// 4.1.1.4). A dot line next to a bare LF (<LF>.<LF>, <LF>.<CRLF>,
+    /// <CRLF>.<LF>) is message text, as Postfix keeps it: ending the
+    /// message there would run the rest as new commands that a relay in
+    /// front never saw (SMTP smuggling, issue 18). It is dot-stuffed so
+    /// that mailin keeps it as text too.
+    fn data_line(&mut self, line: &mut Vec<u8>, bare_lf: bool) -> io::Result<Next> {
+        let terminator = line == b".\r\n" && !bare_lf && self.after_crlf;
+        self.after_crlf = !bare_lf && line.ends_with(b"\r\n");
+        if !terminator && line == b".\r\n" {
+            line.insert(0, b'.');
+        }
+        let res = self.session.process(line);
+        if terminator {
+            self.in_data = false;
+            let answer = self
+                .conv
+                .borrow_mut()
+                .data_reply
+                .take()
+                .unwrap_or_else(|| format!("{} Transaction failed", res.code));
+            send(&mut self.io, &format!("{answer}\r\n"))?;
+        }
+        Ok(Next::Go)
+    }
+
+    /// A command: the verbs Faxbox answers itself or reads first, then
+    /// mailin's state machine with Faxbox's wording of some replies.
+    fn command(&mut self, line: &mut Vec<u8>) -> io::Result<Next> {
+        if self.shared.stopping.load(Ordering::SeqCst) {
+            let stopping = format!(
+                "421 {} Faxbox is shutting down, try again later\r\n",
+                self.host
+            );
+            send(&mut self.io, &stopping)?;
+            return Ok(Next::Close);
+        }
+        let text = String::from_utf8_lossy(line).into_owned();
         let verb = text
             .split_whitespace()
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
-        let auth_offered = tls_active || peer.is_loopback();
-        match verb.as_str() {
-            // Kazoo's answer at any point of the session (mailin only
-            // takes VRFY between transactions).
-            "VRFY" => {
-                send(
-                    &mut io,
-                    "252 VRFY disabled by policy, just send some mail\r\n",
-                )?;
-                continue;
-            }
-            "AUTH" => {
-                let answer = authenticate(&mut io, &text, shared, &conv, auth_offered, &host)?;
-                send(&mut io, &answer)?;
-                continue;
-            }
-            "MAIL" => {
-                let limit = ctx
-                    .store
-                    .setting_i64(None, "smtp_max_msg_size")
-                    .unwrap_or(10_485_670)
-                    .max(0) as u64;
-                match mail_command(&text, limit) {
-                    Ok((path, rewritten)) => {
-                        conv.borrow_mut().path = Some(path);
-                        line = rewritten.into_bytes();
-                    }
-                    Err(answer) => {
-                        send(&mut io, &answer)?;
-                        continue;
-                    }
-                }
-            }
-            "RCPT" => match rcpt_command(&text) {
-                Ok((path, rewritten)) => {
-                    conv.borrow_mut().path = Some(path);
-                    line = rewritten.into_bytes();
-                }
-                Err(answer) => {
-                    send(&mut io, &answer)?;
-                    continue;
-                }
-            },
-            _ => {}
+        if !self.before_mailin(&verb, &text, line)? {
+            return Ok(Next::Go);
         }
-        let res = session.process(&line);
+        let res = self.session.process(line);
         // A path mailin refused before its handler took it is not kept for
         // the next command.
-        conv.borrow_mut().path = None;
+        self.conv.borrow_mut().path = None;
         let answer = match res.code {
-            250 if verb == "EHLO" => {
-                let limit = ctx
-                    .store
-                    .setting_i64(None, "smtp_max_msg_size")
-                    .unwrap_or(10_485_670);
-                let mut lines = vec![
-                    format!("{host} Faxbox"),
-                    "PIPELINING".to_owned(),
-                    format!("SIZE {limit}"),
-                    "8BITMIME".to_owned(),
-                ];
-                if ctx.options.tls.is_some() && !tls_active {
-                    lines.push("STARTTLS".into());
-                }
-                if auth_offered {
-                    lines.push("AUTH PLAIN LOGIN".into());
-                }
-                multiline(250, &lines)
-            }
+            250 if verb == "EHLO" => self.ehlo(),
             500 if !VERBS.contains(&verb.as_str()) => {
                 format!("500 Error: command not recognized : '{verb}'\r\n")
             }
             _ => String::from_utf8_lossy(&res.buffer()?).into_owned(),
         };
-        send(&mut io, &answer)?;
+        send(&mut self.io, &answer)?;
         match res.action {
-            Action::Close => return Ok(()),
-            Action::UpgradeTls => {
-                let Some(config) = ctx.options.tls.clone() else {
-                    return Ok(());
-                };
-                // Anything pipelined after STARTTLS is dropped (RFC 3207 4.2).
-                let Wire::Plain(tcp) = io.into_inner() else {
-                    return Ok(());
-                };
-                let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
-                io = BufReader::new(Wire::Tls(Box::new(rustls::StreamOwned::new(tls, tcp))));
-                session.tls_active();
-                tls_active = true;
-                // What was learnt before TLS is forgotten (RFC 3207 4.2).
-                conv.borrow_mut().authenticated = None;
-            }
+            Action::Close => return Ok(Next::Close),
+            Action::UpgradeTls => return self.start_tls(),
             _ => {}
         }
         if res.code == 354 {
-            in_data = true;
-            after_crlf = true;
+            self.in_data = true;
+            self.after_crlf = true;
         }
+        Ok(Next::Go)
+    }
+
+    /// Whether SMTP AUTH is offered: over TLS, or in the clear to a client
+    /// on this machine.
+    fn auth_offered(&self) -> bool {
+        self.tls_active || self.peer.is_loopback()
+    }
+
+    /// The verbs answered here (false: answered, mailin is not asked), and
+    /// MAIL and RCPT, whose paths Faxbox reads itself: `line` is rewritten
+    /// for mailin.
+    fn before_mailin(&mut self, verb: &str, text: &str, line: &mut Vec<u8>) -> io::Result<bool> {
+        let rewritten = match verb {
+            // Kazoo's answer at any point of the session (mailin only
+            // takes VRFY between transactions).
+            "VRFY" => Err("252 VRFY disabled by policy, just send some mail\r\n".to_owned()),
+            "AUTH" => {
+                let offered = self.auth_offered();
+                let (shared, conv) = (self.shared.clone(), self.conv.clone());
+                Err(authenticate(
+                    &mut self.io,
+                    text,
+                    &shared,
+                    &conv,
+                    offered,
+                    &self.host,
+                )?)
+            }
+            "MAIL" => {
+                let limit = self
+                    .shared
+                    .ctx
+                    .store
+                    .setting_i64(None, "smtp_max_msg_size")
+                    .unwrap_or(10_485_670)
+                    .max(0) as u64;
+                mail_command(text, limit).map(Some)
+            }
+            "RCPT" => rcpt_command(text).map(Some),
+            _ => Ok(None),
+        };
+        match rewritten {
+            Ok(Some((path, rewritten))) => {
+                self.conv.borrow_mut().path = Some(path);
+                *line = rewritten.into_bytes();
+                Ok(true)
+            }
+            Ok(None) => Ok(true),
+            Err(answer) => {
+                send(&mut self.io, &answer)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// EHLO's extensions: SIZE with the current limit, STARTTLS when a
+    /// certificate is configured, AUTH where it is offered.
+    fn ehlo(&self) -> String {
+        let ctx = &self.shared.ctx;
+        let limit = ctx
+            .store
+            .setting_i64(None, "smtp_max_msg_size")
+            .unwrap_or(10_485_670);
+        let mut lines = vec![
+            format!("{} Faxbox", self.host),
+            "PIPELINING".to_owned(),
+            format!("SIZE {limit}"),
+            "8BITMIME".to_owned(),
+        ];
+        if ctx.options.tls.is_some() && !self.tls_active {
+            lines.push("STARTTLS".into());
+        }
+        if self.auth_offered() {
+            lines.push("AUTH PLAIN LOGIN".into());
+        }
+        multiline(250, &lines)
+    }
+
+    /// After STARTTLS's 220: the rest of the session is encrypted.
+    fn start_tls(&mut self) -> io::Result<Next> {
+        let Some(config) = self.shared.ctx.options.tls.clone() else {
+            return Ok(Next::Close);
+        };
+        // Anything pipelined after STARTTLS is dropped (RFC 3207 4.2).
+        let placeholder = BufReader::new(Wire::Closed);
+        let Wire::Plain(tcp) = std::mem::replace(&mut self.io, placeholder).into_inner() else {
+            return Ok(Next::Close);
+        };
+        let tls = rustls::ServerConnection::new(config).map_err(io::Error::other)?;
+        self.io = BufReader::new(Wire::Tls(Box::new(rustls::StreamOwned::new(tls, tcp))));
+        self.session.tls_active();
+        self.tls_active = true;
+        // What was learnt before TLS is forgotten (RFC 3207 4.2).
+        self.conv.borrow_mut().authenticated = None;
+        Ok(Next::Go)
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faxbox::config::{FarEnd, LoopbackConfig};
+use faxbox::intake::{Intake, IntakeCounts};
 use faxbox::ipp::{IppCtx, IppOptions, IppServer};
 use faxbox::lines::{Line, LoopbackLine};
 use faxbox::model::{DocumentKind, Fax, Faxbox, FaxboxFields, JobStatus, User};
@@ -37,8 +38,8 @@ struct PrinterBox {
     faxbox: Faxbox,
     bob: User,
     api_key: String,
-    /// Faxes the printers reported accepted (the dashboard's intake count).
-    accepted: Arc<std::sync::atomic::AtomicU64>,
+    /// The dashboard's intake counts, as the app shares them.
+    intake: Arc<IntakeCounts>,
 }
 
 impl PrinterBox {
@@ -49,12 +50,8 @@ impl PrinterBox {
 
     /// `realtime`: the loopback line paces its audio at real speed, so a
     /// call lasts long enough to be watched and cancelled.
-    fn start_with(line: bool, realtime: bool, mut options: IppOptions) -> PrinterBox {
-        let accepted = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = accepted.clone();
-        options.accepted = Arc::new(move |n| {
-            counter.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
-        });
+    fn start_with(line: bool, realtime: bool, options: IppOptions) -> PrinterBox {
+        let intake = Arc::new(IntakeCounts::default());
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open_data_dir(&dir.path().join("data")).unwrap());
         let account = store
@@ -101,7 +98,7 @@ impl PrinterBox {
             TcpListener::bind("127.0.0.1:0").unwrap(),
             IppCtx {
                 store: store.clone(),
-                wake,
+                intake: Intake::new(store.clone(), wake).with_counts(intake.clone()),
                 options,
             },
         )
@@ -116,7 +113,7 @@ impl PrinterBox {
             faxbox,
             bob,
             api_key,
-            accepted,
+            intake,
         }
     }
 
@@ -695,8 +692,8 @@ fn a_jpeg_to_two_numbers_becomes_two_faxes_and_a_busy_number_aborts_with_the_rea
     let faxes = b.faxes();
     assert_eq!(faxes.len(), 2);
     assert_eq!(
-        b.accepted.load(std::sync::atomic::Ordering::SeqCst),
-        2,
+        b.intake.today(),
+        (0, 0, 2),
         "both faxes counted as print intake"
     );
     for fax in &faxes {
@@ -1337,7 +1334,7 @@ fn a_created_job_whose_document_never_comes_is_aborted_even_across_a_restart() {
         TcpListener::bind("127.0.0.1:0").unwrap(),
         IppCtx {
             store: b.store.clone(),
-            wake: Arc::new(|| {}),
+            intake: Intake::new(b.store.clone(), Arc::new(|| {})),
             options: options(),
         },
     )

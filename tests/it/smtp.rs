@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use faxbox::config::LoopbackConfig;
+use faxbox::intake::Intake;
 use faxbox::lines::{Line, LoopbackLine};
 use faxbox::model::{
     AccountId, DocumentKind, Fax, FaxId, Faxbox, FaxboxFields, FaxboxId, JobStatus, User,
@@ -107,15 +108,11 @@ impl SmtpBox {
         options.tls = tls;
         options.trusted_relays = trusted_relays;
         let intake = Arc::new(faxbox::intake::IntakeCounts::default());
-        options.accepted = {
-            let intake = intake.clone();
-            Arc::new(move |n| intake.count(faxbox::intake::Door::Smtp, n))
-        };
         let smtp = SmtpServer::start(
             TcpListener::bind("127.0.0.1:0").unwrap(),
             SmtpCtx {
                 store: store.clone(),
-                wake,
+                intake: Intake::new(store.clone(), wake).with_counts(intake.clone()),
                 mail_queued,
                 options,
             },
