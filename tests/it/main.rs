@@ -16,6 +16,7 @@ mod freeswitch;
 mod fuzz;
 mod harness;
 mod inbound;
+mod intake;
 mod ipp;
 mod loopback;
 mod memory;
