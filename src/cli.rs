@@ -1107,19 +1107,7 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
             folder,
             limit,
         } => {
-            let filter = JobFilter {
-                account: account.map(AccountId),
-                status: status
-                    .map(|s| s.parse::<JobStatus>())
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
-                folder: folder
-                    .map(|f| f.parse::<Folder>())
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
-                limit: Some(limit),
-                ..Default::default()
-            };
+            let filter = job_filter(account, status, folder, limit)?;
             out.list(&store.faxes(&filter)?, |f| {
                 format!(
                     "{}  {:<15} to {:<16} attempts {}/{}{}",
@@ -1128,10 +1116,7 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
                     f.to_number,
                     f.attempts,
                     f.retries.max(1),
-                    f.error
-                        .as_deref()
-                        .map(|e| format!("  {e}"))
-                        .unwrap_or_default()
+                    why(f.error.as_deref())
                 )
             })
         }
@@ -1174,58 +1159,91 @@ fn jobs(store: &Store, out: &Output, cmd: JobsCommand) -> anyhow::Result<()> {
         JobsCommand::Delete { id, documents_only } => {
             delete_fax(store, &store.fax_id_by_prefix(&id)?, documents_only)
         }
-        JobsCommand::Batch { id } => {
-            let batch = match store.batch(&crate::model::BatchId(id.trim().to_owned())) {
-                Ok(b) => b,
-                Err(crate::store::StoreError::NotFound { .. }) => {
-                    let fax = store.fax(
-                        &store
-                            .fax_id_by_prefix(&id)
-                            .map_err(|_| anyhow::anyhow!("no batch and no fax with id {id}"))?,
-                    )?;
-                    let Some(batch) = fax.batch_id else {
-                        anyhow::bail!(
-                            "fax {} went to one number ({}); it is in no batch",
-                            fax.id,
-                            fax.to_number
-                        );
-                    };
-                    store.batch(&batch)?
-                }
-                Err(e) => return Err(e.into()),
-            };
-            if out.json {
-                return out.show(&crate::api::batch_summary(&batch));
-            }
-            let counts: Vec<String> = batch
-                .counts()
-                .into_iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(state, n)| format!("{n} {state}"))
-                .collect();
-            say!(
-                "batch {}: {} faxes, {}{}",
-                batch.id,
-                batch.faxes.len(),
-                counts.join(", "),
-                if batch.is_done() { " (done)" } else { "" }
-            );
-            for f in &batch.faxes {
-                say!(
-                    "  {}  {:<15} to {:<16} attempts {}{}",
-                    f.id,
-                    f.status.as_str(),
-                    f.to_number,
-                    f.attempts,
-                    f.error
-                        .as_deref()
-                        .map(|e| format!("  {e}"))
-                        .unwrap_or_default()
-                );
-            }
-            Ok(())
-        }
+        JobsCommand::Batch { id } => show_batch(out, &batch_of(store, &id)?),
     }
+}
+
+/// `jobs list`'s options as a filter; a status or folder it does not know
+/// is refused with the words it takes.
+fn job_filter(
+    account: Option<String>,
+    status: Option<String>,
+    folder: Option<String>,
+    limit: u32,
+) -> anyhow::Result<JobFilter> {
+    Ok(JobFilter {
+        account: account.map(AccountId),
+        status: status
+            .map(|s| s.parse::<JobStatus>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        folder: folder
+            .map(|f| f.parse::<Folder>())
+            .transpose()
+            .map_err(anyhow::Error::msg)?,
+        limit: Some(limit),
+        ..Default::default()
+    })
+}
+
+/// The batch `id` names: a batch's id, or the id (or its first
+/// characters) of one of its faxes.
+fn batch_of(store: &Store, id: &str) -> anyhow::Result<crate::store::Batch> {
+    match store.batch(&crate::model::BatchId(id.trim().to_owned())) {
+        Ok(b) => Ok(b),
+        Err(crate::store::StoreError::NotFound { .. }) => {
+            let fax = store.fax(
+                &store
+                    .fax_id_by_prefix(id)
+                    .map_err(|_| anyhow::anyhow!("no batch and no fax with id {id}"))?,
+            )?;
+            let Some(batch) = fax.batch_id else {
+                anyhow::bail!(
+                    "fax {} went to one number ({}); it is in no batch",
+                    fax.id,
+                    fax.to_number
+                );
+            };
+            Ok(store.batch(&batch)?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `jobs batch`: how many faxes are in each state, then each fax.
+fn show_batch(out: &Output, batch: &crate::store::Batch) -> anyhow::Result<()> {
+    if out.json {
+        return out.show(&crate::api::batch_summary(batch));
+    }
+    let counts: Vec<String> = batch
+        .counts()
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect();
+    say!(
+        "batch {}: {} faxes, {}{}",
+        batch.id,
+        batch.faxes.len(),
+        counts.join(", "),
+        if batch.is_done() { " (done)" } else { "" }
+    );
+    for f in &batch.faxes {
+        say!(
+            "  {}  {:<15} to {:<16} attempts {}{}",
+            f.id,
+            f.status.as_str(),
+            f.to_number,
+            f.attempts,
+            why(f.error.as_deref())
+        );
+    }
+    Ok(())
+}
+
+/// A fax's last error at the end of its line, or nothing.
+fn why(error: Option<&str>) -> String {
+    error.map(|e| format!("  {e}")).unwrap_or_default()
 }
 
 /// `jobs delete` and `inbox delete`: the whole fax, or only its documents.
@@ -1413,5 +1431,36 @@ fn inbox(store: &Store, out: &Output, cmd: InboxCommand) -> anyhow::Result<()> {
         InboxCommand::Delete { id, documents_only } => {
             delete_fax(store, &received(&id)?.id, documents_only)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_filter_takes_known_words_and_names_an_unknown_one() {
+        let filter = job_filter(
+            Some("a1".into()),
+            Some("failed".into()),
+            Some("outbox".into()),
+            7,
+        )
+        .unwrap();
+        assert_eq!(
+            (filter.account, filter.status, filter.folder, filter.limit),
+            (
+                Some(AccountId("a1".into())),
+                Some(JobStatus::Failed),
+                Some(Folder::Outbox),
+                Some(7)
+            )
+        );
+        let wrong = job_filter(None, Some("sent".into()), None, 7).unwrap_err();
+        assert!(wrong.to_string().contains("\"sent\" is not"), "{wrong}");
+        let wrong = job_filter(None, None, Some("drafts".into()), 7).unwrap_err();
+        assert!(wrong.to_string().contains("\"drafts\" is not"), "{wrong}");
+        assert_eq!(why(Some("busy")), "  busy");
+        assert_eq!(why(None), "");
     }
 }

@@ -111,14 +111,28 @@ fn media_col(width: i32, length: i32) -> IppValue {
 
 /// Every printer attribute, in a stable order.
 pub fn attributes(view: &PrinterView<'_>) -> Vec<IppAttribute> {
-    let f = view.faxbox;
-    let dpi = |x| IppValue::Resolution {
+    let mut all = documents_and_jobs();
+    all.extend(media());
+    all.extend(printer(view));
+    all
+}
+
+/// Letter and A4, in hundredths of a millimetre.
+const LETTER: (i32, i32) = (21590, 27940);
+const A4: (i32, i32) = (21000, 29700);
+
+/// A resolution in dots per inch (RFC 8011 section 5.1.16: units 3).
+fn dpi(x: i32) -> IppValue {
+    IppValue::Resolution {
         cross_feed: x,
         feed: x,
         units: 3,
-    };
-    let letter = (21590, 27940);
-    let a4 = (21000, 29700);
+    }
+}
+
+/// What a job and its documents may be: character sets, formats, copies,
+/// the attributes a Create-Job takes.
+fn documents_and_jobs() -> Vec<IppAttribute> {
     vec![
         attr("charset-configured", charset("utf-8")),
         attr(
@@ -152,10 +166,16 @@ pub fn attributes(view: &PrinterView<'_>) -> Vec<IppAttribute> {
         ),
         attr("job-ids-supported", IppValue::Boolean(true)),
         attr("kind", keyword("document")),
-        attr("media-col-default", media_col(letter.0, letter.1)),
+    ]
+}
+
+/// The paper: Letter and A4, no margins, one tray.
+fn media() -> Vec<IppAttribute> {
+    vec![
+        attr("media-col-default", media_col(LETTER.0, LETTER.1)),
         attr(
             "media-col-ready",
-            one_or_set(vec![media_col(letter.0, letter.1), media_col(a4.0, a4.1)]),
+            one_or_set(vec![media_col(LETTER.0, LETTER.1), media_col(A4.0, A4.1)]),
         ),
         attr(
             "media-col-supported",
@@ -182,12 +202,12 @@ pub fn attributes(view: &PrinterView<'_>) -> Vec<IppAttribute> {
             "media-size-supported",
             one_or_set(vec![
                 collection(&[
-                    ("x-dimension", IppValue::Integer(letter.0)),
-                    ("y-dimension", IppValue::Integer(letter.1)),
+                    ("x-dimension", IppValue::Integer(LETTER.0)),
+                    ("y-dimension", IppValue::Integer(LETTER.1)),
                 ]),
                 collection(&[
-                    ("x-dimension", IppValue::Integer(a4.0)),
-                    ("y-dimension", IppValue::Integer(a4.1)),
+                    ("x-dimension", IppValue::Integer(A4.0)),
+                    ("y-dimension", IppValue::Integer(A4.1)),
                 ]),
             ]),
         ),
@@ -197,6 +217,13 @@ pub fn attributes(view: &PrinterView<'_>) -> Vec<IppAttribute> {
             keywords(&["na_letter_8.5x11in", "iso_a4_210x297mm"]),
         ),
         attr("media-type-supported", keyword("stationery")),
+    ]
+}
+
+/// The printer itself and its state: who it is, where, what it can do now.
+fn printer(view: &PrinterView<'_>) -> Vec<IppAttribute> {
+    let f = view.faxbox;
+    vec![
         attr(
             "multiple-destination-uris-supported",
             IppValue::Boolean(true),
@@ -352,5 +379,41 @@ mod tests {
             ["printer-state"]
         );
         assert!(select(all, &["nope".into()]).is_empty());
+    }
+
+    #[test]
+    fn each_attribute_is_named_once_and_the_paper_is_letter_and_a4() {
+        let parts = [documents_and_jobs(), media()];
+        let names: Vec<String> = parts
+            .iter()
+            .flatten()
+            .map(|a| a.name().to_string())
+            .collect();
+        let mut once = names.clone();
+        once.sort();
+        once.dedup();
+        assert_eq!(once.len(), names.len(), "{names:?}");
+        assert!(
+            media().iter().all(|a| a.name().starts_with("media-")),
+            "{names:?}"
+        );
+        let sizes = media()
+            .into_iter()
+            .find(|a| a.name().as_str() == "media-size-supported")
+            .unwrap();
+        let IppValue::Array(sizes) = sizes.value() else {
+            panic!("{sizes:?}");
+        };
+        let widths: Vec<&IppValue> = sizes
+            .iter()
+            .filter_map(|size| match size {
+                IppValue::Collection(c) => c.get("x-dimension"),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            widths,
+            [&IppValue::Integer(21590), &IppValue::Integer(21000)]
+        );
     }
 }

@@ -392,6 +392,89 @@ fn no_email(id: &UserId) -> String {
     format!("{id}@{NO_EMAIL_DOMAIN}")
 }
 
+/// A user's stored address: the one given, trimmed and lowercased, or a
+/// unique address that receives no mail when none is given.
+fn user_email(given: Option<&str>, id: &UserId) -> Result<String> {
+    match given.map(|e| e.trim().to_ascii_lowercase()) {
+        Some(e) if !e.is_empty() => {
+            if !is_email(&e) {
+                return Err(FieldError::new(
+                    "email",
+                    "format",
+                    format!("{e:?} is not an email address"),
+                )
+                .with(Some("email".into()), e.as_str())
+                .into());
+            }
+            Ok(e)
+        }
+        _ => Ok(no_email(id)),
+    }
+}
+
+/// A new password's hash and Kazoo login credential; a password needs a
+/// username to log in with, and may not be empty.
+fn user_secret(password: Option<&str>, username: Option<&str>) -> Result<Option<(String, String)>> {
+    match (password, username) {
+        (Some(""), _) => {
+            Err(
+                FieldError::new("password", "minLength", "a password must not be empty")
+                    .with(Some(1.into()), "")
+                    .into(),
+            )
+        }
+        (Some(_), None) => Err(FieldError::new(
+            "username",
+            "required",
+            "a user with a password needs a username to log in with",
+        )
+        .into()),
+        (Some(p), Some(u)) => Ok(Some((hash_password(p)?, login_credentials(u, p)))),
+        (None, _) => Ok(None),
+    }
+}
+
+/// Refuses an address or a username another user of the account has.
+fn unique_login(
+    tx: &rusqlite::Transaction<'_>,
+    account: &AccountId,
+    user: &UserId,
+    email: &str,
+    username: Option<&str>,
+) -> Result<()> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND email = ?2 AND id != ?3)",
+        params![account.as_str(), email, user.as_str()],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(FieldError::new(
+            "email",
+            "unique",
+            format!("{email} is already a user of this account"),
+        )
+        .with(None, email)
+        .into());
+    }
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND username = ?2 AND id != ?3)",
+        params![account.as_str(), username, user.as_str()],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Err(FieldError::new(
+            "username",
+            "unique",
+            format!(
+                "another user of this account logs in as {}",
+                username.unwrap_or_default()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
 impl Store {
     /// Creates a user (`id` `None`) or replaces one of `account`'s.
     pub fn put_user(
@@ -401,90 +484,31 @@ impl Store {
         changes: UserChanges,
     ) -> Result<User> {
         let user_id = id.cloned().unwrap_or_else(UserId::new);
-        let email = match changes
-            .email
-            .as_deref()
-            .map(|e| e.trim().to_ascii_lowercase())
-        {
-            Some(e) if !e.is_empty() => {
-                if !is_email(&e) {
-                    return Err(FieldError::new(
-                        "email",
-                        "format",
-                        format!("{e:?} is not an email address"),
-                    )
-                    .with(Some("email".into()), e.as_str())
-                    .into());
-                }
-                e
-            }
-            _ => no_email(&user_id),
-        };
+        let email = user_email(changes.email.as_deref(), &user_id)?;
         let username = changes
             .username
             .map(|u| u.trim().to_lowercase())
             .filter(|u| !u.is_empty());
-        let secret = match (&changes.password, &username) {
-            (Some(p), _) if p.is_empty() => {
-                return Err(FieldError::new(
-                    "password",
-                    "minLength",
-                    "a password must not be empty",
-                )
-                .with(Some(1.into()), "")
-                .into());
-            }
-            (Some(_), None) => {
-                return Err(FieldError::new(
-                    "username",
-                    "required",
-                    "a user with a password needs a username to log in with",
-                )
-                .into());
-            }
-            (Some(p), Some(u)) => Some((hash_password(p)?, login_credentials(u, p))),
-            (None, _) => None,
-        };
+        let secret = user_secret(changes.password.as_deref(), username.as_deref())?;
         let doc = to_json(&changes.doc);
         let name = changes.name.trim().to_owned();
         self.write(|tx| {
             super::ensure_account(tx, account)?;
-            let taken: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND email = ?2 AND id != ?3)",
-                params![account.as_str(), email, user_id.as_str()],
-                |r| r.get(0),
-            )?;
-            if taken {
-                return Err(FieldError::new(
-                    "email",
-                    "unique",
-                    format!("{email} is already a user of this account"),
-                )
-                .with(None, email.as_str())
-                .into());
-            }
-            let taken: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND username = ?2 AND id != ?3)",
-                params![account.as_str(), username, user_id.as_str()],
-                |r| r.get(0),
-            )?;
-            if taken {
-                return Err(FieldError::new(
-                    "username",
-                    "unique",
-                    format!(
-                        "another user of this account logs in as {}",
-                        username.as_deref().unwrap_or_default()
-                    ),
-                )
-                .into());
-            }
+            unique_login(tx, account, &user_id, &email, username.as_deref())?;
             match id {
                 None => {
                     tx.execute(
                         "INSERT INTO users (id, account_id, email, name, created, username, doc)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![user_id.as_str(), account.as_str(), email, name, now(), username, doc],
+                        params![
+                            user_id.as_str(),
+                            account.as_str(),
+                            email,
+                            name,
+                            now(),
+                            username,
+                            doc
+                        ],
                     )?;
                 }
                 Some(id) => {
@@ -685,6 +709,51 @@ impl Store {
 mod tests {
     use crate::store::StoreError;
     use crate::store::testing::temp_store;
+
+    /// The field and code a refusal names.
+    fn refused<T: std::fmt::Debug>(r: crate::store::Result<T>) -> (String, &'static str) {
+        match r {
+            Err(StoreError::Invalid(e)) => (e.field, e.code),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_users_address_is_cleaned_or_made_up_and_a_bad_one_is_named() {
+        let id = crate::model::UserId("u1".into());
+        assert_eq!(
+            super::user_email(Some(" Bob@Example.COM "), &id).unwrap(),
+            "bob@example.com"
+        );
+        for none in [None, Some(""), Some("  ")] {
+            assert_eq!(
+                super::user_email(none, &id).unwrap(),
+                format!("u1@{}", super::NO_EMAIL_DOMAIN)
+            );
+        }
+        assert_eq!(
+            refused(super::user_email(Some("bob at example"), &id)),
+            ("email".into(), "format")
+        );
+    }
+
+    #[test]
+    fn a_password_needs_a_username_and_some_characters() {
+        assert_eq!(super::user_secret(None, Some("bob")).unwrap(), None);
+        assert_eq!(
+            refused(super::user_secret(Some(""), Some("bob"))),
+            ("password".into(), "minLength")
+        );
+        assert_eq!(
+            refused(super::user_secret(Some("secret"), None)),
+            ("username".into(), "required")
+        );
+        let (hash, credentials) = super::user_secret(Some("secret"), Some("bob"))
+            .unwrap()
+            .unwrap();
+        assert!(hash.starts_with("$argon2id$"), "{hash}");
+        assert_eq!(credentials, super::login_credentials("bob", "secret"));
+    }
 
     #[test]
     fn api_keys_authenticate_until_revoked() {

@@ -390,12 +390,27 @@ mod tests {
             "generated": t,
             "lines": [
                 {"name": "loopback", "capacity": 2, "state": "up", "reason": null, "channels": [
-                    {"channel": 1, "state": "sending", "fax_id": "f1",
-                     "text": "sending page 2 of 5 at 14400 bps, ECM, to +1 555 0100"},
-                    {"channel": 2, "state": "dialling", "fax_id": "f2", "text": "dialling 5550123"}]},
+                    {"channel": 1, "state": "sending",
+                     "text": "sending page 2 of 5 at 14400 bps, ECM, to +1 555 0100",
+                     "direction": "outbound", "fax_id": "d0e5000000000000", "account_id": "a1",
+                     "to_number": "+15550100", "attempt": 1, "since": t - 40, "page": 2,
+                     "pages_sent": 1, "pages": 5, "bit_rate": 14400, "ecm": true,
+                     "remote_station_id": "+1 555 0100"},
+                    {"channel": 2, "state": "dialling", "text": "dialling 5550123",
+                     "direction": "outbound", "fax_id": "f2000000aaaa", "account_id": "a1",
+                     "to_number": "5550123", "attempt": 1, "since": t - 5, "page": null,
+                     "pages_sent": 0, "pages": 1, "bit_rate": null, "ecm": null,
+                     "remote_station_id": null}]},
                 {"name": "modem1", "capacity": 1, "state": modem, "reason": reason, "channels": [
-                    {"channel": 1, "state": if modem == "up" { "receiving" } else { modem },
-                     "text": if modem == "up" { "receiving from 5550199" } else { modem }}]}
+                    if modem == "up" {
+                        serde_json::json!({"channel": 1, "state": "receiving",
+                         "text": "receiving from 5550199",
+                         "direction": "inbound", "call_id": "rx-1", "account_id": "a2",
+                         "faxbox_id": "fb2", "from_number": "5550199", "to_number": "5550100",
+                         "since": t - 12})
+                    } else {
+                        serde_json::json!({"channel": 1, "state": modem, "text": modem})
+                    }]}
             ],
             "accounts": [
                 {"account_id": "a1", "account_name": "Acme Legal", "pending": 4, "active": 2,
@@ -584,6 +599,42 @@ mod tests {
         assert_eq!(ui.message.as_deref(), Some("select a fax waiting to retry"));
     }
 
+    /// A channel sending a fax opens and cancels that fax; one receiving
+    /// a fax has none to act on (a received fax is opened from the list).
+    #[test]
+    fn a_sending_channel_acts_on_its_fax_and_a_receiving_one_does_not() {
+        let s = busy("up", None);
+        let channels: Vec<_> = s.lines.iter().flat_map(|l| &l.channels).collect();
+        assert!(
+            matches!(&channels[2].call, Some(crate::status::Call::Inbound(c)) if c.from_number == "5550199"),
+            "{channels:?}"
+        );
+        let mut ui = UiState::default();
+        assert_eq!(ui.pane, view::Pane::Lines);
+        ui.key(KeyCode::Down, Some(&s));
+        assert!(matches!(
+            ui.key(KeyCode::Enter, Some(&s)),
+            Some(Action::OpenDetail { account_id, fax_id, .. })
+                if account_id == "a1" && fax_id == "f2000000aaaa"
+        ));
+        ui.key(KeyCode::Esc, Some(&s));
+        assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
+        assert_eq!(
+            ui.key(KeyCode::Char('y'), Some(&s)),
+            Some(Action::Cancel {
+                account_id: "a1".into(),
+                fax_id: "f2000000aaaa".into()
+            })
+        );
+        ui.key(KeyCode::Down, Some(&s));
+        assert_eq!(ui.key(KeyCode::Enter, Some(&s)), None);
+        assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
+        assert_eq!(
+            ui.message.as_deref(),
+            Some("select a fax to cancel (a line or a retry)")
+        );
+    }
+
     #[test]
     fn keys_move_between_panes_and_rows() {
         let s = busy("up", None);
@@ -700,6 +751,44 @@ mod tests {
             ui.key(KeyCode::Enter, Some(&s)),
             Some(Action::OpenDetail { fax_id, .. }) if fax_id == "c0ffeec0ffee0000"
         ));
+    }
+
+    /// A received fax: who sent it and how the reception went, and no
+    /// attempts (it had none).
+    #[test]
+    fn a_received_fax_shows_its_sender_and_reception_without_attempts() {
+        let s = busy("up", None);
+        let t = 63_900_000_000i64;
+        let fax: FaxDetail = serde_json::from_value(serde_json::json!({
+            "id": "1eceived00000000", "folder": "inbox", "status": null,
+            "to_number": "5550100", "from_number": "5550199", "pages": 2,
+            "created": t - 900, "modified": t - 880,
+            "rx_result": {"success": true, "pages": 2, "bit_rate": 14400, "ecm": true,
+                          "remote_station_id": " +1 555 0199 ", "result_code": 0,
+                          "result_text": "OK", "duration_s": 41.6}
+        }))
+        .unwrap();
+        let ui = UiState {
+            connection: Connection::Live,
+            detail: Some(view::Detail {
+                account_id: "a2".into(),
+                folder: "inbox".into(),
+                fax_id: fax.id.clone(),
+                fax: Some(fax),
+                ..view::Detail::default()
+            }),
+            ..UiState::default()
+        };
+        let text = screen(Some(&s), &ui, 100, 30);
+        for what in [
+            "Fax 1eceived00000000",
+            "received from 5550199 on 5550100, 2 pages",
+            "created ",
+            "2 pages at 14400 bit/s, ECM, from \"+1 555 0199\", 42s: 0 OK",
+        ] {
+            assert!(text.contains(what), "{what} in\n{text}");
+        }
+        assert!(!text.contains("remote CSI"), "{text}");
     }
 
     #[test]

@@ -646,6 +646,23 @@ fn draw_detail(frame: &mut Frame, s: &Status, detail: &Detail, area: Rect) {
         return;
     };
     let inbound = fax.folder == "inbox";
+    let text = detail_summary(s, detail, fax);
+    let [head, attempts] = Layout::vertical([
+        Constraint::Length(text.len() as u16 + 1),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), head);
+    if inbound {
+        return;
+    }
+    frame.render_widget(attempts_table(fax), attempts);
+}
+
+/// The lines above a fax's attempts: where it went (or came from), its
+/// document and batch, its times, why it failed, and a reception's result.
+fn detail_summary(s: &Status, detail: &Detail, fax: &FaxDetail) -> Vec<TextLine<'static>> {
+    let inbound = fax.folder == "inbox";
     let mut text = Vec::new();
     let status = fax.status.clone().unwrap_or_else(|| "received".into());
     let pages = fax.pages.map_or("-".to_owned(), |p| p.to_string());
@@ -689,15 +706,11 @@ fn draw_detail(frame: &mut Frame, s: &Status, detail: &Detail, area: Rect) {
             rx.result_text
         )));
     }
-    let [head, attempts] = Layout::vertical([
-        Constraint::Length(text.len() as u16 + 1),
-        Constraint::Fill(1),
-    ])
-    .areas(inner);
-    frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), head);
-    if inbound {
-        return;
-    }
+    text
+}
+
+/// An outgoing fax's attempts, one row each.
+fn attempts_table(fax: &FaxDetail) -> Table<'static> {
     let rows = fax.history.iter().map(|a| {
         let result = match (&a.result_code, &a.result_text, &a.hangup_cause) {
             (Some(code), Some(text), _) => format!("{code} {text}"),
@@ -725,7 +738,7 @@ fn draw_detail(frame: &mut Frame, s: &Status, detail: &Detail, area: Rect) {
             result,
         ])
     });
-    let table = Table::new(
+    Table::new(
         rows,
         [
             Constraint::Length(2),
@@ -752,8 +765,7 @@ fn draw_detail(frame: &mut Frame, s: &Status, detail: &Detail, area: Rect) {
             "result",
         ])
         .style(dim()),
-    );
-    frame.render_widget(table, attempts);
+    )
 }
 
 /// The keys, over the middle of the screen.
