@@ -736,9 +736,10 @@ fn metrics(ctx: &Ctx) -> Result<Answer, ApiError> {
     let purged = ctx.store.purge_totals()?;
     let _ = writeln!(
         text,
-        "# HELP faxbox_purged_total What the retention purge removed: faxes' documents, whole faxes, sent mails.\n# TYPE faxbox_purged_total counter\n\
-         faxbox_purged_total{{what=\"documents\"}} {}\nfaxbox_purged_total{{what=\"records\"}} {}\nfaxbox_purged_total{{what=\"mails\"}} {}",
-        purged.documents, purged.records, purged.mails
+        "# HELP faxbox_purged_total What the retention purge removed: faxes' documents, whole faxes, sent mails, audit entries.\n# TYPE faxbox_purged_total counter\n\
+         faxbox_purged_total{{what=\"documents\"}} {}\nfaxbox_purged_total{{what=\"records\"}} {}\nfaxbox_purged_total{{what=\"mails\"}} {}\n\
+         faxbox_purged_total{{what=\"audit_entries\"}} {}",
+        purged.documents, purged.records, purged.mails, purged.audit_entries
     );
     let _ = writeln!(
         text,

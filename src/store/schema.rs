@@ -392,6 +392,11 @@ const MIGRATIONS: &[&str] = &[
         WHEN NOT EXISTS (SELECT 1 FROM audit_purge WHERE old.at < before)
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     "#,
+    // 18: the purge counts the audit entries it removes as it counts
+    // documents, records and mails, for /metrics.
+    r#"
+    ALTER TABLE purges ADD COLUMN audit_entries INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

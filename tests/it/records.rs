@@ -651,6 +651,32 @@ fn retention_purges_what_is_past_its_time_and_never_a_queued_fax() {
     assert!(!b.store().documents(&queued).unwrap().is_empty());
 }
 
+/// The audit entries a purge removes are counted in /metrics, as its
+/// documents, records and mails are.
+#[test]
+fn metrics_count_the_audit_entries_a_purge_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    let own = b.own_faxbox(false);
+    let fax = b.send(&own, "5551234", &["Read, then forgotten"]);
+    b.wait_finished(&fax);
+    assert_eq!(b.faxes_api("GET", &format!("outbox/{fax}")).0, 200);
+    b.cli(&["config", "set", "fax", "record_retention_days", "3"])
+        .unwrap();
+    assert_eq!(purged_metric(&b, "audit_entries"), Some(0));
+
+    // Four days on (the purge is told the time): the read has passed the
+    // records' time.
+    let report =
+        faxbox::retention::purge(&b.store(), faxbox::model::now() + 4 * 86_400, false).unwrap();
+    assert!(report.audit_entries >= 1, "{report:?}");
+    assert_eq!(
+        purged_metric(&b, "audit_entries"),
+        Some(report.audit_entries)
+    );
+    assert_eq!(purged_metric(&b, "records"), Some(1));
+}
+
 /// `METHOD /v2/accounts/{account}/PATH` as `session`: status and JSON.
 fn call(session: &Session, method: &str, account: &str, path: &str) -> (u16, serde_json::Value) {
     let r = Http::new()
