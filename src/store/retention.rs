@@ -227,15 +227,16 @@ impl Store {
         })
     }
 
-    /// Sent mails of `account` (or of no account) sent before `before`:
-    /// they carry faxes as PDFs. Mails still waiting to go are kept.
+    /// Sent mails of `account` (or of no account) sent before `before`,
+    /// and those set aside then as unopenable: they carry faxes as PDFs.
+    /// Mails still waiting to go are kept.
     fn purge_sent_mails(
         &self,
         account: Option<&AccountId>,
         before: UnixTime,
         dry_run: bool,
     ) -> Result<u64> {
-        let filter = "sent_at IS NOT NULL AND sent_at < ?2 AND account_id IS ?1";
+        let filter = "(sent_at < ?2 OR failed_at < ?2) AND account_id IS ?1";
         let account = account.map(AccountId::as_str);
         if dry_run {
             return self.read(|conn| {

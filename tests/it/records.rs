@@ -852,7 +852,7 @@ fn documents_are_sealed_at_rest_and_the_box_needs_its_key() {
         assert!(t.starts_with(b"II*\0") || t.starts_with(b"MM\0*"), "a TIFF");
     }
     // The mails that carry the faxes wait in the queue (no smarthost).
-    let mails = b.store().due_mail(i64::MAX, 100).unwrap();
+    let mails = b.store().due_mail(i64::MAX, 100).unwrap().mails;
     assert!(mails.len() >= 2, "{} mails", mails.len());
     let mut needles: Vec<(String, Vec<u8>)> = vec![
         ("the marker".into(), marker.as_bytes().to_vec()),
