@@ -342,8 +342,8 @@ impl Store {
 /// What a client gives a user (`PUT`/`POST .../users`).
 #[derive(Debug, Clone, Default)]
 pub struct UserChanges {
-    /// Where faxes and receipts are mailed; a user may have none (users.md
-    /// makes a user of a first and a last name alone).
+    /// Where faxes and receipts are mailed; a user may have none (Kazoo
+    /// makes a user of a first and a last name alone, docs/kazoo.md 2.7).
     pub email: Option<String>,
     pub name: String,
     /// The login name for `PUT /v2/user_auth`, unique in the account.
@@ -358,7 +358,7 @@ pub struct UserChanges {
 }
 
 /// Kazoo's login credential: the md5 of "username:password" in lowercase
-/// hex (user_authentication.md), the username lowercased as Monster UI
+/// hex (docs/kazoo.md 2.7 item 2), the username lowercased as Monster UI
 /// sends it.
 pub fn login_credentials(username: &str, password: &str) -> String {
     use md5::Digest as _;

@@ -318,7 +318,7 @@ fn deleted_faxes_and_documents_leave_no_bytes_in_the_data_dir() {
         rows_of(b.data(), &received)
     );
 
-    // DELETE .../faxes/outbox/{id} (Kazoo's faxes.md).
+    // DELETE .../faxes/outbox/{id} (docs/kazoo.md 2.2).
     let (status, body) = b.faxes_api("DELETE", &format!("outbox/{a}"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["_read_only"]["deleted"], true);
