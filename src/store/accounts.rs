@@ -442,12 +442,18 @@ fn unique_login(
     email: &str,
     username: Option<&str>,
 ) -> Result<()> {
-    let taken: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND email = ?2 AND id != ?3)",
-        params![account.as_str(), email, user.as_str()],
-        |r| r.get(0),
-    )?;
-    if taken {
+    // Whether another user of the account has `value` in `column`.
+    let taken = |column: &str, value: Option<&str>| -> Result<bool> {
+        Ok(tx.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM users
+                 WHERE account_id = ?1 AND {column} = ?2 AND id != ?3)"
+            ),
+            params![account.as_str(), value, user.as_str()],
+            |r| r.get(0),
+        )?)
+    };
+    if taken("email", Some(email))? {
         return Err(FieldError::new(
             "email",
             "unique",
@@ -456,12 +462,7 @@ fn unique_login(
         .with(None, email)
         .into());
     }
-    let taken: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND username = ?2 AND id != ?3)",
-        params![account.as_str(), username, user.as_str()],
-        |r| r.get(0),
-    )?;
-    if taken {
+    if taken("username", username)? {
         return Err(FieldError::new(
             "username",
             "unique",
