@@ -94,6 +94,9 @@ fn the_code_cites_only_documents_in_the_repository() {
     );
 }
 
+/// Whether the section a citation names (its number) is in the page.
+type Exists<'a> = dyn Fn(&str) -> bool + 'a;
+
 #[test]
 fn every_cited_section_of_docs_exists() {
     let architecture = doc("architecture.md");
@@ -105,7 +108,7 @@ fn every_cited_section_of_docs_exists() {
     assert!(invariants.len() >= 8 && principles.len() >= 13 && kazoo.len() > 50);
 
     let cite = |pattern: &str| Regex::new(pattern).unwrap();
-    let rules: [(Regex, &dyn Fn(&str) -> bool); 5] = [
+    let rules: [(Regex, &Exists); 5] = [
         (cite(r"docs/architecture\.md, invariant (\d+)"), &|n| {
             invariants.contains(&n.parse().unwrap())
         }),
