@@ -350,7 +350,7 @@ impl Appliance {
             .context("cannot start the API's status thread")?;
         let wake = scheduler.waker();
         let gate = IntakeGate::default();
-        let intake = Arc::new(crate::api::IntakeCounts::default());
+        let intake = Arc::new(crate::intake::IntakeCounts::default());
         let mut api_options = ApiOptions {
             token_lifetime: config.token_lifetime,
             cors_origins: config.http.cors_origins.clone(),
@@ -372,7 +372,7 @@ impl Appliance {
             options.trusted_relays = config.smtp.trusted_relays.clone();
             options.convert.drawing = drawing.clone();
             let counts = intake.clone();
-            options.accepted = Arc::new(move |n| counts.count(crate::api::Intake::Smtp, n));
+            options.accepted = Arc::new(move |n| counts.count(crate::intake::Door::Smtp, n));
             crate::smtp::SmtpServer::start(
                 listeners.smtp,
                 crate::smtp::SmtpCtx {
@@ -394,7 +394,7 @@ impl Appliance {
                         options: crate::ipp::IppOptions {
                             allow: config.ipp.allow.clone(),
                             require_auth: config.ipp.require_auth,
-                            accepted: Arc::new(move |n| intake.count(crate::api::Intake::Ipp, n)),
+                            accepted: Arc::new(move |n| intake.count(crate::intake::Door::Ipp, n)),
                             gate: gate.clone(),
                             convert: crate::documents::ConvertOptions {
                                 drawing,

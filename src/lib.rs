@@ -41,6 +41,7 @@ pub mod fuzz;
 pub mod gate;
 pub mod http_pool;
 pub mod inbound;
+pub mod intake;
 pub mod ipp;
 pub mod lines;
 pub mod model;

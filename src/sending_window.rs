@@ -194,6 +194,33 @@ fn at_seconds(day: NaiveDate, seconds: u32) -> NaiveDateTime {
     day.and_hms_opt(0, 0, 0).unwrap_or_default() + chrono::Duration::seconds(i64::from(seconds))
 }
 
+/// A faxbox's windows; a stored one that no longer reads (it was checked
+/// when saved) is logged and left out rather than holding faxes forever.
+pub fn of_faxbox(faxbox: &crate::model::Faxbox) -> Vec<SendingWindow> {
+    faxbox
+        .sending_windows
+        .iter()
+        .filter_map(|w| match w.parse() {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(faxbox = %faxbox.id, "a sending window is ignored: {e}");
+                None
+            }
+        })
+        .collect()
+}
+
+/// When a fax of `faxbox` due at `at` may ring out: `at`, or the next
+/// opening of the faxbox's windows in its time zone. The dispatcher holds
+/// a due fax to the same time.
+pub fn faxbox_opening(faxbox: &crate::model::Faxbox, at: UnixTime) -> UnixTime {
+    next_opening(
+        &of_faxbox(faxbox),
+        Zone::of(faxbox.fax_timezone.as_deref()),
+        at,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

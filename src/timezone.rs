@@ -12,6 +12,18 @@ use chrono::{Offset, TimeZone};
 
 use crate::model::UnixTime;
 
+/// The start of the box's local day, for the "today" counts.
+pub fn local_day_start() -> UnixTime {
+    let today = chrono::Local::now().date_naive();
+    today
+        .and_hms_opt(0, 0, 0)
+        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
+        .map_or_else(
+            || crate::model::now() - crate::model::now().rem_euclid(86_400),
+            |t| t.timestamp(),
+        )
+}
+
 /// A POSIX TZ string (POSIX.1-2017, 8.3 TZ) as SpanDSP reads it: a zone
 /// name of three or more letters (SpanDSP's parser has no `<...>` quoted
 /// form), an offset of hours[:minutes[:seconds]], and

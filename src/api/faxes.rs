@@ -19,10 +19,11 @@ use super::multipart::{self, Part};
 use super::reply::{Answer, ApiError, Reply, Success};
 use super::{Ctx, Paging, document, json_body, parse_data};
 use crate::documents::{self, Input};
+use crate::intake;
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, DocumentInfo, DocumentKind, Fax, FaxId, Faxbox, FaxboxId,
-    FieldError, Folder, JobStatus, NewFax, Priority, ServiceNumbers, UnixTime, check_fax_number,
-    is_email, now, to_gregorian,
+    FieldError, Folder, JobStatus, Priority, ServiceNumbers, UnixTime, check_fax_number, is_email,
+    now, to_gregorian,
 };
 use crate::store::{FaxList, Mark};
 use crate::timezone::Zone;
@@ -253,19 +254,21 @@ pub fn create(
     submit(ctx, scope, input, upload.documents, extra)
 }
 
-/// The attempts a job without a faxbox or its own `retries` gets.
-pub(crate) fn default_retries(
-    ctx: &Ctx,
-    account: &crate::model::AccountId,
-) -> Result<u8, ApiError> {
-    let value = ctx
-        .store
-        .setting(Some(account), "default_retry_count")?
-        .value;
-    Ok(value.as_u64().map_or(1, |n| n.clamp(1, 4) as u8))
+/// What a new fax's fields say once checked: everything `submit` needs
+/// besides the documents.
+struct Checked {
+    faxbox: Option<Faxbox>,
+    /// Each number as given and normalized.
+    numbers: Vec<(String, String)>,
+    retries: Option<u8>,
+    send_at: Option<UnixTime>,
+    priority: Priority,
+    notify: Option<Vec<String>>,
 }
 
-/// Validates a job, converts its documents and commits it with them.
+/// Validates a job, fetches or takes its documents and hands it to the
+/// intake, which fills it from its faxbox, converts the documents and
+/// commits them together.
 fn submit(
     ctx: &Ctx,
     scope: &Scope<'_>,
@@ -281,35 +284,72 @@ fn submit(
         ));
     }
     let account = scope.account;
-    let mut errors: Vec<FieldError> = Vec::new();
-
-    // Fields the job does not give come from its faxbox (docs/kazoo.md 2.3 step 1).
-    let faxbox = match (&input.faxbox_id, &scope.faxbox) {
-        (Some(id), Some(f)) if id != f.id.as_str() => {
-            errors.push(FieldError::new(
-                "faxbox_id",
-                "scope",
-                format!("this request is for faxbox {}, not {id}", f.id),
-            ));
-            None
-        }
-        (_, Some(f)) => Some(f.clone()),
-        (Some(id), None) => match ctx.store.faxbox_in(account, &FaxboxId(id.clone())) {
-            Ok(f) => Some(f),
-            Err(crate::store::StoreError::NotFound { .. }) => {
-                errors.push(FieldError::new(
-                    "faxbox_id",
-                    "not_found",
-                    format!("there is no faxbox {id} in this account"),
-                ));
-                None
-            }
-            Err(e) => return Err(e.into()),
-        },
-        (None, None) => None,
+    let checked = check_fax(ctx, scope, &input, documents.is_empty())?;
+    let documents = fetch_document(ctx, account, input.document.as_ref(), documents)?;
+    let given = intake::Given {
+        from_number: input.from_number,
+        from_name: input.from_name,
+        fax_identity_number: input.fax_identity_number,
+        fax_identity_name: input.fax_identity_name,
+        fax_timezone: input.timezone.or(input.fax_timezone),
+        retries: checked.retries,
+        notify: checked.notify,
+        subject: input.subject,
+        send_at: checked.send_at,
+        priority: checked.priority,
+        cover_page: input.cover_page,
+        cover_note: input.cover_note,
     };
-    let url = input.document.as_ref().filter(|d| d.url.is_some());
-    if documents.is_empty() && url.is_none() {
+    let recipients = checked
+        .numbers
+        .into_iter()
+        .map(|(number, normalized)| intake::Recipient {
+            account: account.clone(),
+            faxbox: checked.faxbox.clone(),
+            number,
+            normalized,
+            to_name: input.to_name.clone(),
+            given: given.clone(),
+        })
+        .collect();
+    let mut faxes = ctx
+        .intake
+        .submit(intake::Request {
+            door: intake::Door::Api,
+            sender: intake::Sender::Account(account.clone()),
+            recipients,
+            documents,
+            password: input.document_password,
+            convert: &ctx.options.convert,
+            commit: intake::Commit::Jobs,
+        })?
+        .faxes;
+    if !extra.is_empty() {
+        for fax in &faxes {
+            ctx.store.set_fax_extra(&fax.id, &extra)?;
+        }
+    }
+    // 201 Created, as Kazoo answers a new fax (faxes.md); several numbers
+    // are answered with their batch's summary.
+    let data = match faxes[0].batch_id.clone() {
+        Some(batch) => super::batches::summary(&ctx.store.batch_in(account, &batch)?),
+        None => detail(ctx, faxes.remove(0))?,
+    };
+    Ok(Answer::Json(Success::ok(&data).with_status(201)))
+}
+
+/// Checks every field of a new fax, all errors at once (docs/kazoo.md 2.3's
+/// validation order), before any document is fetched.
+fn check_fax(
+    ctx: &Ctx,
+    scope: &Scope<'_>,
+    input: &FaxInput,
+    no_upload: bool,
+) -> Result<Checked, ApiError> {
+    let account = scope.account;
+    let mut errors: Vec<FieldError> = Vec::new();
+    let faxbox = faxbox_of(ctx, scope, input.faxbox_id.as_deref(), &mut errors)?;
+    if no_upload && input.document.as_ref().is_none_or(|d| d.url.is_none()) {
         errors.push(FieldError::new(
             "document.url",
             "required",
@@ -328,43 +368,82 @@ fn submit(
         &mut errors,
     );
     check_from_number(input.from_number.as_deref(), &mut errors);
-    // Without a faxbox, the account's default_retry_count applies (issue 21).
-    let retries = match (check_retries(input.retries, &mut errors), &faxbox) {
-        (Some(r), _) => r,
-        (None, Some(f)) => f.retries,
-        (None, None) => default_retries(ctx, account)?,
-    };
-    if let Some(tz) = input.timezone.as_ref().or(input.fax_timezone.as_ref())
+    let retries = check_retries(input.retries, &mut errors);
+    let own_zone = input.timezone.as_ref().or(input.fax_timezone.as_ref());
+    if let Some(tz) = own_zone
         && let Err(e) = crate::timezone::check(tz)
     {
         errors.push(FieldError::new("fax_timezone", "format", e));
     }
     // A local send_at is read in the fax's own zone, else its faxbox's.
     let zone = Zone::of(
-        input
-            .timezone
-            .as_deref()
-            .or(input.fax_timezone.as_deref())
+        own_zone
+            .map(String::as_str)
             .or(faxbox.as_ref().and_then(|f| f.fax_timezone.as_deref())),
     );
     let send_at = check_send_at(input.send_at.as_ref(), zone, &mut errors);
     let priority = check_priority(input.priority.as_ref(), &mut errors);
     check_cover_note(input.cover_note.as_deref(), &mut errors);
-    let notify_email: Vec<String> =
-        check_emails(input.notifications, &mut errors).unwrap_or_else(|| {
-            faxbox
-                .as_ref()
-                .map(|f| f.notifications.outbound.send_to.clone())
-                .unwrap_or_default()
-        });
+    let notify = check_emails(input.notifications.as_ref(), &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Invalid(errors));
     }
+    Ok(Checked {
+        faxbox,
+        numbers,
+        retries,
+        send_at,
+        priority,
+        notify,
+    })
+}
 
-    // The URL method fetches now, after the job is known to be valid, so
-    // that a bad job costs no fetch (Kazoo's validation order, 2.3).
-    let documents = match url {
-        Some(doc) if documents.is_empty() => {
+/// The faxbox a new fax is sent from: the one of the path, or `faxbox_id`
+/// in this account; an entry in `errors` when they disagree or there is
+/// no such faxbox.
+fn faxbox_of(
+    ctx: &Ctx,
+    scope: &Scope<'_>,
+    faxbox_id: Option<&str>,
+    errors: &mut Vec<FieldError>,
+) -> Result<Option<Faxbox>, ApiError> {
+    Ok(match (faxbox_id, &scope.faxbox) {
+        (Some(id), Some(f)) if id != f.id.as_str() => {
+            errors.push(FieldError::new(
+                "faxbox_id",
+                "scope",
+                format!("this request is for faxbox {}, not {id}", f.id),
+            ));
+            None
+        }
+        (_, Some(f)) => Some(f.clone()),
+        (Some(id), None) => match ctx.store.faxbox_in(scope.account, &FaxboxId(id.to_owned())) {
+            Ok(f) => Some(f),
+            Err(crate::store::StoreError::NotFound { .. }) => {
+                errors.push(FieldError::new(
+                    "faxbox_id",
+                    "not_found",
+                    format!("there is no faxbox {id} in this account"),
+                ));
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        (None, None) => None,
+    })
+}
+
+/// The documents of a valid job: those uploaded, or the one its
+/// `document.url` names, fetched now, after the job is known to be valid,
+/// so that a bad job costs no fetch (Kazoo's validation order, 2.3).
+fn fetch_document(
+    ctx: &Ctx,
+    account: &AccountId,
+    document: Option<&DocumentRef>,
+    uploaded: Vec<Input>,
+) -> Result<Vec<Input>, ApiError> {
+    match document.filter(|d| d.url.is_some()) {
+        Some(doc) if uploaded.is_empty() => {
             // Read at each request, so an administrator's change applies
             // at once.
             let policy = fetch::FetchPolicy {
@@ -373,76 +452,10 @@ fn submit(
                     .setting_bool(Some(account), "allow_private_document_urls")?,
                 ..ctx.options.fetch.clone()
             };
-            vec![fetch::fetch(doc, &policy)?]
+            Ok(vec![fetch::fetch(doc, &policy)?])
         }
-        _ => documents,
-    };
-    let documents = documents::with_password(documents, input.document_password.as_deref());
-    // Check before anything is stored: a document that cannot be faxed is
-    // refused now, with the reason (docs/architecture.md, invariant 4).
-    // Several numbers share one fax image, drawn once now (issue 22).
-    let stored = match numbers.len() {
-        1 => documents::prepare_for_intake(documents, &ctx.options.convert)?,
-        _ => documents::prepare_for_batch(documents, &ctx.options.convert)?,
-    };
-    let from_faxbox =
-        |pick: fn(&crate::model::Faxbox) -> Option<String>| faxbox.as_ref().and_then(pick);
-    let new = NewFax {
-        account_id: account.clone(),
-        faxbox_id: faxbox.as_ref().map(|f| f.id.clone()),
-        to_number: String::new(),
-        to_number_normalized: String::new(),
-        to_name: input.to_name,
-        from_number: input
-            .from_number
-            .or_else(|| from_faxbox(|f| f.caller_id.clone())),
-        from_name: input
-            .from_name
-            .or_else(|| from_faxbox(|f| Some(f.caller_name.clone()))),
-        fax_identity_number: input
-            .fax_identity_number
-            .or_else(|| from_faxbox(|f| f.fax_identity.clone())),
-        fax_identity_name: input
-            .fax_identity_name
-            .or_else(|| from_faxbox(|f| Some(f.fax_header.clone()))),
-        fax_timezone: input
-            .timezone
-            .or(input.fax_timezone)
-            .or_else(|| from_faxbox(|f| f.fax_timezone.clone())),
-        retries,
-        notify_email,
-        subject: input.subject,
-        send_at,
-        priority,
-        cover_page: input.cover_page,
-        cover_note: input.cover_note,
-    };
-    let jobs: Vec<NewFax> = numbers
-        .into_iter()
-        .map(|(to_number, to_number_normalized)| NewFax {
-            to_number,
-            to_number_normalized,
-            ..new.clone()
-        })
-        .collect();
-    let mut faxes = ctx.store.create_jobs(jobs, stored, JobStatus::Pending)?;
-    if !extra.is_empty() {
-        for fax in &faxes {
-            ctx.store.set_fax_extra(&fax.id, &extra)?;
-        }
+        _ => Ok(uploaded),
     }
-    // Committed: now the scheduler may take them, and the client may be told.
-    for _ in &faxes {
-        ctx.accepted(account);
-    }
-    (ctx.wake)();
-    // 201 Created, as Kazoo answers a new fax (faxes.md); several numbers
-    // are answered with their batch's summary.
-    let data = match faxes[0].batch_id.clone() {
-        Some(batch) => super::batches::summary(&ctx.store.batch_in(account, &batch)?),
-        None => detail(ctx, faxes.remove(0))?,
-    };
-    Ok(Answer::Json(Success::ok(&data).with_status(201)))
 }
 
 /// The numbers a new fax goes to, each given and normalized: `to_number`
@@ -682,12 +695,12 @@ fn check_retries(retries: Option<i64>, errors: &mut Vec<FieldError>) -> Option<u
 
 /// The addresses to notify, if the client named any.
 fn check_emails(
-    notifications: Option<FaxNotifications>,
+    notifications: Option<&FaxNotifications>,
     errors: &mut Vec<FieldError>,
 ) -> Option<Vec<String>> {
     let emails = notifications
-        .and_then(|n| n.email)
-        .and_then(|e| e.send_to)
+        .and_then(|n| n.email.as_ref())
+        .and_then(|e| e.send_to.clone())
         .map(OneOrMany::into_vec)?;
     for email in &emails {
         if !is_email(email) {
@@ -730,7 +743,7 @@ fn resubmit_changes(
         .map(|n| (n.to_owned(), check_number(n, service, &mut errors)));
     check_from_number(input.from_number.as_deref(), &mut errors);
     let retries = check_retries(input.retries, &mut errors);
-    let emails = check_emails(input.notifications, &mut errors);
+    let emails = check_emails(input.notifications.as_ref(), &mut errors);
     let send_at = check_send_at(input.send_at.as_ref(), zone, &mut errors);
     check_cover_note(input.cover_note.as_deref(), &mut errors);
     let priority = input
@@ -1048,11 +1061,7 @@ fn scheduled_for(ctx: &Ctx, fax: &Fax) -> Option<UnixTime> {
         .as_ref()
         .and_then(|id| ctx.store.faxbox(id).ok());
     Some(match faxbox {
-        Some(f) => crate::sending_window::next_opening(
-            &crate::scheduler::window::windows_of(&f),
-            Zone::of(f.fax_timezone.as_deref()),
-            due,
-        ),
+        Some(f) => crate::sending_window::faxbox_opening(&f, due),
         None => due,
     })
 }

@@ -38,10 +38,10 @@ use tracing::debug;
 pub use batches::summary as batch_summary;
 pub use live::LiveStatus;
 pub use reply::ApiError;
-pub use status::{Intake, IntakeCounts};
 
 use crate::documents::ConvertOptions;
 use crate::http_pool::HttpPool;
+use crate::intake::{Intake, IntakeCounts};
 use crate::model::{Account, AccountId, Folder, UnixTime};
 use crate::scheduler::LineBoard;
 use crate::store::{Store, UpdateMode};
@@ -105,14 +105,12 @@ pub struct Ctx {
     replies: std::sync::Mutex<std::collections::BTreeMap<u16, u64>>,
     /// What the scheduler's lines are doing, for `/v2/status`.
     lines: LineBoard,
-    /// When this API started, and the faxes it accepted since, by account.
+    /// When this API started (its requests are counted since).
     started: UnixTime,
-    accepted: std::sync::Mutex<std::collections::BTreeMap<AccountId, u64>>,
-    /// Faxes accepted today by each intake (the API counts its own; the
-    /// app shares this with the SMTP listener).
-    intake: Arc<IntakeCounts>,
-    /// Closed when the box stops: new faxes are refused with 503.
-    gate: crate::gate::IntakeGate,
+    /// New faxes go through it (its gate closed when the box stops: new
+    /// faxes are refused with 503); it counts them, shared with the other
+    /// doors.
+    intake: Intake,
     streams: events::Streams,
 }
 
@@ -129,6 +127,7 @@ impl Ctx {
             options.token_lifetime,
         );
         Ctx {
+            intake: Intake::new(store.clone(), wake.clone()),
             store,
             wake,
             live,
@@ -137,27 +136,24 @@ impl Ctx {
             replies: Default::default(),
             lines: LineBoard::default(),
             started: crate::model::now(),
-            accepted: Default::default(),
-            intake: Default::default(),
-            gate: Default::default(),
             streams: Default::default(),
         }
     }
 
-    /// Shares the intake counts with the other intakes (the SMTP listener).
-    pub fn with_intake(mut self, intake: Arc<IntakeCounts>) -> Ctx {
-        self.intake = intake;
+    /// Shares the intake counts with the other doors (email, printers).
+    pub fn with_intake(mut self, counts: Arc<IntakeCounts>) -> Ctx {
+        self.intake = self.intake.with_counts(counts);
         self
     }
 
     /// Shares the appliance's intake gate (closed when it stops).
     pub fn with_gate(mut self, gate: crate::gate::IntakeGate) -> Ctx {
-        self.gate = gate;
+        self.intake = self.intake.with_gate(gate);
         self
     }
 
     fn intake_closed(&self) -> bool {
-        self.gate.is_closed()
+        self.intake.is_closed()
     }
 
     /// The lines `/v2/status` reports on (`Scheduler::board`).
@@ -166,22 +162,8 @@ impl Ctx {
         self
     }
 
-    /// Counts a fax accepted for `account`.
-    fn accepted(&self, account: &AccountId) {
-        *self
-            .accepted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(account.clone())
-            .or_default() += 1;
-        self.intake.count(Intake::Api, 1);
-    }
-
     fn accepted_by_account(&self) -> std::collections::BTreeMap<AccountId, u64> {
-        self.accepted
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.intake.counts().api_by_account().1
     }
 
     fn requests_served(&self) -> u64 {

@@ -131,6 +131,19 @@ impl From<FieldError> for ApiError {
     }
 }
 
+/// The intake's refusals, as the API answers them.
+impl From<crate::intake::Refusal> for ApiError {
+    fn from(r: crate::intake::Refusal) -> ApiError {
+        match r {
+            // An API key uses only its own account's faxboxes, which the
+            // path already looked up in the account: not reached today.
+            crate::intake::Refusal::NotAllowed(_) => ApiError::Forbidden,
+            crate::intake::Refusal::Document(e) => ApiError::Document(e),
+            crate::intake::Refusal::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {

@@ -29,8 +29,6 @@
 //! shown to an account token without its details). The admin account sees
 //! every account; any other account sees its own queue and calls.
 
-use std::sync::Mutex;
-
 use serde_json::{Value, json};
 
 use super::Ctx;
@@ -39,86 +37,7 @@ use crate::model::{Account, AccountId, AttemptStage, Reception, UnixTime, now, t
 use crate::scheduler::LineNow;
 use crate::status::{self, Call, Channel};
 use crate::store::{BoxSnapshot, CallSnapshot, QueueSnapshot};
-
-/// The start of the box's local day, for the "today" counts.
-fn local_day_start() -> UnixTime {
-    let today = chrono::Local::now().date_naive();
-    today
-        .and_hms_opt(0, 0, 0)
-        .and_then(|t| t.and_local_timezone(chrono::Local).earliest())
-        .map_or_else(|| now() - now().rem_euclid(86_400), |t| t.timestamp())
-}
-
-/// Which door a fax came in by, for the intake counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Intake {
-    Api,
-    Smtp,
-    /// The IPP FaxOut printers.
-    Ipp,
-}
-
-/// Faxes accepted today by each intake, counted as they are accepted.
-/// Kept in memory (the store does not say which door a fax came in by): a
-/// restart counts again from zero, and `since` says from when.
-#[derive(Debug)]
-pub struct IntakeCounts(Mutex<IntakeDay>);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IntakeDay {
-    day_start: UnixTime,
-    since: UnixTime,
-    api: u64,
-    smtp: u64,
-    ipp: u64,
-}
-
-impl Default for IntakeCounts {
-    fn default() -> Self {
-        IntakeCounts(Mutex::new(IntakeDay {
-            day_start: local_day_start(),
-            since: now(),
-            api: 0,
-            smtp: 0,
-            ipp: 0,
-        }))
-    }
-}
-
-impl IntakeCounts {
-    /// Counts `faxes` accepted by `intake`.
-    pub fn count(&self, intake: Intake, faxes: u64) {
-        let mut day = self.on(local_day_start());
-        match intake {
-            Intake::Api => day.api += faxes,
-            Intake::Smtp => day.smtp += faxes,
-            Intake::Ipp => day.ipp += faxes,
-        }
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = day;
-    }
-
-    /// Today's faxes accepted by (the API, email, the printers).
-    pub fn today(&self) -> (u64, u64, u64) {
-        let day = self.on(local_day_start());
-        (day.api, day.smtp, day.ipp)
-    }
-
-    /// The counts of the day starting at `day_start` (zero once the day
-    /// has changed).
-    fn on(&self, day_start: UnixTime) -> IntakeDay {
-        let mut day = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if day.day_start != day_start {
-            *day = IntakeDay {
-                day_start,
-                since: day_start,
-                api: 0,
-                smtp: 0,
-                ipp: 0,
-            };
-        }
-        *day
-    }
-}
+use crate::timezone::local_day_start;
 
 pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
     let only = (!caller.is_admin).then_some(&caller.id);
@@ -165,7 +84,7 @@ pub fn status(ctx: &Ctx, caller: &Account) -> Result<Answer, ApiError> {
         })
         .collect();
     let admin_only = |counts| caller.is_admin.then_some(counts);
-    let intake = ctx.intake.on(day_start);
+    let intake = ctx.intake.counts().on(day_start);
     let data = status::Status {
         generated: to_gregorian(now()),
         day_start: to_gregorian(day_start),
@@ -508,21 +427,6 @@ mod tests {
                    "faxbox_id": "b1", "from_number": "", "to_number": "5550100",
                    "since": to_gregorian(5)})
         );
-    }
-
-    #[test]
-    fn intake_counts_start_again_each_day() {
-        let counts = IntakeCounts::default();
-        counts.count(Intake::Api, 2);
-        counts.count(Intake::Smtp, 3);
-        counts.count(Intake::Ipp, 4);
-        let today = local_day_start();
-        let day = counts.on(today);
-        assert_eq!((day.api, day.smtp, day.ipp), (2, 3, 4));
-        assert!(day.since <= now());
-        let tomorrow = counts.on(today + 86_400);
-        assert_eq!((tomorrow.api, tomorrow.smtp, tomorrow.ipp), (0, 0, 0));
-        assert_eq!(tomorrow.since, today + 86_400, "counted from midnight");
     }
 
     #[test]

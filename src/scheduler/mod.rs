@@ -16,7 +16,7 @@ mod attempt;
 mod board;
 pub mod events;
 pub mod policy;
-pub(crate) mod window;
+mod window;
 
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -6,8 +6,6 @@
 
 use std::collections::HashMap;
 
-use tracing::warn;
-
 use crate::model::{FaxboxId, UnixTime};
 use crate::sending_window::{self, SendingWindow};
 use crate::store::{DueJob, Store, StoreError};
@@ -32,7 +30,10 @@ impl Windows {
         };
         if !self.read.contains_key(id) {
             let entry = match store.faxbox(id) {
-                Ok(f) => (windows_of(&f), Zone::of(f.fax_timezone.as_deref())),
+                Ok(f) => (
+                    sending_window::of_faxbox(&f),
+                    Zone::of(f.fax_timezone.as_deref()),
+                ),
                 Err(StoreError::NotFound { .. }) => (Vec::new(), Zone::Machine),
                 Err(e) => return Err(e),
             };
@@ -42,20 +43,4 @@ impl Windows {
         let opens = sending_window::next_opening(windows, *zone, at);
         Ok((opens > at).then_some(opens))
     }
-}
-
-/// A faxbox's windows; a stored one that no longer reads (it was checked
-/// when saved) is logged and left out rather than holding faxes forever.
-pub(crate) fn windows_of(faxbox: &crate::model::Faxbox) -> Vec<SendingWindow> {
-    faxbox
-        .sending_windows
-        .iter()
-        .filter_map(|w| match w.parse() {
-            Ok(w) => Some(w),
-            Err(e) => {
-                warn!(faxbox = %faxbox.id, "a sending window is ignored: {e}");
-                None
-            }
-        })
-        .collect()
 }

@@ -35,7 +35,7 @@ struct SmtpBox {
     sink: MailSink,
     addr: SocketAddr,
     /// The dashboard's intake counts, as the app shares them.
-    intake: Arc<faxbox::api::IntakeCounts>,
+    intake: Arc<faxbox::intake::IntakeCounts>,
 }
 
 /// An account with a realm, a user and the faxbox the user owns.
@@ -106,10 +106,10 @@ impl SmtpBox {
         let mut options = SmtpOptions::new("fax.test", "faxbox@box.test");
         options.tls = tls;
         options.trusted_relays = trusted_relays;
-        let intake = Arc::new(faxbox::api::IntakeCounts::default());
+        let intake = Arc::new(faxbox::intake::IntakeCounts::default());
         options.accepted = {
             let intake = intake.clone();
-            Arc::new(move |n| intake.count(faxbox::api::Intake::Smtp, n))
+            Arc::new(move |n| intake.count(faxbox::intake::Door::Smtp, n))
         };
         let smtp = SmtpServer::start(
             TcpListener::bind("127.0.0.1:0").unwrap(),
