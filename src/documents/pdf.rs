@@ -27,6 +27,15 @@ use super::{DocumentError, Watch};
 /// they fell between rows, and form fill-in lines with them (issue 27).
 const PAINT_COVERAGE: u8 = 1;
 
+/// Coverage above which a pixel of a glyph is painted: a quarter. Text
+/// drawn by the any-part rule above printed a pixel bolder on every edge
+/// (counters filled, more G4 bytes than Ghostscript's); at half, the thin
+/// strokes of a serif face broke at standard resolution. A quarter draws
+/// body text with Ghostscript's weight at standard resolution and a little
+/// heavier at fine (hayro's threshold for glyphs is a patch of ours,
+/// vendor/hayro/PATCHES.md).
+const GLYPH_COVERAGE: u8 = 64;
+
 /// The largest page side a PDF may have, in points: 200 inches, the
 /// implementation limit of ISO 32000-1 Annex C.2. A page of 100,000 x
 /// 100,000 pt is refused before anything is drawn (issue 18).
@@ -296,6 +305,7 @@ impl PageRenderer {
         self.ctx.reset_and_resize(g.width as u16, g.height as u16);
         let settings = RenderSettings {
             aliasing_threshold: Some(PAINT_COVERAGE),
+            glyph_aliasing_threshold: Some(GLYPH_COVERAGE),
             ..RenderSettings::default()
         };
         render_into(

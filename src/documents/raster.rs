@@ -135,32 +135,33 @@ pub(crate) enum Tones {
     /// their greys as dot sizes.
     Screened,
     /// A page that is black and white to begin with (a scan stored as a
-    /// 1-bit image): one cut, so a thin rule stays a solid line instead of
-    /// being broken into the screen's dots, as Ghostscript draws it; solid
-    /// edges also code into fewer G4 bytes. Pixels darker than `cut` print.
-    LineArt { cut: u8 },
+    /// 1-bit image): a pixel at least half inked prints, as Ghostscript's
+    /// sampling draws it, which keeps strokes crisp and their edges cheap to
+    /// code in G4; and a thin rule whose ink falls below half in every pixel
+    /// it touches (a one-pixel rule of the scan, shrunk and split over two
+    /// fax rows) still prints one pixel wide where Ghostscript drops it:
+    /// its darkest pixel across the rule prints from `ridge` on, when no
+    /// solid pixel beside it already carries the rule.
+    LineArt { ridge: u8 },
 }
+
+/// Half a pixel's ink: the line-art cut for solid marks.
+const HALF_INKED: u8 = 128;
 
 impl Tones {
     /// Line art for a scan drawn at `shrink` of its own resolution (0.65
     /// for 300 dpi drawn at 196 lpi). Shrinking averages each one-pixel
     /// rule of the scan with the paper around it: it leaves `shrink` of a
     /// fax pixel's worth of ink, split over two pixels at worst and spread
-    /// a little further by the renderer's smooth filter, so a pixel prints
-    /// from 40% of that ink on and every rule keeps at least one pixel
-    /// (tested at both resolutions). Unshrunk scans cut at 80% white.
+    /// a little further by the renderer's smooth filter, so the rule's
+    /// darkest pixel prints from 40% of that ink on and every rule keeps at
+    /// least one pixel (tested at both resolutions).
     pub(crate) fn line_art(shrink: f32) -> Tones {
         let least_ink = shrink.clamp(0.1, 1.0) * 0.4;
         Tones::LineArt {
-            cut: (255.0 * (1.0 - least_ink)).round() as u8,
-        }
-    }
-
-    /// The grey below which a pixel prints black, per screen cell.
-    fn cuts(self) -> [u8; 64] {
-        match self {
-            Tones::Screened => screen_cuts(),
-            Tones::LineArt { cut } => [cut; 64],
+            ridge: (255.0 * (1.0 - least_ink))
+                .round()
+                .max(f32::from(HALF_INKED)) as u8,
         }
     }
 }
@@ -192,9 +193,16 @@ pub(crate) fn binarize(grey: &Grey, x_dpi: f32, y_dpi: f32) -> BitPage {
 /// The page must have the picture's size; it is cleared first (the PDF
 /// path reuses one page buffer for every page it renders).
 pub(crate) fn binarize_rgba_into(rgba: &[u8], page: &mut BitPage, tones: Tones) {
+    match tones {
+        Tones::Screened => screen_rgba_into(rgba, page),
+        Tones::LineArt { ridge } => line_art_rgba_into(rgba, page, ridge),
+    }
+}
+
+fn screen_rgba_into(rgba: &[u8], page: &mut BitPage) {
     page.rows.fill(0);
     let (width, height) = (page.width, page.height);
-    let cuts = tones.cuts();
+    let cuts = screen_cuts();
     let white_from = cuts.iter().copied().max().unwrap_or(255);
     let stride = page.stride();
     let w = width as usize;
@@ -213,12 +221,59 @@ pub(crate) fn binarize_rgba_into(rgba: &[u8], page: &mut BitPage, tones: Tones) 
             }
             let mut byte = 0u8;
             for (k, p) in group.chunks_exact(4).enumerate() {
-                let v = (u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29 + 128)
-                    >> 8;
-                byte |= u8::from(v < u32::from(row_cuts[k])) << (7 - k);
+                byte |= u8::from(luma(p) < row_cuts[k]) << (7 - k);
             }
             dst[bx] = byte;
         }
+    }
+}
+
+fn luma(p: &[u8]) -> u8 {
+    ((u32::from(p[0]) * 77 + u32::from(p[1]) * 150 + u32::from(p[2]) * 29 + 128) >> 8) as u8
+}
+
+/// `Tones::LineArt`: solid marks from half ink, thin rules by their
+/// darkest pixel. Works on three rows of luma at a time; outside the page
+/// is paper.
+fn line_art_rgba_into(rgba: &[u8], page: &mut BitPage, ridge: u8) {
+    page.rows.fill(0);
+    let (w, h) = (page.width as usize, page.height as usize);
+    let stride = page.stride();
+    let luma_row = |y: usize, row: &mut Vec<u8>| {
+        row.clear();
+        if y < h {
+            row.extend(rgba[y * w * 4..(y + 1) * w * 4].chunks_exact(4).map(luma));
+        } else {
+            row.resize(w, 255);
+        }
+    };
+    let (mut above, mut here, mut below) = (vec![255u8; w], Vec::new(), Vec::new());
+    luma_row(0, &mut here);
+    for y in 0..h {
+        luma_row(y + 1, &mut below);
+        let dst = &mut page.rows[y * stride..(y + 1) * stride];
+        for (x, &v) in here.iter().enumerate() {
+            if v >= ridge {
+                continue;
+            }
+            let left = if x > 0 { here[x - 1] } else { 255 };
+            let right = here.get(x + 1).copied().unwrap_or(255);
+            let (up, down) = (above[x], below[x]);
+            let solid = v < HALF_INKED;
+            // A light pixel beside a solid one is the edge of a stroke,
+            // which the solid pixels draw. Otherwise it is part of a thin
+            // rule when it is the darkest across the rule (of two equal
+            // pixels, the first one prints, so the rule stays one pixel).
+            let thin_rule = || {
+                [up, down, left, right].iter().all(|&n| n >= HALF_INKED)
+                    && ((v < up && v <= down) || (v < left && v <= right))
+            };
+            if solid || thin_rule() {
+                dst[x / 8] |= 0x80 >> (x % 8);
+            }
+        }
+        std::mem::swap(&mut above, &mut here);
+        std::mem::swap(&mut here, &mut below);
     }
 }
 
@@ -440,6 +495,32 @@ mod tests {
         let mut screened = BitPage::new(w, h, 204.0, 196.0);
         binarize_rgba_into(&rgba, &mut screened, Tones::Screened);
         assert!((0..w).any(|x| !screened.get(x, 1)), "the screen breaks it");
+    }
+
+    /// A one-pixel rule of a scan split evenly over two fax rows prints one
+    /// row, not two; the light edge of a solid stroke stays white (the
+    /// stroke is drawn by its solid pixels), as it does in Ghostscript.
+    #[test]
+    fn line_art_draws_a_split_rule_once_and_leaves_stroke_edges_clean() {
+        let (w, h) = (32u32, 8u32);
+        let mut grey = vec![255u8; (w * h) as usize];
+        let row = |y: u32| (y * w) as usize..((y + 1) * w) as usize;
+        grey[row(1)].fill(170);
+        grey[row(2)].fill(170);
+        grey[row(5)].fill(180);
+        grey[row(6)].fill(0);
+        let rgba: Vec<u8> = grey.iter().flat_map(|&v| [v, v, v, 255]).collect();
+        let mut art = BitPage::new(w, h, 204.0, 196.0);
+        binarize_rgba_into(&rgba, &mut art, Tones::line_art(0.68));
+        // The rule's two ends may print on both rows: there the other row's
+        // pixel is also the darkest along the rule, a one-pixel cap.
+        let inside = 1..w - 1;
+        let printed = |y: u32| inside.clone().filter(|&x| art.get(x, y)).count();
+        let n = inside.len();
+        assert_eq!(printed(1) + printed(2), n, "the split rule prints once");
+        assert!(printed(1) == n || printed(2) == n, "on one row");
+        assert_eq!(printed(5), 0, "the stroke's light edge");
+        assert_eq!(printed(6), n, "the stroke");
     }
 
     #[test]

@@ -1221,6 +1221,52 @@ fn runs(pixels: impl Iterator<Item = bool>) -> usize {
     count
 }
 
+/// Body text keeps its weight: the same words at 10 pt and at 40 pt carry
+/// ink in the ratio of their areas, 1:16, within what rounding a stroke's
+/// two edges to whole pixels adds at 10 pt. Drawing glyphs by the rule
+/// that keeps thin rules (any part of a pixel) added about a pixel to every
+/// stroke, printed body text bold and cost G4 bytes (issue 27).
+#[test]
+fn body_text_is_drawn_with_its_own_weight_at_both_resolutions() {
+    let words = "minimum illumination, 1996";
+    let c = text_content(&[(40.0, 700.0, words), (40.0, 500.0, words)], 10.0);
+    let mut big = text_content(&[], 40.0);
+    big.begin_text()
+        .set_font(Name(b"F1"), 40.0)
+        .next_line(40.0, 300.0)
+        .show(Str(words.as_bytes()))
+        .end_text();
+    let mut content = c.finish().to_vec();
+    content.push(b'\n');
+    content.extend_from_slice(&big.finish());
+    let pdf = make_pdf(
+        &[PdfPage {
+            size: (612.0, 792.0),
+            rotate: None,
+            content,
+        }],
+        None,
+    );
+    for resolution in [Resolution::Standard, Resolution::Fine] {
+        let opts = ConvertOptions {
+            resolution,
+            ..ConvertOptions::default()
+        };
+        let doc = convert(&[doc("text.pdf", pdf.clone())], &opts).expect("converts");
+        let page = &decode_fax_tiff(&doc.tiff).expect("decodes")[0];
+        // Rows by the page's own scale: 792 pt onto the page's height.
+        let row = |pt: f32| (page.height as f32 * (792.0 - pt) / 792.0) as u32;
+        let small = black_in(page, 0, row(715.0), page.width, row(695.0))
+            + black_in(page, 0, row(515.0), page.width, row(495.0));
+        let large = black_in(page, 0, row(345.0), page.width, row(280.0));
+        let excess = (small * 16) as f64 / (2 * large) as f64;
+        assert!(
+            (0.9..1.25).contains(&excess),
+            "{resolution:?}: 10 pt text carries {excess:.2} times its share of ink"
+        );
+    }
+}
+
 #[test]
 fn rules_from_a_tenth_of_a_point_to_one_point_are_all_drawn_at_both_resolutions() {
     // Issue 27: thin rules (form fill-in lines, table borders) vanished when
