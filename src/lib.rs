@@ -15,7 +15,9 @@
 //!   holds the domain types every part shares.
 //! - `store` owns every SQL statement, the job state machine, sealing,
 //!   retention (`retention` runs its daily purge) and the mail queue.
-//! - `api`, `smtp`, `ipp` are protocol edges: parse, check, one call in.
+//! - `api`, `smtp`, `ipp` are protocol edges: parse, check, and hand the
+//!   fax request to `intake`, the one path by which it becomes committed
+//!   faxes (or a typed refusal each edge maps to its reply).
 //! - `documents` turns any input into a fax TIFF; `fax` holds the only
 //!   `unsafe` code (SpanDSP).
 //! - `scheduler` picks the next job for a free line; `lines` places and
