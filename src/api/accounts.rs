@@ -1,5 +1,5 @@
 //! The account itself, its users and its API keys, as Kazoo's
-//! `accounts.md`, `users.md` and `api_authentication.md` have them:
+//! `accounts.md`, `users.md` and `api_authentication.md` have them (docs/kazoo.md 2.7):
 //! `/v2/accounts/{A}` (and its `children`, `api_key`), `/users[/{id}]`,
 //! `/api_keys[/{id}]`.
 //!
@@ -17,7 +17,7 @@ use super::{Ctx, Paging, document, parse_data};
 use crate::model::{Account, AccountId, ApiKey, FieldError, User, UserId, to_gregorian};
 use crate::store::{UpdateMode, UserChanges};
 
-/// Kazoo's user privilege levels (users.json `priv_level`).
+/// Kazoo's user privilege levels (users.json `priv_level`, docs/kazoo.md 2.7).
 const PRIV_LEVELS: [&str; 2] = ["admin", "user"];
 
 /// A user as a client sends it; other keys are the client's own.
@@ -240,7 +240,7 @@ pub fn create_api_key(ctx: &Ctx, account: &AccountId, body: &[u8]) -> Result<Ans
     Ok(Answer::Json(Success::ok(&view).with_status(201)))
 }
 
-/// `GET /v2/accounts/{A}/api_key` (accounts.md). Kazoo shows the account's
+/// `GET /v2/accounts/{A}/api_key` (docs/kazoo.md 2.7 item 3). Kazoo shows the account's
 /// one key; Faxbox keeps keys only hashed, so it cannot show one again: the
 /// reply names the account's live keys, and `PUT .../api_key` makes a new
 /// one and shows it once.
@@ -385,7 +385,7 @@ pub fn list_accounts(ctx: &Ctx, paging: &Paging) -> Result<Answer, ApiError> {
     paging.answer(list)
 }
 
-/// `GET /v2/accounts/{A}/children` (accounts.md).
+/// `GET /v2/accounts/{A}/children` (docs/kazoo.md 2.7 item 3).
 pub fn children(ctx: &Ctx, account: &AccountId, paging: &Paging) -> Result<Answer, ApiError> {
     let list = ctx
         .store
@@ -397,7 +397,7 @@ pub fn children(ctx: &Ctx, account: &AccountId, paging: &Paging) -> Result<Answe
 }
 
 /// `PUT /v2/accounts` (admin) and `PUT /v2/accounts/{parent}`
-/// (accounts.md "Create a new child account"): a new account under
+/// (docs/kazoo.md 2.7 item 3, a child account): a new account under
 /// `parent`; its realm is the mail domain its faxboxes answer to.
 pub fn create_account(ctx: &Ctx, parent: &AccountId, body: &[u8]) -> Result<Answer, ApiError> {
     let (data, _) = document::envelope(body, "account")?;

@@ -718,9 +718,10 @@ fn metrics(ctx: &Ctx) -> Result<Answer, ApiError> {
     let purged = ctx.store.purge_totals()?;
     let _ = writeln!(
         text,
-        "# HELP faxbox_purged_total What the retention purge removed: faxes' documents, whole faxes, sent mails.\n# TYPE faxbox_purged_total counter\n\
-         faxbox_purged_total{{what=\"documents\"}} {}\nfaxbox_purged_total{{what=\"records\"}} {}\nfaxbox_purged_total{{what=\"mails\"}} {}",
-        purged.documents, purged.records, purged.mails
+        "# HELP faxbox_purged_total What the retention purge removed: faxes' documents, whole faxes, sent mails, audit entries.\n# TYPE faxbox_purged_total counter\n\
+         faxbox_purged_total{{what=\"documents\"}} {}\nfaxbox_purged_total{{what=\"records\"}} {}\nfaxbox_purged_total{{what=\"mails\"}} {}\n\
+         faxbox_purged_total{{what=\"audit_entries\"}} {}",
+        purged.documents, purged.records, purged.mails, purged.audit_entries
     );
     let _ = writeln!(
         text,
@@ -747,8 +748,8 @@ struct ApiAuth {
     api_key: String,
 }
 
-/// What a login answers about the account (api_authentication.md,
-/// user_authentication.md): Faxbox has no apps and no resellers but the
+/// What a login answers about the account (docs/kazoo.md 2.7 items 1
+/// and 2): Faxbox has no apps and no resellers but the
 /// box's admin account.
 fn login_data(
     ctx: &Ctx,
@@ -791,7 +792,7 @@ struct UserAuth {
     method: Option<String>,
 }
 
-/// `PUT /v2/user_auth` (user_authentication.md): a token for the user
+/// `PUT /v2/user_auth` (docs/kazoo.md 2.7 item 2): a token for the user
 /// whose md5("username:password") is `credentials`, in the account named
 /// by `account_name`, `account_realm` or `phone_number` (a number of one
 /// of its faxboxes), or anywhere on the box when none is given.
@@ -868,7 +869,7 @@ fn api_auth(
     let body = body(64 * 1024)?;
     let input: ApiAuth = parse_data(&body, "api_auth request")?;
     let key = input.api_key.trim();
-    // api_auth.json: an API key is 64 characters.
+    // An API key is 64 characters (api_auth.json, docs/kazoo.md 2.7 item 1).
     let length = key.chars().count();
     if length != 64 {
         let rule = if length < 64 {
@@ -906,7 +907,7 @@ fn account_route(
     let paging = || Paging::from_query(&rq.query);
     match (method, rest) {
         ("GET", []) => accounts::account(ctx, account),
-        // A child account (accounts.md); managing accounts is the admin
+        // A child account (docs/kazoo.md 2.7 item 3); managing accounts is the admin
         // account's (Kazoo: a reseller's).
         ("PUT", []) if caller.is_admin => accounts::create_account(ctx, account, &body(64 * 1024)?),
         ("PUT", []) => Err(ApiError::Forbidden),

@@ -205,7 +205,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_follow_reference_section_9_5() {
+    fn groups_follow_kazoo_md_9_5() {
         let cases = [
             (0, CodeGroup::Success),
             (2, CodeGroup::Link),

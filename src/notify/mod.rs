@@ -1,10 +1,13 @@
-//! Outgoing email: receipts for sent faxes, error reports for failed ones
-//! (and, with the inbound issue, received faxes).
+//! What the box tells people after the fact: receipts for sent faxes (one
+//! per fax, or one per batch, `batch`), error reports for failed sends and
+//! receptions, copies of received faxes, refusals of faxes sent by email;
+//! and the faxbox callbacks over HTTP (`courier`).
 //!
 //! Composing a mail is a pure function of committed facts; the mail then
 //! goes into the store's queue, and the `Postman` thread delivers the queue
 //! to the configured smarthost, retrying with backoff. So a smarthost outage
-//! delays mail but never loses it, and nothing here blocks a fax.
+//! delays mail but never loses it, and nothing here blocks a fax. A queued
+//! mail that no longer opens (changed on the disk) is set aside alone.
 
 mod batch;
 mod courier;

@@ -213,7 +213,11 @@ impl Round<'_> {
             unrecorded.remove(0);
         }
         let store = self.store;
-        for mail in store.due_mail(now(), 50)? {
+        let due = store.due_mail(now(), 50)?;
+        for (id, reason) in &due.unopenable {
+            warn!(mail = id, "a queued mail is set aside: {reason}");
+        }
+        for mail in due.mails {
             if self.bell.stopping() {
                 return Ok(());
             }

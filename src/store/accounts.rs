@@ -342,8 +342,8 @@ impl Store {
 /// What a client gives a user (`PUT`/`POST .../users`).
 #[derive(Debug, Clone, Default)]
 pub struct UserChanges {
-    /// Where faxes and receipts are mailed; a user may have none (users.md
-    /// makes a user of a first and a last name alone).
+    /// Where faxes and receipts are mailed; a user may have none (Kazoo
+    /// makes a user of a first and a last name alone, docs/kazoo.md 2.7).
     pub email: Option<String>,
     pub name: String,
     /// The login name for `PUT /v2/user_auth`, unique in the account.
@@ -358,7 +358,7 @@ pub struct UserChanges {
 }
 
 /// Kazoo's login credential: the md5 of "username:password" in lowercase
-/// hex (user_authentication.md), the username lowercased as Monster UI
+/// hex (docs/kazoo.md 2.7 item 2), the username lowercased as Monster UI
 /// sends it.
 pub fn login_credentials(username: &str, password: &str) -> String {
     use md5::Digest as _;
@@ -442,12 +442,18 @@ fn unique_login(
     email: &str,
     username: Option<&str>,
 ) -> Result<()> {
-    let taken: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND email = ?2 AND id != ?3)",
-        params![account.as_str(), email, user.as_str()],
-        |r| r.get(0),
-    )?;
-    if taken {
+    // Whether another user of the account has `value` in `column`.
+    let taken = |column: &str, value: Option<&str>| -> Result<bool> {
+        Ok(tx.query_row(
+            &format!(
+                "SELECT EXISTS (SELECT 1 FROM users
+                 WHERE account_id = ?1 AND {column} = ?2 AND id != ?3)"
+            ),
+            params![account.as_str(), value, user.as_str()],
+            |r| r.get(0),
+        )?)
+    };
+    if taken("email", Some(email))? {
         return Err(FieldError::new(
             "email",
             "unique",
@@ -456,12 +462,7 @@ fn unique_login(
         .with(None, email)
         .into());
     }
-    let taken: bool = tx.query_row(
-        "SELECT EXISTS (SELECT 1 FROM users WHERE account_id = ?1 AND username = ?2 AND id != ?3)",
-        params![account.as_str(), username, user.as_str()],
-        |r| r.get(0),
-    )?;
-    if taken {
+    if taken("username", username)? {
         return Err(FieldError::new(
             "username",
             "unique",

@@ -283,7 +283,11 @@ mod tests {
             "queued once"
         );
         assert_eq!(
-            store.due_mail(crate::model::now() + 1, 10).unwrap().len(),
+            store
+                .due_mail(crate::model::now() + 1, 10)
+                .unwrap()
+                .mails
+                .len(),
             1
         );
 

@@ -3,7 +3,7 @@
 
 use rusqlite::params;
 
-use super::sealing::{DocumentKey, Row};
+use super::sealing::{DocumentKey, KeyError, Row};
 use super::{Result, Store, StoreError};
 use crate::model::{AccountId, FaxId, UnixTime, now};
 
@@ -18,6 +18,14 @@ pub struct QueuedMail {
     pub message: Vec<u8>,
     pub attempts: u32,
     pub last_error: Option<String>,
+}
+
+/// The mails due, and those set aside because they no longer open.
+#[derive(Debug, Default)]
+pub struct DueMail {
+    pub mails: Vec<QueuedMail>,
+    /// Each mail set aside this time, with the reason it keeps.
+    pub unopenable: Vec<(i64, String)>,
 }
 
 /// Queues a mail inside a caller's transaction, so that it is committed
@@ -97,13 +105,17 @@ impl Store {
     }
 
     /// Mails due for a delivery attempt, oldest first, opened with the
-    /// document key.
-    pub fn due_mail(&self, at: UnixTime, limit: u32) -> Result<Vec<QueuedMail>> {
+    /// document key. A mail whose sealed bytes do not open (changed on the
+    /// disk) can never be sent: it is set aside as failed with the reason
+    /// (`failed_at`, `last_error`) and named in `unopenable`, and the
+    /// others are still due. A missing or wrong key fails them all.
+    pub fn due_mail(&self, at: UnixTime, limit: u32) -> Result<DueMail> {
         let rows: Vec<(QueuedMail, bool)> = self.read(|conn| {
             let mut stmt = conn.prepare(
                 "SELECT id, account_id, recipients, message, attempts, last_error, sealed
                  FROM mail_queue
-                 WHERE sent_at IS NULL AND due_at <= ?1 ORDER BY due_at, id LIMIT ?2",
+                 WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= ?1
+                 ORDER BY due_at, id LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![at, limit], |r| {
                 let mail = QueuedMail {
@@ -118,20 +130,42 @@ impl Store {
             })?;
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })?;
-        rows.into_iter()
-            .map(|(mut mail, sealed)| {
-                let message = std::mem::take(&mut mail.message);
-                mail.message = self.unseal(Row::Mail(mail.id), sealed, message)?;
-                Ok(mail)
-            })
-            .collect()
+        let mut due = DueMail::default();
+        for (mut mail, sealed) in rows {
+            let message = std::mem::take(&mut mail.message);
+            match self.unseal(Row::Mail(mail.id), sealed, message) {
+                Ok(message) => {
+                    mail.message = message;
+                    due.mails.push(mail);
+                }
+                Err(StoreError::Key(e @ KeyError::Damaged { .. })) => {
+                    let reason = format!("not sent, and never will be: {e}");
+                    self.mail_unopenable(mail.id, &reason)?;
+                    due.unopenable.push((mail.id, reason));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(due)
+    }
+
+    /// Sets a mail aside for good: it stays (with `reason`) for the admin
+    /// to read, and is never due again.
+    fn mail_unopenable(&self, id: i64, reason: &str) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE mail_queue SET failed_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, now(), reason],
+            )?;
+            Ok(())
+        })
     }
 
     /// When the next unsent mail falls due.
     pub fn next_mail_due(&self) -> Result<Option<UnixTime>> {
         self.read(|conn| {
             Ok(conn.query_row(
-                "SELECT min(due_at) FROM mail_queue WHERE sent_at IS NULL",
+                "SELECT min(due_at) FROM mail_queue WHERE sent_at IS NULL AND failed_at IS NULL",
                 [],
                 |r| r.get(0),
             )?)
@@ -178,11 +212,12 @@ impl Store {
         })
     }
 
-    /// Mails not yet delivered (for status pages and tests).
+    /// Mails still to be delivered (for status pages and tests); those set
+    /// aside as unopenable are not.
     pub fn unsent_mail_count(&self) -> Result<u32> {
         self.read(|conn| {
             Ok(conn.query_row(
-                "SELECT count(*) FROM mail_queue WHERE sent_at IS NULL",
+                "SELECT count(*) FROM mail_queue WHERE sent_at IS NULL AND failed_at IS NULL",
                 [],
                 |r| r.get(0),
             )?)
@@ -201,13 +236,13 @@ mod tests {
         let id = store
             .enqueue_mail(None, &["a@example.com".into()], b"Subject: hi\r\n\r\nhello")
             .unwrap();
-        let due = store.due_mail(now(), 10).unwrap();
+        let due = store.due_mail(now(), 10).unwrap().mails;
         assert_eq!(due.len(), 1);
         assert_eq!(due[0].recipients, vec!["a@example.com"]);
         store.mail_failed(id, "connection refused", 30).unwrap();
-        assert!(store.due_mail(now(), 10).unwrap().is_empty());
+        assert!(store.due_mail(now(), 10).unwrap().mails.is_empty());
         assert!(store.next_mail_due().unwrap().unwrap() >= now() + 29);
-        let later = store.due_mail(now() + 31, 10).unwrap();
+        let later = store.due_mail(now() + 31, 10).unwrap().mails;
         assert_eq!(
             (later[0].attempts, later[0].last_error.as_deref()),
             (1, Some("connection refused"))

@@ -49,7 +49,7 @@ pub use jobs::{
     AttemptEnd, DueJob, JobFilter, MAX_INTERRUPTED_ATTEMPTS, NextStep, RecoveryReport, UNCONFIRMED,
 };
 pub use listing::{AuditList, FaxList, Listing, Mark, SmtpLogList, Start};
-pub use mail::QueuedMail;
+pub use mail::{DueMail, QueuedMail};
 pub use owner::{DataDirOwner, OWNER_FILE, OwnerError};
 pub use retention::{PurgeReport, PurgeTotals};
 pub use schema::SCHEMA_VERSION;

@@ -54,6 +54,7 @@ pub struct PurgeTotals {
     pub documents: u64,
     pub records: u64,
     pub mails: u64,
+    pub audit_entries: u64,
 }
 
 impl Store {
@@ -103,12 +104,14 @@ impl Store {
         if !dry_run && !report.is_empty() {
             self.write(|tx| {
                 tx.execute(
-                    "INSERT INTO purges (at, documents, records, mails) VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO purges (at, documents, records, mails, audit_entries)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                     params![
                         now,
                         report.documents.len() as i64,
                         report.records.len() as i64,
-                        report.mails as i64
+                        report.mails as i64,
+                        report.audit_entries as i64
                     ],
                 )?;
                 Ok(())
@@ -123,13 +126,14 @@ impl Store {
         self.read(|conn| {
             Ok(conn.query_row(
                 "SELECT COALESCE(SUM(documents), 0), COALESCE(SUM(records), 0),
-                        COALESCE(SUM(mails), 0) FROM purges",
+                        COALESCE(SUM(mails), 0), COALESCE(SUM(audit_entries), 0) FROM purges",
                 [],
                 |r| {
                     Ok(PurgeTotals {
                         documents: r.get::<_, i64>(0)? as u64,
                         records: r.get::<_, i64>(1)? as u64,
                         mails: r.get::<_, i64>(2)? as u64,
+                        audit_entries: r.get::<_, i64>(3)? as u64,
                     })
                 },
             )?)
@@ -223,15 +227,16 @@ impl Store {
         })
     }
 
-    /// Sent mails of `account` (or of no account) sent before `before`:
-    /// they carry faxes as PDFs. Mails still waiting to go are kept.
+    /// Sent mails of `account` (or of no account) sent before `before`,
+    /// and those set aside then as unopenable: they carry faxes as PDFs.
+    /// Mails still waiting to go are kept.
     fn purge_sent_mails(
         &self,
         account: Option<&AccountId>,
         before: UnixTime,
         dry_run: bool,
     ) -> Result<u64> {
-        let filter = "sent_at IS NOT NULL AND sent_at < ?2 AND account_id IS ?1";
+        let filter = "(sent_at < ?2 OR failed_at < ?2) AND account_id IS ?1";
         let account = account.map(AccountId::as_str);
         if dry_run {
             return self.read(|conn| {
@@ -478,7 +483,8 @@ mod tests {
             PurgeTotals {
                 documents: 8,
                 records: 4,
-                mails: 1
+                mails: 1,
+                audit_entries: 0
             }
         );
     }
@@ -535,6 +541,7 @@ mod tests {
         let done = store.purge(day(401), false).unwrap();
         assert_eq!(done.audit_entries, 3);
         assert_eq!(actions(None), 0);
+        assert_eq!(store.purge_totals().unwrap().audit_entries, 4);
 
         // Outside a purge, the trail is still append-only.
         record(Some(&lenient), "read");

@@ -392,6 +392,17 @@ const MIGRATIONS: &[&str] = &[
         WHEN NOT EXISTS (SELECT 1 FROM audit_purge WHERE old.at < before)
         BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;
     "#,
+    // 18: the purge counts the audit entries it removes as it counts
+    // documents, records and mails, for /metrics.
+    r#"
+    ALTER TABLE purges ADD COLUMN audit_entries INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // 19: a queued mail whose sealed bytes no longer open (changed on the
+    // disk) can never be sent: it is set aside as failed, with the reason
+    // in `last_error`, so the mails queued after it still go.
+    r#"
+    ALTER TABLE mail_queue ADD COLUMN failed_at INTEGER;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -598,7 +598,7 @@ mod tests {
             .unwrap();
         let doc = &store.documents(&fax.id).unwrap()[0];
         assert_eq!(store.document_bytes(&doc.id).unwrap(), letter().bytes);
-        assert_eq!(store.due_mail(i64::MAX, 10).unwrap()[0].message, mail);
+        assert_eq!(store.due_mail(i64::MAX, 10).unwrap().mails[0].message, mail);
         // A copy of a fax (resubmit) is sealed for its own rows.
         store.cancel_job(&fax.id, "test").unwrap();
         let again = store.resubmit(&fax.id).unwrap();
@@ -694,7 +694,7 @@ mod tests {
         );
         assert_eq!(store.seal_clear_rows().unwrap(), SealReport::default());
         assert_eq!(store.document_bytes(&doc).unwrap(), letter().bytes);
-        assert_eq!(store.due_mail(i64::MAX, 10).unwrap()[0].message, mail);
+        assert_eq!(store.due_mail(i64::MAX, 10).unwrap().mails[0].message, mail);
         assert!(!contains(
             &database_bytes(dir.path()),
             b"results of Ms Example"

@@ -368,6 +368,25 @@ mod tests {
         assert_eq!(text, kept, "the screen differs from {}", path.display());
     }
 
+    /// Each of `what` is on the screen.
+    fn assert_shows(text: &str, what: &[&str]) {
+        for what in what {
+            assert!(text.contains(what), "{what} in\n{text}");
+        }
+    }
+
+    /// `c` only asks; `y` then asks the box to cancel that fax.
+    fn assert_cancels(ui: &mut UiState, s: &Status, account_id: &str, fax_id: &str) {
+        assert_eq!(ui.key(KeyCode::Char('c'), Some(s)), None);
+        assert_eq!(
+            ui.key(KeyCode::Char('y'), Some(s)),
+            Some(Action::Cancel {
+                account_id: account_id.into(),
+                fax_id: fax_id.into()
+            })
+        );
+    }
+
     fn status(json: serde_json::Value) -> Status {
         serde_json::from_value(json).unwrap()
     }
@@ -538,16 +557,17 @@ mod tests {
             ..UiState::default()
         };
         let text = screen(Some(&busy("up", None)), &ui, 80, 24);
-        for what in [
-            "reconnecting",
-            "sending page 2 of 5",
-            "Acme Legal",
-            "in 20s",
-            "the number was busy",
-            "q quit",
-        ] {
-            assert!(text.contains(what), "{what} in\n{text}");
-        }
+        assert_shows(
+            &text,
+            &[
+                "reconnecting",
+                "sending page 2 of 5",
+                "Acme Legal",
+                "in 20s",
+                "the number was busy",
+                "q quit",
+            ],
+        );
         check("busy-80x24", &text);
     }
 
@@ -618,14 +638,7 @@ mod tests {
                 if account_id == "a1" && fax_id == "f2000000aaaa"
         ));
         ui.key(KeyCode::Esc, Some(&s));
-        assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
-        assert_eq!(
-            ui.key(KeyCode::Char('y'), Some(&s)),
-            Some(Action::Cancel {
-                account_id: "a1".into(),
-                fax_id: "f2000000aaaa".into()
-            })
-        );
+        assert_cancels(&mut ui, &s, "a1", "f2000000aaaa");
         ui.key(KeyCode::Down, Some(&s));
         assert_eq!(ui.key(KeyCode::Enter, Some(&s)), None);
         assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
@@ -710,18 +723,19 @@ mod tests {
         assert!(reading.contains("reading the fax"), "{reading}");
         ui.detail.as_mut().unwrap().fax = Some(busy_fax_detail());
         let text = screen(Some(&s), &ui, 100, 30);
-        for what in [
-            "Fax 0badc0de0badc0de",
-            "pending, to 5550666, attempt 2 of 3, 3 pages",
-            "document: contract.pdf",
-            "USER_BUSY",
-            "48 Disconnected after permitted retries",
-            "9600",
-            "+1 555 0666",
-            "esc back",
-        ] {
-            assert!(text.contains(what), "{what} in\n{text}");
-        }
+        assert_shows(
+            &text,
+            &[
+                "Fax 0badc0de0badc0de",
+                "pending, to 5550666, attempt 2 of 3, 3 pages",
+                "document: contract.pdf",
+                "USER_BUSY",
+                "48 Disconnected after permitted retries",
+                "9600",
+                "+1 555 0666",
+                "esc back",
+            ],
+        );
         check("detail-100x30", &text);
         // A fax of a batch shows its batch's progress under its own line.
         ui.detail.as_mut().unwrap().batch = Some(batch_progress(&serde_json::json!({
@@ -734,14 +748,7 @@ mod tests {
             "{text}"
         );
         // `c` in the detail asks to cancel that fax.
-        assert_eq!(ui.key(KeyCode::Char('c'), Some(&s)), None);
-        assert_eq!(
-            ui.key(KeyCode::Char('y'), Some(&s)),
-            Some(Action::Cancel {
-                account_id: "a1".into(),
-                fax_id: "0badc0de0badc0de".into()
-            })
-        );
+        assert_cancels(&mut ui, &s, "a1", "0badc0de0badc0de");
         ui.key(KeyCode::Esc, Some(&s));
         assert_eq!(ui.detail, None);
         // A retry opens its fax too.
@@ -780,14 +787,15 @@ mod tests {
             ..UiState::default()
         };
         let text = screen(Some(&s), &ui, 100, 30);
-        for what in [
-            "Fax 1eceived00000000",
-            "received from 5550199 on 5550100, 2 pages",
-            "created ",
-            "2 pages at 14400 bit/s, ECM, from \"+1 555 0199\", 42s: 0 OK",
-        ] {
-            assert!(text.contains(what), "{what} in\n{text}");
-        }
+        assert_shows(
+            &text,
+            &[
+                "Fax 1eceived00000000",
+                "received from 5550199 on 5550100, 2 pages",
+                "created ",
+                "2 pages at 14400 bit/s, ECM, from \"+1 555 0199\", 42s: 0 OK",
+            ],
+        );
         assert!(!text.contains("remote CSI"), "{text}");
     }
 
@@ -800,14 +808,15 @@ mod tests {
         };
         ui.key(KeyCode::Char('?'), Some(&s));
         let text = screen(Some(&s), &ui, 80, 24);
-        for what in [
-            "Keys",
-            "filter the job list",
-            "cancel the selected fax",
-            "q quit",
-        ] {
-            assert!(text.contains(what), "{what} in\n{text}");
-        }
+        assert_shows(
+            &text,
+            &[
+                "Keys",
+                "filter the job list",
+                "cancel the selected fax",
+                "q quit",
+            ],
+        );
         check("help-80x24", &text);
         ui.key(KeyCode::Char('x'), Some(&s));
         assert!(!ui.help);

@@ -195,7 +195,7 @@ fn api_needs_a_token_and_a_token_reaches_only_its_account() {
         None,
         Some(json!({"data": {"api_key": "wrong"}})),
     );
-    // api_auth.json: a key has 64 characters.
+    // A key has 64 characters (api_auth.json, docs/kazoo.md 2.7 item 1).
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["message"], "validation error");
 

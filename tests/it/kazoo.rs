@@ -1,7 +1,8 @@
 //! Kazoo conformance: the requests of Kazoo 4.3's crossbar documents
 //! (`basics.md`, `faxboxes.md`, `faxes.md`) and the bodies Monster UI
 //! sends, checked against what those documents say. Each test names the
-//! document its facts come from.
+//! document its facts come from (docs/kazoo.md 16 says where each is
+//! summed up).
 
 use super::*;
 

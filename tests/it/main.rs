@@ -25,6 +25,7 @@ mod packaging;
 mod postfix;
 mod print_raster;
 mod records;
+mod references;
 mod scheduler;
 mod serve;
 mod shapes;

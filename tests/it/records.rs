@@ -318,7 +318,7 @@ fn deleted_faxes_and_documents_leave_no_bytes_in_the_data_dir() {
         rows_of(b.data(), &received)
     );
 
-    // DELETE .../faxes/outbox/{id} (Kazoo's faxes.md).
+    // DELETE .../faxes/outbox/{id} (docs/kazoo.md 2.2).
     let (status, body) = b.faxes_api("DELETE", &format!("outbox/{a}"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["_read_only"]["deleted"], true);
@@ -651,6 +651,32 @@ fn retention_purges_what_is_past_its_time_and_never_a_queued_fax() {
     assert!(!b.store().documents(&queued).unwrap().is_empty());
 }
 
+/// The audit entries a purge removes are counted in /metrics, as its
+/// documents, records and mails are.
+#[test]
+fn metrics_count_the_audit_entries_a_purge_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = RecordsBox::start(dir.path(), FAST_LINE);
+    let own = b.own_faxbox(false);
+    let fax = b.send(&own, "5551234", &["Read, then forgotten"]);
+    b.wait_finished(&fax);
+    assert_eq!(b.faxes_api("GET", &format!("outbox/{fax}")).0, 200);
+    b.cli(&["config", "set", "fax", "record_retention_days", "3"])
+        .unwrap();
+    assert_eq!(purged_metric(&b, "audit_entries"), Some(0));
+
+    // Four days on (the purge is told the time): the read has passed the
+    // records' time.
+    let report =
+        faxbox::retention::purge(&b.store(), faxbox::model::now() + 4 * 86_400, false).unwrap();
+    assert!(report.audit_entries >= 1, "{report:?}");
+    assert_eq!(
+        purged_metric(&b, "audit_entries"),
+        Some(report.audit_entries)
+    );
+    assert_eq!(purged_metric(&b, "records"), Some(1));
+}
+
 /// `METHOD /v2/accounts/{account}/PATH` as `session`: status and JSON.
 fn call(session: &Session, method: &str, account: &str, path: &str) -> (u16, serde_json::Value) {
     let r = Http::new()
@@ -826,7 +852,7 @@ fn documents_are_sealed_at_rest_and_the_box_needs_its_key() {
         assert!(t.starts_with(b"II*\0") || t.starts_with(b"MM\0*"), "a TIFF");
     }
     // The mails that carry the faxes wait in the queue (no smarthost).
-    let mails = b.store().due_mail(i64::MAX, 100).unwrap();
+    let mails = b.store().due_mail(i64::MAX, 100).unwrap().mails;
     assert!(mails.len() >= 2, "{} mails", mails.len());
     let mut needles: Vec<(String, Vec<u8>)> = vec![
         ("the marker".into(), marker.as_bytes().to_vec()),

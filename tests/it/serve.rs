@@ -558,6 +558,7 @@ fn a_full_data_dir_refuses_intake_loses_nothing_mails_at_most_once_and_recovers(
             let queued: Vec<_> = store
                 .due_mail(i64::MAX, 50)
                 .unwrap()
+                .mails
                 .into_iter()
                 .map(|m| (m.recipients, m.attempts, m.last_error))
                 .collect();

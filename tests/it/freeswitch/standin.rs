@@ -567,7 +567,8 @@ fn serve_connection(state: Arc<State>, stream: TcpStream) {
                         .to_string()
                 }
                 // mod_http_cache's API: the local path, or (on a 404 or a
-                // refused connection alike) the error of transcript 04.
+                // refused connection alike) the error of docs/freeswitch.md,
+                // transcript 04.
                 Some(("http_get", arg)) => {
                     let name = format!("api-{}", state.sequence.fetch_add(1, Ordering::AcqRel));
                     http_get(&state, arg.trim(), &name).map_or_else(
