@@ -73,11 +73,16 @@ fn fill(data: &Path, faxes: usize) -> (String, String, String) {
         rusqlite::params![template.as_str(), faxes as i64 - 1, t0],
     )
     .expect("the queue");
+    // The copies keep the template's `sealed` flag: left at its default
+    // (clear), serve's one-time start-up pass would seal all 400,000 of them
+    // while the listing is measured (an upgrade's cost, not a listing's).
+    // The listing never opens a document, and these copies would not open
+    // (a sealed blob is bound to its own row).
     tx.execute(
         "INSERT INTO documents (id, fax_id, kind, seq, content_type, filename, size, sha256,
-                                pages, data, created)
+                                pages, data, sealed, created)
          SELECT f.id || 'd', f.id, d.kind, d.seq, d.content_type, d.filename, d.size, d.sha256,
-                d.pages, d.data, f.created
+                d.pages, d.data, d.sealed, f.created
          FROM faxes f, documents d WHERE d.fax_id = ?1 AND f.id != ?1",
         [template.as_str()],
     )
