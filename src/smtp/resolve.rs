@@ -97,7 +97,7 @@ pub fn resolve(store: &Store, sender: &str, recipient: &str) -> Result<Target, R
     })
 }
 
-/// Reference 6.4: the digits of the local part, normalized to E.164.
+/// The digits of the local part, normalized to E.164 (docs/kazoo.md 6.4).
 fn number_of(local: &str, service: ServiceNumbers) -> Result<String, String> {
     let digits = digits_of(local);
     if digits.is_empty() {
@@ -106,8 +106,9 @@ fn number_of(local: &str, service: ServiceNumbers) -> Result<String, String> {
     check_fax_number("to_number", &digits, service).map_err(|e| e.message)
 }
 
-/// Reference 6.3: the faxbox by its address, else the account by realm and
-/// then the sender's own faxbox or the account's permission lists.
+/// The faxbox by its address, else the account by realm and
+/// then the sender's own faxbox or the account's permission lists
+/// (docs/kazoo.md 6.3).
 fn find_faxbox(store: &Store, sender: &str, domain: &str) -> Result<Faxbox, Refusal> {
     if let Some(faxbox) = store.faxbox_by_domain(domain)? {
         return Ok(faxbox);

@@ -2,8 +2,8 @@
 //! the job state machine and crash recovery.
 //!
 //! One SQLite file in the data dir (WAL, foreign keys on, `synchronous=FULL`
-//! so that a commit that acknowledges intake survives power loss: invariant
-//! 1). Document bytes live in the same database as the job rows, so a job and
+//! so that a commit that acknowledges intake survives power loss:
+//! docs/architecture.md, invariant 1). Document bytes live in the same database as the job rows, so a job and
 //! its documents are committed or lost together and a crash can leave
 //! neither orphan files nor dangling rows.
 //!

@@ -94,6 +94,29 @@ fn the_code_cites_only_documents_in_the_repository() {
     );
 }
 
+/// A section cited by number alone ("Reference 6.4", "invariant 3") leaves
+/// the reader guessing which document holds it: every such citation names
+/// its page in docs/.
+#[test]
+fn every_numbered_citation_names_its_document() {
+    let citation = Regex::new(
+        r"(docs/[a-z]+\.md,? (?:section )?)?\b(?i:reference|invariant|principle)s? \d+(?:\.\d+)?",
+    )
+    .unwrap();
+    let mut bare = Vec::new();
+    for (path, text) in citing_files() {
+        for c in citation.captures_iter(&text) {
+            if c.get(1).is_none() {
+                bare.push(format!("{}: {}", path.display(), &c[0]));
+            }
+        }
+    }
+    assert!(
+        bare.is_empty(),
+        "citations that do not name their document in docs/: {bare:#?}"
+    );
+}
+
 /// Whether the section a citation names (its number) is in the page.
 type Exists<'a> = dyn Fn(&str) -> bool + 'a;
 
