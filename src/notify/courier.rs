@@ -6,7 +6,6 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use ring::hmac;
@@ -14,7 +13,7 @@ use tracing::{info, warn};
 
 use super::Backoff;
 use crate::api::fetch::{check_callback_url, guarded_agent};
-use crate::doorbell::Doorbell;
+use crate::doorbell::{BellThread, Doorbell};
 use crate::model::{AccountId, FaxboxId, now};
 use crate::store::{QueuedCallback, Store, StoreError};
 
@@ -37,50 +36,26 @@ pub fn signature(key: &str, t: i64, body: &[u8]) -> String {
 
 /// Handle on the delivery thread.
 pub struct Courier {
-    bell: Arc<Doorbell>,
-    thread: Option<JoinHandle<()>>,
+    thread: BellThread,
 }
 
 impl Courier {
     pub fn start(store: Arc<Store>, backoff: Backoff) -> std::io::Result<Courier> {
-        let bell = Arc::new(Doorbell::default());
-        let thread = std::thread::Builder::new().name("courier".into()).spawn({
-            let bell = bell.clone();
-            move || deliver_until_stopped(&store, backoff, &bell)
+        let thread = BellThread::start("courier", move |bell| {
+            deliver_until_stopped(&store, backoff, bell)
         })?;
-        Ok(Courier {
-            bell,
-            thread: Some(thread),
-        })
+        Ok(Courier { thread })
     }
 
     /// A handle that wakes the courier (a callback was queued) without
     /// keeping it.
     pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
-        let bell = Arc::downgrade(&self.bell);
-        move || {
-            if let Some(bell) = bell.upgrade() {
-                bell.ring();
-            }
-        }
+        self.thread.waker()
     }
 
     /// Finishes the request in hand and stops; queued callbacks stay.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        self.bell.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Courier {
-    fn drop(&mut self) {
-        self.shut();
+    pub fn stop(self) {
+        drop(self.thread);
     }
 }
 

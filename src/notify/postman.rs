@@ -4,7 +4,6 @@
 //! until the next retry falls due.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use lettre::Transport;
@@ -15,7 +14,7 @@ use lettre::transport::smtp::extension::ClientId;
 use tracing::{debug, info, warn};
 
 use crate::config::{Smarthost, SmarthostServer, TlsMode};
-use crate::doorbell::Doorbell;
+use crate::doorbell::{BellThread, Doorbell};
 use crate::model::now;
 use crate::store::{Store, StoreError};
 use crate::streak::FailureStreak;
@@ -52,8 +51,7 @@ impl Backoff {
 
 /// Handle on the delivery thread.
 pub struct Postman {
-    bell: Arc<Doorbell>,
-    thread: Option<JoinHandle<()>>,
+    thread: BellThread,
 }
 
 impl Postman {
@@ -62,49 +60,26 @@ impl Postman {
         smarthost: Smarthost,
         backoff: Backoff,
     ) -> std::io::Result<Postman> {
-        let bell = Arc::new(Doorbell::default());
-        let thread = std::thread::Builder::new().name("postman".into()).spawn({
-            let bell = bell.clone();
-            move || deliver_until_stopped(&store, &smarthost, backoff, &bell)
+        let thread = BellThread::start("postman", move |bell| {
+            deliver_until_stopped(&store, &smarthost, backoff, bell)
         })?;
-        Ok(Postman {
-            bell,
-            thread: Some(thread),
-        })
+        Ok(Postman { thread })
     }
 
     /// Mail was queued: deliver it now rather than at the next timeout.
     pub fn wake(&self) {
-        self.bell.ring();
+        self.thread.wake();
     }
 
     /// A handle that rings [`wake`](Self::wake) without keeping the
     /// postman: its owner still decides when it stops.
     pub fn waker(&self) -> impl Fn() + Send + Sync + 'static {
-        let bell = Arc::downgrade(&self.bell);
-        move || {
-            if let Some(bell) = bell.upgrade() {
-                bell.ring();
-            }
-        }
+        self.thread.waker()
     }
 
     /// Finishes the message in hand and stops; queued mail stays queued.
-    pub fn stop(mut self) {
-        self.shut();
-    }
-
-    fn shut(&mut self) {
-        self.bell.stop();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-impl Drop for Postman {
-    fn drop(&mut self) {
-        self.shut();
+    pub fn stop(self) {
+        drop(self.thread);
     }
 }
 

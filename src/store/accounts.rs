@@ -60,26 +60,7 @@ impl Store {
     }
 
     fn insert_account(&self, name: &str, realm: Option<&str>, is_admin: bool) -> Result<Account> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(FieldError::new(
-                "name",
-                "required",
-                "an account needs a name (1 to 128 characters)",
-            )
-            .into());
-        }
-        let realm = realm.map(|r| r.trim().to_ascii_lowercase());
-        if let Some(r) = &realm
-            && !is_domain(r)
-        {
-            return Err(FieldError::new(
-                "realm",
-                "format",
-                format!("{r:?} is not a mail domain such as example.com"),
-            )
-            .into());
-        }
+        let (name, realm) = account_name_and_realm(name, realm)?;
         let account = Account {
             id: AccountId::new(),
             name: name.to_owned(),
@@ -611,26 +592,7 @@ impl Store {
         realm: Option<&str>,
         doc: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<Account> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 128 {
-            return Err(FieldError::new(
-                "name",
-                "required",
-                "an account needs a name (1 to 128 characters)",
-            )
-            .into());
-        }
-        let realm = realm.map(|r| r.trim().to_ascii_lowercase());
-        if let Some(r) = &realm
-            && !is_domain(r)
-        {
-            return Err(FieldError::new(
-                "realm",
-                "format",
-                format!("{r:?} is not a mail domain such as example.com"),
-            )
-            .into());
-        }
+        let (name, realm) = account_name_and_realm(name, realm)?;
         self.write(|tx| {
             let taken: bool = tx.query_row(
                 "SELECT EXISTS (SELECT 1 FROM accounts WHERE realm = ?1 AND id != ?2)",
@@ -704,6 +666,36 @@ impl Store {
             Ok(rows.collect::<rusqlite::Result<_>>()?)
         })
     }
+}
+
+/// An account's name and realm as given by whoever creates or changes
+/// it, checked and tidied: the name trimmed, the realm a lower-case mail
+/// domain.
+fn account_name_and_realm<'a>(
+    name: &'a str,
+    realm: Option<&str>,
+) -> Result<(&'a str, Option<String>)> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 128 {
+        return Err(FieldError::new(
+            "name",
+            "required",
+            "an account needs a name (1 to 128 characters)",
+        )
+        .into());
+    }
+    let realm = realm.map(|r| r.trim().to_ascii_lowercase());
+    if let Some(r) = &realm
+        && !is_domain(r)
+    {
+        return Err(FieldError::new(
+            "realm",
+            "format",
+            format!("{r:?} is not a mail domain such as example.com"),
+        )
+        .into());
+    }
+    Ok((name, realm))
 }
 
 #[cfg(test)]
