@@ -338,36 +338,39 @@ impl PageRenderer {
 
 /// The resolution of a black-and-white scan, if the page is one: every
 /// image it draws (also inside form XObjects, such as a filled-in form's
-/// field appearances) is 1-bit (an image mask, or one bit per component, as
-/// CCITT and JBIG2 scans are), and those images hold at least as many
-/// pixels as the page has at 100 dpi (a scan of the page, not a small logo
-/// on a page of shaded vector art). Such a page has no greys of its own;
-/// the ones the renderer makes while shrinking the scan to fax resolution
-/// are partly inked pixels, so it is drawn as line art
-/// (`raster::Tones::line_art`).
+/// field appearances) is black and white (an image mask, or one bit per
+/// component, as CCITT and JBIG2 scans are, or a scan saved losslessly in
+/// 8 bits whose every pixel is black or white: `only_black_and_white`), and
+/// those images hold at least as many pixels as the page has at 100 dpi (a
+/// scan of the page, not a small logo on a page of shaded vector art). Such
+/// a page has no greys of its own; the ones the renderer makes while
+/// shrinking the scan to fax resolution are partly inked pixels, so it is
+/// drawn as line art (`raster::Tones::line_art`).
 fn scan_resolution(page: &Page<'_>) -> Option<f32> {
     let (w_pt, h_pt) = page.render_dimensions();
     let square_inches = f64::from(w_pt / 72.0) * f64::from(h_pt / 72.0);
     let mut scan_pixels = 0.0;
     // Real scans name a few XObjects per page; a thousand looks is plenty.
     let mut looks = 1_000;
-    let all_one_bit = one_bit_images(
+    let all_black_and_white = black_and_white_images(
         page.resources().x_objects.clone(),
         0,
         &mut looks,
         &mut scan_pixels,
     );
-    let dpi = (all_one_bit && square_inches > 0.0).then(|| (scan_pixels / square_inches).sqrt())?;
+    let dpi = (all_black_and_white && square_inches > 0.0)
+        .then(|| (scan_pixels / square_inches).sqrt())?;
     (dpi >= 100.0).then_some(dpi as f32)
 }
 
-/// Adds up the pixels of the 1-bit images among `x_objects` and the forms
-/// they hold, or returns false at the first image of more than one bit.
+/// Adds up the pixels of the black-and-white images among `x_objects` and
+/// the forms they hold, or returns false at the first image with greys or
+/// colours.
 /// Forms nest at most a few levels in real documents; deeper ones (or a
 /// form that draws itself) count as not a scan, and so does a page naming
 /// more XObjects than `looks` allows (forms that name each other many
 /// times over would otherwise be walked an exponential number of times).
-fn one_bit_images(
+fn black_and_white_images(
     x_objects: hayro::hayro_syntax::object::Dict<'_>,
     depth: usize,
     looks: &mut usize,
@@ -392,7 +395,7 @@ fn one_bit_images(
             Some(n) if n.as_ref() == b"Image" => {
                 let one_bit = dict.get::<bool>(b"ImageMask").unwrap_or(false)
                     || dict.get::<f32>(b"BitsPerComponent") == Some(1.0);
-                if !one_bit {
+                if !one_bit && !only_black_and_white(&stream) {
                     return false;
                 }
                 let w = dict.get::<f32>(b"Width").unwrap_or(0.0).max(0.0);
@@ -404,7 +407,7 @@ fn one_bit_images(
                     .get::<Dict<'_>>(b"Resources")
                     .map(|r| Resources::new(r).x_objects)
                     .unwrap_or_default();
-                if !one_bit_images(inner, depth + 1, looks, pixels) {
+                if !black_and_white_images(inner, depth + 1, looks, pixels) {
                     return false;
                 }
             }
@@ -412,6 +415,74 @@ fn one_bit_images(
         }
     }
     true
+}
+
+/// The most decoded bytes `only_black_and_white` reads: a Letter or A4
+/// page scanned at 300 dpi in RGB is 25-26 MB. Larger images are taken as
+/// having greys (screened, as before): the check must stay well inside a
+/// render worker's address space (`worker::WORKER_MEMORY`), beside the
+/// renderer's own copy of the image.
+const LARGEST_CHECKED_IMAGE: f64 = 32.0 * 1024.0 * 1024.0;
+
+/// Whether an 8-bit grey or RGB image, stored without loss, holds only
+/// black and white pixels: a scanner or a PDF writer that saved a
+/// black-and-white scan in 8 bits. Drawn screened, its shrinking greys
+/// became screen dots around every stroke and dot of a form (more G4 bytes
+/// than Ghostscript's sampling, and a fuzzier page); it is a scan like a
+/// 1-bit one. A soft mask is allowed when it too is only on or off (form
+/// writers put fully transparent one-pixel images on the page): black and
+/// white shown or hidden over black and white stays black and white. JPEG
+/// and JPEG 2000 images are never exactly black and white and are not
+/// decoded here.
+fn only_black_and_white(image: &hayro::hayro_syntax::object::Stream<'_>) -> bool {
+    use hayro::hayro_syntax::object::Stream;
+    let mask_is_on_or_off = match image.dict().get::<Stream<'_>>(b"SMask") {
+        Some(mask) => black_and_white_pixels(&mask, false),
+        None => true,
+    };
+    mask_is_on_or_off && black_and_white_pixels(image, true)
+}
+
+/// The pixel check of `only_black_and_white`, for an image or (with
+/// `masked` false: a mask has no mask of its own) its soft mask.
+fn black_and_white_pixels(image: &hayro::hayro_syntax::object::Stream<'_>, masked: bool) -> bool {
+    use hayro::hayro_syntax::Filter;
+    use hayro::hayro_syntax::object::Name as PdfName;
+    let dict = image.dict();
+    let channels: u8 = match dict.get::<PdfName>(b"ColorSpace") {
+        Some(n) if n.as_ref() == b"DeviceGray" => 1,
+        Some(n) if n.as_ref() == b"DeviceRGB" => 3,
+        _ => return false,
+    };
+    let lossless = image.filters().iter().all(|f| {
+        matches!(
+            f,
+            Filter::FlateDecode
+                | Filter::LzwDecode
+                | Filter::RunLengthDecode
+                | Filter::AsciiHexDecode
+                | Filter::Ascii85Decode
+        )
+    });
+    let w = f64::from(dict.get::<f32>(b"Width").unwrap_or(0.0).max(0.0));
+    let h = f64::from(dict.get::<f32>(b"Height").unwrap_or(0.0).max(0.0));
+    let size = w * h * f64::from(channels);
+    if dict.get::<f32>(b"BitsPerComponent") != Some(8.0)
+        || (!masked && dict.contains_key(b"SMask"))
+        || !lossless
+        || size == 0.0
+        || size > LARGEST_CHECKED_IMAGE
+    {
+        return false;
+    }
+    let Ok(data) = image.decoded_data() else {
+        return false;
+    };
+    let pixels = &data[..data.len().min(size as usize)];
+    pixels.len() == size as usize
+        && pixels
+            .chunks_exact(usize::from(channels))
+            .all(|p| p.iter().all(|&v| v == 0) || p.iter().all(|&v| v == 255))
 }
 
 /// Whether a PDF's structure (cross-reference table, page tree, page boxes)
@@ -452,6 +523,73 @@ mod tests {
             b"%PDF-1.5\n4 0 obj << /Type /Obj#53tm >>",
         ] {
             assert!(!opens_without_inflating(packed));
+        }
+    }
+
+    /// A Letter page drawing one 8-bit image of `pixels` over the whole
+    /// page (1000 x 1300 pixels: about 118 dpi), stored with Flate.
+    fn page_of_8_bit_image(channels: usize, pixels: &[u8]) -> Pdf {
+        use pdf_writer::{Content, Filter, Finish, Name, Rect, Ref};
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(pixels).unwrap();
+        let packed = z.finish().unwrap();
+        let mut pdf = pdf_writer::Pdf::new();
+        let (catalog, tree, page, content, img) = (
+            Ref::new(1),
+            Ref::new(2),
+            Ref::new(3),
+            Ref::new(4),
+            Ref::new(5),
+        );
+        pdf.catalog(catalog).pages(tree);
+        pdf.pages(tree).kids([page]).count(1);
+        let mut p = pdf.page(page);
+        p.media_box(Rect::new(0.0, 0.0, 612.0, 792.0))
+            .parent(tree)
+            .contents(content);
+        p.resources().x_objects().pair(Name(b"Im1"), img);
+        p.finish();
+        let mut c = Content::new();
+        c.transform([612.0, 0.0, 0.0, 792.0, 0.0, 0.0])
+            .x_object(Name(b"Im1"));
+        pdf.stream(content, &c.finish());
+        let mut x = pdf.image_xobject(img, &packed);
+        x.width(1000)
+            .height(1300)
+            .bits_per_component(8)
+            .filter(Filter::FlateDecode);
+        if channels == 3 {
+            x.color_space().device_rgb();
+        } else {
+            x.color_space().device_gray();
+        }
+        x.finish();
+        Pdf::new(pdf.finish()).unwrap()
+    }
+
+    #[test]
+    fn an_8_bit_scan_is_line_art_only_while_every_pixel_is_black_or_white() {
+        let mut grey = vec![255u8; 1000 * 1300];
+        for row in grey.chunks_mut(1000).step_by(40) {
+            row[100..900].fill(0);
+        }
+        let rgb: Vec<u8> = grey.iter().flat_map(|&v| [v, v, v]).collect();
+        for (channels, pixels) in [(1, &grey), (3, &rgb)] {
+            let pdf = page_of_8_bit_image(channels, pixels);
+            let dpi = scan_resolution(&pdf.pages()[0]).expect("a black-and-white scan");
+            assert!((dpi - 118.0).abs() < 1.0, "{dpi} dpi");
+        }
+        // One grey pixel, or one red one, and it is a picture: screened.
+        let mut with_grey = grey.clone();
+        with_grey[500_000] = 128;
+        let mut with_red = rgb.clone();
+        with_red[3 * 500_000] = 255;
+        with_red[3 * 500_000 + 1] = 0;
+        with_red[3 * 500_000 + 2] = 0;
+        for (channels, pixels) in [(1, &with_grey), (3, &with_red)] {
+            let pdf = page_of_8_bit_image(channels, pixels);
+            assert_eq!(scan_resolution(&pdf.pages()[0]), None);
         }
     }
 }

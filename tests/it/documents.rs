@@ -1339,41 +1339,71 @@ fn rules_from_a_tenth_of_a_point_to_one_point_are_all_drawn_at_both_resolutions(
 }
 
 #[test]
-fn a_one_bit_scan_keeps_its_thin_rules_whole_at_both_resolutions() {
+fn a_black_and_white_scan_keeps_its_thin_rules_whole_at_both_resolutions() {
     // Issue 27: a 300 dpi black-and-white scan is shrunk to fax resolution,
     // which turns its one-pixel rules (a form's fill-in lines) into light
-    // greys; screened, they came out as dashes. A page of 1-bit images is
-    // line art: every rule stays unbroken, whatever its phase on the grid.
+    // greys; screened, they came out as dashes. A page of black-and-white
+    // images is line art: every rule stays unbroken, whatever its phase on
+    // the grid, whether the scan is stored in 1 bit or, as some scanners and
+    // PDF writers save it, in 8-bit grey or RGB with only black and white
+    // pixels (issue12963.pdf's first page).
     let (w, h) = (2550u32, 3300u32); // Letter at 300 dpi
-    let stride = w.div_ceil(8) as usize;
-    let mut bits = vec![0xFFu8; stride * h as usize]; // DeviceGray 1 bit: 1 is white
     let rules: Vec<u32> = (0..40).map(|k| 300 + k * 37).collect();
-    for &y in &rules {
-        for x in 300..2250usize {
-            bits[y as usize * stride + x / 8] &= !(0x80 >> (x % 8));
+    let inked = |x: u32, y: u32| rules.contains(&y) && (300..2250).contains(&x);
+    let stride = w.div_ceil(8) as usize;
+    let mut one_bit = vec![0xFFu8; stride * h as usize]; // DeviceGray 1 bit: 1 is white
+    let mut grey = vec![0xFFu8; (w * h) as usize];
+    for y in 0..h {
+        for x in 0..w {
+            if inked(x, y) {
+                one_bit[y as usize * stride + x as usize / 8] &= !(0x80 >> (x % 8));
+                grey[(y * w + x) as usize] = 0;
+            }
         }
     }
-    let pdf = one_image_pdf([612.0, 0.0, 0.0, 792.0, 0.0, 0.0], |pdf, img| {
-        let mut x = pdf.image_xobject(img, &bits);
-        x.width(w as i32).height(h as i32).bits_per_component(1);
-        x.color_space().device_gray();
-    });
-    for resolution in [Resolution::Standard, Resolution::Fine] {
-        let options = ConvertOptions {
-            resolution,
-            ..ConvertOptions::default()
-        };
-        let doc = convert(&[doc("scan.pdf", pdf.clone())], &options).unwrap();
-        let page = &decode_fax_tiff(&doc.tiff).unwrap()[0];
-        // Every column across the middle of the rules crosses all of them.
-        let (from, to) = (page.width * 3 / 10, page.width * 7 / 10);
-        for x in from..to {
-            let found = runs((0..page.height).map(|y| page.get(x, y)));
-            assert_eq!(
-                found,
-                rules.len(),
-                "{resolution:?}: rules crossed at x = {x}"
-            );
+    let rgb: Vec<u8> = grey.iter().flat_map(|&v| [v, v, v]).collect();
+    let deflate = |raw: &[u8]| {
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(raw).unwrap();
+        z.finish().unwrap()
+    };
+    let (grey, rgb) = (deflate(&grey), deflate(&rgb));
+    let scans = [
+        ("1-bit", &one_bit, 1, false),
+        ("8-bit grey", &grey, 8, false),
+        ("8-bit RGB", &rgb, 8, true),
+    ];
+    for (stored, bytes, bits, colour) in scans {
+        let pdf = one_image_pdf([612.0, 0.0, 0.0, 792.0, 0.0, 0.0], |pdf, img| {
+            let mut x = pdf.image_xobject(img, bytes);
+            x.width(w as i32).height(h as i32).bits_per_component(bits);
+            if bits == 8 {
+                x.filter(pdf_writer::Filter::FlateDecode);
+            }
+            if colour {
+                x.color_space().device_rgb();
+            } else {
+                x.color_space().device_gray();
+            }
+        });
+        for resolution in [Resolution::Standard, Resolution::Fine] {
+            let options = ConvertOptions {
+                resolution,
+                ..ConvertOptions::default()
+            };
+            let doc = convert(&[doc("scan.pdf", pdf.clone())], &options).unwrap();
+            let page = &decode_fax_tiff(&doc.tiff).unwrap()[0];
+            // Every column across the middle of the rules crosses all of them.
+            let (from, to) = (page.width * 3 / 10, page.width * 7 / 10);
+            for x in from..to {
+                let found = runs((0..page.height).map(|y| page.get(x, y)));
+                assert_eq!(
+                    found,
+                    rules.len(),
+                    "{stored} scan, {resolution:?}: rules crossed at x = {x}"
+                );
+            }
         }
     }
 }
