@@ -2059,6 +2059,53 @@ fn router_words() -> Vec<String> {
     words.into_iter().collect()
 }
 
+/// The HTTP methods an OpenAPI operation may have, as docs/openapi.json spells them.
+const METHODS: [&str; 6] = ["get", "head", "put", "post", "patch", "delete"];
+
+/// The OpenAPI document is well formed: version 3, a title and a version,
+/// every `$ref` resolving, and each operation a known method with
+/// responses and its path's parameters declared.
+fn assert_well_formed_openapi(doc: &Value) {
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    fn refs_resolve(doc: &Value, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    let target = doc.pointer(r.trim_start_matches('#'));
+                    assert!(target.is_some(), "{r} resolves");
+                }
+                m.values().for_each(|v| refs_resolve(doc, v));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs_resolve(doc, v)),
+            _ => {}
+        }
+    }
+    refs_resolve(doc, doc);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(METHODS.contains(&method.as_str()), "{method} {path}");
+            assert!(op["responses"].is_object(), "{method} {path} has responses");
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                assert!(
+                    params.contains(&&seg[1..seg.len() - 1]),
+                    "{method} {path} declares {seg}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn the_openapi_document_lists_every_route_the_router_serves() {
     let b = TestBox::start();
@@ -2083,45 +2130,8 @@ fn the_openapi_document_lists_every_route_the_router_serves() {
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap())
         .expect("docs/openapi.json parses");
     assert_eq!(doc, kept);
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
-    fn refs_resolve(doc: &Value, v: &Value) {
-        match v {
-            Value::Object(m) => {
-                if let Some(Value::String(r)) = m.get("$ref") {
-                    let target = doc.pointer(r.trim_start_matches('#'));
-                    assert!(target.is_some(), "{r} resolves");
-                }
-                m.values().for_each(|v| refs_resolve(doc, v));
-            }
-            Value::Array(a) => a.iter().for_each(|v| refs_resolve(doc, v)),
-            _ => {}
-        }
-    }
-    refs_resolve(&doc, &doc);
+    assert_well_formed_openapi(&doc);
     let paths = doc["paths"].as_object().unwrap();
-    let methods = ["get", "head", "put", "post", "patch", "delete"];
-    for (path, ops) in paths {
-        for (method, op) in ops.as_object().unwrap() {
-            assert!(methods.contains(&method.as_str()), "{method} {path}");
-            assert!(op["responses"].is_object(), "{method} {path} has responses");
-            let params: Vec<&str> = op["parameters"]
-                .as_array()
-                .map(|p| {
-                    p.iter()
-                        .filter(|p| p["in"] == "path")
-                        .map(|p| p["name"].as_str().unwrap())
-                        .collect()
-                })
-                .unwrap_or_default();
-            for seg in path.split('/').filter(|s| s.starts_with('{')) {
-                assert!(
-                    params.contains(&&seg[1..seg.len() - 1]),
-                    "{method} {path} declares {seg}"
-                );
-            }
-        }
-    }
 
     // Ids that exist, except for documented deletes, which get ids that do
     // not (a "bad identifier" 404 still shows the route is served).
@@ -2161,7 +2171,7 @@ fn the_openapi_document_lists_every_route_the_router_serves() {
 
     let mut missing = Vec::new();
     for (template, ops) in paths {
-        for method in methods {
+        for method in METHODS {
             let listed = ops.get(method).is_some();
             let upper = method.to_ascii_uppercase();
             let real = !(listed && upper == "DELETE");
