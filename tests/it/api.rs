@@ -774,6 +774,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Long on purpose: the faxes sent in the first steps (a raw PDF body, faxes
+/// under the faxbox and beside it) are the set the faxbox-scoped listing, the
+/// paging and the resubmission then walk; each later step needs exactly those
+/// faxes.
 #[test]
 fn faxbox_scoped_faxes_resubmit_and_pages() {
     let b = TestBox::start();
@@ -1374,6 +1378,9 @@ fn error_body(r: &RawResponse) -> Value {
     body
 }
 
+/// Long on purpose: one account is made, bad input about it is refused, another
+/// account may not touch it, and the admin deletes it, each step checking the
+/// account list the one before it left.
 #[test]
 fn accounts_are_created_and_deleted_by_the_admin_only() {
     let b = TestBox::start();
@@ -1497,6 +1504,12 @@ fn accounts_are_created_and_deleted_by_the_admin_only() {
     assert_eq!(b.store.accounts().unwrap().len(), 2);
 }
 
+/// Every error body the faxes API gives, byte for byte as Kazoo's.
+///
+/// Long on purpose: the catalogue side by side (validation, bad JSON, media
+/// type, size, unknown ids, another account's fax, tokens, a private document
+/// URL), one request each on one box with two accounts, so it reads against
+/// docs/kazoo.md in one place.
 #[test]
 fn error_bodies_are_exactly_kazoos() {
     let server = document_server(text_pdf("local"));
@@ -1724,6 +1737,10 @@ fn resubmit_takes_changes_checked_like_a_new_fax() {
     });
 }
 
+/// Long on purpose: one box holding a sent fax, a busy fax waiting to retry and
+/// a paused line is looked at by an account and by the admin; who sees what is
+/// only shown against that same state, and the busy fax is cancelled at the end
+/// so the box stops clean.
 #[test]
 fn status_shows_lines_queues_and_todays_counts_to_whom_they_concern() {
     let b = TestBox::start();
