@@ -774,6 +774,10 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     files
 }
 
+/// Long on purpose: the faxes sent in the first steps (a raw PDF body, faxes
+/// under the faxbox and beside it) are the set the faxbox-scoped listing, the
+/// paging and the resubmission then walk; each later step needs exactly those
+/// faxes.
 #[test]
 fn faxbox_scoped_faxes_resubmit_and_pages() {
     let b = TestBox::start();
@@ -1374,6 +1378,9 @@ fn error_body(r: &RawResponse) -> Value {
     body
 }
 
+/// Long on purpose: one account is made, bad input about it is refused, another
+/// account may not touch it, and the admin deletes it, each step checking the
+/// account list the one before it left.
 #[test]
 fn accounts_are_created_and_deleted_by_the_admin_only() {
     let b = TestBox::start();
@@ -1497,6 +1504,12 @@ fn accounts_are_created_and_deleted_by_the_admin_only() {
     assert_eq!(b.store.accounts().unwrap().len(), 2);
 }
 
+/// Every error body the faxes API gives, byte for byte as Kazoo's.
+///
+/// Long on purpose: the catalogue side by side (validation, bad JSON, media
+/// type, size, unknown ids, another account's fax, tokens, a private document
+/// URL), one request each on one box with two accounts, so it reads against
+/// docs/kazoo.md in one place.
 #[test]
 fn error_bodies_are_exactly_kazoos() {
     let server = document_server(text_pdf("local"));
@@ -1724,6 +1737,10 @@ fn resubmit_takes_changes_checked_like_a_new_fax() {
     });
 }
 
+/// Long on purpose: one box holding a sent fax, a busy fax waiting to retry and
+/// a paused line is looked at by an account and by the admin; who sees what is
+/// only shown against that same state, and the busy fax is cancelled at the end
+/// so the box stops clean.
 #[test]
 fn status_shows_lines_queues_and_todays_counts_to_whom_they_concern() {
     let b = TestBox::start();
@@ -2059,6 +2076,53 @@ fn router_words() -> Vec<String> {
     words.into_iter().collect()
 }
 
+/// The HTTP methods an OpenAPI operation may have, as docs/openapi.json spells them.
+const METHODS: [&str; 6] = ["get", "head", "put", "post", "patch", "delete"];
+
+/// The OpenAPI document is well formed: version 3, a title and a version,
+/// every `$ref` resolving, and each operation a known method with
+/// responses and its path's parameters declared.
+fn assert_well_formed_openapi(doc: &Value) {
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+    fn refs_resolve(doc: &Value, v: &Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    let target = doc.pointer(r.trim_start_matches('#'));
+                    assert!(target.is_some(), "{r} resolves");
+                }
+                m.values().for_each(|v| refs_resolve(doc, v));
+            }
+            Value::Array(a) => a.iter().for_each(|v| refs_resolve(doc, v)),
+            _ => {}
+        }
+    }
+    refs_resolve(doc, doc);
+    let paths = doc["paths"].as_object().unwrap();
+    for (path, ops) in paths {
+        for (method, op) in ops.as_object().unwrap() {
+            assert!(METHODS.contains(&method.as_str()), "{method} {path}");
+            assert!(op["responses"].is_object(), "{method} {path} has responses");
+            let params: Vec<&str> = op["parameters"]
+                .as_array()
+                .map(|p| {
+                    p.iter()
+                        .filter(|p| p["in"] == "path")
+                        .map(|p| p["name"].as_str().unwrap())
+                        .collect()
+                })
+                .unwrap_or_default();
+            for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                assert!(
+                    params.contains(&&seg[1..seg.len() - 1]),
+                    "{method} {path} declares {seg}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn the_openapi_document_lists_every_route_the_router_serves() {
     let b = TestBox::start();
@@ -2083,45 +2147,8 @@ fn the_openapi_document_lists_every_route_the_router_serves() {
     let kept: Value = serde_json::from_str(&std::fs::read_to_string(file).unwrap())
         .expect("docs/openapi.json parses");
     assert_eq!(doc, kept);
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
-    fn refs_resolve(doc: &Value, v: &Value) {
-        match v {
-            Value::Object(m) => {
-                if let Some(Value::String(r)) = m.get("$ref") {
-                    let target = doc.pointer(r.trim_start_matches('#'));
-                    assert!(target.is_some(), "{r} resolves");
-                }
-                m.values().for_each(|v| refs_resolve(doc, v));
-            }
-            Value::Array(a) => a.iter().for_each(|v| refs_resolve(doc, v)),
-            _ => {}
-        }
-    }
-    refs_resolve(&doc, &doc);
+    assert_well_formed_openapi(&doc);
     let paths = doc["paths"].as_object().unwrap();
-    let methods = ["get", "head", "put", "post", "patch", "delete"];
-    for (path, ops) in paths {
-        for (method, op) in ops.as_object().unwrap() {
-            assert!(methods.contains(&method.as_str()), "{method} {path}");
-            assert!(op["responses"].is_object(), "{method} {path} has responses");
-            let params: Vec<&str> = op["parameters"]
-                .as_array()
-                .map(|p| {
-                    p.iter()
-                        .filter(|p| p["in"] == "path")
-                        .map(|p| p["name"].as_str().unwrap())
-                        .collect()
-                })
-                .unwrap_or_default();
-            for seg in path.split('/').filter(|s| s.starts_with('{')) {
-                assert!(
-                    params.contains(&&seg[1..seg.len() - 1]),
-                    "{method} {path} declares {seg}"
-                );
-            }
-        }
-    }
 
     // Ids that exist, except for documented deletes, which get ids that do
     // not (a "bad identifier" 404 still shows the route is served).
@@ -2161,7 +2188,7 @@ fn the_openapi_document_lists_every_route_the_router_serves() {
 
     let mut missing = Vec::new();
     for (template, ops) in paths {
-        for method in methods {
+        for method in METHODS {
             let listed = ops.get(method).is_some();
             let upper = method.to_ascii_uppercase();
             let real = !(listed && upper == "DELETE");

@@ -331,6 +331,12 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// A decompression bomb and other documents over budget are refused, and the
+/// box keeps sending meanwhile.
+///
+/// Long on purpose: the point is that it happens at once: the first fax is on
+/// the line all the while the bomb is taken in, drawn and failed, and the
+/// intake refusals come from that same busy box.
 #[test]
 fn documents_over_budget_are_refused_while_the_box_keeps_sending() {
     let dir = tempfile::tempdir().unwrap();

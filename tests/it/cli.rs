@@ -28,6 +28,10 @@ fn is_id(s: &str) -> bool {
     s.len() == 32 && s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
+/// Long on purpose: one store walked through `init`, account, user and faxbox
+/// creation and the changes of mail domain, because each generated address
+/// depends on the domains set before it, and `readdress` moves the addresses
+/// made earlier.
 #[test]
 fn account_user_faxbox_and_the_generated_address() {
     let dir = tempfile::tempdir().unwrap();

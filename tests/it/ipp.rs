@@ -525,6 +525,12 @@ fn the_standard_ipptool_suites_pass_where_they_apply_to_a_fax_printer() {
     assert!(b.faxes().is_empty(), "no job without a number was accepted");
 }
 
+/// Malformed IPP, lying or cut documents and HTTP mistakes each get their error
+/// status.
+///
+/// Long on purpose: every bad request goes to the same printer, which must
+/// still serve and still hold no job after them all; a fresh printer per
+/// request would not show that.
 #[test]
 fn bad_requests_get_ipp_error_statuses_and_the_printer_keeps_serving() {
     let b = PrinterBox::start(false, IppOptions::default());

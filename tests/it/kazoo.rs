@@ -106,6 +106,11 @@ fn an_appliance_may_restrict_cors_to_its_own_origins() {
     assert_eq!(r.header("access-control-allow-origin"), None);
 }
 
+/// faxboxes.md, request by request, with the bodies Monster UI sends.
+///
+/// Long on purpose: one faxbox walked through the page's requests in its order
+/// (list, create, read, filter, replace, patch, a refused edit, tunnelled
+/// verbs, delete), each step checking what the one before it left.
 #[test]
 fn faxboxes_md_every_request_and_monster_uis_bodies() {
     let b = TestBox::start();
@@ -438,6 +443,9 @@ fn api_authentication_md_keys_of_the_wrong_length_and_unknown_keys() {
     }
 }
 
+/// Long on purpose: one user walked through users.md and user_authentication.md
+/// (create, read-modify-save, patch, a refused edit, login by md5, wrong
+/// logins, delete), each step using the user and token the one before it left.
 #[test]
 fn users_md_and_user_authentication_md_a_user_is_made_changed_and_logs_in() {
     let b = TestBox::start();

@@ -239,6 +239,10 @@ fn rows_of(data: &Path, fax: &FaxId) -> Vec<(&'static str, i64)> {
 /// deleted with `faxbox jobs delete --documents-only` and a received fax
 /// deleted with `faxbox inbox delete` are gone from the tables and from
 /// every file of the data dir (the SQLite file and its WAL included).
+///
+/// Long on purpose: the three ways of deleting are checked against the files of
+/// one data dir, and the fax nobody deleted, checked last, shows each delete
+/// took only its own bytes.
 #[test]
 fn deleted_faxes_and_documents_leave_no_bytes_in_the_data_dir() {
     let dir = tempfile::tempdir().unwrap();
@@ -404,6 +408,11 @@ fn a_fax_on_a_call_is_not_deleted_until_cancelled() {
 /// dir with every row of every table and every document byte for byte, and
 /// `faxbox serve` runs on it; a restore onto a live or non-empty data dir is
 /// refused and changes nothing.
+///
+/// Long on purpose: the refusals, the restore elsewhere and the restored box's
+/// new fax all use the one archive taken from the running box after its faxes
+/// went both ways, so they check that archive and its key, not a fresh one
+/// each.
 #[test]
 fn a_backup_of_a_running_box_restores_every_row_and_document() {
     let dir = tempfile::tempdir().unwrap();

@@ -275,6 +275,11 @@ fn sixty_jobs_respect_account_limits_and_number_serialization() {
     }
 }
 
+/// Busy, no answer, a cut call and a line that fails twice then recovers: each
+/// retried after its cause's delay, and only the people who asked get one mail.
+///
+/// Long on purpose: the four jobs run through one scheduler and one postman at
+/// once, so the delays and the mails are seen side by side as on a real box.
 #[test]
 fn retries_follow_the_cause_and_the_people_who_asked_hear_once() {
     let dir = tempfile::tempdir().unwrap();

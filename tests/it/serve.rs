@@ -411,6 +411,11 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 /// keep (HTTP 503, SMTP 451, in words), loses nothing it acknowledged,
 /// delivers each mail to the smarthost at most once, and its log does not
 /// flood; once space is freed it carries on by itself.
+///
+/// Long on purpose: one box on one 12 MB tmpfs lives through three states in
+/// order (sending; full, with the smarthost coming back; freed), and the
+/// closing checks (every receipt once, no acknowledged fax lost) count the
+/// faxes acknowledged in all three.
 #[test]
 fn a_full_data_dir_refuses_intake_loses_nothing_mails_at_most_once_and_recovers() {
     let dir = tempfile::tempdir().unwrap();

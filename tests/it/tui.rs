@@ -97,6 +97,12 @@ fn pdf(text: &str) -> Document {
     }
 }
 
+/// The dashboard in a real terminal (tmux) against a running box.
+///
+/// Long on purpose: one dashboard driven key by key (a call and a retry
+/// countdown on screen, cancel, search, open, quit), each key acting on the
+/// screen the previous one left; a new `faxbox serve` and tmux per step would
+/// cost seconds each.
 #[test]
 fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
@@ -467,6 +473,10 @@ fn a_wide_dashboard_shows_whole_numbers_and_ids_and_quits_clean_after_a_resize()
 /// the line ends within the stop grace plus 5 s (the dashboard used to wait
 /// for ever on an API that had stopped), gives the terminal back, and the
 /// cut call is recorded interrupted to be sent again.
+///
+/// Long on purpose: one stop in real time (the box in a tmux pane, a three-page
+/// call on a line paced at real speed, SIGTERM mid-call), then its exit time,
+/// the terminal and the requeued fax, each a check on that one stop.
 #[test]
 fn serve_tui_on_sigterm_with_a_call_on_the_line_exits_within_the_grace_and_five_seconds() {
     const GRACE_S: u64 = 3;

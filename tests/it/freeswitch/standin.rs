@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,8 @@ use std::time::Duration;
 
 use super::originate_parse::{Originate, parse_originate};
 use faxbox::fax::{
-    FaxDocument, FaxEvent, FaxOutcome, FaxSession, FaxSettings, LineModel, Role, Terminal,
-    Transfer, VoiceAnswer, Wire,
+    FaxDocument, FaxEvent, FaxOutcome, FaxSession, FaxSettings, LineModel, Negotiation, PageReport,
+    Role, Terminal, Transfer, VoiceAnswer, Wire,
 };
 
 const CORE_UUID: &str = "5eb0d3a2-0000-4000-8000-00000000f5f5";
@@ -101,19 +102,11 @@ struct State {
     stopping: AtomicBool,
 }
 
-pub struct StandIn {
-    addr: SocketAddr,
-    state: Arc<State>,
-}
-
-impl StandIn {
-    /// Starts a stand-in on a free loopback port. The far end keeps what it
-    /// receives in `received_dir/<channel uuid>.tif`.
-    pub fn start(password: &str, received_dir: &Path) -> StandIn {
-        std::fs::create_dir_all(received_dir).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let state = Arc::new(State {
+impl State {
+    /// A FreeSWITCH with nobody logged in and no call yet; its events are
+    /// numbered from `first_sequence`.
+    fn new(password: &str, received_dir: &Path, first_sequence: u64) -> State {
+        State {
             password: password.to_owned(),
             numbers: Mutex::default(),
             once: Mutex::default(),
@@ -128,10 +121,33 @@ impl StandIn {
             cache: Mutex::default(),
             sockets: Mutex::default(),
             logins: AtomicU32::new(0),
-            sequence: AtomicU64::new(1000),
+            sequence: AtomicU64::new(first_sequence),
             inject: Mutex::new(None),
             stopping: AtomicBool::new(false),
-        });
+        }
+    }
+
+    /// Closes every event socket connection, as a FreeSWITCH restart would.
+    fn cut_connections(&self) {
+        for s in self.sockets.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+pub struct StandIn {
+    addr: SocketAddr,
+    state: Arc<State>,
+}
+
+impl StandIn {
+    /// Starts a stand-in on a free loopback port. The far end keeps what it
+    /// receives in `received_dir/<channel uuid>.tif`.
+    pub fn start(password: &str, received_dir: &Path) -> StandIn {
+        std::fs::create_dir_all(received_dir).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::new(password, received_dir, 1000));
         let s = state.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
@@ -211,9 +227,7 @@ impl StandIn {
 
     /// Closes every event socket connection, as a FreeSWITCH restart would.
     pub fn cut_connections(&self) {
-        for s in self.state.sockets.lock().unwrap().drain(..) {
-            let _ = s.shutdown(Shutdown::Both);
-        }
+        self.state.cut_connections();
     }
 
     /// Sends these bytes on the next connection right after its event
@@ -466,6 +480,11 @@ fn channel_event(
     broadcast(state, w, &h, None)
 }
 
+/// `CHANNEL_HANGUP` or `CHANNEL_HANGUP_COMPLETE` with its cause.
+fn hangup_event(state: &State, w: &Writer, name: &str, ch: &ChannelInfo, cause: &str) -> bool {
+    channel_event(state, w, name, ch, "hangup", Some(cause), &[])
+}
+
 fn spandsp_event(
     state: &State,
     w: &Writer,
@@ -687,6 +706,10 @@ fn broadcast(state: &State, w: &Writer, headers: &[(String, String)], body: Opti
     true
 }
 
+/// One outgoing call as the transcripts of docs/freeswitch.md show it: a
+/// far end that never answers ends it before the answer; otherwise the call
+/// is answered, `txfax` runs and the document it names goes with SpanDSP to
+/// the simulated far end.
 #[allow(clippy::too_many_arguments)]
 fn run_call(
     state: &State,
@@ -699,43 +722,8 @@ fn run_call(
     kill: &AtomicBool,
 ) {
     channel_event(state, w, "CHANNEL_CREATE", ch, "ringing", None, &[]);
-    match far_end {
-        FarEnd::Busy | FarEnd::Unallocated => {
-            // Transcript 16: hangup, hangup complete, then the job's -ERR.
-            let cause = if *far_end == FarEnd::Busy {
-                "USER_BUSY"
-            } else {
-                "UNALLOCATED_NUMBER"
-            };
-            channel_event(state, w, "CHANNEL_HANGUP", ch, "hangup", Some(cause), &[]);
-            channel_event(
-                state,
-                w,
-                "CHANNEL_HANGUP_COMPLETE",
-                ch,
-                "hangup",
-                Some(cause),
-                &[],
-            );
-            background_job(state, w, job, &format!("-ERR {cause}\n"));
-            return;
-        }
-        FarEnd::NoAnswer => {
-            // Transcript 17: no HANGUP_COMPLETE before the job's -ERR.
-            std::thread::sleep(Duration::from_millis(50));
-            channel_event(
-                state,
-                w,
-                "CHANNEL_HANGUP",
-                ch,
-                "hangup",
-                Some("NO_ANSWER"),
-                &[],
-            );
-            background_job(state, w, job, "-ERR NO_ANSWER\n");
-            return;
-        }
-        _ => {}
+    if refused_before_answer(state, w, ch, job, far_end) {
+        return;
     }
     channel_event(state, w, "CHANNEL_ANSWER", ch, "answered", None, &[]);
     background_job(state, w, job, &format!("+OK {}\n", ch.uuid));
@@ -748,166 +736,150 @@ fn run_call(
         None,
         &[("Application", "txfax"), ("Application-Data", txfax_arg)],
     );
-    // mod_http_cache: ${http_get(URL)} becomes a local path.
-    let path = match txfax_arg
-        .strip_prefix("${http_get(")
-        .and_then(|a| a.strip_suffix(")}"))
-    {
-        Some(inner) => http_get(state, inner, &ch.uuid)
-            .unwrap_or_else(|| PathBuf::from("-ERR http_get Command not found!")),
-        None => match state.path_root.lock().unwrap().as_ref() {
-            Some(root) => root.join(txfax_arg.trim_start_matches('/')),
-            None => PathBuf::from(txfax_arg),
-        },
-    };
-    let finish = |cause: &str, result: Option<Vec<(&'static str, String)>>, response: &str| {
-        channel_event(state, w, "CHANNEL_HANGUP", ch, "hangup", Some(cause), &[]);
-        if let Some(fields) = result {
-            // About 20 ms after the hangup (docs/freeswitch.md).
-            std::thread::sleep(Duration::from_millis(20));
-            spandsp_event(state, w, "spandsp::txfaxresult", ch, &fields);
-        }
-        channel_event(
-            state,
-            w,
-            "CHANNEL_EXECUTE_COMPLETE",
-            ch,
-            "hangup",
-            Some(cause),
-            &[("Application", "txfax"), ("Application-Response", response)],
-        );
-        channel_event(
-            state,
-            w,
-            "CHANNEL_HANGUP_COMPLETE",
-            ch,
-            "hangup",
-            Some(cause),
-            &[],
-        );
-    };
+    let path = txfax_path(state, txfax_arg, &ch.uuid);
     let document = match FaxDocument::open(&path) {
         Ok(d) => d,
         Err(_) if !path.exists() => {
-            return finish("NORMAL_CLEARING", None, "Cannot send non-existant fax file");
+            return end_txfax(
+                state,
+                w,
+                ch,
+                "NORMAL_CLEARING",
+                None,
+                "Cannot send non-existant fax file",
+            );
         }
         Err(_) => {
-            let mut o = empty_outcome(faxbox::lines::T30Code::FileError);
-            o.remote_ident = String::new();
-            return finish(
+            let o = empty_outcome(faxbox::lines::T30Code::FileError);
+            return end_txfax(
+                state,
+                w,
+                ch,
                 "NORMAL_CLEARING",
                 Some(result_fields(&o, ident, 0)),
                 "_none_",
             );
         }
     };
+    send_document(state, w, ch, far_end, ident, kill, document);
+}
+
+/// The far ends that never answer: busy or unallocated (transcript 16:
+/// hangup, hangup complete, then the job's -ERR) and no answer (transcript
+/// 17: no HANGUP_COMPLETE before the job's -ERR). True when the call ended
+/// here.
+fn refused_before_answer(
+    state: &State,
+    w: &Writer,
+    ch: &ChannelInfo,
+    job: &str,
+    far_end: &FarEnd,
+) -> bool {
+    let cause = match far_end {
+        FarEnd::Busy => "USER_BUSY",
+        FarEnd::Unallocated => "UNALLOCATED_NUMBER",
+        FarEnd::NoAnswer => {
+            std::thread::sleep(Duration::from_millis(50));
+            hangup_event(state, w, "CHANNEL_HANGUP", ch, "NO_ANSWER");
+            background_job(state, w, job, "-ERR NO_ANSWER\n");
+            return true;
+        }
+        _ => return false,
+    };
+    hangup_event(state, w, "CHANNEL_HANGUP", ch, cause);
+    hangup_event(state, w, "CHANNEL_HANGUP_COMPLETE", ch, cause);
+    background_job(state, w, job, &format!("-ERR {cause}\n"));
+    true
+}
+
+/// The file `txfax` reads: mod_http_cache turns `${http_get(URL)}` into a
+/// local path; any other argument is a path on FreeSWITCH's own file system.
+fn txfax_path(state: &State, txfax_arg: &str, uuid: &str) -> PathBuf {
+    match txfax_arg
+        .strip_prefix("${http_get(")
+        .and_then(|a| a.strip_suffix(")}"))
+    {
+        Some(inner) => http_get(state, inner, uuid)
+            .unwrap_or_else(|| PathBuf::from("-ERR http_get Command not found!")),
+        None => match state.path_root.lock().unwrap().as_ref() {
+            Some(root) => root.join(txfax_arg.trim_start_matches('/')),
+            None => PathBuf::from(txfax_arg),
+        },
+    }
+}
+
+/// How `txfax` ends: the hang-up with `cause`, SpanDSP's result (when it
+/// has one) about 20 ms after it (docs/freeswitch.md), then the
+/// application's `response` and the hang-up complete.
+fn end_txfax(
+    state: &State,
+    w: &Writer,
+    ch: &ChannelInfo,
+    cause: &str,
+    result: Option<Vec<(&'static str, String)>>,
+    response: &str,
+) {
+    hangup_event(state, w, "CHANNEL_HANGUP", ch, cause);
+    if let Some(fields) = result {
+        std::thread::sleep(Duration::from_millis(20));
+        spandsp_event(state, w, "spandsp::txfaxresult", ch, &fields);
+    }
+    channel_event(
+        state,
+        w,
+        "CHANNEL_EXECUTE_COMPLETE",
+        ch,
+        "hangup",
+        Some(cause),
+        &[("Application", "txfax"), ("Application-Response", response)],
+    );
+    hangup_event(state, w, "CHANNEL_HANGUP_COMPLETE", ch, cause);
+}
+
+/// Sends `document` with SpanDSP to the far end over a clean wire,
+/// reporting the negotiation and each page as mod_spandsp does, until the
+/// fax ends, Faxbox kills the channel, the far end hangs up or acts after
+/// a page, or 15 minutes pass; then ends `txfax`.
+fn send_document(
+    state: &State,
+    w: &Writer,
+    ch: &ChannelInfo,
+    far_end: &FarEnd,
+    ident: &str,
+    kill: &AtomicBool,
+    document: FaxDocument,
+) {
     let total = document.pages();
     let settings = FaxSettings {
-        ident: ident
-            .chars()
-            .filter(|c| c.is_ascii_digit() || *c == '+' || *c == ' ')
-            .collect(),
+        ident: station_ident(ident),
         ..FaxSettings::default()
     };
     let mut caller =
         FaxSession::new(&ch.uuid, Role::Caller, &Transfer::Send(document), &settings).unwrap();
-    let mut far: Box<dyn FarMachine> = match far_end {
-        FarEnd::NotAFax => Box::new(VoiceAnswer::default()),
-        _ => Box::new(
-            FaxSession::new(
-                &format!("{}-far", ch.uuid),
-                Role::Answerer,
-                &Transfer::Receive(state.received_dir.join(format!("{}.tif", ch.uuid))),
-                &FaxSettings {
-                    ident: "5550100".into(),
-                    ..FaxSettings::default()
-                },
-            )
-            .unwrap(),
-        ),
-    };
+    let mut far = far_machine(state, ch, far_end);
     let mut wire = Wire::new(LineModel::clean());
     while !caller.is_finished() {
         wire.step(&mut caller, far.terminal());
         for event in caller.take_events() {
             match event {
-                FaxEvent::Negotiated(n) => {
-                    spandsp_event(
-                        state,
-                        w,
-                        "spandsp::txfaxnegociateresult",
-                        ch,
-                        &[
-                            ("transfer-rate", n.bit_rate.to_string()),
-                            ("ecm-used", if n.ecm { "on" } else { "off" }.into()),
-                            ("t38-status", "off".into()),
-                            ("local-station-id", ident.into()),
-                            ("remote-station-id", n.remote_ident.clone()),
-                            ("document-total-pages", "0".into()),
-                        ],
-                    );
-                }
+                FaxEvent::Negotiated(n) => report_tx_negotiation(state, w, ch, ident, &n),
                 FaxEvent::PageDone(p) => {
-                    spandsp_event(
-                        state,
-                        w,
-                        "spandsp::txfaxpageresult",
-                        ch,
-                        &[
-                            ("document-transferred-pages", p.page.to_string()),
-                            ("document-total-pages", total.to_string()),
-                            (
-                                "image-resolution",
-                                format!(
-                                    "{}x{}",
-                                    (f64::from(p.x_dpi) / 0.0254).round(),
-                                    (f64::from(p.y_dpi) / 0.0254).round()
-                                ),
-                            ),
-                            ("bad-rows", p.bad_rows.to_string()),
-                            ("longest-bad-row-run", p.longest_bad_row_run.to_string()),
-                        ],
-                    );
-                    if *far_end == FarEnd::CutsConnectionsMidCall && p.page == 1 {
-                        let logins = state.logins.load(Ordering::Acquire);
-                        for socket in state.sockets.lock().unwrap().drain(..) {
-                            let _ = socket.shutdown(Shutdown::Both);
+                    report_tx_page(state, w, ch, total, &p);
+                    match far_end_after_page(state, w, far_end, p.page) {
+                        AfterPage::GoesOn => {}
+                        AfterPage::ShutsDown => {
+                            let mut o = empty_outcome(faxbox::lines::T30Code::CallDropped);
+                            o.pages = p.page;
+                            return end_txfax(
+                                state,
+                                w,
+                                ch,
+                                "SYSTEM_SHUTDOWN",
+                                Some(result_fields(&o, ident, total)),
+                                "_none_",
+                            );
                         }
-                        let until = std::time::Instant::now() + Duration::from_secs(20);
-                        while state.logins.load(Ordering::Acquire) == logins
-                            && std::time::Instant::now() < until
-                        {
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        std::thread::sleep(Duration::from_millis(300));
-                    }
-                    if *far_end == FarEnd::HoldsAfterFirstPage && p.page == 1 {
-                        let asked = state.counters.exists_asked.load(Ordering::Acquire);
-                        state.counters.holding.fetch_add(1, Ordering::AcqRel);
-                        let until = std::time::Instant::now() + Duration::from_secs(60);
-                        while state.counters.exists_asked.load(Ordering::Acquire) == asked
-                            && std::time::Instant::now() < until
-                        {
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                        // The follower subscribes right after its question.
-                        std::thread::sleep(Duration::from_millis(300));
-                        state.counters.holding.fetch_sub(1, Ordering::AcqRel);
-                    }
-                    if *far_end == FarEnd::ShutsDown {
-                        let mut o = empty_outcome(faxbox::lines::T30Code::CallDropped);
-                        o.pages = p.page;
-                        return finish(
-                            "SYSTEM_SHUTDOWN",
-                            Some(result_fields(&o, ident, total)),
-                            "_none_",
-                        );
-                    }
-                    if *far_end == FarEnd::ClosesSocket {
-                        // FreeSWITCH goes away mid-call: the socket closes
-                        // and nothing more is said about this call.
-                        let _ = w.0.lock().unwrap().shutdown(Shutdown::Both);
-                        return;
+                        AfterPage::SocketClosed => return,
                     }
                 }
                 // FreeSWITCH has no event for the EOP it sends.
@@ -931,11 +903,144 @@ fn run_call(
     let outcome = caller
         .outcome()
         .unwrap_or_else(|| empty_outcome(faxbox::lines::T30Code::CallDropped));
-    finish(
+    end_txfax(
+        state,
+        w,
+        ch,
         "NORMAL_CLEARING",
         Some(result_fields(&outcome, ident, total)),
         "_none_",
     );
+}
+
+/// The simulated far end: a voice that never speaks T.30, or a fax machine
+/// that keeps what it receives in `received_dir/<channel uuid>.tif`.
+fn far_machine(state: &State, ch: &ChannelInfo, far_end: &FarEnd) -> Box<dyn FarMachine> {
+    match far_end {
+        FarEnd::NotAFax => Box::new(VoiceAnswer::default()),
+        _ => Box::new(
+            FaxSession::new(
+                &format!("{}-far", ch.uuid),
+                Role::Answerer,
+                &Transfer::Receive(state.received_dir.join(format!("{}.tif", ch.uuid))),
+                &FaxSettings {
+                    ident: "5550100".into(),
+                    ..FaxSettings::default()
+                },
+            )
+            .unwrap(),
+        ),
+    }
+}
+
+/// The digits, `+` and spaces of an ident: all SpanDSP puts in a TSI or CSI.
+fn station_ident(ident: &str) -> String {
+    ident
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+' || *c == ' ')
+        .collect()
+}
+
+fn report_tx_negotiation(
+    state: &State,
+    w: &Writer,
+    ch: &ChannelInfo,
+    ident: &str,
+    n: &Negotiation,
+) {
+    let mut fields = negotiation_fields(ident, n);
+    fields.push(("document-total-pages", "0".into()));
+    spandsp_event(state, w, "spandsp::txfaxnegociateresult", ch, &fields);
+}
+
+/// What mod_spandsp tells of phase B, on either side of a call.
+fn negotiation_fields(ident: &str, n: &Negotiation) -> Vec<(&'static str, String)> {
+    vec![
+        ("transfer-rate", n.bit_rate.to_string()),
+        ("ecm-used", if n.ecm { "on" } else { "off" }.into()),
+        ("t38-status", "off".into()),
+        ("local-station-id", ident.into()),
+        ("remote-station-id", n.remote_ident.clone()),
+    ]
+}
+
+fn report_tx_page(state: &State, w: &Writer, ch: &ChannelInfo, total: u32, p: &PageReport) {
+    spandsp_event(
+        state,
+        w,
+        "spandsp::txfaxpageresult",
+        ch,
+        &[
+            ("document-transferred-pages", p.page.to_string()),
+            ("document-total-pages", total.to_string()),
+            (
+                "image-resolution",
+                format!(
+                    "{}x{}",
+                    (f64::from(p.x_dpi) / 0.0254).round(),
+                    (f64::from(p.y_dpi) / 0.0254).round()
+                ),
+            ),
+            ("bad-rows", p.bad_rows.to_string()),
+            ("longest-bad-row-run", p.longest_bad_row_run.to_string()),
+        ],
+    );
+}
+
+/// What the call does once a page is in, by the far end's behaviour.
+enum AfterPage {
+    GoesOn,
+    /// FreeSWITCH shuts down: the call ends with SYSTEM_SHUTDOWN and 49.
+    ShutsDown,
+    /// FreeSWITCH went away: nothing more is said about this call.
+    SocketClosed,
+}
+
+fn far_end_after_page(state: &State, w: &Writer, far_end: &FarEnd, page: u32) -> AfterPage {
+    match far_end {
+        FarEnd::CutsConnectionsMidCall if page == 1 => {
+            cut_connections_until_login(state);
+            AfterPage::GoesOn
+        }
+        FarEnd::HoldsAfterFirstPage if page == 1 => {
+            hold_until_asked(state);
+            AfterPage::GoesOn
+        }
+        FarEnd::ShutsDown => AfterPage::ShutsDown,
+        FarEnd::ClosesSocket => {
+            let _ = w.0.lock().unwrap().shutdown(Shutdown::Both);
+            AfterPage::SocketClosed
+        }
+        _ => AfterPage::GoesOn,
+    }
+}
+
+/// Cuts every event socket connection while the call goes on, and goes on
+/// once Faxbox has logged in again (or after 20 s).
+fn cut_connections_until_login(state: &State) {
+    let logins = state.logins.load(Ordering::Acquire);
+    state.cut_connections();
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while state.logins.load(Ordering::Acquire) == logins && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+/// Holds the call until someone asks `uuid_exists` (or 60 s pass), counted
+/// in `holding` meanwhile.
+fn hold_until_asked(state: &State) {
+    let asked = state.counters.exists_asked.load(Ordering::Acquire);
+    state.counters.holding.fetch_add(1, Ordering::AcqRel);
+    let until = std::time::Instant::now() + Duration::from_secs(60);
+    while state.counters.exists_asked.load(Ordering::Acquire) == asked
+        && std::time::Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // The follower subscribes right after its question.
+    std::thread::sleep(Duration::from_millis(300));
+    state.counters.holding.fetch_sub(1, Ordering::AcqRel);
 }
 
 fn empty_outcome(code: faxbox::lines::T30Code) -> FaxOutcome {
@@ -1056,219 +1161,203 @@ pub fn place_inbound_call_cut(
     tiff: &Path,
     cut_after_page: Option<u32>,
 ) -> InboundReport {
-    let state = State {
-        password: String::new(),
-        numbers: Mutex::default(),
-        once: Mutex::default(),
-        path_root: Mutex::default(),
-        received_dir: PathBuf::new(),
-        counters: Counters::default(),
-        originates: Mutex::default(),
-        parsed: Mutex::default(),
-        live: Mutex::default(),
-        writers: Mutex::default(),
-        fetches: Mutex::default(),
-        cache: Mutex::default(),
-        sockets: Mutex::default(),
-        logins: AtomicU32::new(0),
-        sequence: AtomicU64::new(5000),
-        inject: Mutex::new(None),
-        stopping: AtomicBool::new(false),
-    };
     let stream = TcpStream::connect(target).expect("Faxbox's inbound socket accepts");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    // `myevents` sends all of this channel's events.
-    let w = Writer::new(stream.try_clone().unwrap(), None);
+    let mut call = InboundCall {
+        state: State::new("", Path::new(""), 5000),
+        // `myevents` sends all of this channel's events.
+        w: Writer::new(stream.try_clone().unwrap(), None),
+        ch: ChannelInfo {
+            uuid: faxbox::lines::freeswitch::esl::new_uuid(),
+            name: format!("sofia/external/{to}"),
+            direction: "inbound",
+            caller: from.to_owned(),
+            destination: to.to_owned(),
+            variables: vec![],
+        },
+        caller: Caller {
+            tiff,
+            ident: from,
+            cut_after_page,
+        },
+        fax_ident: String::new(),
+        report: InboundReport {
+            commands: vec![],
+            rx_path: None,
+            outcome: None,
+            hung_up_with: None,
+        },
+    };
     let mut reader = BufReader::new(stream);
-    let uuid = faxbox::lines::freeswitch::esl::new_uuid();
-    let mut ch = ChannelInfo {
-        uuid: uuid.clone(),
-        name: format!("sofia/external/{to}"),
-        direction: "inbound",
-        caller: from.to_owned(),
-        destination: to.to_owned(),
-        variables: vec![],
-    };
-    let mut report = InboundReport {
-        commands: vec![],
-        rx_path: None,
-        outcome: None,
-        hung_up_with: None,
-    };
-    let mut fax_ident = String::new();
     while let Some(command) = read_command(&mut reader) {
-        report.commands.push(command.clone());
-        let first = command[0].as_str();
+        call.report.commands.push(command.clone());
+        if call.obey(&command, target).is_break() {
+            break;
+        }
+    }
+    call.report
+}
+
+/// One incoming call on the outbound socket: the channel, the simulated
+/// caller, and what the report has seen so far.
+struct InboundCall<'a> {
+    state: State,
+    w: Writer,
+    ch: ChannelInfo,
+    caller: Caller<'a>,
+    /// What Faxbox set with `set fax_ident=`, URL-decoded as mod_spandsp reads it.
+    fax_ident: String,
+    report: InboundReport,
+}
+
+impl InboundCall<'_> {
+    /// Answers one command from Faxbox; `Break` once the call is over.
+    fn obey(&mut self, command: &[String], target: SocketAddr) -> ControlFlow<()> {
         let header = |name: &str| {
             command
                 .iter()
                 .find_map(|l| l.strip_prefix(&format!("{name}: ")))
                 .map(str::to_owned)
         };
-        match first {
-            "connect" => {
-                // Transcript 06: the channel data as one header block, no
-                // Content-Length, values URL-encoded.
-                let mut h = event_head(&state, "CHANNEL_DATA", None);
-                h.extend([
-                    ("Channel-Direction".into(), "inbound".into()),
-                    ("Channel-Caller-ID-Number".into(), from.to_owned()),
-                    ("Channel-Destination-Number".into(), to.to_owned()),
-                    ("Channel-Unique-ID".into(), uuid.clone()),
-                ]);
-                h.extend(ch.headers("CS_EXECUTE", "ringing", None));
-                h.push((
-                    "variable_current_application_data".into(),
-                    format!("{target} async full"),
-                ));
-                h.push(("variable_current_application".into(), "socket".into()));
-                let mut text = String::new();
-                for (n, v) in &h {
-                    text.push_str(&format!("{n}: {}\n", url_encode(v)));
-                }
-                text.push_str("Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\nControl: full\n\n");
-                w.send(text.as_bytes());
-            }
+        match command[0].as_str() {
+            "connect" => self.send_channel_data(target),
             "myevents plain" => {
-                w.reply("+OK Events Enabled");
+                self.w.reply("+OK Events Enabled");
             }
             f if f.starts_with("event plain") => {
-                w.reply("+OK event listener enabled plain");
+                self.w.reply("+OK event listener enabled plain");
             }
             "linger" => {
-                w.reply("+OK will linger");
+                self.w.reply("+OK will linger");
             }
             "sendmsg" => {
-                w.reply("+OK");
+                self.w.reply("+OK");
                 match header("call-command").as_deref() {
                     Some("execute") => {
                         let app = header("execute-app-name").unwrap_or_default();
                         let arg = header("execute-app-arg").unwrap_or_default();
-                        match app.as_str() {
-                            "answer" => {
-                                channel_event(
-                                    &state,
-                                    &w,
-                                    "CHANNEL_ANSWER",
-                                    &ch,
-                                    "answered",
-                                    None,
-                                    &[],
-                                );
-                                channel_event(
-                                    &state,
-                                    &w,
-                                    "CHANNEL_EXECUTE_COMPLETE",
-                                    &ch,
-                                    "answered",
-                                    None,
-                                    &[
-                                        ("Application", "answer"),
-                                        ("Application-Response", "_none_"),
-                                    ],
-                                );
-                            }
-                            "set" => {
-                                if let Some((k, v)) = arg.split_once('=') {
-                                    if k == "fax_ident" {
-                                        fax_ident = url_decode(v);
-                                    }
-                                    ch.variables.push((k.to_owned(), v.to_owned()));
-                                }
-                                channel_event(
-                                    &state,
-                                    &w,
-                                    "CHANNEL_EXECUTE_COMPLETE",
-                                    &ch,
-                                    "answered",
-                                    None,
-                                    &[("Application", "set"), ("Application-Response", "_none_")],
-                                );
-                            }
-                            "rxfax" => {
-                                let path = PathBuf::from(&arg);
-                                report.rx_path = Some(path.clone());
-                                channel_event(
-                                    &state,
-                                    &w,
-                                    "CHANNEL_EXECUTE",
-                                    &ch,
-                                    "answered",
-                                    None,
-                                    &[("Application", "rxfax"), ("Application-Data", &arg)],
-                                );
-                                let caller = Caller {
-                                    tiff,
-                                    ident: from,
-                                    cut_after_page,
-                                };
-                                let Some(outcome) =
-                                    receive(&state, &w, &ch, &caller, &path, &fax_ident)
-                                else {
-                                    for name in ["CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"] {
-                                        channel_event(
-                                            &state,
-                                            &w,
-                                            name,
-                                            &ch,
-                                            "hangup",
-                                            Some("NORMAL_CLEARING"),
-                                            &[],
-                                        );
-                                    }
-                                    w.send(format!("Content-Type: text/disconnect-notice\nControlled-Session-UUID: {uuid}\nContent-Disposition: linger\nChannel-Name: {}\nLinger-Time: -1\nContent-Length: 0\n\n", ch.name).as_bytes());
-                                    break;
-                                };
-                                report.outcome = Some(outcome);
-                                channel_event(
-                                    &state,
-                                    &w,
-                                    "CHANNEL_EXECUTE_COMPLETE",
-                                    &ch,
-                                    "answered",
-                                    None,
-                                    &[("Application", "rxfax"), ("Application-Response", "_none_")],
-                                );
-                            }
-                            _ => {}
-                        }
+                        return self.execute(&app, &arg);
                     }
                     Some("hangup") => {
                         let cause =
                             header("hangup-cause").unwrap_or_else(|| "NORMAL_CLEARING".into());
-                        report.hung_up_with = Some(cause.clone());
-                        channel_event(
-                            &state,
-                            &w,
-                            "CHANNEL_HANGUP",
-                            &ch,
-                            "hangup",
-                            Some(&cause),
-                            &[],
-                        );
-                        channel_event(
-                            &state,
-                            &w,
-                            "CHANNEL_HANGUP_COMPLETE",
-                            &ch,
-                            "hangup",
-                            Some(&cause),
-                            &[],
-                        );
-                        w.send(format!("Content-Type: text/disconnect-notice\nControlled-Session-UUID: {uuid}\nContent-Disposition: linger\nChannel-Name: {}\nLinger-Time: -1\nContent-Length: 0\n\n", ch.name).as_bytes());
-                        break;
+                        self.hang_up(&cause);
+                        self.report.hung_up_with = Some(cause);
+                        return ControlFlow::Break(());
                     }
                     _ => {}
                 }
             }
             _ => {
-                w.reply("-ERR command not found");
+                self.w.reply("-ERR command not found");
             }
         }
+        ControlFlow::Continue(())
     }
-    report
+
+    /// Transcript 06: the answer to `connect` is the channel data as one
+    /// header block, no Content-Length, values URL-encoded.
+    fn send_channel_data(&self, target: SocketAddr) {
+        let ch = &self.ch;
+        let mut h = event_head(&self.state, "CHANNEL_DATA", None);
+        h.extend([
+            ("Channel-Direction".into(), "inbound".into()),
+            ("Channel-Caller-ID-Number".into(), ch.caller.clone()),
+            ("Channel-Destination-Number".into(), ch.destination.clone()),
+            ("Channel-Unique-ID".into(), ch.uuid.clone()),
+        ]);
+        h.extend(ch.headers("CS_EXECUTE", "ringing", None));
+        h.push((
+            "variable_current_application_data".into(),
+            format!("{target} async full"),
+        ));
+        h.push(("variable_current_application".into(), "socket".into()));
+        let mut text = String::new();
+        for (n, v) in &h {
+            text.push_str(&format!("{n}: {}\n", url_encode(v)));
+        }
+        text.push_str("Content-Type: command/reply\nReply-Text: %2BOK%0A\nSocket-Mode: async\nControl: full\n\n");
+        self.w.send(text.as_bytes());
+    }
+
+    /// Runs the dialplan application Faxbox asked for (`answer`, `set`,
+    /// `rxfax`) and tells of it as FreeSWITCH does; `Break` when the caller
+    /// hung up during `rxfax`.
+    fn execute(&mut self, app: &str, arg: &str) -> ControlFlow<()> {
+        match app {
+            "answer" => {
+                self.answered_event("CHANNEL_ANSWER", &[]);
+                self.answered_event(
+                    "CHANNEL_EXECUTE_COMPLETE",
+                    &[
+                        ("Application", "answer"),
+                        ("Application-Response", "_none_"),
+                    ],
+                );
+            }
+            "set" => {
+                if let Some((k, v)) = arg.split_once('=') {
+                    if k == "fax_ident" {
+                        self.fax_ident = url_decode(v);
+                    }
+                    self.ch.variables.push((k.to_owned(), v.to_owned()));
+                }
+                self.answered_event(
+                    "CHANNEL_EXECUTE_COMPLETE",
+                    &[("Application", "set"), ("Application-Response", "_none_")],
+                );
+            }
+            "rxfax" => {
+                let path = PathBuf::from(arg);
+                self.report.rx_path = Some(path.clone());
+                self.answered_event(
+                    "CHANNEL_EXECUTE",
+                    &[("Application", "rxfax"), ("Application-Data", arg)],
+                );
+                let received = receive(
+                    &self.state,
+                    &self.w,
+                    &self.ch,
+                    &self.caller,
+                    &path,
+                    &self.fax_ident,
+                );
+                let Some(outcome) = received else {
+                    self.hang_up("NORMAL_CLEARING");
+                    return ControlFlow::Break(());
+                };
+                self.report.outcome = Some(outcome);
+                self.answered_event(
+                    "CHANNEL_EXECUTE_COMPLETE",
+                    &[("Application", "rxfax"), ("Application-Response", "_none_")],
+                );
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn answered_event(&self, name: &str, extra: &[(&str, &str)]) {
+        channel_event(
+            &self.state,
+            &self.w,
+            name,
+            &self.ch,
+            "answered",
+            None,
+            extra,
+        );
+    }
+
+    /// The channel hangs up with `cause`; the socket lingers and says so.
+    fn hang_up(&self, cause: &str) {
+        for name in ["CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"] {
+            hangup_event(&self.state, &self.w, name, &self.ch, cause);
+        }
+        self.w.send(format!("Content-Type: text/disconnect-notice\nControlled-Session-UUID: {}\nContent-Disposition: linger\nChannel-Name: {}\nLinger-Time: -1\nContent-Length: 0\n\n", self.ch.uuid, self.ch.name).as_bytes());
+    }
 }
 
 /// The simulated caller of an incoming call: what it sends, its ident,
@@ -1312,10 +1401,7 @@ fn receive(
         Role::Answerer,
         &Transfer::Receive(path.to_owned()),
         &FaxSettings {
-            ident: ident
-                .chars()
-                .filter(|c| c.is_ascii_digit() || *c == '+' || *c == ' ')
-                .collect(),
+            ident: station_ident(ident),
             ..FaxSettings::default()
         },
     )
@@ -1331,13 +1417,7 @@ fn receive(
                         w,
                         "spandsp::rxfaxnegociateresult",
                         ch,
-                        &[
-                            ("transfer-rate", n.bit_rate.to_string()),
-                            ("ecm-used", if n.ecm { "on" } else { "off" }.into()),
-                            ("t38-status", "off".into()),
-                            ("local-station-id", ident.into()),
-                            ("remote-station-id", n.remote_ident.clone()),
-                        ],
+                        &negotiation_fields(ident, &n),
                     );
                 }
                 FaxEvent::PageDone(p) => {
