@@ -65,10 +65,7 @@ impl TestBox {
             Arc::new(Scheduler::start(store.clone(), vec![line.clone()], options).unwrap());
         let live = LiveStatus::default();
         live.follow(scheduler.subscribe()).unwrap();
-        let wake = {
-            let s = scheduler.clone();
-            Arc::new(move || s.wake())
-        };
+        let wake = crate::harness::waker(Some(&scheduler));
         let mut options = ApiOptions {
             workers: 4,
             max_body: 2 * 1024 * 1024,
@@ -1518,7 +1515,9 @@ fn error_bodies_are_exactly_kazoos() {
     let other = b.tenant("Other");
     let token = b.token(&acme);
     let path = format!("/v2/accounts/{}/faxes", acme.id);
-    let invalid = |data: Value| json!({"data": data, "error": "400", "message": "validation error", "status": "error", "auth_token": token});
+    // Kazoo's error envelope: the HTTP code again, its name, what was wrong.
+    let refused = |code: &str, name: &str, data: Value| json!({"data": data, "error": code, "message": name, "status": "error", "auth_token": token});
+    let invalid = |data: Value| refused("400", "validation error", data);
     let upload = |data: Value| {
         let (ct, body) = multipart_body(&data, &[pdf_document("a.pdf", text_pdf("a"))]);
         b.raw("PUT", &path, Some(&token), Some(&ct), Some(body))
@@ -1556,8 +1555,11 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(r.status, 400);
     assert_eq!(
         error_body(&r),
-        json!({"data": {"message": "the body is not valid JSON: EOF while parsing a value at line 1 column 9"},
-               "error": "400", "message": "invalid_request", "status": "error", "auth_token": token})
+        refused(
+            "400",
+            "invalid_request",
+            json!({"message": "the body is not valid JSON: EOF while parsing a value at line 1 column 9"})
+        )
     );
     // Unsupported content type.
     let r = b.raw(
@@ -1570,8 +1572,11 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(r.status, 415);
     assert_eq!(
         error_body(&r),
-        json!({"data": {"message": "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), as JSON with document.url, or as a PDF or TIFF body with its fields in the query string; not as text/csv"},
-               "error": "415", "message": "unsupported_media_type", "status": "error", "auth_token": token})
+        refused(
+            "415",
+            "unsupported_media_type",
+            json!({"message": "a fax is sent as multipart/mixed or multipart/form-data (one JSON part, then the documents), as JSON with document.url, or as a PDF or TIFF body with its fields in the query string; not as text/csv"})
+        )
     );
     // Oversize body (the test box takes 2 MiB).
     let r = b.raw(
@@ -1584,8 +1589,11 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(r.status, 413);
     assert_eq!(
         error_body(&r),
-        json!({"data": {"message": "the request body is larger than 2097152 bytes"},
-               "error": "413", "message": "request_entity_too_large", "status": "error", "auth_token": token})
+        refused(
+            "413",
+            "request_entity_too_large",
+            json!({"message": "the request body is larger than 2097152 bytes"})
+        )
     );
     // Unknown faxbox: named in the job, and in the path.
     let unknown = "0123456789abcdef0123456789abcdef";
@@ -1605,8 +1613,11 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(r.status, 404);
     assert_eq!(
         error_body(&r),
-        json!({"data": {"message": format!("there is no faxbox {unknown} in this account"), "cause": unknown},
-               "error": "404", "message": "bad_identifier", "status": "error", "auth_token": token})
+        refused(
+            "404",
+            "bad_identifier",
+            json!({"message": format!("there is no faxbox {unknown} in this account"), "cause": unknown})
+        )
     );
     // Another account's fax.
     let theirs = Session::login(&b.base, &other.key)
@@ -1626,8 +1637,11 @@ fn error_bodies_are_exactly_kazoos() {
     assert_eq!(r.status, 404);
     assert_eq!(
         error_body(&r),
-        json!({"data": {"message": format!("there is no fax {theirs} in this account"), "cause": theirs},
-               "error": "404", "message": "bad_identifier", "status": "error", "auth_token": token})
+        refused(
+            "404",
+            "bad_identifier",
+            json!({"message": format!("there is no fax {theirs} in this account"), "cause": theirs})
+        )
     );
     // Missing and bad token.
     let unauthorized = json!({

@@ -461,9 +461,7 @@ fn documents_over_budget_are_refused_while_the_box_keeps_sending() {
         peak / PEAK_RSS_CEILING_MB
     );
     assert!(peak < PEAK_RSS_CEILING_MB, "serve peaked at {peak:.1} MB");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "serve stops cleanly");
+    assert!(
+        crate::harness::stop_with_sigterm(&mut child).success(), "serve stops cleanly"
+    );
 }

@@ -487,6 +487,31 @@ pub fn free_loopback_port() -> u16 {
         .expect("a free port on loopback")
 }
 
+/// What an intake calls once a fax is committed: wakes the test box's
+/// scheduler, when it has one (without, faxes wait in the store).
+pub fn waker(
+    scheduler: Option<&std::sync::Arc<faxbox::scheduler::Scheduler>>,
+) -> std::sync::Arc<dyn Fn() + Send + Sync> {
+    match scheduler {
+        Some(s) => {
+            let s = s.clone();
+            std::sync::Arc::new(move || s.wake())
+        }
+        None => std::sync::Arc::new(|| {}),
+    }
+}
+
+/// Stops a `faxbox serve` we started as systemd stops it (SIGTERM) and
+/// waits for it to end; how it exited (a clean stop is a success).
+pub fn stop_with_sigterm(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let sent = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success(), "kill -TERM {}", child.id());
+    child.wait().unwrap()
+}
+
 /// Ends a server process we started: SIGTERM, then SIGKILL if it has not
 /// ended within `grace`.
 pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {

@@ -462,31 +462,21 @@ fn the_page_header_shows_the_time_in_the_sending_faxbox_zone() {
         Scheduler::start(b.store.clone(), vec![Arc::new(line)], b.options.clone()).unwrap();
     let before = faxbox::model::now();
     // What every intake copies from the faxbox into the job.
-    let job = b
-        .store
-        .create_job(
-            faxbox::model::NewFax {
-                account_id: b.sender.clone(),
-                faxbox_id: Some(sales.id.clone()),
-                to_number: "5557000".into(),
-                to_number_normalized: "5557000".into(),
-                retries: 1,
-                from_number: Some("15550009999".into()),
-                fax_identity_name: Some(sales.fax_header.clone()),
-                fax_timezone: sales.fax_timezone.clone(),
-                ..Default::default()
-            },
-            vec![faxbox::model::NewDocument {
-                kind: DocumentKind::FaxTiff,
-                content_type: "image/tiff".into(),
-                filename: "fax_file.tiff".into(),
-                pages: Some(1),
-                bytes: tiff,
-            }],
-            JobStatus::Pending,
-        )
-        .unwrap()
-        .id;
+    let job = crate::scheduler::queue_fax(
+        &b.store,
+        faxbox::model::NewFax {
+            account_id: b.sender.clone(),
+            faxbox_id: Some(sales.id.clone()),
+            to_number: "5557000".into(),
+            to_number_normalized: "5557000".into(),
+            retries: 1,
+            from_number: Some("15550009999".into()),
+            fax_identity_name: Some(sales.fax_header.clone()),
+            fax_timezone: sales.fax_timezone.clone(),
+            ..Default::default()
+        },
+        &tiff,
+    );
     scheduler.wake();
     wait_terminal(
         &b.store,

@@ -87,13 +87,7 @@ impl PrinterBox {
             let options = SchedulerOptions::new(dir.path().join("spool"), "faxbox@box.test".into());
             Arc::new(Scheduler::start(store.clone(), vec![line], options).unwrap())
         });
-        let wake: Arc<dyn Fn() + Send + Sync> = match &scheduler {
-            Some(s) => {
-                let s = s.clone();
-                Arc::new(move || s.wake())
-            }
-            None => Arc::new(|| {}),
-        };
+        let wake = crate::harness::waker(scheduler.as_ref());
         let server = IppServer::start(
             TcpListener::bind("127.0.0.1:0").unwrap(),
             IppCtx {
@@ -1079,12 +1073,7 @@ fn faxbox_serve_with_ipp_enabled_prints_the_printer_address_and_announces_it() {
         }
     }
     let _ = browser.shutdown();
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = crate::harness::stop_with_sigterm(&mut child);
     assert!(
         status.success(),
         "serve stops cleanly on SIGTERM: {status:?}"

@@ -698,11 +698,10 @@ fn kazoo_sdk_logs_in_and_manages_accounts_users_and_a_faxbox_on_a_running_box() 
         .arg(key.trim())
         .output()
         .unwrap();
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success(), "serve stops cleanly");
+    assert!(
+        crate::harness::stop_with_sigterm(&mut child).success(),
+        "serve stops cleanly"
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(

@@ -1041,11 +1041,7 @@ fn a_missing_modem_is_logged_once_and_line_list_shows_it_down() {
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout).into_owned();
-    std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let _ = child.wait();
+    crate::harness::stop_with_sigterm(&mut child);
     assert!(
         out.status.success(),
         "{}",

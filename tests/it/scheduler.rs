@@ -72,23 +72,33 @@ pub fn queue_job(
     tiff: &[u8],
     notify: &[&str],
 ) -> FaxId {
+    queue_fax(
+        store,
+        NewFax {
+            account_id: account.clone(),
+            to_number: number.into(),
+            to_number_normalized: faxbox::model::check_fax_number(
+                "to_number",
+                number,
+                faxbox::model::ServiceNumbers::Allowed,
+            )
+            .unwrap(),
+            retries,
+            from_number: Some("15550009999".into()),
+            from_name: Some("Acme".into()),
+            notify_email: notify.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
+        tiff,
+    )
+}
+
+/// Queues `fax` with `tiff` (one page, already a fax image) as its
+/// document, ready to send.
+pub fn queue_fax(store: &Store, fax: NewFax, tiff: &[u8]) -> FaxId {
     store
         .create_job(
-            NewFax {
-                account_id: account.clone(),
-                to_number: number.into(),
-                to_number_normalized: faxbox::model::check_fax_number(
-                    "to_number",
-                    number,
-                    faxbox::model::ServiceNumbers::Allowed,
-                )
-                .unwrap(),
-                retries,
-                from_number: Some("15550009999".into()),
-                from_name: Some("Acme".into()),
-                notify_email: notify.iter().map(|s| s.to_string()).collect(),
-                ..Default::default()
-            },
+            fax,
             vec![NewDocument {
                 kind: DocumentKind::FaxTiff,
                 content_type: "image/tiff".into(),
@@ -126,6 +136,16 @@ pub fn wait_terminal(store: &Store, ids: &[FaxId], within: Duration) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// A box that sends through `line`: its store in `data`, the account
+/// "Acme" whose jobs the test queues, and a scheduler over the line (with
+/// `options`: retry delays in milliseconds). Queue jobs, then `wake` it.
+pub fn sending_over(data: &Path, line: Arc<dyn Line>) -> (Arc<Store>, AccountId, Scheduler) {
+    let store = Arc::new(Store::open_data_dir(data).unwrap());
+    let account = store.create_account("Acme", None).unwrap().id;
+    let scheduler = Scheduler::start(store.clone(), vec![line], options(data)).unwrap();
+    (store, account, scheduler)
 }
 
 pub fn options(dir: &Path) -> SchedulerOptions {
@@ -537,11 +557,9 @@ fn a_killed_appliance_finishes_every_job_after_restart() {
     write_config(false);
     let mut child = serve();
     wait_terminal(&store, &ids, Duration::from_secs(120));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(
+        crate::harness::stop_with_sigterm(&mut child).success()
+    );
 
     let mut interrupted = 0;
     for id in &ids {
@@ -591,27 +609,18 @@ fn high_priority_faxes_overtake_queued_normal_ones_within_the_limits() {
     let tiff = small_fax_tiff();
     let mut account_of = HashMap::new();
     let mut queue = |account: &AccountId, number: &str, priority: Priority| {
-        let id = store
-            .create_job(
-                NewFax {
-                    account_id: account.clone(),
-                    to_number: number.into(),
-                    to_number_normalized: number.into(),
-                    retries: 1,
-                    priority,
-                    ..Default::default()
-                },
-                vec![NewDocument {
-                    kind: DocumentKind::FaxTiff,
-                    content_type: "image/tiff".into(),
-                    filename: "fax_file.tiff".into(),
-                    pages: Some(1),
-                    bytes: tiff.clone(),
-                }],
-                JobStatus::Pending,
-            )
-            .unwrap()
-            .id;
+        let id = queue_fax(
+            &store,
+            NewFax {
+                account_id: account.clone(),
+                to_number: number.into(),
+                to_number_normalized: number.into(),
+                retries: 1,
+                priority,
+                ..Default::default()
+            },
+            &tiff,
+        );
         account_of.insert(id.to_string(), account.clone());
         id
     };
@@ -714,28 +723,19 @@ fn a_sending_window_holds_a_retry_and_send_at_holds_a_fax_until_their_time() {
         .unwrap();
     let tiff = small_fax_tiff();
     let job = |number: &str, send_at: Option<i64>| {
-        store
-            .create_job(
-                NewFax {
-                    account_id: account.clone(),
-                    faxbox_id: Some(desk.id.clone()),
-                    to_number: number.into(),
-                    to_number_normalized: number.into(),
-                    retries: 2,
-                    send_at,
-                    ..Default::default()
-                },
-                vec![NewDocument {
-                    kind: DocumentKind::FaxTiff,
-                    content_type: "image/tiff".into(),
-                    filename: "fax_file.tiff".into(),
-                    pages: Some(1),
-                    bytes: tiff.clone(),
-                }],
-                JobStatus::Pending,
-            )
-            .unwrap()
-            .id
+        queue_fax(
+            &store,
+            NewFax {
+                account_id: account.clone(),
+                faxbox_id: Some(desk.id.clone()),
+                to_number: number.into(),
+                to_number_normalized: number.into(),
+                retries: 2,
+                send_at,
+                ..Default::default()
+            },
+            &tiff,
+        )
     };
     let retried = job("5553200", None);
     // Inside the window: only its time holds it.

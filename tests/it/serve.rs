@@ -29,12 +29,7 @@ fn serve_once(data: &std::path::Path) -> String {
         .spawn()
         .unwrap();
     let banner = crate::harness::serve_banner(&mut child);
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = crate::harness::stop_with_sigterm(&mut child);
     assert!(
         status.success(),
         "serve stops cleanly on SIGTERM: {status:?}"

@@ -97,13 +97,7 @@ impl SmtpBox {
             options.mail_queued = mail_queued.clone();
             Arc::new(Scheduler::start(store.clone(), vec![line], options).unwrap())
         });
-        let wake: Arc<dyn Fn() + Send + Sync> = match &scheduler {
-            Some(s) => {
-                let s = s.clone();
-                Arc::new(move || s.wake())
-            }
-            None => Arc::new(|| {}),
-        };
+        let wake = crate::harness::waker(scheduler.as_ref());
         let mut options = SmtpOptions::new("fax.test", "faxbox@box.test");
         options.tls = tls;
         options.trusted_relays = trusted_relays;
@@ -133,6 +127,34 @@ impl SmtpBox {
 
     /// "Acme": realm acme.example, user bob@acme.example owning a faxbox
     /// whose custom address is fax.acme.example.
+    /// The box's HTTP API over the same store, on loopback, and its base
+    /// URL: what an admin reads the SMTP log and edits faxboxes through.
+    fn api(&self) -> (faxbox::api::Api, String) {
+        use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
+        let api = Api::start(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            Ctx::new(
+                self.store.clone(),
+                Arc::new(|| {}),
+                LiveStatus::default(),
+                ApiOptions::default(),
+            ),
+        )
+        .unwrap();
+        let base = format!("http://{}", api.local_addr());
+        (api, base)
+    }
+
+    /// An auth token of `account`, got as a client gets one: a new API key
+    /// put to `/v2/api_auth` at `base`.
+    fn token(&self, base: &str, account: &AccountId) -> String {
+        let (_, key) = self.store.create_api_key(account, "t").unwrap();
+        faxbox::client::Session::login(base, &key)
+            .unwrap()
+            .token()
+            .to_owned()
+    }
+
     fn office(&self) -> Office {
         let account = self
             .store
@@ -1066,7 +1088,6 @@ fn starttls_and_auth_let_a_user_send_only_as_themselves() {
 
 #[test]
 fn the_smtp_log_is_read_through_the_api() {
-    use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
     use faxbox::client::Http;
     let b = SmtpBox::start();
     let office = b.office();
@@ -1078,30 +1099,9 @@ fn the_smtp_log_is_read_through_the_api() {
         b"Subject: x\r\n\r\nno file\r\n",
     );
     assert!(r.starts_with("554"), "{r}");
-    let api = Api::start(
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        Ctx::new(
-            b.store.clone(),
-            Arc::new(|| {}),
-            LiveStatus::default(),
-            ApiOptions::default(),
-        ),
-    )
-    .unwrap();
+    let (_api, base) = b.api();
     let http = Http::new();
-    let base = format!("http://{}", api.local_addr());
-    let token = |account: &AccountId| {
-        let (_, key) = b.store.create_api_key(account, "t").unwrap();
-        let r = http
-            .request(
-                "PUT",
-                &format!("{base}/v2/api_auth"),
-                &[("Content-Type", "application/json")],
-                Some(json!({"data": {"api_key": key}}).to_string().into_bytes()),
-            )
-            .unwrap();
-        r.json()["auth_token"].as_str().unwrap().to_owned()
-    };
+    let token = |account: &AccountId| b.token(&base, account);
     let get = |path: &str, token: &str| {
         http.request(
             "GET",
@@ -1263,10 +1263,7 @@ fn a_250_survives_sigkill_and_the_fax_goes_out_after_restart() {
         Duration::from_secs(120),
         || store.fax(&FaxId(id.clone())).unwrap().status == Some(JobStatus::Completed),
     );
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.0.id().to_string()])
-        .status();
-    child.0.wait().unwrap();
+    crate::harness::stop_with_sigterm(&mut child.0);
 }
 
 /// Python's smtplib, the client desktop scripts and many programs use: one
@@ -1514,7 +1511,6 @@ fn sixty_trickling_clients_do_not_lock_out_real_mail() {
 /// changed nothing for that office.
 #[test]
 fn another_account_cannot_take_over_an_office_mail_domain() {
-    use faxbox::api::{Api, ApiOptions, Ctx, LiveStatus};
     use faxbox::client::Http;
     let b = SmtpBox::start();
     let acme = b.office();
@@ -1543,31 +1539,9 @@ fn another_account_cannot_take_over_an_office_mail_domain() {
             },
         )
         .unwrap();
-    let api = Api::start(
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-        Ctx::new(
-            b.store.clone(),
-            Arc::new(|| {}),
-            LiveStatus::default(),
-            ApiOptions::default(),
-        ),
-    )
-    .unwrap();
+    let (_api, base) = b.api();
     let http = Http::new();
-    let base = format!("http://{}", api.local_addr());
-    let (_, key) = b.store.create_api_key(&mallory, "t").unwrap();
-    let token = http
-        .request(
-            "PUT",
-            &format!("{base}/v2/api_auth"),
-            &[("Content-Type", "application/json")],
-            Some(json!({"data": {"api_key": key}}).to_string().into_bytes()),
-        )
-        .unwrap()
-        .json()["auth_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = b.token(&base, &mallory);
     let patch = |fields: serde_json::Value| {
         http.request(
             "PATCH",

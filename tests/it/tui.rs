@@ -46,12 +46,61 @@ fn serve(dir: &std::path::Path) -> (Served, String) {
     (served, crate::harness::banner_api_url(&banner))
 }
 
-/// A tmux server of this test's own, so nothing else is touched.
+/// A tmux server of this test's own, so nothing else is touched, with one
+/// window "dash" running the program under test.
 struct Tmux {
     socket: String,
+    /// Where the pane's shell writes the program's exit status.
+    status: tempfile::TempDir,
 }
 
 impl Tmux {
+    /// Runs `command` (a shell line) in a `columns` x `rows` window that
+    /// stays on screen after the program ends. The shell writes the
+    /// program's exit status to a file: tmux's own #{pane_dead_status} was
+    /// seen empty for seconds after the pane died.
+    fn start(name: &str, (columns, rows): (u16, u16), command: &str) -> Tmux {
+        let tmux = Tmux {
+            socket: format!("faxbox-{name}-{}", std::process::id()),
+            status: tempfile::tempdir().unwrap(),
+        };
+        let command = format!(
+            "{command}; echo $? > {}",
+            tmux.status.path().join("exit-status").display()
+        );
+        tmux.run(&[
+            "new-session",
+            "-d",
+            "-s",
+            "dash",
+            "-x",
+            &columns.to_string(),
+            "-y",
+            &rows.to_string(),
+            &command,
+        ]);
+        tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
+        tmux
+    }
+
+    /// Waits for the program in the pane to end; returns its exit status.
+    fn exit_status(&self, within: Duration) -> String {
+        let file = self.status.path().join("exit-status");
+        let deadline = Instant::now() + within;
+        loop {
+            match std::fs::read_to_string(&file) {
+                Ok(status) if status.ends_with('\n') => return status.trim().to_owned(),
+                _ => {}
+            }
+            assert!(
+                Instant::now() < deadline,
+                "it did not end:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn run(&self, args: &[&str]) -> String {
         let out = Command::new("tmux")
             .arg("-L")
@@ -135,31 +184,14 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
     }
     let faxes = 2 + queued.len();
 
-    let tmux = Tmux {
-        socket: format!("faxbox-test-{}", std::process::id()),
-    };
-    // tmux runs the command through a shell; the shell writes the
-    // dashboard's exit status to a file (tmux's own #{pane_dead_status} was
-    // seen empty for seconds after the pane died).
-    let status_dir = tempfile::tempdir().unwrap();
-    let status_file = status_dir.path().join("exit-status");
-    let command = format!(
-        "{} tui --url {url} --token {key}; echo $? > {}",
-        crate::harness::faxbox_bin().display(),
-        status_file.display()
+    let tmux = Tmux::start(
+        "test",
+        (100, 40),
+        &format!(
+            "{} tui --url {url} --token {key}",
+            crate::harness::faxbox_bin().display()
+        ),
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "dash",
-        "-x",
-        "100",
-        "-y",
-        "40",
-        &command,
-    ]);
-    tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
 
     // A call on the line, and the busy fax counting down to its retry.
     tmux.wait_for(
@@ -214,19 +246,7 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
 
     // `q` ends the dashboard, and the terminal is itself again.
     tmux.run(&["send-keys", "-t", "dash", "q"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        match std::fs::read_to_string(&status_file) {
-            Ok(status) if status.ends_with('\n') => break status.trim().to_owned(),
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the dashboard did not quit:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = tmux.exit_status(Duration::from_secs(10));
     assert_eq!(status, "0", "the dashboard's exit status");
     let after = tmux.screen();
     assert!(
@@ -234,24 +254,6 @@ fn the_dashboard_shows_calls_and_retries_cancels_and_quits_cleanly() {
         "the dashboard's screen is gone:\n{after}"
     );
     drop(box_process);
-}
-
-/// Waits for the shell in the pane to write the program's exit status to
-/// `file` (see the first test for why not tmux's own); returns it.
-fn exit_status(tmux: &Tmux, file: &std::path::Path) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match std::fs::read_to_string(file) {
-            Ok(status) if status.ends_with('\n') => return status.trim().to_owned(),
-            _ => {}
-        }
-        assert!(
-            Instant::now() < deadline,
-            "it did not end:\n{}",
-            tmux.screen()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -263,28 +265,15 @@ fn serve_tui_shows_the_dashboard_with_the_log_in_its_pane_and_q_stops_the_box() 
          [[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 1\n",
     )
     .unwrap();
-    let tmux = Tmux {
-        socket: format!("faxbox-test-serve-{}", std::process::id()),
-    };
-    let status_file = dir.path().join("exit-status");
-    let command = format!(
-        "cd {} && {} --config faxbox.toml --data-dir data serve --tui; echo $? > {}",
-        dir.path().display(),
-        crate::harness::faxbox_bin().display(),
-        status_file.display()
+    let tmux = Tmux::start(
+        "test-serve",
+        (100, 44),
+        &format!(
+            "cd {} && {} --config faxbox.toml --data-dir data serve --tui",
+            dir.path().display(),
+            crate::harness::faxbox_bin().display()
+        ),
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "dash",
-        "-x",
-        "100",
-        "-y",
-        "44",
-        &command,
-    ]);
-    tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
     // The log (the banner, then the appliance's own lines) is in its pane,
     // and nothing was written over the dashboard: its title is still the
     // first line.
@@ -322,7 +311,12 @@ fn serve_tui_shows_the_dashboard_with_the_log_in_its_pane_and_q_stops_the_box() 
 
     // `q` ends the dashboard and stops the box in order.
     tmux.run(&["send-keys", "-t", "dash", "q"]);
-    assert_eq!(exit_status(&tmux, &status_file), "0", "{}", tmux.screen());
+    assert_eq!(
+        tmux.exit_status(Duration::from_secs(60)),
+        "0",
+        "{}",
+        tmux.screen()
+    );
     let after = tmux.screen();
     assert!(
         !after.contains("Faxbox | live"),
@@ -409,28 +403,14 @@ fn a_wide_dashboard_shows_whole_numbers_and_ids_and_quits_clean_after_a_resize()
         .unwrap();
     let busy_id = busy["id"].as_str().unwrap().to_owned();
 
-    let tmux = Tmux {
-        socket: format!("faxbox-wide-{}", std::process::id()),
-    };
-    let status_dir = tempfile::tempdir().unwrap();
-    let status_file = status_dir.path().join("exit-status");
-    let command = format!(
-        "{} tui --url {url} --token {key}; echo $? > {}",
-        crate::harness::faxbox_bin().display(),
-        status_file.display()
+    let tmux = Tmux::start(
+        "wide",
+        (100, 40),
+        &format!(
+            "{} tui --url {url} --token {key}",
+            crate::harness::faxbox_bin().display()
+        ),
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "dash",
-        "-x",
-        "100",
-        "-y",
-        "40",
-        &command,
-    ]);
-    tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
     // 100 columns: the first 8 characters of the id, the whole number.
     let narrow = tmux.wait_for(
         &["Faxbox | live", &busy_id[..8], &long],
@@ -458,7 +438,7 @@ fn a_wide_dashboard_shows_whole_numbers_and_ids_and_quits_clean_after_a_resize()
     tmux.wait_for(&["q quit  tab pane"], Duration::from_secs(15));
 
     tmux.run(&["send-keys", "-t", "dash", "q"]);
-    assert_eq!(exit_status(&tmux, &status_file), "0");
+    assert_eq!(tmux.exit_status(Duration::from_secs(60)), "0");
     let after = tmux.screen();
     for fragment in ["Faxbox", "│", "─", &busy_id[..8]] {
         assert!(
@@ -489,28 +469,15 @@ fn serve_tui_on_sigterm_with_a_call_on_the_line_exits_within_the_grace_and_five_
         ),
     )
     .unwrap();
-    let tmux = Tmux {
-        socket: format!("faxbox-test-serve-term-{}", std::process::id()),
-    };
-    let status_file = dir.path().join("exit-status");
-    let command = format!(
-        "cd {} && {} --config faxbox.toml --data-dir data serve --tui; echo $? > {}",
-        dir.path().display(),
-        crate::harness::faxbox_bin().display(),
-        status_file.display()
+    let tmux = Tmux::start(
+        "test-serve-term",
+        (220, 50),
+        &format!(
+            "cd {} && {} --config faxbox.toml --data-dir data serve --tui",
+            dir.path().display(),
+            crate::harness::faxbox_bin().display()
+        ),
     );
-    tmux.run(&[
-        "new-session",
-        "-d",
-        "-s",
-        "dash",
-        "-x",
-        "220",
-        "-y",
-        "50",
-        &command,
-    ]);
-    tmux.run(&["set-option", "-t", "dash", "remain-on-exit", "on"]);
     let screen = tmux.wait_for(
         &["Faxbox | live", "INFO faxbox is running"],
         Duration::from_secs(60),
@@ -577,7 +544,7 @@ fn serve_tui_on_sigterm_with_a_call_on_the_line_exits_within_the_grace_and_five_
             .unwrap()
             .success()
     );
-    let status = exit_status(&tmux, &status_file);
+    let status = tmux.exit_status(Duration::from_secs(60));
     let took = asked.elapsed();
     println!("serve --tui ended {took:?} after SIGTERM (grace {GRACE_S} s)");
     assert!(

@@ -15,7 +15,7 @@ use faxbox::scheduler::Scheduler;
 
 use super::originate_parse::switch_url_decode;
 use super::standin::{self, FarEnd, StandIn};
-use crate::scheduler::{queue_job, small_fax_tiff, wait_terminal};
+use crate::scheduler::{queue_job, sending_over, small_fax_tiff, wait_terminal};
 
 const PASSWORD: &str = "ClueCon";
 
@@ -199,14 +199,7 @@ fn busy_and_no_answer_are_retried_per_policy() {
     let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
     wait_up(&line);
     assert_eq!(line.fault(), None, "a connected line is up");
-    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
-    let account = store.create_account("Acme", None).unwrap().id;
-    let scheduler = Scheduler::start(
-        store.clone(),
-        vec![Arc::new(line)],
-        crate::scheduler::options(dir.path()),
-    )
-    .unwrap();
+    let (store, account, scheduler) = sending_over(dir.path(), Arc::new(line));
     let tiff = small_fax_tiff();
     // `retries` counts attempts in all (docs/kazoo.md 5.1).
     let busy = queue_job(&store, &account, "5550001", 3, &tiff, &[]);
@@ -258,14 +251,7 @@ fn a_dropped_socket_interrupts_the_call_and_it_is_retried_after_reconnect() {
         dir.path(),
     ));
     wait_up(&line);
-    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
-    let account = store.create_account("Acme", None).unwrap().id;
-    let scheduler = Scheduler::start(
-        store.clone(),
-        vec![line.clone()],
-        crate::scheduler::options(dir.path()),
-    )
-    .unwrap();
+    let (store, account, scheduler) = sending_over(dir.path(), line.clone());
     let tiff = encode_fax_tiff(&test_pages(2)).unwrap();
     let job = queue_job(&store, &account, "5550003", 0, &tiff, &[]);
     scheduler.wake();
@@ -605,14 +591,7 @@ fn a_fax_whose_calls_keep_being_lost_ends_failed_instead_of_looping() {
         dir.path(),
     ));
     wait_up(&line);
-    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
-    let account = store.create_account("Acme", None).unwrap().id;
-    let scheduler = Scheduler::start(
-        store.clone(),
-        vec![line.clone()],
-        crate::scheduler::options(dir.path()),
-    )
-    .unwrap();
+    let (store, account, scheduler) = sending_over(dir.path(), line.clone());
     let tiff = encode_fax_tiff(&test_pages(2)).unwrap();
     let job = queue_job(&store, &account, "5550006", 1, &tiff, &[]);
     scheduler.wake();
@@ -1063,14 +1042,7 @@ fn a_freeswitch_shutdown_requeues_without_a_retry_and_causes_are_freeswitchs() {
     let proxy = file_proxy();
     let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
     wait_up(&line);
-    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
-    let account = store.create_account("Acme", None).unwrap().id;
-    let scheduler = Scheduler::start(
-        store.clone(),
-        vec![Arc::new(line)],
-        crate::scheduler::options(dir.path()),
-    )
-    .unwrap();
+    let (store, account, scheduler) = sending_over(dir.path(), Arc::new(line));
     let tiff = encode_fax_tiff(&test_pages(2)).unwrap();
     // One attempt in all: a shutdown must not use it up.
     let job = queue_job(&store, &account, "5551234", 1, &tiff, &[]);
@@ -1119,14 +1091,7 @@ fn an_esl_drop_mid_call_is_followed_to_the_end_without_a_second_call() {
     let proxy = file_proxy();
     let line = start_line(config(&[(&fs, 2)], PASSWORD), &proxy, dir.path());
     wait_up(&line);
-    let store = Arc::new(faxbox::store::Store::open_data_dir(dir.path()).unwrap());
-    let account = store.create_account("Acme", None).unwrap().id;
-    let scheduler = Scheduler::start(
-        store.clone(),
-        vec![Arc::new(line)],
-        crate::scheduler::options(dir.path()),
-    )
-    .unwrap();
+    let (store, account, scheduler) = sending_over(dir.path(), Arc::new(line));
     let pages = test_pages(3);
     let job = queue_job(
         &store,
