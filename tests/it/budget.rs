@@ -462,6 +462,7 @@ fn documents_over_budget_are_refused_while_the_box_keeps_sending() {
     );
     assert!(peak < PEAK_RSS_CEILING_MB, "serve peaked at {peak:.1} MB");
     assert!(
-        crate::harness::stop_with_sigterm(&mut child).success(), "serve stops cleanly"
+        crate::harness::stop_with_sigterm(&mut child).success(),
+        "serve stops cleanly"
     );
 }

@@ -557,9 +557,7 @@ fn a_killed_appliance_finishes_every_job_after_restart() {
     write_config(false);
     let mut child = serve();
     wait_terminal(&store, &ids, Duration::from_secs(120));
-    assert!(
-        crate::harness::stop_with_sigterm(&mut child).success()
-    );
+    assert!(crate::harness::stop_with_sigterm(&mut child).success());
 
     let mut interrupted = 0;
     for id in &ids {

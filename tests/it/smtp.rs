@@ -1099,7 +1099,7 @@ fn the_smtp_log_is_read_through_the_api() {
         b"Subject: x\r\n\r\nno file\r\n",
     );
     assert!(r.starts_with("554"), "{r}");
-    let (_api, base) = b.api();
+    let (api, base) = b.api();
     let http = Http::new();
     let token = |account: &AccountId| b.token(&base, account);
     let get = |path: &str, token: &str| {
@@ -1539,7 +1539,7 @@ fn another_account_cannot_take_over_an_office_mail_domain() {
             },
         )
         .unwrap();
-    let (_api, base) = b.api();
+    let (api, base) = b.api();
     let http = Http::new();
     let token = b.token(&base, &mallory);
     let patch = |fields: serde_json::Value| {
