@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::sealing::{DocumentKey, Row};
-use super::{OptionalRow, Result, Store, StoreError, parse_column, to_json};
+use super::{
+    ChangedRow, OptionalRow, Result, Store, StoreError, parse_column, select_all, to_json,
+};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, BatchId, DocumentInfo,
     DocumentKind, Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, Priority, UnixTime,
@@ -286,11 +288,12 @@ impl Store {
             return Err(not_found());
         }
         let ids: Vec<String> = self.read(|conn| {
-            let mut stmt = conn.prepare(
+            select_all(
+                conn,
                 "SELECT id FROM faxes WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 3",
-            )?;
-            let rows = stmt.query_map([&prefix], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                [&prefix],
+                |r| r.get(0),
+            )
         })?;
         match ids.as_slice() {
             [one] => Ok(FaxId(one.clone())),
@@ -338,9 +341,12 @@ impl Store {
             filter.limit.unwrap_or(1000)
         ));
         self.read(|conn| {
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), fax_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &sql,
+                rusqlite::params_from_iter(args.iter()),
+                fax_from_row,
+            )
         })
     }
 
@@ -468,15 +474,15 @@ impl Store {
             insert_fax(tx, &fax)?;
             // Each copy is sealed as its own row: a blob opens only in the
             // row it was sealed for.
-            let copies: Vec<(DocumentInfo, bool, Vec<u8>)> = tx
-                .prepare(&format!(
+            let copies: Vec<(DocumentInfo, bool, Vec<u8>)> = select_all(
+                tx,
+                &format!(
                     "SELECT {DOCUMENT_COLUMNS}, sealed, data FROM documents
                      WHERE fax_id = ?1 ORDER BY kind, seq"
-                ))?
-                .query_map([id.as_str()], |r| {
-                    Ok((document_from_row(r)?, r.get(10)?, r.get(11)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+                ),
+                [id.as_str()],
+                |r| Ok((document_from_row(r)?, r.get(10)?, r.get(11)?)),
+            )?;
             for (doc, sealed, data) in copies {
                 let bytes = if sealed {
                     key.open(Row::Document(&doc.id), data)?
@@ -524,26 +530,28 @@ impl Store {
             // One index range per priority, highest first: the queue may
             // hold hundreds of thousands of faxes and this runs on every
             // pass of the dispatcher.
-            let mut stmt = conn.prepare_cached(DUE_JOBS_OF_PRIORITY)?;
             let mut due = Vec::new();
             for priority in [Priority::High, Priority::Normal, Priority::Low] {
                 let left = limit as usize - due.len();
                 if left == 0 {
                     break;
                 }
-                let rows = stmt.query_map(params![at, left, priority.rank()], |r| {
-                    Ok(DueJob {
-                        id: FaxId(r.get(0)?),
-                        account_id: AccountId(r.get(1)?),
-                        to_number_normalized: r.get(2)?,
-                        due_at: r.get(3)?,
-                        faxbox_id: r.get::<_, Option<String>>(4)?.map(FaxboxId),
-                        priority,
-                    })
-                })?;
-                for row in rows {
-                    due.push(row?);
-                }
+                let of_priority: Vec<DueJob> = select_all(
+                    conn,
+                    DUE_JOBS_OF_PRIORITY,
+                    params![at, left, priority.rank()],
+                    |r| {
+                        Ok(DueJob {
+                            id: FaxId(r.get(0)?),
+                            account_id: AccountId(r.get(1)?),
+                            to_number_normalized: r.get(2)?,
+                            due_at: r.get(3)?,
+                            faxbox_id: r.get::<_, Option<String>>(4)?.map(FaxboxId),
+                            priority,
+                        })
+                    },
+                )?;
+                due.extend(of_priority);
             }
             Ok(due)
         })
@@ -627,7 +635,7 @@ impl Store {
         report: &AttemptReport,
     ) -> Result<()> {
         self.write_fast(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE attempts SET stage = ?2, result_code = ?3, result_text = ?4, hangup_cause = ?5,
                      pages_sent = ?6, pages_total = ?7, bit_rate = ?8, ecm = ?9, remote_station_id = ?10
                  WHERE id = ?1 AND ended IS NULL",
@@ -643,11 +651,8 @@ impl Store {
                     report.ecm,
                     report.remote_station_id
                 ],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound { kind: "open attempt", id: attempt_id.to_string() });
-            }
-            Ok(())
+            )
+            .changed("open attempt", attempt_id)
         })
     }
 
@@ -658,17 +663,11 @@ impl Store {
     /// probably arrived (issue 19).
     pub fn last_page_sent(&self, attempt_id: i64) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE attempts SET last_page_sent = 1 WHERE id = ?1 AND ended IS NULL",
                 [attempt_id],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "open attempt",
-                    id: attempt_id.to_string(),
-                });
-            }
-            Ok(())
+            )
+            .changed("open attempt", attempt_id)
         })
     }
 
@@ -738,11 +737,14 @@ impl Store {
 
     pub fn attempts(&self, fax: &FaxId) -> Result<Vec<Attempt>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE fax_id = ?1 ORDER BY number"
-            ))?;
-            let rows = stmt.query_map([fax.as_str()], attempt_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &format!(
+                    "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE fax_id = ?1 ORDER BY number"
+                ),
+                [fax.as_str()],
+                attempt_from_row,
+            )
         })
     }
 
@@ -750,11 +752,14 @@ impl Store {
 
     pub fn documents(&self, fax: &FaxId) -> Result<Vec<DocumentInfo>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE fax_id = ?1 ORDER BY kind, seq"
-            ))?;
-            let rows = stmt.query_map([fax.as_str()], document_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &format!(
+                    "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE fax_id = ?1 ORDER BY kind, seq"
+                ),
+                [fax.as_str()],
+                document_from_row,
+            )
         })
     }
 
@@ -797,24 +802,15 @@ impl Store {
         self.write(|tx| {
             let t = now();
             let mut report = RecoveryReport::default();
-            let ids: Vec<String> = {
-                let mut stmt =
-                    tx.prepare("SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid")?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
+            let ids: Vec<String> = select_all(tx, "SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid", [], |r| r.get(0))?;
             for id in ids {
                 let id = FaxId(id);
-                let open: Vec<(Attempt, bool)> = {
-                    let mut stmt = tx.prepare(&format!(
+                let open: Vec<(Attempt, bool)> = select_all(tx, &format!(
                         "SELECT {ATTEMPT_COLUMNS}, last_page_sent FROM attempts
                          WHERE fax_id = ?1 AND ended IS NULL"
-                    ))?;
-                    let rows = stmt.query_map([id.as_str()], |r| {
+                    ), [id.as_str()], |r| {
                         Ok((attempt_from_row(r)?, r.get::<_, bool>(16)?))
                     })?;
-                    rows.collect::<rusqlite::Result<_>>()?
-                };
                 // One verdict per job, the surest first: delivered if any of
                 // its open attempts got every page confirmed, unconfirmed if
                 // one sent its last page, else sent again.
@@ -874,15 +870,12 @@ impl Store {
                     }
                 }
             }
-            {
-                let mut stmt = tx.prepare(
-                    "SELECT id FROM faxes WHERE status = 'attaching_files' ORDER BY rowid",
-                )?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                for id in rows {
-                    report.attaching.push(FaxId(id?));
-                }
-            }
+            report.attaching = select_all(
+                tx,
+                "SELECT id FROM faxes WHERE status = 'attaching_files' ORDER BY rowid",
+                [],
+                |r| Ok(FaxId(r.get(0)?)),
+            )?;
             // With foreign keys on there are none; a database edited with
             // them off could have some.
             report.orphan_documents = tx.execute(
@@ -955,9 +948,12 @@ pub(super) fn release_window_holds(tx: &Transaction<'_>, faxbox: &FaxboxId) -> R
 /// Open attempts as (fax, attempt number): the calls whose fax images in
 /// the spool are still in use.
 pub(super) fn open_attempts(conn: &Connection) -> Result<Vec<(FaxId, u32)>> {
-    let mut stmt = conn.prepare("SELECT fax_id, number FROM attempts WHERE ended IS NULL")?;
-    let rows = stmt.query_map([], |r| Ok((FaxId(r.get(0)?), r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    select_all(
+        conn,
+        "SELECT fax_id, number FROM attempts WHERE ended IS NULL",
+        [],
+        |r| Ok((FaxId(r.get(0)?), r.get(1)?)),
+    )
 }
 
 fn status_word(fax: &Fax) -> &'static str {
@@ -1174,17 +1170,11 @@ impl Store {
         extra: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE faxes SET doc = json_set(doc, '$.extra', json(?2)) WHERE id = ?1",
                 params![id.as_str(), to_json(extra)],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "fax",
-                    id: id.to_string(),
-                });
-            }
-            Ok(())
+            )
+            .changed("fax", id)
         })
     }
 

@@ -14,7 +14,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Result, Store};
+use super::{Result, Store, select_all};
 use crate::model::{AccountId, FaxId, UnixTime};
 
 /// A fax's status in which the purge may touch it.
@@ -154,14 +154,15 @@ impl Store {
             ""
         };
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT id FROM faxes WHERE account_id = ?1 AND modified < ?2 AND {FINISHED}
+            select_all(
+                conn,
+                &format!(
+                    "SELECT id FROM faxes WHERE account_id = ?1 AND modified < ?2 AND {FINISHED}
                  {documents} ORDER BY modified, id"
-            ))?;
-            let ids = stmt
-                .query_map(params![account.as_str(), before], |r| Ok(FaxId(r.get(0)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(ids)
+                ),
+                params![account.as_str(), before],
+                |r| Ok(FaxId(r.get(0)?)),
+            )
         })
     }
 
