@@ -6,7 +6,7 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::jobs::{insert_document, insert_fax, new_outbox_fax};
+use super::jobs::{insert_job, new_outbox_fax};
 use super::{ChangedRow, Result, Store, StoreError, select_all};
 use crate::model::{Fax, FaxId, FaxboxId, JobStatus, NewDocument, NewFax, UnixTime, now};
 
@@ -151,11 +151,7 @@ impl Store {
             }
             super::batches::insert_batches(tx, &faxes)?;
             for fax in &faxes {
-                super::ensure_account(tx, &fax.account_id)?;
-                insert_fax(tx, fax)?;
-                for doc in &documents {
-                    insert_document(tx, &key, &fax.id, doc)?;
-                }
+                insert_job(tx, &key, fax, &documents)?;
                 tx.execute(
                     "INSERT INTO ipp_job_faxes (ipp_job, fax_id) VALUES (?1, ?2)",
                     params![job, fax.id.as_str()],

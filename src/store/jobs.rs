@@ -261,11 +261,7 @@ impl Store {
         self.write(|tx| {
             super::batches::insert_batches(tx, &faxes)?;
             for fax in &faxes {
-                super::ensure_account(tx, &fax.account_id)?;
-                insert_fax(tx, fax)?;
-                for doc in &documents {
-                    insert_document(tx, &key, &fax.id, doc)?;
-                }
+                insert_job(tx, &key, fax, &documents)?;
             }
             Ok(())
         })?;
@@ -1072,6 +1068,22 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
     Ok(())
 }
 
+/// Writes a new job of an account that exists, with its documents, each
+/// sealed with `key`: what every way a fax is sent in commits.
+pub(super) fn insert_job(
+    tx: &Transaction<'_>,
+    key: &DocumentKey,
+    fax: &Fax,
+    documents: &[NewDocument],
+) -> Result<()> {
+    super::ensure_account(tx, &fax.account_id)?;
+    insert_fax(tx, fax)?;
+    for doc in documents {
+        insert_document(tx, key, &fax.id, doc)?;
+    }
+    Ok(())
+}
+
 /// Stores a document of `fax`, sealed with `key` (`sealing`).
 pub(super) fn insert_document(
     tx: &Transaction<'_>,
@@ -1247,6 +1259,14 @@ mod tests {
         }
     }
 
+    /// A job of `account` to `number` with no documents yet and three
+    /// tries, in `status`.
+    fn queue_job(store: &Store, account: &AccountId, number: &str, status: JobStatus) -> Fax {
+        store
+            .create_job(new_fax(account, number, 3), vec![], status)
+            .unwrap()
+    }
+
     #[test]
     fn the_dispatchers_due_query_reads_an_index_range_without_sorting() {
         let (_dir, store) = temp_store();
@@ -1317,9 +1337,7 @@ mod tests {
         let a = store.create_account("Acme", None).unwrap().id;
 
         // attaching_files -> pending -> processing -> completed
-        let f = store
-            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::AttachingFiles)
-            .unwrap();
+        let f = queue_job(&store, &a, "1", JobStatus::AttachingFiles);
         assert_eq!(
             store
                 .attach_documents(&f.id, vec![tiff_doc()])
@@ -1338,35 +1356,27 @@ mod tests {
         );
 
         // attaching_files -> failed; attaching_files -> cancelled
-        let f = store
-            .create_job(new_fax(&a, "2", 3), vec![], JobStatus::AttachingFiles)
-            .unwrap();
+        let f = queue_job(&store, &a, "2", JobStatus::AttachingFiles);
         let failed = store.fail_unsent_job(&f.id, "this PDF is damaged").unwrap();
         assert_eq!(
             (failed.status, failed.error.as_deref()),
             (Some(JobStatus::Failed), Some("this PDF is damaged"))
         );
-        let f = store
-            .create_job(new_fax(&a, "3", 3), vec![], JobStatus::AttachingFiles)
-            .unwrap();
+        let f = queue_job(&store, &a, "3", JobStatus::AttachingFiles);
         assert_eq!(
             store.cancel_job(&f.id, "by user").unwrap().status,
             Some(JobStatus::Cancelled)
         );
 
         // pending -> cancelled
-        let f = store
-            .create_job(new_fax(&a, "4", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let f = queue_job(&store, &a, "4", JobStatus::Pending);
         assert_eq!(
             store.cancel_job(&f.id, "by user").unwrap().status,
             Some(JobStatus::Cancelled)
         );
 
         // processing -> pending (retry) -> processing -> failed (no retry can fix)
-        let f = store
-            .create_job(new_fax(&a, "5", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let f = queue_job(&store, &a, "5", JobStatus::Pending);
         let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
         let retry = store
             .finish_attempt(
@@ -1399,9 +1409,7 @@ mod tests {
         assert_eq!(store.attempts(&f.id).unwrap().len(), 2);
 
         // processing -> cancelled
-        let f = store
-            .create_job(new_fax(&a, "6", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let f = queue_job(&store, &a, "6", JobStatus::Pending);
         let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
         let c = store
             .finish_attempt(
@@ -1421,18 +1429,14 @@ mod tests {
     fn cancel_of_a_job_on_a_line_is_requested_then_recorded() {
         let (_dir, store) = temp_store();
         let a = store.create_account("Acme", None).unwrap().id;
-        let waiting = store
-            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let waiting = queue_job(&store, &a, "1", JobStatus::Pending);
         assert!(store.request_cancel(&waiting.id, "by operator").unwrap());
         assert_eq!(
             store.fax(&waiting.id).unwrap().status,
             Some(JobStatus::Cancelled)
         );
 
-        let busy = store
-            .create_job(new_fax(&a, "2", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let busy = queue_job(&store, &a, "2", JobStatus::Pending);
         let (_, at) = store.claim(&busy.id, "l").unwrap().unwrap();
         assert!(!store.cancel_requested(&busy.id).unwrap());
         assert!(!store.request_cancel(&busy.id, "by operator").unwrap());
@@ -1495,9 +1499,7 @@ mod tests {
     fn illegal_transitions_are_refused_and_change_nothing() {
         let (_dir, store) = temp_store();
         let a = store.create_account("Acme", None).unwrap().id;
-        let f = store
-            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let f = queue_job(&store, &a, "1", JobStatus::Pending);
         // pending cannot take documents as if attaching, nor fail unsent.
         assert!(matches!(
             store.attach_documents(&f.id, vec![tiff_doc()]),
@@ -1562,13 +1564,7 @@ mod tests {
         let store = Store::open_data_dir(dir.path()).unwrap();
         let a = store.create_account("Acme", None).unwrap().id;
         for round in 0..20 {
-            let f = store
-                .create_job(
-                    new_fax(&a, &round.to_string(), 3),
-                    vec![],
-                    JobStatus::Pending,
-                )
-                .unwrap();
+            let f = queue_job(&store, &a, &round.to_string(), JobStatus::Pending);
             let barrier = Arc::new(Barrier::new(2));
             let winners: Vec<bool> = (0..2)
                 .map(|i| {
@@ -1598,15 +1594,9 @@ mod tests {
         let (_dir, store) = temp_store();
         let a = store.create_account("Acme", None).unwrap().id;
         let b = store.create_account("Other", None).unwrap().id;
-        let f1 = store
-            .create_job(new_fax(&a, "5550001", 3), vec![], JobStatus::Pending)
-            .unwrap();
-        let f2 = store
-            .create_job(new_fax(&b, "5550001", 3), vec![], JobStatus::Pending)
-            .unwrap();
-        let f3 = store
-            .create_job(new_fax(&a, "5550002", 3), vec![], JobStatus::AttachingFiles)
-            .unwrap();
+        let f1 = queue_job(&store, &a, "5550001", JobStatus::Pending);
+        let f2 = queue_job(&store, &b, "5550001", JobStatus::Pending);
+        let f3 = queue_job(&store, &a, "5550002", JobStatus::AttachingFiles);
         let due: Vec<FaxId> = store
             .due_jobs(now(), 10)
             .unwrap()
@@ -1732,30 +1722,41 @@ mod tests {
         assert!(!store.hold_for_window(&normal.id, t + 600).unwrap());
     }
 
+    /// A fax of two pages on a line, `pages_sent` of them confirmed: what
+    /// a stop in the middle of a call leaves for recovery.
+    fn on_a_line(
+        store: &Store,
+        account: &AccountId,
+        number: &str,
+        pages_sent: u32,
+    ) -> (Fax, Attempt) {
+        let f = store
+            .create_job(
+                new_fax(account, number, 3),
+                vec![tiff_doc()],
+                JobStatus::Pending,
+            )
+            .unwrap();
+        let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
+        let report = AttemptReport {
+            pages_sent,
+            pages_total: 2,
+            ..Default::default()
+        };
+        store
+            .update_attempt(at.id, AttemptStage::Send, &report)
+            .unwrap();
+        (f, at)
+    }
+
     #[test]
     fn recovery_after_a_crash_requeues_and_records_the_interruption() {
         let dir = tempfile::tempdir().unwrap();
         let (fax_id, other_id) = {
             let store = Store::open_data_dir(dir.path()).unwrap();
             let a = store.create_account("Acme", None).unwrap().id;
-            let f = store
-                .create_job(new_fax(&a, "1", 3), vec![tiff_doc()], JobStatus::Pending)
-                .unwrap();
-            let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
-            store
-                .update_attempt(
-                    at.id,
-                    AttemptStage::Send,
-                    &AttemptReport {
-                        pages_sent: 1,
-                        pages_total: 2,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            let g = store
-                .create_job(new_fax(&a, "2", 3), vec![], JobStatus::AttachingFiles)
-                .unwrap();
+            let (f, _) = on_a_line(&store, &a, "1", 1);
+            let g = queue_job(&store, &a, "2", JobStatus::AttachingFiles);
             // The process dies here: the store is dropped mid-call.
             (f.id, g.id)
         };
@@ -1791,18 +1792,7 @@ mod tests {
         let fax_id = {
             let store = Store::open_data_dir(dir.path()).unwrap();
             let a = store.create_account("Acme", None).unwrap().id;
-            let f = store
-                .create_job(new_fax(&a, "1", 3), vec![tiff_doc()], JobStatus::Pending)
-                .unwrap();
-            let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
-            let all = AttemptReport {
-                pages_sent: 2,
-                pages_total: 2,
-                ..Default::default()
-            };
-            store
-                .update_attempt(at.id, AttemptStage::Send, &all)
-                .unwrap();
+            let (f, _) = on_a_line(&store, &a, "1", 2);
             // The process dies before the call is torn down.
             f.id
         };
@@ -1834,18 +1824,7 @@ mod tests {
             let a = store.create_account("Acme", None).unwrap().id;
             let mut open = Vec::new();
             for number in ["1", "2"] {
-                let f = store
-                    .create_job(new_fax(&a, number, 3), vec![tiff_doc()], JobStatus::Pending)
-                    .unwrap();
-                let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
-                let first_confirmed = AttemptReport {
-                    pages_sent: 1,
-                    pages_total: 2,
-                    ..Default::default()
-                };
-                store
-                    .update_attempt(at.id, AttemptStage::Send, &first_confirmed)
-                    .unwrap();
+                let (f, at) = on_a_line(&store, &a, number, 1);
                 open.push((f.id, at.id));
             }
             // The first sent its last page; the process dies before the far
