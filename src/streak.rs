@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 /// How often a repeated failure is logged at most.
 pub const LOG_EVERY: Duration = Duration::from_secs(60);
 
+/// The wait after the `failures`-th failure in a row (1 for the first):
+/// `first`, doubled for each one after it, never more than `max`.
+pub fn doubling(first: Duration, max: Duration, failures: u32) -> Duration {
+    let factor = 1u32 << failures.saturating_sub(1).min(16);
+    (first * factor).min(max)
+}
+
 #[derive(Debug)]
 pub struct FailureStreak {
     first: Duration,
@@ -46,8 +53,7 @@ impl FailureStreak {
     pub fn failed(&mut self) -> Verdict {
         self.failures = self.failures.saturating_add(1);
         self.unlogged = self.unlogged.saturating_add(1);
-        let factor = 1u32 << (self.failures - 1).min(16);
-        let wait = (self.first * factor).min(self.max);
+        let wait = doubling(self.first, self.max, self.failures);
         let log = match self.logged_at {
             Some(at) if at.elapsed() < LOG_EVERY => None,
             _ => {

@@ -149,17 +149,7 @@ pub fn update_user(
 ) -> Result<Answer, ApiError> {
     let current = user_in(ctx, account, id)?;
     let (changes, _) = document::envelope(body, "user")?;
-    let data = match mode {
-        UpdateMode::Replace => changes,
-        UpdateMode::Merge => {
-            let mut doc = user_shown(current.clone());
-            document::merge_patch(&mut doc, &Value::Object(changes));
-            match doc {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            }
-        }
-    };
+    let data = document::updated(mode, changes, || Ok(user_shown(current.clone())))?;
     let user = ctx
         .store
         .put_user(account, Some(&current.id), user_changes(data)?)?;
@@ -419,17 +409,7 @@ pub fn update_account(
 ) -> Result<Answer, ApiError> {
     let current = ctx.store.account(account)?;
     let (changes, _) = document::envelope(body, "account")?;
-    let data = match mode {
-        UpdateMode::Replace => changes,
-        UpdateMode::Merge => {
-            let mut doc = account_shown(ctx, &current)?;
-            document::merge_patch(&mut doc, &Value::Object(changes));
-            match doc {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            }
-        }
-    };
+    let data = document::updated(mode, changes, || account_shown(ctx, &current))?;
     let AccountFields { name, realm, doc } = account_input(data)?;
     let updated = ctx
         .store

@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 
 use super::reply::ApiError;
 use crate::model::FieldError;
+use crate::store::UpdateMode;
 
 /// Keys Faxbox writes and a client cannot: ignored when a client sends
 /// back what it read.
@@ -212,6 +213,27 @@ pub fn extra_keys(data: &Map<String, Value>, modelled: &[&str]) -> Map<String, V
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
+}
+
+/// The fields an update leaves: the request's own when it replaces the
+/// document (POST), or the request merged over what `shown` reads now when
+/// it patches it (PATCH). Only a patch reads the document.
+pub fn updated(
+    mode: UpdateMode,
+    changes: Map<String, Value>,
+    shown: impl FnOnce() -> Result<Value, ApiError>,
+) -> Result<Map<String, Value>, ApiError> {
+    match mode {
+        UpdateMode::Replace => Ok(changes),
+        UpdateMode::Merge => {
+            let mut doc = shown()?;
+            merge_patch(&mut doc, &Value::Object(changes));
+            Ok(match doc {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            })
+        }
+    }
 }
 
 /// RFC 7396 merge patch: objects merge key by key, `null` removes a key,

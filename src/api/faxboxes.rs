@@ -421,17 +421,7 @@ pub fn update(
     let id = FaxboxId(id.to_owned());
     let current = ctx.store.faxbox_in(account, &id)?;
     let (changes, _) = document::envelope(body, "faxbox")?;
-    let data = match mode {
-        UpdateMode::Replace => changes,
-        UpdateMode::Merge => {
-            let mut doc = shown(current);
-            document::merge_patch(&mut doc, &Value::Object(changes));
-            match doc {
-                Value::Object(m) => m,
-                _ => Map::new(),
-            }
-        }
-    };
+    let data = document::updated(mode, changes, || Ok(shown(current)))?;
     let fields = fields_of(ctx, account, data, true)?;
     let faxbox = ctx.store.update_faxbox(&id, fields, UpdateMode::Replace)?;
     Ok((&shown(faxbox)).into())

@@ -1323,15 +1323,9 @@ pub fn action(
     body: &[u8],
 ) -> Result<Answer, ApiError> {
     let top = json_body(body)?;
-    let action = match top.get("action") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::field("action", "required", "action required"));
-        }
-        Some(Value::String(a)) => a.clone(),
-        Some(_) => return Err(ApiError::field("action", "type", "action must be a word")),
-    };
+    let action = requested_action(&top)?;
     let fax = find(ctx, scope, folder, id)?;
-    match (folder, action.as_str()) {
+    match (folder, action) {
         (Folder::Outbox, "resubmit") => {
             // `data` may change the job's fields, checked as for a new fax.
             let again = if top.get("data").is_some() {
@@ -1383,21 +1377,24 @@ pub fn action(
     }
 }
 
+/// The `action` word of a `PUT` on one fax (`{"action": "resubmit"}`).
+fn requested_action(top: &Value) -> Result<&str, ApiError> {
+    match top.get("action") {
+        None | Some(Value::Null) => Err(ApiError::field("action", "required", "action required")),
+        Some(Value::String(a)) => Ok(a),
+        Some(_) => Err(ApiError::field("action", "type", "action must be a word")),
+    }
+}
+
 /// `PUT /faxes/outgoing/{id}` `{"action":"cancel"}` or
 /// `{"action":"retry_now"}`: an operator's hand on a job not finished yet
 /// (the dashboard's `c` and `r`). A job on a line is hung up, and its
 /// attempt recorded, before it becomes `cancelled`.
 pub fn control(ctx: &Ctx, scope: &Scope<'_>, id: &str, body: &[u8]) -> Result<Answer, ApiError> {
     let top = json_body(body)?;
-    let action = match top.get("action") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::field("action", "required", "action required"));
-        }
-        Some(Value::String(a)) => a.clone(),
-        Some(_) => return Err(ApiError::field("action", "type", "action must be a word")),
-    };
+    let action = requested_action(&top)?;
     let fax = find(ctx, scope, Folder::Outbox, id)?;
-    match action.as_str() {
+    match action {
         "cancel" => {
             if fax.status.is_some_and(JobStatus::is_terminal) {
                 return Err(ApiError::Conflict(format!(

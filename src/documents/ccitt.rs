@@ -220,6 +220,26 @@ fn decode_1d_row(
     Ok(RowEnd::Complete)
 }
 
+/// b1 and b2 of T.4 4.2.1.3.1, which the coder and the decoder both find
+/// before each mode: the first changing element on the reference row right
+/// of `a0` whose colour is opposite to a0's (`white_now` is a0's colour;
+/// even indices are changes to black), and the one after it, `width` where
+/// the row has none. `i` keeps where the last search ended, so that one
+/// row costs one pass over its reference.
+fn b1_b2(reference: &[u32], i: &mut usize, a0: i64, white_now: bool, width: i64) -> (i64, i64) {
+    while *i > 0 && i64::from(reference[*i - 1]) > a0 {
+        *i -= 1;
+    }
+    while *i < reference.len() && i64::from(reference[*i]) <= a0 {
+        *i += 1;
+    }
+    if *i < reference.len() && i.is_multiple_of(2) != white_now {
+        *i += 1;
+    }
+    let at = |k: usize| reference.get(k).map_or(width, |&b| i64::from(b));
+    (at(*i), at(*i + 1))
+}
+
 /// One row coded against `reference` (T.4 4.2 / T.6 2.2). `a0` starts on the
 /// imaginary white pixel before the row, written here as -1.
 fn decode_2d_row(
@@ -239,19 +259,7 @@ fn decode_2d_row(
         }
     };
     while a0 < w {
-        // b1: first changing element on the reference row right of a0 whose
-        // colour is opposite to a0's; even indices are changes to black.
-        while i > 0 && i64::from(reference[i - 1]) > a0 {
-            i -= 1;
-        }
-        while i < reference.len() && i64::from(reference[i]) <= a0 {
-            i += 1;
-        }
-        if i < reference.len() && i.is_multiple_of(2) != white_now {
-            i += 1;
-        }
-        let b1 = reference.get(i).map_or(w, |&b| i64::from(b));
-        let b2 = reference.get(i + 1).map_or(w, |&b| i64::from(b));
+        let (b1, b2) = b1_b2(reference, &mut i, a0, white_now, w);
         let m = mode::decode(r).ok_or_else(|| format!("invalid 2-D mode code at bit {}", r.pos))?;
         match m {
             Mode::Pass => a0 = b2,
@@ -407,17 +415,7 @@ fn encode_2d_row(sink: &mut BitSink, reference: &[u32], current: &[u32], width: 
             j += 1;
         }
         let a1 = at(current, j);
-        while i > 0 && i64::from(reference[i - 1]) > a0 {
-            i -= 1;
-        }
-        while i < reference.len() && i64::from(reference[i]) <= a0 {
-            i += 1;
-        }
-        if i < reference.len() && i.is_multiple_of(2) != white_now {
-            i += 1;
-        }
-        let b1 = at(reference, i);
-        let b2 = at(reference, i + 1);
+        let (b1, b2) = b1_b2(reference, &mut i, a0, white_now, w);
         if b2 < a1 {
             put_mode(sink, Mode::Pass);
             a0 = b2;

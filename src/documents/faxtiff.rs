@@ -375,11 +375,8 @@ pub fn decode_fax_tiff(bytes: &[u8]) -> Result<Vec<BitPage>, DocumentError> {
     let tiff = Tiff::parse_header(bytes)?;
     let mut pages = Vec::new();
     let mut total = 0u64;
-    for ifd in tiff.directories()? {
-        let dir = Directory::read(&tiff, ifd)?;
-        if dir.uint(NEW_SUBFILE_TYPE).unwrap_or(0) & 1 == 1 {
-            continue;
-        }
+    for dir in tiff.pages()? {
+        let dir = dir?;
         let w = u64::from(dir.uint(IMAGE_WIDTH).unwrap_or(0));
         let h = u64::from(dir.uint(IMAGE_LENGTH).unwrap_or(0));
         total = total.saturating_add(w * h);
@@ -401,11 +398,9 @@ pub fn decode_fax_tiff(bytes: &[u8]) -> Result<Vec<BitPage>, DocumentError> {
 pub fn count_tiff_pages(bytes: &[u8]) -> Result<usize, DocumentError> {
     let tiff = Tiff::parse_header(bytes)?;
     let mut n = 0;
-    for ifd in tiff.directories()? {
-        let dir = Directory::read(&tiff, ifd)?;
-        if dir.uint(NEW_SUBFILE_TYPE).unwrap_or(0) & 1 == 0 {
-            n += 1;
-        }
+    for dir in tiff.pages()? {
+        dir?;
+        n += 1;
     }
     Ok(n)
 }
@@ -427,11 +422,8 @@ pub struct TiffPageInfo {
 pub fn tiff_page_info(bytes: &[u8]) -> Result<Vec<TiffPageInfo>, DocumentError> {
     let tiff = Tiff::parse_header(bytes)?;
     let mut out = Vec::new();
-    for ifd in tiff.directories()? {
-        let dir = Directory::read(&tiff, ifd)?;
-        if dir.uint(NEW_SUBFILE_TYPE).unwrap_or(0) & 1 == 1 {
-            continue;
-        }
+    for dir in tiff.pages()? {
+        let dir = dir?;
         out.push(TiffPageInfo {
             width: dir.uint(IMAGE_WIDTH).unwrap_or(0),
             height: dir.uint(IMAGE_LENGTH).unwrap_or(0),
@@ -464,11 +456,8 @@ pub(crate) struct StoredPage<'a> {
 pub(crate) fn stored_pages(bytes: &[u8]) -> Result<Vec<StoredPage<'_>>, DocumentError> {
     let tiff = Tiff::parse_header(bytes)?;
     let mut out = Vec::new();
-    for ifd in tiff.directories()? {
-        let dir = Directory::read(&tiff, ifd)?;
-        if dir.uint(NEW_SUBFILE_TYPE).unwrap_or(0) & 1 == 1 {
-            continue;
-        }
+    for dir in tiff.pages()? {
+        let dir = dir?;
         let width = dir.uint(IMAGE_WIDTH).unwrap_or(0);
         let height = dir.uint(IMAGE_LENGTH).unwrap_or(0);
         let compression = dir.uint(COMPRESSION).unwrap_or(1);
@@ -651,6 +640,21 @@ impl<'a> Tiff<'a> {
         }
         let first_ifd = t.u32_at(4).unwrap_or(0);
         Ok(Tiff { first_ifd, ..t })
+    }
+
+    /// The directories of the pages, in file order, each read when it is
+    /// reached: a reduced-resolution subfile (a thumbnail, NewSubfileType
+    /// bit 0) is no page.
+    fn pages(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<Directory, DocumentError>> + '_, DocumentError> {
+        Ok(self
+            .directories()?
+            .into_iter()
+            .filter_map(|ifd| match Directory::read(self, ifd) {
+                Ok(dir) if dir.uint(NEW_SUBFILE_TYPE).unwrap_or(0) & 1 == 1 => None,
+                read => Some(read),
+            }))
     }
 
     /// Directory offsets in file order, refusing loops and absurd counts.

@@ -982,19 +982,7 @@ mod tests {
     /// recorded, and the session then ends the call.
     #[test]
     fn callback_panics_are_caught() {
-        let hooks = Hooks {
-            call_id: "p".into(),
-            role: Role::Caller,
-            sending: true,
-            t30: Cell::new(std::ptr::null_mut()),
-            events: RefCell::new(Vec::new()),
-            negotiated: RefCell::new(None),
-            last_page_sent: Cell::new(false),
-            bad_rows: Cell::new(0),
-            longest_bad_row_run: Cell::new(0),
-            outcome: RefCell::new(None),
-            panicked: Cell::new(false),
-        };
+        let hooks = Hooks::new("p", Role::Caller, true);
         let user = (&hooks as *const Hooks).cast_mut().cast::<c_void>();
         // SAFETY: `user` points at `hooks`, alive for the whole call.
         unsafe { with_hooks(user, |_| panic!("boom")) };

@@ -21,7 +21,7 @@ use crate::fax::{
 
 use super::{
     Answer, AttemptResult, Call, CallProgress, HangUp, Inbound, IncomingCall, Line, LineError,
-    OutgoingFax, ProgressSink, ReceivedFax,
+    OutgoingFax, ProgressSink, ReceivedFax, check_call_id,
 };
 
 /// How long a busy number takes to report busy, and an unanswered one to
@@ -117,19 +117,7 @@ impl Line for LoopbackLine {
     fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError> {
         // Everything that can be wrong with the request is found before a
         // channel is taken or a number dialled (docs/architecture.md, invariant 4).
-        let valid_id = !fax.call_id.is_empty()
-            && fax.call_id.len() <= 64
-            && fax
-                .call_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !fax.call_id.starts_with('.');
-        if !valid_id {
-            return Err(LineError::Settings(format!(
-                "call id {:?}: use 1 to 64 letters, digits, '-', '_' or '.'",
-                fax.call_id
-            )));
-        }
+        check_call_id(&fax.call_id)?;
         if fax.to_number.trim().is_empty() {
             return Err(LineError::Settings("no number to dial".into()));
         }
@@ -163,24 +151,16 @@ impl Line for LoopbackLine {
             document,
             fax,
         };
-        let call_id = call.fax.call_id.clone();
-        let to_number = call.fax.to_number.clone();
-        let hang_up = HangUp::default();
-        let requested = hang_up.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("loopback-{call_id}"))
-            .spawn(move || {
-                let _guard = guard;
-                call.run(progress, requested)
-            })
-            .map_err(|e| LineError::Internal(format!("cannot start the call's thread: {e}")))?;
-        Ok(Call::new(
-            call_id,
+        Call::spawn(
+            format!("loopback-{}", call.fax.call_id),
+            call.fax.call_id.clone(),
             self.name.clone(),
-            to_number,
-            thread,
-            hang_up,
-        ))
+            call.fax.to_number.clone(),
+            move |hang_up| {
+                let _guard = guard;
+                call.run(progress, hang_up)
+            },
+        )
     }
 
     fn set_inbound(&self, inbound: Arc<dyn Inbound>) {

@@ -33,7 +33,7 @@ pub use modem::ModemLine;
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutgoingFax {
     /// Names the call in logs and files: letters, digits, `-`, `_`, `.`
-    /// (the scheduler uses the attempt id).
+    /// (the scheduler uses the attempt id; see [`check_call_id`]).
     pub call_id: String,
     pub to_number: String,
     pub from_number: String,
@@ -166,6 +166,25 @@ impl AttemptResult {
     }
 }
 
+/// Refuses a call id a line cannot name its call by: it names the call's
+/// thread and, on the loopback line, a file, so 1 to 64 letters, digits,
+/// `-`, `_` or `.`, and no dot first (no hidden file, no `..`).
+pub fn check_call_id(call_id: &str) -> Result<(), LineError> {
+    let valid = !call_id.is_empty()
+        && call_id.len() <= 64
+        && call_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && !call_id.starts_with('.');
+    if valid {
+        Ok(())
+    } else {
+        Err(LineError::Settings(format!(
+            "call id {call_id:?}: use 1 to 64 letters, digits, '-', '_' or '.', not starting with '.'"
+        )))
+    }
+}
+
 /// A call in progress. Dropping it does not stop the call.
 #[derive(Debug)]
 pub struct Call {
@@ -187,21 +206,29 @@ impl HangUp {
 }
 
 impl Call {
-    /// Wraps a call thread started by a line.
-    pub fn new(
+    /// Runs a line's call on a thread of its own, named `thread` for the
+    /// logs and a debugger; `run` gets the flag that asks it to hang up.
+    /// An error means no call was placed.
+    pub fn spawn(
+        thread: String,
         call_id: String,
         line: String,
         to_number: String,
-        thread: JoinHandle<AttemptResult>,
-        hang_up: HangUp,
-    ) -> Call {
-        Call {
+        run: impl FnOnce(HangUp) -> AttemptResult + Send + 'static,
+    ) -> Result<Call, LineError> {
+        let hang_up = HangUp::default();
+        let requested = hang_up.clone();
+        let thread = std::thread::Builder::new()
+            .name(thread)
+            .spawn(move || run(requested))
+            .map_err(|e| LineError::Internal(format!("cannot start the call's thread: {e}")))?;
+        Ok(Call {
             call_id,
             thread,
             line,
             to_number,
             hang_up: hang_up.0,
-        }
+        })
     }
 
     /// Ends the call as soon as the line can (operator cancel, shutdown
@@ -357,4 +384,31 @@ pub fn from_config(
             freeswitch::Backoff::default(),
         )?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_id_names_a_file_and_a_thread_safely() {
+        for good in ["0f3a9c-1", "a", "fax_2.retry", &"x".repeat(64)] {
+            assert!(check_call_id(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "",
+            ".hidden",
+            "..",
+            "../escape",
+            "a/b",
+            "a b",
+            "é",
+            &"x".repeat(65),
+        ] {
+            let Err(LineError::Settings(message)) = check_call_id(bad) else {
+                panic!("{bad:?} was accepted");
+            };
+            assert!(message.contains("call id"), "{bad:?}: {message}");
+        }
+    }
 }

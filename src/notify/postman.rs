@@ -44,8 +44,7 @@ impl Default for Backoff {
 impl Backoff {
     /// The wait after the `failures`-th failed delivery (1 for the first).
     pub fn delay(&self, failures: u32) -> Duration {
-        let factor = 1u32 << failures.saturating_sub(1).min(16);
-        (self.first * factor).min(self.max)
+        crate::streak::doubling(self.first, self.max, failures)
     }
 }
 

@@ -456,13 +456,11 @@ struct StageTimeouts {
 
 impl StageTimeouts {
     fn read(store: &Store) -> StageTimeouts {
-        let get = |key: &str, default: i64| {
-            Duration::from_secs(store.setting_i64(None, key).unwrap_or(default).max(1) as u64)
-        };
+        let get = |key: &str| Duration::from_secs(store.system_limit(key));
         StageTimeouts {
-            originate: get("originate_timeout_s", 180),
-            negotiate: get("negotiate_timeout_s", 180),
-            page: get("page_timeout_s", 720),
+            originate: get("originate_timeout_s"),
+            negotiate: get("negotiate_timeout_s"),
+            page: get("page_timeout_s"),
         }
     }
 }

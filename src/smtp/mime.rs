@@ -240,16 +240,20 @@ pub fn first_attachment(bytes: &[u8]) -> Option<(String, String)> {
     let message = MessageParser::default().parse(bytes)?;
     message.parts.iter().find_map(|p| {
         let name = p.attachment_name()?;
-        let ct = p
-            .content_type()
-            .map(|c| match c.subtype() {
-                Some(s) => format!("{}/{s}", c.ctype()),
-                None => c.ctype().to_owned(),
-            })
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        Some((ct, name.to_owned()))
+        Some((declared_type(p), name.to_owned()))
     })
+}
+
+/// The content type a part declares, lower-cased (`image/tiff`); empty
+/// when it declares none.
+fn declared_type<'x>(part: &impl MimeHeaders<'x>) -> String {
+    part.content_type()
+        .map(|c| match c.subtype() {
+            Some(s) => format!("{}/{s}", c.ctype()),
+            None => c.ctype().to_owned(),
+        })
+        .unwrap_or_default()
+        .to_ascii_lowercase()
 }
 
 /// Nested messages deeper than this are not opened (a mail bomb guard).
@@ -308,14 +312,7 @@ fn walk(root: &Message<'_>, rules: &ContentRules, email: &mut Email) -> Result<(
                 "a part of the email has more than {MAX_HEADER_BYTES} bytes of headers"
             ));
         }
-        let declared = part
-            .content_type()
-            .map(|c| match c.subtype() {
-                Some(s) => format!("{}/{s}", c.ctype()),
-                None => c.ctype().to_owned(),
-            })
-            .unwrap_or_default()
-            .to_ascii_lowercase();
+        let declared = declared_type(part);
         let name = part.attachment_name().map(str::to_owned);
         let is_attachment = part
             .content_disposition()

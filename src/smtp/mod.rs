@@ -237,12 +237,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }
         // Kazoo's smtp_sessions (docs/kazoo.md 6.1), read at each connection so
         // a change applies at once.
-        let limit = shared
-            .ctx
-            .store
-            .setting_i64(None, "smtp_sessions")
-            .unwrap_or(50)
-            .max(1) as usize;
+        let limit = shared.ctx.store.system_limit("smtp_sessions") as usize;
         if shared.sessions.fetch_add(1, Ordering::SeqCst) >= limit {
             shared.sessions.fetch_sub(1, Ordering::SeqCst);
             session::refuse(
@@ -262,12 +257,7 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             && !shared.ctx.options.is_trusted_relay(peer.ip())
         {
             let client = peer.ip().to_canonical();
-            let per_client = shared
-                .ctx
-                .store
-                .setting_i64(None, "smtp_sessions_per_client")
-                .unwrap_or(10)
-                .max(1) as usize;
+            let per_client = shared.ctx.store.system_limit("smtp_sessions_per_client") as usize;
             if !take_client_slot(&shared, client, per_client) {
                 drop(slot);
                 session::refuse(

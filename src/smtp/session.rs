@@ -326,12 +326,7 @@ enum Next {
 }
 
 fn converse(stream: TcpStream, shared: &Arc<Shared>, peer: IpAddr) -> io::Result<()> {
-    let idle = shared
-        .ctx
-        .store
-        .setting_i64(None, "smtp_idle_timeout_s")
-        .unwrap_or(180)
-        .max(1) as u64;
+    let idle = shared.ctx.store.system_limit("smtp_idle_timeout_s");
     stream.set_read_timeout(Some(Duration::from_secs(idle)))?;
     stream.set_write_timeout(Some(Duration::from_secs(idle.max(30))))?;
     let mut talk = Talk::open(stream, shared, peer)?;

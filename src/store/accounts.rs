@@ -3,7 +3,7 @@
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{OptionalRow, Result, Store, StoreError, to_json};
+use super::{ChangedRow, OptionalRow, Result, Store, StoreError, select_all, to_json};
 use crate::model::{
     Account, AccountId, ApiKey, FieldError, NO_EMAIL_DOMAIN, User, UserId, is_domain, is_email, now,
 };
@@ -107,11 +107,12 @@ impl Store {
 
     pub fn accounts(&self) -> Result<Vec<Account>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY rowid"
-            ))?;
-            let rows = stmt.query_map([], account_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY rowid"),
+                [],
+                account_from_row,
+            )
         })
     }
 
@@ -132,14 +133,8 @@ impl Store {
     pub fn delete_account(&self, id: &AccountId) -> Result<()> {
         self.write(|tx| {
             tx.execute("DELETE FROM settings WHERE scope = ?1", [id.as_str()])?;
-            let n = tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "account",
-                    id: id.to_string(),
-                });
-            }
-            Ok(())
+            tx.execute("DELETE FROM accounts WHERE id = ?1", [id.as_str()])
+                .changed("account", id)
         })
     }
 
@@ -200,35 +195,31 @@ impl Store {
     pub fn users(&self, account: &AccountId) -> Result<Vec<User>> {
         self.account(account)?;
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE account_id = ?1 ORDER BY email"
-            ))?;
-            let rows = stmt.query_map([account.as_str()], user_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = ?1 ORDER BY email"),
+                [account.as_str()],
+                user_from_row,
+            )
         })
     }
 
     /// Users of an account with this email (case-insensitive).
     pub fn users_by_email(&self, account: &AccountId, email: &str) -> Result<Vec<User>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE account_id = ?1 AND email = ?2"
-            ))?;
-            let rows = stmt.query_map(params![account.as_str(), email], user_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &format!("SELECT {USER_COLUMNS} FROM users WHERE account_id = ?1 AND email = ?2"),
+                params![account.as_str(), email],
+                user_from_row,
+            )
         })
     }
 
     pub fn delete_user(&self, id: &UserId) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute("DELETE FROM users WHERE id = ?1", [id.as_str()])?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "user",
-                    id: id.to_string(),
-                });
-            }
-            Ok(())
+            tx.execute("DELETE FROM users WHERE id = ?1", [id.as_str()])
+                .changed("user", id)
         })
     }
 
@@ -257,12 +248,13 @@ impl Store {
     pub fn api_keys(&self, account: &AccountId) -> Result<Vec<ApiKey>> {
         self.account(account)?;
         self.read(|conn| {
-            let mut stmt = conn.prepare(
+            select_all(
+                conn,
                 "SELECT id, account_id, label, created, revoked FROM api_keys
                  WHERE account_id = ?1 ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map([account.as_str()], key_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                [account.as_str()],
+                key_from_row,
+            )
         })
     }
 
@@ -305,17 +297,11 @@ impl Store {
 
     pub fn revoke_api_key(&self, id: &str) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE api_keys SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL",
                 params![id, now()],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "live API key",
-                    id: id.to_owned(),
-                });
-            }
-            Ok(())
+            )
+            .changed("live API key", id)
         })
     }
 }
@@ -496,19 +482,14 @@ impl Store {
                 Some(id) => {
                     // A new username without a new password: the old md5
                     // credential named the old username, so it goes.
-                    let n = tx.execute(
+                    tx.execute(
                         "UPDATE users SET email = ?3, name = ?4, doc = ?6,
                              credentials = CASE WHEN username IS ?5 THEN credentials END,
                              username = ?5
                          WHERE id = ?1 AND account_id = ?2",
                         params![id.as_str(), account.as_str(), email, name, username, doc],
-                    )?;
-                    if n == 0 {
-                        return Err(StoreError::NotFound {
-                            kind: "user",
-                            id: id.to_string(),
-                        });
-                    }
+                    )
+                    .changed("user", id)?;
                 }
             }
             if let Some((hash, credentials)) = &secret {
@@ -530,15 +511,15 @@ impl Store {
         credentials: &str,
     ) -> Result<Vec<User>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE credentials = ?1
+            select_all(
+                conn,
+                &format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE credentials = ?1
                  AND (?2 IS NULL OR account_id = ?2) ORDER BY rowid"
-            ))?;
-            let rows = stmt.query_map(
+                ),
                 params![credentials.to_lowercase(), account.map(AccountId::as_str)],
                 user_from_row,
-            )?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            )
         })
     }
 
@@ -610,17 +591,11 @@ impl Store {
                 )
                 .into());
             }
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE accounts SET name = ?2, realm = ?3, doc = ?4 WHERE id = ?1",
                 params![id.as_str(), name, realm, to_json(doc)],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "account",
-                    id: id.to_string(),
-                });
-            }
-            Ok(())
+            )
+            .changed("account", id)
         })?;
         self.account(id)
     }
@@ -657,13 +632,16 @@ impl Store {
     pub fn child_accounts(&self, parent: &AccountId) -> Result<Vec<Account>> {
         let is_admin = self.account(parent)?.is_admin;
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {ACCOUNT_COLUMNS} FROM accounts
+            select_all(
+                conn,
+                &format!(
+                    "SELECT {ACCOUNT_COLUMNS} FROM accounts
                  WHERE parent_id = ?1 OR (?2 AND parent_id IS NULL AND NOT is_admin)
                  ORDER BY rowid"
-            ))?;
-            let rows = stmt.query_map(params![parent.as_str(), is_admin], account_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                ),
+                params![parent.as_str(), is_admin],
+                account_from_row,
+            )
         })
     }
 }

@@ -6,7 +6,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Result, Store};
+use super::{Result, Store, select_all};
 use crate::model::{AccountId, UnixTime, now};
 
 /// One entry of the trail.
@@ -72,15 +72,13 @@ impl Store {
     /// oldest first.
     pub fn audit_trail(&self, account: Option<&AccountId>, limit: u32) -> Result<Vec<AuditEntry>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
+            select_all(
+                conn,
                 "SELECT * FROM (SELECT id, at, account_id, actor, action, object, source FROM audit
                  WHERE ?1 IS NULL OR account_id = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id",
-            )?;
-            let rows = stmt.query_map(
                 params![account.map(AccountId::as_str), limit],
                 entry_from_row,
-            )?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            )
         })
     }
 }

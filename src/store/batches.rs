@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
-use super::{Result, Store, StoreError, mail};
+use super::{Result, Store, StoreError, mail, select_all};
 use crate::model::{AccountId, BatchId, Fax, FaxId, FaxboxId, JobStatus, UnixTime, now};
 
 /// One fax of a batch, as its summary shows it.
@@ -118,12 +118,12 @@ fn load(conn: &Connection, id: &BatchId) -> Result<Batch> {
             id: id.to_string(),
         });
     };
-    let mut stmt = conn.prepare(
+    let faxes = select_all::<Vec<_>, _>(
+        conn,
         "SELECT id, to_number, json_extract(doc, '$.to_name'), status, attempts, error, modified
          FROM faxes WHERE batch_id = ?1 ORDER BY rowid",
-    )?;
-    let faxes = stmt
-        .query_map([id.as_str()], |r| {
+        [id.as_str()],
+        |r| {
             Ok(BatchFax {
                 id: FaxId(r.get(0)?),
                 to_number: r.get(1)?,
@@ -133,8 +133,8 @@ fn load(conn: &Connection, id: &BatchId) -> Result<Batch> {
                 error: r.get(5)?,
                 modified: r.get(6)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        },
+    )?;
     Ok(Batch {
         id: id.clone(),
         account_id,
@@ -170,15 +170,16 @@ impl Store {
     /// not queued yet, oldest first.
     pub fn finished_batches_without_receipt(&self, limit: u32) -> Result<Vec<BatchId>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
+            select_all(
+                conn,
                 "SELECT id FROM batches INDEXED BY batches_unreceipted
                  WHERE receipt_queued IS NULL AND NOT EXISTS (
                      SELECT 1 FROM faxes WHERE batch_id = batches.id
                        AND status NOT IN ('completed', 'failed', 'cancelled'))
                  ORDER BY created LIMIT ?1",
-            )?;
-            let rows = stmt.query_map([limit], |r| Ok(BatchId(r.get(0)?)))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                [limit],
+                |r| Ok(BatchId(r.get(0)?)),
+            )
         })
     }
 

@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Result, Store, StoreError};
+use super::{ChangedRow, Result, Store, StoreError, select_all};
 use crate::model::{Fax, FaxboxId, Folder, JobStatus, UnixTime, now};
 
 /// Where and how a faxbox's callback for one direction is sent, as the
@@ -247,12 +247,15 @@ impl Store {
     /// Callbacks due for a delivery attempt, oldest first.
     pub fn due_callbacks(&self, at: UnixTime, limit: u32) -> Result<Vec<QueuedCallback>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM callbacks WHERE sent_at IS NULL AND due_at <= ?1
+            select_all(
+                conn,
+                &format!(
+                    "SELECT {COLUMNS} FROM callbacks WHERE sent_at IS NULL AND due_at <= ?1
                  ORDER BY due_at, id LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![at, limit], from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                ),
+                params![at, limit],
+                from_row,
+            )
         })
     }
 
@@ -315,11 +318,14 @@ impl Store {
     /// and what the receiver last answered.
     pub fn faxbox_callbacks(&self, faxbox: &FaxboxId, limit: u32) -> Result<Vec<QueuedCallback>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM callbacks WHERE faxbox_id = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            let rows = stmt.query_map(params![faxbox.as_str(), limit], from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &format!(
+                    "SELECT {COLUMNS} FROM callbacks WHERE faxbox_id = ?1 ORDER BY id DESC LIMIT ?2"
+                ),
+                params![faxbox.as_str(), limit],
+                from_row,
+            )
         })
     }
 
@@ -345,17 +351,11 @@ impl Store {
     pub fn rotate_callback_key(&self, faxbox: &FaxboxId) -> Result<String> {
         let key = hex::encode(rand::random::<[u8; 32]>());
         self.write(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE faxboxes SET callback_key = ?2 WHERE id = ?1",
                 params![faxbox.as_str(), key],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "faxbox",
-                    id: faxbox.as_str().to_owned(),
-                });
-            }
-            Ok(())
+            )
+            .changed("faxbox", faxbox)
         })?;
         Ok(key)
     }

@@ -4,7 +4,7 @@
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-use super::{OptionalRow, Result, Store, StoreError, json_column, to_json};
+use super::{ChangedRow, OptionalRow, Result, Store, StoreError, json_column, select_all, to_json};
 use crate::model::{
     AccountId, CoverPage, DEFAULT_CALLER_NAME, DEFAULT_FAXBOX_RETRIES, FaxId, Faxbox, FaxboxFields,
     FaxboxId, FaxboxNotifications, FieldError, UserId, digits_of, now,
@@ -230,14 +230,13 @@ impl Store {
         account: Option<&AccountId>,
     ) -> Result<Vec<(FaxboxId, String, String)>> {
         let all: Vec<(FaxboxId, AccountId, String)> = self.read(|conn| {
-            let mut stmt = conn.prepare(
+            select_all(
+                conn,
                 "SELECT id, account_id, smtp_email_address FROM faxboxes
                  WHERE ?1 IS NULL OR account_id = ?1 ORDER BY rowid",
-            )?;
-            let rows = stmt.query_map([account.map(AccountId::as_str)], |r| {
-                Ok((FaxboxId(r.get(0)?), AccountId(r.get(1)?), r.get(2)?))
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                [account.map(AccountId::as_str)],
+                |r| Ok((FaxboxId(r.get(0)?), AccountId(r.get(1)?), r.get(2)?)),
+            )
         })?;
         let mut changes = Vec::new();
         for (id, account, old) in all {
@@ -293,12 +292,14 @@ impl Store {
     pub fn faxboxes(&self, account: &AccountId) -> Result<Vec<Faxbox>> {
         self.account(account)?;
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {FAXBOX_COLUMNS} FROM faxboxes WHERE account_id = ?1 ORDER BY rowid"
-            ))?;
-            let mut list = stmt
-                .query_map([account.as_str()], faxbox_from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut list = select_all::<Vec<_>, _>(
+                conn,
+                &format!(
+                    "SELECT {FAXBOX_COLUMNS} FROM faxboxes WHERE account_id = ?1 ORDER BY rowid"
+                ),
+                [account.as_str()],
+                faxbox_from_row,
+            )?;
             for f in &mut list {
                 f.numbers = numbers_of(conn, &f.id)?;
             }
@@ -385,14 +386,8 @@ impl Store {
     /// Deletes a faxbox for real; its faxes stay in the account without it.
     pub fn delete_faxbox(&self, id: &FaxboxId) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute("DELETE FROM faxboxes WHERE id = ?1", [id.as_str()])?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "faxbox",
-                    id: id.to_string(),
-                });
-            }
-            Ok(())
+            tx.execute("DELETE FROM faxboxes WHERE id = ?1", [id.as_str()])
+                .changed("faxbox", id)
         })
     }
 
@@ -428,10 +423,12 @@ fn doc_of(f: &Faxbox) -> FaxboxDoc {
 }
 
 fn numbers_of(conn: &rusqlite::Connection, id: &FaxboxId) -> Result<Vec<String>> {
-    let mut stmt =
-        conn.prepare("SELECT number FROM faxbox_numbers WHERE faxbox_id = ?1 ORDER BY number")?;
-    let rows = stmt.query_map([id.as_str()], |r| r.get(0))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    select_all(
+        conn,
+        "SELECT number FROM faxbox_numbers WHERE faxbox_id = ?1 ORDER BY number",
+        [id.as_str()],
+        |r| r.get(0),
+    )
 }
 
 /// The uniqueness rules that need the whole box: a custom mail domain is

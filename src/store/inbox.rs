@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use rusqlite::params;
 
-use super::{Result, Store, jobs};
+use super::{Result, Store, jobs, select_all};
 use crate::model::{AccountId, Fax, FaxboxId, Folder, NewDocument, NewReceivedFax, Reception, now};
 
 /// A mail to queue in the same transaction as what it announces, so it
@@ -53,23 +53,26 @@ impl Store {
         params: impl rusqlite::Params,
     ) -> Result<Vec<Reception>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
+            select_all(
+                conn,
+                &format!(
                 "SELECT call_id, line, account_id, faxbox_id, from_number, to_number, tiff, started
                  FROM receptions {filter} ORDER BY started, rowid"
-            ))?;
-            let rows = stmt.query_map(params, |r| {
-                Ok(Reception {
-                    call_id: r.get(0)?,
-                    line: r.get(1)?,
-                    account_id: AccountId(r.get(2)?),
-                    faxbox_id: FaxboxId(r.get(3)?),
-                    from_number: r.get(4)?,
-                    to_number: r.get(5)?,
-                    tiff: PathBuf::from(r.get::<_, String>(6)?),
-                    started: r.get(7)?,
-                })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            ),
+                params,
+                |r| {
+                    Ok(Reception {
+                        call_id: r.get(0)?,
+                        line: r.get(1)?,
+                        account_id: AccountId(r.get(2)?),
+                        faxbox_id: FaxboxId(r.get(3)?),
+                        from_number: r.get(4)?,
+                        to_number: r.get(5)?,
+                        tiff: PathBuf::from(r.get::<_, String>(6)?),
+                        started: r.get(7)?,
+                    })
+                },
+            )
         })
     }
 

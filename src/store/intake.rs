@@ -84,14 +84,7 @@ impl Store {
         let committed = self.write(|tx| {
             for job in &batch {
                 tx.execute_batch("SAVEPOINT job")?;
-                let one = (|| {
-                    super::ensure_account(tx, &job.fax.account_id)?;
-                    jobs::insert_fax(tx, &job.fax)?;
-                    for doc in &job.documents {
-                        jobs::insert_document(tx, &key, &job.fax.id, doc)?;
-                    }
-                    Ok(())
-                })();
+                let one = jobs::insert_job(tx, &key, &job.fax, &job.documents);
                 if one.is_err() {
                     tx.execute_batch("ROLLBACK TO job")?;
                 }

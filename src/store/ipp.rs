@@ -6,8 +6,8 @@
 
 use rusqlite::{OptionalExtension, params};
 
-use super::jobs::{insert_document, insert_fax, new_outbox_fax};
-use super::{Result, Store, StoreError};
+use super::jobs::{insert_job, new_outbox_fax};
+use super::{ChangedRow, Result, Store, StoreError, select_all};
 use crate::model::{Fax, FaxId, FaxboxId, JobStatus, NewDocument, NewFax, UnixTime, now};
 
 /// A print job: what the printing computer asked for, and the faxes it became.
@@ -64,12 +64,12 @@ fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrintJob> {
 }
 
 fn faxes_of(conn: &rusqlite::Connection, job: &mut PrintJob) -> Result<()> {
-    let mut stmt =
-        conn.prepare("SELECT fax_id FROM ipp_job_faxes WHERE ipp_job = ?1 ORDER BY rowid")?;
-    let rows = stmt.query_map([job.id], |r| r.get::<_, String>(0))?;
-    job.faxes = rows
-        .map(|r| r.map(FaxId))
-        .collect::<rusqlite::Result<_>>()?;
+    job.faxes = select_all(
+        conn,
+        "SELECT fax_id FROM ipp_job_faxes WHERE ipp_job = ?1 ORDER BY rowid",
+        [job.id],
+        |r| Ok(FaxId(r.get(0)?)),
+    )?;
     Ok(())
 }
 
@@ -151,11 +151,7 @@ impl Store {
             }
             super::batches::insert_batches(tx, &faxes)?;
             for fax in &faxes {
-                super::ensure_account(tx, &fax.account_id)?;
-                insert_fax(tx, fax)?;
-                for doc in &documents {
-                    insert_document(tx, &key, &fax.id, doc)?;
-                }
+                insert_job(tx, &key, fax, &documents)?;
                 tx.execute(
                     "INSERT INTO ipp_job_faxes (ipp_job, fax_id) VALUES (?1, ?2)",
                     params![job, fax.id.as_str()],
@@ -169,17 +165,11 @@ impl Store {
     /// Ends a print job that has no faxes: cancelled, or refused with a reason.
     pub fn end_print_job(&self, job: i64, cancelled: bool, error: Option<&str>) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE ipp_jobs SET cancelled = ?2, error = COALESCE(?3, error) WHERE id = ?1",
                 params![job, cancelled, error],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "print job",
-                    id: job.to_string(),
-                });
-            }
-            Ok(())
+            )
+            .changed("print job", job)
         })
     }
 
@@ -204,12 +194,14 @@ impl Store {
     /// A faxbox's print jobs, newest first, at most `limit`.
     pub fn print_jobs(&self, faxbox: &FaxboxId, limit: u32) -> Result<Vec<PrintJob>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {COLUMNS} FROM ipp_jobs WHERE faxbox_id = ?1 ORDER BY id DESC LIMIT ?2"
-            ))?;
-            let mut jobs = stmt
-                .query_map(params![faxbox.as_str(), limit], from_row)?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut jobs = select_all::<Vec<_>, _>(
+                conn,
+                &format!(
+                    "SELECT {COLUMNS} FROM ipp_jobs WHERE faxbox_id = ?1 ORDER BY id DESC LIMIT ?2"
+                ),
+                params![faxbox.as_str(), limit],
+                from_row,
+            )?;
             for job in &mut jobs {
                 faxes_of(conn, job)?;
             }

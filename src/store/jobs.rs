@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::sealing::{DocumentKey, Row};
-use super::{OptionalRow, Result, Store, StoreError, parse_column, to_json};
+use super::{
+    ChangedRow, OptionalRow, Result, Store, StoreError, parse_column, select_all, to_json,
+};
 use crate::model::{
     AccountId, Attempt, AttemptOutcome, AttemptReport, AttemptStage, BatchId, DocumentInfo,
     DocumentKind, Fax, FaxId, FaxboxId, Folder, JobStatus, NewDocument, NewFax, Priority, UnixTime,
@@ -259,11 +261,7 @@ impl Store {
         self.write(|tx| {
             super::batches::insert_batches(tx, &faxes)?;
             for fax in &faxes {
-                super::ensure_account(tx, &fax.account_id)?;
-                insert_fax(tx, fax)?;
-                for doc in &documents {
-                    insert_document(tx, &key, &fax.id, doc)?;
-                }
+                insert_job(tx, &key, fax, &documents)?;
             }
             Ok(())
         })?;
@@ -286,11 +284,12 @@ impl Store {
             return Err(not_found());
         }
         let ids: Vec<String> = self.read(|conn| {
-            let mut stmt = conn.prepare(
+            select_all(
+                conn,
                 "SELECT id FROM faxes WHERE substr(id, 1, length(?1)) = ?1 ORDER BY id LIMIT 3",
-            )?;
-            let rows = stmt.query_map([&prefix], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                [&prefix],
+                |r| r.get(0),
+            )
         })?;
         match ids.as_slice() {
             [one] => Ok(FaxId(one.clone())),
@@ -338,9 +337,12 @@ impl Store {
             filter.limit.unwrap_or(1000)
         ));
         self.read(|conn| {
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), fax_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &sql,
+                rusqlite::params_from_iter(args.iter()),
+                fax_from_row,
+            )
         })
     }
 
@@ -468,15 +470,15 @@ impl Store {
             insert_fax(tx, &fax)?;
             // Each copy is sealed as its own row: a blob opens only in the
             // row it was sealed for.
-            let copies: Vec<(DocumentInfo, bool, Vec<u8>)> = tx
-                .prepare(&format!(
+            let copies: Vec<(DocumentInfo, bool, Vec<u8>)> = select_all(
+                tx,
+                &format!(
                     "SELECT {DOCUMENT_COLUMNS}, sealed, data FROM documents
                      WHERE fax_id = ?1 ORDER BY kind, seq"
-                ))?
-                .query_map([id.as_str()], |r| {
-                    Ok((document_from_row(r)?, r.get(10)?, r.get(11)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+                ),
+                [id.as_str()],
+                |r| Ok((document_from_row(r)?, r.get(10)?, r.get(11)?)),
+            )?;
             for (doc, sealed, data) in copies {
                 let bytes = if sealed {
                     key.open(Row::Document(&doc.id), data)?
@@ -524,26 +526,28 @@ impl Store {
             // One index range per priority, highest first: the queue may
             // hold hundreds of thousands of faxes and this runs on every
             // pass of the dispatcher.
-            let mut stmt = conn.prepare_cached(DUE_JOBS_OF_PRIORITY)?;
             let mut due = Vec::new();
             for priority in [Priority::High, Priority::Normal, Priority::Low] {
                 let left = limit as usize - due.len();
                 if left == 0 {
                     break;
                 }
-                let rows = stmt.query_map(params![at, left, priority.rank()], |r| {
-                    Ok(DueJob {
-                        id: FaxId(r.get(0)?),
-                        account_id: AccountId(r.get(1)?),
-                        to_number_normalized: r.get(2)?,
-                        due_at: r.get(3)?,
-                        faxbox_id: r.get::<_, Option<String>>(4)?.map(FaxboxId),
-                        priority,
-                    })
-                })?;
-                for row in rows {
-                    due.push(row?);
-                }
+                let of_priority: Vec<DueJob> = select_all(
+                    conn,
+                    DUE_JOBS_OF_PRIORITY,
+                    params![at, left, priority.rank()],
+                    |r| {
+                        Ok(DueJob {
+                            id: FaxId(r.get(0)?),
+                            account_id: AccountId(r.get(1)?),
+                            to_number_normalized: r.get(2)?,
+                            due_at: r.get(3)?,
+                            faxbox_id: r.get::<_, Option<String>>(4)?.map(FaxboxId),
+                            priority,
+                        })
+                    },
+                )?;
+                due.extend(of_priority);
             }
             Ok(due)
         })
@@ -627,7 +631,7 @@ impl Store {
         report: &AttemptReport,
     ) -> Result<()> {
         self.write_fast(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE attempts SET stage = ?2, result_code = ?3, result_text = ?4, hangup_cause = ?5,
                      pages_sent = ?6, pages_total = ?7, bit_rate = ?8, ecm = ?9, remote_station_id = ?10
                  WHERE id = ?1 AND ended IS NULL",
@@ -643,11 +647,8 @@ impl Store {
                     report.ecm,
                     report.remote_station_id
                 ],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound { kind: "open attempt", id: attempt_id.to_string() });
-            }
-            Ok(())
+            )
+            .changed("open attempt", attempt_id)
         })
     }
 
@@ -658,17 +659,11 @@ impl Store {
     /// probably arrived (issue 19).
     pub fn last_page_sent(&self, attempt_id: i64) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE attempts SET last_page_sent = 1 WHERE id = ?1 AND ended IS NULL",
                 [attempt_id],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "open attempt",
-                    id: attempt_id.to_string(),
-                });
-            }
-            Ok(())
+            )
+            .changed("open attempt", attempt_id)
         })
     }
 
@@ -738,11 +733,14 @@ impl Store {
 
     pub fn attempts(&self, fax: &FaxId) -> Result<Vec<Attempt>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE fax_id = ?1 ORDER BY number"
-            ))?;
-            let rows = stmt.query_map([fax.as_str()], attempt_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &format!(
+                    "SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE fax_id = ?1 ORDER BY number"
+                ),
+                [fax.as_str()],
+                attempt_from_row,
+            )
         })
     }
 
@@ -750,11 +748,14 @@ impl Store {
 
     pub fn documents(&self, fax: &FaxId) -> Result<Vec<DocumentInfo>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE fax_id = ?1 ORDER BY kind, seq"
-            ))?;
-            let rows = stmt.query_map([fax.as_str()], document_from_row)?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                &format!(
+                    "SELECT {DOCUMENT_COLUMNS} FROM documents WHERE fax_id = ?1 ORDER BY kind, seq"
+                ),
+                [fax.as_str()],
+                document_from_row,
+            )
         })
     }
 
@@ -797,24 +798,15 @@ impl Store {
         self.write(|tx| {
             let t = now();
             let mut report = RecoveryReport::default();
-            let ids: Vec<String> = {
-                let mut stmt =
-                    tx.prepare("SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid")?;
-                let rows = stmt.query_map([], |r| r.get(0))?;
-                rows.collect::<rusqlite::Result<_>>()?
-            };
+            let ids: Vec<String> = select_all(tx, "SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid", [], |r| r.get(0))?;
             for id in ids {
                 let id = FaxId(id);
-                let open: Vec<(Attempt, bool)> = {
-                    let mut stmt = tx.prepare(&format!(
+                let open: Vec<(Attempt, bool)> = select_all(tx, &format!(
                         "SELECT {ATTEMPT_COLUMNS}, last_page_sent FROM attempts
                          WHERE fax_id = ?1 AND ended IS NULL"
-                    ))?;
-                    let rows = stmt.query_map([id.as_str()], |r| {
+                    ), [id.as_str()], |r| {
                         Ok((attempt_from_row(r)?, r.get::<_, bool>(16)?))
                     })?;
-                    rows.collect::<rusqlite::Result<_>>()?
-                };
                 // One verdict per job, the surest first: delivered if any of
                 // its open attempts got every page confirmed, unconfirmed if
                 // one sent its last page, else sent again.
@@ -874,15 +866,12 @@ impl Store {
                     }
                 }
             }
-            {
-                let mut stmt = tx.prepare(
-                    "SELECT id FROM faxes WHERE status = 'attaching_files' ORDER BY rowid",
-                )?;
-                let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-                for id in rows {
-                    report.attaching.push(FaxId(id?));
-                }
-            }
+            report.attaching = select_all(
+                tx,
+                "SELECT id FROM faxes WHERE status = 'attaching_files' ORDER BY rowid",
+                [],
+                |r| Ok(FaxId(r.get(0)?)),
+            )?;
             // With foreign keys on there are none; a database edited with
             // them off could have some.
             report.orphan_documents = tx.execute(
@@ -955,9 +944,12 @@ pub(super) fn release_window_holds(tx: &Transaction<'_>, faxbox: &FaxboxId) -> R
 /// Open attempts as (fax, attempt number): the calls whose fax images in
 /// the spool are still in use.
 pub(super) fn open_attempts(conn: &Connection) -> Result<Vec<(FaxId, u32)>> {
-    let mut stmt = conn.prepare("SELECT fax_id, number FROM attempts WHERE ended IS NULL")?;
-    let rows = stmt.query_map([], |r| Ok((FaxId(r.get(0)?), r.get(1)?)))?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    select_all(
+        conn,
+        "SELECT fax_id, number FROM attempts WHERE ended IS NULL",
+        [],
+        |r| Ok((FaxId(r.get(0)?), r.get(1)?)),
+    )
 }
 
 fn status_word(fax: &Fax) -> &'static str {
@@ -1076,6 +1068,22 @@ pub(super) fn insert_fax(tx: &Transaction<'_>, fax: &Fax) -> Result<()> {
     Ok(())
 }
 
+/// Writes a new job of an account that exists, with its documents, each
+/// sealed with `key`: what every way a fax is sent in commits.
+pub(super) fn insert_job(
+    tx: &Transaction<'_>,
+    key: &DocumentKey,
+    fax: &Fax,
+    documents: &[NewDocument],
+) -> Result<()> {
+    super::ensure_account(tx, &fax.account_id)?;
+    insert_fax(tx, fax)?;
+    for doc in documents {
+        insert_document(tx, key, &fax.id, doc)?;
+    }
+    Ok(())
+}
+
 /// Stores a document of `fax`, sealed with `key` (`sealing`).
 pub(super) fn insert_document(
     tx: &Transaction<'_>,
@@ -1174,17 +1182,11 @@ impl Store {
         extra: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<()> {
         self.write(|tx| {
-            let n = tx.execute(
+            tx.execute(
                 "UPDATE faxes SET doc = json_set(doc, '$.extra', json(?2)) WHERE id = ?1",
                 params![id.as_str(), to_json(extra)],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound {
-                    kind: "fax",
-                    id: id.to_string(),
-                });
-            }
-            Ok(())
+            )
+            .changed("fax", id)
         })
     }
 
@@ -1257,6 +1259,14 @@ mod tests {
         }
     }
 
+    /// A job of `account` to `number` with no documents yet and three
+    /// tries, in `status`.
+    fn queue_job(store: &Store, account: &AccountId, number: &str, status: JobStatus) -> Fax {
+        store
+            .create_job(new_fax(account, number, 3), vec![], status)
+            .unwrap()
+    }
+
     #[test]
     fn the_dispatchers_due_query_reads_an_index_range_without_sorting() {
         let (_dir, store) = temp_store();
@@ -1327,9 +1337,7 @@ mod tests {
         let a = store.create_account("Acme", None).unwrap().id;
 
         // attaching_files -> pending -> processing -> completed
-        let f = store
-            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::AttachingFiles)
-            .unwrap();
+        let f = queue_job(&store, &a, "1", JobStatus::AttachingFiles);
         assert_eq!(
             store
                 .attach_documents(&f.id, vec![tiff_doc()])
@@ -1348,35 +1356,27 @@ mod tests {
         );
 
         // attaching_files -> failed; attaching_files -> cancelled
-        let f = store
-            .create_job(new_fax(&a, "2", 3), vec![], JobStatus::AttachingFiles)
-            .unwrap();
+        let f = queue_job(&store, &a, "2", JobStatus::AttachingFiles);
         let failed = store.fail_unsent_job(&f.id, "this PDF is damaged").unwrap();
         assert_eq!(
             (failed.status, failed.error.as_deref()),
             (Some(JobStatus::Failed), Some("this PDF is damaged"))
         );
-        let f = store
-            .create_job(new_fax(&a, "3", 3), vec![], JobStatus::AttachingFiles)
-            .unwrap();
+        let f = queue_job(&store, &a, "3", JobStatus::AttachingFiles);
         assert_eq!(
             store.cancel_job(&f.id, "by user").unwrap().status,
             Some(JobStatus::Cancelled)
         );
 
         // pending -> cancelled
-        let f = store
-            .create_job(new_fax(&a, "4", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let f = queue_job(&store, &a, "4", JobStatus::Pending);
         assert_eq!(
             store.cancel_job(&f.id, "by user").unwrap().status,
             Some(JobStatus::Cancelled)
         );
 
         // processing -> pending (retry) -> processing -> failed (no retry can fix)
-        let f = store
-            .create_job(new_fax(&a, "5", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let f = queue_job(&store, &a, "5", JobStatus::Pending);
         let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
         let retry = store
             .finish_attempt(
@@ -1409,9 +1409,7 @@ mod tests {
         assert_eq!(store.attempts(&f.id).unwrap().len(), 2);
 
         // processing -> cancelled
-        let f = store
-            .create_job(new_fax(&a, "6", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let f = queue_job(&store, &a, "6", JobStatus::Pending);
         let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
         let c = store
             .finish_attempt(
@@ -1431,18 +1429,14 @@ mod tests {
     fn cancel_of_a_job_on_a_line_is_requested_then_recorded() {
         let (_dir, store) = temp_store();
         let a = store.create_account("Acme", None).unwrap().id;
-        let waiting = store
-            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let waiting = queue_job(&store, &a, "1", JobStatus::Pending);
         assert!(store.request_cancel(&waiting.id, "by operator").unwrap());
         assert_eq!(
             store.fax(&waiting.id).unwrap().status,
             Some(JobStatus::Cancelled)
         );
 
-        let busy = store
-            .create_job(new_fax(&a, "2", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let busy = queue_job(&store, &a, "2", JobStatus::Pending);
         let (_, at) = store.claim(&busy.id, "l").unwrap().unwrap();
         assert!(!store.cancel_requested(&busy.id).unwrap());
         assert!(!store.request_cancel(&busy.id, "by operator").unwrap());
@@ -1505,9 +1499,7 @@ mod tests {
     fn illegal_transitions_are_refused_and_change_nothing() {
         let (_dir, store) = temp_store();
         let a = store.create_account("Acme", None).unwrap().id;
-        let f = store
-            .create_job(new_fax(&a, "1", 3), vec![], JobStatus::Pending)
-            .unwrap();
+        let f = queue_job(&store, &a, "1", JobStatus::Pending);
         // pending cannot take documents as if attaching, nor fail unsent.
         assert!(matches!(
             store.attach_documents(&f.id, vec![tiff_doc()]),
@@ -1572,13 +1564,7 @@ mod tests {
         let store = Store::open_data_dir(dir.path()).unwrap();
         let a = store.create_account("Acme", None).unwrap().id;
         for round in 0..20 {
-            let f = store
-                .create_job(
-                    new_fax(&a, &round.to_string(), 3),
-                    vec![],
-                    JobStatus::Pending,
-                )
-                .unwrap();
+            let f = queue_job(&store, &a, &round.to_string(), JobStatus::Pending);
             let barrier = Arc::new(Barrier::new(2));
             let winners: Vec<bool> = (0..2)
                 .map(|i| {
@@ -1608,15 +1594,9 @@ mod tests {
         let (_dir, store) = temp_store();
         let a = store.create_account("Acme", None).unwrap().id;
         let b = store.create_account("Other", None).unwrap().id;
-        let f1 = store
-            .create_job(new_fax(&a, "5550001", 3), vec![], JobStatus::Pending)
-            .unwrap();
-        let f2 = store
-            .create_job(new_fax(&b, "5550001", 3), vec![], JobStatus::Pending)
-            .unwrap();
-        let f3 = store
-            .create_job(new_fax(&a, "5550002", 3), vec![], JobStatus::AttachingFiles)
-            .unwrap();
+        let f1 = queue_job(&store, &a, "5550001", JobStatus::Pending);
+        let f2 = queue_job(&store, &b, "5550001", JobStatus::Pending);
+        let f3 = queue_job(&store, &a, "5550002", JobStatus::AttachingFiles);
         let due: Vec<FaxId> = store
             .due_jobs(now(), 10)
             .unwrap()
@@ -1742,30 +1722,41 @@ mod tests {
         assert!(!store.hold_for_window(&normal.id, t + 600).unwrap());
     }
 
+    /// A fax of two pages on a line, `pages_sent` of them confirmed: what
+    /// a stop in the middle of a call leaves for recovery.
+    fn on_a_line(
+        store: &Store,
+        account: &AccountId,
+        number: &str,
+        pages_sent: u32,
+    ) -> (Fax, Attempt) {
+        let f = store
+            .create_job(
+                new_fax(account, number, 3),
+                vec![tiff_doc()],
+                JobStatus::Pending,
+            )
+            .unwrap();
+        let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
+        let report = AttemptReport {
+            pages_sent,
+            pages_total: 2,
+            ..Default::default()
+        };
+        store
+            .update_attempt(at.id, AttemptStage::Send, &report)
+            .unwrap();
+        (f, at)
+    }
+
     #[test]
     fn recovery_after_a_crash_requeues_and_records_the_interruption() {
         let dir = tempfile::tempdir().unwrap();
         let (fax_id, other_id) = {
             let store = Store::open_data_dir(dir.path()).unwrap();
             let a = store.create_account("Acme", None).unwrap().id;
-            let f = store
-                .create_job(new_fax(&a, "1", 3), vec![tiff_doc()], JobStatus::Pending)
-                .unwrap();
-            let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
-            store
-                .update_attempt(
-                    at.id,
-                    AttemptStage::Send,
-                    &AttemptReport {
-                        pages_sent: 1,
-                        pages_total: 2,
-                        ..Default::default()
-                    },
-                )
-                .unwrap();
-            let g = store
-                .create_job(new_fax(&a, "2", 3), vec![], JobStatus::AttachingFiles)
-                .unwrap();
+            let (f, _) = on_a_line(&store, &a, "1", 1);
+            let g = queue_job(&store, &a, "2", JobStatus::AttachingFiles);
             // The process dies here: the store is dropped mid-call.
             (f.id, g.id)
         };
@@ -1801,18 +1792,7 @@ mod tests {
         let fax_id = {
             let store = Store::open_data_dir(dir.path()).unwrap();
             let a = store.create_account("Acme", None).unwrap().id;
-            let f = store
-                .create_job(new_fax(&a, "1", 3), vec![tiff_doc()], JobStatus::Pending)
-                .unwrap();
-            let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
-            let all = AttemptReport {
-                pages_sent: 2,
-                pages_total: 2,
-                ..Default::default()
-            };
-            store
-                .update_attempt(at.id, AttemptStage::Send, &all)
-                .unwrap();
+            let (f, _) = on_a_line(&store, &a, "1", 2);
             // The process dies before the call is torn down.
             f.id
         };
@@ -1844,18 +1824,7 @@ mod tests {
             let a = store.create_account("Acme", None).unwrap().id;
             let mut open = Vec::new();
             for number in ["1", "2"] {
-                let f = store
-                    .create_job(new_fax(&a, number, 3), vec![tiff_doc()], JobStatus::Pending)
-                    .unwrap();
-                let (_, at) = store.claim(&f.id, "loopback").unwrap().unwrap();
-                let first_confirmed = AttemptReport {
-                    pages_sent: 1,
-                    pages_total: 2,
-                    ..Default::default()
-                };
-                store
-                    .update_attempt(at.id, AttemptStage::Send, &first_confirmed)
-                    .unwrap();
+                let (f, at) = on_a_line(&store, &a, number, 1);
                 open.push((f.id, at.id));
             }
             // The first sent its last page; the process dies before the far

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use rusqlite::params;
 
-use super::{Result, Store};
+use super::{Result, Store, select_all};
 use crate::model::now;
 
 impl Store {
@@ -23,9 +23,12 @@ impl Store {
     /// The names of the paused lines.
     pub fn paused_lines(&self) -> Result<BTreeSet<String>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare("SELECT name FROM line_state WHERE paused = 1")?;
-            let rows = stmt.query_map([], |r| r.get(0))?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            select_all(
+                conn,
+                "SELECT name FROM line_state WHERE paused = 1",
+                [],
+                |r| r.get(0),
+            )
         })
     }
 }

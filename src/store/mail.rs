@@ -4,7 +4,7 @@
 use rusqlite::params;
 
 use super::sealing::{DocumentKey, KeyError, Row};
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, select_all};
 use crate::model::{AccountId, FaxId, UnixTime, now};
 
 /// A message waiting to be delivered.
@@ -111,24 +111,25 @@ impl Store {
     /// others are still due. A missing or wrong key fails them all.
     pub fn due_mail(&self, at: UnixTime, limit: u32) -> Result<DueMail> {
         let rows: Vec<(QueuedMail, bool)> = self.read(|conn| {
-            let mut stmt = conn.prepare(
+            select_all(
+                conn,
                 "SELECT id, account_id, recipients, message, attempts, last_error, sealed
                  FROM mail_queue
                  WHERE sent_at IS NULL AND failed_at IS NULL AND due_at <= ?1
                  ORDER BY due_at, id LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![at, limit], |r| {
-                let mail = QueuedMail {
-                    id: r.get(0)?,
-                    account_id: r.get::<_, Option<String>>(1)?.map(AccountId),
-                    recipients: super::json_column(r, 2)?,
-                    message: r.get(3)?,
-                    attempts: r.get(4)?,
-                    last_error: r.get(5)?,
-                };
-                Ok((mail, r.get(6)?))
-            })?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+                params![at, limit],
+                |r| {
+                    let mail = QueuedMail {
+                        id: r.get(0)?,
+                        account_id: r.get::<_, Option<String>>(1)?.map(AccountId),
+                        recipients: super::json_column(r, 2)?,
+                        message: r.get(3)?,
+                        attempts: r.get(4)?,
+                        last_error: r.get(5)?,
+                    };
+                    Ok((mail, r.get(6)?))
+                },
+            )
         })?;
         let mut due = DueMail::default();
         for (mut mail, sealed) in rows {

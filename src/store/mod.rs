@@ -67,6 +67,9 @@ use crate::model::{AccountId, FieldError};
 /// The database file inside the data dir.
 pub const DATABASE_FILE: &str = "faxbox.sqlite";
 
+/// How many prepared statements a connection keeps (rusqlite keeps 16).
+const STATEMENT_CACHE: usize = 64;
+
 /// What went wrong in the store, precise enough for callers to branch on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -218,6 +221,10 @@ impl Store {
         let mut conn = Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         // Writers wait for each other instead of failing at once.
         conn.busy_timeout(Duration::from_secs(10))?;
+        // Every list read goes through the statement cache (`select_all`):
+        // room for all of the store's statements, so the dispatcher's and
+        // the status's are not pushed out by an admin listing.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit that acknowledges intake is on disk (docs/architecture.md, invariant 1).
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -352,6 +359,45 @@ impl<T> OptionalRow<T> for rusqlite::Result<T> {
             other => other.map_err(StoreError::from),
         }
     }
+}
+
+/// Maps "the write changed no row" to a `NotFound` naming what it was for:
+/// an update or delete by id whose row is not there (or no longer in the
+/// state the write asks for).
+trait ChangedRow {
+    fn changed(self, kind: &'static str, id: impl std::fmt::Display) -> Result<()>;
+}
+
+impl ChangedRow for rusqlite::Result<usize> {
+    fn changed(self, kind: &'static str, id: impl std::fmt::Display) -> Result<()> {
+        match self? {
+            0 => Err(StoreError::NotFound {
+                kind,
+                id: id.to_string(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Every row `sql` returns for `params`, each read by `from_row`: the one
+/// way the store reads a list of rows. The statement goes through the
+/// connection's statement cache (bounded, the least recently used one
+/// leaves first), so a list read on every dispatcher pass or dashboard
+/// refresh is parsed once; collecting every row resets the statement
+/// before it goes back, so no read is left open across a commit.
+fn select_all<C, T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    from_row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> Result<C>
+where
+    C: FromIterator<T>,
+{
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, from_row)?;
+    Ok(rows.collect::<rusqlite::Result<C>>()?)
 }
 
 /// Decodes a text column into a domain enum, as a SQL conversion error when

@@ -14,7 +14,7 @@
 use rusqlite::params;
 use serde::Serialize;
 
-use super::{Result, Store};
+use super::{Result, Store, select_all};
 use crate::model::{AccountId, FaxId, UnixTime};
 
 /// A fax's status in which the purge may touch it.
@@ -154,14 +154,15 @@ impl Store {
             ""
         };
         self.read(|conn| {
-            let mut stmt = conn.prepare(&format!(
-                "SELECT id FROM faxes WHERE account_id = ?1 AND modified < ?2 AND {FINISHED}
+            select_all(
+                conn,
+                &format!(
+                    "SELECT id FROM faxes WHERE account_id = ?1 AND modified < ?2 AND {FINISHED}
                  {documents} ORDER BY modified, id"
-            ))?;
-            let ids = stmt
-                .query_map(params![account.as_str(), before], |r| Ok(FaxId(r.get(0)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            Ok(ids)
+                ),
+                params![account.as_str(), before],
+                |r| Ok(FaxId(r.get(0)?)),
+            )
         })
     }
 
@@ -193,6 +194,24 @@ impl Store {
         Ok(())
     }
 
+    /// How many rows of `table` a purge deleting those `filter` picks for
+    /// (account, before) would remove: what a dry run reports.
+    fn count_purgeable(
+        &self,
+        table: &str,
+        filter: &str,
+        account: Option<&str>,
+        before: UnixTime,
+    ) -> Result<u64> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                &format!("SELECT count(*) FROM {table} WHERE {filter}"),
+                params![account, before],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+    }
+
     /// Audit entries of `account` written before `before`; with `None`,
     /// those of no account or of an account that no longer exists. The
     /// schema lets a delete through only below the time `audit_purge`
@@ -208,13 +227,7 @@ impl Store {
                 ELSE account_id = ?1 END";
         let account = account.map(AccountId::as_str);
         if dry_run {
-            return self.read(|conn| {
-                Ok(conn.query_row(
-                    &format!("SELECT count(*) FROM audit WHERE {filter}"),
-                    params![account, before],
-                    |r| r.get::<_, i64>(0),
-                )? as u64)
-            });
+            return self.count_purgeable("audit", filter, account, before);
         }
         self.write(|tx| {
             tx.execute("INSERT INTO audit_purge (before) VALUES (?1)", [before])?;
@@ -239,13 +252,7 @@ impl Store {
         let filter = "(sent_at < ?2 OR failed_at < ?2) AND account_id IS ?1";
         let account = account.map(AccountId::as_str);
         if dry_run {
-            return self.read(|conn| {
-                Ok(conn.query_row(
-                    &format!("SELECT count(*) FROM mail_queue WHERE {filter}"),
-                    params![account, before],
-                    |r| r.get::<_, i64>(0),
-                )? as u64)
-            });
+            return self.count_purgeable("mail_queue", filter, account, before);
         }
         self.write(|tx| {
             Ok(tx.execute(

@@ -25,7 +25,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use super::{Result, Store, StoreError};
+use super::{Result, Store, StoreError, select_all};
 
 /// The key file's name in the data dir when the configuration names none.
 pub const KEY_FILE: &str = "document.key";
@@ -415,20 +415,24 @@ impl Store {
         let key = self.key()?;
         loop {
             let (documents, mails) = self.write(|tx| {
-                let documents: Vec<(String, Vec<u8>)> = tx
-                    .prepare("SELECT id, data FROM documents WHERE sealed = 0 LIMIT ?1")?
-                    .query_map([BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
+                let documents: Vec<(String, Vec<u8>)> = select_all(
+                    tx,
+                    "SELECT id, data FROM documents WHERE sealed = 0 LIMIT ?1",
+                    [BATCH],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 for (id, data) in &documents {
                     tx.execute(
                         "UPDATE documents SET data = ?2, sealed = 1 WHERE id = ?1",
                         params![id, key.seal(Row::Document(id), data)],
                     )?;
                 }
-                let mails: Vec<(i64, Vec<u8>)> = tx
-                    .prepare("SELECT id, message FROM mail_queue WHERE sealed = 0 LIMIT ?1")?
-                    .query_map([BATCH], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<rusqlite::Result<_>>()?;
+                let mails: Vec<(i64, Vec<u8>)> = select_all(
+                    tx,
+                    "SELECT id, message FROM mail_queue WHERE sealed = 0 LIMIT ?1",
+                    [BATCH],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 for (id, message) in &mails {
                     tx.execute(
                         "UPDATE mail_queue SET message = ?2, sealed = 1 WHERE id = ?1",

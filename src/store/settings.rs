@@ -516,6 +516,17 @@ impl Store {
         }))
     }
 
+    /// A box-wide limit (sessions, seconds), read at each use so that a
+    /// change applies at once; at least 1. When the store cannot be read
+    /// now it is the built-in default: a busy or failing disk must not
+    /// stop mail intake or a call on its own.
+    pub fn system_limit(&self, key: &str) -> u64 {
+        let built_in = || find(key).map_or(1, |s| s.default_value().as_i64().unwrap_or(1));
+        self.setting_i64(None, key)
+            .unwrap_or_else(|_| built_in())
+            .max(1) as u64
+    }
+
     pub fn setting_bool(&self, account: Option<&AccountId>, key: &str) -> Result<bool> {
         Ok(self.setting(account, key)?.value.as_bool().unwrap_or(false))
     }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::{OptionalRow, Result, Store, mail::queue_mail, to_json};
+use super::{OptionalRow, Result, Store, mail::queue_mail, select_all, to_json};
 use crate::model::{AccountId, FaxboxId, UnixTime, new_id, now};
 
 /// One refused email, with Kazoo's field names.
@@ -114,16 +114,14 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<SmtpLogEntry>> {
         self.read(|conn| {
-            let mut stmt = conn.prepare(
+            select_all(
+                conn,
                 "SELECT id, doc, created FROM smtp_log WHERE account_id = ?1
                  AND (?2 IS NULL OR faxbox_id = ?2)
                  ORDER BY created DESC, rowid DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(
                 params![account.as_str(), faxbox.map(FaxboxId::as_str), limit],
                 entry_from_row,
-            )?;
-            Ok(rows.collect::<rusqlite::Result<_>>()?)
+            )
         })
     }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::params;
 
-use super::{Result, Store, parse_column};
+use super::{Result, Store, parse_column, select_all};
 use crate::model::{AccountId, AttemptStage, FaxId, UnixTime};
 
 /// A fax being sent now: its open attempt.
@@ -125,37 +125,36 @@ impl Store {
             ..BoxSnapshot::default()
         };
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(CALLS)?;
-            snap.calls = stmt
-                .query_map([&only], |r| {
-                    Ok(CallSnapshot {
-                        fax_id: FaxId(r.get(0)?),
-                        account_id: AccountId(r.get(1)?),
-                        to_number: r.get(2)?,
-                        line: r.get(3)?,
-                        attempt: r.get(4)?,
-                        started: r.get(5)?,
-                        stage: parse_column(r, 6)?,
-                        pages_sent: r.get(7)?,
-                        pages_total: r.get(8)?,
-                        bit_rate: r.get(9)?,
-                        ecm: r.get(10)?,
-                        remote_station_id: r.get(11)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            snap.calls = select_all(conn, CALLS, [&only], |r| {
+                Ok(CallSnapshot {
+                    fax_id: FaxId(r.get(0)?),
+                    account_id: AccountId(r.get(1)?),
+                    to_number: r.get(2)?,
+                    line: r.get(3)?,
+                    attempt: r.get(4)?,
+                    started: r.get(5)?,
+                    stage: parse_column(r, 6)?,
+                    pages_sent: r.get(7)?,
+                    pages_total: r.get(8)?,
+                    bit_rate: r.get(9)?,
+                    ecm: r.get(10)?,
+                    remote_station_id: r.get(11)?,
+                })
+            })?;
 
-            let mut stmt =
-                conn.prepare("SELECT name, COALESCE(reason, '') FROM line_state WHERE paused = 1")?;
-            snap.paused = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+            snap.paused = select_all(
+                conn,
+                "SELECT name, COALESCE(reason, '') FROM line_state WHERE paused = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
 
-            let mut stmt =
-                conn.prepare("SELECT id, name FROM accounts WHERE ?1 IS NULL OR id = ?1")?;
-            let accounts: Vec<(String, String)> = stmt
-                .query_map([&only], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
+            let accounts: Vec<(String, String)> = select_all(
+                conn,
+                "SELECT id, name FROM accounts WHERE ?1 IS NULL OR id = ?1",
+                [&only],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
             for (id, name) in accounts {
                 snap.queues.insert(
                     AccountId(id),
@@ -177,25 +176,22 @@ impl Store {
 
             // The latest faxes: what a sent fax's last attempt ended with
             // (its error when it never got a line), or how a reception went.
-            let mut stmt = conn.prepare_cached(RECENT)?;
-            snap.recent = stmt
-                .query_map(params![only, RECENT_LIMIT], |r| {
-                    Ok(RecentFax {
-                        fax_id: FaxId(r.get(0)?),
-                        account_id: AccountId(r.get(1)?),
-                        folder: r.get(2)?,
-                        status: r.get(3)?,
-                        number: r.get(4)?,
-                        pages: r.get(5)?,
-                        attempts: r.get(6)?,
-                        retries: r.get(7)?,
-                        document: r.get(8)?,
-                        last_result: r.get::<_, Option<String>>(9)?.filter(|t| !t.is_empty()),
-                        created: r.get(10)?,
-                        modified: r.get(11)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            snap.recent = select_all(conn, RECENT, params![only, RECENT_LIMIT], |r| {
+                Ok(RecentFax {
+                    fax_id: FaxId(r.get(0)?),
+                    account_id: AccountId(r.get(1)?),
+                    folder: r.get(2)?,
+                    status: r.get(3)?,
+                    number: r.get(4)?,
+                    pages: r.get(5)?,
+                    attempts: r.get(6)?,
+                    retries: r.get(7)?,
+                    document: r.get(8)?,
+                    last_result: r.get::<_, Option<String>>(9)?.filter(|t| !t.is_empty()),
+                    created: r.get(10)?,
+                    modified: r.get(11)?,
+                })
+            })?;
             Ok(())
         })?;
         Ok(snap)
@@ -377,18 +373,21 @@ fn waiting_by(
     account: &AccountId,
     now: UnixTime,
 ) -> Result<Vec<RetrySnapshot>> {
-    let mut stmt = conn.prepare_cached(sql)?;
-    let rows = stmt.query_map(params![account.as_str(), RETRY_LIST_LIMIT, now], |r| {
-        Ok(RetrySnapshot {
-            fax_id: FaxId(r.get(0)?),
-            to_number: r.get(1)?,
-            attempts: r.get(2)?,
-            retries: r.get(3)?,
-            next_attempt: r.get(4)?,
-            last_cause: r.get(5)?,
-        })
-    })?;
-    Ok(rows.collect::<rusqlite::Result<_>>()?)
+    select_all(
+        conn,
+        sql,
+        params![account.as_str(), RETRY_LIST_LIMIT, now],
+        |r| {
+            Ok(RetrySnapshot {
+                fax_id: FaxId(r.get(0)?),
+                to_number: r.get(1)?,
+                attempts: r.get(2)?,
+                retries: r.get(3)?,
+                next_attempt: r.get(4)?,
+                last_cause: r.get(5)?,
+            })
+        },
+    )
 }
 
 /// Fails unless `fax_counts` holds, for every account, folder, status and
@@ -398,8 +397,7 @@ pub(super) fn assert_counts_agree(store: &Store) {
     let read = |sql: &str| {
         store
             .read(|conn| {
-                let mut stmt = conn.prepare(sql)?;
-                let rows = stmt.query_map([], |r| {
+                select_all::<Vec<_>, _>(conn, sql, [], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
@@ -407,8 +405,7 @@ pub(super) fn assert_counts_agree(store: &Store) {
                         r.get::<_, bool>(3)?,
                         r.get::<_, i64>(4)?,
                     ))
-                })?;
-                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                })
             })
             .unwrap()
     };

@@ -329,21 +329,13 @@ impl FreeSwitchLine {
         claim: ChannelClaim,
         progress: ProgressSink,
     ) -> Result<Call, LineError> {
-        let call_id = planned.fax.call_id.clone();
-        let to_number = planned.fax.to_number.clone();
-        let hang_up = HangUp::default();
-        let requested = hang_up.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("fs-{call_id}"))
-            .spawn(move || planned.run(claim, progress, requested))
-            .map_err(|e| LineError::Internal(format!("cannot start the call's thread: {e}")))?;
-        Ok(Call::new(
-            call_id,
+        Call::spawn(
+            format!("fs-{}", planned.fax.call_id),
+            planned.fax.call_id.clone(),
             self.name.clone(),
-            to_number,
-            thread,
-            hang_up,
-        ))
+            planned.fax.to_number.clone(),
+            move |hang_up| planned.run(claim, progress, hang_up),
+        )
     }
 }
 
@@ -385,7 +377,7 @@ impl PlannedCall {
         progress(CallProgress::Dialling);
         let keys = [self.track.channel.clone(), self.track.job.clone()];
         let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut signals = node.follow(&key_refs);
+        let signals = node.follow(&key_refs);
         let mut answered_at = None;
         // In http mode, FreeSWITCH first fetches the fax on its own (no
         // call yet): a file proxy it cannot reach is found before a real
@@ -396,7 +388,7 @@ impl PlannedCall {
                 .map(|()| node.command(command).map(drop)),
             None => Ok(Ok(())),
         };
-        let outcome = match sent {
+        let followed = match sent {
             Err(cannot_fetch) => Err(cannot_fetch),
             // FreeSWITCH read the originate and refused it.
             Ok(Err(EslError::CommandFailed { reply, .. })) => Err(LineError::Rejected(format!(
@@ -404,29 +396,19 @@ impl PlannedCall {
             ))),
             // The connection went with the originate: FreeSWITCH may have
             // read it and placed the call all the same.
-            Ok(Err(e)) => match self.find_again(&node, &key_refs, &e.to_string()) {
-                Ok(found) => {
-                    signals = found;
-                    self.follow_call(
-                        &node,
-                        &key_refs,
-                        signals,
-                        &mut progress,
-                        &hang_up,
-                        &mut answered_at,
-                    )
-                }
-                Err(e) => Err(e),
-            },
-            Ok(Ok(())) => self.follow_call(
+            Ok(Err(e)) => self.find_again(&node, &key_refs, &e.to_string()),
+            Ok(Ok(())) => Ok(signals),
+        };
+        let outcome = followed.and_then(|signals| {
+            self.follow_call(
                 &node,
                 &key_refs,
                 signals,
                 &mut progress,
                 &hang_up,
                 &mut answered_at,
-            ),
-        };
+            )
+        });
         node.forget(&key_refs);
         drop(claim);
         let fax = self.track.report().map(|r| r.outcome());

@@ -36,7 +36,7 @@ use self::at::{AtError, AtPort, CAN, ResultCode};
 use self::driver::{Driver, DriverError, DriverEvent, Start};
 use super::{
     AttemptResult, Call, CallProgress, HangUp, Inbound, IncomingCall, Line, LineError, OutgoingFax,
-    ProgressSink, ReceivedFax,
+    ProgressSink, ReceivedFax, check_call_id,
 };
 
 pub use rig::{Behaviour, FarCall, FlowStats, Party, SoftModems};
@@ -282,18 +282,7 @@ impl Line for ModemLine {
     }
 
     fn send(&self, fax: OutgoingFax, progress: ProgressSink) -> Result<Call, LineError> {
-        let valid_id = !fax.call_id.is_empty()
-            && fax.call_id.len() <= 64
-            && fax
-                .call_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid_id {
-            return Err(LineError::Settings(format!(
-                "call id {:?}: use 1 to 64 letters, digits, '-', '_' or '.'",
-                fax.call_id
-            )));
-        }
+        check_call_id(&fax.call_id)?;
         let number: String = fax
             .to_number
             .chars()
@@ -345,26 +334,18 @@ impl Line for ModemLine {
                 why,
             });
         };
-        let call_id = fax.call_id.clone();
-        let to_number = fax.to_number.clone();
-        let hang_up = HangUp::default();
-        let requested = hang_up.clone();
-        let thread = std::thread::Builder::new()
-            .name(format!("modem-{call_id}"))
-            .spawn(move || {
+        Call::spawn(
+            format!("modem-{}", fax.call_id),
+            fax.call_id.clone(),
+            self.shared.name.clone(),
+            fax.to_number.clone(),
+            move |hang_up| {
                 let (result, port) =
-                    send_call(&shared, port, fax, number, document, progress, requested);
+                    send_call(&shared, port, fax, number, document, progress, hang_up);
                 give_back(&shared, port);
                 result
-            })
-            .map_err(|e| LineError::Internal(format!("cannot start the call's thread: {e}")))?;
-        Ok(Call::new(
-            call_id,
-            self.shared.name.clone(),
-            to_number,
-            thread,
-            hang_up,
-        ))
+            },
+        )
     }
 
     fn set_inbound(&self, inbound: Arc<dyn Inbound>) {
