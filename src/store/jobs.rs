@@ -798,15 +798,22 @@ impl Store {
         self.write(|tx| {
             let t = now();
             let mut report = RecoveryReport::default();
-            let ids: Vec<String> = select_all(tx, "SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid", [], |r| r.get(0))?;
+            let ids: Vec<FaxId> = select_all(
+                tx,
+                "SELECT id FROM faxes WHERE status = 'processing' ORDER BY rowid",
+                [],
+                |r| Ok(FaxId(r.get(0)?)),
+            )?;
             for id in ids {
-                let id = FaxId(id);
-                let open: Vec<(Attempt, bool)> = select_all(tx, &format!(
+                let open: Vec<(Attempt, bool)> = select_all(
+                    tx,
+                    &format!(
                         "SELECT {ATTEMPT_COLUMNS}, last_page_sent FROM attempts
                          WHERE fax_id = ?1 AND ended IS NULL"
-                    ), [id.as_str()], |r| {
-                        Ok((attempt_from_row(r)?, r.get::<_, bool>(16)?))
-                    })?;
+                    ),
+                    [id.as_str()],
+                    |r| Ok((attempt_from_row(r)?, r.get::<_, bool>(16)?)),
+                )?;
                 // One verdict per job, the surest first: delivered if any of
                 // its open attempts got every page confirmed, unconfirmed if
                 // one sent its last page, else sent again.

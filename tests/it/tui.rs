@@ -138,6 +138,16 @@ impl Drop for Tmux {
     }
 }
 
+/// The shell line that starts `faxbox serve --tui` on the config and data
+/// dir in `dir`.
+fn serve_tui(dir: &std::path::Path) -> String {
+    format!(
+        "cd {} && {} --config faxbox.toml --data-dir data serve --tui",
+        dir.display(),
+        crate::harness::faxbox_bin().display()
+    )
+}
+
 fn pdf(text: &str) -> Document {
     Document {
         name: "letter.pdf".into(),
@@ -265,15 +275,7 @@ fn serve_tui_shows_the_dashboard_with_the_log_in_its_pane_and_q_stops_the_box() 
          [[line]]\nname = \"loopback\"\ntype = \"loopback\"\nchannels = 1\n",
     )
     .unwrap();
-    let tmux = Tmux::start(
-        "test-serve",
-        (100, 44),
-        &format!(
-            "cd {} && {} --config faxbox.toml --data-dir data serve --tui",
-            dir.path().display(),
-            crate::harness::faxbox_bin().display()
-        ),
-    );
+    let tmux = Tmux::start("test-serve", (100, 44), &serve_tui(dir.path()));
     // The log (the banner, then the appliance's own lines) is in its pane,
     // and nothing was written over the dashboard: its title is still the
     // first line.
@@ -469,15 +471,7 @@ fn serve_tui_on_sigterm_with_a_call_on_the_line_exits_within_the_grace_and_five_
         ),
     )
     .unwrap();
-    let tmux = Tmux::start(
-        "test-serve-term",
-        (220, 50),
-        &format!(
-            "cd {} && {} --config faxbox.toml --data-dir data serve --tui",
-            dir.path().display(),
-            crate::harness::faxbox_bin().display()
-        ),
-    );
+    let tmux = Tmux::start("test-serve-term", (220, 50), &serve_tui(dir.path()));
     let screen = tmux.wait_for(
         &["Faxbox | live", "INFO faxbox is running"],
         Duration::from_secs(60),
