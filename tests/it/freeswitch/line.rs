@@ -624,6 +624,7 @@ fn a_fax_whose_calls_keep_being_lost_ends_failed_instead_of_looping() {
 fn a_hang_up_request_ends_the_call_through_uuid_kill() {
     let dir = tempfile::tempdir().unwrap();
     let fs = StandIn::start(PASSWORD, &dir.path().join("far"));
+    fs.set("5551234", FarEnd::WaitsForHangUpAfterFirstPage);
     let proxy = file_proxy();
     let line = start_line(config(&[(&fs, 1)], PASSWORD), &proxy, dir.path());
     wait_up(&line);

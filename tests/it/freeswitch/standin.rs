@@ -50,6 +50,10 @@ pub enum FarEnd {
     /// an attempt it did not see end), as a real far end keeps a call up
     /// while Faxbox is killed and started again; then it goes on.
     HoldsAfterFirstPage,
+    /// The call waits after the first page until Faxbox kills the channel
+    /// (or 20 s pass), so a hang-up always lands mid-document however fast
+    /// the simulated wire runs.
+    WaitsForHangUpAfterFirstPage,
     /// The number does not exist (`-ERR UNALLOCATED_NUMBER`).
     Unallocated,
     /// FreeSWITCH is shut down gracefully once the first page is sent: it
@@ -865,7 +869,7 @@ fn send_document(
                 FaxEvent::Negotiated(n) => report_tx_negotiation(state, w, ch, ident, &n),
                 FaxEvent::PageDone(p) => {
                     report_tx_page(state, w, ch, total, &p);
-                    match far_end_after_page(state, w, far_end, p.page) {
+                    match far_end_after_page(state, w, far_end, p.page, kill) {
                         AfterPage::GoesOn => {}
                         AfterPage::ShutsDown => {
                             let mut o = empty_outcome(faxbox::lines::T30Code::CallDropped);
@@ -996,8 +1000,21 @@ enum AfterPage {
     SocketClosed,
 }
 
-fn far_end_after_page(state: &State, w: &Writer, far_end: &FarEnd, page: u32) -> AfterPage {
+fn far_end_after_page(
+    state: &State,
+    w: &Writer,
+    far_end: &FarEnd,
+    page: u32,
+    kill: &AtomicBool,
+) -> AfterPage {
     match far_end {
+        FarEnd::WaitsForHangUpAfterFirstPage if page == 1 => {
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while !kill.load(Ordering::Acquire) && std::time::Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            AfterPage::GoesOn
+        }
         FarEnd::CutsConnectionsMidCall if page == 1 => {
             cut_connections_until_login(state);
             AfterPage::GoesOn
