@@ -635,7 +635,13 @@ fn accounts_md_child_accounts_are_made_changed_listed_and_removed() {
         None,
         Some(json!({"data": {"api_key": key}})),
     );
-    assert_eq!(r.json()["data"]["account_id"], id.as_str());
+    assert_eq!(
+        r.json()["data"]["account_id"],
+        id.as_str(),
+        "{} {:?}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
     let r = b.call(
         "GET",
         &format!("/v2/accounts/{id}/api_key"),

@@ -64,49 +64,13 @@ where
     R: Read,
 {
     fn drop(&mut self) {
-        let mut remaining_to_read = self.size;
-
         // Faxbox patch: the unread rest of a body (a request refused before
-        // its body was read) is skipped through a fixed buffer, and only up
-        // to 64 MiB and 10 seconds, so that the connection can carry the
-        // client's next request. Upstream allocated a buffer of the whole
-        // rest as the client declared it: `Content-Length: 1099511627776`
-        // asked for a terabyte. Past the bounds the rest is left unread;
-        // the connection's next request is then read from where this one
-        // stopped, which is no request line (answered 400 and closed).
-        const MAX_SKIPPED: usize = 64 * 1024 * 1024;
-        const MAX_SKIP_TIME: std::time::Duration = std::time::Duration::from_secs(10);
-        if remaining_to_read > MAX_SKIPPED {
-            self.last_read_signal
-                .send(Err(std::io::Error::other("request body left unread")))
-                .ok();
-            return;
-        }
-        let started = std::time::Instant::now();
-        let mut buf = [0u8; 8 * 1024];
-        while remaining_to_read > 0 {
-            if started.elapsed() > MAX_SKIP_TIME {
-                self.last_read_signal
-                    .send(Err(std::io::Error::other("request body left unread")))
-                    .ok();
-                return;
-            }
-            let buf = &mut buf[..remaining_to_read.min(8 * 1024)];
-
-            match self.reader.read(buf) {
-                Err(e) => {
-                    self.last_read_signal.send(Err(e)).ok();
-                    break;
-                }
-                Ok(0) => {
-                    self.last_read_signal.send(Ok(())).ok();
-                    break;
-                }
-                Ok(other) => {
-                    remaining_to_read -= other;
-                }
-            }
-        }
+        // its body was read) is skipped through a fixed buffer, bounded in
+        // size and time (`util/unread_body.rs`). Upstream allocated a buffer
+        // of the whole rest as the client declared it:
+        // `Content-Length: 1099511627776` asked for a terabyte.
+        let outcome = super::skip_unread(&mut self.reader, Some(self.size));
+        self.last_read_signal.send(outcome).ok();
     }
 }
 
