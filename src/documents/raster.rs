@@ -141,12 +141,27 @@ pub(crate) enum Tones {
     /// it touches (a one-pixel rule of the scan, shrunk and split over two
     /// fax rows) still prints one pixel wide where Ghostscript drops it:
     /// its darkest pixel across the rule prints from `ridge` on, when no
-    /// solid pixel beside it already carries the rule.
+    /// solid pixel beside it already carries the rule. A dot smaller than
+    /// a fax pixel (a dotted form line's) prints its darkest pixel, and
+    /// two pixels wide when its ink spreads over two in its row, as
+    /// Ghostscript draws it.
     LineArt { ridge: u8 },
 }
 
 /// Half a pixel's ink: the line-art cut for solid marks.
 const HALF_INKED: u8 = 128;
+
+/// How much lighter than the lighter of its two neighbours along a thin
+/// rule a pixel of the rule's ridge may be. A rule's ink is even along it;
+/// a pixel much lighter than one of its neighbours along the supposed rule
+/// is on the slope of a dot (a shrunk dot of a dotted line is darkest in
+/// both directions, and its lighter neighbours are each the darkest across
+/// one direction): without this the dot printed as an L of three pixels,
+/// Ghostscript's as one or two.
+const RIDGE_SLOPE: u16 = 24;
+
+/// A quarter of a pixel's ink: beside a one-row mark, the line-art cut.
+const QUARTER_INKED: u8 = 191;
 
 impl Tones {
     /// Line art for a scan drawn at `shrink` of its own resolution (0.65
@@ -233,8 +248,8 @@ fn luma(p: &[u8]) -> u8 {
 }
 
 /// `Tones::LineArt`: solid marks from half ink, thin rules by their
-/// darkest pixel. Works on three rows of luma at a time; outside the page
-/// is paper.
+/// darkest pixel, one-row dots two wide from a quarter ink. Works on three
+/// rows of luma at a time; outside the page is paper.
 fn line_art_rgba_into(rgba: &[u8], page: &mut BitPage, ridge: u8) {
     page.rows.fill(0);
     let (w, h) = (page.width as usize, page.height as usize);
@@ -263,12 +278,29 @@ fn line_art_rgba_into(rgba: &[u8], page: &mut BitPage, ridge: u8) {
             // A light pixel beside a solid one is the edge of a stroke,
             // which the solid pixels draw. Otherwise it is part of a thin
             // rule when it is the darkest across the rule (of two equal
-            // pixels, the first one prints, so the rule stays one pixel).
+            // pixels, the first one prints, so the rule stays one pixel)
+            // and about as dark as its neighbours along it.
+            let even_along = |a: u8, b: u8| u16::from(v) <= u16::from(a.min(b)) + RIDGE_SLOPE;
             let thin_rule = || {
                 [up, down, left, right].iter().all(|&n| n >= HALF_INKED)
-                    && ((v < up && v <= down) || (v < left && v <= right))
+                    && ((v < up && v <= down && even_along(left, right))
+                        || (v < left && v <= right && even_along(up, down)))
             };
-            if solid || thin_rule() {
+            // The exception to clean edges: a solid pixel of a one-row
+            // mark (a dot of a dotted form line, shrunk from the scan)
+            // takes its neighbour in the row from a quarter ink on. Such a
+            // dot then prints two pixels wide where its ink spreads over
+            // two, as Ghostscript draws it, rather than one; and G4 codes a
+            // black run of two in fewer bits than a run of one (T.4 table
+            // 3), so the page is smaller too. Strokes (solid above or
+            // below) keep their clean edges.
+            let one_row_mark =
+                |n: usize| here[n] < HALF_INKED && above[n] >= HALF_INKED && below[n] >= HALF_INKED;
+            let beside_a_dot = || {
+                v < QUARTER_INKED
+                    && ((x > 0 && one_row_mark(x - 1)) || (x + 1 < w && one_row_mark(x + 1)))
+            };
+            if solid || thin_rule() || beside_a_dot() {
                 dst[x / 8] |= 0x80 >> (x % 8);
             }
         }
@@ -521,6 +553,44 @@ mod tests {
         assert!(printed(1) == n || printed(2) == n, "on one row");
         assert_eq!(printed(5), 0, "the stroke's light edge");
         assert_eq!(printed(6), n, "the stroke");
+    }
+
+    /// A shrunk dot of a dotted line, its ink spread over a few pixels:
+    /// when one pixel is solid and its neighbour in the row a third inked,
+    /// both print (Ghostscript's two-pixel dot); a faint dot prints its
+    /// darkest pixel only, not the L of pixels that are each the darkest
+    /// across one direction. A stroke's side edge stays white.
+    #[test]
+    fn line_art_draws_dots_as_ghostscript_does_and_keeps_stroke_edges() {
+        let (w, h) = (40u32, 9u32);
+        let mut grey = vec![255u8; (w * h) as usize];
+        let mut ink = |x: u32, y: u32, v: u8| grey[(y * w + x) as usize] = v;
+        // A dot: solid, a third inked to its right, a little below.
+        ink(5, 2, 60);
+        ink(6, 2, 170);
+        ink(5, 3, 225);
+        // A faint dot: nothing solid, a ridge either way around (10, 2).
+        ink(10, 2, 150);
+        ink(11, 2, 175);
+        ink(10, 3, 175);
+        ink(11, 3, 200);
+        // A vertical stroke three rows tall with a third-inked right edge.
+        for y in 5..8 {
+            ink(20, y, 0);
+            ink(21, y, 170);
+        }
+        let rgba: Vec<u8> = grey.iter().flat_map(|&v| [v, v, v, 255]).collect();
+        let mut art = BitPage::new(w, h, 204.0, 196.0);
+        binarize_rgba_into(&rgba, &mut art, Tones::line_art(0.68));
+        let printed: Vec<(u32, u32)> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x, y)))
+            .filter(|&(x, y)| art.get(x, y))
+            .collect();
+        assert_eq!(
+            printed,
+            [(5, 2), (6, 2), (10, 2), (20, 5), (20, 6), (20, 7)],
+            "the dot two wide, the faint dot one pixel, the stroke's edge white"
+        );
     }
 
     #[test]
