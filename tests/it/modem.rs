@@ -297,7 +297,7 @@ fn a_spandsp_sender_rings_and_its_fax_reaches_the_inbox() {
         let far = r.modems.wait_finished(k + 1, Duration::from_secs(30));
         assert_eq!(far[k].outcome.as_ref().unwrap().code, T30Code::Ok);
         assert_eq!(
-            line.wait_for(Duration::from_secs(5), |s| *s == ModemState::Idle),
+            line.wait_for(Duration::from_secs(30), |s| *s == ModemState::Idle),
             ModemState::Idle
         );
     }
